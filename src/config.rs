@@ -1,0 +1,559 @@
+//! The one configuration file: typed, every key documented in `docs/configuration.md`,
+//! unknown keys refused with their path, and validated as a whole before anything binds.
+//!
+//! Loading is two steps: [`Config::from_toml`] parses (failing on the first syntax or type
+//! error, with the key path), then [`Config::validate`] checks cross-field rules and reports
+//! every problem at once. Secrets given as `*_file` are read during validation, so a
+//! validated config holds them resolved.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// A problem with one key of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Dotted key path, e.g. `components[0].secret`.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key or a wrong type.
+    #[error("{path}: {key}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Dotted key path (`.` for the document root).
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Validation found problems; all of them are listed.
+    #[error("{} problem(s) in the configuration:\n{}", .0.len(), list(.0))]
+    Invalid(Vec<ConfigProblem>),
+}
+
+fn list(problems: &[ConfigProblem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A secret value: never printed by `Debug`.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The root of the configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Identity of this node and where it keeps its data.
+    pub server: ServerConfig,
+    /// The server certificate, its key and the trust bundle it must verify against.
+    pub tls: TlsConfig,
+    /// Persistence.
+    pub store: StoreConfig,
+    /// The plain-HTTP admin listener (health, metrics).
+    pub admin: AdminConfig,
+    /// XEP-0114 components declared in the file (more can be added with
+    /// `bridgehead component add`).
+    pub components: Vec<ComponentConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// The XMPP domain users and components live under. Default `localhost`.
+    pub domain: String,
+    /// This host's fully qualified name; the server certificate must name it.
+    /// Default: the system host name.
+    pub fqdn: Option<String>,
+    /// Name of this node in affinity cookies and channel ids. Default: the host name.
+    pub node_id: Option<String>,
+    /// Directory for the SQLite store and the development PKI. Default `./data`.
+    pub data_dir: PathBuf,
+    /// Create the demo enterprise, users and component on first start. Default `false`
+    /// in a config file; `serve` without `--config` turns it on.
+    pub demo_data: bool,
+    /// How long a stop waits for connections to finish. Default 10 s.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            domain: "localhost".to_owned(),
+            fqdn: None,
+            node_id: None,
+            data_dir: PathBuf::from("./data"),
+            demo_data: false,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The configured FQDN, or the system host name.
+    pub fn fqdn(&self) -> String {
+        self.fqdn.clone().unwrap_or_else(host_name)
+    }
+
+    /// The configured node id, or the system host name.
+    pub fn node_id(&self) -> String {
+        self.node_id.clone().unwrap_or_else(host_name)
+    }
+}
+
+/// The system host name, lower-cased.
+pub fn host_name() -> String {
+    gethostname::gethostname()
+        .to_string_lossy()
+        .to_ascii_lowercase()
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Full chain (leaf first) of the server certificate, PEM. When unset, a development
+    /// PKI is generated in `<data_dir>/pki`.
+    pub cert_file: Option<PathBuf>,
+    /// The private key of the server certificate, PEM.
+    pub key_file: Option<PathBuf>,
+    /// Password of an encrypted PKCS#8 key.
+    pub key_password_file: Option<PathBuf>,
+    /// The trust bundle the server chain must verify against at start. Default: the
+    /// system roots (or the development CA with the development PKI).
+    pub trust_file: Option<PathBuf>,
+    /// Warn at start when a certificate expires within this many days. Default 30.
+    pub expiry_warn_days: u32,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert_file: None,
+            key_file: None,
+            key_password_file: None,
+            trust_file: None,
+            expiry_warn_days: 30,
+        }
+    }
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Storage backend. Only `sqlite` today.
+    pub backend: StoreBackend,
+    /// SQLite database file. Default `<data_dir>/bridgehead.sqlite3`.
+    pub path: Option<PathBuf>,
+    /// PBKDF2 iteration count for new SCRAM verifiers (at least 4096). Default 4096.
+    pub scram_iterations: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            backend: StoreBackend::Sqlite,
+            path: None,
+            scram_iterations: 4096,
+        }
+    }
+}
+
+/// Storage backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// One SQLite file (WAL mode).
+    Sqlite,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Serve the admin listener. Default `true`.
+    pub enabled: bool,
+    /// Address of the admin listener. Default `127.0.0.1:9090`; keep it private.
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            enabled: true,
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090),
+        }
+    }
+}
+
+/// What happens when a component connects while its name already has a live connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OnConflict {
+    /// The new connection wins; the old one gets the `conflict` stream error.
+    #[default]
+    Replace,
+    /// The new connection gets the `conflict` stream error.
+    Reject,
+    /// Up to `max_connections` share the name (a bridge cluster).
+    Balance,
+}
+
+impl OnConflict {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnConflict::Replace => "replace",
+            OnConflict::Reject => "reject",
+            OnConflict::Balance => "balance",
+        }
+    }
+}
+
+impl std::str::FromStr for OnConflict {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "replace" => Ok(OnConflict::Replace),
+            "reject" => Ok(OnConflict::Reject),
+            "balance" => Ok(OnConflict::Balance),
+            other => Err(format!("unknown on_conflict policy \"{other}\"")),
+        }
+    }
+}
+
+/// `[[components]]`: one XEP-0114 component.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentConfig {
+    /// The component's domain, e.g. `bridge1.example.com`.
+    pub name: String,
+    /// The shared secret (or use `secret_file`).
+    #[serde(default)]
+    pub secret: Option<Secret>,
+    /// A file whose first line is the shared secret.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// Live connections allowed under this name. Default 1.
+    #[serde(default = "one")]
+    pub max_connections: u32,
+    /// `replace` (default), `reject` or `balance`.
+    #[serde(default)]
+    pub on_conflict: OnConflict,
+    /// Seconds to hold stanzas for this component after it drops. Default 0.
+    #[serde(default)]
+    pub hold_secs: u64,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Config {
+    /// The configuration `serve` uses without `--config`: every default, plus demo data.
+    pub fn embedded() -> Self {
+        let mut config = Config::default();
+        config.server.demo_data = true;
+        config
+    }
+
+    /// Reads and parses a file (no validation).
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_toml(path, &text)
+    }
+
+    /// Parses TOML text; `path` only names the source in errors.
+    pub fn from_toml(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let deserializer = toml::Deserializer::new(text);
+        serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let key = e.path().to_string();
+            let message = e.inner().message().to_owned();
+            let at = e
+                .inner()
+                .span()
+                .map(|span| format!(" (line {})", line_of(text, span.start)))
+                .unwrap_or_default();
+            ConfigError::Parse {
+                path: path.to_owned(),
+                key,
+                message: format!("{message}{at}"),
+            }
+        })
+    }
+
+    /// Where the SQLite database lives.
+    pub fn store_path(&self) -> PathBuf {
+        self.store
+            .path
+            .clone()
+            .unwrap_or_else(|| self.server.data_dir.join("bridgehead.sqlite3"))
+    }
+
+    /// Where the development PKI lives.
+    pub fn dev_pki_dir(&self) -> PathBuf {
+        self.server.data_dir.join("pki")
+    }
+
+    /// True when no certificate is configured and the development PKI is used.
+    pub fn uses_dev_pki(&self) -> bool {
+        self.tls.cert_file.is_none()
+    }
+
+    /// Checks every cross-field rule, reads `*_file` secrets, and reports all problems.
+    pub fn validate(&mut self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let mut problem = |key: String, message: String| problems.push(ConfigProblem { key, message });
+
+        if let Err(why) = check_domain(&self.server.domain) {
+            problem("server.domain".into(), why);
+        }
+        if let Some(fqdn) = &self.server.fqdn {
+            if let Err(why) = check_domain(fqdn) {
+                problem("server.fqdn".into(), why);
+            }
+        }
+        if let Some(node_id) = &self.server.node_id {
+            if node_id.is_empty()
+                || !node_id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+            {
+                problem(
+                    "server.node_id".into(),
+                    "must be non-empty and use only letters, digits, '-', '_' and '.' (it goes \
+                     into cookies and ids)"
+                        .into(),
+                );
+            }
+        }
+        if self.server.shutdown_grace_secs == 0 {
+            problem("server.shutdown_grace_secs".into(), "must be at least 1".into());
+        }
+
+        match (&self.tls.cert_file, &self.tls.key_file) {
+            (Some(_), None) => problem("tls.key_file".into(), "required when tls.cert_file is set".into()),
+            (None, Some(_)) => problem("tls.cert_file".into(), "required when tls.key_file is set".into()),
+            _ => {}
+        }
+        for (key, file) in [
+            ("tls.cert_file", &self.tls.cert_file),
+            ("tls.key_file", &self.tls.key_file),
+            ("tls.key_password_file", &self.tls.key_password_file),
+            ("tls.trust_file", &self.tls.trust_file),
+        ] {
+            if let Some(file) = file {
+                if !file.is_file() {
+                    problem(key.into(), format!("{} is not a readable file", file.display()));
+                }
+            }
+        }
+
+        if self.store.scram_iterations < 4096 {
+            problem(
+                "store.scram_iterations".into(),
+                format!("{} is below the minimum of 4096 (RFC 7677)", self.store.scram_iterations),
+            );
+        }
+
+        let mut seen = std::collections::HashSet::new();
+        for (i, component) in self.components.iter_mut().enumerate() {
+            let key = |field: &str| format!("components[{i}].{field}");
+            if let Err(why) = check_domain(&component.name) {
+                problem(key("name"), why);
+            } else if !seen.insert(component.name.to_ascii_lowercase()) {
+                problem(key("name"), format!("\"{}\" is declared twice", component.name));
+            }
+            if component.name.eq_ignore_ascii_case(&self.server.domain) {
+                problem(key("name"), "a component cannot take the server's own domain".into());
+            }
+            match (&component.secret, &component.secret_file) {
+                (Some(_), Some(_)) => problem(key("secret"), "give either secret or secret_file, not both".into()),
+                (None, None) => problem(key("secret"), "a secret (or secret_file) is required".into()),
+                (None, Some(file)) => match read_secret_file(file) {
+                    Ok(secret) => component.secret = Some(secret),
+                    Err(why) => problem(key("secret_file"), why),
+                },
+                (Some(secret), None) if secret.expose().is_empty() => {
+                    problem(key("secret"), "must not be empty".into())
+                }
+                (Some(_), None) => {}
+            }
+            if component.max_connections == 0 {
+                problem(key("max_connections"), "must be at least 1".into());
+            }
+            if component.on_conflict == OnConflict::Balance && component.max_connections < 2 {
+                problem(
+                    key("max_connections"),
+                    "on_conflict = \"balance\" needs max_connections of 2 or more".into(),
+                );
+            }
+        }
+
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Reads a secret file: its first line, trimmed of the line ending.
+pub fn read_secret_file(path: &Path) -> Result<Secret, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let secret = text.lines().next().unwrap_or_default().trim_end().to_owned();
+    if secret.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(Secret(secret))
+}
+
+/// Checks that `name` is a plausible DNS domain (the rules XMPP domainparts follow).
+pub fn check_domain(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name.len() > 253 {
+        return Err(format!("\"{name}\" is longer than 253 characters"));
+    }
+    let valid_label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if !name.split('.').all(valid_label) {
+        return Err(format!("\"{name}\" is not a valid domain name"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(Path::new("test.toml"), text)
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_its_path() {
+        let err = parse("[server]\ndomian = \"example.com\"\n").unwrap_err();
+        match err {
+            ConfigError::Parse { key, message, .. } => {
+                assert_eq!(key, "server.domian");
+                assert!(message.contains("unknown field"), "{message}");
+                assert!(message.contains("line 2"), "{message}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_key_in_a_component_names_its_index() {
+        let err = parse("[[components]]\nname = \"b.example.com\"\nsecret = \"s\"\nmax_conns = 2\n")
+            .unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Parse { key, .. } if key == "components[0].max_conns"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn validation_reports_every_problem_at_once() {
+        let mut config = parse(
+            "[server]\ndomain = \"bad domain\"\n[tls]\ncert_file = \"/nonexistent.pem\"\n\
+             [store]\nscram_iterations = 100\n\
+             [[components]]\nname = \"b.example.com\"\n\
+             [[components]]\nname = \"b.example.com\"\nsecret = \"x\"\non_conflict = \"balance\"\n",
+        )
+        .unwrap();
+        let ConfigError::Invalid(problems) = config.validate().unwrap_err() else {
+            panic!("expected Invalid");
+        };
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        for expected in [
+            "server.domain",
+            "tls.key_file",
+            "tls.cert_file",
+            "store.scram_iterations",
+            "components[0].secret",
+            "components[1].name",
+            "components[1].max_connections",
+        ] {
+            assert!(keys.contains(&expected), "{expected} missing from {keys:?}");
+        }
+    }
+
+    #[test]
+    fn secret_file_is_read_during_validation() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        let mut config = parse(&format!(
+            "[[components]]\nname = \"bridge.example.com\"\nsecret_file = \"{}\"\n",
+            file.display()
+        ))
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.components[0].secret.as_ref().unwrap().expose(), "s3cret");
+        assert_eq!(format!("{:?}", config.components[0].secret), "Some(Secret(***))");
+    }
+}

@@ -1,0 +1,90 @@
+//! Rendering a [`Report`] for people (one line per check) and for machines (`--json`).
+
+use serde::Serialize;
+
+use super::verify::{day, Finding, Report, Status};
+use super::Certificate;
+
+/// One certificate of the path, for the JSON report.
+#[derive(Debug, Serialize)]
+pub struct PathEntry {
+    /// `leaf`, `intermediate` or `root`.
+    pub role: &'static str,
+    /// Subject DN.
+    pub subject: String,
+    /// Issuer DN.
+    pub issuer: String,
+    /// Serial number.
+    pub serial: String,
+    /// End of validity, RFC 3339.
+    pub not_after: String,
+    /// Where it was read from.
+    pub source: String,
+}
+
+/// The JSON document `pki verify --json` prints.
+#[derive(Debug, Serialize)]
+pub struct JsonReport<'a> {
+    /// Worst status.
+    pub status: Status,
+    /// The process exit code.
+    pub exit_code: u8,
+    /// Validation time, RFC 3339.
+    pub validated_at: String,
+    /// Every check.
+    pub checks: &'a [Finding],
+    /// The path from the leaf towards the trust anchor.
+    pub chain: Vec<PathEntry>,
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+/// The JSON form of a report.
+pub fn json(report: &Report) -> JsonReport<'_> {
+    let last = report.path.len().saturating_sub(1);
+    let chain = report
+        .path
+        .iter()
+        .enumerate()
+        .map(|(i, c): (usize, &Certificate)| PathEntry {
+            role: match i {
+                0 => "leaf",
+                _ if i == last && c.self_signed => "root",
+                _ => "intermediate",
+            },
+            subject: c.subject.clone(),
+            issuer: c.issuer.clone(),
+            serial: c.serial.clone(),
+            not_after: rfc3339(c.not_after),
+            source: c.origin.to_string(),
+        })
+        .collect();
+    JsonReport {
+        status: report.status(),
+        exit_code: report.exit_code(),
+        validated_at: rfc3339(report.at),
+        checks: &report.findings,
+        chain,
+    }
+}
+
+/// The human form: one line per check, then a summary line.
+pub fn text(report: &Report) -> String {
+    let mut out = String::new();
+    for f in &report.findings {
+        out.push_str(&format!("{:<4} {:<9} {}\n", f.status.word(), f.check, f.reason));
+    }
+    let count = |s: Status| report.findings.iter().filter(|f| f.status == s).count();
+    out.push_str(&format!(
+        "result: {} ({} failed, {} warning(s), {} ok) at {}\n",
+        report.status().word(),
+        count(Status::Fail),
+        count(Status::Warn),
+        count(Status::Ok),
+        day(report.at)
+    ));
+    out
+}

@@ -1,0 +1,193 @@
+//! Persistence behind a small trait, so that PostgreSQL can join SQLite later without
+//! touching callers. SQLite (one file, WAL mode, versioned migrations) is the embedded
+//! default: see [`sqlite::SqliteStore`].
+//!
+//! The records here are what is stored; the telephony model builds on them.
+
+mod sqlite;
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+pub use sqlite::SqliteStore;
+
+use crate::config::OnConflict;
+use crate::credentials::PasswordVerifiers;
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database reported an error.
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// The database file or its directory cannot be used.
+    #[error("cannot open the store at {path}: {reason}")]
+    Open {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The database was written by a newer Bridgehead.
+    #[error("the store has schema version {found}, newer than this build knows ({known}); upgrade Bridgehead")]
+    TooNew {
+        /// Version in the file.
+        found: i64,
+        /// Latest version this build knows.
+        known: i64,
+    },
+    /// A record with that key exists already.
+    #[error("{0} already exists")]
+    Exists(String),
+    /// A record names another that does not exist.
+    #[error("{0} does not exist")]
+    Missing(String),
+    /// A stored value cannot be decoded.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    /// The blocking worker died.
+    #[error("store worker failed: {0}")]
+    Worker(String),
+}
+
+/// A user's role: what it may see and change beyond its own resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Only its own resources.
+    User,
+    /// Everything in its group.
+    GroupAdmin,
+    /// Everything in its enterprise.
+    EnterpriseAdmin,
+    /// Everything.
+    SystemAdmin,
+}
+
+impl Role {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::GroupAdmin => "group-admin",
+            Role::EnterpriseAdmin => "enterprise-admin",
+            Role::SystemAdmin => "system-admin",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        Ok(match s {
+            "user" => Role::User,
+            "group-admin" => Role::GroupAdmin,
+            "enterprise-admin" => Role::EnterpriseAdmin,
+            "system-admin" => Role::SystemAdmin,
+            other => return Err(StoreError::Corrupt(format!("unknown role \"{other}\""))),
+        })
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An enterprise (BroadWorks: service provider).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Enterprise {
+    /// Identifier.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// A group within an enterprise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Group {
+    /// Identifier, unique within the enterprise.
+    pub id: String,
+    /// The enterprise.
+    pub enterprise_id: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// A user: `user@domain`, its profile, role and password verifiers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// `user@domain`.
+    pub id: String,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// Phone number (E.164 or national), if any.
+    pub number: Option<String>,
+    /// Extension, if any.
+    pub extension: Option<String>,
+    /// Enterprise.
+    pub enterprise_id: String,
+    /// Group within the enterprise.
+    pub group_id: String,
+    /// Role.
+    pub role: Role,
+    /// SCRAM verifiers of the password.
+    pub verifiers: PasswordVerifiers,
+}
+
+/// An XEP-0114 component registered in the store.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ComponentRecord {
+    /// The component's domain.
+    pub name: String,
+    /// The shared secret (kept readable: the handshake needs it).
+    pub secret: String,
+    /// Live connections allowed.
+    pub max_connections: u32,
+    /// Policy for a second connection.
+    pub on_conflict: OnConflict,
+    /// Seconds to hold stanzas after a drop.
+    pub hold_secs: u64,
+}
+
+impl fmt::Debug for ComponentRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ComponentRecord")
+            .field("name", &self.name)
+            .field("max_connections", &self.max_connections)
+            .field("on_conflict", &self.on_conflict)
+            .field("hold_secs", &self.hold_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything Bridgehead persists.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates or renames an enterprise.
+    async fn put_enterprise(&self, enterprise: &Enterprise) -> Result<(), StoreError>;
+    /// Creates or renames a group; its enterprise must exist.
+    async fn put_group(&self, group: &Group) -> Result<(), StoreError>;
+    /// All enterprises.
+    async fn enterprises(&self) -> Result<Vec<Enterprise>, StoreError>;
+    /// All groups.
+    async fn groups(&self) -> Result<Vec<Group>, StoreError>;
+    /// Adds a user; fails with `Exists` if the id is taken.
+    async fn add_user(&self, user: &User) -> Result<(), StoreError>;
+    /// One user.
+    async fn user(&self, id: &str) -> Result<Option<User>, StoreError>;
+    /// All users, ordered by id.
+    async fn users(&self) -> Result<Vec<User>, StoreError>;
+    /// Replaces a user's password verifiers; false if there is no such user.
+    async fn set_password(&self, id: &str, verifiers: &PasswordVerifiers) -> Result<bool, StoreError>;
+    /// Removes a user; false if there is no such user.
+    async fn remove_user(&self, id: &str) -> Result<bool, StoreError>;
+    /// Adds a component; fails with `Exists` if the name is taken.
+    async fn add_component(&self, component: &ComponentRecord) -> Result<(), StoreError>;
+    /// All components, ordered by name.
+    async fn components(&self) -> Result<Vec<ComponentRecord>, StoreError>;
+    /// Removes a component; false if there is no such component.
+    async fn remove_component(&self, name: &str) -> Result<bool, StoreError>;
+}

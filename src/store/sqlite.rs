@@ -1,0 +1,421 @@
+//! The SQLite backend: one file in WAL mode, schema versions in `PRAGMA user_version`,
+//! applied in order inside transactions. Calls run on tokio's blocking pool; one connection
+//! behind a mutex is plenty for the write rates of a directory.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{ComponentRecord, Enterprise, Group, Role, Store, StoreError, User};
+use crate::credentials::PasswordVerifiers;
+
+/// Schema migrations; index + 1 is the version each one produces.
+const MIGRATIONS: &[&str] = &[
+    // 1: the directory and components.
+    "CREATE TABLE enterprises (
+         id   TEXT PRIMARY KEY NOT NULL,
+         name TEXT NOT NULL
+     );
+     CREATE TABLE groups (
+         enterprise_id TEXT NOT NULL REFERENCES enterprises(id) ON DELETE CASCADE,
+         id            TEXT NOT NULL,
+         name          TEXT NOT NULL,
+         PRIMARY KEY (enterprise_id, id)
+     );
+     CREATE TABLE users (
+         id            TEXT PRIMARY KEY NOT NULL COLLATE NOCASE,
+         first_name    TEXT NOT NULL,
+         last_name     TEXT NOT NULL,
+         number        TEXT,
+         extension     TEXT,
+         enterprise_id TEXT NOT NULL,
+         group_id      TEXT NOT NULL,
+         role          TEXT NOT NULL,
+         verifiers     TEXT NOT NULL,
+         FOREIGN KEY (enterprise_id, group_id) REFERENCES groups(enterprise_id, id)
+     );
+     CREATE TABLE components (
+         name            TEXT PRIMARY KEY NOT NULL COLLATE NOCASE,
+         secret          TEXT NOT NULL,
+         max_connections INTEGER NOT NULL,
+         on_conflict     TEXT NOT NULL,
+         hold_secs       INTEGER NOT NULL
+     );",
+];
+
+/// The SQLite store.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    /// The file is created with mode 0600: it holds component secrets.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_error = |reason: String| StoreError::Open {
+            path: path.to_owned(),
+            reason,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| open_error(e.to_string()))?;
+        }
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| open_error(e.to_string()))?;
+        }
+        let mut conn = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&mut conn)?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            path: path.to_owned(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| StoreError::Worker("a previous store call panicked".to_owned()))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Worker(e.to_string()))?
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(StoreError::TooNew {
+            found: version,
+            known,
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+        tracing::info!(version = index + 1, "store schema migrated");
+    }
+    Ok(())
+}
+
+fn is_constraint(e: &rusqlite::Error) -> Option<rusqlite::ffi::ErrorCode> {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+            Some(f.code)
+        }
+        _ => None,
+    }
+}
+
+fn user_from_row(row: &rusqlite::Row<'_>) -> Result<User, StoreError> {
+    let role: String = row.get("role")?;
+    let verifiers: String = row.get("verifiers")?;
+    Ok(User {
+        id: row.get("id")?,
+        first_name: row.get("first_name")?,
+        last_name: row.get("last_name")?,
+        number: row.get("number")?,
+        extension: row.get("extension")?,
+        enterprise_id: row.get("enterprise_id")?,
+        group_id: row.get("group_id")?,
+        role: Role::parse(&role)?,
+        verifiers: serde_json::from_str(&verifiers)
+            .map_err(|e| StoreError::Corrupt(format!("password verifiers: {e}")))?,
+    })
+}
+
+fn component_from_row(row: &rusqlite::Row<'_>) -> Result<ComponentRecord, StoreError> {
+    let policy: String = row.get("on_conflict")?;
+    Ok(ComponentRecord {
+        name: row.get("name")?,
+        secret: row.get("secret")?,
+        max_connections: row.get("max_connections")?,
+        on_conflict: policy.parse().map_err(StoreError::Corrupt)?,
+        hold_secs: row.get::<_, i64>("hold_secs")?.max(0) as u64,
+    })
+}
+
+fn verifiers_json(v: &PasswordVerifiers) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn put_enterprise(&self, enterprise: &Enterprise) -> Result<(), StoreError> {
+        let e = enterprise.clone();
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO enterprises (id, name) VALUES (?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+                params![e.id, e.name],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn put_group(&self, group: &Group) -> Result<(), StoreError> {
+        let g = group.clone();
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO groups (enterprise_id, id, name) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (enterprise_id, id) DO UPDATE SET name = excluded.name",
+                params![g.enterprise_id, g.id, g.name],
+            )
+            .map_err(|e| match is_constraint(&e) {
+                Some(_) => StoreError::Missing(format!("enterprise \"{}\"", g.enterprise_id)),
+                None => e.into(),
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn enterprises(&self) -> Result<Vec<Enterprise>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT id, name FROM enterprises ORDER BY id")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(Enterprise {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn groups(&self) -> Result<Vec<Group>, StoreError> {
+        self.with(|c| {
+            let mut stmt =
+                c.prepare("SELECT enterprise_id, id, name FROM groups ORDER BY enterprise_id, id")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(Group {
+                    enterprise_id: r.get(0)?,
+                    id: r.get(1)?,
+                    name: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn add_user(&self, user: &User) -> Result<(), StoreError> {
+        let u = user.clone();
+        self.with(move |c| {
+            let exists: Option<String> = c
+                .query_row("SELECT id FROM users WHERE id = ?1", [&u.id], |r| r.get(0))
+                .optional()?;
+            if exists.is_some() {
+                return Err(StoreError::Exists(format!("user \"{}\"", u.id)));
+            }
+            c.execute(
+                "INSERT INTO users (id, first_name, last_name, number, extension, enterprise_id,
+                                    group_id, role, verifiers)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    u.id,
+                    u.first_name,
+                    u.last_name,
+                    u.number,
+                    u.extension,
+                    u.enterprise_id,
+                    u.group_id,
+                    u.role.as_str(),
+                    verifiers_json(&u.verifiers)?
+                ],
+            )
+            .map_err(|e| match is_constraint(&e) {
+                Some(_) => StoreError::Missing(format!(
+                    "group \"{}\" in enterprise \"{}\"",
+                    u.group_id, u.enterprise_id
+                )),
+                None => e.into(),
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
+        let id = id.to_owned();
+        self.with(move |c| {
+            let mut stmt = c.prepare("SELECT * FROM users WHERE id = ?1")?;
+            let mut rows = stmt.query([id])?;
+            match rows.next()? {
+                Some(row) => Ok(Some(user_from_row(row)?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn users(&self) -> Result<Vec<User>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT * FROM users ORDER BY id")?;
+            let mut rows = stmt.query([])?;
+            let mut users = Vec::new();
+            while let Some(row) = rows.next()? {
+                users.push(user_from_row(row)?);
+            }
+            Ok(users)
+        })
+        .await
+    }
+
+    async fn set_password(&self, id: &str, verifiers: &PasswordVerifiers) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        let json = verifiers_json(verifiers)?;
+        self.with(move |c| {
+            Ok(c.execute("UPDATE users SET verifiers = ?2 WHERE id = ?1", params![id, json])? > 0)
+        })
+        .await
+    }
+
+    async fn remove_user(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.with(move |c| Ok(c.execute("DELETE FROM users WHERE id = ?1", [id])? > 0))
+            .await
+    }
+
+    async fn add_component(&self, component: &ComponentRecord) -> Result<(), StoreError> {
+        let r = component.clone();
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO components (name, secret, max_connections, on_conflict, hold_secs)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![r.name, r.secret, r.max_connections, r.on_conflict.as_str(), r.hold_secs as i64],
+            )
+            .map_err(|e| match is_constraint(&e) {
+                Some(_) => StoreError::Exists(format!("component \"{}\"", r.name)),
+                None => e.into(),
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn components(&self) -> Result<Vec<ComponentRecord>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT * FROM components ORDER BY name")?;
+            let mut rows = stmt.query([])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(component_from_row(row)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn remove_component(&self, name: &str) -> Result<bool, StoreError> {
+        let name = name.to_owned();
+        self.with(move |c| Ok(c.execute("DELETE FROM components WHERE name = ?1", [name])? > 0))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::OnConflict;
+
+    fn user(id: &str) -> User {
+        User {
+            id: id.to_owned(),
+            first_name: "Alice".into(),
+            last_name: "Liddell".into(),
+            number: Some("+15550100".into()),
+            extension: Some("100".into()),
+            enterprise_id: "ent".into(),
+            group_id: "grp".into(),
+            role: Role::User,
+            verifiers: PasswordVerifiers::new("secret", 4096).unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn users_and_components_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            store.put_enterprise(&Enterprise { id: "ent".into(), name: "Ent".into() }).await.unwrap();
+            store
+                .put_group(&Group { id: "grp".into(), enterprise_id: "ent".into(), name: "Grp".into() })
+                .await
+                .unwrap();
+            store.add_user(&user("alice@example.com")).await.unwrap();
+            assert!(matches!(
+                store.add_user(&user("ALICE@example.com")).await,
+                Err(StoreError::Exists(_))
+            ));
+            store
+                .add_component(&ComponentRecord {
+                    name: "bridge.example.com".into(),
+                    secret: "s".into(),
+                    max_connections: 2,
+                    on_conflict: OnConflict::Balance,
+                    hold_secs: 5,
+                })
+                .await
+                .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let alice = store.user("alice@example.com").await.unwrap().unwrap();
+        assert!(alice.verifiers.verify_plain("secret"));
+        assert_eq!(store.components().await.unwrap()[0].on_conflict, OnConflict::Balance);
+        assert!(store.remove_user("alice@example.com").await.unwrap());
+        assert!(!store.remove_user("alice@example.com").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_user_needs_an_existing_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).unwrap();
+        assert!(matches!(store.add_user(&user("bob@example.com")).await, Err(StoreError::Missing(_))));
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        drop(SqliteStore::open(&path).unwrap());
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+        assert!(matches!(SqliteStore::open(&path), Err(StoreError::TooNew { found: 99, .. })));
+    }
+}
