@@ -651,6 +651,12 @@ fn diagnose(input: &VerifyInput, walk: &PathWalk, purpose: Purpose) -> Vec<Findi
             );
             if ca_issuer_urls.is_empty() {
                 reason.push_str("; the certificate names no AIA caIssuers URL to fetch it from");
+            }
+            if last.is_ca() {
+                reason.push_str(&format!(
+                    "; if \"{issuer}\" is your root CA, the trust bundle does not hold it: is it \
+                     the right bundle?"
+                ));
             } else {
                 reason.push_str(&format!(
                     "; download it from its AIA caIssuers URL {} and add it to the chain or pass \

@@ -1,0 +1,3 @@
+//! Networking shared by every listener.
+
+pub mod listener;

@@ -1,0 +1,210 @@
+//! Wiring: [`Server::bind`] turns a validated [`Config`] into bound listeners, and
+//! [`Bound::run`] serves them until shutdown.
+//!
+//! `bind` does everything that can fail before the first byte is served: it creates the
+//! data directory, generates the development PKI when no certificate is configured, checks
+//! the server certificate (refusing to start with the exact reason), opens the store,
+//! creates demo data when asked, and binds every listener (port 0 picks a free port, which
+//! tests read back from [`Bound::local_addrs`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::config::{Config, ConfigError};
+use crate::embedded::{self, DemoDataError, DevPki};
+use crate::net::listener::Listener;
+use crate::pki::PkiError;
+use crate::shutdown::Shutdown;
+use crate::store::{SqliteStore, Store, StoreError};
+use crate::tls::{IdentityFiles, IdentityRequirements, ServerIdentity, TlsError};
+
+/// Why the server cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The data directory cannot be created.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The development PKI cannot be generated.
+    #[error("cannot create the development PKI: {0}")]
+    DevPki(#[source] PkiError),
+    /// The server certificate is not usable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The store cannot be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Demo data cannot be created.
+    #[error("cannot create the demo data: {0}")]
+    DemoData(#[from] DemoDataError),
+    /// A listener cannot bind.
+    #[error("cannot bind the {listener} listener to {addr}: {source}")]
+    Bind {
+        /// Which listener.
+        listener: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The addresses the listeners are bound to.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalAddrs {
+    /// The admin listener, when enabled.
+    pub admin: Option<SocketAddr>,
+}
+
+/// The entry point: see the module docs.
+#[derive(Debug)]
+pub struct Server;
+
+/// A server with its listeners bound, ready to run.
+pub struct Bound {
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    tls: Arc<rustls::ServerConfig>,
+    admin: Option<Listener>,
+    addrs: LocalAddrs,
+}
+
+impl std::fmt::Debug for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bound").field("addrs", &self.addrs).finish_non_exhaustive()
+    }
+}
+
+/// The certificate files `serve` uses: the configured ones, or the development PKI's.
+pub fn identity_files(config: &Config) -> IdentityFiles {
+    match (&config.tls.cert_file, &config.tls.key_file) {
+        (Some(cert), Some(key)) => IdentityFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            key_password: config.tls.key_password_file.clone(),
+            trust: config.tls.trust_file.clone(),
+        },
+        _ => DevPki::new(config.dev_pki_dir()).server_identity(),
+    }
+}
+
+/// What the server certificate must name.
+pub fn identity_requirements(config: &Config) -> IdentityRequirements {
+    IdentityRequirements {
+        domain: config.server.domain.clone(),
+        fqdn: config.server.fqdn(),
+        warn_days: config.tls.expiry_warn_days,
+    }
+}
+
+impl Server {
+    /// Prepares everything and binds every listener. `config` must be validated.
+    pub async fn bind(config: Config) -> Result<Bound, ServerError> {
+        let data_dir = &config.server.data_dir;
+        std::fs::create_dir_all(data_dir).map_err(|source| ServerError::DataDir {
+            path: data_dir.clone(),
+            source,
+        })?;
+
+        if config.uses_dev_pki() {
+            let dev = DevPki::new(config.dev_pki_dir());
+            if dev
+                .ensure(&config.server.domain, &config.server.fqdn())
+                .map_err(ServerError::DevPki)?
+            {
+                tracing::info!(dir = %dev.dir.display(), "generated the development PKI");
+            }
+            tracing::warn!(
+                ca = %dev.ca_cert().display(),
+                "using the development PKI: clients must trust this CA certificate; configure \
+                 [tls] for production"
+            );
+        }
+        let identity = ServerIdentity::load(&identity_files(&config), &identity_requirements(&config))?;
+        for warning in &identity.warnings {
+            tracing::warn!(check = warning.check, "server certificate: {}", warning.reason);
+        }
+        let tls = identity.server_config(&[b"h2", b"http/1.1"])?;
+
+        let store_path = config.store_path();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&store_path)?);
+        tracing::info!(path = %store_path.display(), "store opened");
+        if config.server.demo_data && embedded::ensure_demo_data(&config, store.as_ref()).await? {
+            tracing::info!(
+                file = %embedded::demo_credentials_path(data_dir).display(),
+                "created demo users alice and bob and component bridge.{}; their credentials are in this file",
+                config.server.domain
+            );
+        }
+
+        let mut addrs = LocalAddrs::default();
+        let admin = if config.admin.enabled {
+            let addr = config.admin.listen;
+            let listener = crate::admin::bind(addr).map_err(|source| ServerError::Bind {
+                listener: "admin",
+                addr,
+                source,
+            })?;
+            addrs.admin = listener.local_addr().ok();
+            Some(listener)
+        } else {
+            None
+        };
+
+        Ok(Bound {
+            config: Arc::new(config),
+            store,
+            tls,
+            admin,
+            addrs,
+        })
+    }
+}
+
+impl Bound {
+    /// Where each listener is bound.
+    pub fn local_addrs(&self) -> LocalAddrs {
+        self.addrs
+    }
+
+    /// The store.
+    pub fn store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The TLS configuration the HTTPS and XMPP listeners present.
+    pub fn tls(&self) -> Arc<rustls::ServerConfig> {
+        Arc::clone(&self.tls)
+    }
+
+    /// Serves until `shutdown` is triggered and every listener has stopped accepting.
+    pub async fn run(self, shutdown: Shutdown) {
+        let mut listeners = tokio::task::JoinSet::new();
+        if let Some(admin) = self.admin {
+            listeners.spawn(crate::admin::serve(admin, shutdown.clone()));
+        }
+        tracing::info!(
+            domain = %self.config.server.domain,
+            node = %self.config.server.node_id(),
+            "bridgehead is serving"
+        );
+        while listeners.join_next().await.is_some() {}
+        if !shutdown.is_triggered() {
+            shutdown.cancelled().await;
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Stopping cleanly: one [`Shutdown`] per server holds a cancellation token that every
+//! long-lived task watches and a task tracker that knows when they have all ended.
+//!
+//! `main` waits for SIGINT/SIGTERM ([`signal`]), calls [`Shutdown::trigger`], then
+//! [`Shutdown::drain`] waits up to the grace period for connection tasks to finish.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+use tokio_util::task::TaskTracker;
+
+/// The shutdown signal and the tasks that must end on it.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown {
+    token: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Shutdown {
+    /// A fresh, untriggered shutdown.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks every task to stop.
+    pub fn trigger(&self) {
+        self.token.cancel();
+    }
+
+    /// True once triggered.
+    pub fn is_triggered(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    /// Resolves when triggered.
+    pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
+        self.token.cancelled()
+    }
+
+    /// Spawns a task that [`Shutdown::drain`] waits for.
+    pub fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.tracker.spawn(task)
+    }
+
+    /// Waits for every tracked task, at most `grace`. True when all ended in time.
+    pub async fn drain(&self, grace: Duration) -> bool {
+        self.tracker.close();
+        tokio::time::timeout(grace, self.tracker.wait()).await.is_ok()
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, stopping"),
+        _ = term.recv() => tracing::info!("SIGTERM received, stopping"),
+    }
+}
