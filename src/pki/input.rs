@@ -137,8 +137,9 @@ fn format_error(path: &Path, reason: String) -> PkiError {
 }
 
 fn pem_blocks(path: &Path, bytes: &[u8]) -> Result<Vec<pem::Pem>, PkiError> {
-    // DER certificates and keys are SEQUENCEs: 0x30 followed by a long-form length.
-    if bytes.first() == Some(&0x30) && !bytes.contains(&b'-') {
+    // DER certificates and keys are SEQUENCEs: 0x30 followed by a length.
+    let has_pem_header = bytes.windows(11).any(|w| w == b"-----BEGIN ");
+    if bytes.first() == Some(&0x30) && !has_pem_header {
         let hint = if x509_parser::parse_x509_certificate(bytes).is_ok() {
             "openssl x509 -inform DER -in FILE -out FILE.pem"
         } else {

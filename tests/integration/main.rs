@@ -1,0 +1,9 @@
+//! Integration tests: the real binary and the real server, with certificates made by
+//! openssl and rcgen.
+
+mod support;
+
+mod cli;
+mod pki_issue;
+mod pki_verify;
+mod serve;

@@ -1,0 +1,377 @@
+//! `bridgehead pki verify` against chains made by the openssl command line.
+
+use crate::support::openssl::{xmpp_pki, Key, OpenSsl};
+use crate::support::{run_in, Run};
+
+fn verify(pki: &OpenSsl, args: &[&str]) -> Run {
+    let mut all = vec!["pki", "verify"];
+    all.extend_from_slice(args);
+    run_in(pki.dir(), &all)
+}
+
+fn xmpp_args<'a>(cert: &'a str) -> Vec<&'a str> {
+    vec![
+        "--cert", cert, "--key", "server.key", "--trust", "root.crt", "--profile", "xmpp-server",
+        "--xmpp-domain", "xmpp.example.com", "--fqdn", "host1.example.com",
+    ]
+}
+
+/// The line of a check with the given status, or a panic showing the whole output.
+fn line<'a>(run: &'a Run, status: &str, needle: &str) -> &'a str {
+    run.stdout
+        .lines()
+        .find(|l| l.starts_with(status) && l.contains(needle))
+        .unwrap_or_else(|| panic!("no {status} line containing {needle:?}\n{run:?}"))
+}
+
+#[test]
+fn a_good_xmpp_server_chain_passes() {
+    let pki = xmpp_pki();
+    let run = verify(&pki, &xmpp_args("fullchain.pem"));
+    assert_eq!(run.code, 0, "{run:?}");
+    line(&run, "OK", "the private key matches");
+    line(&run, "OK", "the full chain verifies for serverAuth");
+    line(&run, "OK", "XMPP domain xmpp.example.com is covered");
+    line(&run, "OK", "host FQDN host1.example.com is covered");
+    assert!(run.stdout.contains("result: OK"), "{run:?}");
+}
+
+#[test]
+fn a_leaf_last_chain_is_reported_and_fix_order_repairs_it() {
+    let pki = xmpp_pki();
+    pki.cat("reversed.pem", &["int.crt", "server.crt"]);
+    let mut args = xmpp_args("reversed.pem");
+    args.extend(["--fix-order", "fixed.pem"]);
+    let run = verify(&pki, &args);
+    assert_eq!(run.code, 2, "{run:?}");
+    line(&run, "FAIL", "is #2 in");
+    line(&run, "OK", "wrote 2 certificate(s)");
+    let fixed = verify(&pki, &xmpp_args("fixed.pem"));
+    assert_eq!(fixed.code, 0, "{fixed:?}");
+    line(&fixed, "OK", "is in order");
+}
+
+#[test]
+fn fix_order_drops_duplicates_roots_and_strangers() {
+    let pki = xmpp_pki();
+    pki.root("other", "Unrelated Root");
+    pki.cat("messy.pem", &["server.crt", "root.crt", "int.crt", "int.crt", "other.crt"]);
+    let mut args = xmpp_args("messy.pem");
+    args.extend(["--fix-order", "fixed.pem"]);
+    let run = verify(&pki, &args);
+    assert_eq!(run.code, 1, "warnings only: {run:?}");
+    line(&run, "WARN", "repeats #3");
+    line(&run, "WARN", "self-signed root CN=Test Root CA");
+    line(&run, "WARN", "self-signed root CN=Unrelated Root");
+    let fixed = std::fs::read_to_string(pki.path("fixed.pem")).unwrap();
+    assert_eq!(fixed.matches("BEGIN CERTIFICATE").count(), 2);
+}
+
+#[test]
+fn a_missing_intermediate_is_named_with_its_aia_url() {
+    let pki = xmpp_pki();
+    let run = verify(&pki, &xmpp_args("server.crt"));
+    assert_eq!(run.code, 2, "{run:?}");
+    let fail = line(&run, "FAIL", "missing issuer");
+    assert!(fail.contains("CN=Test Intermediate CA"), "{fail}");
+    assert!(fail.contains("http://pki.example.com/int.crt"), "{fail}");
+    // The same intermediate handed over separately completes the chain.
+    let mut args = xmpp_args("server.crt");
+    args.extend(["--intermediates", "int.crt"]);
+    let run = verify(&pki, &args);
+    assert_eq!(run.code, 1, "{run:?}");
+    line(&run, "OK", "the full chain verifies");
+    line(&run, "WARN", "lacks the intermediate(s) CN=Test Intermediate CA");
+}
+
+#[test]
+fn a_wrong_trust_bundle_is_reported() {
+    let pki = xmpp_pki();
+    pki.root("other", "Some Other Root");
+    let mut args = xmpp_args("fullchain.pem");
+    args[5] = "other.crt";
+    let run = verify(&pki, &args);
+    assert_eq!(run.code, 2, "{run:?}");
+    let fail = line(&run, "FAIL", "missing issuer");
+    assert!(fail.contains("CN=Test Root CA"), "{fail}");
+    assert!(fail.contains("is it the right bundle"), "{fail}");
+}
+
+#[test]
+fn expired_and_not_yet_valid_are_reported_with_dates() {
+    let pki = xmpp_pki();
+    let mut args = xmpp_args("fullchain.pem");
+    args.extend(["--at", "2040-01-01T00:00:00Z"]);
+    let run = verify(&pki, &args);
+    assert_eq!(run.code, 2, "{run:?}");
+    let fail = line(&run, "FAIL", "expired on");
+    assert!(fail.contains("CN=xmpp.example.com"), "{fail}");
+
+    let mut args = xmpp_args("fullchain.pem");
+    args.extend(["--at", "2001-01-01T00:00:00Z"]);
+    let run = verify(&pki, &args);
+    assert_eq!(run.code, 2, "{run:?}");
+    line(&run, "FAIL", "is not valid yet");
+}
+
+#[test]
+fn expiry_within_the_warning_window_warns_with_days_left() {
+    let pki = xmpp_pki();
+    let mut args = xmpp_args("fullchain.pem");
+    args.extend(["--warn-days", "400"]);
+    let run = verify(&pki, &args);
+    assert_eq!(run.code, 1, "{run:?}");
+    let warn = line(&run, "WARN", "expires on");
+    assert!(warn.contains("day(s)"), "{warn}");
+}
+
+#[test]
+fn key_mismatch_is_caught_for_rsa_ec_and_ed25519() {
+    for kind in [Key::Rsa, Key::Ec, Key::Ed25519] {
+        let pki = OpenSsl::new();
+        pki.root("root", "Root");
+        pki.sign("leaf", "leaf.example.com", kind, "root", "subjectAltName=DNS:leaf.example.com\nextendedKeyUsage=serverAuth");
+        pki.key("other", kind);
+        let good = verify(&pki, &["--cert", "leaf.crt", "--key", "leaf.key", "--trust", "root.crt"]);
+        assert_eq!(good.code, 0, "{kind:?}: {good:?}");
+        line(&good, "OK", "the private key matches");
+        let bad = verify(&pki, &["--cert", "leaf.crt", "--key", "other.key", "--trust", "root.crt"]);
+        assert_eq!(bad.code, 2, "{kind:?}: {bad:?}");
+        line(&bad, "FAIL", "does not match the certificate CN=leaf.example.com");
+    }
+}
+
+#[test]
+fn pkcs1_sec1_and_encrypted_keys_are_read() {
+    let pki = xmpp_pki();
+    pki.run(&["pkcs8", "-topk8", "-in", "server.key", "-out", "server.enc.key", "-passout", "pass:hunter2", "-v2", "aes-256-cbc"]);
+    std::fs::write(pki.path("pass.txt"), "hunter2\n").unwrap();
+    std::fs::write(pki.path("wrong.txt"), "hunter3\n").unwrap();
+    pki.run(&["ec", "-in", "server.key", "-out", "server.sec1.key"]);
+    let base = ["--cert", "fullchain.pem", "--trust", "root.crt"];
+
+    let mut args = base.to_vec();
+    args.extend(["--key", "server.enc.key", "--key-pass-file", "pass.txt"]);
+    let run = verify(&pki, &args);
+    assert_eq!(run.code, 0, "{run:?}");
+
+    let mut args = base.to_vec();
+    args.extend(["--key", "server.enc.key", "--key-pass-file", "wrong.txt"]);
+    let run = verify(&pki, &args);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(run.stderr.contains("wrong password"), "{run:?}");
+
+    let mut args = base.to_vec();
+    args.extend(["--key", "server.enc.key"]);
+    let run = verify(&pki, &args);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(run.stderr.contains("--key-pass-file"), "{run:?}");
+
+    let sec1 = std::fs::read_to_string(pki.path("server.sec1.key")).unwrap();
+    assert!(sec1.contains("EC PRIVATE KEY"), "openssl wrote SEC1");
+    let mut args = base.to_vec();
+    args.extend(["--key", "server.sec1.key"]);
+    assert_eq!(verify(&pki, &args).code, 0);
+
+    let rsa = OpenSsl::new();
+    rsa.root("root", "Root");
+    rsa.sign("leaf", "leaf.example.com", Key::Rsa, "root", "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:leaf.example.com");
+    rsa.run(&["rsa", "-in", "leaf.key", "-traditional", "-out", "leaf.pkcs1.key"]);
+    assert!(std::fs::read_to_string(rsa.path("leaf.pkcs1.key")).unwrap().contains("RSA PRIVATE KEY"));
+    let run = verify(&rsa, &["--cert", "leaf.crt", "--key", "leaf.pkcs1.key", "--trust", "root.crt"]);
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
+#[test]
+fn a_server_certificate_without_the_fqdn_fails_the_xmpp_profile() {
+    let pki = xmpp_pki();
+    let mut args = xmpp_args("fullchain.pem");
+    let last = args.len() - 1;
+    args[last] = "host2.example.com";
+    let run = verify(&pki, &args);
+    assert_eq!(run.code, 2, "{run:?}");
+    let fail = line(&run, "FAIL", "host FQDN host2.example.com is not covered");
+    assert!(fail.contains("DNS:host1.example.com"), "lists what the certificate has: {fail}");
+}
+
+#[test]
+fn names_are_checked_against_subject_alt_names() {
+    let pki = xmpp_pki();
+    let run = verify(&pki, &["--cert", "fullchain.pem", "--trust", "root.crt", "--name", "host1.example.com", "--name", "nope.example.com"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    line(&run, "OK", "host1.example.com is covered");
+    line(&run, "FAIL", "nope.example.com is not covered");
+}
+
+fn cti_pki(ext: &str) -> OpenSsl {
+    let pki = OpenSsl::new();
+    pki.root("root", "CTI Root");
+    pki.sign("cti", "bwcticlient.example.com", Key::Ec, "root", ext);
+    pki
+}
+
+fn cti_verify(pki: &OpenSsl) -> Run {
+    verify(pki, &["--cert", "cti.crt", "--key", "cti.key", "--trust", "root.crt", "--profile", "cti-client", "--cti-cn", "bwcticlient.example.com"])
+}
+
+#[test]
+fn a_good_cti_client_certificate_passes() {
+    let pki = cti_pki("extendedKeyUsage=clientAuth,1.3.6.1.4.1.6431.1.1.8.2.1.3");
+    let run = cti_verify(&pki);
+    assert_eq!(run.code, 0, "{run:?}");
+    line(&run, "OK", "BroadWorks CTI client (1.3.6.1.4.1.6431.1.1.8.2.1.3)");
+    line(&run, "OK", "no subjectAltName extension");
+    line(&run, "OK", "CN \"bwcticlient.example.com\" is in the allow-list");
+}
+
+#[test]
+fn cti_certificates_breaking_a_rule_are_refused_with_that_rule() {
+    let cases = [
+        ("extendedKeyUsage=clientAuth", "lacks BroadWorks CTI client (1.3.6.1.4.1.6431.1.1.8.2.1.3)"),
+        ("extendedKeyUsage=1.3.6.1.4.1.6431.1.1.8.2.1.3", "lacks TLS Web Client Authentication"),
+        (
+            "extendedKeyUsage=clientAuth,1.3.6.1.4.1.6431.1.1.8.2.1.3\nsubjectAltName=DNS:bwcticlient.example.com",
+            "has a subjectAltName extension (DNS:bwcticlient.example.com)",
+        ),
+    ];
+    for (ext, expected) in cases {
+        let pki = cti_pki(ext);
+        let run = cti_verify(&pki);
+        assert_eq!(run.code, 2, "{ext}: {run:?}");
+        line(&run, "FAIL", expected);
+    }
+    let pki = cti_pki("extendedKeyUsage=clientAuth,1.3.6.1.4.1.6431.1.1.8.2.1.3");
+    let run = verify(&pki, &["--cert", "cti.crt", "--trust", "root.crt", "--profile", "cti-client", "--cti-cn", "someone.else"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    line(&run, "FAIL", "CN \"bwcticlient.example.com\" is not in the allow-list (someone.else)");
+}
+
+#[test]
+fn a_client_certificate_under_a_server_only_intermediate_is_refused() {
+    let pki = OpenSsl::new();
+    pki.root("root", "Root");
+    pki.intermediate("int", "Server-only Intermediate", "root", "extendedKeyUsage=serverAuth");
+    pki.sign("client", "app.example.com", Key::Ec, "int", "extendedKeyUsage=clientAuth");
+    pki.cat("chain.pem", &["client.crt", "int.crt"]);
+    let run = verify(&pki, &["--cert", "chain.pem", "--trust", "root.crt", "--profile", "client"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    let fail = line(&run, "FAIL", "restricts its extended key usage");
+    assert!(fail.contains("CN=Server-only Intermediate"), "{fail}");
+    assert!(fail.contains("clientAuth"), "{fail}");
+}
+
+#[test]
+fn an_issuer_that_is_not_a_ca_is_named() {
+    let pki = OpenSsl::new();
+    pki.root("root", "Root");
+    pki.sign("notca", "Not A CA", Key::Ec, "root", "basicConstraints=CA:FALSE");
+    pki.sign("leaf", "leaf.example.com", Key::Ec, "notca", "subjectAltName=DNS:leaf.example.com");
+    pki.cat("chain.pem", &["leaf.crt", "notca.crt"]);
+    let run = verify(&pki, &["--cert", "chain.pem", "--trust", "root.crt"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    line(&run, "FAIL", "CN=Not A CA issued CN=leaf.example.com but is not a CA");
+}
+
+#[test]
+fn lints_warn_about_sha1_and_a_ca_as_leaf() {
+    let pki = OpenSsl::new();
+    pki.root("root", "Root");
+    pki.key("leaf", Key::Rsa);
+    std::fs::write(pki.path("leaf.ext"), "subjectAltName=DNS:leaf.example.com\nauthorityKeyIdentifier=keyid\n").unwrap();
+    pki.run(&["req", "-new", "-key", "leaf.key", "-subj", "/CN=leaf.example.com", "-out", "leaf.csr"]);
+    pki.run(&["x509", "-req", "-in", "leaf.csr", "-CA", "root.crt", "-CAkey", "root.key", "-CAcreateserial", "-days", "30", "-sha1", "-extfile", "leaf.ext", "-out", "leaf.crt"]);
+    let run = verify(&pki, &["--cert", "leaf.crt", "--trust", "root.crt", "--at", "2000-01-01T00:00:00Z", "--warn-days", "0"]);
+    // SHA-1 is refused by webpki too, so this fails; the lint still explains it.
+    line(&run, "WARN", "signed with SHA-1");
+    let run = verify(&pki, &["--cert", "root.crt", "--trust", "root.crt"]);
+    line(&run, "WARN", "is a CA certificate");
+}
+
+#[test]
+fn unreadable_input_exits_3_with_a_clear_message() {
+    let pki = xmpp_pki();
+    std::fs::write(pki.path("empty.pem"), "").unwrap();
+    std::fs::write(pki.path("garbage.pem"), "this is not a certificate\n").unwrap();
+    pki.run(&["x509", "-in", "server.crt", "-outform", "DER", "-out", "server.der"]);
+    let full = std::fs::read_to_string(pki.path("server.crt")).unwrap();
+    std::fs::write(pki.path("truncated.pem"), &full[..full.len() / 2]).unwrap();
+    let damaged = full.replacen("MII", "M!I", 1);
+    std::fs::write(pki.path("damaged.pem"), damaged).unwrap();
+    let cases = [
+        ("empty.pem", "is empty"),
+        ("garbage.pem", "no '-----BEGIN' line"),
+        ("server.der", "binary DER, not PEM"),
+        ("truncated.pem", "truncated"),
+        ("damaged.pem", "damaged"),
+        ("missing.pem", "cannot read"),
+    ];
+    for (file, expected) in cases {
+        let run = verify(&pki, &["--cert", file, "--trust", "root.crt"]);
+        assert_eq!(run.code, 3, "{file}: {run:?}");
+        assert!(run.stderr.contains(expected), "{file}: {run:?}");
+        assert!(!run.stderr.contains("panicked"), "{file}: {run:?}");
+    }
+    let run = verify(&pki, &["--cert", "fullchain.pem", "--key", "garbage.pem"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    let run = verify(&pki, &["--cert", "fullchain.pem", "--trust", "truncated.pem"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    let run = verify(&pki, &["--cert", "fullchain.pem", "--at", "yesterday"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    let run = verify(&pki, &["--cert", "fullchain.pem", "--profile", "xmpp-server"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(run.stderr.contains("--xmpp-domain and --fqdn"), "{run:?}");
+}
+
+#[test]
+fn json_output_has_every_check_with_status_reason_and_certificate() {
+    let pki = xmpp_pki();
+    let mut args = xmpp_args("fullchain.pem");
+    args.push("--json");
+    let run = verify(&pki, &args);
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("valid JSON");
+    assert_eq!(doc["status"], "ok");
+    assert_eq!(doc["exit_code"], 0);
+    assert!(doc["validated_at"].as_str().unwrap().ends_with('Z'));
+    let checks = doc["checks"].as_array().unwrap();
+    for check in checks {
+        assert!(check["check"].is_string() && check["reason"].is_string(), "{check}");
+        assert!(["ok", "warn", "fail"].contains(&check["status"].as_str().unwrap()), "{check}");
+    }
+    let key = checks.iter().find(|c| c["check"] == "key").unwrap();
+    assert_eq!(key["certificate"]["subject"], "CN=xmpp.example.com");
+    assert!(key["certificate"]["serial"].is_string());
+    assert_eq!(key["certificate"]["source"]["position"], 1);
+    let chain = doc["chain"].as_array().unwrap();
+    let roles: Vec<&str> = chain.iter().map(|c| c["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["leaf", "intermediate", "root"]);
+
+    let mut args = xmpp_args("server.crt");
+    args.push("--json");
+    let run = verify(&pki, &args);
+    assert_eq!(run.code, 2);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(doc["status"], "fail");
+    assert_eq!(doc["exit_code"], 2);
+}
+
+#[test]
+fn inspect_names_the_broadworks_oid_and_prints_xmpp_addrs() {
+    let pki = cti_pki("extendedKeyUsage=clientAuth,1.3.6.1.4.1.6431.1.1.8.2.1.3\nauthorityInfoAccess=caIssuers;URI:http://pki.example.com/root.crt");
+    let run = run_in(pki.dir(), &["pki", "inspect", "cti.crt", "root.crt"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("BroadWorks CTI client (1.3.6.1.4.1.6431.1.1.8.2.1.3)"), "{run:?}");
+    assert!(run.stdout.contains("AIA caIssuers        http://pki.example.com/root.crt"), "{run:?}");
+    assert!(run.stdout.contains("(self-signed)"), "{run:?}");
+    let run = run_in(pki.dir(), &["pki", "inspect", "--json", "cti.crt"]);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let ekus = doc[0]["extended_key_usage"].as_array().unwrap();
+    assert!(ekus.iter().any(|e| e["oid"] == "1.3.6.1.4.1.6431.1.1.8.2.1.3" && e["name"] == "BroadWorks CTI client"));
+    assert!(doc[0]["subject_alt_names"].is_null());
+
+    let server = OpenSsl::new();
+    server.root("root", "Root");
+    server.sign("xmpp", "xmpp.example.com", Key::Ec, "root", "subjectAltName=DNS:xmpp.example.com,otherName:1.3.6.1.5.5.7.8.5;UTF8:xmpp.example.com,IP:192.0.2.7");
+    let run = run_in(server.dir(), &["pki", "inspect", "xmpp.crt"]);
+    assert!(run.stdout.contains("DNS:xmpp.example.com, xmppAddr:xmpp.example.com, IP:192.0.2.7"), "{run:?}");
+}

@@ -1,0 +1,64 @@
+//! An in-process server on ephemeral ports, stopped when dropped.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use bridgehead::config::Config;
+use bridgehead::server::{Bound, LocalAddrs, Server};
+use bridgehead::shutdown::Shutdown;
+
+pub struct TestServer {
+    pub addrs: LocalAddrs,
+    pub store: std::sync::Arc<dyn bridgehead::store::Store>,
+    shutdown: Shutdown,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The embedded configuration with every listener on 127.0.0.1:0 and data in `dir`.
+pub fn embedded_config(dir: &Path) -> Config {
+    let mut config = Config::embedded();
+    config.server.data_dir = dir.to_owned();
+    config.server.fqdn = Some("bridgehead.test".to_owned());
+    config.admin.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.validate().expect("test config is valid");
+    config
+}
+
+impl TestServer {
+    pub async fn start(config: Config) -> Self {
+        let bound: Bound = Server::bind(config).await.expect("server binds");
+        let addrs = bound.local_addrs();
+        let store = bound.store();
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(bound.run(shutdown.clone()));
+        TestServer { addrs, store, shutdown, task: Some(task) }
+    }
+
+    pub async fn stop(mut self) {
+        self.shutdown.trigger();
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task ends cleanly");
+        }
+        assert!(self.shutdown.drain(std::time::Duration::from_secs(5)).await, "connections drained");
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+/// GET `http://addr/path` with a real HTTP client; returns status and body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<hyper::body::Bytes>>();
+    let response = client
+        .get(format!("http://{addr}{path}").parse().unwrap())
+        .await
+        .expect("request succeeds");
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
