@@ -162,8 +162,9 @@ pub struct Certificate {
     pub ca_issuer_urls: Vec<String>,
     /// AIA OCSP URLs.
     pub ocsp_urls: Vec<String>,
-    /// Subject equals issuer and the certificate's own key verifies its signature.
-    pub self_signed: bool,
+    /// Subject equals issuer and the certificate's own key verifies its signature; checked
+    /// on first use (a trust store of 150 roots need not verify 150 signatures).
+    self_signed: std::sync::OnceLock<bool>,
 }
 
 /// Why a DER blob is not a certificate we can read.
@@ -182,8 +183,6 @@ impl Certificate {
             )));
         }
         let parsed = Parsed::read(&x509)?;
-        let self_signed = x509.subject().as_raw() == x509.issuer().as_raw()
-            && x509.verify_signature(None).is_ok();
         let common_name = x509
             .subject()
             .iter_common_name()
@@ -210,12 +209,19 @@ impl Certificate {
             authority_key_id: parsed.authority_key_id,
             ca_issuer_urls: parsed.ca_issuer_urls,
             ocsp_urls: parsed.ocsp_urls,
-            self_signed,
+            self_signed: std::sync::OnceLock::new(),
             der: CertificateDer::from(Vec::new()),
             origin,
         };
         drop(x509);
         Ok(Certificate { der, ..certificate })
+    }
+
+    /// Subject equals issuer and the certificate's own key verifies its signature.
+    pub fn is_self_signed(&self) -> bool {
+        *self
+            .self_signed
+            .get_or_init(|| self.subject_raw == self.issuer_raw && self.is_signed_by(self))
     }
 
     /// Whether `issuer`'s key verifies this certificate's signature.

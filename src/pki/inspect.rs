@@ -75,7 +75,7 @@ pub fn describe(cert: &Certificate, now: OffsetDateTime) -> Description {
         days_left: (cert.not_after - now).whole_days(),
         key: cert.key.clone(),
         signature_algorithm: cert.signature_name(),
-        self_signed: cert.self_signed,
+        self_signed: cert.is_self_signed(),
         subject_alt_names: cert.alt_names.clone(),
         key_usage: cert.key_usage.clone(),
         extended_key_usage: cert.extended_key_usage.as_ref().map(|ekus| {
@@ -100,7 +100,7 @@ pub fn text(cert: &Certificate, now: OffsetDateTime) -> String {
     let mut out = format!("certificate {}\n", d.source);
     let mut line = |k: &str, v: String| out.push_str(&format!("  {k:<20} {v}\n"));
     line("subject", d.subject);
-    line("issuer", if cert.self_signed { format!("{} (self-signed)", d.issuer) } else { d.issuer });
+    line("issuer", if cert.is_self_signed() { format!("{} (self-signed)", d.issuer) } else { d.issuer });
     line("serial", d.serial);
     line("not before", day(cert.not_before));
     let left = if d.days_left < 0 {

@@ -248,9 +248,12 @@ fn random_serial() -> SerialNumber {
 }
 
 fn is_self_signed(der: &[u8]) -> bool {
-    x509_parser::parse_x509_certificate(der).is_ok_and(|(_, c)| {
-        c.subject().as_raw() == c.issuer().as_raw() && c.verify_signature(None).is_ok()
-    })
+    let origin = super::Origin {
+        file: "issuer".to_owned(),
+        position: 1,
+    };
+    super::Certificate::from_der(rustls_pki_types::CertificateDer::from(der.to_vec()), origin)
+        .is_ok_and(|c| c.is_self_signed())
 }
 
 /// Writes `contents` to `path`: private files with mode 0600, never replacing an existing

@@ -52,7 +52,7 @@ pub fn json(report: &Report) -> JsonReport<'_> {
         .map(|(i, c): (usize, &Certificate)| PathEntry {
             role: match i {
                 0 => "leaf",
-                _ if i == last && c.self_signed => "root",
+                _ if i == last && c.is_self_signed() => "root",
                 _ => "intermediate",
             },
             subject: c.subject.clone(),

@@ -239,7 +239,7 @@ pub fn verify(input: &VerifyInput) -> Report {
     let served_chain = walk
         .path
         .iter()
-        .filter(|c| !c.self_signed && !is_anchor(c, &input.trust))
+        .filter(|c| !c.is_self_signed() && !is_anchor(c, &input.trust))
         .cloned()
         .collect();
     Report {
@@ -264,7 +264,7 @@ fn select_leaf(input: &VerifyInput, key_spki: Option<&PublicKeyBits>) -> usize {
     let pool: Vec<&Certificate> = certs.iter().chain(&input.intermediates).collect();
     let issues_another = |c: &Certificate| {
         pool.iter()
-            .any(|other| other.der != c.der && !other.self_signed && other.names_as_issuer(c))
+            .any(|other| other.der != c.der && !other.is_self_signed() && other.names_as_issuer(c))
     };
     let candidates: Vec<usize> = (0..certs.len())
         .filter(|&i| !issues_another(&certs[i]))
@@ -421,7 +421,7 @@ pub fn walk_path(
                 end: PathEnd::Anchor,
             };
         }
-        if current.self_signed {
+        if current.is_self_signed() {
             let end = if is_anchor(&current, trust) {
                 PathEnd::Anchor
             } else {
@@ -760,7 +760,7 @@ fn check_order(input: &VerifyInput, leaf_index: usize, walk: &PathWalk) -> Vec<F
         if i == leaf_index {
             continue;
         }
-        if cert.self_signed {
+        if cert.is_self_signed() {
             findings.push(warn(
                 cert,
                 format!(
@@ -798,7 +798,7 @@ fn check_order(input: &VerifyInput, leaf_index: usize, walk: &PathWalk) -> Vec<F
         .path
         .iter()
         .skip(1)
-        .filter(|c| !c.self_signed && !is_anchor(c, &input.trust))
+        .filter(|c| !c.is_self_signed() && !is_anchor(c, &input.trust))
         .filter(|c| !file.iter().any(|f| f.der == c.der))
         .map(Certificate::label)
         .collect();
@@ -1051,7 +1051,7 @@ fn lint(path: &[Certificate], leaf: &Certificate) -> Vec<Finding> {
                 ));
             }
         }
-        if cert.signature_uses_sha1() && !cert.self_signed {
+        if cert.signature_uses_sha1() && !cert.is_self_signed() {
             findings.push(warn(
                 cert,
                 format!(
@@ -1067,7 +1067,7 @@ fn lint(path: &[Certificate], leaf: &Certificate) -> Vec<Finding> {
                 format!("the CA {} has no subjectKeyIdentifier", cert.label()),
             ));
         }
-        if !cert.self_signed && cert.authority_key_id.is_none() {
+        if !cert.is_self_signed() && cert.authority_key_id.is_none() {
             findings.push(warn(
                 cert,
                 format!(
