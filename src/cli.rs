@@ -409,7 +409,10 @@ async fn serve(args: ConfigArgs) -> anyhow::Result<u8> {
     });
     bound.run(shutdown.clone()).await;
     if !shutdown.drain(grace).await {
-        tracing::warn!(grace_secs = grace.as_secs(), "some connections did not finish in time");
+        tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "some connections did not finish in time"
+        );
     }
     tracing::info!("stopped");
     Ok(0)
@@ -503,7 +506,10 @@ fn pki_verify(args: VerifyArgs) -> anyhow::Result<u8> {
         );
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&pki::report::json(&report))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&pki::report::json(&report))?
+        );
     } else {
         print!("{}", pki::report::text(&report));
     }
@@ -528,7 +534,11 @@ fn pki_inspect(args: InspectArgs) -> anyhow::Result<u8> {
 
 fn pki_issue(command: IssueCommand) -> anyhow::Result<u8> {
     let (kind, common, profile) = match command {
-        IssueCommand::Ca { cn, path_len, common } => (
+        IssueCommand::Ca {
+            cn,
+            path_len,
+            common,
+        } => (
             Kind::Ca {
                 common_name: cn,
                 path_len,
@@ -553,11 +563,17 @@ fn pki_issue(command: IssueCommand) -> anyhow::Result<u8> {
             key_pem: read_text(key)?,
         }),
         _ if profile.is_some() => {
-            return Err(usage("a leaf certificate needs --issuer-cert and --issuer-key"))
+            return Err(usage(
+                "a leaf certificate needs --issuer-cert and --issuer-key",
+            ))
         }
         _ => None,
     };
-    let default_days = if matches!(kind, Kind::Ca { .. }) { 3650 } else { 365 };
+    let default_days = if matches!(kind, Kind::Ca { .. }) {
+        3650
+    } else {
+        365
+    };
     let request = Request {
         kind,
         key_type: common.key_type,
@@ -593,7 +609,11 @@ fn read_text(path: &Path) -> anyhow::Result<String> {
     })
 }
 
-fn read_first_line(args_file: Option<&Path>, from_stdin: bool, what: &str) -> anyhow::Result<String> {
+fn read_first_line(
+    args_file: Option<&Path>,
+    from_stdin: bool,
+    what: &str,
+) -> anyhow::Result<String> {
     let line = if let Some(path) = args_file {
         std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?
@@ -661,7 +681,12 @@ async fn user_command(command: UserCommand) -> anyhow::Result<u8> {
                 "password",
             )?;
             let verifiers = PasswordVerifiers::new(&secret, config.store.scram_iterations)?;
-            if !store.enterprises().await?.iter().any(|e| e.id == enterprise) {
+            if !store
+                .enterprises()
+                .await?
+                .iter()
+                .any(|e| e.id == enterprise)
+            {
                 store
                     .put_enterprise(&Enterprise {
                         id: enterprise.clone(),
@@ -738,7 +763,11 @@ async fn user_command(command: UserCommand) -> anyhow::Result<u8> {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 let mut out = std::io::stdout().lock();
-                writeln!(out, "{:<32} {:<24} {:<8} {:<24} {}", "ID", "NAME", "EXT", "GROUP", "ROLE")?;
+                writeln!(
+                    out,
+                    "{:<32} {:<24} {:<8} {:<24} ROLE",
+                    "ID", "NAME", "EXT", "GROUP"
+                )?;
                 for r in rows {
                     writeln!(
                         out,
@@ -797,12 +826,19 @@ async fn component_command(command: ComponentCommand) -> anyhow::Result<u8> {
             config,
         } => {
             let (config, store) = config.open_store().await?;
-            crate::config::check_domain(&name).map_err(|why| usage(format!("component name: {why}")))?;
-            if config.components.iter().any(|c| c.name.eq_ignore_ascii_case(&name)) {
+            crate::config::check_domain(&name)
+                .map_err(|why| usage(format!("component name: {why}")))?;
+            if config
+                .components
+                .iter()
+                .any(|c| c.name.eq_ignore_ascii_case(&name))
+            {
                 bail!("component {name} is declared in the configuration file; change it there");
             }
             if on_conflict == OnConflict::Balance && max_connections < 2 {
-                return Err(usage("--on-conflict balance needs --max-connections 2 or more"));
+                return Err(usage(
+                    "--on-conflict balance needs --max-connections 2 or more",
+                ));
             }
             let generated = secret_file.is_none() && !secret_stdin;
             let secret = if generated {
@@ -850,7 +886,11 @@ async fn component_command(command: ComponentCommand) -> anyhow::Result<u8> {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 let mut out = std::io::stdout().lock();
-                writeln!(out, "{:<40} {:<7} {:>5} {:<8} {}", "NAME", "SOURCE", "CONNS", "CONFLICT", "HOLD")?;
+                writeln!(
+                    out,
+                    "{:<40} {:<7} {:>5} {:<8} HOLD",
+                    "NAME", "SOURCE", "CONNS", "CONFLICT"
+                )?;
                 for r in rows {
                     writeln!(
                         out,
@@ -868,7 +908,11 @@ async fn component_command(command: ComponentCommand) -> anyhow::Result<u8> {
         ComponentCommand::Remove { name, config } => {
             let (config, store) = config.open_store().await?;
             if !store.remove_component(&name).await? {
-                if config.components.iter().any(|c| c.name.eq_ignore_ascii_case(&name)) {
+                if config
+                    .components
+                    .iter()
+                    .any(|c| c.name.eq_ignore_ascii_case(&name))
+                {
                     return Err(anyhow!(
                         "component {name} is declared in the configuration file; remove it there"
                     ));

@@ -354,7 +354,8 @@ impl Config {
     /// Checks every cross-field rule, reads `*_file` secrets, and reports all problems.
     pub fn validate(&mut self) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
-        let mut problem = |key: String, message: String| problems.push(ConfigProblem { key, message });
+        let mut problem =
+            |key: String, message: String| problems.push(ConfigProblem { key, message });
 
         if let Err(why) = check_domain(&self.server.domain) {
             problem("server.domain".into(), why);
@@ -379,12 +380,21 @@ impl Config {
             }
         }
         if self.server.shutdown_grace_secs == 0 {
-            problem("server.shutdown_grace_secs".into(), "must be at least 1".into());
+            problem(
+                "server.shutdown_grace_secs".into(),
+                "must be at least 1".into(),
+            );
         }
 
         match (&self.tls.cert_file, &self.tls.key_file) {
-            (Some(_), None) => problem("tls.key_file".into(), "required when tls.cert_file is set".into()),
-            (None, Some(_)) => problem("tls.cert_file".into(), "required when tls.key_file is set".into()),
+            (Some(_), None) => problem(
+                "tls.key_file".into(),
+                "required when tls.cert_file is set".into(),
+            ),
+            (None, Some(_)) => problem(
+                "tls.cert_file".into(),
+                "required when tls.key_file is set".into(),
+            ),
             _ => {}
         }
         for (key, file) in [
@@ -395,7 +405,10 @@ impl Config {
         ] {
             if let Some(file) = file {
                 if !file.is_file() {
-                    problem(key.into(), format!("{} is not a readable file", file.display()));
+                    problem(
+                        key.into(),
+                        format!("{} is not a readable file", file.display()),
+                    );
                 }
             }
         }
@@ -403,7 +416,10 @@ impl Config {
         if self.store.scram_iterations < 4096 {
             problem(
                 "store.scram_iterations".into(),
-                format!("{} is below the minimum of 4096 (RFC 7677)", self.store.scram_iterations),
+                format!(
+                    "{} is below the minimum of 4096 (RFC 7677)",
+                    self.store.scram_iterations
+                ),
             );
         }
 
@@ -413,14 +429,26 @@ impl Config {
             if let Err(why) = check_domain(&component.name) {
                 problem(key("name"), why);
             } else if !seen.insert(component.name.to_ascii_lowercase()) {
-                problem(key("name"), format!("\"{}\" is declared twice", component.name));
+                problem(
+                    key("name"),
+                    format!("\"{}\" is declared twice", component.name),
+                );
             }
             if component.name.eq_ignore_ascii_case(&self.server.domain) {
-                problem(key("name"), "a component cannot take the server's own domain".into());
+                problem(
+                    key("name"),
+                    "a component cannot take the server's own domain".into(),
+                );
             }
             match (&component.secret, &component.secret_file) {
-                (Some(_), Some(_)) => problem(key("secret"), "give either secret or secret_file, not both".into()),
-                (None, None) => problem(key("secret"), "a secret (or secret_file) is required".into()),
+                (Some(_), Some(_)) => problem(
+                    key("secret"),
+                    "give either secret or secret_file, not both".into(),
+                ),
+                (None, None) => problem(
+                    key("secret"),
+                    "a secret (or secret_file) is required".into(),
+                ),
                 (None, Some(file)) => match read_secret_file(file) {
                     Ok(secret) => component.secret = Some(secret),
                     Err(why) => problem(key("secret_file"), why),
@@ -457,7 +485,12 @@ fn line_of(text: &str, offset: usize) -> usize {
 pub fn read_secret_file(path: &Path) -> Result<Secret, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let secret = text.lines().next().unwrap_or_default().trim_end().to_owned();
+    let secret = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_end()
+        .to_owned();
     if secret.is_empty() {
         return Err(format!("{} is empty", path.display()));
     }
@@ -508,8 +541,9 @@ mod tests {
 
     #[test]
     fn unknown_key_in_a_component_names_its_index() {
-        let err = parse("[[components]]\nname = \"b.example.com\"\nsecret = \"s\"\nmax_conns = 2\n")
-            .unwrap_err();
+        let err =
+            parse("[[components]]\nname = \"b.example.com\"\nsecret = \"s\"\nmax_conns = 2\n")
+                .unwrap_err();
         assert!(
             matches!(&err, ConfigError::Parse { key, .. } if key == "components[0].max_conns"),
             "{err}"
@@ -553,7 +587,13 @@ mod tests {
         ))
         .unwrap();
         config.validate().unwrap();
-        assert_eq!(config.components[0].secret.as_ref().unwrap().expose(), "s3cret");
-        assert_eq!(format!("{:?}", config.components[0].secret), "Some(Secret(***))");
+        assert_eq!(
+            config.components[0].secret.as_ref().unwrap().expose(),
+            "s3cret"
+        );
+        assert_eq!(
+            format!("{:?}", config.components[0].secret),
+            "Some(Secret(***))"
+        );
     }
 }

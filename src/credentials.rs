@@ -91,7 +91,8 @@ fn salted_password(hash: ScramHash, password: &[u8], salt: &[u8], iterations: u3
 pub fn hmac(hash: ScramHash, key: &[u8], message: &[u8]) -> Vec<u8> {
     match hash {
         ScramHash::Sha1 => {
-            let mut mac = <Hmac<Sha1> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+            let mut mac =
+                <Hmac<Sha1> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
             mac.update(message);
             mac.finalize().into_bytes().to_vec()
         }
@@ -222,7 +223,10 @@ mod tests {
 
     #[test]
     fn empty_and_prohibited_passwords_are_refused() {
-        assert_eq!(PasswordVerifiers::new("", 4096).unwrap_err(), CredentialError::Empty);
+        assert_eq!(
+            PasswordVerifiers::new("", 4096).unwrap_err(),
+            CredentialError::Empty
+        );
         assert_eq!(
             PasswordVerifiers::new("a\u{0007}b", 4096).unwrap_err(),
             CredentialError::Prohibited

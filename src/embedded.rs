@@ -115,8 +115,18 @@ impl DevPki {
         issue::write_issued(&self.dir.join("intermediate"), &intermediate, true)?;
         issue::write_issued(&self.cti_client_prefix(), &cti, true)?;
         // The server chain is written last: its presence marks a complete PKI.
-        issue::write_file(&self.dir.join("server.key"), server.key_pem.as_bytes(), true, true)?;
-        issue::write_file(&self.dir.join("server.crt"), server.cert_pem.as_bytes(), false, true)?;
+        issue::write_file(
+            &self.dir.join("server.key"),
+            server.key_pem.as_bytes(),
+            true,
+            true,
+        )?;
+        issue::write_file(
+            &self.dir.join("server.crt"),
+            server.cert_pem.as_bytes(),
+            false,
+            true,
+        )?;
         issue::write_file(
             &self.dir.join("server-chain.pem"),
             server.chain_pem.as_bytes(),

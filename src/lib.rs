@@ -1,14 +1,36 @@
-//! Bridgehead: an edge server for business telephony.
+//! Bridgehead: one binary that is the network edge for business telephony — an XMPP server
+//! for call bridges (XEP-0114 components) and clients, a BroadWorks-style XSP edge (XSI
+//! Actions and Events, CTI over mutual TLS), and a PKI toolkit for the certificates all of
+//! this depends on.
+//!
+//! # Layout
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`cli`] | the command line (`serve`, `check-config`, `pki`, `user`, `component`) |
+//! | [`config`] | the TOML file: typed, unknown keys refused, validated as a whole |
+//! | [`server`] | `Server::bind(config)` → bound listeners → `Bound::run(shutdown)` |
+//! | [`shutdown`] | the cancellation token and task tracker every long-lived task obeys |
+//! | [`net`] | the one accept loop (connection limit, `TCP_NODELAY`, per-connection span) |
+//! | [`tls`] | the only place that builds rustls configs; start-up certificate checks |
+//! | [`pki`] | verify, inspect and issue certificates (sync, no tokio) |
+//! | [`store`] | persistence behind a trait; SQLite by default |
+//! | [`credentials`] | SCRAM-SHA-1/256 password verifiers (no clear passwords stored) |
+//! | [`embedded`] | the development PKI and demo data of the zero-config mode |
+//! | [`admin`] | the plain-HTTP admin listener (`/healthz`) |
+//!
+//! `xmpp`, `xsi` and `telephony` join as their issues land; `xmpp`, `xsi` and `pki` never
+//! import each other. See `docs/ARCHITECTURE.md` for the data path.
 #![forbid(unsafe_code)]
 
-pub mod pki;
-pub mod config;
-pub mod credentials;
-pub mod store;
 pub mod admin;
 pub mod cli;
+pub mod config;
+pub mod credentials;
 pub mod embedded;
 pub mod net;
+pub mod pki;
 pub mod server;
 pub mod shutdown;
+pub mod store;
 pub mod tls;

@@ -80,7 +80,9 @@ pub struct Bound {
 
 impl std::fmt::Debug for Bound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bound").field("addrs", &self.addrs).finish_non_exhaustive()
+        f.debug_struct("Bound")
+            .field("addrs", &self.addrs)
+            .finish_non_exhaustive()
     }
 }
 
@@ -129,9 +131,14 @@ impl Server {
                  [tls] for production"
             );
         }
-        let identity = ServerIdentity::load(&identity_files(&config), &identity_requirements(&config))?;
+        let identity =
+            ServerIdentity::load(&identity_files(&config), &identity_requirements(&config))?;
         for warning in &identity.warnings {
-            tracing::warn!(check = warning.check, "server certificate: {}", warning.reason);
+            tracing::warn!(
+                check = warning.check,
+                "server certificate: {}",
+                warning.reason
+            );
         }
         let tls = identity.server_config(&[b"h2", b"http/1.1"])?;
 

@@ -50,7 +50,9 @@ impl Shutdown {
     /// Waits for every tracked task, at most `grace`. True when all ended in time.
     pub async fn drain(&self, grace: Duration) -> bool {
         self.tracker.close();
-        tokio::time::timeout(grace, self.tracker.wait()).await.is_ok()
+        tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_ok()
     }
 }
 

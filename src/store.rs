@@ -181,7 +181,11 @@ pub trait Store: Send + Sync + 'static {
     /// All users, ordered by id.
     async fn users(&self) -> Result<Vec<User>, StoreError>;
     /// Replaces a user's password verifiers; false if there is no such user.
-    async fn set_password(&self, id: &str, verifiers: &PasswordVerifiers) -> Result<bool, StoreError>;
+    async fn set_password(
+        &self,
+        id: &str,
+        verifiers: &PasswordVerifiers,
+    ) -> Result<bool, StoreError>;
     /// Removes a user; false if there is no such user.
     async fn remove_user(&self, id: &str) -> Result<bool, StoreError>;
     /// Adds a component; fails with `Exists` if the name is taken.

@@ -352,7 +352,12 @@ impl Parsed {
                         (eku.time_stamping, oid::TIME_STAMPING),
                         (eku.ocsp_signing, oid::OCSP_SIGNING),
                     ];
-                    oids.extend(named.iter().filter(|(on, _)| *on).map(|(_, o)| o.to_string()));
+                    oids.extend(
+                        named
+                            .iter()
+                            .filter(|(on, _)| *on)
+                            .map(|(_, o)| o.to_string()),
+                    );
                     oids.extend(eku.other.iter().map(|o| o.to_id_string()));
                     out.extended_key_usage = Some(oids);
                 }
@@ -395,8 +400,12 @@ fn alt_name(name: &GeneralName<'_>) -> AltName {
         GeneralName::RFC822Name(v) => AltName::Email((*v).to_owned()),
         GeneralName::URI(v) => AltName::Uri((*v).to_owned()),
         GeneralName::IPAddress(bytes) => match bytes.len() {
-            4 => AltName::Ip(IpAddr::from(<[u8; 4]>::try_from(*bytes).unwrap_or_default())),
-            16 => AltName::Ip(IpAddr::from(<[u8; 16]>::try_from(*bytes).unwrap_or_default())),
+            4 => AltName::Ip(IpAddr::from(
+                <[u8; 4]>::try_from(*bytes).unwrap_or_default(),
+            )),
+            16 => AltName::Ip(IpAddr::from(
+                <[u8; 16]>::try_from(*bytes).unwrap_or_default(),
+            )),
             _ => AltName::Unsupported(format!("IP:<{} bytes>", bytes.len())),
         },
         GeneralName::OtherName(type_id, value) => {

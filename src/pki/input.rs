@@ -69,9 +69,7 @@ pub fn read_private_key(
         let contents = block.contents().to_vec();
         match block.tag() {
             "PRIVATE KEY" => return Ok(PrivatePkcs8KeyDer::from(contents).into()),
-            "RSA PRIVATE KEY" | "EC PRIVATE KEY"
-                if block.headers().get("Proc-Type").is_some() =>
-            {
+            "RSA PRIVATE KEY" | "EC PRIVATE KEY" if block.headers().get("Proc-Type").is_some() => {
                 return Err(key_error(
                     "the key is encrypted in the legacy OpenSSL format, which is not supported; \
                      convert it with `openssl pkcs8 -topk8 -in OLD -out NEW` (add -nocrypt to \

@@ -100,7 +100,14 @@ pub fn text(cert: &Certificate, now: OffsetDateTime) -> String {
     let mut out = format!("certificate {}\n", d.source);
     let mut line = |k: &str, v: String| out.push_str(&format!("  {k:<20} {v}\n"));
     line("subject", d.subject);
-    line("issuer", if cert.is_self_signed() { format!("{} (self-signed)", d.issuer) } else { d.issuer });
+    line(
+        "issuer",
+        if cert.is_self_signed() {
+            format!("{} (self-signed)", d.issuer)
+        } else {
+            d.issuer
+        },
+    );
     line("serial", d.serial);
     line("not before", day(cert.not_before));
     let left = if d.days_left < 0 {
@@ -116,31 +123,53 @@ pub fn text(cert: &Certificate, now: OffsetDateTime) -> String {
         match &d.subject_alt_names {
             None => "(no extension)".to_owned(),
             Some(names) if names.is_empty() => "(empty)".to_owned(),
-            Some(names) => names.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            Some(names) => names
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
         },
     );
     line(
         "key usage",
-        d.key_usage.map(|k| k.join(", ")).unwrap_or_else(|| "(no extension)".to_owned()),
+        d.key_usage
+            .map(|k| k.join(", "))
+            .unwrap_or_else(|| "(no extension)".to_owned()),
     );
     line(
         "extended key usage",
         match &cert.extended_key_usage {
             None => "(no extension)".to_owned(),
-            Some(ekus) => ekus.iter().map(|o| oid::describe(o)).collect::<Vec<_>>().join(", "),
+            Some(ekus) => ekus
+                .iter()
+                .map(|o| oid::describe(o))
+                .collect::<Vec<_>>()
+                .join(", "),
         },
     );
     line(
         "basic constraints",
         match d.basic_constraints {
             None => "(no extension)".to_owned(),
-            Some(BasicConstraints { ca: true, path_len: Some(n) }) => format!("CA, path length {n}"),
-            Some(BasicConstraints { ca: true, path_len: None }) => "CA".to_owned(),
+            Some(BasicConstraints {
+                ca: true,
+                path_len: Some(n),
+            }) => format!("CA, path length {n}"),
+            Some(BasicConstraints {
+                ca: true,
+                path_len: None,
+            }) => "CA".to_owned(),
             Some(BasicConstraints { ca: false, .. }) => "not a CA".to_owned(),
         },
     );
-    line("subject key id", d.subject_key_id.unwrap_or_else(|| "(none)".to_owned()));
-    line("authority key id", d.authority_key_id.unwrap_or_else(|| "(none)".to_owned()));
+    line(
+        "subject key id",
+        d.subject_key_id.unwrap_or_else(|| "(none)".to_owned()),
+    );
+    line(
+        "authority key id",
+        d.authority_key_id.unwrap_or_else(|| "(none)".to_owned()),
+    );
     if !d.ca_issuer_urls.is_empty() {
         line("AIA caIssuers", d.ca_issuer_urls.join(", "));
     }

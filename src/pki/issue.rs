@@ -38,9 +38,15 @@ impl KeyType {
         match self {
             KeyType::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
             KeyType::EcdsaP384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
-            KeyType::Rsa2048 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048),
-            KeyType::Rsa3072 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_3072),
-            KeyType::Rsa4096 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_4096),
+            KeyType::Rsa2048 => {
+                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048)
+            }
+            KeyType::Rsa3072 => {
+                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_3072)
+            }
+            KeyType::Rsa4096 => {
+                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_4096)
+            }
             KeyType::Ed25519 => KeyPair::generate_for(&rcgen::PKCS_ED25519),
         }
     }
@@ -123,7 +129,10 @@ fn issue_error(context: &str) -> impl Fn(rcgen::Error) -> PkiError + '_ {
 
 /// Issues one certificate.
 pub fn issue(request: &Request) -> Result<Issued, PkiError> {
-    let key = request.key_type.generate().map_err(issue_error("key generation failed"))?;
+    let key = request
+        .key_type
+        .generate()
+        .map_err(issue_error("key generation failed"))?;
     let mut params = CertificateParams::default();
     params.not_before = request.not_before;
     params.not_after = request.not_before + Duration::days(i64::from(request.days));
@@ -137,7 +146,9 @@ pub fn issue(request: &Request) -> Result<Issued, PkiError> {
             common_name,
             path_len,
         } => {
-            params.distinguished_name.push(DnType::CommonName, common_name.as_str());
+            params
+                .distinguished_name
+                .push(DnType::CommonName, common_name.as_str());
             params.is_ca = IsCa::Ca(match path_len {
                 Some(n) => BasicConstraints::Constrained(*n),
                 None => BasicConstraints::Unconstrained,
@@ -152,7 +163,9 @@ pub fn issue(request: &Request) -> Result<Issued, PkiError> {
             let first = names
                 .first()
                 .ok_or_else(|| PkiError::Issue("a server certificate needs a --name".to_owned()))?;
-            params.distinguished_name.push(DnType::CommonName, first.as_str());
+            params
+                .distinguished_name
+                .push(DnType::CommonName, first.as_str());
             for name in names {
                 params.subject_alt_names.push(match name.parse::<IpAddr>() {
                     Ok(ip) => SanType::IpAddress(ip),
@@ -171,7 +184,9 @@ pub fn issue(request: &Request) -> Result<Issued, PkiError> {
             params.key_usages = leaf_key_usages(request.key_type);
         }
         Kind::CtiClient { common_name } => {
-            params.distinguished_name.push(DnType::CommonName, common_name.as_str());
+            params
+                .distinguished_name
+                .push(DnType::CommonName, common_name.as_str());
             params.extended_key_usages = vec![
                 ExtendedKeyUsagePurpose::Other(oid::BROADWORKS_CTI_ARCS.to_vec()),
                 ExtendedKeyUsagePurpose::ClientAuth,
@@ -187,18 +202,23 @@ pub fn issue(request: &Request) -> Result<Issued, PkiError> {
                     "only a CA can be self-signed; give --issuer-cert and --issuer-key".to_owned(),
                 ));
             }
-            let cert = params.self_signed(&key).map_err(issue_error("self-signing failed"))?;
+            let cert = params
+                .self_signed(&key)
+                .map_err(issue_error("self-signing failed"))?;
             (cert, String::new())
         }
         Some(issuer) => {
             let issuer_key = KeyPair::from_pem(&issuer.key_pem)
                 .map_err(issue_error("the issuer key cannot be read"))?;
-            let blocks = pem::parse_many(&issuer.cert_pem)
-                .map_err(|e| PkiError::Issue(format!("the issuer certificate cannot be read: {e}")))?;
+            let blocks = pem::parse_many(&issuer.cert_pem).map_err(|e| {
+                PkiError::Issue(format!("the issuer certificate cannot be read: {e}"))
+            })?;
             let first = blocks
                 .iter()
                 .find(|b| b.tag() == "CERTIFICATE")
-                .ok_or_else(|| PkiError::Issue("the issuer file holds no certificate".to_owned()))?;
+                .ok_or_else(|| {
+                    PkiError::Issue("the issuer file holds no certificate".to_owned())
+                })?;
             let issuer_der = rustls_pki_types::CertificateDer::from(first.contents().to_vec());
             let signer = Issuer::from_ca_cert_der(&issuer_der, issuer_key)
                 .map_err(issue_error("the issuer certificate cannot be used"))?;
@@ -237,7 +257,10 @@ fn leaf_key_usages(key_type: KeyType) -> Vec<KeyUsagePurpose> {
 }
 
 fn oid_arcs(dotted: &str) -> Vec<u64> {
-    dotted.split('.').filter_map(|arc| arc.parse().ok()).collect()
+    dotted
+        .split('.')
+        .filter_map(|arc| arc.parse().ok())
+        .collect()
 }
 
 fn random_serial() -> SerialNumber {
@@ -258,7 +281,12 @@ fn is_self_signed(der: &[u8]) -> bool {
 
 /// Writes `contents` to `path`: private files with mode 0600, never replacing an existing
 /// file unless `force`.
-pub fn write_file(path: &Path, contents: &[u8], private: bool, force: bool) -> Result<(), PkiError> {
+pub fn write_file(
+    path: &Path,
+    contents: &[u8],
+    private: bool,
+    force: bool,
+) -> Result<(), PkiError> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let write_error = |source| PkiError::Write {
         path: path.to_owned(),

@@ -75,7 +75,12 @@ pub fn json(report: &Report) -> JsonReport<'_> {
 pub fn text(report: &Report) -> String {
     let mut out = String::new();
     for f in &report.findings {
-        out.push_str(&format!("{:<4} {:<9} {}\n", f.status.word(), f.check, f.reason));
+        out.push_str(&format!(
+            "{:<4} {:<9} {}\n",
+            f.status.word(),
+            f.check,
+            f.reason
+        ));
     }
     let count = |s: Status| report.findings.iter().filter(|f| f.status == s).count();
     out.push_str(&format!(

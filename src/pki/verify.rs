@@ -228,7 +228,12 @@ pub fn verify(input: &VerifyInput) -> Report {
     }
 
     let purpose = purpose_for(input.profile, &leaf);
-    let walk = walk_path(&leaf, &input.certificates, &input.intermediates, &input.trust);
+    let walk = walk_path(
+        &leaf,
+        &input.certificates,
+        &input.intermediates,
+        &input.trust,
+    );
     findings.extend(check_chain(input, &leaf, &walk, purpose));
     findings.extend(check_order(input, leaf_index, &walk));
     findings.extend(check_names(input, &leaf));
@@ -550,7 +555,8 @@ fn check_chain(
 /// Explains why a chain does not verify, link by link.
 fn diagnose(input: &VerifyInput, walk: &PathWalk, purpose: Purpose) -> Vec<Finding> {
     let mut findings = Vec::new();
-    let fail = |c: &Certificate, reason: String| Finding::new("chain", Status::Fail, reason).about(c);
+    let fail =
+        |c: &Certificate, reason: String| Finding::new("chain", Status::Fail, reason).about(c);
     for (i, cert) in walk.path.iter().enumerate() {
         let anchor = i > 0 && is_anchor(cert, &input.trust);
         if !anchor {
@@ -590,7 +596,11 @@ fn diagnose(input: &VerifyInput, walk: &PathWalk, purpose: Purpose) -> Vec<Findi
                     "{} issued {} but is not a CA (basicConstraints cA is {})",
                     cert.label(),
                     child.label(),
-                    if cert.basic_constraints.is_some() { "false" } else { "absent" }
+                    if cert.basic_constraints.is_some() {
+                        "false"
+                    } else {
+                        "absent"
+                    }
                 ),
             ));
         }
@@ -724,7 +734,8 @@ fn check_order(input: &VerifyInput, leaf_index: usize, walk: &PathWalk) -> Vec<F
     let file = &input.certificates;
     let file_name = file[0].origin.file.clone();
     let mut findings = Vec::new();
-    let warn = |c: &Certificate, reason: String| Finding::new("order", Status::Warn, reason).about(c);
+    let warn =
+        |c: &Certificate, reason: String| Finding::new("order", Status::Warn, reason).about(c);
     if leaf_index != 0 {
         findings.push(
             Finding::new(
@@ -829,8 +840,12 @@ fn check_order(input: &VerifyInput, leaf_index: usize, walk: &PathWalk) -> Vec<F
 fn name_covered(leaf: &Certificate, name: &str) -> Result<bool, String> {
     let server_name = ServerName::try_from(name)
         .map_err(|_| format!("\"{name}\" is neither a DNS name nor an IP address"))?;
-    let end_entity = webpki::EndEntityCert::try_from(&leaf.der)
-        .map_err(|e| format!("the leaf cannot be parsed for name checks: {}", webpki_words(&e)))?;
+    let end_entity = webpki::EndEntityCert::try_from(&leaf.der).map_err(|e| {
+        format!(
+            "the leaf cannot be parsed for name checks: {}",
+            webpki_words(&e)
+        )
+    })?;
     Ok(end_entity
         .verify_is_valid_for_subject_name(&server_name)
         .is_ok())
@@ -843,17 +858,23 @@ fn name_finding(leaf: &Certificate, name: &str, what: &str) -> Finding {
         .flatten()
         .map(ToString::to_string)
         .collect();
-    let (status, reason) = match name_covered(leaf, name) {
-        Ok(true) => (Status::Ok, format!("{what}{name} is covered by a subjectAltName")),
-        Ok(false) => (
-            Status::Fail,
-            format!(
+    let (status, reason) =
+        match name_covered(leaf, name) {
+            Ok(true) => (
+                Status::Ok,
+                format!("{what}{name} is covered by a subjectAltName"),
+            ),
+            Ok(false) => {
+                (
+                    Status::Fail,
+                    format!(
                 "{what}{name} is not covered by any subjectAltName (the certificate has: {})",
                 if presented.is_empty() { "none".to_owned() } else { presented.join(", ") }
             ),
-        ),
-        Err(reason) => (Status::Fail, reason),
-    };
+                )
+            }
+            Err(reason) => (Status::Fail, reason),
+        };
     Finding::new("name", status, reason).about(leaf)
 }
 
@@ -904,19 +925,23 @@ pub fn cti_client_rules(leaf: &Certificate, allowed: &[String]) -> Vec<Finding> 
         eku_finding(leaf, oid::BROADWORKS_CTI, true),
         eku_finding(leaf, oid::CLIENT_AUTH, true),
     ];
-    findings.push(match &leaf.alt_names {
-        None => Finding::new("profile", Status::Ok, "no subjectAltName extension"),
-        Some(names) => Finding::new(
-            "profile",
-            Status::Fail,
-            format!(
+    findings.push(
+        match &leaf.alt_names {
+            None => Finding::new("profile", Status::Ok, "no subjectAltName extension"),
+            Some(names) => {
+                Finding::new(
+                    "profile",
+                    Status::Fail,
+                    format!(
                 "the certificate has a subjectAltName extension ({}); CTI client certificates \
                  must have none",
                 names.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
             ),
-        ),
-    }
-    .about(leaf));
+                )
+            }
+        }
+        .about(leaf),
+    );
     let cn = leaf.common_name.clone().unwrap_or_default();
     findings.push(
         if allowed.is_empty() {
@@ -926,7 +951,11 @@ pub fn cti_client_rules(leaf: &Certificate, allowed: &[String]) -> Vec<Finding> 
                 format!("CN \"{cn}\" not checked: no allow-list given (--cti-cn)"),
             )
         } else if allowed.iter().any(|a| a == &cn) {
-            Finding::new("profile", Status::Ok, format!("CN \"{cn}\" is in the allow-list"))
+            Finding::new(
+                "profile",
+                Status::Ok,
+                format!("CN \"{cn}\" is in the allow-list"),
+            )
         } else {
             Finding::new(
                 "profile",
@@ -950,10 +979,16 @@ fn check_profile(input: &VerifyInput, leaf: &Certificate) -> Vec<Finding> {
         Profile::XmppServer => {
             let mut findings = vec![eku_finding(leaf, oid::SERVER_AUTH, false)];
             if let Some(domain) = &input.xmpp_domain {
-                findings.push(with_check(name_finding(leaf, domain, "XMPP domain "), "profile"));
+                findings.push(with_check(
+                    name_finding(leaf, domain, "XMPP domain "),
+                    "profile",
+                ));
             }
             if let Some(fqdn) = &input.fqdn {
-                findings.push(with_check(name_finding(leaf, fqdn, "host FQDN "), "profile"));
+                findings.push(with_check(
+                    name_finding(leaf, fqdn, "host FQDN "),
+                    "profile",
+                ));
             }
             findings
         }
@@ -1010,7 +1045,12 @@ fn check_validity(input: &VerifyInput, walk: &PathWalk) -> Vec<Finding> {
     }
     if findings.is_empty() && !any_invalid {
         let leaf = &walk.path[0];
-        let soonest = walk.path.iter().map(|c| c.not_after).min().unwrap_or(leaf.not_after);
+        let soonest = walk
+            .path
+            .iter()
+            .map(|c| c.not_after)
+            .min()
+            .unwrap_or(leaf.not_after);
         findings.push(
             Finding::new(
                 "validity",
@@ -1031,7 +1071,8 @@ fn check_validity(input: &VerifyInput, walk: &PathWalk) -> Vec<Finding> {
 
 fn lint(path: &[Certificate], leaf: &Certificate) -> Vec<Finding> {
     let mut findings = Vec::new();
-    let warn = |c: &Certificate, reason: String| Finding::new("lint", Status::Warn, reason).about(c);
+    let warn =
+        |c: &Certificate, reason: String| Finding::new("lint", Status::Warn, reason).about(c);
     if leaf.is_ca() {
         findings.push(warn(
             leaf,
@@ -1047,7 +1088,10 @@ fn lint(path: &[Certificate], leaf: &Certificate) -> Vec<Finding> {
             if bits < 2048 {
                 findings.push(warn(
                     cert,
-                    format!("{} has a weak RSA key of {bits} bits (use at least 2048)", cert.label()),
+                    format!(
+                        "{} has a weak RSA key of {bits} bits (use at least 2048)",
+                        cert.label()
+                    ),
                 ));
             }
         }
@@ -1083,9 +1127,8 @@ fn lint(path: &[Certificate], leaf: &Certificate) -> Vec<Finding> {
 
 /// A date as `YYYY-MM-DD HH:MM:SS UTC`.
 pub fn day(t: OffsetDateTime) -> String {
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
-    );
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
     t.to_offset(time::UtcOffset::UTC)
         .format(&format)
         .unwrap_or_else(|_| t.to_string())

@@ -54,7 +54,9 @@ pub struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -133,7 +135,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 
 fn is_constraint(e: &rusqlite::Error) -> Option<rusqlite::ffi::ErrorCode> {
     match e {
-        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
             Some(f.code)
         }
         _ => None,
@@ -297,11 +301,18 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn set_password(&self, id: &str, verifiers: &PasswordVerifiers) -> Result<bool, StoreError> {
+    async fn set_password(
+        &self,
+        id: &str,
+        verifiers: &PasswordVerifiers,
+    ) -> Result<bool, StoreError> {
         let id = id.to_owned();
         let json = verifiers_json(verifiers)?;
         self.with(move |c| {
-            Ok(c.execute("UPDATE users SET verifiers = ?2 WHERE id = ?1", params![id, json])? > 0)
+            Ok(c.execute(
+                "UPDATE users SET verifiers = ?2 WHERE id = ?1",
+                params![id, json],
+            )? > 0)
         })
         .await
     }
@@ -318,7 +329,13 @@ impl Store for SqliteStore {
             c.execute(
                 "INSERT INTO components (name, secret, max_connections, on_conflict, hold_secs)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![r.name, r.secret, r.max_connections, r.on_conflict.as_str(), r.hold_secs as i64],
+                params![
+                    r.name,
+                    r.secret,
+                    r.max_connections,
+                    r.on_conflict.as_str(),
+                    r.hold_secs as i64
+                ],
             )
             .map_err(|e| match is_constraint(&e) {
                 Some(_) => StoreError::Exists(format!("component \"{}\"", r.name)),
@@ -374,9 +391,19 @@ mod tests {
         let path = dir.path().join("db.sqlite3");
         {
             let store = SqliteStore::open(&path).unwrap();
-            store.put_enterprise(&Enterprise { id: "ent".into(), name: "Ent".into() }).await.unwrap();
             store
-                .put_group(&Group { id: "grp".into(), enterprise_id: "ent".into(), name: "Grp".into() })
+                .put_enterprise(&Enterprise {
+                    id: "ent".into(),
+                    name: "Ent".into(),
+                })
+                .await
+                .unwrap();
+            store
+                .put_group(&Group {
+                    id: "grp".into(),
+                    enterprise_id: "ent".into(),
+                    name: "Grp".into(),
+                })
                 .await
                 .unwrap();
             store.add_user(&user("alice@example.com")).await.unwrap();
@@ -398,7 +425,10 @@ mod tests {
         let store = SqliteStore::open(&path).unwrap();
         let alice = store.user("alice@example.com").await.unwrap().unwrap();
         assert!(alice.verifiers.verify_plain("secret"));
-        assert_eq!(store.components().await.unwrap()[0].on_conflict, OnConflict::Balance);
+        assert_eq!(
+            store.components().await.unwrap()[0].on_conflict,
+            OnConflict::Balance
+        );
         assert!(store.remove_user("alice@example.com").await.unwrap());
         assert!(!store.remove_user("alice@example.com").await.unwrap());
     }
@@ -407,7 +437,10 @@ mod tests {
     async fn a_user_needs_an_existing_group() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("db")).unwrap();
-        assert!(matches!(store.add_user(&user("bob@example.com")).await, Err(StoreError::Missing(_))));
+        assert!(matches!(
+            store.add_user(&user("bob@example.com")).await,
+            Err(StoreError::Missing(_))
+        ));
     }
 
     #[test]
@@ -415,7 +448,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
         drop(SqliteStore::open(&path).unwrap());
-        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
-        assert!(matches!(SqliteStore::open(&path), Err(StoreError::TooNew { found: 99, .. })));
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        assert!(matches!(
+            SqliteStore::open(&path),
+            Err(StoreError::TooNew { found: 99, .. })
+        ));
     }
 }

@@ -27,9 +27,43 @@ fn every_command_has_help() {
 fn users_are_added_listed_changed_and_removed() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let run = run_with_stdin(d, &["user", "add", "carol@example.com", "--first-name", "Carol", "--last-name", "Chen", "--extension", "200", "--enterprise", "acme", "--group", "sales", "--role", "group-admin", "--password-stdin", "--data-dir", "data"], "pässword\n");
+    let run = run_with_stdin(
+        d,
+        &[
+            "user",
+            "add",
+            "carol@example.com",
+            "--first-name",
+            "Carol",
+            "--last-name",
+            "Chen",
+            "--extension",
+            "200",
+            "--enterprise",
+            "acme",
+            "--group",
+            "sales",
+            "--role",
+            "group-admin",
+            "--password-stdin",
+            "--data-dir",
+            "data",
+        ],
+        "pässword\n",
+    );
     assert_eq!(run.code, 0, "{run:?}");
-    let run = run_with_stdin(d, &["user", "add", "carol@example.com", "--password-stdin", "--data-dir", "data"], "x\n");
+    let run = run_with_stdin(
+        d,
+        &[
+            "user",
+            "add",
+            "carol@example.com",
+            "--password-stdin",
+            "--data-dir",
+            "data",
+        ],
+        "x\n",
+    );
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stderr.contains("already exists"), "{run:?}");
     let run = run_in(d, &["user", "add", "dave", "--data-dir", "data"]);
@@ -43,11 +77,28 @@ fn users_are_added_listed_changed_and_removed() {
     assert!(!run.stdout.contains("verifier"), "no secrets in listings");
 
     std::fs::write(d.join("pw"), "new password\n").unwrap();
-    let run = run_in(d, &["user", "passwd", "carol@example.com", "--password-file", "pw", "--data-dir", "data"]);
+    let run = run_in(
+        d,
+        &[
+            "user",
+            "passwd",
+            "carol@example.com",
+            "--password-file",
+            "pw",
+            "--data-dir",
+            "data",
+        ],
+    );
     assert_eq!(run.code, 0, "{run:?}");
-    let run = run_in(d, &["user", "remove", "carol@example.com", "--data-dir", "data"]);
+    let run = run_in(
+        d,
+        &["user", "remove", "carol@example.com", "--data-dir", "data"],
+    );
     assert_eq!(run.code, 0, "{run:?}");
-    let run = run_in(d, &["user", "remove", "carol@example.com", "--data-dir", "data"]);
+    let run = run_in(
+        d,
+        &["user", "remove", "carol@example.com", "--data-dir", "data"],
+    );
     assert_eq!(run.code, 1, "{run:?}");
 }
 
@@ -60,13 +111,54 @@ fn components_come_from_the_store_and_the_config_file() {
         "[server]\ndata_dir = \"data\"\n[[components]]\nname = \"bridge1.example.com\"\nsecret = \"s\"\n",
     )
     .unwrap();
-    let run = run_in(d, &["component", "add", "bridge2.example.com", "--max-connections", "3", "--on-conflict", "balance", "--hold-secs", "5", "-c", "bridgehead.toml"]);
+    let run = run_in(
+        d,
+        &[
+            "component",
+            "add",
+            "bridge2.example.com",
+            "--max-connections",
+            "3",
+            "--on-conflict",
+            "balance",
+            "--hold-secs",
+            "5",
+            "-c",
+            "bridgehead.toml",
+        ],
+    );
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(run.stdout.contains("secret: "), "a generated secret is shown once: {run:?}");
-    let run = run_in(d, &["component", "add", "bridge1.example.com", "-c", "bridgehead.toml"]);
+    assert!(
+        run.stdout.contains("secret: "),
+        "a generated secret is shown once: {run:?}"
+    );
+    let run = run_in(
+        d,
+        &[
+            "component",
+            "add",
+            "bridge1.example.com",
+            "-c",
+            "bridgehead.toml",
+        ],
+    );
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stderr.contains("declared in the configuration file"), "{run:?}");
-    let run = run_in(d, &["component", "add", "bridge3.example.com", "--on-conflict", "balance", "-c", "bridgehead.toml"]);
+    assert!(
+        run.stderr.contains("declared in the configuration file"),
+        "{run:?}"
+    );
+    let run = run_in(
+        d,
+        &[
+            "component",
+            "add",
+            "bridge3.example.com",
+            "--on-conflict",
+            "balance",
+            "-c",
+            "bridgehead.toml",
+        ],
+    );
     assert_eq!(run.code, 3, "{run:?}");
 
     let run = run_in(d, &["component", "list", "--json", "-c", "bridgehead.toml"]);
@@ -78,14 +170,27 @@ fn components_come_from_the_store_and_the_config_file() {
     assert_eq!(list[1]["hold_secs"], 5);
     assert!(!run.stdout.contains("secret"), "{run:?}");
 
-    let run = run_in(d, &["component", "remove", "bridge2.example.com", "-c", "bridgehead.toml"]);
+    let run = run_in(
+        d,
+        &[
+            "component",
+            "remove",
+            "bridge2.example.com",
+            "-c",
+            "bridgehead.toml",
+        ],
+    );
     assert_eq!(run.code, 0, "{run:?}");
 }
 
 #[test]
 fn check_config_rejects_an_unknown_key_with_its_path() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("c.toml"), "[admin]\nlisten = \"127.0.0.1:9090\"\nlisten_port = 1\n").unwrap();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        "[admin]\nlisten = \"127.0.0.1:9090\"\nlisten_port = 1\n",
+    )
+    .unwrap();
     let run = run_in(dir.path(), &["check-config", "-c", "c.toml"]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stderr.contains("admin.listen_port"), "{run:?}");
@@ -102,7 +207,12 @@ fn check_config_lists_every_problem() {
     .unwrap();
     let run = run_in(dir.path(), &["check-config", "-c", "c.toml"]);
     assert_eq!(run.code, 1, "{run:?}");
-    for key in ["server.domain", "tls.cert_file", "tls.key_file", "components[0].secret"] {
+    for key in [
+        "server.domain",
+        "tls.cert_file",
+        "tls.key_file",
+        "components[0].secret",
+    ] {
         assert!(run.stderr.contains(key), "{key}: {run:?}");
     }
 }
@@ -110,7 +220,8 @@ fn check_config_lists_every_problem() {
 #[test]
 fn the_production_example_parses() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/bridgehead.toml");
-    let config = bridgehead::config::Config::load(std::path::Path::new(path)).expect("example parses");
+    let config =
+        bridgehead::config::Config::load(std::path::Path::new(path)).expect("example parses");
     assert_eq!(config.server.domain, "example.com");
     assert!(config.tls.cert_file.is_some());
     assert!(!config.components.is_empty());

@@ -1,5 +1,6 @@
 //! Integration tests: the real binary and the real server, with certificates made by
 //! openssl and rcgen.
+#![allow(unreachable_pub)]
 
 mod support;
 

@@ -15,29 +15,140 @@ fn ok(dir: &std::path::Path, args: &[&str]) -> String {
 fn issued_certificates_pass_verify_with_their_profiles() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(d, &["pki", "issue", "ca", "--cn", "Issued Root", "--out", "root"]);
-    ok(d, &["pki", "issue", "ca", "--cn", "Issued Intermediate", "--path-len", "0", "--issuer-cert", "root.crt", "--issuer-key", "root.key", "--out", "int"]);
+    ok(
+        d,
+        &["pki", "issue", "ca", "--cn", "Issued Root", "--out", "root"],
+    );
+    ok(
+        d,
+        &[
+            "pki",
+            "issue",
+            "ca",
+            "--cn",
+            "Issued Intermediate",
+            "--path-len",
+            "0",
+            "--issuer-cert",
+            "root.crt",
+            "--issuer-key",
+            "root.key",
+            "--out",
+            "int",
+        ],
+    );
     for key_type in ["ecdsa-p256", "ecdsa-p384", "rsa2048", "ed25519"] {
         let server = format!("server-{key_type}");
-        ok(d, &["pki", "issue", "server", "--name", "xmpp.example.com", "--name", "host1.example.com", "--name", "192.0.2.1", "--xmpp-addr", "xmpp.example.com", "--key-type", key_type, "--issuer-cert", "int-chain.pem", "--issuer-key", "int.key", "--out", &server]);
+        ok(
+            d,
+            &[
+                "pki",
+                "issue",
+                "server",
+                "--name",
+                "xmpp.example.com",
+                "--name",
+                "host1.example.com",
+                "--name",
+                "192.0.2.1",
+                "--xmpp-addr",
+                "xmpp.example.com",
+                "--key-type",
+                key_type,
+                "--issuer-cert",
+                "int-chain.pem",
+                "--issuer-key",
+                "int.key",
+                "--out",
+                &server,
+            ],
+        );
         let chain = format!("{server}-chain.pem");
         let key = format!("{server}.key");
-        let out = ok(d, &["pki", "verify", "--cert", &chain, "--key", &key, "--trust", "root.crt", "--profile", "xmpp-server", "--xmpp-domain", "xmpp.example.com", "--fqdn", "host1.example.com", "--name", "192.0.2.1"]);
+        let out = ok(
+            d,
+            &[
+                "pki",
+                "verify",
+                "--cert",
+                &chain,
+                "--key",
+                &key,
+                "--trust",
+                "root.crt",
+                "--profile",
+                "xmpp-server",
+                "--xmpp-domain",
+                "xmpp.example.com",
+                "--fqdn",
+                "host1.example.com",
+                "--name",
+                "192.0.2.1",
+            ],
+        );
         assert!(out.contains("result: OK"), "{key_type}: {out}");
-        let mode = std::fs::metadata(d.join(&key)).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(d.join(&key))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600, "{key_type}: private key mode");
     }
-    ok(d, &["pki", "issue", "cti-client", "--cn", "bwcticlient.example.com", "--issuer-cert", "int-chain.pem", "--issuer-key", "int.key", "--out", "cti"]);
-    let out = ok(d, &["pki", "verify", "--cert", "cti-chain.pem", "--key", "cti.key", "--trust", "root.crt", "--profile", "cti-client", "--cti-cn", "bwcticlient.example.com"]);
+    ok(
+        d,
+        &[
+            "pki",
+            "issue",
+            "cti-client",
+            "--cn",
+            "bwcticlient.example.com",
+            "--issuer-cert",
+            "int-chain.pem",
+            "--issuer-key",
+            "int.key",
+            "--out",
+            "cti",
+        ],
+    );
+    let out = ok(
+        d,
+        &[
+            "pki",
+            "verify",
+            "--cert",
+            "cti-chain.pem",
+            "--key",
+            "cti.key",
+            "--trust",
+            "root.crt",
+            "--profile",
+            "cti-client",
+            "--cti-cn",
+            "bwcticlient.example.com",
+        ],
+    );
     assert!(out.contains("result: OK"), "{out}");
 
     // An independent reader agrees.
     let openssl = std::process::Command::new("openssl")
         .current_dir(d)
-        .args(["verify", "-CAfile", "root.crt", "-untrusted", "int.crt", "-purpose", "sslclient", "cti.crt"])
+        .args([
+            "verify",
+            "-CAfile",
+            "root.crt",
+            "-untrusted",
+            "int.crt",
+            "-purpose",
+            "sslclient",
+            "cti.crt",
+        ])
         .output()
         .unwrap();
-    assert!(openssl.status.success(), "{}", String::from_utf8_lossy(&openssl.stderr));
+    assert!(
+        openssl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&openssl.stderr)
+    );
     let text = std::process::Command::new("openssl")
         .current_dir(d)
         .args(["x509", "-in", "cti.crt", "-noout", "-text"])
@@ -58,14 +169,30 @@ fn issue_never_overwrites_without_force() {
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("pass --force"), "{run:?}");
     assert_eq!(std::fs::read(d.join("root.key")).unwrap(), before);
-    ok(d, &["pki", "issue", "ca", "--cn", "Root", "--out", "root", "--force"]);
+    ok(
+        d,
+        &[
+            "pki", "issue", "ca", "--cn", "Root", "--out", "root", "--force",
+        ],
+    );
     assert_ne!(std::fs::read(d.join("root.key")).unwrap(), before);
 }
 
 #[test]
 fn a_leaf_needs_an_issuer() {
     let dir = tempfile::tempdir().unwrap();
-    let run = run_in(dir.path(), &["pki", "issue", "server", "--name", "a.example.com", "--out", "a"]);
+    let run = run_in(
+        dir.path(),
+        &[
+            "pki",
+            "issue",
+            "server",
+            "--name",
+            "a.example.com",
+            "--out",
+            "a",
+        ],
+    );
     assert_eq!(run.code, 3, "{run:?}");
     assert!(run.stderr.contains("--issuer-cert"), "{run:?}");
 }

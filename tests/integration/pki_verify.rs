@@ -9,10 +9,20 @@ fn verify(pki: &OpenSsl, args: &[&str]) -> Run {
     run_in(pki.dir(), &all)
 }
 
-fn xmpp_args<'a>(cert: &'a str) -> Vec<&'a str> {
+fn xmpp_args(cert: &str) -> Vec<&str> {
     vec![
-        "--cert", cert, "--key", "server.key", "--trust", "root.crt", "--profile", "xmpp-server",
-        "--xmpp-domain", "xmpp.example.com", "--fqdn", "host1.example.com",
+        "--cert",
+        cert,
+        "--key",
+        "server.key",
+        "--trust",
+        "root.crt",
+        "--profile",
+        "xmpp-server",
+        "--xmpp-domain",
+        "xmpp.example.com",
+        "--fqdn",
+        "host1.example.com",
     ]
 }
 
@@ -55,7 +65,10 @@ fn a_leaf_last_chain_is_reported_and_fix_order_repairs_it() {
 fn fix_order_drops_duplicates_roots_and_strangers() {
     let pki = xmpp_pki();
     pki.root("other", "Unrelated Root");
-    pki.cat("messy.pem", &["server.crt", "root.crt", "int.crt", "int.crt", "other.crt"]);
+    pki.cat(
+        "messy.pem",
+        &["server.crt", "root.crt", "int.crt", "int.crt", "other.crt"],
+    );
     let mut args = xmpp_args("messy.pem");
     args.extend(["--fix-order", "fixed.pem"]);
     let run = verify(&pki, &args);
@@ -81,7 +94,11 @@ fn a_missing_intermediate_is_named_with_its_aia_url() {
     let run = verify(&pki, &args);
     assert_eq!(run.code, 1, "{run:?}");
     line(&run, "OK", "the full chain verifies");
-    line(&run, "WARN", "lacks the intermediate(s) CN=Test Intermediate CA");
+    line(
+        &run,
+        "WARN",
+        "lacks the intermediate(s) CN=Test Intermediate CA",
+    );
 }
 
 #[test]
@@ -130,21 +147,57 @@ fn key_mismatch_is_caught_for_rsa_ec_and_ed25519() {
     for kind in [Key::Rsa, Key::Ec, Key::Ed25519] {
         let pki = OpenSsl::new();
         pki.root("root", "Root");
-        pki.sign("leaf", "leaf.example.com", kind, "root", "subjectAltName=DNS:leaf.example.com\nextendedKeyUsage=serverAuth");
+        pki.sign(
+            "leaf",
+            "leaf.example.com",
+            kind,
+            "root",
+            "subjectAltName=DNS:leaf.example.com\nextendedKeyUsage=serverAuth",
+        );
         pki.key("other", kind);
-        let good = verify(&pki, &["--cert", "leaf.crt", "--key", "leaf.key", "--trust", "root.crt"]);
+        let good = verify(
+            &pki,
+            &[
+                "--cert", "leaf.crt", "--key", "leaf.key", "--trust", "root.crt",
+            ],
+        );
         assert_eq!(good.code, 0, "{kind:?}: {good:?}");
         line(&good, "OK", "the private key matches");
-        let bad = verify(&pki, &["--cert", "leaf.crt", "--key", "other.key", "--trust", "root.crt"]);
+        let bad = verify(
+            &pki,
+            &[
+                "--cert",
+                "leaf.crt",
+                "--key",
+                "other.key",
+                "--trust",
+                "root.crt",
+            ],
+        );
         assert_eq!(bad.code, 2, "{kind:?}: {bad:?}");
-        line(&bad, "FAIL", "does not match the certificate CN=leaf.example.com");
+        line(
+            &bad,
+            "FAIL",
+            "does not match the certificate CN=leaf.example.com",
+        );
     }
 }
 
 #[test]
 fn pkcs1_sec1_and_encrypted_keys_are_read() {
     let pki = xmpp_pki();
-    pki.run(&["pkcs8", "-topk8", "-in", "server.key", "-out", "server.enc.key", "-passout", "pass:hunter2", "-v2", "aes-256-cbc"]);
+    pki.run(&[
+        "pkcs8",
+        "-topk8",
+        "-in",
+        "server.key",
+        "-out",
+        "server.enc.key",
+        "-passout",
+        "pass:hunter2",
+        "-v2",
+        "aes-256-cbc",
+    ]);
     std::fs::write(pki.path("pass.txt"), "hunter2\n").unwrap();
     std::fs::write(pki.path("wrong.txt"), "hunter3\n").unwrap();
     pki.run(&["ec", "-in", "server.key", "-out", "server.sec1.key"]);
@@ -175,10 +228,35 @@ fn pkcs1_sec1_and_encrypted_keys_are_read() {
 
     let rsa = OpenSsl::new();
     rsa.root("root", "Root");
-    rsa.sign("leaf", "leaf.example.com", Key::Rsa, "root", "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:leaf.example.com");
-    rsa.run(&["rsa", "-in", "leaf.key", "-traditional", "-out", "leaf.pkcs1.key"]);
-    assert!(std::fs::read_to_string(rsa.path("leaf.pkcs1.key")).unwrap().contains("RSA PRIVATE KEY"));
-    let run = verify(&rsa, &["--cert", "leaf.crt", "--key", "leaf.pkcs1.key", "--trust", "root.crt"]);
+    rsa.sign(
+        "leaf",
+        "leaf.example.com",
+        Key::Rsa,
+        "root",
+        "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:leaf.example.com",
+    );
+    rsa.run(&[
+        "rsa",
+        "-in",
+        "leaf.key",
+        "-traditional",
+        "-out",
+        "leaf.pkcs1.key",
+    ]);
+    assert!(std::fs::read_to_string(rsa.path("leaf.pkcs1.key"))
+        .unwrap()
+        .contains("RSA PRIVATE KEY"));
+    let run = verify(
+        &rsa,
+        &[
+            "--cert",
+            "leaf.crt",
+            "--key",
+            "leaf.pkcs1.key",
+            "--trust",
+            "root.crt",
+        ],
+    );
     assert_eq!(run.code, 0, "{run:?}");
 }
 
@@ -191,13 +269,28 @@ fn a_server_certificate_without_the_fqdn_fails_the_xmpp_profile() {
     let run = verify(&pki, &args);
     assert_eq!(run.code, 2, "{run:?}");
     let fail = line(&run, "FAIL", "host FQDN host2.example.com is not covered");
-    assert!(fail.contains("DNS:host1.example.com"), "lists what the certificate has: {fail}");
+    assert!(
+        fail.contains("DNS:host1.example.com"),
+        "lists what the certificate has: {fail}"
+    );
 }
 
 #[test]
 fn names_are_checked_against_subject_alt_names() {
     let pki = xmpp_pki();
-    let run = verify(&pki, &["--cert", "fullchain.pem", "--trust", "root.crt", "--name", "host1.example.com", "--name", "nope.example.com"]);
+    let run = verify(
+        &pki,
+        &[
+            "--cert",
+            "fullchain.pem",
+            "--trust",
+            "root.crt",
+            "--name",
+            "host1.example.com",
+            "--name",
+            "nope.example.com",
+        ],
+    );
     assert_eq!(run.code, 2, "{run:?}");
     line(&run, "OK", "host1.example.com is covered");
     line(&run, "FAIL", "nope.example.com is not covered");
@@ -211,7 +304,21 @@ fn cti_pki(ext: &str) -> OpenSsl {
 }
 
 fn cti_verify(pki: &OpenSsl) -> Run {
-    verify(pki, &["--cert", "cti.crt", "--key", "cti.key", "--trust", "root.crt", "--profile", "cti-client", "--cti-cn", "bwcticlient.example.com"])
+    verify(
+        pki,
+        &[
+            "--cert",
+            "cti.crt",
+            "--key",
+            "cti.key",
+            "--trust",
+            "root.crt",
+            "--profile",
+            "cti-client",
+            "--cti-cn",
+            "bwcticlient.example.com",
+        ],
+    )
 }
 
 #[test]
@@ -219,9 +326,17 @@ fn a_good_cti_client_certificate_passes() {
     let pki = cti_pki("extendedKeyUsage=clientAuth,1.3.6.1.4.1.6431.1.1.8.2.1.3");
     let run = cti_verify(&pki);
     assert_eq!(run.code, 0, "{run:?}");
-    line(&run, "OK", "BroadWorks CTI client (1.3.6.1.4.1.6431.1.1.8.2.1.3)");
+    line(
+        &run,
+        "OK",
+        "BroadWorks CTI client (1.3.6.1.4.1.6431.1.1.8.2.1.3)",
+    );
     line(&run, "OK", "no subjectAltName extension");
-    line(&run, "OK", "CN \"bwcticlient.example.com\" is in the allow-list");
+    line(
+        &run,
+        "OK",
+        "CN \"bwcticlient.example.com\" is in the allow-list",
+    );
 }
 
 #[test]
@@ -241,19 +356,56 @@ fn cti_certificates_breaking_a_rule_are_refused_with_that_rule() {
         line(&run, "FAIL", expected);
     }
     let pki = cti_pki("extendedKeyUsage=clientAuth,1.3.6.1.4.1.6431.1.1.8.2.1.3");
-    let run = verify(&pki, &["--cert", "cti.crt", "--trust", "root.crt", "--profile", "cti-client", "--cti-cn", "someone.else"]);
+    let run = verify(
+        &pki,
+        &[
+            "--cert",
+            "cti.crt",
+            "--trust",
+            "root.crt",
+            "--profile",
+            "cti-client",
+            "--cti-cn",
+            "someone.else",
+        ],
+    );
     assert_eq!(run.code, 2, "{run:?}");
-    line(&run, "FAIL", "CN \"bwcticlient.example.com\" is not in the allow-list (someone.else)");
+    line(
+        &run,
+        "FAIL",
+        "CN \"bwcticlient.example.com\" is not in the allow-list (someone.else)",
+    );
 }
 
 #[test]
 fn a_client_certificate_under_a_server_only_intermediate_is_refused() {
     let pki = OpenSsl::new();
     pki.root("root", "Root");
-    pki.intermediate("int", "Server-only Intermediate", "root", "extendedKeyUsage=serverAuth");
-    pki.sign("client", "app.example.com", Key::Ec, "int", "extendedKeyUsage=clientAuth");
+    pki.intermediate(
+        "int",
+        "Server-only Intermediate",
+        "root",
+        "extendedKeyUsage=serverAuth",
+    );
+    pki.sign(
+        "client",
+        "app.example.com",
+        Key::Ec,
+        "int",
+        "extendedKeyUsage=clientAuth",
+    );
     pki.cat("chain.pem", &["client.crt", "int.crt"]);
-    let run = verify(&pki, &["--cert", "chain.pem", "--trust", "root.crt", "--profile", "client"]);
+    let run = verify(
+        &pki,
+        &[
+            "--cert",
+            "chain.pem",
+            "--trust",
+            "root.crt",
+            "--profile",
+            "client",
+        ],
+    );
     assert_eq!(run.code, 2, "{run:?}");
     let fail = line(&run, "FAIL", "restricts its extended key usage");
     assert!(fail.contains("CN=Server-only Intermediate"), "{fail}");
@@ -264,12 +416,28 @@ fn a_client_certificate_under_a_server_only_intermediate_is_refused() {
 fn an_issuer_that_is_not_a_ca_is_named() {
     let pki = OpenSsl::new();
     pki.root("root", "Root");
-    pki.sign("notca", "Not A CA", Key::Ec, "root", "basicConstraints=CA:FALSE");
-    pki.sign("leaf", "leaf.example.com", Key::Ec, "notca", "subjectAltName=DNS:leaf.example.com");
+    pki.sign(
+        "notca",
+        "Not A CA",
+        Key::Ec,
+        "root",
+        "basicConstraints=CA:FALSE",
+    );
+    pki.sign(
+        "leaf",
+        "leaf.example.com",
+        Key::Ec,
+        "notca",
+        "subjectAltName=DNS:leaf.example.com",
+    );
     pki.cat("chain.pem", &["leaf.crt", "notca.crt"]);
     let run = verify(&pki, &["--cert", "chain.pem", "--trust", "root.crt"]);
     assert_eq!(run.code, 2, "{run:?}");
-    line(&run, "FAIL", "CN=Not A CA issued CN=leaf.example.com but is not a CA");
+    line(
+        &run,
+        "FAIL",
+        "CN=Not A CA issued CN=leaf.example.com but is not a CA",
+    );
 }
 
 #[test]
@@ -277,10 +445,52 @@ fn lints_warn_about_sha1_and_a_ca_as_leaf() {
     let pki = OpenSsl::new();
     pki.root("root", "Root");
     pki.key("leaf", Key::Rsa);
-    std::fs::write(pki.path("leaf.ext"), "subjectAltName=DNS:leaf.example.com\nauthorityKeyIdentifier=keyid\n").unwrap();
-    pki.run(&["req", "-new", "-key", "leaf.key", "-subj", "/CN=leaf.example.com", "-out", "leaf.csr"]);
-    pki.run(&["x509", "-req", "-in", "leaf.csr", "-CA", "root.crt", "-CAkey", "root.key", "-CAcreateserial", "-days", "30", "-sha1", "-extfile", "leaf.ext", "-out", "leaf.crt"]);
-    let run = verify(&pki, &["--cert", "leaf.crt", "--trust", "root.crt", "--at", "2000-01-01T00:00:00Z", "--warn-days", "0"]);
+    std::fs::write(
+        pki.path("leaf.ext"),
+        "subjectAltName=DNS:leaf.example.com\nauthorityKeyIdentifier=keyid\n",
+    )
+    .unwrap();
+    pki.run(&[
+        "req",
+        "-new",
+        "-key",
+        "leaf.key",
+        "-subj",
+        "/CN=leaf.example.com",
+        "-out",
+        "leaf.csr",
+    ]);
+    pki.run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "root.crt",
+        "-CAkey",
+        "root.key",
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-sha1",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "leaf.crt",
+    ]);
+    let run = verify(
+        &pki,
+        &[
+            "--cert",
+            "leaf.crt",
+            "--trust",
+            "root.crt",
+            "--at",
+            "2000-01-01T00:00:00Z",
+            "--warn-days",
+            "0",
+        ],
+    );
     // SHA-1 is refused by webpki too, so this fails; the lint still explains it.
     line(&run, "WARN", "signed with SHA-1");
     let run = verify(&pki, &["--cert", "root.crt", "--trust", "root.crt"]);
@@ -292,7 +502,15 @@ fn unreadable_input_exits_3_with_a_clear_message() {
     let pki = xmpp_pki();
     std::fs::write(pki.path("empty.pem"), "").unwrap();
     std::fs::write(pki.path("garbage.pem"), "this is not a certificate\n").unwrap();
-    pki.run(&["x509", "-in", "server.crt", "-outform", "DER", "-out", "server.der"]);
+    pki.run(&[
+        "x509",
+        "-in",
+        "server.crt",
+        "-outform",
+        "DER",
+        "-out",
+        "server.der",
+    ]);
     let full = std::fs::read_to_string(pki.path("server.crt")).unwrap();
     std::fs::write(pki.path("truncated.pem"), &full[..full.len() / 2]).unwrap();
     let damaged = full.replacen("MII", "M!I", 1);
@@ -313,11 +531,17 @@ fn unreadable_input_exits_3_with_a_clear_message() {
     }
     let run = verify(&pki, &["--cert", "fullchain.pem", "--key", "garbage.pem"]);
     assert_eq!(run.code, 3, "{run:?}");
-    let run = verify(&pki, &["--cert", "fullchain.pem", "--trust", "truncated.pem"]);
+    let run = verify(
+        &pki,
+        &["--cert", "fullchain.pem", "--trust", "truncated.pem"],
+    );
     assert_eq!(run.code, 3, "{run:?}");
     let run = verify(&pki, &["--cert", "fullchain.pem", "--at", "yesterday"]);
     assert_eq!(run.code, 3, "{run:?}");
-    let run = verify(&pki, &["--cert", "fullchain.pem", "--profile", "xmpp-server"]);
+    let run = verify(
+        &pki,
+        &["--cert", "fullchain.pem", "--profile", "xmpp-server"],
+    );
     assert_eq!(run.code, 3, "{run:?}");
     assert!(run.stderr.contains("--xmpp-domain and --fqdn"), "{run:?}");
 }
@@ -335,8 +559,14 @@ fn json_output_has_every_check_with_status_reason_and_certificate() {
     assert!(doc["validated_at"].as_str().unwrap().ends_with('Z'));
     let checks = doc["checks"].as_array().unwrap();
     for check in checks {
-        assert!(check["check"].is_string() && check["reason"].is_string(), "{check}");
-        assert!(["ok", "warn", "fail"].contains(&check["status"].as_str().unwrap()), "{check}");
+        assert!(
+            check["check"].is_string() && check["reason"].is_string(),
+            "{check}"
+        );
+        assert!(
+            ["ok", "warn", "fail"].contains(&check["status"].as_str().unwrap()),
+            "{check}"
+        );
     }
     let key = checks.iter().find(|c| c["check"] == "key").unwrap();
     assert_eq!(key["certificate"]["subject"], "CN=xmpp.example.com");
@@ -360,18 +590,105 @@ fn inspect_names_the_broadworks_oid_and_prints_xmpp_addrs() {
     let pki = cti_pki("extendedKeyUsage=clientAuth,1.3.6.1.4.1.6431.1.1.8.2.1.3\nauthorityInfoAccess=caIssuers;URI:http://pki.example.com/root.crt");
     let run = run_in(pki.dir(), &["pki", "inspect", "cti.crt", "root.crt"]);
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(run.stdout.contains("BroadWorks CTI client (1.3.6.1.4.1.6431.1.1.8.2.1.3)"), "{run:?}");
-    assert!(run.stdout.contains("AIA caIssuers        http://pki.example.com/root.crt"), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("BroadWorks CTI client (1.3.6.1.4.1.6431.1.1.8.2.1.3)"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout
+            .contains("AIA caIssuers        http://pki.example.com/root.crt"),
+        "{run:?}"
+    );
     assert!(run.stdout.contains("(self-signed)"), "{run:?}");
     let run = run_in(pki.dir(), &["pki", "inspect", "--json", "cti.crt"]);
     let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let ekus = doc[0]["extended_key_usage"].as_array().unwrap();
-    assert!(ekus.iter().any(|e| e["oid"] == "1.3.6.1.4.1.6431.1.1.8.2.1.3" && e["name"] == "BroadWorks CTI client"));
+    assert!(ekus.iter().any(
+        |e| e["oid"] == "1.3.6.1.4.1.6431.1.1.8.2.1.3" && e["name"] == "BroadWorks CTI client"
+    ));
     assert!(doc[0]["subject_alt_names"].is_null());
 
     let server = OpenSsl::new();
     server.root("root", "Root");
     server.sign("xmpp", "xmpp.example.com", Key::Ec, "root", "subjectAltName=DNS:xmpp.example.com,otherName:1.3.6.1.5.5.7.8.5;UTF8:xmpp.example.com,IP:192.0.2.7");
     let run = run_in(server.dir(), &["pki", "inspect", "xmpp.crt"]);
-    assert!(run.stdout.contains("DNS:xmpp.example.com, xmppAddr:xmpp.example.com, IP:192.0.2.7"), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("DNS:xmpp.example.com, xmppAddr:xmpp.example.com, IP:192.0.2.7"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn a_same_named_issuer_with_another_key_is_a_bad_signature() {
+    let pki = OpenSsl::new();
+    pki.root("real", "Shared Name Root");
+    pki.sign(
+        "leaf",
+        "leaf.example.com",
+        Key::Ec,
+        "real",
+        "subjectAltName=DNS:leaf.example.com",
+    );
+    pki.root("impostor", "Shared Name Root");
+    let run = verify(&pki, &["--cert", "leaf.crt", "--trust", "impostor.crt"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    line(
+        &run,
+        "FAIL",
+        "bad signature: CN=leaf.example.com names CN=Shared Name Root",
+    );
+}
+
+#[test]
+fn an_exceeded_path_length_is_named() {
+    let pki = OpenSsl::new();
+    pki.root("root", "Root");
+    pki.intermediate(
+        "int1",
+        "Int One",
+        "root",
+        "basicConstraints=critical,CA:TRUE,pathlen:0",
+    );
+    pki.intermediate("int2", "Int Two", "int1", "");
+    pki.sign(
+        "leaf",
+        "leaf.example.com",
+        Key::Ec,
+        "int2",
+        "subjectAltName=DNS:leaf.example.com",
+    );
+    pki.cat("chain.pem", &["leaf.crt", "int2.crt", "int1.crt"]);
+    let run = verify(&pki, &["--cert", "chain.pem", "--trust", "root.crt"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    line(
+        &run,
+        "FAIL",
+        "path length exceeded: CN=Int One allows 0 intermediate(s) below it, the chain has 1",
+    );
+}
+
+#[test]
+fn a_weak_rsa_key_is_a_warning() {
+    let pki = OpenSsl::new();
+    pki.root("root", "Root");
+    pki.run(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:1024",
+        "-out",
+        "weak.key",
+    ]);
+    pki.sign_existing(
+        "weak",
+        "weak.example.com",
+        "root",
+        "subjectAltName=DNS:weak.example.com",
+        365,
+    );
+    let run = verify(&pki, &["--cert", "weak.crt", "--trust", "root.crt"]);
+    line(&run, "WARN", "weak RSA key of 1024 bits");
 }

@@ -25,20 +25,35 @@ async fn the_embedded_default_starts_twice_on_the_same_data_dir() {
     let server_key = std::fs::read(dir.path().join("pki/server.key")).unwrap();
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("demo-credentials.toml")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("demo-credentials.toml"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     let parsed: toml::Value = toml::from_str(&credentials).unwrap();
     let alice_password = parsed["users"][0]["password"].as_str().unwrap().to_owned();
-    assert_eq!(parsed["components"][0]["name"].as_str(), Some("bridge.localhost"));
+    assert_eq!(
+        parsed["components"][0]["name"].as_str(),
+        Some("bridge.localhost")
+    );
 
     let server = TestServer::start(embedded_config(dir.path())).await;
     let (status, _) = http_get(server.addrs.admin.unwrap(), "/healthz").await;
     assert_eq!(status, 200);
-    assert_eq!(std::fs::read_to_string(dir.path().join("demo-credentials.toml")).unwrap(), credentials);
-    assert_eq!(std::fs::read(dir.path().join("pki/server.key")).unwrap(), server_key);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("demo-credentials.toml")).unwrap(),
+        credentials
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("pki/server.key")).unwrap(),
+        server_key
+    );
     let alice = server.store.user("alice@localhost").await.unwrap().unwrap();
-    assert!(alice.verifiers.verify_plain(&alice_password), "the demo password works");
+    assert!(
+        alice.verifiers.verify_plain(&alice_password),
+        "the demo password works"
+    );
     assert_eq!(server.store.components().await.unwrap().len(), 1);
     server.stop().await;
 }
@@ -55,12 +70,23 @@ async fn serve_uses_a_configured_certificate_that_passes_the_checks() {
     config.tls.trust_file = Some(pki.path("root.crt"));
     config.validate().unwrap();
     let server = TestServer::start(config).await;
-    assert_eq!(http_get(server.addrs.admin.unwrap(), "/healthz").await.0, 200);
-    assert!(!dir.path().join("pki").exists(), "no development PKI with a configured certificate");
+    assert_eq!(
+        http_get(server.addrs.admin.unwrap(), "/healthz").await.0,
+        200
+    );
+    assert!(
+        !dir.path().join("pki").exists(),
+        "no development PKI with a configured certificate"
+    );
     server.stop().await;
 }
 
-fn write_config(dir: &std::path::Path, pki: &crate::support::openssl::OpenSsl, key: &str, fqdn: &str) {
+fn write_config(
+    dir: &std::path::Path,
+    pki: &crate::support::openssl::OpenSsl,
+    key: &str,
+    fqdn: &str,
+) {
     std::fs::write(
         dir.join("bridgehead.toml"),
         format!(
@@ -83,7 +109,11 @@ fn serve_refuses_a_key_that_does_not_match() {
     write_config(dir.path(), &pki, "other.key", "host1.example.com");
     let run = run_in(dir.path(), &["serve", "-c", "bridgehead.toml"]);
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stderr.contains("the private key does not match the certificate CN=xmpp.example.com"), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("the private key does not match the certificate CN=xmpp.example.com"),
+        "{run:?}"
+    );
 }
 
 #[test]
@@ -93,10 +123,18 @@ fn serve_refuses_a_certificate_without_the_host_fqdn() {
     write_config(dir.path(), &pki, "server.key", "host9.example.com");
     let run = run_in(dir.path(), &["serve", "-c", "bridgehead.toml"]);
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stderr.contains("host FQDN host9.example.com is not covered"), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("host FQDN host9.example.com is not covered"),
+        "{run:?}"
+    );
     let run = run_in(dir.path(), &["check-config", "-c", "bridgehead.toml"]);
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stderr.contains("host FQDN host9.example.com is not covered"), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("host FQDN host9.example.com is not covered"),
+        "{run:?}"
+    );
 }
 
 #[test]
@@ -126,11 +164,18 @@ fn serve_stops_cleanly_on_sigterm() {
         }
     }
     assert!(log.contains("listening"), "{log}");
-    assert!(log.contains("data/pki/ca.crt"), "the log says where the dev CA is: {log}");
-    let credentials = std::fs::read_to_string(dir.path().join("data/demo-credentials.toml")).unwrap();
+    assert!(
+        log.contains("data/pki/ca.crt"),
+        "the log says where the dev CA is: {log}"
+    );
+    let credentials =
+        std::fs::read_to_string(dir.path().join("data/demo-credentials.toml")).unwrap();
     let parsed: toml::Value = toml::from_str(&credentials).unwrap();
     let password = parsed["users"][0]["password"].as_str().unwrap();
-    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     let status = child.wait().unwrap();
     for line in lines.map_while(Result::ok) {
         log.push_str(&line);

@@ -33,13 +33,22 @@ impl From<Output> for Run {
 
 impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
 /// Runs the binary with `args` in `dir`.
 pub fn run_in(dir: &Path, args: &[&str]) -> Run {
-    bin().current_dir(dir).args(args).output().expect("run bridgehead").into()
+    bin()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run bridgehead")
+        .into()
 }
 
 /// Runs the binary with `args` in `dir`, feeding `input` on stdin.
@@ -53,6 +62,14 @@ pub fn run_with_stdin(dir: &Path, args: &[&str], input: &str) -> Run {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn bridgehead");
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    child.wait_with_output().expect("wait for bridgehead").into()
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child
+        .wait_with_output()
+        .expect("wait for bridgehead")
+        .into()
 }

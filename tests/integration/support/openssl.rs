@@ -18,7 +18,9 @@ pub struct OpenSsl {
 
 impl OpenSsl {
     pub fn new() -> Self {
-        OpenSsl { dir: tempfile::tempdir().unwrap() }
+        OpenSsl {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub fn path(&self, file: &str) -> PathBuf {
@@ -46,8 +48,24 @@ impl OpenSsl {
     pub fn key(&self, name: &str, kind: Key) {
         let out = format!("{name}.key");
         match kind {
-            Key::Ec => self.openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", &out]),
-            Key::Rsa => self.openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", &out]),
+            Key::Ec => self.openssl(&[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+                &out,
+            ]),
+            Key::Rsa => self.openssl(&[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+                &out,
+            ]),
             Key::Ed25519 => self.openssl(&["genpkey", "-algorithm", "ED25519", "-out", &out]),
         }
     }
@@ -56,10 +74,21 @@ impl OpenSsl {
     pub fn root(&self, name: &str, cn: &str) {
         self.key(name, Key::Ec);
         self.openssl(&[
-            "req", "-x509", "-new", "-key", &format!("{name}.key"), "-subj", &format!("/CN={cn}"),
-            "-days", "3650", "-out", &format!("{name}.crt"),
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            &format!("{name}.key"),
+            "-subj",
+            &format!("/CN={cn}"),
+            "-days",
+            "3650",
+            "-out",
+            &format!("{name}.crt"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
         ]);
     }
 
@@ -77,22 +106,48 @@ impl OpenSsl {
             format!("{ext}\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"),
         )
         .unwrap();
-        self.openssl(&["req", "-new", "-key", &format!("{name}.key"), "-subj", &format!("/CN={cn}"), "-out", &format!("{name}.csr")]);
         self.openssl(&[
-            "x509", "-req", "-in", &format!("{name}.csr"), "-CA", &format!("{issuer}.crt"),
-            "-CAkey", &format!("{issuer}.key"), "-CAcreateserial", "-days", &days.to_string(),
-            "-extfile", &ext_file, "-out", &format!("{name}.crt"),
+            "req",
+            "-new",
+            "-key",
+            &format!("{name}.key"),
+            "-subj",
+            &format!("/CN={cn}"),
+            "-out",
+            &format!("{name}.csr"),
+        ]);
+        self.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &format!("{issuer}.crt"),
+            "-CAkey",
+            &format!("{issuer}.key"),
+            "-CAcreateserial",
+            "-days",
+            &days.to_string(),
+            "-extfile",
+            &ext_file,
+            "-out",
+            &format!("{name}.crt"),
         ]);
     }
 
     /// An intermediate CA `NAME` under `issuer`, with extra extension lines.
     pub fn intermediate(&self, name: &str, cn: &str, issuer: &str, extra: &str) {
+        let constraints = if extra.contains("basicConstraints") {
+            ""
+        } else {
+            "basicConstraints=critical,CA:TRUE\n"
+        };
         self.sign(
             name,
             cn,
             Key::Ec,
             issuer,
-            &format!("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n{extra}"),
+            &format!("{constraints}keyUsage=critical,keyCertSign,cRLSign\n{extra}"),
         );
     }
 

@@ -31,7 +31,12 @@ impl TestServer {
         let store = bound.store();
         let shutdown = Shutdown::new();
         let task = tokio::spawn(bound.run(shutdown.clone()));
-        TestServer { addrs, store, shutdown, task: Some(task) }
+        TestServer {
+            addrs,
+            store,
+            shutdown,
+            task: Some(task),
+        }
     }
 
     pub async fn stop(mut self) {
@@ -39,7 +44,10 @@ impl TestServer {
         if let Some(task) = self.task.take() {
             task.await.expect("server task ends cleanly");
         }
-        assert!(self.shutdown.drain(std::time::Duration::from_secs(5)).await, "connections drained");
+        assert!(
+            self.shutdown.drain(std::time::Duration::from_secs(5)).await,
+            "connections drained"
+        );
     }
 }
 
