@@ -61,8 +61,10 @@ impl Listener {
         H: Fn(TcpStream, SocketAddr) -> F + Send + Sync + 'static,
         F: Future<Output = ()> + Send + 'static,
     {
-        let addr = self.local_addr().ok();
-        tracing::info!(listener = self.name, addr = ?addr, "listening");
+        match self.local_addr() {
+            Ok(addr) => tracing::info!(listener = self.name, %addr, "listening"),
+            Err(e) => tracing::info!(listener = self.name, error = %e, "listening"),
+        }
         loop {
             let permit = tokio::select! {
                 _ = shutdown.cancelled() => break,

@@ -241,10 +241,12 @@ pub fn verify(input: &VerifyInput) -> Report {
     findings.extend(check_validity(input, &walk));
     findings.extend(lint(&walk.path, &leaf));
 
+    // Only self-signed roots are left out: an intermediate that happens to sit in the trust
+    // bundle must still be sent to peers that do not have it.
     let served_chain = walk
         .path
         .iter()
-        .filter(|c| !c.is_self_signed() && !is_anchor(c, &input.trust))
+        .filter(|c| !c.is_self_signed())
         .cloned()
         .collect();
     Report {
@@ -809,7 +811,7 @@ fn check_order(input: &VerifyInput, leaf_index: usize, walk: &PathWalk) -> Vec<F
         .path
         .iter()
         .skip(1)
-        .filter(|c| !c.is_self_signed() && !is_anchor(c, &input.trust))
+        .filter(|c| !c.is_self_signed())
         .filter(|c| !file.iter().any(|f| f.der == c.der))
         .map(Certificate::label)
         .collect();

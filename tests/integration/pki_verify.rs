@@ -692,3 +692,32 @@ fn a_weak_rsa_key_is_a_warning() {
     let run = verify(&pki, &["--cert", "weak.crt", "--trust", "root.crt"]);
     line(&run, "WARN", "weak RSA key of 1024 bits");
 }
+
+#[test]
+fn fix_order_keeps_an_intermediate_that_sits_in_the_trust_bundle() {
+    let pki = xmpp_pki();
+    pki.cat("bundle.pem", &["root.crt", "int.crt"]);
+    let run = verify(
+        &pki,
+        &[
+            "--cert",
+            "server.crt",
+            "--trust",
+            "bundle.pem",
+            "--fix-order",
+            "fixed.pem",
+        ],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    line(
+        &run,
+        "WARN",
+        "lacks the intermediate(s) CN=Test Intermediate CA",
+    );
+    let fixed = std::fs::read_to_string(pki.path("fixed.pem")).unwrap();
+    assert_eq!(
+        fixed.matches("BEGIN CERTIFICATE").count(),
+        2,
+        "leaf and intermediate"
+    );
+}
