@@ -118,6 +118,7 @@ impl ServerIdentity {
     }
 
     /// A TLS 1.2+ server configuration presenting this identity, offering `alpn`.
+    #[allow(clippy::disallowed_methods)] // this is the one place that builds TLS configs
     pub fn server_config(&self, alpn: &[&[u8]]) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
