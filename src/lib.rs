@@ -16,6 +16,7 @@
 //! | [`pki`] | verify, inspect and issue certificates (sync, no tokio) |
 //! | [`store`] | persistence behind a trait; SQLite by default |
 //! | [`credentials`] | SCRAM-SHA-1/256 password verifiers (no clear passwords stored) |
+//! | [`dns`] | SRV discovery with RFC 2782 ordering, A/AAAA fallback |
 //! | [`embedded`] | the development PKI and demo data of the zero-config mode |
 //! | [`admin`] | the plain-HTTP admin listener (`/healthz`) |
 //!
@@ -27,6 +28,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod credentials;
+pub mod dns;
 pub mod embedded;
 pub mod net;
 pub mod pki;

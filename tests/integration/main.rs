@@ -5,6 +5,7 @@
 mod support;
 
 mod cli;
+mod dns;
 mod pki_issue;
 mod pki_verify;
 mod serve;
