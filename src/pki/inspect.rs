@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::certificate::{AltName, BasicConstraints, Certificate, KeyKind};
 use super::oid;
-use super::verify::day;
+use super::verify::{day, rfc3339};
 
 /// One extended key usage purpose.
 #[derive(Debug, Serialize)]
@@ -56,11 +56,6 @@ pub struct Description {
     pub ca_issuer_urls: Vec<String>,
     /// AIA OCSP URLs.
     pub ocsp_urls: Vec<String>,
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
 }
 
 /// Describes `cert` as of `now`.

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::verify::{day, Finding, Report, Status};
+use super::verify::{day, rfc3339, Finding, Report, Status};
 use super::Certificate;
 
 /// One certificate of the path, for the JSON report.
@@ -35,11 +35,6 @@ pub struct JsonReport<'a> {
     pub checks: &'a [Finding],
     /// The path from the leaf towards the trust anchor.
     pub chain: Vec<PathEntry>,
-}
-
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
 }
 
 /// The JSON form of a report.

@@ -1127,6 +1127,12 @@ fn lint(path: &[Certificate], leaf: &Certificate) -> Vec<Finding> {
     findings
 }
 
+/// A time in RFC 3339, for JSON.
+pub(super) fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
 /// A date as `YYYY-MM-DD HH:MM:SS UTC`.
 pub fn day(t: OffsetDateTime) -> String {
     let format =
