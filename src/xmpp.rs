@@ -1,0 +1,24 @@
+//! The XMPP server: call bridges as XEP-0114 components (and, with the client issue, c2s
+//! and WebSocket sessions), joined by a router.
+//!
+//! Stanzas are handled namespace-agnostically (xmpp-parsers fixes one stanza namespace per
+//! build): a session reads minidom elements from its stream ([`stream`]), the router looks
+//! only at `to`/`from`/`type`/`id`, and the receiving session moves the stanza into its own
+//! stream namespace before writing it.
+
+pub mod error;
+pub mod stream;
+
+/// Namespaces the XMPP server speaks.
+pub mod ns {
+    /// RFC 6120 stream namespace.
+    pub const STREAM: &str = "http://etherx.jabber.org/streams";
+    /// Stream error conditions.
+    pub const STREAMS_ERRORS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
+    /// Stanza error conditions.
+    pub const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+    /// XEP-0114 component streams.
+    pub const COMPONENT: &str = "jabber:component:accept";
+    /// Client streams.
+    pub const CLIENT: &str = "jabber:client";
+}

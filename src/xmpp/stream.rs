@@ -1,0 +1,592 @@
+//! XML stream framing on the server side, for streams of any default namespace.
+//!
+//! Reading: rxml's restricted parser (no DTDs, no entity declarations, so no entity bombs;
+//! a bounded token length) produces raw events, minidom's `TreeBuilder` turns them into
+//! elements. The stream header stays at depth 1; each complete child element is taken off
+//! it as soon as it closes. Whitespace between stanzas (keep-alives) is dropped, not kept.
+//! Every event reports how many bytes it consumed, so a stanza larger than the limit is
+//! refused with `policy-violation` while it is still arriving.
+//!
+//! Writing: one rxml `Encoder` per stream. The header declares the `stream` prefix and the
+//! stream's default namespace; stanzas are written by walking the minidom tree into the
+//! same encoder, which escapes text and declares any other namespace where it is needed.
+//!
+//! Stanzas stay namespace-agnostic elements here: routing looks at `to`, `from`, `type`
+//! and `id` only, and the session at the other end rewrites the stanza namespace
+//! ([`retarget_namespace`]) before writing it into its own stream.
+
+use minidom::tree_builder::TreeBuilder;
+use minidom::{Element, Node};
+use rxml::writer::{Encoder, Item, SimpleNamespaces, TrackNamespace};
+use rxml::{AsyncRawReader, Namespace, NcName, NcNameStr, RawEvent};
+use tokio::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt};
+
+use super::error::{StreamCondition, XmppError};
+use super::ns;
+
+/// The opening `<stream:stream>` as the peer sent it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamHeader {
+    /// The default namespace (`jabber:component:accept`, `jabber:client`, …).
+    pub default_ns: Option<String>,
+    /// `to`.
+    pub to: Option<String>,
+    /// `from`.
+    pub from: Option<String>,
+    /// `id`.
+    pub id: Option<String>,
+    /// `version`.
+    pub version: Option<String>,
+}
+
+/// Reads a stream header and then elements from `R`.
+pub struct StreamReader<R> {
+    reader: AsyncRawReader<R>,
+    tree: TreeBuilder,
+    max_stanza_bytes: usize,
+    stanza_bytes: usize,
+}
+
+impl<R> std::fmt::Debug for StreamReader<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamReader")
+            .field("max_stanza_bytes", &self.max_stanza_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+fn parse_error(e: std::io::Error) -> XmppError {
+    if e.kind() == std::io::ErrorKind::InvalidData {
+        XmppError::stream(StreamCondition::NotWellFormed, e.to_string())
+    } else {
+        XmppError::Io(e)
+    }
+}
+
+impl<R: AsyncBufRead + Unpin> StreamReader<R> {
+    /// Wraps `inner`; stanzas over `max_stanza_bytes` are refused.
+    pub fn new(inner: R, max_stanza_bytes: usize) -> Self {
+        let options = rxml::Options {
+            max_token_length: max_stanza_bytes,
+            ..Default::default()
+        };
+        StreamReader {
+            reader: AsyncRawReader::with_options(inner, options),
+            tree: TreeBuilder::new(),
+            max_stanza_bytes,
+            stanza_bytes: 0,
+        }
+    }
+
+    async fn next_event(&mut self) -> Result<RawEvent, XmppError> {
+        match self.reader.read().await {
+            Ok(Some(event)) => Ok(event),
+            Ok(None) => Err(XmppError::Closed),
+            Err(e) => Err(parse_error(e)),
+        }
+    }
+
+    /// Reads up to the end of the peer's stream header.
+    pub async fn read_header(&mut self) -> Result<StreamHeader, XmppError> {
+        let mut header = StreamHeader::default();
+        loop {
+            let event = self.next_event().await?;
+            match &event {
+                // Any prefix may carry the streams namespace; it is checked once the head closes.
+                RawEvent::ElementHeadOpen(_, (_, name)) if name.as_str() != "stream" => {
+                    return Err(XmppError::stream(
+                        StreamCondition::BadFormat,
+                        format!("expected <stream:stream>, got <{name}>"),
+                    ));
+                }
+                RawEvent::Attribute(_, (None, name), value) => {
+                    let slot = match name.as_str() {
+                        "xmlns" => &mut header.default_ns,
+                        "to" => &mut header.to,
+                        "from" => &mut header.from,
+                        "id" => &mut header.id,
+                        "version" => &mut header.version,
+                        _ => {
+                            self.feed(event)?;
+                            continue;
+                        }
+                    };
+                    *slot = Some(value.clone());
+                }
+                _ => {}
+            }
+            let closes_head = matches!(event, RawEvent::ElementHeadClose(_));
+            self.feed(event)?;
+            if closes_head {
+                let Some(stream) = self.tree.top() else {
+                    return Err(XmppError::stream(
+                        StreamCondition::BadFormat,
+                        "no stream element",
+                    ));
+                };
+                if stream.ns() != ns::STREAM {
+                    return Err(XmppError::stream(
+                        StreamCondition::InvalidNamespace,
+                        format!("the stream element is in namespace {}", stream.ns()),
+                    ));
+                }
+                return Ok(header);
+            }
+        }
+    }
+
+    fn feed(&mut self, event: RawEvent) -> Result<(), XmppError> {
+        self.tree
+            .process_event(event)
+            .map_err(|e| XmppError::stream(StreamCondition::NotWellFormed, e.to_string()))
+    }
+
+    /// Reads the next top-level element; `None` when the peer closed the stream.
+    pub async fn read_element(&mut self) -> Result<Option<Element>, XmppError> {
+        loop {
+            let event = self.next_event().await?;
+            let depth = self.tree.depth();
+            if depth <= 1 {
+                match event {
+                    // Whitespace keep-alives between stanzas: nothing to keep.
+                    RawEvent::Text(..) => continue,
+                    RawEvent::ElementFoot(_) => return Ok(None),
+                    RawEvent::ElementHeadOpen(..) => self.stanza_bytes = 0,
+                    _ => {}
+                }
+            }
+            self.stanza_bytes += event.metrics().len();
+            if self.stanza_bytes > self.max_stanza_bytes {
+                return Err(XmppError::stream(
+                    StreamCondition::PolicyViolation,
+                    format!("a stanza exceeded {} bytes", self.max_stanza_bytes),
+                ));
+            }
+            let closes_element = matches!(event, RawEvent::ElementFoot(_));
+            self.feed(event)?;
+            if closes_element && self.tree.depth() == 1 {
+                if let Some(element) = self.tree.unshift_child() {
+                    return Ok(Some(element));
+                }
+            }
+        }
+    }
+}
+
+/// Writes a stream header, elements and the stream end to `W`.
+pub struct StreamWriter<W> {
+    inner: W,
+    encoder: Encoder<SimpleNamespaces>,
+    buffer: rxml::bytes::BytesMut,
+    default_ns: String,
+}
+
+impl<W> std::fmt::Debug for StreamWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamWriter")
+            .field("default_ns", &self.default_ns)
+            .finish_non_exhaustive()
+    }
+}
+
+fn name(s: &str) -> Result<NcName, XmppError> {
+    NcName::try_from(s.to_owned()).map_err(|e| {
+        XmppError::stream(
+            StreamCondition::InternalServerError,
+            format!("bad name {s}: {e}"),
+        )
+    })
+}
+
+const STREAM_NAME: &NcNameStr = rxml::xml_ncname!("stream");
+
+impl<W: AsyncWrite + Unpin> StreamWriter<W> {
+    /// A writer for a stream whose default namespace is `default_ns`.
+    pub fn new(inner: W, default_ns: &str) -> Self {
+        let mut encoder = Encoder::new();
+        encoder
+            .ns_tracker_mut()
+            .declare_fixed(Some(STREAM_NAME), ns::STREAM.into());
+        encoder
+            .ns_tracker_mut()
+            .declare_fixed(None, default_ns.to_owned().into());
+        StreamWriter {
+            inner,
+            encoder,
+            buffer: rxml::bytes::BytesMut::new(),
+            default_ns: default_ns.to_owned(),
+        }
+    }
+
+    /// The stream's default namespace.
+    pub fn default_ns(&self) -> &str {
+        &self.default_ns
+    }
+
+    fn encode(&mut self, item: Item<'_>) -> Result<(), XmppError> {
+        self.encoder
+            .encode_into_bytes(item, &mut self.buffer)
+            .map_err(|e| XmppError::stream(StreamCondition::InternalServerError, e.to_string()))
+    }
+
+    /// Queues the response header (`from`, `id`, optional `version`).
+    pub fn header(&mut self, from: &str, id: &str, version: Option<&str>) -> Result<(), XmppError> {
+        self.encode(Item::XmlDeclaration(rxml::XmlVersion::V1_0))?;
+        self.encode(Item::ElementHeadStart(
+            Namespace::from(ns::STREAM),
+            STREAM_NAME,
+        ))?;
+        self.encode(Item::Attribute(
+            Namespace::NONE,
+            rxml::xml_ncname!("from"),
+            from,
+        ))?;
+        self.encode(Item::Attribute(
+            Namespace::NONE,
+            rxml::xml_ncname!("id"),
+            id,
+        ))?;
+        if let Some(version) = version {
+            self.encode(Item::Attribute(
+                Namespace::NONE,
+                rxml::xml_ncname!("version"),
+                version,
+            ))?;
+        }
+        self.encode(Item::ElementHeadEnd)
+    }
+
+    /// Queues one element.
+    pub fn element(&mut self, element: &Element) -> Result<(), XmppError> {
+        let element_name = name(element.name())?;
+        self.encode(Item::ElementHeadStart(
+            Namespace::from(element.ns()),
+            &element_name,
+        ))?;
+        for ((attr_ns, attr_name), value) in element.attrs().iter() {
+            self.encode(Item::Attribute(attr_ns.clone(), attr_name, value))?;
+        }
+        self.encode(Item::ElementHeadEnd)?;
+        for node in element.nodes() {
+            match node {
+                Node::Element(child) => self.element(child)?,
+                Node::Text(text) => self.encode(Item::Text(text))?,
+            }
+        }
+        self.encode(Item::ElementFoot)
+    }
+
+    /// Queues a stream error: `<stream:error><condition/><text>…</text></stream:error>`.
+    pub fn error(
+        &mut self,
+        condition: StreamCondition,
+        text: Option<&str>,
+    ) -> Result<(), XmppError> {
+        let mut error = Element::builder("error", ns::STREAM)
+            .append(Element::builder(condition.as_str(), ns::STREAMS_ERRORS).build());
+        if let Some(text) = text {
+            error = error.append(
+                Element::builder("text", ns::STREAMS_ERRORS)
+                    .append(text)
+                    .build(),
+            );
+        }
+        self.element(&error.build())
+    }
+
+    /// Queues `</stream:stream>`.
+    pub fn footer(&mut self) -> Result<(), XmppError> {
+        self.encode(Item::ElementFoot)
+    }
+
+    /// Writes everything queued and flushes.
+    pub async fn flush(&mut self) -> Result<(), XmppError> {
+        if !self.buffer.is_empty() {
+            let bytes = self.buffer.split();
+            self.inner.write_all(&bytes).await?;
+        }
+        self.inner.flush().await?;
+        Ok(())
+    }
+
+    /// Shuts the transport down (TLS close_notify).
+    pub async fn shutdown(&mut self) -> Result<(), XmppError> {
+        self.inner.shutdown().await?;
+        Ok(())
+    }
+}
+
+/// Moves a stanza from one stream namespace to another: the stanza element and every
+/// descendant in `from_ns` (the stanza's own `<error/>`, `<body/>` …) take `to_ns`;
+/// payloads in other namespaces are untouched.
+pub fn retarget_namespace(element: &Element, from_ns: &str, to_ns: &str) -> Element {
+    let ns = if element.ns() == from_ns {
+        to_ns.to_owned()
+    } else {
+        element.ns()
+    };
+    let mut builder = Element::builder(element.name(), ns);
+    for ((attr_ns, attr_name), value) in element.attrs().iter() {
+        if attr_ns.is_none() {
+            builder = builder.attr(attr_name.clone(), value.clone());
+        } else {
+            builder = builder.attr_ns(attr_ns.clone(), attr_name.clone(), value.clone());
+        }
+    }
+    for node in element.nodes() {
+        builder = match node {
+            Node::Element(child) => builder.append(retarget_namespace(child, from_ns, to_ns)),
+            Node::Text(text) => builder.append(text.clone()),
+        };
+    }
+    builder.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn read_all(
+        input: &str,
+        max: usize,
+    ) -> (
+        Result<StreamHeader, XmppError>,
+        Vec<Result<Option<Element>, XmppError>>,
+    ) {
+        let mut reader = StreamReader::new(tokio::io::BufReader::new(input.as_bytes()), max);
+        let header = reader.read_header().await;
+        let mut out = Vec::new();
+        if header.is_ok() {
+            loop {
+                let next = reader.read_element().await;
+                let stop = !matches!(next, Ok(Some(_)));
+                out.push(next);
+                if stop {
+                    break;
+                }
+            }
+        }
+        (header, out)
+    }
+
+    const OPEN: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='bridge.example.com'>";
+
+    #[tokio::test]
+    async fn reads_header_and_stanzas_skipping_whitespace() {
+        let input = format!("{OPEN}\n  <message to='a@b' from='x@bridge.example.com'><body>hi &amp; bye</body></message> \n<iq type='get' id='1'/></stream:stream>");
+        let (header, elements) = read_all(&input, 1024).await;
+        let header = header.unwrap();
+        assert_eq!(
+            header.default_ns.as_deref(),
+            Some("jabber:component:accept")
+        );
+        assert_eq!(header.to.as_deref(), Some("bridge.example.com"));
+        let message = elements[0].as_ref().unwrap().as_ref().unwrap();
+        assert_eq!(message.name(), "message");
+        assert_eq!(message.ns(), "jabber:component:accept");
+        assert_eq!(
+            message
+                .get_child("body", "jabber:component:accept")
+                .unwrap()
+                .text(),
+            "hi & bye"
+        );
+        assert_eq!(
+            elements[1].as_ref().unwrap().as_ref().unwrap().attr("id"),
+            Some("1")
+        );
+        assert!(
+            matches!(elements[2], Ok(None)),
+            "stream footer ends the stream"
+        );
+    }
+
+    #[tokio::test]
+    async fn refuses_a_dtd_and_entity_declarations() {
+        let bomb = "<?xml version='1.0'?><!DOCTYPE lolz [<!ENTITY lol 'lol'><!ENTITY lol2 '&lol;&lol;&lol;'>]><stream:stream xmlns:stream='http://etherx.jabber.org/streams'>";
+        let (header, _) = read_all(bomb, 1024).await;
+        assert!(
+            matches!(
+                header,
+                Err(XmppError::Stream {
+                    condition: StreamCondition::NotWellFormed,
+                    ..
+                })
+            ),
+            "{header:?}"
+        );
+        let undeclared = format!("{OPEN}<message><body>&lol;</body></message>");
+        let (_, elements) = read_all(&undeclared, 1024).await;
+        assert!(
+            matches!(
+                elements[0],
+                Err(XmppError::Stream {
+                    condition: StreamCondition::NotWellFormed,
+                    ..
+                })
+            ),
+            "{:?}",
+            elements[0]
+        );
+    }
+
+    #[tokio::test]
+    async fn refuses_oversized_stanzas_while_they_arrive() {
+        let big = format!("{OPEN}<message><body>{}</body></message>", "x".repeat(5000));
+        let (_, elements) = read_all(&big, 1024).await;
+        assert!(
+            matches!(
+                elements[0],
+                Err(XmppError::Stream {
+                    condition: StreamCondition::PolicyViolation,
+                    ..
+                })
+            ),
+            "{:?}",
+            elements[0]
+        );
+        let many_small = format!("{OPEN}<message>{}</message>", "<a/>".repeat(400));
+        let (_, elements) = read_all(&many_small, 1024).await;
+        assert!(matches!(
+            elements[0],
+            Err(XmppError::Stream {
+                condition: StreamCondition::PolicyViolation,
+                ..
+            })
+        ));
+    }
+
+    #[tokio::test]
+    async fn refuses_a_wrong_stream_element_and_broken_xml() {
+        let (header, _) = read_all("<stream xmlns='jabber:client'>", 1024).await;
+        assert!(matches!(
+            header,
+            Err(XmppError::Stream {
+                condition: StreamCondition::InvalidNamespace,
+                ..
+            })
+        ));
+        let (header, _) = read_all("<message xmlns='jabber:client'>", 1024).await;
+        assert!(matches!(
+            header,
+            Err(XmppError::Stream {
+                condition: StreamCondition::BadFormat,
+                ..
+            })
+        ));
+        let (header, _) = read_all("<stream:stream xmlns:stream='urn:wrong'>", 1024).await;
+        assert!(
+            matches!(
+                header,
+                Err(XmppError::Stream {
+                    condition: StreamCondition::InvalidNamespace,
+                    ..
+                })
+            ),
+            "{header:?}"
+        );
+        let (_, elements) = read_all(&format!("{OPEN}<message><body></message>"), 1024).await;
+        assert!(matches!(
+            elements[0],
+            Err(XmppError::Stream {
+                condition: StreamCondition::NotWellFormed,
+                ..
+            })
+        ));
+        let (header, _) = read_all("\u{0}\u{1}garbage", 1024).await;
+        assert!(header.is_err());
+    }
+
+    #[tokio::test]
+    async fn writes_stanzas_that_read_back_identically() {
+        let mut out = Vec::new();
+        {
+            let mut writer = StreamWriter::new(&mut out, "jabber:component:accept");
+            writer.header("bridge.example.com", "abc123", None).unwrap();
+            let stanza = Element::builder("message", "jabber:component:accept")
+                .attr(rxml::xml_ncname!("to").to_owned(), "a@example.com")
+                .append(
+                    Element::builder("body", "jabber:component:accept")
+                        .append("<&>'\"")
+                        .build(),
+                )
+                .append(
+                    Element::builder("x", "urn:example:payload")
+                        .attr(rxml::xml_ncname!("k").to_owned(), "v")
+                        .build(),
+                )
+                .build();
+            writer.element(&stanza).unwrap();
+            writer
+                .error(StreamCondition::Conflict, Some("replaced"))
+                .unwrap();
+            writer.footer().unwrap();
+            writer.flush().await.unwrap();
+        }
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("<?xml version='1.0'"), "{text}");
+        assert!(
+            text.contains("<message to="),
+            "stanzas use the stream's default namespace: {text}"
+        );
+        let (header, elements) = read_all(&text, 4096).await;
+        assert_eq!(
+            header.unwrap().default_ns.as_deref(),
+            Some("jabber:component:accept")
+        );
+        let message = elements[0].as_ref().unwrap().as_ref().unwrap();
+        assert_eq!(
+            message
+                .get_child("body", "jabber:component:accept")
+                .unwrap()
+                .text(),
+            "<&>'\""
+        );
+        assert_eq!(
+            message
+                .get_child("x", "urn:example:payload")
+                .unwrap()
+                .attr("k"),
+            Some("v")
+        );
+        let error = elements[1].as_ref().unwrap().as_ref().unwrap();
+        assert!(error.is("error", ns::STREAM));
+        assert!(error.has_child("conflict", ns::STREAMS_ERRORS));
+        assert!(matches!(elements[2], Ok(None)));
+    }
+
+    #[tokio::test]
+    async fn redeclared_prefixes_are_written_without_panicking() {
+        let input = format!("{OPEN}<message xmlns:x='urn:a'><x:a><x:b xmlns:x='urn:a'/><x:c xmlns:x='urn:b'/></x:a></message>");
+        let (_, elements) = read_all(&input, 4096).await;
+        let stanza = elements[0].as_ref().unwrap().as_ref().unwrap().clone();
+        let mut out = Vec::new();
+        let mut writer = StreamWriter::new(&mut out, "jabber:component:accept");
+        writer.header("h", "i", None).unwrap();
+        writer.element(&stanza).unwrap();
+        writer.flush().await.unwrap();
+        drop(writer);
+        let (_, again) = read_all(&String::from_utf8(out).unwrap(), 4096).await;
+        let again = again[0].as_ref().unwrap().as_ref().unwrap();
+        let a = again.get_child("a", "urn:a").unwrap();
+        assert!(a.has_child("b", "urn:a") && a.has_child("c", "urn:b"));
+    }
+
+    #[test]
+    fn retargets_the_stanza_namespace_and_keeps_payloads() {
+        let stanza = Element::builder("message", "jabber:client")
+            .attr(rxml::xml_ncname!("to").to_owned(), "x")
+            .append(
+                Element::builder("body", "jabber:client")
+                    .append("hi")
+                    .build(),
+            )
+            .append(Element::builder("dial", "urn:xmpp:rayo:1").build())
+            .build();
+        let moved = retarget_namespace(&stanza, "jabber:client", "jabber:component:accept");
+        assert!(moved.is("message", "jabber:component:accept"));
+        assert!(moved.has_child("body", "jabber:component:accept"));
+        assert!(moved.has_child("dial", "urn:xmpp:rayo:1"));
+        assert_eq!(moved.attr("to"), Some("x"));
+    }
+}
