@@ -97,6 +97,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// The plain-HTTP admin listener (health, metrics).
     pub admin: AdminConfig,
+    /// The XMPP server.
+    pub xmpp: XmppConfig,
     /// XEP-0114 components declared in the file (more can be added with
     /// `bridgehead component add`).
     pub components: Vec<ComponentConfig>,
@@ -229,6 +231,46 @@ impl Default for AdminConfig {
         AdminConfig {
             enabled: true,
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090),
+        }
+    }
+}
+
+/// `[xmpp]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct XmppConfig {
+    /// Serve the XEP-0114 component listener. Default `true`.
+    pub component_enabled: bool,
+    /// Address of the component listener. Default `0.0.0.0:5223`.
+    pub component_listen: SocketAddr,
+    /// Direct TLS on the component port. Default `true`; `false` is plain TCP (warned about
+    /// unless bound to loopback).
+    pub component_tls: bool,
+    /// Deadline for TLS, stream header and handshake together. Default 10 s.
+    pub handshake_timeout_secs: u64,
+    /// Largest stanza accepted, in bytes; larger gets `policy-violation`. Default 262144.
+    pub max_stanza_bytes: usize,
+    /// Component connections open at once (all names together). Default 1024.
+    pub max_component_connections: usize,
+    /// Stanzas queued for one connection before it counts as too slow and is
+    /// disconnected. Default 1024.
+    pub send_queue_len: usize,
+    /// Failed handshakes allowed per source address per minute before further attempts
+    /// from that address are refused at once. Default 10.
+    pub failed_handshakes_per_minute: u32,
+}
+
+impl Default for XmppConfig {
+    fn default() -> Self {
+        XmppConfig {
+            component_enabled: true,
+            component_listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5223),
+            component_tls: true,
+            handshake_timeout_secs: 10,
+            max_stanza_bytes: 256 * 1024,
+            max_component_connections: 1024,
+            send_queue_len: 1024,
+            failed_handshakes_per_minute: 10,
         }
     }
 }
@@ -411,6 +453,30 @@ impl Config {
                     );
                 }
             }
+        }
+
+        for (key, value) in [
+            (
+                "xmpp.handshake_timeout_secs",
+                self.xmpp.handshake_timeout_secs as usize,
+            ),
+            ("xmpp.max_stanza_bytes", self.xmpp.max_stanza_bytes),
+            (
+                "xmpp.max_component_connections",
+                self.xmpp.max_component_connections,
+            ),
+            ("xmpp.send_queue_len", self.xmpp.send_queue_len),
+        ] {
+            if value == 0 {
+                problem(key.into(), "must be at least 1".into());
+            }
+        }
+        if self.xmpp.max_stanza_bytes < 10_000 {
+            problem(
+                "xmpp.max_stanza_bytes".into(),
+                "must be at least 10000 (RFC 6120 asks servers to accept at least 10000 bytes)"
+                    .into(),
+            );
         }
 
         if self.store.scram_iterations < 4096 {

@@ -7,6 +7,8 @@
 //! stream namespace before writing it.
 
 pub mod error;
+pub mod router;
+pub mod stanza;
 pub mod stream;
 
 /// Namespaces the XMPP server speaks.

@@ -1,0 +1,441 @@
+//! The router: which live connection gets a stanza.
+//!
+//! Sessions register here after authenticating and get an [`Attachment`]: a bounded queue
+//! of [`Outbound`] items that only they drain. [`Router::route`] looks at `to` only
+//! (namespace-agnostic) and never waits: it `try_send`s into the target's queue. A full
+//! queue means the target cannot keep up; it is told to close (`resource-constraint`) and
+//! the stanza is bounced to its sender. Every stanza that cannot be delivered gets a stanza
+//! error back (never an error in answer to an error): a known component with no live
+//! connection gives `service-unavailable`, a domain nobody serves gives
+//! `remote-server-not-found`. Bridgehead never treats a configured component as a remote
+//! server.
+//!
+//! Component names (`bridge1.example.com`) own their whole domain: `bridge1.example.com`,
+//! `room@bridge1.example.com` and `room@bridge1.example.com/nick` all reach it. With
+//! `on_conflict = "balance"` one name has several connections: a full JID sticks to the
+//! connection that first received a stanza for it, the rest go round-robin, and when a
+//! connection drops its JIDs move to the others.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use minidom::Element;
+use tokio::sync::mpsc;
+
+use super::error::StreamCondition;
+use super::stanza;
+use crate::config::OnConflict;
+
+/// What a session is asked to write or do.
+#[derive(Debug)]
+pub enum Outbound {
+    /// Write this stanza.
+    Stanza(Element),
+    /// Send this stream error and close.
+    Close(StreamCondition),
+}
+
+/// A component's settings as the router applies them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentPolicy {
+    /// Live connections allowed.
+    pub max_connections: u32,
+    /// What a connection beyond the first does.
+    pub on_conflict: OnConflict,
+}
+
+#[derive(Debug)]
+struct Connection {
+    id: u64,
+    queue: mpsc::Sender<Outbound>,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    connections: Vec<Connection>,
+    next: usize,
+    sticky: HashMap<String, u64>,
+}
+
+/// Why a component connection was not attached.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AttachError {
+    /// The name already has as many connections as it may.
+    #[error("{name} already has {live} live connection(s) (on_conflict = {policy})")]
+    Conflict {
+        /// The component.
+        name: String,
+        /// Its live connections.
+        live: usize,
+        /// The policy in force.
+        policy: &'static str,
+    },
+}
+
+/// A registered connection: its queue, and its id for [`Router::detach`].
+#[derive(Debug)]
+pub struct Attachment {
+    /// The connection id.
+    pub id: u64,
+    /// Stanzas and commands for this connection.
+    pub queue: mpsc::Receiver<Outbound>,
+}
+
+/// Where a stanza went.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Queued for a connection.
+    Delivered,
+    /// Addressed to the server itself; the caller answers it.
+    ToServer,
+    /// Bounced to the sender with this stanza error.
+    Bounced(&'static str),
+    /// Dropped without an answer (an error stanza, or presence nobody takes).
+    Dropped,
+}
+
+#[derive(Debug)]
+struct Inner {
+    domain: String,
+    queue_len: usize,
+    next_id: AtomicU64,
+    components: Mutex<HashMap<String, Slot>>,
+}
+
+/// The router handle, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Router {
+    inner: Arc<Inner>,
+}
+
+impl Router {
+    /// A router for the server `domain`; each connection queue holds `queue_len` items.
+    pub fn new(domain: &str, queue_len: usize) -> Self {
+        Router {
+            inner: Arc::new(Inner {
+                domain: domain.to_ascii_lowercase(),
+                queue_len: queue_len.max(1),
+                next_id: AtomicU64::new(1),
+                components: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The server's own domain.
+    pub fn domain(&self) -> &str {
+        &self.inner.domain
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
+        // A poisoned lock only means a panic elsewhere; the map itself is still consistent
+        // because every mutation is a single insert/remove.
+        self.inner
+            .components
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a connection for component `name` under `policy`.
+    pub fn attach(&self, name: &str, policy: &ComponentPolicy) -> Result<Attachment, AttachError> {
+        let name = name.to_ascii_lowercase();
+        let (tx, rx) = mpsc::channel(self.inner.queue_len);
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut slots = self.slots();
+        let slot = slots.entry(name.clone()).or_default();
+        let live = slot.connections.len();
+        let max = policy.max_connections.max(1) as usize;
+        match policy.on_conflict {
+            OnConflict::Replace if live >= max => {
+                // The oldest connections make room for the new one.
+                let excess = live + 1 - max;
+                for old in slot.connections.drain(..excess) {
+                    let _ = old
+                        .queue
+                        .try_send(Outbound::Close(StreamCondition::Conflict));
+                    slot.sticky.retain(|_, owner| *owner != old.id);
+                }
+            }
+            OnConflict::Reject | OnConflict::Balance if live >= max => {
+                return Err(AttachError::Conflict {
+                    name,
+                    live,
+                    policy: policy.on_conflict.as_str(),
+                });
+            }
+            _ => {}
+        }
+        slot.connections.push(Connection { id, queue: tx });
+        Ok(Attachment { id, queue: rx })
+    }
+
+    /// Removes a connection (a no-op if it was already replaced).
+    pub fn detach(&self, name: &str, id: u64) {
+        let name = name.to_ascii_lowercase();
+        let mut slots = self.slots();
+        if let Some(slot) = slots.get_mut(&name) {
+            slot.connections.retain(|c| c.id != id);
+            slot.sticky.retain(|_, owner| *owner != id);
+            if slot.connections.is_empty() {
+                slots.remove(&name);
+            }
+        }
+    }
+
+    /// Names of the components with at least one live connection.
+    pub fn connected_components(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.slots().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Live connections of one component.
+    pub fn connection_count(&self, name: &str) -> usize {
+        self.slots()
+            .get(&name.to_ascii_lowercase())
+            .map_or(0, |s| s.connections.len())
+    }
+
+    /// Routes `stanza`. `is_known_component` says whether a domain is a configured
+    /// component (connected or not).
+    pub fn route(&self, stanza: Element, is_known_component: impl Fn(&str) -> bool) -> Delivery {
+        let to = stanza.attr("to").map(str::to_owned);
+        let Some(to) = to else {
+            return Delivery::ToServer;
+        };
+        let Ok(jid) = jid::Jid::new(&to) else {
+            return self.bounce(stanza, "jid-malformed");
+        };
+        let domain = jid.domain().as_str().to_ascii_lowercase();
+        if domain == self.inner.domain {
+            return Delivery::ToServer;
+        }
+        match self.deliver(&domain, &to, stanza) {
+            Ok(()) => Delivery::Delivered,
+            Err(stanza) if is_known_component(&domain) => {
+                self.bounce(stanza, "service-unavailable")
+            }
+            Err(stanza) => self.bounce(stanza, "remote-server-not-found"),
+        }
+    }
+
+    /// Queues `stanza` for a connection of component `domain`; gives it back if there is none.
+    fn deliver(&self, domain: &str, full_to: &str, stanza: Element) -> Result<(), Element> {
+        let mut slots = self.slots();
+        let Some(slot) = slots.get_mut(domain) else {
+            return Err(stanza);
+        };
+        let chosen = match slot.sticky.get(full_to).copied() {
+            Some(id) if slot.connections.iter().any(|c| c.id == id) => id,
+            _ => {
+                let index = slot.next % slot.connections.len();
+                slot.next = slot.next.wrapping_add(1);
+                let id = slot.connections[index].id;
+                if slot.connections.len() > 1 && full_to.contains('/') {
+                    slot.sticky.insert(full_to.to_owned(), id);
+                }
+                id
+            }
+        };
+        let Some(connection) = slot.connections.iter().find(|c| c.id == chosen) else {
+            return Err(stanza);
+        };
+        match connection.queue.try_send(Outbound::Stanza(stanza)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(Outbound::Stanza(stanza))) => {
+                tracing::warn!(component = %domain, "send queue full: disconnecting the slow connection");
+                let _ = connection
+                    .queue
+                    .try_send(Outbound::Close(StreamCondition::ResourceConstraint));
+                slot.connections.retain(|c| c.id != chosen);
+                Err(stanza)
+            }
+            Err(mpsc::error::TrySendError::Closed(Outbound::Stanza(stanza))) => {
+                slot.connections.retain(|c| c.id != chosen);
+                Err(stanza)
+            }
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Sends `condition` back to the stanza's sender (unless it is an error, or presence).
+    fn bounce(&self, stanza: Element, condition: &'static str) -> Delivery {
+        match stanza::error_reply(&stanza, condition) {
+            Some(reply) => {
+                tracing::debug!(condition, to = ?stanza.attr("to"), "bouncing stanza");
+                match self.route(reply, |_| false) {
+                    Delivery::Delivered | Delivery::ToServer => Delivery::Bounced(condition),
+                    _ => Delivery::Dropped,
+                }
+            }
+            None => Delivery::Dropped,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(max: u32, on_conflict: OnConflict) -> ComponentPolicy {
+        ComponentPolicy {
+            max_connections: max,
+            on_conflict,
+        }
+    }
+
+    fn message(from: &str, to: &str) -> Element {
+        Element::builder("message", "jabber:component:accept")
+            .attr(rxml::xml_ncname!("from").to_owned(), from)
+            .attr(rxml::xml_ncname!("to").to_owned(), to)
+            .build()
+    }
+
+    fn stanza_of(item: Option<Outbound>) -> Element {
+        match item {
+            Some(Outbound::Stanza(e)) => e,
+            other => panic!("expected a stanza, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn replace_closes_the_old_connection_with_conflict() {
+        let router = Router::new("example.com", 8);
+        let mut old = router
+            .attach("b.example.com", &policy(1, OnConflict::Replace))
+            .unwrap();
+        let _new = router
+            .attach("b.example.com", &policy(1, OnConflict::Replace))
+            .unwrap();
+        assert!(matches!(
+            old.queue.try_recv(),
+            Ok(Outbound::Close(StreamCondition::Conflict))
+        ));
+        assert_eq!(router.connection_count("b.example.com"), 1);
+    }
+
+    #[test]
+    fn reject_refuses_the_new_connection() {
+        let router = Router::new("example.com", 8);
+        let _old = router
+            .attach("b.example.com", &policy(1, OnConflict::Reject))
+            .unwrap();
+        assert!(router
+            .attach("b.example.com", &policy(1, OnConflict::Reject))
+            .is_err());
+    }
+
+    #[test]
+    fn balance_spreads_keeps_full_jids_sticky_and_fails_over() {
+        let router = Router::new("example.com", 64);
+        let p = policy(2, OnConflict::Balance);
+        let mut a = router.attach("b.example.com", &p).unwrap();
+        let mut b = router.attach("b.example.com", &p).unwrap();
+        assert!(
+            router.attach("b.example.com", &p).is_err(),
+            "max_connections applies"
+        );
+        for i in 0..4 {
+            router.route(
+                message("x@c.example.com", &format!("room{i}@b.example.com")),
+                |_| true,
+            );
+        }
+        let (mut on_a, mut on_b) = (0, 0);
+        while a.queue.try_recv().is_ok() {
+            on_a += 1;
+        }
+        while b.queue.try_recv().is_ok() {
+            on_b += 1;
+        }
+        assert_eq!((on_a, on_b), (2, 2), "round-robin");
+        for _ in 0..3 {
+            router.route(
+                message("x@c.example.com", "room@b.example.com/nick"),
+                |_| true,
+            );
+        }
+        let (mut on_a, mut on_b) = (0, 0);
+        while a.queue.try_recv().is_ok() {
+            on_a += 1;
+        }
+        while b.queue.try_recv().is_ok() {
+            on_b += 1;
+        }
+        assert!(
+            on_a == 3 || on_b == 3,
+            "a full JID sticks to one connection: {on_a}/{on_b}"
+        );
+        router.detach("b.example.com", a.id);
+        router.route(
+            message("x@c.example.com", "room@b.example.com/nick"),
+            |_| true,
+        );
+        assert_eq!(
+            stanza_of(b.queue.try_recv().ok()).attr("to"),
+            Some("room@b.example.com/nick")
+        );
+    }
+
+    #[test]
+    fn undeliverable_stanzas_bounce_with_the_right_condition() {
+        let router = Router::new("example.com", 8);
+        let mut sender = router
+            .attach("c.example.com", &policy(1, OnConflict::Replace))
+            .unwrap();
+        assert_eq!(
+            router.route(message("x@c.example.com", "y@down.example.com"), |d| d
+                == "down.example.com"),
+            Delivery::Bounced("service-unavailable")
+        );
+        let bounce = stanza_of(sender.queue.try_recv().ok());
+        assert_eq!(bounce.attr("type"), Some("error"));
+        assert_eq!(bounce.attr("to"), Some("x@c.example.com"));
+        assert_eq!(bounce.attr("from"), Some("y@down.example.com"));
+        assert!(bounce
+            .get_child("error", "jabber:component:accept")
+            .unwrap()
+            .has_child("service-unavailable", crate::xmpp::ns::STANZAS));
+
+        assert_eq!(
+            router.route(message("x@c.example.com", "y@elsewhere.org"), |_| false),
+            Delivery::Bounced("remote-server-not-found")
+        );
+        let mut error = message("x@c.example.com", "y@elsewhere.org");
+        error.set_attr(
+            rxml::Namespace::NONE,
+            rxml::xml_ncname!("type").to_owned(),
+            "error",
+        );
+        assert_eq!(
+            router.route(error, |_| false),
+            Delivery::Dropped,
+            "no error in answer to an error"
+        );
+        assert_eq!(
+            router.route(message("x@c.example.com", "example.com"), |_| false),
+            Delivery::ToServer
+        );
+    }
+
+    #[test]
+    fn a_full_queue_disconnects_the_slow_consumer_and_bounces() {
+        let router = Router::new("example.com", 1);
+        let mut slow = router
+            .attach("slow.example.com", &policy(1, OnConflict::Replace))
+            .unwrap();
+        let _sender = router
+            .attach("c.example.com", &policy(1, OnConflict::Replace))
+            .unwrap();
+        assert_eq!(
+            router.route(message("x@c.example.com", "slow.example.com"), |_| true),
+            Delivery::Delivered
+        );
+        assert_eq!(
+            router.route(message("x@c.example.com", "slow.example.com"), |_| true),
+            Delivery::Bounced("service-unavailable")
+        );
+        assert_eq!(router.connection_count("slow.example.com"), 0);
+        assert!(slow.queue.try_recv().is_ok());
+    }
+}

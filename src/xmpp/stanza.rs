@@ -1,0 +1,112 @@
+//! Stanza-level helpers on namespace-agnostic elements: what kind of stanza an element is,
+//! and the RFC 6120 §8.3 error reply to it.
+
+use minidom::Element;
+
+use super::ns;
+
+/// The three stanza kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `<message/>`.
+    Message,
+    /// `<presence/>`.
+    Presence,
+    /// `<iq/>`.
+    Iq,
+}
+
+/// The stanza kind of `element`, if it is a stanza in a stanza namespace.
+pub fn kind(element: &Element) -> Option<Kind> {
+    let ns = element.ns();
+    if ns != ns::COMPONENT && ns != ns::CLIENT {
+        return None;
+    }
+    match element.name() {
+        "message" => Some(Kind::Message),
+        "presence" => Some(Kind::Presence),
+        "iq" => Some(Kind::Iq),
+        _ => None,
+    }
+}
+
+/// The error type RFC 6120 §8.3.3 gives a condition.
+fn error_type(condition: &str) -> &'static str {
+    match condition {
+        "resource-constraint" | "remote-server-timeout" => "wait",
+        "not-authorized" => "auth",
+        "bad-request" | "jid-malformed" | "feature-not-implemented" => "modify",
+        _ => "cancel",
+    }
+}
+
+/// The error reply to `stanza` with `condition` (a stanza-error condition name), or `None`
+/// when none may be sent: errors are never answered, and neither is presence, except
+/// presence probes, subscriptions and directed available presence are simply dropped too
+/// (RFC 6121 lets a server ignore presence to an unavailable entity).
+pub fn error_reply(stanza: &Element, condition: &str) -> Option<Element> {
+    let kind = kind(stanza)?;
+    if stanza.attr("type") == Some("error") || kind == Kind::Presence {
+        return None;
+    }
+    if kind == Kind::Iq && matches!(stanza.attr("type"), Some("result")) {
+        return None;
+    }
+    let stanza_ns = stanza.ns();
+    let mut reply = Element::builder(stanza.name(), stanza_ns.clone())
+        .attr(rxml::xml_ncname!("type").to_owned(), "error");
+    if let Some(from) = stanza.attr("to") {
+        reply = reply.attr(rxml::xml_ncname!("from").to_owned(), from);
+    }
+    if let Some(to) = stanza.attr("from") {
+        reply = reply.attr(rxml::xml_ncname!("to").to_owned(), to);
+    }
+    if let Some(id) = stanza.attr("id") {
+        reply = reply.attr(rxml::xml_ncname!("id").to_owned(), id);
+    }
+    let error = Element::builder("error", stanza_ns)
+        .attr(rxml::xml_ncname!("type").to_owned(), error_type(condition))
+        .append(Element::builder(condition, ns::STANZAS).build())
+        .build();
+    Some(reply.append(error).build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iq_get_gets_an_error_with_swapped_addresses() {
+        let iq = Element::builder("iq", ns::CLIENT)
+            .attr(rxml::xml_ncname!("type").to_owned(), "get")
+            .attr(rxml::xml_ncname!("id").to_owned(), "q1")
+            .attr(rxml::xml_ncname!("from").to_owned(), "a@x/r")
+            .attr(rxml::xml_ncname!("to").to_owned(), "b.x")
+            .build();
+        let reply = error_reply(&iq, "service-unavailable").unwrap();
+        assert_eq!(reply.attr("to"), Some("a@x/r"));
+        assert_eq!(reply.attr("from"), Some("b.x"));
+        assert_eq!(reply.attr("id"), Some("q1"));
+        let error = reply.get_child("error", ns::CLIENT).unwrap();
+        assert_eq!(error.attr("type"), Some("cancel"));
+        assert!(error.has_child("service-unavailable", ns::STANZAS));
+    }
+
+    #[test]
+    fn errors_results_and_presence_are_not_answered() {
+        for (name, kind) in [
+            ("iq", "result"),
+            ("message", "error"),
+            ("presence", "unavailable"),
+        ] {
+            let stanza = Element::builder(name, ns::COMPONENT)
+                .attr(rxml::xml_ncname!("type").to_owned(), kind)
+                .build();
+            assert!(
+                error_reply(&stanza, "service-unavailable").is_none(),
+                "{name} {kind}"
+            );
+        }
+        assert!(error_reply(&Element::bare("foo", "urn:x"), "bad-request").is_none());
+    }
+}
