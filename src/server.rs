@@ -17,6 +17,8 @@ use crate::pki::PkiError;
 use crate::shutdown::Shutdown;
 use crate::store::{SqliteStore, Store, StoreError};
 use crate::tls::{IdentityFiles, IdentityRequirements, ServerIdentity, TlsError};
+use crate::xmpp::component::{ComponentDirectory, ComponentService};
+use crate::xmpp::router::Router;
 
 /// Why the server cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +65,8 @@ pub enum ServerError {
 pub struct LocalAddrs {
     /// The admin listener, when enabled.
     pub admin: Option<SocketAddr>,
+    /// The XEP-0114 component listener, when enabled.
+    pub component: Option<SocketAddr>,
 }
 
 /// The entry point: see the module docs.
@@ -74,7 +78,9 @@ pub struct Bound {
     config: Arc<Config>,
     store: Arc<dyn Store>,
     tls: Arc<rustls::ServerConfig>,
+    router: Router,
     admin: Option<Listener>,
+    component: Option<(Listener, Arc<ComponentService>)>,
     addrs: LocalAddrs,
 }
 
@@ -141,6 +147,7 @@ impl Server {
             );
         }
         let tls = identity.server_config(&[b"h2", b"http/1.1"])?;
+        let component_tls = identity.server_config(&[])?;
 
         let store_path = config.store_path();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&store_path)?);
@@ -167,11 +174,43 @@ impl Server {
             None
         };
 
+        let router = Router::new(&config.server.domain, config.xmpp.send_queue_len);
+        let component = if config.xmpp.component_enabled {
+            let addr = config.xmpp.component_listen;
+            let listener = Listener::bind("component", addr, config.xmpp.max_component_connections)
+                .map_err(|source| ServerError::Bind {
+                    listener: "component",
+                    addr,
+                    source,
+                })?;
+            addrs.component = listener.local_addr().ok();
+            if !config.xmpp.component_tls && !addr.ip().is_loopback() {
+                tracing::warn!(
+                    %addr,
+                    "the component listener runs WITHOUT TLS on a non-loopback address: secrets \
+                     and stanzas cross the network in clear"
+                );
+            }
+            let directory =
+                Arc::new(ComponentDirectory::load(&config.components, Arc::clone(&store)).await?);
+            let service = ComponentService::new(
+                config.xmpp.clone(),
+                config.xmpp.component_tls.then_some(component_tls),
+                router.clone(),
+                directory,
+            );
+            Some((listener, Arc::new(service)))
+        } else {
+            None
+        };
+
         Ok(Bound {
             config: Arc::new(config),
             store,
             tls,
+            router,
             admin,
+            component,
             addrs,
         })
     }
@@ -198,11 +237,22 @@ impl Bound {
         Arc::clone(&self.tls)
     }
 
+    /// The XMPP router.
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
     /// Serves until `shutdown` is triggered and every listener has stopped accepting.
     pub async fn run(self, shutdown: Shutdown) {
         let mut listeners = tokio::task::JoinSet::new();
         if let Some(admin) = self.admin {
             listeners.spawn(crate::admin::serve(admin, shutdown.clone()));
+        }
+        if let Some((listener, service)) = self.component {
+            let for_connections = shutdown.clone();
+            listeners.spawn(listener.serve(shutdown.clone(), move |tcp, peer| {
+                Arc::clone(&service).handle(tcp, peer, for_connections.clone())
+            }));
         }
         tracing::info!(
             domain = %self.config.server.domain,

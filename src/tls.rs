@@ -129,3 +129,20 @@ impl ServerIdentity {
         Ok(Arc::new(config))
     }
 }
+
+/// A TLS 1.2+ client configuration trusting `roots` (for Bridgehead's own clients and tests).
+#[allow(clippy::disallowed_methods)] // this is the one place that builds TLS configs
+pub fn client_config(
+    roots: &[CertificateDer<'static>],
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let mut store = rustls::RootCertStore::empty();
+    for root in roots {
+        store.add(root.clone())?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}

@@ -6,8 +6,10 @@
 //! only at `to`/`from`/`type`/`id`, and the receiving session moves the stanza into its own
 //! stream namespace before writing it.
 
+pub mod component;
 pub mod error;
 pub mod router;
+pub mod services;
 pub mod stanza;
 pub mod stream;
 

@@ -9,3 +9,4 @@ mod dns;
 mod pki_issue;
 mod pki_verify;
 mod serve;
+mod xmpp_component;

@@ -10,6 +10,7 @@ use bridgehead::shutdown::Shutdown;
 pub struct TestServer {
     pub addrs: LocalAddrs,
     pub store: std::sync::Arc<dyn bridgehead::store::Store>,
+    pub router: bridgehead::xmpp::router::Router,
     shutdown: Shutdown,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -20,6 +21,7 @@ pub fn embedded_config(dir: &Path) -> Config {
     config.server.data_dir = dir.to_owned();
     config.server.fqdn = Some("bridgehead.test".to_owned());
     config.admin.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.xmpp.component_listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.validate().expect("test config is valid");
     config
 }
@@ -29,11 +31,13 @@ impl TestServer {
         let bound: Bound = Server::bind(config).await.expect("server binds");
         let addrs = bound.local_addrs();
         let store = bound.store();
+        let router = bound.router();
         let shutdown = Shutdown::new();
         let task = tokio::spawn(bound.run(shutdown.clone()));
         TestServer {
             addrs,
             store,
+            router,
             shutdown,
             task: Some(task),
         }

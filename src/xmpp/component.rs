@@ -1,0 +1,457 @@
+//! XEP-0114 component sessions: how a call bridge connects.
+//!
+//! ```text
+//! bridge                                        Bridgehead
+//!   ── TCP + TLS (direct TLS on 5223) ───────────▶
+//!   <stream:stream xmlns='jabber:component:accept' to='bridge1.example.com'>
+//!                                               ◀── <stream:stream from='bridge1.example.com' id='(128 random bits)'>
+//!   <handshake>hex(SHA-1(id + secret))</handshake>
+//!                                               ◀── <handshake/>      (or <not-authorized/> and close)
+//!   stanzas from *@bridge1.example.com  ◀──▶  stanzas to bridge1.example.com and JIDs at it
+//! ```
+//!
+//! Everything up to the handshake answer runs under one deadline (`handshake_timeout_secs`).
+//! `to` must name a component from the config file or the store (`host-unknown` otherwise).
+//! The handshake is compared in constant time; failures are counted per source address and
+//! an address over `failed_handshakes_per_minute` is refused before its secret is checked.
+//! After the handshake the connection is attached to the router under the component's
+//! `on_conflict` policy and the session loop runs: stanzas in (each must come `from` the
+//! component's domain, else `invalid-from`), queued stanzas out (written in batches, one
+//! flush per batch), and shutdown (`system-shutdown`).
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use minidom::Element;
+use sha1::{Digest, Sha1};
+use subtle::ConstantTimeEq;
+use tokio::io::{AsyncRead, AsyncWrite, BufReader};
+use tokio::net::TcpStream;
+use tracing::Instrument;
+
+use super::error::{StreamCondition, XmppError};
+use super::router::{ComponentPolicy, Delivery, Outbound, Router};
+use super::stream::{retarget_namespace, StreamReader, StreamWriter};
+use super::{ns, services, stanza};
+use crate::config::{ComponentConfig, XmppConfig};
+use crate::shutdown::Shutdown;
+use crate::store::Store;
+
+/// Most outbound stanzas written before one flush.
+const WRITE_BATCH: usize = 64;
+
+/// A component's credentials and policy.
+#[derive(Clone)]
+struct ComponentEntry {
+    secret: String,
+    policy: ComponentPolicy,
+}
+
+/// Components from the config file and the store. Config wins for a name in both.
+pub struct ComponentDirectory {
+    configured: HashMap<String, ComponentEntry>,
+    store: Arc<dyn Store>,
+    known: RwLock<HashSet<String>>,
+}
+
+impl std::fmt::Debug for ComponentDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComponentDirectory")
+            .field("configured", &self.configured.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ComponentDirectory {
+    /// The directory over validated config components and the store.
+    pub async fn load(
+        configured: &[ComponentConfig],
+        store: Arc<dyn Store>,
+    ) -> Result<Self, crate::store::StoreError> {
+        let configured: HashMap<String, ComponentEntry> = configured
+            .iter()
+            .map(|c| {
+                (
+                    c.name.to_ascii_lowercase(),
+                    ComponentEntry {
+                        secret: c
+                            .secret
+                            .as_ref()
+                            .map(|s| s.expose().to_owned())
+                            .unwrap_or_default(),
+                        policy: ComponentPolicy {
+                            max_connections: c.max_connections,
+                            on_conflict: c.on_conflict,
+                        },
+                    },
+                )
+            })
+            .collect();
+        let mut known: HashSet<String> = configured.keys().cloned().collect();
+        for stored in store.components().await? {
+            known.insert(stored.name.to_ascii_lowercase());
+        }
+        Ok(ComponentDirectory {
+            configured,
+            store,
+            known: RwLock::new(known),
+        })
+    }
+
+    async fn lookup(&self, name: &str) -> Option<ComponentEntry> {
+        let name = name.to_ascii_lowercase();
+        if let Some(entry) = self.configured.get(&name) {
+            return Some(entry.clone());
+        }
+        // The store is asked each time, so `bridgehead component add` works without a restart.
+        let stored = match self.store.components().await {
+            Ok(all) => all
+                .into_iter()
+                .find(|c| c.name.eq_ignore_ascii_case(&name))?,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read components from the store");
+                return None;
+            }
+        };
+        if let Ok(mut known) = self.known.write() {
+            known.insert(name);
+        }
+        Some(ComponentEntry {
+            secret: stored.secret,
+            policy: ComponentPolicy {
+                max_connections: stored.max_connections,
+                on_conflict: stored.on_conflict,
+            },
+        })
+    }
+
+    /// Whether `domain` is a component (connected or not).
+    pub fn is_known(&self, domain: &str) -> bool {
+        self.known
+            .read()
+            .map(|k| k.contains(&domain.to_ascii_lowercase()))
+            .unwrap_or(false)
+    }
+}
+
+/// Failed handshakes per source address in the current minute.
+#[derive(Debug, Default)]
+struct FailedHandshakes {
+    by_address: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl FailedHandshakes {
+    fn over_limit(&self, addr: IpAddr, limit: u32) -> bool {
+        let Ok(map) = self.by_address.lock() else {
+            return false;
+        };
+        map.get(&addr).is_some_and(|(since, count)| {
+            since.elapsed() < Duration::from_secs(60) && *count >= limit
+        })
+    }
+
+    fn record(&self, addr: IpAddr) {
+        let Ok(mut map) = self.by_address.lock() else {
+            return;
+        };
+        if map.len() > 10_000 {
+            map.retain(|_, (since, _)| since.elapsed() < Duration::from_secs(60));
+        }
+        let entry = map.entry(addr).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= Duration::from_secs(60) {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
+    }
+}
+
+/// Everything a component connection needs, shared by all of them.
+pub struct ComponentService {
+    settings: XmppConfig,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    router: Router,
+    directory: Arc<ComponentDirectory>,
+    failures: FailedHandshakes,
+}
+
+impl std::fmt::Debug for ComponentService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComponentService").finish_non_exhaustive()
+    }
+}
+
+impl ComponentService {
+    /// A service using `tls` (None = plain TCP).
+    pub fn new(
+        settings: XmppConfig,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        router: Router,
+        directory: Arc<ComponentDirectory>,
+    ) -> Self {
+        ComponentService {
+            settings,
+            tls: tls.map(tokio_rustls::TlsAcceptor::from),
+            router,
+            directory,
+            failures: FailedHandshakes::default(),
+        }
+    }
+
+    /// Runs one connection to its end.
+    pub async fn handle(
+        self: Arc<Self>,
+        tcp: TcpStream,
+        peer: std::net::SocketAddr,
+        shutdown: Shutdown,
+    ) {
+        let deadline = Duration::from_secs(self.settings.handshake_timeout_secs);
+        match &self.tls {
+            Some(acceptor) => match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => self.session(tls, peer, shutdown).await,
+                Ok(Err(e)) => tracing::info!(error = %e, "TLS handshake failed"),
+                Err(_) => tracing::info!("TLS handshake timed out"),
+            },
+            None => self.session(tcp, peer, shutdown).await,
+        }
+    }
+
+    async fn session<S>(&self, io: S, peer: std::net::SocketAddr, shutdown: Shutdown)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let (read_half, write_half) = tokio::io::split(io);
+        let mut reader =
+            StreamReader::new(BufReader::new(read_half), self.settings.max_stanza_bytes);
+        let mut writer = StreamWriter::new(write_half, ns::COMPONENT);
+        let deadline = Duration::from_secs(self.settings.handshake_timeout_secs);
+        let mut header_sent = false;
+        let opened = tokio::time::timeout(
+            deadline,
+            self.open(&mut reader, &mut writer, &mut header_sent, peer.ip()),
+        )
+        .await
+        .unwrap_or(Err(XmppError::HandshakeTimeout(
+            self.settings.handshake_timeout_secs,
+        )));
+        let (name, mut attachment) = match opened {
+            Ok(opened) => opened,
+            Err(error) => {
+                tracing::info!(%error, "component handshake refused");
+                close(&mut writer, header_sent, error.condition()).await;
+                return;
+            }
+        };
+        let span = tracing::info_span!("component", name = %name);
+        let condition = async {
+            tracing::info!("component connected");
+            let end = self
+                .run(
+                    &name,
+                    &mut reader,
+                    &mut writer,
+                    &mut attachment.queue,
+                    &shutdown,
+                )
+                .await;
+            self.router.detach(&name, attachment.id);
+            match end {
+                Ok(condition) => {
+                    tracing::info!(condition = ?condition, "component disconnected");
+                    condition
+                }
+                Err(error) => {
+                    tracing::info!(%error, "component disconnected");
+                    error.condition()
+                }
+            }
+        }
+        .instrument(span)
+        .await;
+        close(&mut writer, true, condition).await;
+    }
+
+    /// Header, stream id, handshake, attach. Returns the component name and its queue.
+    async fn open<R, W>(
+        &self,
+        reader: &mut StreamReader<R>,
+        writer: &mut StreamWriter<W>,
+        header_sent: &mut bool,
+        peer: IpAddr,
+    ) -> Result<(String, super::router::Attachment), XmppError>
+    where
+        R: tokio::io::AsyncBufRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let header = reader.read_header().await?;
+        let name = header.to.clone().unwrap_or_default().to_ascii_lowercase();
+        let stream_id = hex::encode(rand::random::<[u8; 16]>());
+        // XEP-0114 streams carry no features, but tokio-xmpp's component client refuses a
+        // header without `version`, so it is sent.
+        let from = if name.is_empty() {
+            self.router.domain()
+        } else {
+            &name
+        };
+        writer.header(from, &stream_id, Some("1.0"))?;
+        *header_sent = true;
+        if header.default_ns.as_deref() != Some(ns::COMPONENT) {
+            return Err(XmppError::stream(
+                StreamCondition::InvalidNamespace,
+                format!("stream namespace {:?}", header.default_ns),
+            ));
+        }
+        let Some(entry) = self.directory.lookup(&name).await else {
+            return Err(XmppError::stream(
+                StreamCondition::HostUnknown,
+                format!("no component named {name:?}"),
+            ));
+        };
+        writer.flush().await?;
+        let Some(handshake) = reader.read_element().await? else {
+            return Err(XmppError::Closed);
+        };
+        if !handshake.is("handshake", ns::COMPONENT) {
+            return Err(XmppError::stream(
+                StreamCondition::NotAuthorized,
+                format!("<{}> before the handshake", handshake.name()),
+            ));
+        }
+        if self
+            .failures
+            .over_limit(peer, self.settings.failed_handshakes_per_minute)
+        {
+            return Err(XmppError::stream(
+                StreamCondition::NotAuthorized,
+                format!("too many failed handshakes from {peer}"),
+            ));
+        }
+        let expected = hex::encode(Sha1::digest(
+            format!("{stream_id}{}", entry.secret).as_bytes(),
+        ));
+        let offered = handshake.text().trim().to_ascii_lowercase();
+        if !bool::from(offered.as_bytes().ct_eq(expected.as_bytes())) {
+            self.failures.record(peer);
+            return Err(XmppError::stream(
+                StreamCondition::NotAuthorized,
+                format!("wrong secret for {name}"),
+            ));
+        }
+        let attachment = self
+            .router
+            .attach(&name, &entry.policy)
+            .map_err(|e| XmppError::stream(StreamCondition::Conflict, e.to_string()))?;
+        writer.element(&Element::bare("handshake", ns::COMPONENT))?;
+        writer.flush().await?;
+        Ok((name, attachment))
+    }
+
+    /// The session loop. Returns the stream error to close with, if any.
+    async fn run<R, W>(
+        &self,
+        name: &str,
+        reader: &mut StreamReader<R>,
+        writer: &mut StreamWriter<W>,
+        queue: &mut tokio::sync::mpsc::Receiver<Outbound>,
+        shutdown: &Shutdown,
+    ) -> Result<Option<StreamCondition>, XmppError>
+    where
+        R: tokio::io::AsyncBufRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(Some(StreamCondition::SystemShutdown)),
+                inbound = reader.read_element() => {
+                    let Some(element) = inbound? else { return Ok(None) };
+                    self.inbound(name, element)?;
+                }
+                outbound = queue.recv() => {
+                    let mut next = outbound;
+                    let mut written = 0;
+                    while let Some(item) = next {
+                        match item {
+                            Outbound::Stanza(stanza) => writer.element(&to_stream(&stanza))?,
+                            Outbound::Close(condition) => {
+                                writer.flush().await?;
+                                return Ok(Some(condition));
+                            }
+                        }
+                        written += 1;
+                        next = if written < WRITE_BATCH { queue.try_recv().ok() } else { None };
+                    }
+                    writer.flush().await?;
+                }
+            }
+        }
+    }
+
+    fn inbound(&self, name: &str, element: Element) -> Result<(), XmppError> {
+        if stanza::kind(&element).is_none() {
+            return Err(XmppError::stream(
+                StreamCondition::UnsupportedStanzaType,
+                format!("<{}> in {}", element.name(), element.ns()),
+            ));
+        }
+        let from_ok = element
+            .attr("from")
+            .and_then(|from| jid::Jid::new(from).ok())
+            .is_some_and(|jid| jid.domain().as_str().eq_ignore_ascii_case(name));
+        if !from_ok {
+            return Err(XmppError::stream(
+                StreamCondition::InvalidFrom,
+                format!("from={:?} is not at {name}", element.attr("from")),
+            ));
+        }
+        let directory = Arc::clone(&self.directory);
+        let request = element.clone();
+        match self.router.route(element, |d| directory.is_known(d)) {
+            Delivery::ToServer => {
+                if let Some(answer) = services::answer(&self.router, &request) {
+                    self.router.route(answer, |d| directory.is_known(d));
+                }
+            }
+            Delivery::Bounced(condition) => tracing::debug!(condition, "stanza bounced"),
+            Delivery::Delivered | Delivery::Dropped => {}
+        }
+        Ok(())
+    }
+}
+
+/// A stanza in the component stream's namespace.
+fn to_stream(stanza: &Element) -> Element {
+    if stanza.ns() == ns::CLIENT {
+        retarget_namespace(stanza, ns::CLIENT, ns::COMPONENT)
+    } else {
+        stanza.clone()
+    }
+}
+
+/// Ends the stream: header first if it was never sent, then the stream error, the footer,
+/// and TLS close_notify, each bounded in time.
+async fn close<W: AsyncWrite + Unpin>(
+    writer: &mut StreamWriter<W>,
+    header_sent: bool,
+    condition: Option<StreamCondition>,
+) {
+    let result = tokio::time::timeout(Duration::from_secs(5), async {
+        if !header_sent {
+            writer.header(
+                "error",
+                &hex::encode(rand::random::<[u8; 8]>()),
+                Some("1.0"),
+            )?;
+        }
+        if let Some(condition) = condition {
+            writer.error(condition, None)?;
+        }
+        writer.footer()?;
+        writer.flush().await?;
+        writer.shutdown().await
+    })
+    .await;
+    if let Ok(Err(e)) = result {
+        tracing::debug!(error = %e, "closing the stream failed");
+    }
+}

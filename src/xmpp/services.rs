@@ -1,0 +1,106 @@
+//! What the server itself answers (stanzas addressed to the bare server domain):
+//! XEP-0030 disco#info and disco#items (items = connected components), XEP-0199 ping,
+//! XEP-0092 software version, XEP-0202 entity time. Anything else gets the proper error.
+
+use minidom::Element;
+
+use super::router::Router;
+use super::stanza::{self, Kind};
+
+const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
+const DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
+const PING: &str = "urn:xmpp:ping";
+const VERSION: &str = "jabber:iq:version";
+const TIME: &str = "urn:xmpp:time";
+
+fn attr(builder: minidom::ElementBuilder, name: &str, value: &str) -> minidom::ElementBuilder {
+    match rxml::NcName::try_from(name.to_owned()) {
+        Ok(name) => builder.attr(name, value),
+        Err(_) => builder,
+    }
+}
+
+fn result(request: &Element) -> minidom::ElementBuilder {
+    let mut reply = attr(Element::builder("iq", request.ns()), "type", "result");
+    for (ours, theirs) in [("from", "to"), ("to", "from"), ("id", "id")] {
+        if let Some(value) = request.attr(theirs) {
+            reply = attr(reply, ours, value);
+        }
+    }
+    reply
+}
+
+/// The answer to a stanza addressed to the server, if one is due.
+pub fn answer(router: &Router, request: &Element) -> Option<Element> {
+    if stanza::kind(request) != Some(Kind::Iq) {
+        // Messages to the server domain are not stored or relayed; presence is ignored.
+        return stanza::error_reply(request, "service-unavailable");
+    }
+    if request.attr("type") != Some("get") {
+        return stanza::error_reply(request, "service-unavailable");
+    }
+    let Some(payload) = request.children().next() else {
+        return stanza::error_reply(request, "bad-request");
+    };
+    let body = match (payload.name(), payload.ns().as_str()) {
+        ("ping", PING) => None,
+        ("query", DISCO_INFO) if payload.attr("node").is_none() => {
+            let mut query = Element::builder("query", DISCO_INFO).append(
+                attr(
+                    attr(
+                        Element::builder("identity", DISCO_INFO),
+                        "category",
+                        "server",
+                    ),
+                    "type",
+                    "im",
+                )
+                .build(),
+            );
+            for feature in [DISCO_INFO, DISCO_ITEMS, PING, VERSION, TIME] {
+                query = query
+                    .append(attr(Element::builder("feature", DISCO_INFO), "var", feature).build());
+            }
+            Some(query.build())
+        }
+        ("query", DISCO_ITEMS) if payload.attr("node").is_none() => {
+            let mut query = Element::builder("query", DISCO_ITEMS);
+            for name in router.connected_components() {
+                query =
+                    query.append(attr(Element::builder("item", DISCO_ITEMS), "jid", &name).build());
+            }
+            Some(query.build())
+        }
+        ("query", VERSION) => Some(
+            Element::builder("query", VERSION)
+                .append(
+                    Element::builder("name", VERSION)
+                        .append("Bridgehead")
+                        .build(),
+                )
+                .append(
+                    Element::builder("version", VERSION)
+                        .append(env!("CARGO_PKG_VERSION"))
+                        .build(),
+                )
+                .build(),
+        ),
+        ("time", TIME) => {
+            let now = time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            Some(
+                Element::builder("time", TIME)
+                    .append(Element::builder("tzo", TIME).append("+00:00").build())
+                    .append(Element::builder("utc", TIME).append(now).build())
+                    .build(),
+            )
+        }
+        _ => return stanza::error_reply(request, "service-unavailable"),
+    };
+    let mut reply = result(request);
+    if let Some(body) = body {
+        reply = reply.append(body);
+    }
+    Some(reply.build())
+}

@@ -1,0 +1,497 @@
+//! XEP-0114 components against the real server over real TLS, with a tokio-xmpp
+//! `xmlstream` client.
+
+use std::path::PathBuf;
+
+use futures::SinkExt;
+use minidom::Element;
+
+use bridgehead::config::{ComponentConfig, Config, OnConflict, Secret};
+
+use crate::support::component::{
+    self, connect, next, raw_exchange, stanza, stanza_error, stream_error, COMPONENT_NS,
+};
+use crate::support::server::{embedded_config, TestServer};
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    ca: PathBuf,
+    server: TestServer,
+}
+
+fn component(name: &str, max: u32, on_conflict: OnConflict) -> ComponentConfig {
+    ComponentConfig {
+        name: name.to_owned(),
+        secret: Some(Secret::new(format!("secret-of-{name}"))),
+        secret_file: None,
+        max_connections: max,
+        on_conflict,
+        hold_secs: 0,
+    }
+}
+
+async fn start_with(adjust: impl FnOnce(&mut Config)) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = embedded_config(dir.path());
+    config.components = vec![
+        component("bridge1.localhost", 1, OnConflict::Replace),
+        component("bridge2.localhost", 1, OnConflict::Replace),
+        component("strict.localhost", 1, OnConflict::Reject),
+        component("cluster.localhost", 2, OnConflict::Balance),
+        component("offline.localhost", 1, OnConflict::Replace),
+    ];
+    adjust(&mut config);
+    config.validate().unwrap();
+    let server = TestServer::start(config).await;
+    Setup {
+        ca: dir.path().join("pki/ca.crt"),
+        _dir: dir,
+        server,
+    }
+}
+
+async fn start() -> Setup {
+    start_with(|_| {}).await
+}
+
+impl Setup {
+    fn addr(&self) -> std::net::SocketAddr {
+        self.server.addrs.component.unwrap()
+    }
+
+    async fn login(&self, name: &str) -> component::Stream {
+        connect(self.addr(), &self.ca, name, &format!("secret-of-{name}"))
+            .await
+            .unwrap_or_else(|e| panic!("{name} refused: {e:?}"))
+    }
+}
+
+fn message(from: &str, to: &str, body: &str) -> Element {
+    stanza(
+        "message",
+        &[("from", from), ("to", to), ("id", "m1")],
+        vec![Element::builder("body", COMPONENT_NS).append(body).build()],
+    )
+}
+
+fn iq_get(from: &str, to: &str, id: &str, payload: Element) -> Element {
+    stanza(
+        "iq",
+        &[("from", from), ("to", to), ("id", id), ("type", "get")],
+        vec![payload],
+    )
+}
+
+#[tokio::test]
+async fn a_component_handshakes_over_tls() {
+    let setup = start().await;
+    let stream = setup.login("bridge1.localhost").await;
+    drop(stream);
+    // The demo component from the store works as well as configured ones.
+    let credentials: toml::Value = toml::from_str(
+        &std::fs::read_to_string(setup._dir.path().join("demo-credentials.toml")).unwrap(),
+    )
+    .unwrap();
+    let secret = credentials["components"][0]["secret"].as_str().unwrap();
+    connect(setup.addr(), &setup.ca, "bridge.localhost", secret)
+        .await
+        .expect("store component");
+}
+
+#[tokio::test]
+async fn a_bad_secret_gets_not_authorized_and_an_unknown_name_host_unknown() {
+    let setup = start().await;
+    let refused = connect(setup.addr(), &setup.ca, "bridge1.localhost", "wrong")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(stream_error(&refused).as_deref(), Some("not-authorized"));
+    let refused = connect(setup.addr(), &setup.ca, "nobody.localhost", "x")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(stream_error(&refused).as_deref(), Some("host-unknown"));
+}
+
+#[tokio::test]
+async fn repeated_bad_secrets_are_throttled_per_address() {
+    let setup = start_with(|c| c.xmpp.failed_handshakes_per_minute = 2).await;
+    for _ in 0..2 {
+        let refused = connect(setup.addr(), &setup.ca, "bridge1.localhost", "wrong")
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(stream_error(&refused).as_deref(), Some("not-authorized"));
+    }
+    // Now even the right secret is refused from this address for the rest of the minute.
+    let refused = connect(
+        setup.addr(),
+        &setup.ca,
+        "bridge1.localhost",
+        "secret-of-bridge1.localhost",
+    )
+    .await
+    .err()
+    .unwrap();
+    assert_eq!(stream_error(&refused).as_deref(), Some("not-authorized"));
+}
+
+#[tokio::test]
+async fn stanzas_flow_between_components() {
+    let setup = start().await;
+    let mut one = setup.login("bridge1.localhost").await;
+    let mut two = setup.login("bridge2.localhost").await;
+    one.send(&message(
+        "conf@bridge1.localhost/a",
+        "room@bridge2.localhost/b",
+        "hello & <welcome>",
+    ))
+    .await
+    .unwrap();
+    let received = next(&mut two).await.unwrap();
+    assert!(received.is("message", COMPONENT_NS), "{received:?}");
+    assert_eq!(received.attr("from"), Some("conf@bridge1.localhost/a"));
+    assert_eq!(received.attr("to"), Some("room@bridge2.localhost/b"));
+    assert_eq!(
+        received.get_child("body", COMPONENT_NS).unwrap().text(),
+        "hello & <welcome>"
+    );
+}
+
+#[tokio::test]
+async fn the_server_answers_ping_disco_and_version() {
+    let setup = start().await;
+    let mut one = setup.login("bridge1.localhost").await;
+    let _two = setup.login("bridge2.localhost").await;
+    one.send(&iq_get(
+        "bridge1.localhost",
+        "localhost",
+        "p1",
+        Element::bare("ping", "urn:xmpp:ping"),
+    ))
+    .await
+    .unwrap();
+    let pong = next(&mut one).await.unwrap();
+    assert_eq!(
+        (pong.attr("type"), pong.attr("id"), pong.attr("from")),
+        (Some("result"), Some("p1"), Some("localhost"))
+    );
+
+    one.send(&iq_get(
+        "bridge1.localhost",
+        "localhost",
+        "d1",
+        Element::bare("query", "http://jabber.org/protocol/disco#items"),
+    ))
+    .await
+    .unwrap();
+    let items = next(&mut one).await.unwrap();
+    let query = items
+        .get_child("query", "http://jabber.org/protocol/disco#items")
+        .unwrap();
+    let jids: Vec<&str> = query.children().filter_map(|i| i.attr("jid")).collect();
+    assert_eq!(jids, ["bridge1.localhost", "bridge2.localhost"]);
+
+    one.send(&iq_get(
+        "bridge1.localhost",
+        "localhost",
+        "d2",
+        Element::bare("query", "http://jabber.org/protocol/disco#info"),
+    ))
+    .await
+    .unwrap();
+    let info = next(&mut one).await.unwrap();
+    let features: Vec<&str> = info
+        .get_child("query", "http://jabber.org/protocol/disco#info")
+        .unwrap()
+        .children()
+        .filter_map(|f| f.attr("var"))
+        .collect();
+    assert!(
+        features.contains(&"urn:xmpp:ping") && features.contains(&"jabber:iq:version"),
+        "{features:?}"
+    );
+
+    one.send(&iq_get(
+        "bridge1.localhost",
+        "localhost",
+        "v1",
+        Element::bare("query", "jabber:iq:version"),
+    ))
+    .await
+    .unwrap();
+    let version = next(&mut one).await.unwrap();
+    assert_eq!(
+        version
+            .get_child("query", "jabber:iq:version")
+            .unwrap()
+            .get_child("name", "jabber:iq:version")
+            .unwrap()
+            .text(),
+        "Bridgehead"
+    );
+
+    one.send(&iq_get(
+        "bridge1.localhost",
+        "localhost",
+        "t1",
+        Element::bare("time", "urn:xmpp:time"),
+    ))
+    .await
+    .unwrap();
+    let time = next(&mut one).await.unwrap();
+    assert!(time
+        .get_child("time", "urn:xmpp:time")
+        .unwrap()
+        .has_child("utc", "urn:xmpp:time"));
+
+    one.send(&iq_get(
+        "bridge1.localhost",
+        "localhost",
+        "x1",
+        Element::bare("query", "urn:example:unknown"),
+    ))
+    .await
+    .unwrap();
+    let unknown = next(&mut one).await.unwrap();
+    assert_eq!(
+        stanza_error(&unknown).as_deref(),
+        Some("service-unavailable")
+    );
+}
+
+#[tokio::test]
+async fn unroutable_stanzas_get_errors_never_silence() {
+    let setup = start().await;
+    let mut one = setup.login("bridge1.localhost").await;
+    one.send(&iq_get(
+        "bridge1.localhost",
+        "call@offline.localhost",
+        "q1",
+        Element::bare("ping", "urn:xmpp:ping"),
+    ))
+    .await
+    .unwrap();
+    let bounce = next(&mut one).await.unwrap();
+    assert_eq!(
+        stanza_error(&bounce).as_deref(),
+        Some("service-unavailable"),
+        "{bounce:?}"
+    );
+    assert_eq!(bounce.attr("id"), Some("q1"));
+    assert_eq!(bounce.attr("from"), Some("call@offline.localhost"));
+
+    one.send(&message(
+        "bridge1.localhost",
+        "user@elsewhere.example",
+        "hi",
+    ))
+    .await
+    .unwrap();
+    let bounce = next(&mut one).await.unwrap();
+    assert_eq!(
+        stanza_error(&bounce).as_deref(),
+        Some("remote-server-not-found")
+    );
+
+    // An error is never answered with an error: nothing comes back, and the session lives.
+    let mut error = message("bridge1.localhost", "user@elsewhere.example", "x");
+    error.set_attr(
+        rxml::Namespace::NONE,
+        rxml::NcName::try_from("type".to_owned()).unwrap(),
+        "error",
+    );
+    one.send(&error).await.unwrap();
+    one.send(&iq_get(
+        "bridge1.localhost",
+        "localhost",
+        "p2",
+        Element::bare("ping", "urn:xmpp:ping"),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(next(&mut one).await.unwrap().attr("id"), Some("p2"));
+}
+
+#[tokio::test]
+async fn replace_moves_the_name_to_the_new_connection() {
+    let setup = start().await;
+    let mut old = setup.login("bridge1.localhost").await;
+    let _new = setup.login("bridge1.localhost").await;
+    let closed = next(&mut old).await.unwrap();
+    assert_eq!(stream_error(&closed).as_deref(), Some("conflict"));
+    assert_eq!(setup.server.router.connection_count("bridge1.localhost"), 1);
+}
+
+#[tokio::test]
+async fn reject_refuses_the_second_connection() {
+    let setup = start().await;
+    let _first = setup.login("strict.localhost").await;
+    let refused = connect(
+        setup.addr(),
+        &setup.ca,
+        "strict.localhost",
+        "secret-of-strict.localhost",
+    )
+    .await
+    .err()
+    .unwrap();
+    assert_eq!(stream_error(&refused).as_deref(), Some("conflict"));
+}
+
+#[tokio::test]
+async fn balance_spreads_stanzas_and_fails_over() {
+    let setup = start().await;
+    let mut a = setup.login("cluster.localhost").await;
+    let mut b = setup.login("cluster.localhost").await;
+    let refused = connect(
+        setup.addr(),
+        &setup.ca,
+        "cluster.localhost",
+        "secret-of-cluster.localhost",
+    )
+    .await
+    .err()
+    .unwrap();
+    assert_eq!(
+        stream_error(&refused).as_deref(),
+        Some("conflict"),
+        "max_connections = 2"
+    );
+    let mut sender = setup.login("bridge1.localhost").await;
+    for i in 0..2 {
+        sender
+            .send(&message(
+                "bridge1.localhost",
+                &format!("call{i}@cluster.localhost"),
+                "x",
+            ))
+            .await
+            .unwrap();
+    }
+    let (first, second) = (next(&mut a).await.unwrap(), next(&mut b).await.unwrap());
+    assert_ne!(first.attr("to"), second.attr("to"), "one each");
+    drop(a);
+    // Wait until the server has noticed the drop, then everything goes to b.
+    for _ in 0..50 {
+        if setup.server.router.connection_count("cluster.localhost") == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for i in 0..3 {
+        sender
+            .send(&message(
+                "bridge1.localhost",
+                &format!("more{i}@cluster.localhost"),
+                "x",
+            ))
+            .await
+            .unwrap();
+    }
+    for _ in 0..3 {
+        assert!(
+            next(&mut b).await.is_some(),
+            "failed over to the remaining connection"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_spoofed_from_ends_the_stream_with_invalid_from() {
+    let setup = start().await;
+    let mut one = setup.login("bridge1.localhost").await;
+    one.send(&message(
+        "someone@bridge2.localhost",
+        "x@bridge2.localhost",
+        "spoof",
+    ))
+    .await
+    .unwrap();
+    let closed = next(&mut one).await.unwrap();
+    assert_eq!(stream_error(&closed).as_deref(), Some("invalid-from"));
+}
+
+#[tokio::test]
+async fn an_oversized_stanza_is_a_policy_violation() {
+    let setup = start_with(|c| c.xmpp.max_stanza_bytes = 10_000).await;
+    let mut one = setup.login("bridge1.localhost").await;
+    one.send(&message(
+        "bridge1.localhost",
+        "x@bridge2.localhost",
+        &"x".repeat(20_000),
+    ))
+    .await
+    .unwrap();
+    let closed = next(&mut one).await.unwrap();
+    assert_eq!(stream_error(&closed).as_deref(), Some("policy-violation"));
+    // Other sessions are unaffected.
+    setup.login("bridge2.localhost").await;
+}
+
+#[tokio::test]
+async fn malformed_input_and_entity_bombs_get_stream_errors() {
+    let setup = start().await;
+    let open = "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='bridge1.localhost'>";
+    let cases = [
+        ("<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a 'aaaaaaaa'><!ENTITY b '&a;&a;&a;&a;'>]><stream:stream xmlns:stream='http://etherx.jabber.org/streams'>".to_owned(), "not-well-formed"),
+        (format!("{open}<handshake>0</handshake><message><body></message>"), "not-authorized"),
+        (format!("{open}<message from='x@bridge1.localhost'/>"), "not-authorized"),
+        (format!("{open}<a><b></a>"), "not-well-formed"),
+        ("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='bridge1.localhost'>".to_owned(), "invalid-namespace"),
+    ];
+    for (input, condition) in cases {
+        let reply = raw_exchange(setup.addr(), &setup.ca, input.as_bytes()).await;
+        assert!(
+            reply.contains(&format!("<{condition}")),
+            "{condition}: {reply}"
+        );
+        assert!(
+            reply.contains("</stream:stream>"),
+            "the stream is closed: {reply}"
+        );
+    }
+    setup.login("bridge1.localhost").await;
+}
+
+#[tokio::test]
+async fn garbage_instead_of_tls_and_half_open_connections_do_no_harm() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let setup = start_with(|c| c.xmpp.handshake_timeout_secs = 1).await;
+    let mut garbage = tokio::net::TcpStream::connect(setup.addr()).await.unwrap();
+    garbage
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut sink = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        garbage.read_to_end(&mut sink),
+    )
+    .await;
+    // A connection that never speaks is dropped after the handshake deadline.
+    let mut silent = tokio::net::TcpStream::connect(setup.addr()).await.unwrap();
+    let started = std::time::Instant::now();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        silent.read_to_end(&mut sink),
+    )
+    .await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "closed by the deadline"
+    );
+    setup.login("bridge1.localhost").await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_streams_with_system_shutdown() {
+    let setup = start().await;
+    let mut one = setup.login("bridge1.localhost").await;
+    let Setup { server, _dir, .. } = setup;
+    let stopping = tokio::spawn(server.stop());
+    let closed = next(&mut one).await.unwrap();
+    assert_eq!(stream_error(&closed).as_deref(), Some("system-shutdown"));
+    stopping.await.unwrap();
+    drop(_dir);
+}
