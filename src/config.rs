@@ -258,6 +258,13 @@ pub struct XmppConfig {
     /// Failed handshakes allowed per source address per minute before further attempts
     /// from that address are refused at once. Default 10.
     pub failed_handshakes_per_minute: u32,
+    /// Stanzas held at most per component while it is away (`hold_secs`). Default 1000.
+    pub hold_max_stanzas: usize,
+    /// A component silent this long gets an XEP-0199 ping. Default 60 s.
+    pub component_ping_interval_secs: u64,
+    /// No traffic this long after a ping closes the connection (`connection-timeout`).
+    /// Default 30 s.
+    pub component_ping_timeout_secs: u64,
 }
 
 impl Default for XmppConfig {
@@ -271,6 +278,9 @@ impl Default for XmppConfig {
             max_component_connections: 1024,
             send_queue_len: 1024,
             failed_handshakes_per_minute: 10,
+            hold_max_stanzas: 1000,
+            component_ping_interval_secs: 60,
+            component_ping_timeout_secs: 30,
         }
     }
 }
@@ -466,6 +476,14 @@ impl Config {
                 self.xmpp.max_component_connections,
             ),
             ("xmpp.send_queue_len", self.xmpp.send_queue_len),
+            (
+                "xmpp.component_ping_interval_secs",
+                self.xmpp.component_ping_interval_secs as usize,
+            ),
+            (
+                "xmpp.component_ping_timeout_secs",
+                self.xmpp.component_ping_timeout_secs as usize,
+            ),
         ] {
             if value == 0 {
                 problem(key.into(), "must be at least 1".into());

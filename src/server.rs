@@ -174,7 +174,11 @@ impl Server {
             None
         };
 
-        let router = Router::new(&config.server.domain, config.xmpp.send_queue_len);
+        let router = Router::new(
+            &config.server.domain,
+            config.xmpp.send_queue_len,
+            config.xmpp.hold_max_stanzas,
+        );
         let component = if config.xmpp.component_enabled {
             let addr = config.xmpp.component_listen;
             let listener = Listener::bind("component", addr, config.xmpp.max_component_connections)
@@ -248,6 +252,23 @@ impl Bound {
         if let Some(admin) = self.admin {
             listeners.spawn(crate::admin::serve(admin, shutdown.clone()));
         }
+        // Held stanzas of components that did not come back in time are bounced.
+        let router = self.router.clone();
+        let sweeper_shutdown = shutdown.clone();
+        shutdown.spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+            loop {
+                tokio::select! {
+                    _ = sweeper_shutdown.cancelled() => break,
+                    _ = tick.tick() => {
+                        let expired = router.expire_held(std::time::Instant::now());
+                        if expired > 0 {
+                            tracing::info!(expired, "held stanzas expired and were bounced");
+                        }
+                    }
+                }
+            }
+        });
         if let Some((listener, service)) = self.component {
             let for_connections = shutdown.clone();
             listeners.spawn(listener.serve(shutdown.clone(), move |tcp, peer| {

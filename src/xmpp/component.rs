@@ -84,6 +84,7 @@ impl ComponentDirectory {
                         policy: ComponentPolicy {
                             max_connections: c.max_connections,
                             on_conflict: c.on_conflict,
+                            hold_secs: c.hold_secs,
                         },
                     },
                 )
@@ -123,6 +124,7 @@ impl ComponentDirectory {
             policy: ComponentPolicy {
                 max_connections: stored.max_connections,
                 on_conflict: stored.on_conflict,
+                hold_secs: stored.hold_secs,
             },
         })
     }
@@ -235,7 +237,7 @@ impl ComponentService {
         .unwrap_or(Err(XmppError::HandshakeTimeout(
             self.settings.handshake_timeout_secs,
         )));
-        let (name, mut attachment) = match opened {
+        let (name, mut attachment, hold_secs) = match opened {
             Ok(opened) => opened,
             Err(error) => {
                 tracing::info!(%error, "component handshake refused");
@@ -255,7 +257,7 @@ impl ComponentService {
                     &shutdown,
                 )
                 .await;
-            self.router.detach(&name, attachment.id);
+            self.router.detach(&name, attachment.id, hold_secs);
             match end {
                 Ok(condition) => {
                     tracing::info!(condition = ?condition, "component disconnected");
@@ -279,7 +281,7 @@ impl ComponentService {
         writer: &mut StreamWriter<W>,
         header_sent: &mut bool,
         peer: IpAddr,
-    ) -> Result<(String, super::router::Attachment), XmppError>
+    ) -> Result<(String, super::router::Attachment, u64), XmppError>
     where
         R: tokio::io::AsyncBufRead + Unpin,
         W: AsyncWrite + Unpin,
@@ -344,7 +346,7 @@ impl ComponentService {
             .map_err(|e| XmppError::stream(StreamCondition::Conflict, e.to_string()))?;
         writer.element(&Element::bare("handshake", ns::COMPONENT))?;
         writer.flush().await?;
-        Ok((name, attachment))
+        Ok((name, attachment, entry.policy.hold_secs))
     }
 
     /// The session loop. Returns the stream error to close with, if any.
@@ -360,11 +362,32 @@ impl ComponentService {
         R: tokio::io::AsyncBufRead + Unpin,
         W: AsyncWrite + Unpin,
     {
+        let interval = Duration::from_secs(self.settings.component_ping_interval_secs);
+        let patience = Duration::from_secs(self.settings.component_ping_timeout_secs);
+        let mut last_heard = tokio::time::Instant::now();
+        let mut pinged_at: Option<tokio::time::Instant> = None;
+        let mut pings = 0u64;
         loop {
+            let wake = match pinged_at {
+                Some(at) => at + patience,
+                None => last_heard + interval,
+            };
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(Some(StreamCondition::SystemShutdown)),
+                _ = tokio::time::sleep_until(wake) => {
+                    if pinged_at.is_some() {
+                        tracing::info!("no answer to a keep-alive ping");
+                        return Ok(Some(StreamCondition::ConnectionTimeout));
+                    }
+                    pings += 1;
+                    writer.element(&keepalive_ping(self.router.domain(), name, pings))?;
+                    writer.flush().await?;
+                    pinged_at = Some(tokio::time::Instant::now());
+                }
                 inbound = reader.read_element() => {
                     let Some(element) = inbound? else { return Ok(None) };
+                    last_heard = tokio::time::Instant::now();
+                    pinged_at = None;
                     self.inbound(name, element)?;
                 }
                 outbound = queue.recv() => {
@@ -413,10 +436,25 @@ impl ComponentService {
                 }
             }
             Delivery::Bounced(condition) => tracing::debug!(condition, "stanza bounced"),
+            Delivery::Held => tracing::debug!("stanza held for a component that is away"),
             Delivery::Delivered | Delivery::Dropped => {}
         }
         Ok(())
     }
+}
+
+/// The XEP-0199 ping sent to an idle component; any answer (or any traffic) proves it alive.
+fn keepalive_ping(server: &str, component: &str, sequence: u64) -> Element {
+    Element::builder("iq", ns::COMPONENT)
+        .attr(rxml::xml_ncname!("type").to_owned(), "get")
+        .attr(
+            rxml::xml_ncname!("id").to_owned(),
+            format!("bh-keepalive-{sequence}"),
+        )
+        .attr(rxml::xml_ncname!("from").to_owned(), server)
+        .attr(rxml::xml_ncname!("to").to_owned(), component)
+        .append(Element::bare("ping", "urn:xmpp:ping"))
+        .build()
 }
 
 /// A stanza in the component stream's namespace.

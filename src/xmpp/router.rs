@@ -16,9 +16,10 @@
 //! connection that first received a stanza for it, the rest go round-robin, and when a
 //! connection drops its JIDs move to the others.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use minidom::Element;
 use tokio::sync::mpsc;
@@ -43,6 +44,8 @@ pub struct ComponentPolicy {
     pub max_connections: u32,
     /// What a connection beyond the first does.
     pub on_conflict: OnConflict,
+    /// Seconds to hold stanzas after the last connection drops (0 = bounce at once).
+    pub hold_secs: u64,
 }
 
 #[derive(Debug)]
@@ -56,6 +59,9 @@ struct Slot {
     connections: Vec<Connection>,
     next: usize,
     sticky: HashMap<String, u64>,
+    /// While no connection is live: stanzas held until `held_until`.
+    held: VecDeque<Element>,
+    held_until: Option<Instant>,
 }
 
 /// Why a component connection was not attached.
@@ -89,6 +95,8 @@ pub enum Delivery {
     Delivered,
     /// Addressed to the server itself; the caller answers it.
     ToServer,
+    /// Held for a component that dropped moments ago.
+    Held,
     /// Bounced to the sender with this stanza error.
     Bounced(&'static str),
     /// Dropped without an answer (an error stanza, or presence nobody takes).
@@ -99,6 +107,7 @@ pub enum Delivery {
 struct Inner {
     domain: String,
     queue_len: usize,
+    hold_limit: usize,
     next_id: AtomicU64,
     components: Mutex<HashMap<String, Slot>>,
 }
@@ -110,12 +119,14 @@ pub struct Router {
 }
 
 impl Router {
-    /// A router for the server `domain`; each connection queue holds `queue_len` items.
-    pub fn new(domain: &str, queue_len: usize) -> Self {
+    /// A router for the server `domain`; each connection queue holds `queue_len` items and
+    /// each held component at most `hold_limit` stanzas.
+    pub fn new(domain: &str, queue_len: usize, hold_limit: usize) -> Self {
         Router {
             inner: Arc::new(Inner {
                 domain: domain.to_ascii_lowercase(),
                 queue_len: queue_len.max(1),
+                hold_limit,
                 next_id: AtomicU64::new(1),
                 components: Mutex::new(HashMap::new()),
             }),
@@ -165,26 +176,72 @@ impl Router {
             }
             _ => {}
         }
+        // Stanzas held while the component was away go to the new connection first.
+        slot.held_until = None;
+        while let Some(stanza) = slot.held.pop_front() {
+            if let Err(mpsc::error::TrySendError::Full(Outbound::Stanza(stanza))) =
+                tx.try_send(Outbound::Stanza(stanza))
+            {
+                slot.held.push_front(stanza);
+                break;
+            }
+        }
+        let overflow: Vec<Element> = slot.held.drain(..).collect();
         slot.connections.push(Connection { id, queue: tx });
+        drop(slots);
+        for stanza in overflow {
+            self.bounce(stanza, "resource-constraint");
+        }
         Ok(Attachment { id, queue: rx })
     }
 
-    /// Removes a connection (a no-op if it was already replaced).
-    pub fn detach(&self, name: &str, id: u64) {
+    /// Removes a connection (a no-op if it was already replaced). When it was the last one
+    /// and `hold_secs > 0`, stanzas for the component are held for that long.
+    pub fn detach(&self, name: &str, id: u64, hold_secs: u64) {
         let name = name.to_ascii_lowercase();
         let mut slots = self.slots();
         if let Some(slot) = slots.get_mut(&name) {
             slot.connections.retain(|c| c.id != id);
             slot.sticky.retain(|_, owner| *owner != id);
             if slot.connections.is_empty() {
-                slots.remove(&name);
+                if hold_secs > 0 {
+                    slot.held_until = Some(Instant::now() + Duration::from_secs(hold_secs));
+                } else {
+                    slots.remove(&name);
+                }
             }
         }
     }
 
+    /// Bounces held stanzas whose component did not come back in time (`recipient-unavailable`).
+    /// Returns how many were bounced.
+    pub fn expire_held(&self, now: Instant) -> usize {
+        let mut expired = Vec::new();
+        {
+            let mut slots = self.slots();
+            slots.retain(|_, slot| match slot.held_until {
+                Some(until) if slot.connections.is_empty() && until <= now => {
+                    expired.extend(slot.held.drain(..));
+                    false
+                }
+                _ => true,
+            });
+        }
+        let count = expired.len();
+        for stanza in expired {
+            self.bounce(stanza, "recipient-unavailable");
+        }
+        count
+    }
+
     /// Names of the components with at least one live connection.
     pub fn connected_components(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.slots().keys().cloned().collect();
+        let mut names: Vec<String> = self
+            .slots()
+            .iter()
+            .filter(|(_, slot)| !slot.connections.is_empty())
+            .map(|(name, _)| name.clone())
+            .collect();
         names.sort();
         names
     }
@@ -211,7 +268,8 @@ impl Router {
             return Delivery::ToServer;
         }
         match self.deliver(&domain, &to, stanza) {
-            Ok(()) => Delivery::Delivered,
+            Ok(true) => Delivery::Delivered,
+            Ok(false) => Delivery::Held,
             Err(stanza) if is_known_component(&domain) => {
                 self.bounce(stanza, "service-unavailable")
             }
@@ -219,12 +277,21 @@ impl Router {
         }
     }
 
-    /// Queues `stanza` for a connection of component `domain`; gives it back if there is none.
-    fn deliver(&self, domain: &str, full_to: &str, stanza: Element) -> Result<(), Element> {
+    /// Queues `stanza` for a connection of component `domain` (`Ok(true)`), or holds it
+    /// while the component is briefly away (`Ok(false)`); gives it back if neither.
+    fn deliver(&self, domain: &str, full_to: &str, stanza: Element) -> Result<bool, Element> {
         let mut slots = self.slots();
         let Some(slot) = slots.get_mut(domain) else {
             return Err(stanza);
         };
+        if slot.connections.is_empty() {
+            let holding = slot.held_until.is_some_and(|until| until > Instant::now());
+            if holding && slot.held.len() < self.inner.hold_limit {
+                slot.held.push_back(stanza);
+                return Ok(false);
+            }
+            return Err(stanza);
+        }
         let chosen = match slot.sticky.get(full_to).copied() {
             Some(id) if slot.connections.iter().any(|c| c.id == id) => id,
             _ => {
@@ -241,7 +308,7 @@ impl Router {
             return Err(stanza);
         };
         match connection.queue.try_send(Outbound::Stanza(stanza)) {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(true),
             Err(mpsc::error::TrySendError::Full(Outbound::Stanza(stanza))) => {
                 tracing::warn!(component = %domain, "send queue full: disconnecting the slow connection");
                 let _ = connection
@@ -254,7 +321,7 @@ impl Router {
                 slot.connections.retain(|c| c.id != chosen);
                 Err(stanza)
             }
-            Err(_) => Ok(()),
+            Err(_) => Ok(true),
         }
     }
 
@@ -264,7 +331,9 @@ impl Router {
             Some(reply) => {
                 tracing::debug!(condition, to = ?stanza.attr("to"), "bouncing stanza");
                 match self.route(reply, |_| false) {
-                    Delivery::Delivered | Delivery::ToServer => Delivery::Bounced(condition),
+                    Delivery::Delivered | Delivery::Held | Delivery::ToServer => {
+                        Delivery::Bounced(condition)
+                    }
                     _ => Delivery::Dropped,
                 }
             }
@@ -281,6 +350,7 @@ mod tests {
         ComponentPolicy {
             max_connections: max,
             on_conflict,
+            hold_secs: 0,
         }
     }
 
@@ -300,7 +370,7 @@ mod tests {
 
     #[test]
     fn replace_closes_the_old_connection_with_conflict() {
-        let router = Router::new("example.com", 8);
+        let router = Router::new("example.com", 8, 100);
         let mut old = router
             .attach("b.example.com", &policy(1, OnConflict::Replace))
             .unwrap();
@@ -316,7 +386,7 @@ mod tests {
 
     #[test]
     fn reject_refuses_the_new_connection() {
-        let router = Router::new("example.com", 8);
+        let router = Router::new("example.com", 8, 100);
         let _old = router
             .attach("b.example.com", &policy(1, OnConflict::Reject))
             .unwrap();
@@ -327,7 +397,7 @@ mod tests {
 
     #[test]
     fn balance_spreads_keeps_full_jids_sticky_and_fails_over() {
-        let router = Router::new("example.com", 64);
+        let router = Router::new("example.com", 64, 100);
         let p = policy(2, OnConflict::Balance);
         let mut a = router.attach("b.example.com", &p).unwrap();
         let mut b = router.attach("b.example.com", &p).unwrap();
@@ -366,7 +436,7 @@ mod tests {
             on_a == 3 || on_b == 3,
             "a full JID sticks to one connection: {on_a}/{on_b}"
         );
-        router.detach("b.example.com", a.id);
+        router.detach("b.example.com", a.id, 0);
         router.route(
             message("x@c.example.com", "room@b.example.com/nick"),
             |_| true,
@@ -379,7 +449,7 @@ mod tests {
 
     #[test]
     fn undeliverable_stanzas_bounce_with_the_right_condition() {
-        let router = Router::new("example.com", 8);
+        let router = Router::new("example.com", 8, 100);
         let mut sender = router
             .attach("c.example.com", &policy(1, OnConflict::Replace))
             .unwrap();
@@ -420,7 +490,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_disconnects_the_slow_consumer_and_bounces() {
-        let router = Router::new("example.com", 1);
+        let router = Router::new("example.com", 1, 100);
         let mut slow = router
             .attach("slow.example.com", &policy(1, OnConflict::Replace))
             .unwrap();
@@ -437,5 +507,75 @@ mod tests {
         );
         assert_eq!(router.connection_count("slow.example.com"), 0);
         assert!(slow.queue.try_recv().is_ok());
+    }
+
+    #[test]
+    fn held_stanzas_reach_the_component_when_it_returns() {
+        let router = Router::new("example.com", 8, 2);
+        let mut sender = router
+            .attach("c.example.com", &policy(1, OnConflict::Replace))
+            .unwrap();
+        let first = router
+            .attach("b.example.com", &policy(1, OnConflict::Replace))
+            .unwrap();
+        router.detach("b.example.com", first.id, 30);
+        for i in 0..2 {
+            assert_eq!(
+                router.route(
+                    message("x@c.example.com", &format!("r{i}@b.example.com")),
+                    |_| true
+                ),
+                Delivery::Held
+            );
+        }
+        assert_eq!(
+            router.route(message("x@c.example.com", "r2@b.example.com"), |_| true),
+            Delivery::Bounced("service-unavailable"),
+            "the hold is bounded"
+        );
+        assert!(sender.queue.try_recv().is_ok(), "the overflow was bounced");
+        let mut back = router
+            .attach("b.example.com", &policy(1, OnConflict::Replace))
+            .unwrap();
+        assert_eq!(
+            stanza_of(back.queue.try_recv().ok()).attr("to"),
+            Some("r0@b.example.com")
+        );
+        assert_eq!(
+            stanza_of(back.queue.try_recv().ok()).attr("to"),
+            Some("r1@b.example.com")
+        );
+    }
+
+    #[test]
+    fn held_stanzas_that_expire_are_bounced() {
+        let router = Router::new("example.com", 8, 10);
+        let mut sender = router
+            .attach("c.example.com", &policy(1, OnConflict::Replace))
+            .unwrap();
+        let gone = router
+            .attach("b.example.com", &policy(1, OnConflict::Replace))
+            .unwrap();
+        router.detach("b.example.com", gone.id, 1);
+        assert_eq!(
+            router.route(message("x@c.example.com", "b.example.com"), |_| true),
+            Delivery::Held
+        );
+        assert_eq!(router.expire_held(Instant::now()), 0);
+        assert_eq!(
+            router.expire_held(Instant::now() + Duration::from_secs(2)),
+            1
+        );
+        let bounce = stanza_of(sender.queue.try_recv().ok());
+        assert_eq!(bounce.attr("type"), Some("error"));
+        assert!(bounce
+            .get_child("error", "jabber:component:accept")
+            .unwrap()
+            .has_child("recipient-unavailable", crate::xmpp::ns::STANZAS));
+        assert_eq!(
+            router.route(message("x@c.example.com", "b.example.com"), |_| true),
+            Delivery::Bounced("service-unavailable"),
+            "after the hold, stanzas bounce at once"
+        );
     }
 }

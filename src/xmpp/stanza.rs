@@ -33,7 +33,7 @@ pub fn kind(element: &Element) -> Option<Kind> {
 /// The error type RFC 6120 §8.3.3 gives a condition.
 fn error_type(condition: &str) -> &'static str {
     match condition {
-        "resource-constraint" | "remote-server-timeout" => "wait",
+        "resource-constraint" | "remote-server-timeout" | "recipient-unavailable" => "wait",
         "not-authorized" => "auth",
         "bad-request" | "jid-malformed" | "feature-not-implemented" => "modify",
         _ => "cancel",

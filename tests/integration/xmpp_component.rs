@@ -495,3 +495,117 @@ async fn shutdown_closes_streams_with_system_shutdown() {
     stopping.await.unwrap();
     drop(_dir);
 }
+
+async fn wait_for_connections(setup: &Setup, name: &str, count: usize) {
+    for _ in 0..100 {
+        if setup.server.router.connection_count(name) == count {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{name} never reached {count} connection(s)");
+}
+
+#[tokio::test]
+async fn an_idle_component_is_pinged_and_dropped_when_silent() {
+    let setup = start_with(|c| {
+        c.xmpp.component_ping_interval_secs = 1;
+        c.xmpp.component_ping_timeout_secs = 1;
+    })
+    .await;
+    // One answers its pings and stays; the other stays silent and is dropped.
+    let mut lively = setup.login("bridge1.localhost").await;
+    let mut silent = setup.login("bridge2.localhost").await;
+    let answering = tokio::spawn(async move {
+        for _ in 0..3 {
+            let ping = next(&mut lively).await.unwrap();
+            assert_eq!(ping.attr("type"), Some("get"), "{ping:?}");
+            let pong = stanza(
+                "iq",
+                &[
+                    ("type", "result"),
+                    ("id", ping.attr("id").unwrap()),
+                    ("from", "bridge1.localhost"),
+                    ("to", "localhost"),
+                ],
+                vec![],
+            );
+            lively.send(&pong).await.unwrap();
+        }
+        lively
+    });
+    let ping = next(&mut silent).await.unwrap();
+    assert!(ping.has_child("ping", "urn:xmpp:ping"), "{ping:?}");
+    assert_eq!(ping.attr("from"), Some("localhost"));
+    let closed = next(&mut silent).await.unwrap();
+    assert_eq!(stream_error(&closed).as_deref(), Some("connection-timeout"));
+    let _lively = answering.await.unwrap();
+    assert_eq!(
+        setup.server.router.connection_count("bridge1.localhost"),
+        1,
+        "still connected"
+    );
+}
+
+#[tokio::test]
+async fn a_restarting_component_with_hold_loses_nothing() {
+    let setup = start_with(|c| {
+        let mut held = component("held.localhost", 1, OnConflict::Replace);
+        held.hold_secs = 30;
+        let mut brief = component("brief.localhost", 1, OnConflict::Replace);
+        brief.hold_secs = 1;
+        c.components.extend([held, brief]);
+    })
+    .await;
+    let mut sender = setup.login("bridge1.localhost").await;
+    let first = setup.login("held.localhost").await;
+    drop(first);
+    wait_for_connections(&setup, "held.localhost", 0).await;
+    sender
+        .send(&message(
+            "bridge1.localhost",
+            "call@held.localhost",
+            "while you were away",
+        ))
+        .await
+        .unwrap();
+    sender
+        .send(&iq_get(
+            "bridge1.localhost",
+            "localhost",
+            "p1",
+            Element::bare("ping", "urn:xmpp:ping"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut sender).await.unwrap().attr("id"),
+        Some("p1"),
+        "no bounce came first"
+    );
+    let mut back = setup.login("held.localhost").await;
+    let delivered = next(&mut back).await.unwrap();
+    assert_eq!(
+        delivered.get_child("body", COMPONENT_NS).unwrap().text(),
+        "while you were away"
+    );
+
+    // A hold that runs out is answered with recipient-unavailable.
+    let gone = setup.login("brief.localhost").await;
+    drop(gone);
+    wait_for_connections(&setup, "brief.localhost", 0).await;
+    sender
+        .send(&message(
+            "bridge1.localhost",
+            "call@brief.localhost",
+            "too late",
+        ))
+        .await
+        .unwrap();
+    let bounce = next(&mut sender).await.unwrap();
+    assert_eq!(
+        stanza_error(&bounce).as_deref(),
+        Some("recipient-unavailable"),
+        "{bounce:?}"
+    );
+}
