@@ -18,9 +18,11 @@
 //! | [`credentials`] | SCRAM-SHA-1/256 password verifiers (no clear passwords stored) |
 //! | [`dns`] | SRV discovery with RFC 2782 ordering, A/AAAA fallback |
 //! | [`embedded`] | the development PKI and demo data of the zero-config mode |
-//! | [`admin`] | the plain-HTTP admin listener (`/healthz`) |
+//! | [`admin`] | the plain-HTTP admin listener (`/healthz`, `/metrics`) |
+//! | [`telemetry`] | metrics, rendered for Prometheus |
+//! | [`xmpp`] | XEP-0114 components: stream framing, sessions, router, server services |
 //!
-//! `xmpp`, `xsi` and `telephony` join as their issues land; `xmpp`, `xsi` and `pki` never
+//! `xsi` and `telephony` join as their issues land; `xmpp`, `xsi` and `pki` never
 //! import each other. See `docs/ARCHITECTURE.md` for the data path.
 #![forbid(unsafe_code)]
 
@@ -35,5 +37,6 @@ pub mod pki;
 pub mod server;
 pub mod shutdown;
 pub mod store;
+pub mod telemetry;
 pub mod tls;
 pub mod xmpp;

@@ -79,6 +79,7 @@ pub struct Bound {
     store: Arc<dyn Store>,
     tls: Arc<rustls::ServerConfig>,
     router: Router,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     admin: Option<Listener>,
     component: Option<(Listener, Arc<ComponentService>)>,
     addrs: LocalAddrs,
@@ -160,6 +161,7 @@ impl Server {
             );
         }
 
+        let metrics = crate::telemetry::install();
         let mut addrs = LocalAddrs::default();
         let admin = if config.admin.enabled {
             let addr = config.admin.listen;
@@ -213,6 +215,7 @@ impl Server {
             store,
             tls,
             router,
+            metrics,
             admin,
             component,
             addrs,
@@ -250,7 +253,11 @@ impl Bound {
     pub async fn run(self, shutdown: Shutdown) {
         let mut listeners = tokio::task::JoinSet::new();
         if let Some(admin) = self.admin {
-            listeners.spawn(crate::admin::serve(admin, shutdown.clone()));
+            listeners.spawn(crate::admin::serve(
+                admin,
+                shutdown.clone(),
+                self.metrics.clone(),
+            ));
         }
         // Held stanzas of components that did not come back in time are bounced.
         let router = self.router.clone();

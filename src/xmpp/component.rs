@@ -240,11 +240,14 @@ impl ComponentService {
         let (name, mut attachment, hold_secs) = match opened {
             Ok(opened) => opened,
             Err(error) => {
+                crate::telemetry::handshake(false);
                 tracing::info!(%error, "component handshake refused");
                 close(&mut writer, header_sent, error.condition()).await;
                 return;
             }
         };
+        crate::telemetry::handshake(true);
+        crate::telemetry::component_connections(1.0);
         let span = tracing::info_span!("component", name = %name);
         let condition = async {
             tracing::info!("component connected");
@@ -258,6 +261,7 @@ impl ComponentService {
                 )
                 .await;
             self.router.detach(&name, attachment.id, hold_secs);
+            crate::telemetry::component_connections(-1.0);
             match end {
                 Ok(condition) => {
                     tracing::info!(condition = ?condition, "component disconnected");

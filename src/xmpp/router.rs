@@ -267,14 +267,23 @@ impl Router {
         if domain == self.inner.domain {
             return Delivery::ToServer;
         }
-        match self.deliver(&domain, &to, stanza) {
-            Ok(true) => Delivery::Delivered,
-            Ok(false) => Delivery::Held,
-            Err(stanza) if is_known_component(&domain) => {
-                self.bounce(stanza, "service-unavailable")
+        let known = is_known_component(&domain);
+        let delivery = match self.deliver(&domain, &to, stanza) {
+            Ok(true) => {
+                crate::telemetry::routed(&domain);
+                return Delivery::Delivered;
             }
+            Ok(false) => {
+                crate::telemetry::held(&domain);
+                return Delivery::Held;
+            }
+            Err(stanza) if known => self.bounce(stanza, "service-unavailable"),
             Err(stanza) => self.bounce(stanza, "remote-server-not-found"),
+        };
+        if let Delivery::Bounced(condition) = delivery {
+            crate::telemetry::bounced(if known { &domain } else { "unknown" }, condition);
         }
+        delivery
     }
 
     /// Queues `stanza` for a connection of component `domain` (`Ok(true)`), or holds it

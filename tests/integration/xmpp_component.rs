@@ -609,3 +609,43 @@ async fn a_restarting_component_with_hold_loses_nothing() {
         "{bounce:?}"
     );
 }
+
+#[tokio::test]
+async fn metrics_count_handshakes_routing_and_bounces() {
+    let setup = start().await;
+    let mut one = setup.login("bridge1.localhost").await;
+    let mut two = setup.login("bridge2.localhost").await;
+    let _ = connect(setup.addr(), &setup.ca, "bridge1.localhost", "wrong").await;
+    one.send(&message(
+        "bridge1.localhost",
+        "bridge2.localhost",
+        "counted",
+    ))
+    .await
+    .unwrap();
+    next(&mut two).await.unwrap();
+    one.send(&message(
+        "bridge1.localhost",
+        "x@nowhere.example",
+        "bounced",
+    ))
+    .await
+    .unwrap();
+    next(&mut one).await.unwrap();
+    let (status, body) =
+        crate::support::server::http_get(setup.server.addrs.admin.unwrap(), "/metrics").await;
+    assert_eq!(status, 200);
+    for expected in [
+        "bridgehead_component_handshakes_total{result=\"ok\"}",
+        "bridgehead_component_handshakes_total{result=\"failed\"}",
+        "bridgehead_component_connections",
+        "bridgehead_stanzas_routed_total{component=\"bridge2.localhost\"}",
+        "bridgehead_stanzas_bounced_total{component=\"unknown\",condition=\"remote-server-not-found\"}",
+    ] {
+        assert!(body.contains(expected), "{expected} missing from:\n{body}");
+    }
+    assert!(
+        !body.contains("nowhere.example"),
+        "made-up domains never become labels"
+    );
+}

@@ -1,0 +1,88 @@
+//! Metrics: counters and gauges through the `metrics` facade, rendered in Prometheus text
+//! format on the admin listener's `/metrics`.
+//!
+//! | metric | labels | meaning |
+//! |---|---|---|
+//! | `bridgehead_component_handshakes_total` | `result` = ok, failed | XEP-0114 handshakes |
+//! | `bridgehead_component_connections` | — | live component connections |
+//! | `bridgehead_stanzas_routed_total` | `component` | stanzas queued for a component connection |
+//! | `bridgehead_stanzas_held_total` | `component` | stanzas held while a component was away |
+//! | `bridgehead_stanzas_bounced_total` | `component`, `condition` | stanzas answered with a stanza error |
+//!
+//! The `component` label only ever carries configured component names (or `unknown`), so a
+//! peer cannot grow the label set by addressing made-up domains.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the Prometheus recorder once per process and returns its handle (`None` if
+/// another recorder was installed first, e.g. by an embedding application).
+pub fn install() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
+            Ok(handle) => {
+                describe();
+                Some(handle)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics recorder not installed; /metrics stays empty");
+                None
+            }
+        })
+        .clone()
+}
+
+fn describe() {
+    metrics::describe_counter!(
+        "bridgehead_component_handshakes_total",
+        "XEP-0114 component handshakes by result"
+    );
+    metrics::describe_gauge!(
+        "bridgehead_component_connections",
+        "Live XEP-0114 component connections"
+    );
+    metrics::describe_counter!(
+        "bridgehead_stanzas_routed_total",
+        "Stanzas queued for a component connection"
+    );
+    metrics::describe_counter!(
+        "bridgehead_stanzas_held_total",
+        "Stanzas held while their component was away"
+    );
+    metrics::describe_counter!(
+        "bridgehead_stanzas_bounced_total",
+        "Stanzas answered with a stanza error, by condition"
+    );
+}
+
+/// A component handshake finished (`ok` true) or was refused.
+pub fn handshake(ok: bool) {
+    metrics::counter!("bridgehead_component_handshakes_total", "result" => if ok { "ok" } else { "failed" })
+        .increment(1);
+}
+
+/// A component connection opened (`+1`) or closed (`-1`).
+pub fn component_connections(delta: f64) {
+    metrics::gauge!("bridgehead_component_connections").increment(delta);
+}
+
+/// A stanza was queued for `component`.
+pub fn routed(component: &str) {
+    metrics::counter!("bridgehead_stanzas_routed_total", "component" => component.to_owned())
+        .increment(1);
+}
+
+/// A stanza was held for `component`.
+pub fn held(component: &str) {
+    metrics::counter!("bridgehead_stanzas_held_total", "component" => component.to_owned())
+        .increment(1);
+}
+
+/// A stanza for `component` (a configured name, or `unknown`) bounced with `condition`.
+pub fn bounced(component: &str, condition: &'static str) {
+    metrics::counter!("bridgehead_stanzas_bounced_total", "component" => component.to_owned(), "condition" => condition)
+        .increment(1);
+}
