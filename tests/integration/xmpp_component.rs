@@ -649,3 +649,63 @@ async fn metrics_count_handshakes_routing_and_bounces() {
         "made-up domains never become labels"
     );
 }
+
+/// slixmpp (an independent XEP-0114 implementation, as a separate process) and a tokio-xmpp
+/// component exchange messages through Bridgehead over plain TCP on loopback.
+#[tokio::test]
+async fn slixmpp_and_tokio_xmpp_components_talk_through_bridgehead() {
+    let setup = start_with(|c| {
+        c.xmpp.component_tls = false;
+        c.components
+            .push(component("slix.localhost", 1, OnConflict::Replace));
+    })
+    .await;
+    let mut ours = component::connect_plain(
+        setup.addr(),
+        "bridge1.localhost",
+        "secret-of-bridge1.localhost",
+    )
+    .await
+    .expect("tokio-xmpp component over plain TCP");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/slixmpp_component.py"
+    );
+    let python = tokio::process::Command::new("python3")
+        .args([
+            script,
+            "slix.localhost",
+            "secret-of-slix.localhost",
+            "127.0.0.1",
+            &setup.addr().port().to_string(),
+            "echo@bridge1.localhost",
+        ])
+        .kill_on_drop(true)
+        .output();
+    let answering = async {
+        let hello = next(&mut ours).await.expect("slixmpp's message arrives");
+        assert_eq!(
+            hello.get_child("body", COMPONENT_NS).unwrap().text(),
+            "hello from slixmpp"
+        );
+        assert_eq!(hello.attr("to"), Some("echo@bridge1.localhost"));
+        let reply_to = hello.attr("from").unwrap().to_owned();
+        assert!(reply_to.ends_with("@slix.localhost"), "{reply_to}");
+        ours.send(&message(
+            "echo@bridge1.localhost",
+            &reply_to,
+            "hello from tokio-xmpp",
+        ))
+        .await
+        .unwrap();
+    };
+    let (output, ()) = tokio::join!(python, answering);
+    let output = output.expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("answer: hello from tokio-xmpp"),
+        "slixmpp: {}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

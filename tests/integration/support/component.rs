@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use minidom::Element;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufStream};
+use tokio::io::{AsyncBufRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufStream};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_xmpp::xmlstream::{initiate_stream, ReadError, StreamHeader, Timeouts, XmlStream};
@@ -42,9 +42,16 @@ pub async fn tls(addr: SocketAddr, ca_pem: &Path) -> TlsStream<TcpStream> {
         .expect("TLS handshake with the server")
 }
 
-/// Opens a component stream to `name`; returns the stream and the server's stream id.
+/// Opens a component stream to `name` over TLS; returns the stream and the server's stream id.
 pub async fn open(addr: SocketAddr, ca_pem: &Path, name: &str) -> (Stream, Option<String>) {
-    let io = BufStream::new(tls(addr, ca_pem).await);
+    open_on(BufStream::new(tls(addr, ca_pem).await), name).await
+}
+
+/// Opens a component stream to `name` over any transport.
+pub async fn open_on<Io: AsyncBufRead + AsyncWrite + Unpin>(
+    io: Io,
+    name: &str,
+) -> (XmlStream<Io, Element>, Option<String>) {
     let header = StreamHeader {
         from: None,
         to: Some(name.to_owned().into()),
@@ -57,14 +64,33 @@ pub async fn open(addr: SocketAddr, ca_pem: &Path, name: &str) -> (Stream, Optio
     (pending.skip_features(), theirs.id.map(|id| id.into_owned()))
 }
 
-/// Connects and authenticates; `Err` carries the stream error (or other element) received.
+/// Connects over TLS and authenticates; `Err` carries the stream error (or other element).
 pub async fn connect(
     addr: SocketAddr,
     ca_pem: &Path,
     name: &str,
     secret: &str,
 ) -> Result<Stream, Element> {
-    let (mut stream, id) = open(addr, ca_pem, name).await;
+    let (stream, id) = open(addr, ca_pem, name).await;
+    handshake(stream, id, secret).await
+}
+
+/// Connects over plain TCP and authenticates.
+pub async fn connect_plain(
+    addr: SocketAddr,
+    name: &str,
+    secret: &str,
+) -> Result<XmlStream<BufStream<TcpStream>, Element>, Element> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (stream, id) = open_on(BufStream::new(tcp), name).await;
+    handshake(stream, id, secret).await
+}
+
+async fn handshake<Io: AsyncBufRead + AsyncWrite + Unpin>(
+    mut stream: XmlStream<Io, Element>,
+    id: Option<String>,
+    secret: &str,
+) -> Result<XmlStream<Io, Element>, Element> {
     let Some(id) = id else {
         return Err(next(&mut stream)
             .await
@@ -83,7 +109,9 @@ pub async fn connect(
 }
 
 /// The next element, or `None` when the stream ended or stayed silent for 5 s.
-pub async fn next(stream: &mut Stream) -> Option<Element> {
+pub async fn next<Io: AsyncBufRead + Unpin>(
+    stream: &mut XmlStream<Io, Element>,
+) -> Option<Element> {
     loop {
         match tokio::time::timeout(Duration::from_secs(5), stream.next()).await {
             Ok(Some(Ok(element))) => return Some(element),
