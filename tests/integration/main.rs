@@ -4,6 +4,7 @@
 
 mod support;
 
+mod call_bridge;
 mod cli;
 mod dns;
 mod pki_issue;

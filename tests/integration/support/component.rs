@@ -22,8 +22,13 @@ pub const COMPONENT_NS: &str = "jabber:component:accept";
 
 pub type Stream = XmlStream<BufStream<TlsStream<TcpStream>>, Element>;
 
-/// A TLS connection to `addr` trusting the CA in `ca_pem`.
+/// A TLS connection to `addr` trusting the CA in `ca_pem`, checking the name `localhost`.
 pub async fn tls(addr: SocketAddr, ca_pem: &Path) -> TlsStream<TcpStream> {
+    tls_named(addr, ca_pem, "localhost").await
+}
+
+/// A TLS connection to `addr` trusting the CA in `ca_pem`, checking `server_name`.
+pub async fn tls_named(addr: SocketAddr, ca_pem: &Path, server_name: &str) -> TlsStream<TcpStream> {
     let roots: Vec<_> = bridgehead::pki::input::read_certificates(ca_pem)
         .unwrap()
         .into_iter()
@@ -35,7 +40,7 @@ pub async fn tls(addr: SocketAddr, ca_pem: &Path) -> TlsStream<TcpStream> {
     tcp.set_nodelay(true).unwrap();
     connector
         .connect(
-            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            rustls_pki_types::ServerName::try_from(server_name.to_owned()).unwrap(),
             tcp,
         )
         .await
@@ -72,6 +77,19 @@ pub async fn connect(
     secret: &str,
 ) -> Result<Stream, Element> {
     let (stream, id) = open(addr, ca_pem, name).await;
+    handshake(stream, id, secret).await
+}
+
+/// Connects over TLS to the server of XMPP domain `domain` and authenticates.
+pub async fn connect_in_domain(
+    addr: SocketAddr,
+    ca_pem: &Path,
+    domain: &str,
+    name: &str,
+    secret: &str,
+) -> Result<Stream, Element> {
+    let io = BufStream::new(tls_named(addr, ca_pem, domain).await);
+    let (stream, id) = open_on(io, name).await;
     handshake(stream, id, secret).await
 }
 

@@ -2,6 +2,7 @@
 //! `openssl` command line (an implementation independent of ours) or with rcgen.
 
 pub mod component;
+pub mod dns;
 pub mod openssl;
 pub mod server;
 
