@@ -412,6 +412,53 @@ async fn a_spoofed_from_ends_the_stream_with_invalid_from() {
     assert_eq!(stream_error(&closed).as_deref(), Some("invalid-from"));
 }
 
+/// A component that stops reading is disconnected once its bounded send queue is full; the
+/// sender gets errors back instead of the server buffering without bound.
+#[tokio::test]
+async fn a_component_that_stops_reading_is_disconnected() {
+    let setup = start_with(|c| c.xmpp.send_queue_len = 4).await;
+    let _stalled = setup.login("bridge2.localhost").await; // never read from again
+    let mut sender = setup.login("bridge1.localhost").await;
+    let body = "x".repeat(100_000);
+    let mut bounced = None;
+    'flood: for batch in 0..200 {
+        for n in 0..10 {
+            let id = format!("flood-{batch}-{n}");
+            let flood = stanza(
+                "message",
+                &[
+                    ("from", "a@bridge1.localhost"),
+                    ("to", "b@bridge2.localhost"),
+                    ("id", &id),
+                ],
+                vec![Element::builder("body", COMPONENT_NS)
+                    .append(body.as_str())
+                    .build()],
+            );
+            sender.send(&flood).await.unwrap();
+        }
+        while let Ok(Some(Ok(reply))) = tokio::time::timeout(
+            std::time::Duration::from_millis(20),
+            futures::StreamExt::next(&mut sender),
+        )
+        .await
+        {
+            if let Some(condition) = stanza_error(&reply) {
+                bounced = Some(condition);
+                break 'flood;
+            }
+        }
+    }
+    let condition = bounced.expect("the flood is bounced once the stalled queue is full");
+    assert!(
+        ["resource-constraint", "service-unavailable"].contains(&condition.as_str()),
+        "{condition}"
+    );
+    wait_for_connections(&setup, "bridge2.localhost", 0).await;
+    // The sender is unaffected and the name is free again.
+    setup.login("bridge2.localhost").await;
+}
+
 #[tokio::test]
 async fn an_oversized_stanza_is_a_policy_violation() {
     let setup = start_with(|c| c.xmpp.max_stanza_bytes = 10_000).await;
@@ -707,5 +754,36 @@ async fn slixmpp_and_tokio_xmpp_components_talk_through_bridgehead() {
         "slixmpp: {}\n{stdout}\n{}",
         output.status,
         String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The component listener presents the full chain (leaf and intermediate), and an
+/// independent TLS client (`openssl s_client`) verifies it against the CA for the domain.
+#[tokio::test]
+async fn openssl_s_client_verifies_the_component_listener_chain() {
+    let setup = start().await;
+    let addr = setup.addr().to_string();
+    let ca = setup.ca.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("openssl")
+            .args(["s_client", "-connect", &addr, "-servername", "localhost"])
+            .args(["-verify_hostname", "localhost", "-showcerts", "-CAfile"])
+            .arg(&ca)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run openssl s_client")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("Verify return code: 0 (ok)"),
+        "s_client: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        stdout.matches("-----BEGIN CERTIFICATE-----").count(),
+        2,
+        "leaf and intermediate are served: {stdout}"
     );
 }
