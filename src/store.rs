@@ -163,6 +163,89 @@ impl fmt::Debug for ComponentRecord {
     }
 }
 
+/// A device (phone or softphone) registered to a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Device {
+    /// The user it belongs to.
+    pub user_id: String,
+    /// Device name, unique per user (e.g. `alice-pc`).
+    pub name: String,
+    /// Device type, e.g. `Business Communicator - PC`.
+    pub device_type: String,
+    /// The line/port (SIP address of record), e.g. `alice_pc@example.com`.
+    pub line_port: String,
+}
+
+/// An entry in a user's personal directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PersonalContact {
+    /// Name, unique within the user's personal directory.
+    pub name: String,
+    /// Phone number or SIP URI.
+    pub number: String,
+}
+
+/// Which call log a record belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallLogKind {
+    /// Calls the user placed.
+    Placed,
+    /// Calls the user answered.
+    Received,
+    /// Calls to the user that were not answered.
+    Missed,
+}
+
+impl CallLogKind {
+    /// Every kind, in the order BroadWorks lists them.
+    pub const ALL: [CallLogKind; 3] = [
+        CallLogKind::Placed,
+        CallLogKind::Received,
+        CallLogKind::Missed,
+    ];
+
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallLogKind::Placed => "placed",
+            CallLogKind::Received => "received",
+            CallLogKind::Missed => "missed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        Ok(match s {
+            "placed" => CallLogKind::Placed,
+            "received" => CallLogKind::Received,
+            "missed" => CallLogKind::Missed,
+            other => return Err(StoreError::Corrupt(format!("unknown call log \"{other}\""))),
+        })
+    }
+}
+
+/// One call log record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallLogRecord {
+    /// Store-assigned id (0 when adding).
+    pub id: i64,
+    /// The user whose log it is.
+    pub user_id: String,
+    /// Which log.
+    pub kind: CallLogKind,
+    /// The other party's name, if known.
+    pub name: Option<String>,
+    /// The other party's number or address.
+    pub number: String,
+    /// Country code of the number, if known.
+    pub country_code: Option<String>,
+    /// When the call started, RFC 3339.
+    pub time: String,
+}
+
+/// Call log records kept per user and kind; older ones are dropped as new ones arrive.
+pub const CALL_LOG_LIMIT: usize = 100;
+
 /// Everything Bridgehead persists.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -194,4 +277,44 @@ pub trait Store: Send + Sync + 'static {
     async fn components(&self) -> Result<Vec<ComponentRecord>, StoreError>;
     /// Removes a component; false if there is no such component.
     async fn remove_component(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// A user's stored settings of one service (a JSON document owned by the telephony
+    /// layer), or `None` when never set.
+    async fn service_settings(
+        &self,
+        user_id: &str,
+        service: &str,
+    ) -> Result<Option<String>, StoreError>;
+    /// Stores a user's settings of one service; fails with `Missing` for an unknown user.
+    async fn put_service_settings(
+        &self,
+        user_id: &str,
+        service: &str,
+        settings: &str,
+    ) -> Result<(), StoreError>;
+    /// A user's devices, ordered by name.
+    async fn devices(&self, user_id: &str) -> Result<Vec<Device>, StoreError>;
+    /// Adds a device; `Exists` if the user has one by that name, `Missing` for an unknown user.
+    async fn add_device(&self, device: &Device) -> Result<(), StoreError>;
+    /// Removes a device; false if there is no such device.
+    async fn remove_device(&self, user_id: &str, name: &str) -> Result<bool, StoreError>;
+    /// A user's personal directory, ordered by name.
+    async fn personal_contacts(&self, user_id: &str) -> Result<Vec<PersonalContact>, StoreError>;
+    /// Adds a personal directory entry; `Exists` if the name is taken.
+    async fn add_personal_contact(
+        &self,
+        user_id: &str,
+        contact: &PersonalContact,
+    ) -> Result<(), StoreError>;
+    /// Removes a personal directory entry; false if there is none by that name.
+    async fn remove_personal_contact(&self, user_id: &str, name: &str)
+        -> Result<bool, StoreError>;
+    /// Records a call in a user's log, keeping the newest [`CALL_LOG_LIMIT`] per kind.
+    async fn add_call_log(&self, record: &CallLogRecord) -> Result<(), StoreError>;
+    /// A user's call logs of `kind` (all kinds with `None`), newest first.
+    async fn call_logs(
+        &self,
+        user_id: &str,
+        kind: Option<CallLogKind>,
+    ) -> Result<Vec<CallLogRecord>, StoreError>;
 }

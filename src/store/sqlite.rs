@@ -8,7 +8,10 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{ComponentRecord, Enterprise, Group, Role, Store, StoreError, User};
+use super::{
+    CallLogKind, CallLogRecord, ComponentRecord, Device, Enterprise, Group, PersonalContact, Role,
+    Store, StoreError, User, CALL_LOG_LIMIT,
+};
 use crate::credentials::PasswordVerifiers;
 
 /// Schema migrations; index + 1 is the version each one produces.
@@ -43,6 +46,36 @@ const MIGRATIONS: &[&str] = &[
          on_conflict     TEXT NOT NULL,
          hold_secs       INTEGER NOT NULL
      );",
+    // 2: what XSI-Actions serves: service settings, devices, personal directory, call logs.
+    "CREATE TABLE service_settings (
+         user_id  TEXT NOT NULL COLLATE NOCASE REFERENCES users(id) ON DELETE CASCADE,
+         service  TEXT NOT NULL,
+         settings TEXT NOT NULL,
+         PRIMARY KEY (user_id, service)
+     );
+     CREATE TABLE devices (
+         user_id     TEXT NOT NULL COLLATE NOCASE REFERENCES users(id) ON DELETE CASCADE,
+         name        TEXT NOT NULL,
+         device_type TEXT NOT NULL,
+         line_port   TEXT NOT NULL,
+         PRIMARY KEY (user_id, name)
+     );
+     CREATE TABLE personal_contacts (
+         user_id TEXT NOT NULL COLLATE NOCASE REFERENCES users(id) ON DELETE CASCADE,
+         name    TEXT NOT NULL,
+         number  TEXT NOT NULL,
+         PRIMARY KEY (user_id, name)
+     );
+     CREATE TABLE call_logs (
+         id           INTEGER PRIMARY KEY AUTOINCREMENT,
+         user_id      TEXT NOT NULL COLLATE NOCASE REFERENCES users(id) ON DELETE CASCADE,
+         kind         TEXT NOT NULL,
+         name         TEXT,
+         number       TEXT NOT NULL,
+         country_code TEXT,
+         time         TEXT NOT NULL
+     );
+     CREATE INDEX call_logs_by_user ON call_logs (user_id, kind, id);",
 ];
 
 /// The SQLite store.
@@ -169,6 +202,36 @@ fn component_from_row(row: &rusqlite::Row<'_>) -> Result<ComponentRecord, StoreE
         max_connections: row.get("max_connections")?,
         on_conflict: policy.parse().map_err(StoreError::Corrupt)?,
         hold_secs: row.get::<_, i64>("hold_secs")?.max(0) as u64,
+    })
+}
+
+/// Maps a foreign-key failure on `user_id` to `Missing`, a key clash to `Exists(what)`.
+fn user_row_error(e: rusqlite::Error, user_id: &str, what: impl FnOnce() -> String) -> StoreError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
+        {
+            StoreError::Missing(format!("user \"{user_id}\""))
+        }
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+        {
+            StoreError::Exists(what())
+        }
+        _ => e.into(),
+    }
+}
+
+fn call_log_from_row(row: &rusqlite::Row<'_>) -> Result<CallLogRecord, StoreError> {
+    let kind: String = row.get("kind")?;
+    Ok(CallLogRecord {
+        id: row.get("id")?,
+        user_id: row.get("user_id")?,
+        kind: CallLogKind::parse(&kind)?,
+        name: row.get("name")?,
+        number: row.get("number")?,
+        country_code: row.get("country_code")?,
+        time: row.get("time")?,
     })
 }
 
@@ -364,6 +427,189 @@ impl Store for SqliteStore {
         self.with(move |c| Ok(c.execute("DELETE FROM components WHERE name = ?1", [name])? > 0))
             .await
     }
+
+    async fn service_settings(
+        &self,
+        user_id: &str,
+        service: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let (user_id, service) = (user_id.to_owned(), service.to_owned());
+        self.with(move |c| {
+            Ok(c.query_row(
+                "SELECT settings FROM service_settings WHERE user_id = ?1 AND service = ?2",
+                params![user_id, service],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn put_service_settings(
+        &self,
+        user_id: &str,
+        service: &str,
+        settings: &str,
+    ) -> Result<(), StoreError> {
+        let (user_id, service, settings) =
+            (user_id.to_owned(), service.to_owned(), settings.to_owned());
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO service_settings (user_id, service, settings) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (user_id, service) DO UPDATE SET settings = excluded.settings",
+                params![user_id, service, settings],
+            )
+            .map_err(|e| user_row_error(e, &user_id, || service.clone()))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn devices(&self, user_id: &str) -> Result<Vec<Device>, StoreError> {
+        let user_id = user_id.to_owned();
+        self.with(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT user_id, name, device_type, line_port FROM devices
+                 WHERE user_id = ?1 ORDER BY name",
+            )?;
+            let rows = stmt.query_map([user_id], |r| {
+                Ok(Device {
+                    user_id: r.get(0)?,
+                    name: r.get(1)?,
+                    device_type: r.get(2)?,
+                    line_port: r.get(3)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn add_device(&self, device: &Device) -> Result<(), StoreError> {
+        let d = device.clone();
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO devices (user_id, name, device_type, line_port)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![d.user_id, d.name, d.device_type, d.line_port],
+            )
+            .map_err(|e| user_row_error(e, &d.user_id, || format!("device \"{}\"", d.name)))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_device(&self, user_id: &str, name: &str) -> Result<bool, StoreError> {
+        let (user_id, name) = (user_id.to_owned(), name.to_owned());
+        self.with(move |c| {
+            Ok(c.execute(
+                "DELETE FROM devices WHERE user_id = ?1 AND name = ?2",
+                params![user_id, name],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn personal_contacts(&self, user_id: &str) -> Result<Vec<PersonalContact>, StoreError> {
+        let user_id = user_id.to_owned();
+        self.with(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT name, number FROM personal_contacts WHERE user_id = ?1 ORDER BY name",
+            )?;
+            let rows = stmt.query_map([user_id], |r| {
+                Ok(PersonalContact {
+                    name: r.get(0)?,
+                    number: r.get(1)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn add_personal_contact(
+        &self,
+        user_id: &str,
+        contact: &PersonalContact,
+    ) -> Result<(), StoreError> {
+        let (user_id, contact) = (user_id.to_owned(), contact.clone());
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO personal_contacts (user_id, name, number) VALUES (?1, ?2, ?3)",
+                params![user_id, contact.name, contact.number],
+            )
+            .map_err(|e| {
+                user_row_error(e, &user_id, || format!("entry \"{}\"", contact.name))
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_personal_contact(
+        &self,
+        user_id: &str,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let (user_id, name) = (user_id.to_owned(), name.to_owned());
+        self.with(move |c| {
+            Ok(c.execute(
+                "DELETE FROM personal_contacts WHERE user_id = ?1 AND name = ?2",
+                params![user_id, name],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn add_call_log(&self, record: &CallLogRecord) -> Result<(), StoreError> {
+        let r = record.clone();
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO call_logs (user_id, kind, name, number, country_code, time)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    r.user_id,
+                    r.kind.as_str(),
+                    r.name,
+                    r.number,
+                    r.country_code,
+                    r.time
+                ],
+            )
+            .map_err(|e| user_row_error(e, &r.user_id, || "call log".to_owned()))?;
+            tx.execute(
+                "DELETE FROM call_logs WHERE user_id = ?1 AND kind = ?2 AND id NOT IN
+                   (SELECT id FROM call_logs WHERE user_id = ?1 AND kind = ?2
+                    ORDER BY id DESC LIMIT ?3)",
+                params![r.user_id, r.kind.as_str(), CALL_LOG_LIMIT as i64],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn call_logs(
+        &self,
+        user_id: &str,
+        kind: Option<CallLogKind>,
+    ) -> Result<Vec<CallLogRecord>, StoreError> {
+        let user_id = user_id.to_owned();
+        self.with(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT id, user_id, kind, name, number, country_code, time FROM call_logs
+                 WHERE user_id = ?1 AND (?2 IS NULL OR kind = ?2) ORDER BY id DESC",
+            )?;
+            let mut rows = stmt.query(params![user_id, kind.map(CallLogKind::as_str)])?;
+            let mut records = Vec::new();
+            while let Some(row) = rows.next()? {
+                records.push(call_log_from_row(row)?);
+            }
+            Ok(records)
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
@@ -456,5 +702,117 @@ mod tests {
             SqliteStore::open(&path),
             Err(StoreError::TooNew { found: 99, .. })
         ));
+    }
+
+    async fn store_with_alice(path: &Path) -> SqliteStore {
+        let store = SqliteStore::open(path).unwrap();
+        store
+            .put_enterprise(&Enterprise {
+                id: "ent".into(),
+                name: "Ent".into(),
+            })
+            .await
+            .unwrap();
+        store
+            .put_group(&Group {
+                id: "grp".into(),
+                enterprise_id: "ent".into(),
+                name: "Grp".into(),
+            })
+            .await
+            .unwrap();
+        store.add_user(&user("alice@example.com")).await.unwrap();
+        store
+    }
+
+    #[tokio::test]
+    async fn settings_devices_contacts_and_call_logs_are_kept_per_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        {
+            let store = store_with_alice(&path).await;
+            store
+                .put_service_settings("alice@example.com", "DoNotDisturb", "{\"active\":true}")
+                .await
+                .unwrap();
+            assert!(matches!(
+                store
+                    .put_service_settings("nobody@example.com", "DoNotDisturb", "{}")
+                    .await,
+                Err(StoreError::Missing(_))
+            ));
+            let device = Device {
+                user_id: "alice@example.com".into(),
+                name: "alice-pc".into(),
+                device_type: "Business Communicator - PC".into(),
+                line_port: "alice_pc@example.com".into(),
+            };
+            store.add_device(&device).await.unwrap();
+            assert!(matches!(
+                store.add_device(&device).await,
+                Err(StoreError::Exists(_))
+            ));
+            let contact = PersonalContact {
+                name: "Dentist".into(),
+                number: "+15550199".into(),
+            };
+            store
+                .add_personal_contact("alice@example.com", &contact)
+                .await
+                .unwrap();
+            assert!(matches!(
+                store
+                    .add_personal_contact("alice@example.com", &contact)
+                    .await,
+                Err(StoreError::Exists(_))
+            ));
+            for n in 0..CALL_LOG_LIMIT + 5 {
+                store
+                    .add_call_log(&CallLogRecord {
+                        id: 0,
+                        user_id: "alice@example.com".into(),
+                        kind: CallLogKind::Missed,
+                        name: None,
+                        number: format!("{n}"),
+                        country_code: None,
+                        time: "2026-11-22T10:00:00Z".into(),
+                    })
+                    .await
+                    .unwrap();
+            }
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            store
+                .service_settings("ALICE@example.com", "DoNotDisturb")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("{\"active\":true}")
+        );
+        assert_eq!(store.devices("alice@example.com").await.unwrap().len(), 1);
+        let missed = store
+            .call_logs("alice@example.com", Some(CallLogKind::Missed))
+            .await
+            .unwrap();
+        assert_eq!(missed.len(), CALL_LOG_LIMIT, "older records are dropped");
+        assert_eq!(missed[0].number, format!("{}", CALL_LOG_LIMIT + 4));
+        assert!(store
+            .call_logs("alice@example.com", Some(CallLogKind::Placed))
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(store
+            .remove_personal_contact("alice@example.com", "Dentist")
+            .await
+            .unwrap());
+        // Removing the user removes everything that was theirs.
+        assert!(store.remove_user("alice@example.com").await.unwrap());
+        assert!(store.call_logs("alice@example.com", None).await.unwrap().is_empty());
+        assert!(store
+            .service_settings("alice@example.com", "DoNotDisturb")
+            .await
+            .unwrap()
+            .is_none());
     }
 }
