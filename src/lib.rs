@@ -38,5 +38,6 @@ pub mod server;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
+pub mod telephony;
 pub mod tls;
 pub mod xmpp;

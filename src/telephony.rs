@@ -1,0 +1,220 @@
+//! The telephony model both faces share: users, groups and enterprises (the directory),
+//! their service settings, call logs, and the event bus that announces every change.
+//!
+//! XSI-Actions reads and changes it through the [`Telephony`] handle built in
+//! `server.rs`; XSI-Events (and later call control) subscribes to its [`EventBus`]. A change
+//! of a service setting follows one path whatever interface made it:
+//!
+//! ```text
+//! set_service(user, settings)
+//!   validate (numbers, rings, locations)       ── TelephonyError::Invalid → the caller's error
+//!   per-user lock ── store.put_service_settings ── EventBus::publish(user, ServiceChanged)
+//! ```
+//!
+//! The per-user lock makes the order of events for one user the order in which their
+//! settings were stored, so a subscriber that applies events in sequence ends with what the
+//! store holds.
+
+pub mod directory;
+pub mod events;
+pub mod services;
+
+use std::sync::Arc;
+
+use crate::store::{
+    CallLogKind, CallLogRecord, Device, PersonalContact, Store, StoreError, User,
+};
+
+pub use directory::{DirectoryEntry, DirectoryPage, DirectoryQuery, DirectoryScope};
+pub use events::{EventBus, EventKind, TelephonyEvent};
+pub use services::{ServiceName, ServiceSettings};
+
+/// Why a telephony operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TelephonyError {
+    /// A value does not fit its field.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field, in the interface's own spelling (e.g. `forwardToPhoneNumber`).
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No such user.
+    #[error("user {0} does not exist")]
+    UnknownUser(String),
+    /// The record exists already (e.g. a personal directory name).
+    #[error("{0} already exists")]
+    Exists(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for TelephonyError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Exists(what) => TelephonyError::Exists(what),
+            other => TelephonyError::Store(other),
+        }
+    }
+}
+
+/// Stripes of the per-user write lock (see the module docs).
+const USER_LOCK_STRIPES: usize = 64;
+
+/// The handle the interfaces use; cheap to clone.
+#[derive(Clone)]
+pub struct Telephony {
+    store: Arc<dyn Store>,
+    events: EventBus,
+    user_locks: Arc<[tokio::sync::Mutex<()>]>,
+}
+
+impl std::fmt::Debug for Telephony {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telephony").finish_non_exhaustive()
+    }
+}
+
+impl Telephony {
+    /// A model over `store`, announcing changes on `events`.
+    pub fn new(store: Arc<dyn Store>, events: EventBus) -> Self {
+        Telephony {
+            store,
+            events,
+            user_locks: (0..USER_LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }
+    }
+
+    /// The event bus.
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    /// One user, if it exists.
+    pub async fn user(&self, id: &str) -> Result<Option<User>, TelephonyError> {
+        Ok(self.store.user(id).await?)
+    }
+
+    async fn existing_user(&self, id: &str) -> Result<User, TelephonyError> {
+        self.user(id)
+            .await?
+            .ok_or_else(|| TelephonyError::UnknownUser(id.to_owned()))
+    }
+
+    /// The services assigned to a user. Every user has every service Bridgehead offers.
+    pub fn services(&self, _user: &User) -> &'static [ServiceName] {
+        &ServiceName::ALL
+    }
+
+    /// A user's current settings of `service` (its defaults when never set).
+    pub async fn service(
+        &self,
+        user_id: &str,
+        service: ServiceName,
+    ) -> Result<ServiceSettings, TelephonyError> {
+        match self.store.service_settings(user_id, service.as_str()).await? {
+            Some(json) => serde_json::from_str(&json).map_err(|e| {
+                TelephonyError::Store(StoreError::Corrupt(format!(
+                    "{} settings of {user_id}: {e}",
+                    service.as_str()
+                )))
+            }),
+            None => Ok(ServiceSettings::default_for(service)),
+        }
+    }
+
+    /// Validates, stores and announces new settings for a user's service.
+    pub async fn set_service(
+        &self,
+        user_id: &str,
+        settings: ServiceSettings,
+    ) -> Result<Arc<TelephonyEvent>, TelephonyError> {
+        settings.validate()?;
+        let user = self.existing_user(user_id).await?;
+        let json = serde_json::to_string(&settings)
+            .map_err(|e| TelephonyError::Store(StoreError::Corrupt(e.to_string())))?;
+        let _order = self.user_lock(&user.id).lock().await;
+        self.store
+            .put_service_settings(&user.id, settings.name().as_str(), &json)
+            .await?;
+        tracing::info!(user = %user.id, service = settings.name().as_str(), "service settings changed");
+        Ok(self
+            .events
+            .publish(&user.id, EventKind::ServiceChanged(settings)))
+    }
+
+    fn user_lock(&self, user_id: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        user_id.to_ascii_lowercase().hash(&mut hasher);
+        &self.user_locks[hasher.finish() as usize % self.user_locks.len()]
+    }
+
+    /// A user's devices.
+    pub async fn devices(&self, user_id: &str) -> Result<Vec<Device>, TelephonyError> {
+        Ok(self.store.devices(user_id).await?)
+    }
+
+    /// Searches the enterprise or group directory.
+    pub async fn search_directory(
+        &self,
+        scope: &DirectoryScope,
+        query: &DirectoryQuery,
+    ) -> Result<DirectoryPage, TelephonyError> {
+        let users = self.store.users().await?;
+        Ok(directory::search(users, scope, query))
+    }
+
+    /// A user's personal directory.
+    pub async fn personal_contacts(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<PersonalContact>, TelephonyError> {
+        Ok(self.store.personal_contacts(user_id).await?)
+    }
+
+    /// Adds a personal directory entry after checking it.
+    pub async fn add_personal_contact(
+        &self,
+        user_id: &str,
+        contact: PersonalContact,
+    ) -> Result<(), TelephonyError> {
+        if contact.name.trim().is_empty() || contact.name.chars().count() > 80 {
+            return Err(TelephonyError::Invalid {
+                field: "name",
+                reason: "must be 1 to 80 characters".into(),
+            });
+        }
+        services::check_address("number", &contact.number)?;
+        self.existing_user(user_id).await?;
+        Ok(self.store.add_personal_contact(user_id, &contact).await?)
+    }
+
+    /// Removes a personal directory entry; false if there was none.
+    pub async fn remove_personal_contact(
+        &self,
+        user_id: &str,
+        name: &str,
+    ) -> Result<bool, TelephonyError> {
+        Ok(self.store.remove_personal_contact(user_id, name).await?)
+    }
+
+    /// A user's call logs (all kinds with `None`), newest first.
+    pub async fn call_logs(
+        &self,
+        user_id: &str,
+        kind: Option<CallLogKind>,
+    ) -> Result<Vec<CallLogRecord>, TelephonyError> {
+        Ok(self.store.call_logs(user_id, kind).await?)
+    }
+
+    /// Records a call in a user's log (call control calls this as calls end).
+    pub async fn record_call(&self, record: CallLogRecord) -> Result<(), TelephonyError> {
+        services::check_address("number", &record.number)?;
+        Ok(self.store.add_call_log(&record).await?)
+    }
+}
