@@ -99,6 +99,10 @@ pub struct Config {
     pub admin: AdminConfig,
     /// The XMPP server.
     pub xmpp: XmppConfig,
+    /// The HTTPS front shared by XSI and XMPP over WebSocket.
+    pub http: HttpConfig,
+    /// The XSP edge: XSI-Actions (and XSI-Events).
+    pub xsi: XsiConfig,
     /// XEP-0114 components declared in the file (more can be added with
     /// `bridgehead component add`).
     pub components: Vec<ComponentConfig>,
@@ -281,6 +285,97 @@ impl Default for XmppConfig {
             hold_max_stanzas: 1000,
             component_ping_interval_secs: 60,
             component_ping_timeout_secs: 30,
+        }
+    }
+}
+
+/// `[http]`: the HTTPS listener and the limits it enforces on clients.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Serve the HTTPS listener. Default `true`.
+    pub enabled: bool,
+    /// Address of the HTTPS listener. Default `0.0.0.0:8443` (443 in production).
+    pub listen: SocketAddr,
+    /// Connections open at once. Default 10000.
+    pub max_connections: usize,
+    /// Deadline for the TLS handshake. Default 10 s.
+    pub handshake_timeout_secs: u64,
+    /// Deadline for a request's headers once it has started (slowloris). Default 10 s.
+    pub header_read_timeout_secs: u64,
+    /// Deadline for a whole request body. Default 30 s.
+    pub body_read_timeout_secs: u64,
+    /// A connection with no request in flight and no traffic for this long is closed.
+    /// Default 60 s.
+    pub idle_timeout_secs: u64,
+    /// Largest request head (request line and headers), in bytes. Default 16384.
+    pub max_header_bytes: usize,
+    /// Largest request body, in bytes; larger gets 413. Default 1048576.
+    pub max_body_bytes: usize,
+    /// Requests served on one HTTP/1.1 connection before it is closed. Default 10000.
+    pub max_requests_per_connection: usize,
+    /// Concurrent HTTP/2 streams per connection. Default 100.
+    pub max_concurrent_streams: u32,
+    /// Name of the cookie that names this node for load-balancer affinity.
+    /// Default `bridgehead-node`.
+    pub affinity_cookie: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            enabled: true,
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8443),
+            max_connections: 10_000,
+            handshake_timeout_secs: 10,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
+            idle_timeout_secs: 60,
+            max_header_bytes: 16 * 1024,
+            max_body_bytes: 1024 * 1024,
+            max_requests_per_connection: 10_000,
+            max_concurrent_streams: 100,
+            affinity_cookie: "bridgehead-node".to_owned(),
+        }
+    }
+}
+
+/// `[xsi]`: XSI-Actions authentication and behaviour.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct XsiConfig {
+    /// The HTTP Basic realm. Default `BroadWorks`.
+    pub realm: String,
+    /// How long a verified password is remembered (so a request does not pay the password
+    /// hash each time). 0 turns the cache off. Default 300 s.
+    pub auth_cache_secs: u64,
+    /// Most remembered credentials. Default 100000.
+    pub auth_cache_entries: usize,
+    /// Failed logins allowed per user per minute before further attempts get 429.
+    /// Default 10.
+    pub failed_logins_per_user_per_minute: u32,
+    /// Failed logins allowed per client address per minute before further attempts get
+    /// 429. Default 30.
+    pub failed_logins_per_address_per_minute: u32,
+    /// Page size of directory searches without `results`. Default 50.
+    pub directory_page_size: usize,
+    /// Largest page a directory search may ask for. Default 1000.
+    pub directory_max_page_size: usize,
+    /// Events the telephony bus holds for its slowest subscriber. Default 4096.
+    pub event_bus_capacity: usize,
+}
+
+impl Default for XsiConfig {
+    fn default() -> Self {
+        XsiConfig {
+            realm: "BroadWorks".to_owned(),
+            auth_cache_secs: 300,
+            auth_cache_entries: 100_000,
+            failed_logins_per_user_per_minute: 10,
+            failed_logins_per_address_per_minute: 30,
+            directory_page_size: 50,
+            directory_max_page_size: 1000,
+            event_bus_capacity: 4096,
         }
     }
 }
@@ -484,10 +579,81 @@ impl Config {
                 "xmpp.component_ping_timeout_secs",
                 self.xmpp.component_ping_timeout_secs as usize,
             ),
+            ("http.max_connections", self.http.max_connections),
+            (
+                "http.handshake_timeout_secs",
+                self.http.handshake_timeout_secs as usize,
+            ),
+            (
+                "http.header_read_timeout_secs",
+                self.http.header_read_timeout_secs as usize,
+            ),
+            (
+                "http.body_read_timeout_secs",
+                self.http.body_read_timeout_secs as usize,
+            ),
+            (
+                "http.idle_timeout_secs",
+                self.http.idle_timeout_secs as usize,
+            ),
+            ("http.max_body_bytes", self.http.max_body_bytes),
+            (
+                "http.max_requests_per_connection",
+                self.http.max_requests_per_connection,
+            ),
+            (
+                "http.max_concurrent_streams",
+                self.http.max_concurrent_streams as usize,
+            ),
+            ("xsi.auth_cache_entries", self.xsi.auth_cache_entries),
+            (
+                "xsi.failed_logins_per_user_per_minute",
+                self.xsi.failed_logins_per_user_per_minute as usize,
+            ),
+            (
+                "xsi.failed_logins_per_address_per_minute",
+                self.xsi.failed_logins_per_address_per_minute as usize,
+            ),
+            ("xsi.directory_page_size", self.xsi.directory_page_size),
+            (
+                "xsi.directory_max_page_size",
+                self.xsi.directory_max_page_size,
+            ),
+            ("xsi.event_bus_capacity", self.xsi.event_bus_capacity),
         ] {
             if value == 0 {
                 problem(key.into(), "must be at least 1".into());
             }
+        }
+        if self.http.max_header_bytes < 1024 {
+            problem(
+                "http.max_header_bytes".into(),
+                "must be at least 1024".into(),
+            );
+        }
+        if self.xsi.directory_page_size > self.xsi.directory_max_page_size {
+            problem(
+                "xsi.directory_page_size".into(),
+                "must not exceed xsi.directory_max_page_size".into(),
+            );
+        }
+        if self.http.affinity_cookie.is_empty()
+            || !self
+                .http
+                .affinity_cookie
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        {
+            problem(
+                "http.affinity_cookie".into(),
+                "must be a cookie name: letters, digits, '-', '_' and '.'".into(),
+            );
+        }
+        if self.xsi.realm.is_empty() || self.xsi.realm.contains('"') {
+            problem(
+                "xsi.realm".into(),
+                "must be non-empty and contain no '\"'".into(),
+            );
         }
         if self.xmpp.max_stanza_bytes < 10_000 {
             problem(

@@ -12,10 +12,12 @@ use std::sync::Arc;
 
 use crate::config::{Config, ConfigError};
 use crate::embedded::{self, DemoDataError, DevPki};
+use crate::http::{HttpsFront, Routes};
 use crate::net::listener::Listener;
 use crate::pki::PkiError;
 use crate::shutdown::Shutdown;
 use crate::store::{SqliteStore, Store, StoreError};
+use crate::telephony::{EventBus, Telephony};
 use crate::tls::{IdentityFiles, IdentityRequirements, ServerIdentity, TlsError};
 use crate::xmpp::component::{ComponentDirectory, ComponentService};
 use crate::xmpp::router::Router;
@@ -67,6 +69,8 @@ pub struct LocalAddrs {
     pub admin: Option<SocketAddr>,
     /// The XEP-0114 component listener, when enabled.
     pub component: Option<SocketAddr>,
+    /// The HTTPS front (XSI), when enabled.
+    pub https: Option<SocketAddr>,
 }
 
 /// The entry point: see the module docs.
@@ -79,9 +83,11 @@ pub struct Bound {
     store: Arc<dyn Store>,
     tls: Arc<rustls::ServerConfig>,
     router: Router,
+    telephony: Telephony,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     admin: Option<Listener>,
     component: Option<(Listener, Arc<ComponentService>)>,
+    https: Option<(Listener, Arc<HttpsFront>)>,
     addrs: LocalAddrs,
 }
 
@@ -210,14 +216,48 @@ impl Server {
             None
         };
 
+        let telephony = Telephony::new(
+            Arc::clone(&store),
+            EventBus::new(config.xsi.event_bus_capacity),
+        );
+        let https = if config.http.enabled {
+            let addr = config.http.listen;
+            let listener =
+                Listener::bind("https", addr, config.http.max_connections).map_err(|source| {
+                    ServerError::Bind {
+                        listener: "https",
+                        addr,
+                        source,
+                    }
+                })?;
+            addrs.https = listener.local_addr().ok();
+            let actions = crate::xsi::XsiActions::new(
+                telephony.clone(),
+                Arc::new(config.xsi.clone()),
+                config.store.scram_iterations,
+            );
+            let routes = Routes::default().mount(crate::xsi::actions::MOUNT, Arc::new(actions));
+            let front = HttpsFront::new(
+                Arc::clone(&tls),
+                routes,
+                config.http.clone(),
+                &config.server.node_id(),
+            );
+            Some((listener, Arc::new(front)))
+        } else {
+            None
+        };
+
         Ok(Bound {
             config: Arc::new(config),
             store,
             tls,
             router,
+            telephony,
             metrics,
             admin,
             component,
+            https,
             addrs,
         })
     }
@@ -247,6 +287,11 @@ impl Bound {
     /// The XMPP router.
     pub fn router(&self) -> Router {
         self.router.clone()
+    }
+
+    /// The telephony model (and its event bus).
+    pub fn telephony(&self) -> Telephony {
+        self.telephony.clone()
     }
 
     /// Serves until `shutdown` is triggered and every listener has stopped accepting.
@@ -280,6 +325,12 @@ impl Bound {
             let for_connections = shutdown.clone();
             listeners.spawn(listener.serve(shutdown.clone(), move |tcp, peer| {
                 Arc::clone(&service).handle(tcp, peer, for_connections.clone())
+            }));
+        }
+        if let Some((listener, front)) = self.https {
+            let for_connections = shutdown.clone();
+            listeners.spawn(listener.serve(shutdown.clone(), move |tcp, peer| {
+                Arc::clone(&front).handle(tcp, peer, for_connections.clone())
             }));
         }
         tracing::info!(

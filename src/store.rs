@@ -307,8 +307,7 @@ pub trait Store: Send + Sync + 'static {
         contact: &PersonalContact,
     ) -> Result<(), StoreError>;
     /// Removes a personal directory entry; false if there is none by that name.
-    async fn remove_personal_contact(&self, user_id: &str, name: &str)
-        -> Result<bool, StoreError>;
+    async fn remove_personal_contact(&self, user_id: &str, name: &str) -> Result<bool, StoreError>;
     /// Records a call in a user's log, keeping the newest [`CALL_LOG_LIMIT`] per kind.
     async fn add_call_log(&self, record: &CallLogRecord) -> Result<(), StoreError>;
     /// A user's call logs of `kind` (all kinds with `None`), newest first.

@@ -8,6 +8,8 @@
 //! | `bridgehead_stanzas_routed_total` | `component` | stanzas queued for a component connection |
 //! | `bridgehead_stanzas_held_total` | `component` | stanzas held while a component was away |
 //! | `bridgehead_stanzas_bounced_total` | `component`, `condition` | stanzas answered with a stanza error |
+//! | `bridgehead_http_responses_total` | `class` = 1xx … 5xx | HTTPS responses sent |
+//! | `bridgehead_xsi_logins_total` | `result` = ok, cached, failed, throttled | XSI authentications |
 //!
 //! The `component` label only ever carries configured component names (or `unknown`), so a
 //! peer cannot grow the label set by addressing made-up domains.
@@ -56,6 +58,31 @@ fn describe() {
         "bridgehead_stanzas_bounced_total",
         "Stanzas answered with a stanza error, by condition"
     );
+    metrics::describe_counter!(
+        "bridgehead_http_responses_total",
+        "HTTPS responses by status class"
+    );
+    metrics::describe_counter!(
+        "bridgehead_xsi_logins_total",
+        "XSI authentications by result (cached = verified from the credential cache)"
+    );
+}
+
+/// An HTTPS response with `status` was sent.
+pub fn http_response(status: u16) {
+    let class = match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    metrics::counter!("bridgehead_http_responses_total", "class" => class).increment(1);
+}
+
+/// An XSI authentication ended with `result` (`ok`, `cached`, `failed`, `throttled`).
+pub fn xsi_login(result: &'static str) {
+    metrics::counter!("bridgehead_xsi_logins_total", "result" => result).increment(1);
 }
 
 /// A component handshake finished (`ok` true) or was refused.

@@ -21,9 +21,7 @@ pub mod services;
 
 use std::sync::Arc;
 
-use crate::store::{
-    CallLogKind, CallLogRecord, Device, PersonalContact, Store, StoreError, User,
-};
+use crate::store::{CallLogKind, CallLogRecord, Device, PersonalContact, Store, StoreError, User};
 
 pub use directory::{DirectoryEntry, DirectoryPage, DirectoryQuery, DirectoryScope};
 pub use events::{EventBus, EventKind, TelephonyEvent};
@@ -116,7 +114,11 @@ impl Telephony {
         user_id: &str,
         service: ServiceName,
     ) -> Result<ServiceSettings, TelephonyError> {
-        match self.store.service_settings(user_id, service.as_str()).await? {
+        match self
+            .store
+            .service_settings(user_id, service.as_str())
+            .await?
+        {
             Some(json) => serde_json::from_str(&json).map_err(|e| {
                 TelephonyError::Store(StoreError::Corrupt(format!(
                     "{} settings of {user_id}: {e}",

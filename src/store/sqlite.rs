@@ -538,19 +538,13 @@ impl Store for SqliteStore {
                 "INSERT INTO personal_contacts (user_id, name, number) VALUES (?1, ?2, ?3)",
                 params![user_id, contact.name, contact.number],
             )
-            .map_err(|e| {
-                user_row_error(e, &user_id, || format!("entry \"{}\"", contact.name))
-            })?;
+            .map_err(|e| user_row_error(e, &user_id, || format!("entry \"{}\"", contact.name)))?;
             Ok(())
         })
         .await
     }
 
-    async fn remove_personal_contact(
-        &self,
-        user_id: &str,
-        name: &str,
-    ) -> Result<bool, StoreError> {
+    async fn remove_personal_contact(&self, user_id: &str, name: &str) -> Result<bool, StoreError> {
         let (user_id, name) = (user_id.to_owned(), name.to_owned());
         self.with(move |c| {
             Ok(c.execute(
@@ -808,7 +802,11 @@ mod tests {
             .unwrap());
         // Removing the user removes everything that was theirs.
         assert!(store.remove_user("alice@example.com").await.unwrap());
-        assert!(store.call_logs("alice@example.com", None).await.unwrap().is_empty());
+        assert!(store
+            .call_logs("alice@example.com", None)
+            .await
+            .unwrap()
+            .is_empty());
         assert!(store
             .service_settings("alice@example.com", "DoNotDisturb")
             .await

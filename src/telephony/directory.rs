@@ -57,7 +57,10 @@ impl Pattern {
         } else {
             value.to_owned()
         };
-        let (first, rest) = self.parts.split_first().expect("split yields one part at least");
+        let (first, rest) = self
+            .parts
+            .split_first()
+            .expect("split yields one part at least");
         let Some(mut remaining) = value.strip_prefix(first.as_str()) else {
             return false;
         };
@@ -163,11 +166,16 @@ pub fn search(users: Vec<User>, scope: &DirectoryScope, query: &DirectoryQuery) 
         .filter(|u| in_scope(u) && query.matches(u))
         .collect();
     found.sort_by(|a, b| {
-        (a.last_name.to_lowercase(), a.first_name.to_lowercase(), &a.id).cmp(&(
-            b.last_name.to_lowercase(),
-            b.first_name.to_lowercase(),
-            &b.id,
-        ))
+        (
+            a.last_name.to_lowercase(),
+            a.first_name.to_lowercase(),
+            &a.id,
+        )
+            .cmp(&(
+                b.last_name.to_lowercase(),
+                b.first_name.to_lowercase(),
+                &b.id,
+            ))
     });
     let total = found.len();
     let start = query.start.max(1);

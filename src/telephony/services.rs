@@ -299,10 +299,25 @@ mod tests {
 
     #[test]
     fn numbers_and_sip_addresses() {
-        for good in ["+15550100", "2001", "*72", "sip:bob@example.com", "bob@example.com"] {
+        for good in [
+            "+15550100",
+            "2001",
+            "*72",
+            "sip:bob@example.com",
+            "bob@example.com",
+        ] {
             assert!(check_address("n", good).is_ok(), "{good}");
         }
-        for bad in ["", "+", "555 0100", "abc", "@example.com", "bob@", "a@b@c", "+1-555"] {
+        for bad in [
+            "",
+            "+",
+            "555 0100",
+            "abc",
+            "@example.com",
+            "bob@",
+            "a@b@c",
+            "+1-555",
+        ] {
             assert!(check_address("n", bad).is_err(), "{bad}");
         }
     }

@@ -11,6 +11,7 @@ pub struct TestServer {
     pub addrs: LocalAddrs,
     pub store: std::sync::Arc<dyn bridgehead::store::Store>,
     pub router: bridgehead::xmpp::router::Router,
+    pub telephony: bridgehead::telephony::Telephony,
     shutdown: Shutdown,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -22,6 +23,7 @@ pub fn embedded_config(dir: &Path) -> Config {
     config.server.fqdn = Some("bridgehead.test".to_owned());
     config.admin.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.xmpp.component_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.validate().expect("test config is valid");
     config
 }
@@ -32,12 +34,14 @@ impl TestServer {
         let addrs = bound.local_addrs();
         let store = bound.store();
         let router = bound.router();
+        let telephony = bound.telephony();
         let shutdown = Shutdown::new();
         let task = tokio::spawn(bound.run(shutdown.clone()));
         TestServer {
             addrs,
             store,
             router,
+            telephony,
             shutdown,
             task: Some(task),
         }

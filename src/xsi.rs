@@ -1,0 +1,30 @@
+//! The XSP edge: XSI-Actions over the shared HTTPS front (and, with its issue,
+//! XSI-Events and CTI).
+//!
+//! A request to `/com.broadsoft.xsi-actions/v2.0/…` goes through [`actions::XsiActions`]:
+//!
+//! ```text
+//! path → Resource (unknown → 404 ErrorInfo, after authentication)
+//!   versions: answered without credentials
+//!   Authorization: Basic ── auth::Authenticator (cache, throttle) ── 401 / 429
+//!   method allowed? ── 405 + Allow
+//!   target user: self, or within the caller's role (group / enterprise / system admin) ── 403 / 404
+//!   GET  → telephony (store) → model document → codec (XML or BadgerFish JSON)
+//!   PUT  → http::read_body (size, time) → codec::parse (root, namespace) → merge onto the
+//!          current settings → Telephony::set_service (validate, store, publish event) → 200
+//! every error → error::ApiError → status + ErrorInfo in the request's representation
+//! ```
+//!
+//! `xsi` never imports `xmpp` or `pki`: it reaches the model through the
+//! [`crate::telephony::Telephony`] handle that `server.rs` creates.
+
+pub mod actions;
+pub mod auth;
+pub mod codec;
+pub mod error;
+pub mod json;
+pub mod model;
+mod services;
+
+pub use actions::XsiActions;
+pub use error::ApiError;

@@ -1,0 +1,694 @@
+//! XSI-Actions v2.0: the resources under `/com.broadsoft.xsi-actions/v2.0/` and their
+//! methods (see the module docs of [`crate::xsi`] for the request flow).
+//!
+//! | path (after `v2.0/`) | methods | document |
+//! |---|---|---|
+//! | `versions` | GET (no credentials) | `Versions` |
+//! | `user/{u}/profile` | GET | `Profile` |
+//! | `user/{u}/profile/Device` | GET | `AccessDevices` |
+//! | `user/{u}/services` | GET | `Services` |
+//! | `user/{u}/services/{Service}` | GET, PUT | the service's document |
+//! | `user/{u}/directories/Enterprise`, `…/Group` | GET (search, paging) | `Enterprise`, `Group` |
+//! | `user/{u}/directories/Personal` | GET, POST (add entries → 201), DELETE `?name=` | `Personal` |
+//! | `user/{u}/directories/CallLogs[/Placed\|Received\|Missed]` | GET | `CallLogs`, `Placed` … |
+//! | `user/{u}/calls` | GET | `Calls` |
+//!
+//! Service names in paths are matched without regard to case (`services/donotdisturb`),
+//! as BroadWorks does.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{
+    HeaderValue, ALLOW, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+};
+use hyper::{Method, Request, Response, StatusCode};
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
+
+use crate::config::XsiConfig;
+use crate::http::{self, Handler, RequestContext, ResponseBody};
+use crate::store::{CallLogKind, CallLogRecord, PersonalContact, Role, User};
+use crate::telephony::directory::Pattern;
+use crate::telephony::{DirectoryQuery, DirectoryScope, ServiceName, Telephony};
+
+use super::auth::Authenticator;
+use super::codec::{self, Format};
+use super::error::ApiError;
+use super::model::{self, XSI_NS};
+use super::services;
+
+/// Where XSI-Actions is mounted on the HTTPS front.
+pub const MOUNT: &str = "/com.broadsoft.xsi-actions/";
+
+/// The one version served.
+const VERSION_ROOT: &str = "/com.broadsoft.xsi-actions/v2.0";
+
+/// Characters escaped in a user id placed in a URI path segment.
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'?')
+    .add(b'<')
+    .add(b'>');
+
+/// The XSI-Actions handler.
+pub struct XsiActions {
+    telephony: Telephony,
+    auth: Authenticator,
+    config: Arc<XsiConfig>,
+    challenge: HeaderValue,
+}
+
+impl std::fmt::Debug for XsiActions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XsiActions").finish_non_exhaustive()
+    }
+}
+
+/// What a path names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Resource {
+    Versions,
+    Profile(String),
+    Devices(String),
+    Services(String),
+    Service(String, ServiceName),
+    Directory(String, Directory),
+    Personal(String),
+    CallLogs(String, Option<CallLogKind>),
+    Calls(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Directory {
+    Enterprise,
+    Group,
+}
+
+impl Resource {
+    fn parse(path: &str) -> Result<Resource, ApiError> {
+        let unknown = || ApiError::UnknownResource(path.to_owned());
+        let rest = path
+            .strip_prefix(VERSION_ROOT)
+            .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+            .ok_or_else(unknown)?;
+        let segments: Vec<String> = rest
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| percent_decode_str(s).decode_utf8().map(|s| s.into_owned()))
+            .collect::<Result<_, _>>()
+            .map_err(|_| unknown())?;
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let user = |u: &str| u.to_owned();
+        Ok(match segments.as_slice() {
+            ["versions"] => Resource::Versions,
+            ["user", u, "profile"] => Resource::Profile(user(u)),
+            ["user", u, "profile", device] if device.eq_ignore_ascii_case("Device") => {
+                Resource::Devices(user(u))
+            }
+            ["user", u, "services"] => Resource::Services(user(u)),
+            ["user", u, "services", name] => Resource::Service(
+                user(u),
+                ServiceName::ALL
+                    .into_iter()
+                    .find(|s| s.as_str().eq_ignore_ascii_case(name))
+                    .ok_or_else(unknown)?,
+            ),
+            ["user", u, "directories", d] if d.eq_ignore_ascii_case("Enterprise") => {
+                Resource::Directory(user(u), Directory::Enterprise)
+            }
+            ["user", u, "directories", d] if d.eq_ignore_ascii_case("Group") => {
+                Resource::Directory(user(u), Directory::Group)
+            }
+            ["user", u, "directories", d] if d.eq_ignore_ascii_case("Personal") => {
+                Resource::Personal(user(u))
+            }
+            ["user", u, "directories", d] if d.eq_ignore_ascii_case("CallLogs") => {
+                Resource::CallLogs(user(u), None)
+            }
+            ["user", u, "directories", d, kind] if d.eq_ignore_ascii_case("CallLogs") => {
+                let kind = CallLogKind::ALL
+                    .into_iter()
+                    .find(|k| k.as_str().eq_ignore_ascii_case(kind))
+                    .ok_or_else(unknown)?;
+                Resource::CallLogs(user(u), Some(kind))
+            }
+            ["user", u, "calls"] => Resource::Calls(user(u)),
+            _ => return Err(unknown()),
+        })
+    }
+
+    fn allow(&self) -> &'static str {
+        match self {
+            Resource::Service(..) => "GET, PUT",
+            Resource::Personal(_) => "GET, POST, DELETE",
+            _ => "GET",
+        }
+    }
+
+    fn allows(&self, method: &Method) -> bool {
+        self.allow()
+            .split(", ")
+            .any(|allowed| allowed == method.as_str())
+    }
+
+    fn user(&self) -> Option<&str> {
+        match self {
+            Resource::Versions => None,
+            Resource::Profile(u)
+            | Resource::Devices(u)
+            | Resource::Services(u)
+            | Resource::Service(u, _)
+            | Resource::Directory(u, _)
+            | Resource::Personal(u)
+            | Resource::CallLogs(u, _)
+            | Resource::Calls(u) => Some(u),
+        }
+    }
+}
+
+/// The URI of a user's resource, e.g. `user_uri("a@b", "services")`.
+fn user_uri(user_id: &str, rest: &str) -> String {
+    format!(
+        "{VERSION_ROOT}/user/{}/{rest}",
+        utf8_percent_encode(user_id, SEGMENT)
+    )
+}
+
+/// True when `caller` may read and change `target`'s resources.
+fn may_access(caller: &User, target: &User) -> bool {
+    caller.id.eq_ignore_ascii_case(&target.id)
+        || match caller.role {
+            Role::SystemAdmin => true,
+            Role::EnterpriseAdmin => caller.enterprise_id == target.enterprise_id,
+            Role::GroupAdmin => {
+                caller.enterprise_id == target.enterprise_id && caller.group_id == target.group_id
+            }
+            Role::User => false,
+        }
+}
+
+fn ok(bytes: Bytes, format: Format) -> Response<ResponseBody> {
+    let mut response = Response::new(http::full(bytes));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    response
+}
+
+fn empty(status: StatusCode) -> Response<ResponseBody> {
+    let mut response = Response::new(http::full(Bytes::new()));
+    *response.status_mut() = status;
+    response
+}
+
+impl XsiActions {
+    /// The handler, over the telephony model.
+    pub fn new(telephony: Telephony, config: Arc<XsiConfig>, scram_iterations: u32) -> Self {
+        let challenge = HeaderValue::from_str(&format!("Basic realm=\"{}\"", config.realm))
+            .unwrap_or_else(|_| HeaderValue::from_static("Basic realm=\"BroadWorks\""));
+        XsiActions {
+            auth: Authenticator::new(telephony.clone(), Arc::clone(&config), scram_iterations),
+            telephony,
+            config,
+            challenge,
+        }
+    }
+
+    fn error_response(&self, error: &ApiError, format: Format) -> Response<ResponseBody> {
+        let info = model::ErrorInfo {
+            xmlns: XSI_NS,
+            summary: error.to_string(),
+            summary_english: error.to_string(),
+            error_code: error.code(),
+        };
+        let body = codec::render(&info, None, format).unwrap_or_default();
+        let mut response = ok(body, format);
+        *response.status_mut() = error.status();
+        let headers = response.headers_mut();
+        match error {
+            ApiError::AuthenticationRequired | ApiError::BadCredentials => {
+                headers.insert(WWW_AUTHENTICATE, self.challenge.clone());
+            }
+            ApiError::MethodNotAllowed { allow } => {
+                headers.insert(ALLOW, HeaderValue::from_static(allow));
+            }
+            ApiError::Throttled { retry_after_secs } => {
+                headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            _ => {}
+        }
+        response
+    }
+
+    /// The user whose resource is asked for, if `caller` may reach it. A caller without an
+    /// admin role learns nothing about other users: it gets 403 whether they exist or not.
+    async fn target(&self, caller: &User, target_id: &str) -> Result<User, ApiError> {
+        if caller.id.eq_ignore_ascii_case(target_id) {
+            return Ok(caller.clone());
+        }
+        if caller.role == Role::User {
+            return Err(ApiError::Forbidden);
+        }
+        let target = self
+            .telephony
+            .user(target_id)
+            .await?
+            .ok_or_else(|| ApiError::UnknownUser(target_id.to_owned()))?;
+        if may_access(caller, &target) {
+            Ok(target)
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+
+    async fn serve(
+        &self,
+        request: Request<Incoming>,
+        context: &RequestContext,
+        format: Format,
+    ) -> Result<Response<ResponseBody>, ApiError> {
+        let resource = Resource::parse(request.uri().path());
+        if matches!(resource, Ok(Resource::Versions)) {
+            if request.method() != Method::GET {
+                return Err(ApiError::MethodNotAllowed { allow: "GET" });
+            }
+            let versions = model::Versions {
+                xmlns: XSI_NS,
+                version: vec!["v2.0".to_owned()],
+            };
+            return Ok(ok(codec::render(&versions, None, format)?, format));
+        }
+        let caller = self
+            .auth
+            .authenticate(
+                request
+                    .headers()
+                    .get(AUTHORIZATION)
+                    .map(HeaderValue::as_bytes),
+                context.peer.ip(),
+            )
+            .await?;
+        let resource = resource?;
+        if !resource.allows(request.method()) {
+            return Err(ApiError::MethodNotAllowed {
+                allow: resource.allow(),
+            });
+        }
+        let target = match resource.user() {
+            Some(id) => self.target(&caller, id).await?,
+            None => caller,
+        };
+        tracing::debug!(caller = %target.id, method = %request.method(), path = request.uri().path(), "xsi request");
+        match resource {
+            Resource::Versions => Err(ApiError::UnknownResource(request.uri().path().to_owned())),
+            Resource::Profile(_) => self.profile(&target, format),
+            Resource::Devices(_) => self.devices(&target, format).await,
+            Resource::Services(_) => self.services(&target, format),
+            Resource::Service(_, name) => {
+                self.service(request, context, &target, name, format).await
+            }
+            Resource::Directory(_, which) => {
+                self.directory(request.uri().query(), &target, which, format)
+                    .await
+            }
+            Resource::Personal(_) => self.personal(request, context, &target, format).await,
+            Resource::CallLogs(_, kind) => self.call_logs(&target, kind, format).await,
+            Resource::Calls(_) => {
+                let calls = model::Calls {
+                    xmlns: XSI_NS,
+                    call: Vec::new(),
+                };
+                Ok(ok(codec::render(&calls, None, format)?, format))
+            }
+        }
+    }
+
+    fn profile(&self, user: &User, format: Format) -> Result<Response<ResponseBody>, ApiError> {
+        let profile = model::Profile {
+            xmlns: XSI_NS,
+            details: model::ProfileDetails {
+                user_id: user.id.clone(),
+                first_name: user.first_name.clone(),
+                last_name: user.last_name.clone(),
+                group_id: user.group_id.clone(),
+                service_provider: model::ServiceProvider {
+                    is_enterprise: true,
+                    id: user.enterprise_id.clone(),
+                },
+                number: user.number.clone(),
+                extension: user.extension.clone(),
+            },
+            devices: user_uri(&user.id, "profile/Device"),
+            services: user_uri(&user.id, "services"),
+            call_logs: user_uri(&user.id, "directories/CallLogs"),
+        };
+        Ok(ok(codec::render(&profile, None, format)?, format))
+    }
+
+    async fn devices(
+        &self,
+        user: &User,
+        format: Format,
+    ) -> Result<Response<ResponseBody>, ApiError> {
+        let devices = model::AccessDevices {
+            xmlns: XSI_NS,
+            access_device: self
+                .telephony
+                .devices(&user.id)
+                .await?
+                .into_iter()
+                .map(|d| model::AccessDevice {
+                    device_name: d.name,
+                    device_type: d.device_type,
+                    device_line_port: d.line_port,
+                })
+                .collect(),
+        };
+        Ok(ok(codec::render(&devices, None, format)?, format))
+    }
+
+    fn services(&self, user: &User, format: Format) -> Result<Response<ResponseBody>, ApiError> {
+        let services = model::Services {
+            xmlns: XSI_NS,
+            service: self
+                .telephony
+                .services(user)
+                .iter()
+                .map(|s| model::ServiceEntry {
+                    name: s.display_name().to_owned(),
+                    uri: user_uri(&user.id, &format!("services/{}", s.as_str())),
+                })
+                .collect(),
+        };
+        Ok(ok(codec::render(&services, None, format)?, format))
+    }
+
+    async fn service(
+        &self,
+        request: Request<Incoming>,
+        context: &RequestContext,
+        user: &User,
+        name: ServiceName,
+        format: Format,
+    ) -> Result<Response<ResponseBody>, ApiError> {
+        let current = self.telephony.service(&user.id, name).await?;
+        if request.method() == Method::GET {
+            return Ok(ok(services::render(&current, format)?, format));
+        }
+        let body_format = Format::of_body(request.headers())?;
+        let body = http::read_body(request, &context.limits).await?;
+        let updated = services::apply(current, &body, body_format)?;
+        self.telephony.set_service(&user.id, updated).await?;
+        Ok(empty(StatusCode::OK))
+    }
+
+    async fn directory(
+        &self,
+        query: Option<&str>,
+        user: &User,
+        which: Directory,
+        format: Format,
+    ) -> Result<Response<ResponseBody>, ApiError> {
+        let query = self.directory_query(query)?;
+        let scope = match which {
+            Directory::Enterprise => DirectoryScope::Enterprise(user.enterprise_id.clone()),
+            Directory::Group => DirectoryScope::Group {
+                enterprise_id: user.enterprise_id.clone(),
+                group_id: user.group_id.clone(),
+            },
+        };
+        let page = self.telephony.search_directory(&scope, &query).await?;
+        let list = model::DirectoryList {
+            details: page
+                .entries
+                .into_iter()
+                .map(|e| model::DirectoryDetails {
+                    user_id: e.user_id,
+                    first_name: e.first_name,
+                    last_name: e.last_name,
+                    group_id: e.group_id,
+                    number: e.number,
+                    extension: e.extension,
+                })
+                .collect(),
+        };
+        let (root, enterprise_directory, group_directory) = match which {
+            Directory::Enterprise => ("Enterprise", Some(list), None),
+            Directory::Group => ("Group", None, Some(list)),
+        };
+        let number_of_records = enterprise_directory
+            .as_ref()
+            .or(group_directory.as_ref())
+            .map_or(0, |l| l.details.len());
+        let document = model::DirectoryPage {
+            xmlns: XSI_NS,
+            start_index: page.start_index,
+            number_of_records,
+            total_available_records: page.total,
+            enterprise_directory,
+            group_directory,
+        };
+        Ok(ok(codec::render(&document, Some(root), format)?, format))
+    }
+
+    fn directory_query(&self, query: Option<&str>) -> Result<DirectoryQuery, ApiError> {
+        let mut parsed = DirectoryQuery {
+            start: 1,
+            results: self.config.directory_page_size,
+            ..DirectoryQuery::default()
+        };
+        let bad = |name: &str, reason: String| ApiError::BadQuery {
+            name: name.to_owned(),
+            reason,
+        };
+        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            match key.as_ref() {
+                "firstName" => parsed.first_name = Some(Pattern::parse(&value)),
+                "lastName" => parsed.last_name = Some(Pattern::parse(&value)),
+                "number" => parsed.number = Some(Pattern::parse(&value)),
+                "extension" => parsed.extension = Some(Pattern::parse(&value)),
+                "userId" => parsed.user_id = Some(Pattern::parse(&value)),
+                "searchCriteriaModeOr" => {
+                    parsed.any = value
+                        .parse()
+                        .map_err(|_| bad("searchCriteriaModeOr", "must be true or false".into()))?
+                }
+                "start" => {
+                    parsed.start = value
+                        .parse()
+                        .ok()
+                        .filter(|start| *start >= 1)
+                        .ok_or_else(|| bad("start", "must be a whole number from 1".into()))?
+                }
+                "results" => {
+                    let max = self.config.directory_max_page_size;
+                    parsed.results = value
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=max).contains(n))
+                        .ok_or_else(|| bad("results", format!("must be from 1 to {max}")))?
+                }
+                _ => {}
+            }
+        }
+        Ok(parsed)
+    }
+
+    async fn personal(
+        &self,
+        request: Request<Incoming>,
+        context: &RequestContext,
+        user: &User,
+        format: Format,
+    ) -> Result<Response<ResponseBody>, ApiError> {
+        match *request.method() {
+            Method::POST => {
+                let body_format = Format::of_body(request.headers())?;
+                let body = http::read_body(request, &context.limits).await?;
+                let added: model::Personal = codec::parse(&body, body_format, "Personal")?;
+                if added.entry.is_empty() {
+                    return Err(ApiError::Invalid {
+                        field: "entry".into(),
+                        reason: "at least one entry is needed".into(),
+                    });
+                }
+                for entry in added.entry {
+                    self.telephony
+                        .add_personal_contact(
+                            &user.id,
+                            PersonalContact {
+                                name: entry.name.trim().to_owned(),
+                                number: entry.number.trim().to_owned(),
+                            },
+                        )
+                        .await?;
+                }
+                Ok(empty(StatusCode::CREATED))
+            }
+            Method::DELETE => {
+                let name =
+                    form_urlencoded::parse(request.uri().query().unwrap_or_default().as_bytes())
+                        .find(|(k, _)| k == "name")
+                        .map(|(_, v)| v.into_owned())
+                        .ok_or_else(|| ApiError::BadQuery {
+                            name: "name".into(),
+                            reason: "the entry to delete is required".into(),
+                        })?;
+                if self
+                    .telephony
+                    .remove_personal_contact(&user.id, &name)
+                    .await?
+                {
+                    Ok(empty(StatusCode::OK))
+                } else {
+                    Err(ApiError::UnknownEntry(format!(
+                        "personal directory entry \"{name}\""
+                    )))
+                }
+            }
+            _ => {
+                let personal = model::Personal {
+                    xmlns: XSI_NS,
+                    entry: self
+                        .telephony
+                        .personal_contacts(&user.id)
+                        .await?
+                        .into_iter()
+                        .map(|c| model::PersonalEntry {
+                            name: c.name,
+                            number: c.number,
+                        })
+                        .collect(),
+                };
+                Ok(ok(codec::render(&personal, None, format)?, format))
+            }
+        }
+    }
+
+    async fn call_logs(
+        &self,
+        user: &User,
+        kind: Option<CallLogKind>,
+        format: Format,
+    ) -> Result<Response<ResponseBody>, ApiError> {
+        let records = self.telephony.call_logs(&user.id, kind).await?;
+        let entries = |wanted: CallLogKind| -> Vec<model::CallLogsEntry> {
+            records
+                .iter()
+                .filter(|r| r.kind == wanted)
+                .map(entry)
+                .collect()
+        };
+        let body = match kind {
+            None => codec::render(
+                &model::CallLogs {
+                    xmlns: XSI_NS,
+                    placed: model::CallLogsEntries {
+                        entry: entries(CallLogKind::Placed),
+                    },
+                    received: model::CallLogsEntries {
+                        entry: entries(CallLogKind::Received),
+                    },
+                    missed: model::CallLogsEntries {
+                        entry: entries(CallLogKind::Missed),
+                    },
+                },
+                None,
+                format,
+            )?,
+            Some(kind) => {
+                let root = match kind {
+                    CallLogKind::Placed => "Placed",
+                    CallLogKind::Received => "Received",
+                    CallLogKind::Missed => "Missed",
+                };
+                codec::render(
+                    &model::CallLogList {
+                        xmlns: XSI_NS,
+                        entry: entries(kind),
+                    },
+                    Some(root),
+                    format,
+                )?
+            }
+        };
+        Ok(ok(body, format))
+    }
+}
+
+fn entry(record: &CallLogRecord) -> model::CallLogsEntry {
+    model::CallLogsEntry {
+        country_code: record.country_code.clone(),
+        phone_number: record.number.clone(),
+        name: record.name.clone(),
+        time: record.time.clone(),
+        call_log_id: record.id.to_string(),
+    }
+}
+
+#[async_trait]
+impl Handler for XsiActions {
+    async fn handle(
+        &self,
+        request: Request<Incoming>,
+        context: &RequestContext,
+    ) -> Response<ResponseBody> {
+        let format = Format::for_response(request.uri().query(), request.headers());
+        match self.serve(request, context, format).await {
+            Ok(response) => response,
+            Err(error) => {
+                if error.status().is_server_error() {
+                    tracing::error!(error = %error, "XSI request failed");
+                } else {
+                    tracing::debug!(error = %error, status = error.status().as_u16(), "XSI request refused");
+                }
+                self.error_response(&error, format)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_resources() {
+        let parse = |p: &str| Resource::parse(p).ok();
+        assert_eq!(
+            parse("/com.broadsoft.xsi-actions/v2.0/user/alice%40example.com/services/donotdisturb"),
+            Some(Resource::Service(
+                "alice@example.com".into(),
+                ServiceName::DoNotDisturb
+            ))
+        );
+        assert_eq!(
+            parse("/com.broadsoft.xsi-actions/v2.0/user/a@b/directories/CallLogs/Missed"),
+            Some(Resource::CallLogs("a@b".into(), Some(CallLogKind::Missed)))
+        );
+        for unknown in [
+            "/com.broadsoft.xsi-actions/v1.0/user/a@b/profile",
+            "/com.broadsoft.xsi-actions/v2.0x/versions",
+            "/com.broadsoft.xsi-actions/v2.0/user/a@b/services/Nope",
+            "/com.broadsoft.xsi-actions/v2.0/user/a@b/profile/extra/more",
+            "/com.broadsoft.xsi-actions/v2.0/user/%ff/profile",
+        ] {
+            assert!(parse(unknown).is_none(), "{unknown}");
+        }
+    }
+
+    #[test]
+    fn user_uris_escape_what_a_segment_cannot_hold() {
+        assert_eq!(
+            user_uri("a b@example.com", "services"),
+            "/com.broadsoft.xsi-actions/v2.0/user/a%20b@example.com/services"
+        );
+    }
+}

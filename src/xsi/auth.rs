@@ -1,0 +1,263 @@
+//! HTTP Basic authentication for XSI, as BroadWorks clients send it.
+//!
+//! 1. The header is `Basic base64(user:password)`. The decoded bytes are read as UTF-8,
+//!    and as Latin-1 when they are not valid UTF-8 (RFC 7617 §2.1).
+//! 2. While the user or the client address is over its failed-login budget for the current
+//!    minute, the attempt is refused with 429 before any password is checked.
+//! 3. The user is loaded from the store (ids are case-insensitive). An unknown user costs
+//!    the same password hash as a known one, and gets the same 401.
+//! 4. A verified password is remembered under a keyed hash (HMAC-SHA-256 with a key drawn
+//!    at start) of user id and password, together with the user's stored verifier. A
+//!    later request with the same credentials skips the PBKDF2 work while the stored
+//!    verifier is unchanged. So a password change (from any process) invalidates the
+//!    entry at once. Entries expire after `xsi.auth_cache_secs`.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use hmac::Mac;
+
+use crate::config::XsiConfig;
+use crate::credentials::PasswordVerifiers;
+use crate::store::User;
+use crate::telephony::Telephony;
+
+use super::error::ApiError;
+
+/// Checks credentials; cheap to clone.
+#[derive(Clone)]
+pub struct Authenticator {
+    telephony: Telephony,
+    config: Arc<XsiConfig>,
+    key: Arc<[u8; 32]>,
+    cache: Arc<Mutex<HashMap<[u8; 32], Remembered>>>,
+    failures: Arc<Mutex<Failures>>,
+    dummy: Arc<PasswordVerifiers>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").finish_non_exhaustive()
+    }
+}
+
+struct Remembered {
+    stored_key: Vec<u8>,
+    until: Instant,
+}
+
+/// Failed logins per user and per address in the current one-minute window.
+#[derive(Default)]
+struct Failures {
+    window_start: Option<Instant>,
+    by_user: HashMap<String, u32>,
+    by_address: HashMap<IpAddr, u32>,
+}
+
+const WINDOW: Duration = Duration::from_secs(60);
+
+impl Failures {
+    /// Starts a new window when the current one is over; returns the seconds left in it.
+    fn roll(&mut self, now: Instant) -> u64 {
+        let start = *self.window_start.get_or_insert(now);
+        if now.duration_since(start) >= WINDOW {
+            self.window_start = Some(now);
+            self.by_user.clear();
+            self.by_address.clear();
+        }
+        let start = self.window_start.unwrap_or(now);
+        WINDOW
+            .saturating_sub(now.duration_since(start))
+            .as_secs()
+            .max(1)
+    }
+}
+
+/// The credentials of a Basic header.
+#[derive(Debug)]
+struct Basic {
+    user: String,
+    password: String,
+}
+
+fn parse_basic(header: &[u8]) -> Option<Basic> {
+    let text = std::str::from_utf8(header).ok()?;
+    let (scheme, encoded) = text.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let decoded = match String::from_utf8(raw) {
+        Ok(utf8) => utf8,
+        Err(e) => e.into_bytes().into_iter().map(char::from).collect(),
+    };
+    let (user, password) = decoded.split_once(':')?;
+    Some(Basic {
+        user: user.to_owned(),
+        password: password.to_owned(),
+    })
+}
+
+impl Authenticator {
+    /// An authenticator over the telephony directory; `scram_iterations` is the cost of
+    /// the stored verifiers, which an unknown user's attempt pays as well.
+    pub fn new(telephony: Telephony, config: Arc<XsiConfig>, scram_iterations: u32) -> Self {
+        let mut key = [0u8; 32];
+        rand::Rng::fill(&mut rand::thread_rng(), &mut key[..]);
+        let mut dummy_password = [0u8; 16];
+        rand::Rng::fill(&mut rand::thread_rng(), &mut dummy_password[..]);
+        // A verifier no password matches, for the same work on unknown users.
+        let dummy = PasswordVerifiers::new(&hex::encode(dummy_password), scram_iterations)
+            .expect("a hex string is a valid SASLprep password");
+        Authenticator {
+            telephony,
+            config,
+            key: Arc::new(key),
+            cache: Arc::new(Mutex::new(HashMap::new())),
+            failures: Arc::new(Mutex::new(Failures::default())),
+            dummy: Arc::new(dummy),
+        }
+    }
+
+    /// The user the `Authorization` header proves, or why not.
+    pub async fn authenticate(
+        &self,
+        header: Option<&[u8]>,
+        peer: IpAddr,
+    ) -> Result<User, ApiError> {
+        let header = header.ok_or(ApiError::AuthenticationRequired)?;
+        let Some(basic) = parse_basic(header) else {
+            self.record_failure(None, peer);
+            crate::telemetry::xsi_login("failed");
+            return Err(ApiError::BadCredentials);
+        };
+        let user_key = basic.user.to_lowercase();
+        if let Some(retry_after_secs) = self.throttled(&user_key, peer) {
+            crate::telemetry::xsi_login("throttled");
+            return Err(ApiError::Throttled { retry_after_secs });
+        }
+        let user = self.telephony.user(&basic.user).await?;
+        let cache_key = self.cache_key(&user_key, &basic.password);
+        if let Some(user) = &user {
+            if self.remembered(&cache_key, &user.verifiers.sha256.stored_key) {
+                crate::telemetry::xsi_login("cached");
+                return Ok(user.clone());
+            }
+        }
+        let verifiers = user.as_ref().map_or_else(
+            || Arc::clone(&self.dummy),
+            |u| Arc::new(u.verifiers.clone()),
+        );
+        let password = basic.password.clone();
+        let matches = tokio::task::spawn_blocking(move || verifiers.verify_plain(&password))
+            .await
+            .unwrap_or(false);
+        match user {
+            Some(user) if matches => {
+                self.remember(cache_key, &user.verifiers.sha256.stored_key);
+                crate::telemetry::xsi_login("ok");
+                Ok(user)
+            }
+            _ => {
+                tracing::info!(user = %basic.user, peer = %peer, "XSI login failed");
+                self.record_failure(Some(user_key), peer);
+                crate::telemetry::xsi_login("failed");
+                Err(ApiError::BadCredentials)
+            }
+        }
+    }
+
+    fn cache_key(&self, user: &str, password: &str) -> [u8; 32] {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.key[..])
+            .expect("HMAC takes a key of any length");
+        mac.update(user.as_bytes());
+        mac.update(&[0]);
+        mac.update(password.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    fn remembered(&self, key: &[u8; 32], stored_key: &[u8]) -> bool {
+        if self.config.auth_cache_secs == 0 {
+            return false;
+        }
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.get(key).is_some_and(|entry| {
+            entry.until > Instant::now()
+                && subtle::ConstantTimeEq::ct_eq(entry.stored_key.as_slice(), stored_key).into()
+        })
+    }
+
+    fn remember(&self, key: [u8; 32], stored_key: &[u8]) {
+        if self.config.auth_cache_secs == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= self.config.auth_cache_entries {
+            cache.retain(|_, entry| entry.until > now);
+            if cache.len() >= self.config.auth_cache_entries {
+                cache.clear();
+            }
+        }
+        cache.insert(
+            key,
+            Remembered {
+                stored_key: stored_key.to_vec(),
+                until: now + Duration::from_secs(self.config.auth_cache_secs),
+            },
+        );
+    }
+
+    fn throttled(&self, user: &str, peer: IpAddr) -> Option<u64> {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let left = failures.roll(Instant::now());
+        let by_user = failures.by_user.get(user).copied().unwrap_or(0);
+        let by_address = failures.by_address.get(&peer).copied().unwrap_or(0);
+        (by_user >= self.config.failed_logins_per_user_per_minute
+            || by_address >= self.config.failed_logins_per_address_per_minute)
+            .then_some(left)
+    }
+
+    fn record_failure(&self, user: Option<String>, peer: IpAddr) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        failures.roll(Instant::now());
+        if let Some(user) = user {
+            *failures.by_user.entry(user).or_insert(0) += 1;
+        }
+        *failures.by_address.entry(peer).or_insert(0) += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(user_password: &[u8]) -> Vec<u8> {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(user_password)
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn basic_is_utf8_with_a_latin1_fallback() {
+        let utf8 = parse_basic(&header("zoë@example.com:pässwörd".as_bytes())).unwrap();
+        assert_eq!(
+            (utf8.user.as_str(), utf8.password.as_str()),
+            ("zoë@example.com", "pässwörd")
+        );
+        let latin1 = parse_basic(&header(b"zoe@example.com:p\xe4ss")).unwrap();
+        assert_eq!(latin1.password, "päss");
+        let colon = parse_basic(&header(b"a@b:x:y")).unwrap();
+        assert_eq!(colon.password, "x:y");
+        assert!(parse_basic(b"Bearer abc").is_none());
+        assert!(parse_basic(b"Basic !!!").is_none());
+        assert!(parse_basic(&header(b"no-colon")).is_none());
+    }
+}

@@ -1,0 +1,166 @@
+//! Representations: XML (the default) or BadgerFish JSON, chosen per request, and the
+//! typed reading and writing of documents in either.
+//!
+//! A response is JSON when the query has `format=json` or `Accept` names
+//! `application/json`; XML otherwise (UTF-8, with an XML declaration). A request body is
+//! JSON when its `Content-Type` is `application/json`, and XML when it is `application/xml`,
+//! `text/xml` or absent. Any other type gets 415. Before a body is handed to serde, its
+//! root element must be the one the resource takes, in the XSI namespace, with no DOCTYPE.
+
+use hyper::body::Bytes;
+use hyper::header::{HeaderMap, ACCEPT, CONTENT_TYPE};
+use quick_xml::events::{BytesDecl, Event};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::error::ApiError;
+use super::json;
+use super::model::XSI_NS;
+
+/// A representation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// XML in the XSI namespace.
+    Xml,
+    /// BadgerFish JSON.
+    Json,
+}
+
+impl Format {
+    /// The representation the client wants back.
+    pub fn for_response(query: Option<&str>, headers: &HeaderMap) -> Format {
+        let asked_in_query = query.is_some_and(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .any(|(k, v)| k == "format" && v.eq_ignore_ascii_case("json"))
+        });
+        let accepts_json = headers
+            .get_all(ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.to_ascii_lowercase().contains("application/json"));
+        if asked_in_query || accepts_json {
+            Format::Json
+        } else {
+            Format::Xml
+        }
+    }
+
+    /// The representation of the request body.
+    pub fn of_body(headers: &HeaderMap) -> Result<Format, ApiError> {
+        let Some(value) = headers.get(CONTENT_TYPE) else {
+            return Ok(Format::Xml);
+        };
+        let value = value
+            .to_str()
+            .map_err(|_| ApiError::UnsupportedMediaType("(not text)".into()))?;
+        let media = value
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        match media.as_str() {
+            "application/json" => Ok(Format::Json),
+            "application/xml" | "text/xml" | "" => Ok(Format::Xml),
+            _ => Err(ApiError::UnsupportedMediaType(value.to_owned())),
+        }
+    }
+
+    /// The `Content-Type` of a response in this representation.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Xml => "application/xml; charset=UTF-8",
+            Format::Json => "application/json; charset=UTF-8",
+        }
+    }
+}
+
+/// Writes `document` as XML with a declaration; `root` overrides the element name.
+pub fn to_xml<T: Serialize>(document: &T, root: Option<&str>) -> Result<String, ApiError> {
+    let mut out = Vec::new();
+    quick_xml::Writer::new(&mut out)
+        .write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))
+        .map_err(|e| internal("XML declaration", &e))?;
+    let mut xml = String::from_utf8(out).map_err(|e| internal("XML declaration", &e))?;
+    let body = match root {
+        Some(root) => quick_xml::se::to_string_with_root(root, document),
+        None => quick_xml::se::to_string(document),
+    }
+    .map_err(|e| internal("XML document", &e))?;
+    xml.push_str(&body);
+    Ok(xml)
+}
+
+/// Writes `document` in `format`; `root` overrides the element name.
+pub fn render<T: Serialize>(
+    document: &T,
+    root: Option<&str>,
+    format: Format,
+) -> Result<Bytes, ApiError> {
+    let xml = to_xml(document, root)?;
+    match format {
+        Format::Xml => Ok(Bytes::from(xml)),
+        Format::Json => {
+            let value = json::xml_to_json(&xml).map_err(|e| internal("JSON document", &e))?;
+            Ok(Bytes::from(value.to_string()))
+        }
+    }
+}
+
+fn internal(what: &str, e: &dyn std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "cannot write the {what}");
+    ApiError::Internal
+}
+
+/// Reads a request body in `format` as the document whose root element is `root`.
+pub fn parse<T: DeserializeOwned>(
+    body: &[u8],
+    format: Format,
+    root: &'static str,
+) -> Result<T, ApiError> {
+    let malformed = |detail: String| ApiError::Malformed {
+        expected: root,
+        detail,
+    };
+    let xml = match format {
+        Format::Xml => std::str::from_utf8(body)
+            .map_err(|_| malformed("the body is not UTF-8".into()))?
+            .to_owned(),
+        Format::Json => {
+            let value: serde_json::Value =
+                serde_json::from_slice(body).map_err(|e| malformed(e.to_string()))?;
+            json::json_to_xml(&value).map_err(|e| malformed(e.to_string()))?
+        }
+    };
+    check_root(&xml, root).map_err(malformed)?;
+    quick_xml::de::from_str(&xml).map_err(|e| malformed(e.to_string()))
+}
+
+/// The document's root must be `root` in the XSI namespace (a JSON body may leave the
+/// namespace out), and there must be no DOCTYPE.
+fn check_root(xml: &str, root: &str) -> Result<(), String> {
+    let mut reader = quick_xml::NsReader::from_str(xml);
+    loop {
+        match reader.read_resolved_event() {
+            Err(e) => return Err(e.to_string()),
+            Ok((_, Event::DocType(_))) => return Err("a DOCTYPE is not allowed".into()),
+            Ok((namespace, Event::Start(start) | Event::Empty(start))) => {
+                let local = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
+                if local != root {
+                    return Err(format!("the root element is <{local}>, not <{root}>"));
+                }
+                return match namespace {
+                    quick_xml::name::ResolveResult::Bound(ns)
+                        if ns.as_ref() == XSI_NS.as_bytes() =>
+                    {
+                        Ok(())
+                    }
+                    quick_xml::name::ResolveResult::Unbound => Ok(()),
+                    _ => Err(format!("<{root}> must be in the namespace {XSI_NS}")),
+                };
+            }
+            Ok((_, Event::Eof)) => return Err("the body is empty".into()),
+            Ok(_) => {}
+        }
+    }
+}

@@ -1,0 +1,405 @@
+//! The XSI-Actions documents, typed. Each type mirrors one element of `schemas/xsi.xsd`,
+//! in the namespace `http://schema.broadsoft.com/xsi`, and is written and read by
+//! quick-xml's serde support (JSON is a view of the same XML, see [`super::json`]).
+//!
+//! Request documents (PUT bodies) use the same types with every field optional. A PUT
+//! changes only the fields it carries, as BroadWorks does.
+
+use serde::{Deserialize, Serialize};
+
+/// The XSI namespace.
+pub const XSI_NS: &str = "http://schema.broadsoft.com/xsi";
+
+fn ns() -> &'static str {
+    XSI_NS
+}
+
+/// `<ErrorInfo>`.
+#[derive(Debug, Serialize)]
+#[serde(rename = "ErrorInfo")]
+pub struct ErrorInfo {
+    /// The namespace.
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    /// What went wrong (in the server's language).
+    pub summary: String,
+    /// What went wrong, in English.
+    #[serde(rename = "summaryEnglish")]
+    pub summary_english: String,
+    /// Bridgehead's error code.
+    #[serde(rename = "errorCode")]
+    pub error_code: u32,
+}
+
+/// `<Versions>`.
+#[derive(Debug, Serialize)]
+#[serde(rename = "Versions")]
+pub struct Versions {
+    /// The namespace.
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    /// Supported interface versions.
+    pub version: Vec<String>,
+}
+
+/// `<serviceProvider isEnterprise="true">id</serviceProvider>`.
+#[derive(Debug, Serialize)]
+pub struct ServiceProvider {
+    /// Always true: Bridgehead's service providers are enterprises.
+    #[serde(rename = "@isEnterprise")]
+    pub is_enterprise: bool,
+    /// The enterprise id.
+    #[serde(rename = "$text")]
+    pub id: String,
+}
+
+/// `<details>` of a profile.
+#[derive(Debug, Serialize)]
+pub struct ProfileDetails {
+    /// `user@domain`.
+    #[serde(rename = "userId")]
+    pub user_id: String,
+    /// First name.
+    #[serde(rename = "firstName")]
+    pub first_name: String,
+    /// Last name.
+    #[serde(rename = "lastName")]
+    pub last_name: String,
+    /// Group.
+    #[serde(rename = "groupId")]
+    pub group_id: String,
+    /// Enterprise.
+    #[serde(rename = "serviceProvider")]
+    pub service_provider: ServiceProvider,
+    /// Number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number: Option<String>,
+    /// Extension.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extension: Option<String>,
+}
+
+/// `<Profile>`.
+#[derive(Debug, Serialize)]
+#[serde(rename = "Profile")]
+pub struct Profile {
+    /// The namespace.
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    /// Who the user is.
+    pub details: ProfileDetails,
+    /// URI of the user's devices.
+    pub devices: String,
+    /// URI of the user's services.
+    pub services: String,
+    /// URI of the user's call logs.
+    #[serde(rename = "callLogs")]
+    pub call_logs: String,
+}
+
+/// One `<accessDevice>`.
+#[derive(Debug, Serialize)]
+pub struct AccessDevice {
+    /// Device name.
+    #[serde(rename = "deviceName")]
+    pub device_name: String,
+    /// Device type.
+    #[serde(rename = "deviceType")]
+    pub device_type: String,
+    /// Line/port.
+    #[serde(rename = "deviceLinePort")]
+    pub device_line_port: String,
+}
+
+/// `<AccessDevices>`.
+#[derive(Debug, Serialize)]
+#[serde(rename = "AccessDevices")]
+pub struct AccessDevices {
+    /// The namespace.
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    /// The devices.
+    #[serde(rename = "accessDevice")]
+    pub access_device: Vec<AccessDevice>,
+}
+
+/// One `<service>` of the service list.
+#[derive(Debug, Serialize)]
+pub struct ServiceEntry {
+    /// Display name (`Do Not Disturb`).
+    pub name: String,
+    /// The service's URI.
+    pub uri: String,
+}
+
+/// `<Services>`.
+#[derive(Debug, Serialize)]
+#[serde(rename = "Services")]
+pub struct Services {
+    /// The namespace.
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    /// The assigned services.
+    pub service: Vec<ServiceEntry>,
+}
+
+/// Defines a service document: the same struct is the response (every field set) and the
+/// PUT body (fields optional).
+macro_rules! service_document {
+    ($(#[$doc:meta])* $name:ident, $root:literal { $($(#[$fdoc:meta])* $field:ident : $ty:ty => $xml:literal),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Default, Serialize, Deserialize)]
+        #[serde(rename = $root)]
+        pub struct $name {
+            /// The namespace.
+            #[serde(rename = "@xmlns", default = "ns", skip_deserializing)]
+            pub xmlns: &'static str,
+            $(
+                $(#[$fdoc])*
+                #[serde(rename = $xml, default, skip_serializing_if = "Option::is_none")]
+                pub $field: Option<$ty>,
+            )*
+        }
+    };
+}
+
+service_document!(
+    /// `<DoNotDisturb>`.
+    DoNotDisturb, "DoNotDisturb" {
+        /// On or off.
+        active: bool => "active",
+        /// Ring splash.
+        ring_splash: bool => "ringSplash",
+    }
+);
+
+service_document!(
+    /// `<CallForwardingAlways>`.
+    CallForwardingAlways, "CallForwardingAlways" {
+        /// On or off.
+        active: bool => "active",
+        /// Target.
+        forward_to_phone_number: String => "forwardToPhoneNumber",
+        /// Ring splash.
+        ring_splash: bool => "ringSplash",
+    }
+);
+
+service_document!(
+    /// `<CallForwardingBusy>`.
+    CallForwardingBusy, "CallForwardingBusy" {
+        /// On or off.
+        active: bool => "active",
+        /// Target.
+        forward_to_phone_number: String => "forwardToPhoneNumber",
+    }
+);
+
+service_document!(
+    /// `<CallForwardingNoAnswer>`.
+    CallForwardingNoAnswer, "CallForwardingNoAnswer" {
+        /// On or off.
+        active: bool => "active",
+        /// Target.
+        forward_to_phone_number: String => "forwardToPhoneNumber",
+        /// Rings before forwarding.
+        number_of_rings: u8 => "numberOfRings",
+    }
+);
+
+service_document!(
+    /// `<RemoteOffice>`.
+    RemoteOffice, "RemoteOffice" {
+        /// On or off.
+        active: bool => "active",
+        /// The remote number.
+        remote_office_number: String => "remoteOfficeNumber",
+    }
+);
+
+/// `incomingCalls` of Simultaneous Ring Personal.
+pub const RING_FOR_ALL: &str = "Ring for all Incoming Calls";
+/// `incomingCalls` of Simultaneous Ring Personal: skip when already on a call.
+pub const DO_NOT_RING_IF_ON_A_CALL: &str = "Do not Ring if on a Call";
+
+/// One `<simRingLocation>`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct SimRingLocation {
+    /// Number or SIP URI.
+    pub address: String,
+    /// Answer confirmation required.
+    #[serde(rename = "answerConfirmationRequired", default)]
+    pub answer_confirmation_required: bool,
+}
+
+/// `<simRingLocations>`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct SimRingLocations {
+    /// The locations.
+    #[serde(rename = "simRingLocation", default)]
+    pub location: Vec<SimRingLocation>,
+}
+
+service_document!(
+    /// `<SimultaneousRingPersonal>`.
+    SimultaneousRingPersonal, "SimultaneousRingPersonal" {
+        /// On or off.
+        active: bool => "active",
+        /// [`RING_FOR_ALL`] or [`DO_NOT_RING_IF_ON_A_CALL`].
+        incoming_calls: String => "incomingCalls",
+        /// Where to ring.
+        sim_ring_locations: SimRingLocations => "simRingLocations",
+    }
+);
+
+/// One `<directoryDetails>` of a directory search.
+#[derive(Debug, Serialize)]
+pub struct DirectoryDetails {
+    /// `user@domain`.
+    #[serde(rename = "userId")]
+    pub user_id: String,
+    /// First name.
+    #[serde(rename = "firstName")]
+    pub first_name: String,
+    /// Last name.
+    #[serde(rename = "lastName")]
+    pub last_name: String,
+    /// Group.
+    #[serde(rename = "groupId")]
+    pub group_id: String,
+    /// Number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number: Option<String>,
+    /// Extension.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extension: Option<String>,
+}
+
+/// The entries of a directory page.
+#[derive(Debug, Serialize)]
+pub struct DirectoryList {
+    /// The entries.
+    #[serde(rename = "directoryDetails")]
+    pub details: Vec<DirectoryDetails>,
+}
+
+/// `<Enterprise>` and `<Group>` directory pages (the root and list names differ).
+#[derive(Debug, Serialize)]
+pub struct DirectoryPage {
+    /// The namespace.
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    /// Position of the first entry, 1-based.
+    #[serde(rename = "startIndex")]
+    pub start_index: usize,
+    /// Entries on this page.
+    #[serde(rename = "numberOfRecords")]
+    pub number_of_records: usize,
+    /// Every match.
+    #[serde(rename = "totalAvailableRecords")]
+    pub total_available_records: usize,
+    /// `enterpriseDirectory` for Enterprise.
+    #[serde(
+        rename = "enterpriseDirectory",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub enterprise_directory: Option<DirectoryList>,
+    /// `groupDirectory` for Group.
+    #[serde(rename = "groupDirectory", skip_serializing_if = "Option::is_none")]
+    pub group_directory: Option<DirectoryList>,
+}
+
+/// One `<entry>` of the personal directory.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct PersonalEntry {
+    /// Name.
+    pub name: String,
+    /// Number.
+    pub number: String,
+}
+
+/// `<Personal>`: the personal directory, and the POST body that adds entries.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename = "Personal")]
+pub struct Personal {
+    /// The namespace.
+    #[serde(rename = "@xmlns", default = "ns", skip_deserializing)]
+    pub xmlns: &'static str,
+    /// The entries.
+    #[serde(default)]
+    pub entry: Vec<PersonalEntry>,
+}
+
+/// One `<callLogsEntry>`.
+#[derive(Debug, Serialize)]
+pub struct CallLogsEntry {
+    /// Country code.
+    #[serde(rename = "countryCode", skip_serializing_if = "Option::is_none")]
+    pub country_code: Option<String>,
+    /// The other party's number.
+    #[serde(rename = "phoneNumber")]
+    pub phone_number: String,
+    /// The other party's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// When, RFC 3339.
+    pub time: String,
+    /// The record id.
+    #[serde(rename = "callLogId")]
+    pub call_log_id: String,
+}
+
+/// A list of call log entries.
+#[derive(Debug, Serialize)]
+pub struct CallLogsEntries {
+    /// The entries, newest first.
+    #[serde(rename = "callLogsEntry")]
+    pub entry: Vec<CallLogsEntry>,
+}
+
+/// `<CallLogs>`.
+#[derive(Debug, Serialize)]
+#[serde(rename = "CallLogs")]
+pub struct CallLogs {
+    /// The namespace.
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    /// Placed calls.
+    pub placed: CallLogsEntries,
+    /// Received calls.
+    pub received: CallLogsEntries,
+    /// Missed calls.
+    pub missed: CallLogsEntries,
+}
+
+/// `<Placed>`, `<Received>` or `<Missed>` (the root name is given when written).
+#[derive(Debug, Serialize)]
+pub struct CallLogList {
+    /// The namespace.
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    /// The entries, newest first.
+    #[serde(rename = "callLogsEntry")]
+    pub entry: Vec<CallLogsEntry>,
+}
+
+/// One `<call>` of the call list.
+#[derive(Debug, Serialize)]
+pub struct CallEntry {
+    /// The call id.
+    #[serde(rename = "callId")]
+    pub call_id: String,
+    /// The call's URI.
+    pub uri: String,
+}
+
+/// `<Calls>`: the user's active calls.
+#[derive(Debug, Serialize)]
+#[serde(rename = "Calls")]
+pub struct Calls {
+    /// The namespace.
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    /// The calls.
+    pub call: Vec<CallEntry>,
+}
