@@ -16,7 +16,6 @@
 //! Service names in paths are matched without regard to case (`services/donotdisturb`),
 //! as BroadWorks does.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;

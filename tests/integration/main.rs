@@ -11,3 +11,4 @@ mod pki_issue;
 mod pki_verify;
 mod serve;
 mod xmpp_component;
+mod xsi_actions;

@@ -3,6 +3,7 @@
 
 pub mod component;
 pub mod dns;
+pub mod https;
 pub mod openssl;
 pub mod server;
 

@@ -1,0 +1,177 @@
+//! A real HTTPS client for the XSI tests: rustls trusting the test CA, hyper's HTTP/1.1
+//! or HTTP/2 client (chosen by ALPN), one connection per request unless asked otherwise.
+//! Every reply is checked for the affinity cookie, so every test asserts it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{HeaderMap, Method, Request};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+
+pub const XSI: &str = "/com.broadsoft.xsi-actions/v2.0";
+
+#[derive(Clone)]
+pub struct Https {
+    pub addr: SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: String,
+    pub version: hyper::Version,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+pub fn basic(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+/// A TLS client configuration trusting `ca_pem`, offering `alpn`.
+pub fn client_tls(ca_pem: &Path, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+    let roots: Vec<_> = bridgehead::pki::input::read_certificates(ca_pem)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.der)
+        .collect();
+    let mut config = (*bridgehead::tls::client_config(&roots).unwrap()).clone();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
+impl Https {
+    /// HTTP/1.1 to `addr`, trusting `ca_pem`.
+    pub fn new(addr: SocketAddr, ca_pem: &Path) -> Self {
+        Https {
+            addr,
+            tls: client_tls(ca_pem, &[b"http/1.1"]),
+        }
+    }
+
+    /// The same, negotiating HTTP/2.
+    pub fn h2(addr: SocketAddr, ca_pem: &Path) -> Self {
+        Https {
+            addr,
+            tls: client_tls(ca_pem, &[b"h2"]),
+        }
+    }
+
+    pub async fn tls_stream(&self) -> tokio_rustls::client::TlsStream<TcpStream> {
+        let tcp = TcpStream::connect(self.addr).await.unwrap();
+        tcp.set_nodelay(true).unwrap();
+        tokio_rustls::TlsConnector::from(Arc::clone(&self.tls))
+            .connect(
+                rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+                tcp,
+            )
+            .await
+            .expect("TLS handshake with the HTTPS front")
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Reply {
+        let tls = self.tls_stream().await;
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        let mut builder = Request::builder().method(method).uri(path);
+        if !h2 {
+            builder = builder.header("host", "localhost");
+        } else {
+            builder = builder.uri(format!("https://localhost{path}"));
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let request = builder
+            .body(Full::new(Bytes::from(body.unwrap_or_default().to_owned())))
+            .unwrap();
+        let response = if h2 {
+            let (mut sender, connection) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                    .await
+                    .unwrap();
+            tokio::spawn(connection);
+            sender.send_request(request).await.unwrap()
+        } else {
+            let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            sender.send_request(request).await.unwrap()
+        };
+        let status = response.status().as_u16();
+        let version = response.version();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let reply = Reply {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            version,
+        };
+        let cookie = reply.header("set-cookie").unwrap_or_default();
+        assert!(
+            cookie.starts_with("bridgehead-node=")
+                && cookie.contains("Secure")
+                && cookie.contains("HttpOnly")
+                && cookie.contains("Path=/"),
+            "every response carries the affinity cookie: {reply:?}"
+        );
+        reply
+    }
+
+    pub async fn get(&self, path: &str, auth: &str) -> Reply {
+        self.request(Method::GET, path, &[("authorization", auth)], None)
+            .await
+    }
+
+    pub async fn put_xml(&self, path: &str, auth: &str, body: &str) -> Reply {
+        self.request(
+            Method::PUT,
+            path,
+            &[("authorization", auth), ("content-type", "application/xml")],
+            Some(body),
+        )
+        .await
+    }
+}
+
+/// Validates `xml` against `schemas/xsi-actions.xsd` with xmllint (libxml2).
+pub fn assert_valid(xml: &str) {
+    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/xsi-actions.xsd");
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut file, xml.as_bytes()).unwrap();
+    let output = std::process::Command::new("xmllint")
+        .args(["--noout", "--nonet", "--schema", schema])
+        .arg(file.path())
+        .output()
+        .expect("xmllint runs (Debian package libxml2-utils)");
+    assert!(
+        output.status.success(),
+        "{xml}\ndoes not validate: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
