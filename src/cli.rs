@@ -56,6 +56,9 @@ pub enum Command {
     /// Manage XEP-0114 components in the store.
     #[command(subcommand)]
     Component(ComponentCommand),
+    /// Manage users' devices (served as XSI `profile/Device`).
+    #[command(subcommand)]
+    Device(DeviceCommand),
 }
 
 /// Where the configuration comes from.
@@ -88,6 +91,45 @@ impl ConfigArgs {
         let store = SqliteStore::open(&config.store_path())?;
         Ok((config, store))
     }
+}
+
+/// `device` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Add a device to a user.
+    Add {
+        /// The user id, `user@domain`.
+        user: String,
+        /// Device name, unique per user (e.g. alice-pc).
+        name: String,
+        /// Device type.
+        #[arg(long = "type", default_value = "Business Communicator - PC")]
+        device_type: String,
+        /// Line/port (SIP address of record). Default: `<name>@<user's domain>`.
+        #[arg(long)]
+        line_port: Option<String>,
+        /// Which store.
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// List a user's devices.
+    List {
+        /// The user id.
+        user: String,
+        /// Which store.
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Remove a device from a user.
+    Remove {
+        /// The user id.
+        user: String,
+        /// Device name.
+        name: String,
+        /// Which store.
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
 }
 
 /// `pki` subcommands.
@@ -373,6 +415,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Pki(command) => pki_command(command),
         Command::User(command) => user_command(command).await,
         Command::Component(command) => component_command(command).await,
+        Command::Device(command) => device_command(command).await,
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -812,6 +855,49 @@ struct ComponentRow<'a> {
     max_connections: u32,
     on_conflict: OnConflict,
     hold_secs: u64,
+}
+
+async fn device_command(command: DeviceCommand) -> anyhow::Result<u8> {
+    match command {
+        DeviceCommand::Add {
+            user,
+            name,
+            device_type,
+            line_port,
+            config,
+        } => {
+            let (_, store) = config.open_store().await?;
+            let domain = user.rsplit_once('@').map_or("", |(_, d)| d);
+            let line_port = line_port.unwrap_or_else(|| format!("{name}@{domain}"));
+            store
+                .add_device(&crate::store::Device {
+                    user_id: user.clone(),
+                    name: name.clone(),
+                    device_type,
+                    line_port,
+                })
+                .await?;
+            println!("added device {name} to {user}");
+            Ok(0)
+        }
+        DeviceCommand::List { user, config } => {
+            let (_, store) = config.open_store().await?;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{:<24} {:<32} LINE/PORT", "NAME", "TYPE")?;
+            for d in store.devices(&user).await? {
+                writeln!(out, "{:<24} {:<32} {}", d.name, d.device_type, d.line_port)?;
+            }
+            Ok(0)
+        }
+        DeviceCommand::Remove { user, name, config } => {
+            let (_, store) = config.open_store().await?;
+            if !store.remove_device(&user, &name).await? {
+                bail!("{user} has no device {name}");
+            }
+            println!("removed device {name} from {user}");
+            Ok(0)
+        }
+    }
 }
 
 async fn component_command(command: ComponentCommand) -> anyhow::Result<u8> {

@@ -4,8 +4,9 @@
 //! - A development PKI in `<data_dir>/pki`: a root CA, an intermediate, a server
 //!   certificate naming the domain, the host FQDN, 127.0.0.1 and ::1, and a BroadWorks CTI
 //!   client certificate. Clients trust `pki/ca.crt`.
-//! - With `server.demo_data`: a demo enterprise and group, users alice and bob, and a demo
-//!   component `bridge.<domain>`. Their passwords and secret are random and written to
+//! - With `server.demo_data`: a demo enterprise and group, users alice and bob (each with a
+//!   softphone device), and a demo component `bridge.<domain>`. Their passwords and secret
+//!   are random and written to
 //!   `<data_dir>/demo-credentials.toml` (mode 0600), never to the log.
 //!
 //! Both are created once; later starts reuse them.
@@ -20,7 +21,7 @@ use crate::config::{Config, OnConflict};
 use crate::credentials::PasswordVerifiers;
 use crate::pki::issue::{self, IssuerMaterial, KeyType, Kind, Request};
 use crate::pki::PkiError;
-use crate::store::{ComponentRecord, Enterprise, Group, Role, Store, StoreError, User};
+use crate::store::{ComponentRecord, Device, Enterprise, Group, Role, Store, StoreError, User};
 use crate::tls::IdentityFiles;
 
 /// The files of the development PKI.
@@ -226,6 +227,14 @@ pub async fn ensure_demo_data(config: &Config, store: &dyn Store) -> Result<bool
                 group_id: group.id.clone(),
                 role: Role::User,
                 verifiers,
+            })
+            .await?;
+        store
+            .add_device(&Device {
+                user_id: id.clone(),
+                name: format!("{local}-pc"),
+                device_type: "Business Communicator - PC".to_owned(),
+                line_port: format!("{local}_pc@{domain}"),
             })
             .await?;
         credentials.users.push(DemoUser { id, password });

@@ -21,9 +21,12 @@
 //! | [`admin`] | the plain-HTTP admin listener (`/healthz`, `/metrics`) |
 //! | [`telemetry`] | metrics, rendered for Prometheus |
 //! | [`xmpp`] | XEP-0114 components: stream framing, sessions, router, server services |
+//! | [`http`] | the HTTPS front: TLS, HTTP/1.1 + HTTP/2, limits, affinity cookie, dispatch |
+//! | [`telephony`] | directory, service settings, call logs, the event bus |
+//! | [`xsi`] | XSI-Actions: auth, resources, XML and BadgerFish JSON, ErrorInfo |
 //!
-//! `xsi` and `telephony` join as their issues land; `xmpp`, `xsi` and `pki` never
-//! import each other. See `docs/ARCHITECTURE.md` for the data path.
+//! `xmpp`, `xsi` and `pki` never import each other: they meet in `telephony` and the
+//! shared modules. See `docs/ARCHITECTURE.md` for the data path.
 #![forbid(unsafe_code)]
 
 pub mod admin;

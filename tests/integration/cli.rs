@@ -90,6 +90,29 @@ fn users_are_added_listed_changed_and_removed() {
         ],
     );
     assert_eq!(run.code, 0, "{run:?}");
+
+    let device = |args: &[&str]| {
+        let mut all = vec!["device"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--data-dir", "data"]);
+        run_in(d, &all)
+    };
+    let run = device(&["add", "carol@example.com", "carol-pc"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = device(&["add", "carol@example.com", "carol-pc"]);
+    assert_eq!(run.code, 1, "a second device of that name: {run:?}");
+    let run = device(&["add", "nobody@example.com", "x"]);
+    assert_eq!(run.code, 1, "an unknown user: {run:?}");
+    let run = device(&["list", "carol@example.com"]);
+    assert!(
+        run.stdout.contains("carol-pc") && run.stdout.contains("carol-pc@example.com"),
+        "{run:?}"
+    );
+    let run = device(&["remove", "carol@example.com", "carol-pc"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = device(&["remove", "carol@example.com", "carol-pc"]);
+    assert_eq!(run.code, 1, "{run:?}");
+
     let run = run_in(
         d,
         &["user", "remove", "carol@example.com", "--data-dir", "data"],
