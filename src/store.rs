@@ -249,6 +249,12 @@ pub const CALL_LOG_LIMIT: usize = 100;
 /// Everything Bridgehead persists.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// A counter that moves whenever users may have changed (added, removed, a new
+    /// password), by this process at once or by another process (such as
+    /// `bridgehead user passwd`) within a fraction of a second. Cheap: callers use it to
+    /// know when a remembered user must be read again.
+    fn users_generation(&self) -> u64;
+
     /// Creates or renames an enterprise.
     async fn put_enterprise(&self, enterprise: &Enterprise) -> Result<(), StoreError>;
     /// Creates or renames a group; its enterprise must exist.

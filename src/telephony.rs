@@ -97,6 +97,11 @@ impl Telephony {
         Ok(self.store.user(id).await?)
     }
 
+    /// Moves whenever users may have changed (see [`Store::users_generation`]).
+    pub fn users_generation(&self) -> u64 {
+        self.store.users_generation()
+    }
+
     async fn existing_user(&self, id: &str) -> Result<User, TelephonyError> {
         self.user(id)
             .await?

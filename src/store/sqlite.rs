@@ -3,7 +3,9 @@
 //! behind a mutex is plenty for the write rates of a directory.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -83,6 +85,7 @@ const MIGRATIONS: &[&str] = &[
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
+    changes: Arc<Changes>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -119,9 +122,15 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&mut conn)?;
+        let changes = Changes::default();
+        let data_version: i64 = conn.pragma_query_value(None, "data_version", |r| r.get(0))?;
+        changes
+            .last_data_version
+            .store(data_version, Ordering::Relaxed);
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_owned(),
+            changes: Arc::new(changes),
         })
     }
 
@@ -145,7 +154,63 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Worker(e.to_string()))?
     }
+
+    fn users_changed_here(&self) {
+        self.changes.local.fetch_add(1, Ordering::Release);
+    }
+
+    /// Looks for commits by other connections (another process), at most every
+    /// [`EXTERNAL_CHECK_INTERVAL_MS`], without waiting for a busy connection.
+    fn check_external_changes(&self) {
+        let changes = &self.changes;
+        let epoch = *changes.epoch.get_or_init(Instant::now);
+        let now_ms = epoch.elapsed().as_millis() as u64 + EXTERNAL_CHECK_INTERVAL_MS;
+        let last = changes.last_check_ms.load(Ordering::Relaxed);
+        if now_ms.saturating_sub(last) < EXTERNAL_CHECK_INTERVAL_MS
+            || changes
+                .last_check_ms
+                .compare_exchange(last, now_ms, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let Ok(conn) = self.conn.try_lock() else {
+            // Busy: look again on the next call.
+            changes.last_check_ms.store(last, Ordering::Relaxed);
+            return;
+        };
+        if let Ok(version) = conn.pragma_query_value(None, "data_version", |r| r.get::<_, i64>(0)) {
+            if changes.last_data_version.swap(version, Ordering::AcqRel) != version {
+                changes.external.fetch_add(1, Ordering::Release);
+            }
+        }
+    }
 }
+
+/// Bumps the local change counter when dropped, i.e. after the write has finished.
+struct BumpAfter<'a>(&'a SqliteStore);
+
+impl Drop for BumpAfter<'_> {
+    fn drop(&mut self) {
+        self.0.users_changed_here();
+    }
+}
+
+/// Counts changes to users, made here or by another process.
+#[derive(Debug, Default)]
+struct Changes {
+    /// Bumped by this process's own writes to users.
+    local: AtomicU64,
+    /// Bumped when `PRAGMA data_version` shows another connection committed.
+    external: AtomicU64,
+    /// The `data_version` last seen, and when it was read (ms since `epoch`).
+    last_data_version: AtomicI64,
+    last_check_ms: AtomicU64,
+    epoch: OnceLock<Instant>,
+}
+
+/// How often another process's writes are looked for.
+const EXTERNAL_CHECK_INTERVAL_MS: u64 = 250;
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
@@ -241,6 +306,11 @@ fn verifiers_json(v: &PasswordVerifiers) -> Result<String, StoreError> {
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn users_generation(&self) -> u64 {
+        self.check_external_changes();
+        self.changes.local.load(Ordering::Acquire) + self.changes.external.load(Ordering::Acquire)
+    }
+
     async fn put_enterprise(&self, enterprise: &Enterprise) -> Result<(), StoreError> {
         let e = enterprise.clone();
         self.with(move |c| {
@@ -273,7 +343,7 @@ impl Store for SqliteStore {
 
     async fn enterprises(&self) -> Result<Vec<Enterprise>, StoreError> {
         self.with(|c| {
-            let mut stmt = c.prepare("SELECT id, name FROM enterprises ORDER BY id")?;
+            let mut stmt = c.prepare_cached("SELECT id, name FROM enterprises ORDER BY id")?;
             let rows = stmt.query_map([], |r| {
                 Ok(Enterprise {
                     id: r.get(0)?,
@@ -287,8 +357,9 @@ impl Store for SqliteStore {
 
     async fn groups(&self) -> Result<Vec<Group>, StoreError> {
         self.with(|c| {
-            let mut stmt =
-                c.prepare("SELECT enterprise_id, id, name FROM groups ORDER BY enterprise_id, id")?;
+            let mut stmt = c.prepare_cached(
+                "SELECT enterprise_id, id, name FROM groups ORDER BY enterprise_id, id",
+            )?;
             let rows = stmt.query_map([], |r| {
                 Ok(Group {
                     enterprise_id: r.get(0)?,
@@ -303,6 +374,7 @@ impl Store for SqliteStore {
 
     async fn add_user(&self, user: &User) -> Result<(), StoreError> {
         let u = user.clone();
+        let _bump = BumpAfter(self);
         self.with(move |c| {
             let exists: Option<String> = c
                 .query_row("SELECT id FROM users WHERE id = ?1", [&u.id], |r| r.get(0))
@@ -341,7 +413,7 @@ impl Store for SqliteStore {
     async fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
         let id = id.to_owned();
         self.with(move |c| {
-            let mut stmt = c.prepare("SELECT * FROM users WHERE id = ?1")?;
+            let mut stmt = c.prepare_cached("SELECT * FROM users WHERE id = ?1")?;
             let mut rows = stmt.query([id])?;
             match rows.next()? {
                 Some(row) => Ok(Some(user_from_row(row)?)),
@@ -353,7 +425,7 @@ impl Store for SqliteStore {
 
     async fn users(&self) -> Result<Vec<User>, StoreError> {
         self.with(|c| {
-            let mut stmt = c.prepare("SELECT * FROM users ORDER BY id")?;
+            let mut stmt = c.prepare_cached("SELECT * FROM users ORDER BY id")?;
             let mut rows = stmt.query([])?;
             let mut users = Vec::new();
             while let Some(row) = rows.next()? {
@@ -371,6 +443,7 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         let id = id.to_owned();
         let json = verifiers_json(verifiers)?;
+        let _bump = BumpAfter(self);
         self.with(move |c| {
             Ok(c.execute(
                 "UPDATE users SET verifiers = ?2 WHERE id = ?1",
@@ -381,6 +454,7 @@ impl Store for SqliteStore {
     }
 
     async fn remove_user(&self, id: &str) -> Result<bool, StoreError> {
+        let _bump = BumpAfter(self);
         let id = id.to_owned();
         self.with(move |c| Ok(c.execute("DELETE FROM users WHERE id = ?1", [id])? > 0))
             .await
@@ -411,7 +485,7 @@ impl Store for SqliteStore {
 
     async fn components(&self) -> Result<Vec<ComponentRecord>, StoreError> {
         self.with(|c| {
-            let mut stmt = c.prepare("SELECT * FROM components ORDER BY name")?;
+            let mut stmt = c.prepare_cached("SELECT * FROM components ORDER BY name")?;
             let mut rows = stmt.query([])?;
             let mut out = Vec::new();
             while let Some(row) = rows.next()? {
@@ -435,11 +509,10 @@ impl Store for SqliteStore {
     ) -> Result<Option<String>, StoreError> {
         let (user_id, service) = (user_id.to_owned(), service.to_owned());
         self.with(move |c| {
-            Ok(c.query_row(
+            Ok(c.prepare_cached(
                 "SELECT settings FROM service_settings WHERE user_id = ?1 AND service = ?2",
-                params![user_id, service],
-                |r| r.get(0),
-            )
+            )?
+            .query_row(params![user_id, service], |r| r.get(0))
             .optional()?)
         })
         .await
@@ -468,7 +541,7 @@ impl Store for SqliteStore {
     async fn devices(&self, user_id: &str) -> Result<Vec<Device>, StoreError> {
         let user_id = user_id.to_owned();
         self.with(move |c| {
-            let mut stmt = c.prepare(
+            let mut stmt = c.prepare_cached(
                 "SELECT user_id, name, device_type, line_port FROM devices
                  WHERE user_id = ?1 ORDER BY name",
             )?;
@@ -513,7 +586,7 @@ impl Store for SqliteStore {
     async fn personal_contacts(&self, user_id: &str) -> Result<Vec<PersonalContact>, StoreError> {
         let user_id = user_id.to_owned();
         self.with(move |c| {
-            let mut stmt = c.prepare(
+            let mut stmt = c.prepare_cached(
                 "SELECT name, number FROM personal_contacts WHERE user_id = ?1 ORDER BY name",
             )?;
             let rows = stmt.query_map([user_id], |r| {
@@ -591,7 +664,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<CallLogRecord>, StoreError> {
         let user_id = user_id.to_owned();
         self.with(move |c| {
-            let mut stmt = c.prepare(
+            let mut stmt = c.prepare_cached(
                 "SELECT id, user_id, kind, name, number, country_code, time FROM call_logs
                  WHERE user_id = ?1 AND (?2 IS NULL OR kind = ?2) ORDER BY id DESC",
             )?;
@@ -812,5 +885,42 @@ mod tests {
             .await
             .unwrap()
             .is_none());
+    }
+
+    #[tokio::test]
+    async fn user_changes_move_the_generation_here_and_from_another_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        let here = store_with_alice(&path).await;
+        let before = here.users_generation();
+        let verifiers = PasswordVerifiers::new("changed", 4096).unwrap();
+        here.set_password("alice@example.com", &verifiers)
+            .await
+            .unwrap();
+        let after_local = here.users_generation();
+        assert_ne!(before, after_local, "a change here is seen at once");
+        // Settings are not user records: no movement.
+        here.put_service_settings("alice@example.com", "DoNotDisturb", "{}")
+            .await
+            .unwrap();
+        assert_eq!(here.users_generation(), after_local);
+
+        // Another connection to the same file stands for `bridgehead user passwd` (a new
+        // password always has a new salt; an identical UPDATE would not move data_version).
+        let elsewhere = SqliteStore::open(&path).unwrap();
+        let other = PasswordVerifiers::new("changed again", 4096).unwrap();
+        elsewhere
+            .set_password("alice@example.com", &other)
+            .await
+            .unwrap();
+        let mut seen = false;
+        for _ in 0..40 {
+            if here.users_generation() != after_local {
+                seen = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        assert!(seen, "a change by another process is seen within a second");
     }
 }

@@ -7,10 +7,13 @@
 //! 3. The user is loaded from the store (ids are case-insensitive). An unknown user costs
 //!    the same password hash as a known one, and gets the same 401.
 //! 4. A verified password is remembered under a keyed hash (HMAC-SHA-256 with a key drawn
-//!    at start) of user id and password, together with the user's stored verifier. A
-//!    later request with the same credentials skips the PBKDF2 work while the stored
-//!    verifier is unchanged. So a password change (from any process) invalidates the
-//!    entry at once. Entries expire after `xsi.auth_cache_secs`.
+//!    at start) of user id and password, together with the user record and the store's
+//!    users generation at the time it was read. A later request with the same credentials
+//!    touches neither PBKDF2 nor the store while the generation is unchanged. When the
+//!    generation moves (a user was added, removed or given a new password, here at once
+//!    or by another process within a fraction of a second), the user is read again. The
+//!    entry survives only if its stored verifier is still the same. So a password change
+//!    drops the remembered login. Entries expire after `xsi.auth_cache_secs`.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -33,7 +36,7 @@ pub struct Authenticator {
     telephony: Telephony,
     config: Arc<XsiConfig>,
     key: Arc<[u8; 32]>,
-    cache: Arc<Mutex<HashMap<[u8; 32], Remembered>>>,
+    cache: Arc<Mutex<HashMap<[u8; 32], Entry>>>,
     failures: Arc<Mutex<Failures>>,
     dummy: Arc<PasswordVerifiers>,
 }
@@ -44,9 +47,21 @@ impl std::fmt::Debug for Authenticator {
     }
 }
 
-struct Remembered {
-    stored_key: Vec<u8>,
+/// A remembered login.
+struct Entry {
+    user: User,
+    generation: u64,
     until: Instant,
+}
+
+/// What the cache knows of some credentials.
+enum Remembered {
+    /// Verified, and no user has changed since.
+    Fresh(Box<User>),
+    /// Verified, but users have changed since: still good if the stored verifier is this.
+    Stale(Vec<u8>),
+    /// Not verified (recently).
+    Unknown,
 }
 
 /// Failed logins per user and per address in the current one-minute window.
@@ -141,14 +156,31 @@ impl Authenticator {
             crate::telemetry::xsi_login("throttled");
             return Err(ApiError::Throttled { retry_after_secs });
         }
-        let user = self.telephony.user(&basic.user).await?;
         let cache_key = self.cache_key(&user_key, &basic.password);
-        if let Some(user) = &user {
-            if self.remembered(&cache_key, &user.verifiers.sha256.stored_key) {
+        // Read before the user, so a change that races this request is seen next time.
+        let generation = self.telephony.users_generation();
+        match self.remembered(&cache_key, generation) {
+            Remembered::Fresh(user) => {
                 crate::telemetry::xsi_login("cached");
-                return Ok(user.clone());
+                return Ok(*user);
             }
+            Remembered::Stale(stored_key) => {
+                if let Some(user) = self.telephony.user(&basic.user).await? {
+                    if subtle::ConstantTimeEq::ct_eq(
+                        user.verifiers.sha256.stored_key.as_slice(),
+                        stored_key.as_slice(),
+                    )
+                    .into()
+                    {
+                        self.remember(cache_key, &user, generation);
+                        crate::telemetry::xsi_login("cached");
+                        return Ok(user);
+                    }
+                }
+            }
+            Remembered::Unknown => {}
         }
+        let user = self.telephony.user(&basic.user).await?;
         let verifiers = user.as_ref().map_or_else(
             || Arc::clone(&self.dummy),
             |u| Arc::new(u.verifiers.clone()),
@@ -159,7 +191,7 @@ impl Authenticator {
             .unwrap_or(false);
         match user {
             Some(user) if matches => {
-                self.remember(cache_key, &user.verifiers.sha256.stored_key);
+                self.remember(cache_key, &user, generation);
                 crate::telemetry::xsi_login("ok");
                 Ok(user)
             }
@@ -181,24 +213,30 @@ impl Authenticator {
         mac.finalize().into_bytes().into()
     }
 
-    fn remembered(&self, key: &[u8; 32], stored_key: &[u8]) -> bool {
+    fn remembered(&self, key: &[u8; 32], generation: u64) -> Remembered {
         if self.config.auth_cache_secs == 0 {
-            return false;
+            return Remembered::Unknown;
         }
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.get(key).is_some_and(|entry| {
-            entry.until > Instant::now()
-                && subtle::ConstantTimeEq::ct_eq(entry.stored_key.as_slice(), stored_key).into()
-        })
+        match cache.get(key) {
+            Some(entry) if entry.until > Instant::now() => {
+                if entry.generation == generation {
+                    Remembered::Fresh(Box::new(entry.user.clone()))
+                } else {
+                    Remembered::Stale(entry.user.verifiers.sha256.stored_key.clone())
+                }
+            }
+            _ => Remembered::Unknown,
+        }
     }
 
-    fn remember(&self, key: [u8; 32], stored_key: &[u8]) {
+    fn remember(&self, key: [u8; 32], user: &User, generation: u64) {
         if self.config.auth_cache_secs == 0 {
             return;
         }
         let now = Instant::now();
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= self.config.auth_cache_entries {
+        if cache.len() >= self.config.auth_cache_entries && !cache.contains_key(&key) {
             cache.retain(|_, entry| entry.until > now);
             if cache.len() >= self.config.auth_cache_entries {
                 cache.clear();
@@ -206,8 +244,9 @@ impl Authenticator {
         }
         cache.insert(
             key,
-            Remembered {
-                stored_key: stored_key.to_vec(),
+            Entry {
+                user: user.clone(),
+                generation,
                 until: now + Duration::from_secs(self.config.auth_cache_secs),
             },
         );

@@ -92,7 +92,7 @@ fn write_config(
         format!(
             "[server]\ndomain = \"xmpp.example.com\"\nfqdn = \"{fqdn}\"\ndata_dir = \"data\"\n\
              [tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\ntrust_file = \"{}\"\n\
-             [admin]\nlisten = \"127.0.0.1:0\"\n[xmpp]\ncomponent_listen = \"127.0.0.1:0\"\n",
+             [admin]\nlisten = \"127.0.0.1:0\"\n[xmpp]\ncomponent_listen = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
             pki.p("fullchain.pem"),
             pki.p(key),
             pki.p("root.crt")
@@ -142,7 +142,7 @@ fn serve_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("bridgehead.toml"),
-        "[server]\ndemo_data = true\n[admin]\nlisten = \"127.0.0.1:0\"\n[xmpp]\ncomponent_listen = \"127.0.0.1:0\"\n",
+        "[server]\ndemo_data = true\n[admin]\nlisten = \"127.0.0.1:0\"\n[xmpp]\ncomponent_listen = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
     )
     .unwrap();
     let mut child = bin()

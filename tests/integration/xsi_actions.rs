@@ -340,7 +340,15 @@ async fn profile_services_devices_and_calls_in_xml_and_json() {
 async fn every_service_round_trips_in_xml_and_json() {
     let setup = start().await;
     let alice = auth(ALICE);
-    let cases: [(&str, &str, &[&str], serde_json::Value, &[(&str, &str)]); 6] = [
+    /// Service, XML PUT, what the GET then shows, JSON PUT, what the JSON GET then shows.
+    type Case = (
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+        serde_json::Value,
+        &'static [(&'static str, &'static str)],
+    );
+    let cases: [Case; 6] = [
         (
             "DoNotDisturb",
             "<active>true</active><ringSplash>true</ringSplash>",
