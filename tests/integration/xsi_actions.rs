@@ -1065,3 +1065,102 @@ async fn a_settings_change_is_published_on_the_event_bus() {
     }
     assert!(events.try_recv().is_err(), "nothing else was published");
 }
+
+#[tokio::test]
+async fn keep_alive_and_connection_limits_hold() {
+    let setup = start_with(|c| {
+        c.http.max_requests_per_connection = 2;
+        c.http.max_connections = 1;
+    })
+    .await;
+    // The second request on a connection is told the connection closes after it.
+    let tls = setup.https.tls_stream().await;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let versions = || {
+        hyper::Request::get(format!("{XSI}/versions"))
+            .header("host", "localhost")
+            .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+            .unwrap()
+    };
+    let first = sender.send_request(versions()).await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert!(first.headers().get("connection").is_none());
+    http_body_util::BodyExt::collect(first.into_body()).await.unwrap();
+    sender.ready().await.unwrap();
+    let second = sender.send_request(versions()).await.unwrap();
+    assert_eq!(
+        second
+            .headers()
+            .get("connection")
+            .map(|v| v.to_str().unwrap()),
+        Some("close")
+    );
+    drop(second);
+
+    // With max_connections = 1, a second client waits while the first is open.
+    let held = setup.https.tls_stream().await;
+    let waiting = tokio::time::timeout(Duration::from_millis(700), setup.https.tls_stream()).await;
+    assert!(
+        waiting.is_err(),
+        "a second connection is not served while one is open"
+    );
+    drop(held);
+    drop(sender);
+    let served = tokio::time::timeout(Duration::from_secs(5), setup.https.tls_stream()).await;
+    assert!(served.is_ok(), "it is served once the first closes");
+}
+
+#[tokio::test]
+async fn personal_directory_and_call_logs_in_json() {
+    let setup = start().await;
+    let alice = auth(ALICE);
+    let personal = url(ALICE, "directories/Personal");
+    let created = setup
+        .https
+        .request(
+            Method::POST,
+            &personal,
+            &[("authorization", &alice), ("content-type", "application/json")],
+            Some(r#"{"Personal":{"entry":[{"name":{"$":"Dentist"},"number":{"$":"+15550199"}},{"name":"Taxi","number":"2222"}]}}"#),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let listed = setup
+        .https
+        .get(&format!("{personal}?format=json"), &alice)
+        .await
+        .json();
+    let entries = listed["Personal"]["entry"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[1]["name"]["$"], "Taxi");
+    setup
+        .server
+        .telephony
+        .record_call(CallLogRecord {
+            id: 0,
+            user_id: ALICE.into(),
+            kind: CallLogKind::Received,
+            name: None,
+            number: "+15550102".into(),
+            country_code: None,
+            time: "2026-11-22T11:00:00Z".into(),
+        })
+        .await
+        .unwrap();
+    let logs = setup
+        .https
+        .get(
+            &format!("{}?format=json", url(ALICE, "directories/CallLogs")),
+            &alice,
+        )
+        .await
+        .json();
+    assert_eq!(
+        logs["CallLogs"]["received"]["callLogsEntry"]["phoneNumber"]["$"],
+        "+15550102"
+    );
+}
