@@ -103,6 +103,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// The XSP edge: XSI-Actions (and XSI-Events).
     pub xsi: XsiConfig,
+    /// XSI-Events: channels, heartbeats, subscriptions, delivery.
+    pub xsi_events: XsiEventsConfig,
     /// XEP-0114 components declared in the file (more can be added with
     /// `bridgehead component add`).
     pub components: Vec<ComponentConfig>,
@@ -380,6 +382,49 @@ impl Default for XsiConfig {
     }
 }
 
+/// `[xsi_events]`: event channels, subscriptions and acknowledged delivery.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct XsiEventsConfig {
+    /// Smallest channel or subscription lifetime granted; shorter requests get this.
+    /// Default 3600 s.
+    pub min_expires_secs: u64,
+    /// Largest lifetime granted (2147483647 asks for no expiry and gets it). Default 86400 s.
+    pub max_expires_secs: u64,
+    /// A channel without a heartbeat for this long is ended. Default 60 s.
+    pub event_timeout_secs: u64,
+    /// An event not acknowledged within this is sent again. Default 10 s.
+    pub ack_timeout_secs: u64,
+    /// Sends of one event before its channel counts as unresponsive. Default 3.
+    pub max_delivery_attempts: u32,
+    /// Documents queued for one channel's stream; a channel whose queue is full is ended
+    /// as too slow. Default 256.
+    pub channel_queue_len: usize,
+    /// Channels one channel set may hold. Default 4.
+    pub max_channels_per_set: usize,
+    /// Events kept for a channel set with no open channel (oldest dropped first).
+    /// Default 1000.
+    pub backlog_max_events: usize,
+    /// How long such events are kept. Default 3600 s.
+    pub backlog_max_age_secs: u64,
+}
+
+impl Default for XsiEventsConfig {
+    fn default() -> Self {
+        XsiEventsConfig {
+            min_expires_secs: 3600,
+            max_expires_secs: 86_400,
+            event_timeout_secs: 60,
+            ack_timeout_secs: 10,
+            max_delivery_attempts: 3,
+            channel_queue_len: 256,
+            max_channels_per_set: 4,
+            backlog_max_events: 1000,
+            backlog_max_age_secs: 3600,
+        }
+    }
+}
+
 /// What happens when a component connects while its name already has a live connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -620,6 +665,30 @@ impl Config {
                 self.xsi.directory_max_page_size,
             ),
             ("xsi.event_bus_capacity", self.xsi.event_bus_capacity),
+            (
+                "xsi_events.event_timeout_secs",
+                self.xsi_events.event_timeout_secs as usize,
+            ),
+            (
+                "xsi_events.ack_timeout_secs",
+                self.xsi_events.ack_timeout_secs as usize,
+            ),
+            (
+                "xsi_events.max_delivery_attempts",
+                self.xsi_events.max_delivery_attempts as usize,
+            ),
+            (
+                "xsi_events.channel_queue_len",
+                self.xsi_events.channel_queue_len,
+            ),
+            (
+                "xsi_events.max_channels_per_set",
+                self.xsi_events.max_channels_per_set,
+            ),
+            (
+                "xsi_events.backlog_max_events",
+                self.xsi_events.backlog_max_events,
+            ),
         ] {
             if value == 0 {
                 problem(key.into(), "must be at least 1".into());
@@ -629,6 +698,12 @@ impl Config {
             problem(
                 "http.max_header_bytes".into(),
                 "must be at least 1024".into(),
+            );
+        }
+        if self.xsi_events.min_expires_secs > self.xsi_events.max_expires_secs {
+            problem(
+                "xsi_events.min_expires_secs".into(),
+                "must not exceed xsi_events.max_expires_secs".into(),
             );
         }
         if self.xsi.directory_page_size > self.xsi.directory_max_page_size {

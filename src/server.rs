@@ -21,6 +21,7 @@ use crate::telephony::{EventBus, Telephony};
 use crate::tls::{IdentityFiles, IdentityRequirements, ServerIdentity, TlsError};
 use crate::xmpp::component::{ComponentDirectory, ComponentService};
 use crate::xmpp::router::Router;
+use crate::xsi::events::hub::Hub;
 
 /// Why the server cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +85,7 @@ pub struct Bound {
     tls: Arc<rustls::ServerConfig>,
     router: Router,
     telephony: Telephony,
+    hub: Hub,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     admin: Option<Listener>,
     component: Option<(Listener, Arc<ComponentService>)>,
@@ -220,6 +222,12 @@ impl Server {
             Arc::clone(&store),
             EventBus::new(config.xsi.event_bus_capacity),
         );
+        let hub = Hub::load(
+            Arc::clone(&store),
+            config.xsi_events.clone(),
+            &config.server.node_id(),
+        )
+        .await?;
         let https = if config.http.enabled {
             let addr = config.http.listen;
             let listener =
@@ -231,12 +239,23 @@ impl Server {
                     }
                 })?;
             addrs.https = listener.local_addr().ok();
-            let actions = crate::xsi::XsiActions::new(
+            let xsi_config = Arc::new(config.xsi.clone());
+            let auth = crate::xsi::auth::Authenticator::new(
                 telephony.clone(),
-                Arc::new(config.xsi.clone()),
+                Arc::clone(&xsi_config),
                 config.store.scram_iterations,
             );
-            let routes = Routes::default().mount(crate::xsi::actions::MOUNT, Arc::new(actions));
+            let actions = crate::xsi::XsiActions::new(telephony.clone(), xsi_config, auth.clone());
+            let events: Arc<dyn crate::http::Handler> = Arc::new(crate::xsi::XsiEvents::new(
+                hub.clone(),
+                telephony.clone(),
+                auth,
+                &config.xsi.realm,
+            ));
+            let routes = Routes::default()
+                .mount(crate::xsi::actions::MOUNT, Arc::new(actions))
+                .mount(crate::xsi::events::MOUNT, Arc::clone(&events))
+                .mount(crate::xsi::events::ASYNC_MOUNT, events);
             let front = HttpsFront::new(
                 Arc::clone(&tls),
                 routes,
@@ -254,6 +273,7 @@ impl Server {
             tls,
             router,
             telephony,
+            hub,
             metrics,
             admin,
             component,
@@ -287,6 +307,11 @@ impl Bound {
     /// The XMPP router.
     pub fn router(&self) -> Router {
         self.router.clone()
+    }
+
+    /// The XSI-Events hub.
+    pub fn hub(&self) -> Hub {
+        self.hub.clone()
     }
 
     /// The telephony model (and its event bus).
@@ -327,6 +352,7 @@ impl Bound {
                 Arc::clone(&service).handle(tcp, peer, for_connections.clone())
             }));
         }
+        spawn_event_delivery(&shutdown, self.hub.clone(), self.telephony.clone());
         if let Some((listener, front)) = self.https {
             let for_connections = shutdown.clone();
             listeners.spawn(listener.serve(shutdown.clone(), move |tcp, peer| {
@@ -343,4 +369,54 @@ impl Bound {
             shutdown.cancelled().await;
         }
     }
+}
+
+/// The XSI-Events background work: one task carries telephony events to the hub in bus
+/// order, another runs the hub's timers. On shutdown every channel gets its
+/// ChannelTerminatedEvent and its stream ends, so graceful HTTP shutdown does not wait on
+/// open channels.
+fn spawn_event_delivery(shutdown: &Shutdown, hub: Hub, telephony: Telephony) {
+    let mut events = telephony.events().subscribe();
+    let (delivery_hub, delivery_shutdown) = (hub.clone(), shutdown.clone());
+    shutdown.spawn(async move {
+        loop {
+            let event = tokio::select! {
+                _ = delivery_shutdown.cancelled() => break,
+                event = events.recv() => event,
+            };
+            match event {
+                Ok(event) => match telephony.user(&event.user_id).await {
+                    Ok(Some(user)) => delivery_hub.deliver(&event, &user),
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(error = %e, "cannot look up the user of an event"),
+                },
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(lost)) => {
+                    tracing::error!(
+                        lost,
+                        "event delivery fell behind the telephony bus; events were lost"
+                    );
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
+    let timer_shutdown = shutdown.clone();
+    shutdown.spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                _ = timer_shutdown.cancelled() => {
+                    hub.close_all();
+                    break;
+                }
+                _ = tick.tick() => {
+                    for expired in hub.tick(std::time::Instant::now()) {
+                        if let Err(e) = hub.remove_subscription(&expired, true).await {
+                            tracing::warn!(error = %e, subscription = %expired, "cannot end an expired subscription");
+                        }
+                    }
+                }
+            }
+        }
+    });
 }

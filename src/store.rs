@@ -243,6 +243,52 @@ pub struct CallLogRecord {
     pub time: String,
 }
 
+/// What an XSI-Events subscription watches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SubscriptionTarget {
+    /// One user.
+    User {
+        /// `user@domain`.
+        user_id: String,
+    },
+    /// Every user of a group.
+    Group {
+        /// The enterprise.
+        enterprise_id: String,
+        /// The group.
+        group_id: String,
+    },
+    /// Every user of an enterprise.
+    Enterprise {
+        /// The enterprise.
+        enterprise_id: String,
+    },
+    /// Every user.
+    System,
+}
+
+/// A persisted XSI-Events subscription. It belongs to a channel set, not a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionRecord {
+    /// Server-assigned id.
+    pub id: String,
+    /// Who subscribed: a user id, or a CTI application's client identity.
+    pub owner: String,
+    /// True when `owner` is a CTI client identity.
+    pub owner_is_client: bool,
+    /// What it watches.
+    pub target: SubscriptionTarget,
+    /// Event package names (`Do Not Disturb`, `Basic Call` …).
+    pub events: Vec<String>,
+    /// The channel set its events go to.
+    pub channel_set_id: String,
+    /// The subscriber's application id (`externalApplicationId` in events).
+    pub application_id: Option<String>,
+    /// Expiry, Unix seconds; `None` never expires.
+    pub expires_at: Option<i64>,
+}
+
 /// Call log records kept per user and kind; older ones are dropped as new ones arrive.
 pub const CALL_LOG_LIMIT: usize = 100;
 
@@ -316,6 +362,12 @@ pub trait Store: Send + Sync + 'static {
     async fn remove_personal_contact(&self, user_id: &str, name: &str) -> Result<bool, StoreError>;
     /// Records a call in a user's log, keeping the newest [`CALL_LOG_LIMIT`] per kind.
     async fn add_call_log(&self, record: &CallLogRecord) -> Result<(), StoreError>;
+    /// Creates or replaces a subscription.
+    async fn put_subscription(&self, subscription: &SubscriptionRecord) -> Result<(), StoreError>;
+    /// Every subscription.
+    async fn subscriptions(&self) -> Result<Vec<SubscriptionRecord>, StoreError>;
+    /// Removes a subscription; false if there was none.
+    async fn remove_subscription(&self, id: &str) -> Result<bool, StoreError>;
     /// A user's call logs of `kind` (all kinds with `None`), newest first.
     async fn call_logs(
         &self,

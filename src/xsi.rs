@@ -22,9 +22,11 @@ pub mod actions;
 pub mod auth;
 pub mod codec;
 pub mod error;
+pub mod events;
 pub mod json;
 pub mod model;
 mod services;
 
 pub use actions::XsiActions;
 pub use error::ApiError;
+pub use events::XsiEvents;

@@ -12,7 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
     CallLogKind, CallLogRecord, ComponentRecord, Device, Enterprise, Group, PersonalContact, Role,
-    Store, StoreError, User, CALL_LOG_LIMIT,
+    Store, StoreError, SubscriptionRecord, User, CALL_LOG_LIMIT,
 };
 use crate::credentials::PasswordVerifiers;
 
@@ -78,6 +78,17 @@ const MIGRATIONS: &[&str] = &[
          time         TEXT NOT NULL
      );
      CREATE INDEX call_logs_by_user ON call_logs (user_id, kind, id);",
+    // 3: XSI-Events subscriptions (they outlive channels and restarts).
+    "CREATE TABLE subscriptions (
+         id              TEXT PRIMARY KEY NOT NULL,
+         owner           TEXT NOT NULL,
+         owner_is_client INTEGER NOT NULL,
+         target          TEXT NOT NULL,
+         events          TEXT NOT NULL,
+         channel_set_id  TEXT NOT NULL,
+         application_id  TEXT,
+         expires_at      INTEGER
+     );",
 ];
 
 /// The SQLite store.
@@ -655,6 +666,69 @@ impl Store for SqliteStore {
             Ok(())
         })
         .await
+    }
+
+    async fn put_subscription(&self, subscription: &SubscriptionRecord) -> Result<(), StoreError> {
+        let s = subscription.clone();
+        let target =
+            serde_json::to_string(&s.target).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let events =
+            serde_json::to_string(&s.events).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.with(move |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO subscriptions
+                   (id, owner, owner_is_client, target, events, channel_set_id, application_id,
+                    expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    s.id,
+                    s.owner,
+                    s.owner_is_client,
+                    target,
+                    events,
+                    s.channel_set_id,
+                    s.application_id,
+                    s.expires_at
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<SubscriptionRecord>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, owner, owner_is_client, target, events, channel_set_id,
+                        application_id, expires_at FROM subscriptions ORDER BY id",
+            )?;
+            let mut rows = stmt.query([])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                let target: String = row.get(3)?;
+                let events: String = row.get(4)?;
+                out.push(SubscriptionRecord {
+                    id: row.get(0)?,
+                    owner: row.get(1)?,
+                    owner_is_client: row.get(2)?,
+                    target: serde_json::from_str(&target)
+                        .map_err(|e| StoreError::Corrupt(format!("subscription target: {e}")))?,
+                    events: serde_json::from_str(&events)
+                        .map_err(|e| StoreError::Corrupt(format!("subscription events: {e}")))?,
+                    channel_set_id: row.get(5)?,
+                    application_id: row.get(6)?,
+                    expires_at: row.get(7)?,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn remove_subscription(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.with(move |c| Ok(c.execute("DELETE FROM subscriptions WHERE id = ?1", [id])? > 0))
+            .await
     }
 
     async fn call_logs(

@@ -207,13 +207,44 @@ fn empty(status: StatusCode) -> Response<ResponseBody> {
     response
 }
 
+/// The ErrorInfo response for `error`, with the headers its status calls for.
+pub(super) fn error_response(
+    error: &ApiError,
+    format: Format,
+    challenge: &HeaderValue,
+) -> Response<ResponseBody> {
+    let info = model::ErrorInfo {
+        xmlns: XSI_NS,
+        summary: error.to_string(),
+        summary_english: error.to_string(),
+        error_code: error.code(),
+    };
+    let body = codec::render(&info, None, format).unwrap_or_default();
+    let mut response = ok(body, format);
+    *response.status_mut() = error.status();
+    let headers = response.headers_mut();
+    match error {
+        ApiError::AuthenticationRequired | ApiError::BadCredentials => {
+            headers.insert(WWW_AUTHENTICATE, challenge.clone());
+        }
+        ApiError::MethodNotAllowed { allow } => {
+            headers.insert(ALLOW, HeaderValue::from_static(allow));
+        }
+        ApiError::Throttled { retry_after_secs } => {
+            headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+        _ => {}
+    }
+    response
+}
+
 impl XsiActions {
-    /// The handler, over the telephony model.
-    pub fn new(telephony: Telephony, config: Arc<XsiConfig>, scram_iterations: u32) -> Self {
+    /// The handler, over the telephony model, checking credentials with `auth`.
+    pub fn new(telephony: Telephony, config: Arc<XsiConfig>, auth: Authenticator) -> Self {
         let challenge = HeaderValue::from_str(&format!("Basic realm=\"{}\"", config.realm))
             .unwrap_or_else(|_| HeaderValue::from_static("Basic realm=\"BroadWorks\""));
         XsiActions {
-            auth: Authenticator::new(telephony.clone(), Arc::clone(&config), scram_iterations),
+            auth,
             telephony,
             config,
             challenge,
@@ -221,29 +252,7 @@ impl XsiActions {
     }
 
     fn error_response(&self, error: &ApiError, format: Format) -> Response<ResponseBody> {
-        let info = model::ErrorInfo {
-            xmlns: XSI_NS,
-            summary: error.to_string(),
-            summary_english: error.to_string(),
-            error_code: error.code(),
-        };
-        let body = codec::render(&info, None, format).unwrap_or_default();
-        let mut response = ok(body, format);
-        *response.status_mut() = error.status();
-        let headers = response.headers_mut();
-        match error {
-            ApiError::AuthenticationRequired | ApiError::BadCredentials => {
-                headers.insert(WWW_AUTHENTICATE, self.challenge.clone());
-            }
-            ApiError::MethodNotAllowed { allow } => {
-                headers.insert(ALLOW, HeaderValue::from_static(allow));
-            }
-            ApiError::Throttled { retry_after_secs } => {
-                headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after_secs));
-            }
-            _ => {}
-        }
-        response
+        error_response(error, format, &self.challenge)
     }
 
     /// The user whose resource is asked for, if `caller` may reach it. A caller without an

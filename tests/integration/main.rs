@@ -12,3 +12,4 @@ mod pki_verify;
 mod serve;
 mod xmpp_component;
 mod xsi_actions;
+mod xsi_events;

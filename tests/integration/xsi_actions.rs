@@ -10,14 +10,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use bridgehead::config::Config;
 use bridgehead::credentials::PasswordVerifiers;
-use bridgehead::store::{CallLogKind, CallLogRecord, Device, Enterprise, Group, Role, Store, User};
+use bridgehead::store::{CallLogKind, CallLogRecord, Device};
 use bridgehead::telephony::{EventKind, ServiceSettings};
 
+use crate::support::acme::{auth, populate, url, ALICE, UTF8_PASSWORD};
 use crate::support::https::{assert_valid, basic, Https, Reply, XSI};
 use crate::support::server::{embedded_config, TestServer};
-
-const ALICE: &str = "alice@acme.test";
-const UTF8_PASSWORD: &str = "zö€-pässwörd ☎";
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -27,138 +25,6 @@ struct Setup {
 
 fn ca(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("pki/ca.crt")
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn add_user(
-    store: &dyn Store,
-    id: &str,
-    password: &str,
-    (first, last): (&str, &str),
-    (enterprise, group): (&str, &str),
-    role: Role,
-    number: Option<&str>,
-    extension: Option<&str>,
-) {
-    store
-        .put_enterprise(&Enterprise {
-            id: enterprise.into(),
-            name: enterprise.into(),
-        })
-        .await
-        .unwrap();
-    store
-        .put_group(&Group {
-            id: group.into(),
-            enterprise_id: enterprise.into(),
-            name: group.into(),
-        })
-        .await
-        .unwrap();
-    store
-        .add_user(&User {
-            id: id.into(),
-            first_name: first.into(),
-            last_name: last.into(),
-            number: number.map(Into::into),
-            extension: extension.map(Into::into),
-            enterprise_id: enterprise.into(),
-            group_id: group.into(),
-            role,
-            verifiers: PasswordVerifiers::new(password, 4096).unwrap(),
-        })
-        .await
-        .unwrap();
-}
-
-/// Acme has groups sales and support; Other is another enterprise.
-async fn populate(store: &dyn Store) {
-    let people = [
-        (
-            ALICE,
-            ("Alice", "Anderson"),
-            "sales",
-            Role::User,
-            "+15550101",
-            "101",
-        ),
-        (
-            "bob@acme.test",
-            ("Bob", "Baker"),
-            "sales",
-            Role::User,
-            "+15550102",
-            "102",
-        ),
-        (
-            "carol@acme.test",
-            ("Carol", "Chen"),
-            "support",
-            Role::User,
-            "+15550103",
-            "103",
-        ),
-        (
-            "dan@acme.test",
-            ("Dan", "Johnson"),
-            "support",
-            Role::User,
-            "+15550104",
-            "104",
-        ),
-        (
-            "gadmin@acme.test",
-            ("Gail", "Admin"),
-            "sales",
-            Role::GroupAdmin,
-            "+15550105",
-            "105",
-        ),
-        (
-            "eadmin@acme.test",
-            ("Erin", "Admin"),
-            "support",
-            Role::EnterpriseAdmin,
-            "+15550106",
-            "106",
-        ),
-    ];
-    for (id, name, group, role, number, ext) in people {
-        let password = format!("{}-pass", id.split('@').next().unwrap());
-        add_user(
-            store,
-            id,
-            &password,
-            name,
-            ("acme", group),
-            role,
-            Some(number),
-            Some(ext),
-        )
-        .await;
-    }
-    add_user(
-        store,
-        "zoe@acme.test",
-        UTF8_PASSWORD,
-        ("Zoë", "Zimmer"),
-        ("acme", "sales"),
-        Role::User,
-        None,
-        None,
-    )
-    .await;
-    add_user(
-        store,
-        "dave@other.test",
-        "dave-pass",
-        ("Dave", "Other"),
-        ("other", "g"),
-        Role::User,
-        None,
-        None,
-    )
-    .await;
 }
 
 async fn start_with(adjust: impl FnOnce(&mut Config)) -> Setup {
@@ -174,14 +40,6 @@ async fn start_with(adjust: impl FnOnce(&mut Config)) -> Setup {
 
 async fn start() -> Setup {
     start_with(|_| {}).await
-}
-
-fn auth(user: &str) -> String {
-    basic(user, &format!("{}-pass", user.split('@').next().unwrap()))
-}
-
-fn url(user: &str, rest: &str) -> String {
-    format!("{XSI}/user/{user}/{rest}")
 }
 
 /// A successful XML reply, validated against the schema.
@@ -1089,7 +947,9 @@ async fn keep_alive_and_connection_limits_hold() {
     let first = sender.send_request(versions()).await.unwrap();
     assert_eq!(first.status(), 200);
     assert!(first.headers().get("connection").is_none());
-    http_body_util::BodyExt::collect(first.into_body()).await.unwrap();
+    http_body_util::BodyExt::collect(first.into_body())
+        .await
+        .unwrap();
     sender.ready().await.unwrap();
     let second = sender.send_request(versions()).await.unwrap();
     assert_eq!(

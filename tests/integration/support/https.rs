@@ -159,9 +159,9 @@ impl Https {
     }
 }
 
-/// Validates `xml` against `schemas/xsi-actions.xsd` with xmllint (libxml2).
+/// Validates `xml` against `schemas/xsi.xsd` (Actions and Events) with xmllint (libxml2).
 pub fn assert_valid(xml: &str) {
-    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/xsi-actions.xsd");
+    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/xsi.xsd");
     let mut file = tempfile::NamedTempFile::new().unwrap();
     std::io::Write::write_all(&mut file, xml.as_bytes()).unwrap();
     let output = std::process::Command::new("xmllint")
@@ -174,4 +174,98 @@ pub fn assert_valid(xml: &str) {
         "{xml}\ndoes not validate: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+pub const EVENTS: &str = "/com.broadsoft.xsi-events/v2.0";
+pub const ASYNC_EVENTS: &str = "/com.broadsoft.async/com.broadsoft.xsi-events/v2.0";
+
+/// An open XSI-Events channel: its own connection, read one chunk at a time.
+pub struct EventChannel {
+    pub id: String,
+    pub expires: u64,
+    body: hyper::body::Incoming,
+    _sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+}
+
+impl EventChannel {
+    /// POSTs a `Channel` request and reads the first chunk, the `Channel` answer.
+    pub async fn open(https: &Https, auth: &str, channel: &str) -> Result<EventChannel, Reply> {
+        let tls = https.tls_stream().await;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let request = Request::post(format!("{ASYNC_EVENTS}/channel"))
+            .header("host", "localhost")
+            .header("authorization", auth)
+            .header("content-type", "application/xml")
+            .body(Full::new(Bytes::from(format!(
+                "<Channel xmlns=\"http://schema.broadsoft.com/xsi\">{channel}</Channel>"
+            ))))
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        if status != 200 {
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            return Err(Reply {
+                status,
+                headers,
+                body: String::from_utf8_lossy(&body).into_owned(),
+                version: hyper::Version::HTTP_11,
+            });
+        }
+        assert!(headers.get("set-cookie").is_some(), "the affinity cookie");
+        let mut channel = EventChannel {
+            id: String::new(),
+            expires: 0,
+            body: response.into_body(),
+            _sender: sender,
+        };
+        let first = channel.next().await.expect("the Channel document");
+        assert_valid(&first);
+        channel.id = between(&first, "<channelId>", "</channelId>").to_owned();
+        channel.expires = between(&first, "<expires>", "</expires>").parse().unwrap();
+        Ok(channel)
+    }
+
+    /// The next chunk (one whole document), or `None` when the stream ended or stayed
+    /// silent for 5 s.
+    pub async fn next(&mut self) -> Option<String> {
+        self.next_within(std::time::Duration::from_secs(5)).await
+    }
+
+    pub async fn next_within(&mut self, limit: std::time::Duration) -> Option<String> {
+        loop {
+            let frame = tokio::time::timeout(limit, self.body.frame())
+                .await
+                .ok()??
+                .ok()?;
+            if let Ok(data) = frame.into_data() {
+                let document = String::from_utf8(data.to_vec()).unwrap();
+                assert!(
+                    document.starts_with("<?xml") && !document.contains('\n'),
+                    "one single-line document per chunk: {document:?}"
+                );
+                return Some(document);
+            }
+        }
+    }
+
+    /// True when the server ended the stream (within 5 s).
+    pub async fn ended(&mut self) -> bool {
+        matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(5), self.body.frame()).await,
+            Ok(None) | Ok(Some(Err(_)))
+        )
+    }
+}
+
+/// The text between `start` and `end` in `document` (first occurrence).
+pub fn between<'a>(document: &'a str, start: &str, end: &str) -> &'a str {
+    document
+        .split(start)
+        .nth(1)
+        .and_then(|rest| rest.split(end).next())
+        .unwrap_or_else(|| panic!("no {start} in {document}"))
 }

@@ -1,6 +1,7 @@
 //! Shared test support: running the real binary, and building certificates with the
 //! `openssl` command line (an implementation independent of ours) or with rcgen.
 
+pub mod acme;
 pub mod component;
 pub mod dns;
 pub mod https;

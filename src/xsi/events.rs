@@ -1,0 +1,553 @@
+//! XSI-Events v2.0: event channels, heartbeats, subscriptions and acknowledged delivery,
+//! on the shared HTTPS front.
+//!
+//! | request | answer |
+//! |---|---|
+//! | `POST /com.broadsoft.async/com.broadsoft.xsi-events/v2.0/channel` `Channel{channelSetId, priority, weight, expires, applicationId?}` | 200, streamed: `Channel{channelId, expires}`, then events and heartbeats, one single-line document per chunk |
+//! | `PUT …/v2.0/channel/{id}` `Channel{expires}` | `Channel{channelId, expires}` |
+//! | `DELETE …/v2.0/channel/{id}` | 200; the stream gets ChannelTerminatedEvent `ExplicitDelete` and ends |
+//! | `PUT …/v2.0/channel/{id}/heartbeat` | 200; a `ChannelHeartBeat` goes down the stream |
+//! | `POST …/v2.0/channel/eventresponse` `EventResponse{eventID, statusCode, reason}` | 200 |
+//! | `GET …/v2.0/channelset/{csid}` | `ChannelSet` |
+//! | `POST …/v2.0/user/{u}` (or `…/user/{u}/subscription`), `…/enterprise/{e}[/group/{g}]` (`serviceprovider` is a synonym), `…/system` `Subscription{event or eventPackageList, expires, channelSetId, applicationId?}` | `Subscription{subscriptionId, expires}` |
+//! | `GET …/v2.0/subscription[?subscriberId&targetId&event&extAppId]` | `SubscriptionList` |
+//! | `GET`, `PUT` `Subscription{expires}`, `DELETE …/v2.0/subscription/{id}` | `Subscription` / 200 |
+//!
+//! `…` is `/com.broadsoft.xsi-events`. Credentials are the same HTTP Basic as XSI-Actions.
+//! A channel, set or subscription is reachable only by its owner. A channel id names the
+//! node that holds it (`node:uuid`), and a request for another node's channel gets 404
+//! (documented; forwarding comes with clustering). The hub ([`hub`]) does the delivery.
+
+pub mod documents;
+pub mod hub;
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use async_trait::async_trait;
+use http_body_util::BodyExt;
+use hyper::body::{Bytes, Frame, Incoming};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use percent_encoding::percent_decode_str;
+use tokio::sync::mpsc;
+
+use crate::http::{self, Handler, RequestContext, ResponseBody};
+use crate::store::{Role, SubscriptionRecord, SubscriptionTarget, User};
+use crate::telephony::{ServiceName, Telephony};
+
+use self::hub::{ChannelRequest, Hub, HubError, Owner, SubscribeRequest, PACKAGES};
+use super::auth::Authenticator;
+use super::codec::{self, Format};
+use super::error::ApiError;
+use super::model::XSI_NS;
+
+/// Where the streaming channel request is mounted.
+pub const ASYNC_MOUNT: &str = "/com.broadsoft.async/com.broadsoft.xsi-events/";
+/// Where every other XSI-Events request is mounted.
+pub const MOUNT: &str = "/com.broadsoft.xsi-events/";
+
+const ASYNC_ROOT: &str = "/com.broadsoft.async/com.broadsoft.xsi-events/v2.0";
+const ROOT: &str = "/com.broadsoft.xsi-events/v2.0";
+
+/// The XSI-Events handler (mounted at both prefixes).
+pub struct XsiEvents {
+    hub: Hub,
+    telephony: Telephony,
+    auth: Authenticator,
+    challenge: HeaderValue,
+}
+
+impl std::fmt::Debug for XsiEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XsiEvents").finish_non_exhaustive()
+    }
+}
+
+/// The documents of one channel, as a streamed response body: each document is one chunk,
+/// and the body ends when the hub drops the channel.
+struct ChannelStream(mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelStream {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|next| next.map(|bytes| Ok(Frame::data(bytes))))
+    }
+}
+
+/// What a path names.
+#[derive(Debug, PartialEq, Eq)]
+enum Resource {
+    OpenChannel,
+    Channel(String),
+    Heartbeat(String),
+    EventResponse,
+    ChannelSet(String),
+    Subscribe(SubscriptionTarget),
+    Subscriptions,
+    Subscription(String),
+}
+
+impl Resource {
+    fn parse(path: &str) -> Result<Resource, ApiError> {
+        let unknown = || ApiError::UnknownResource(path.to_owned());
+        if path == format!("{ASYNC_ROOT}/channel") {
+            return Ok(Resource::OpenChannel);
+        }
+        let rest = path
+            .strip_prefix(ROOT)
+            .filter(|rest| rest.starts_with('/'))
+            .ok_or_else(unknown)?;
+        let segments: Vec<String> = rest
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| percent_decode_str(s).decode_utf8().map(|s| s.into_owned()))
+            .collect::<Result<_, _>>()
+            .map_err(|_| unknown())?;
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let enterprise = |e: &str| {
+            e.eq_ignore_ascii_case("enterprise") || e.eq_ignore_ascii_case("serviceprovider")
+        };
+        Ok(match segments.as_slice() {
+            ["channel", "eventresponse"] => Resource::EventResponse,
+            ["channel", id] => Resource::Channel((*id).to_owned()),
+            ["channel", id, "heartbeat"] => Resource::Heartbeat((*id).to_owned()),
+            ["channelset", id] => Resource::ChannelSet((*id).to_owned()),
+            ["user", u] | ["user", u, "subscription"] => {
+                Resource::Subscribe(SubscriptionTarget::User {
+                    user_id: (*u).to_owned(),
+                })
+            }
+            [e, id] if enterprise(e) => Resource::Subscribe(SubscriptionTarget::Enterprise {
+                enterprise_id: (*id).to_owned(),
+            }),
+            [e, id, "group", g] if enterprise(e) => {
+                Resource::Subscribe(SubscriptionTarget::Group {
+                    enterprise_id: (*id).to_owned(),
+                    group_id: (*g).to_owned(),
+                })
+            }
+            ["system"] => Resource::Subscribe(SubscriptionTarget::System),
+            ["subscription"] => Resource::Subscriptions,
+            ["subscription", id] => Resource::Subscription((*id).to_owned()),
+            _ => return Err(unknown()),
+        })
+    }
+
+    fn allow(&self) -> &'static str {
+        match self {
+            Resource::OpenChannel | Resource::EventResponse | Resource::Subscribe(_) => "POST",
+            Resource::Channel(_) => "PUT, DELETE",
+            Resource::Heartbeat(_) => "PUT",
+            Resource::ChannelSet(_) | Resource::Subscriptions => "GET",
+            Resource::Subscription(_) => "GET, PUT, DELETE",
+        }
+    }
+}
+
+fn ok(bytes: Bytes, format: Format) -> Response<ResponseBody> {
+    let mut response = Response::new(http::full(bytes));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    response
+}
+
+fn empty() -> Response<ResponseBody> {
+    Response::new(http::full(Bytes::new()))
+}
+
+impl From<HubError> for ApiError {
+    fn from(e: HubError) -> Self {
+        match e {
+            HubError::NotFound(what) => ApiError::UnknownEntry(what),
+            HubError::Refused(why) => ApiError::Invalid {
+                field: "request".into(),
+                reason: why,
+            },
+            HubError::Store(e) => {
+                tracing::error!(error = %e, "store failed while serving XSI-Events");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+/// True when `user` may subscribe to `target`.
+fn may_watch(user: &User, target: &SubscriptionTarget, target_user: Option<&User>) -> bool {
+    match (target, user.role) {
+        (_, Role::SystemAdmin) => true,
+        (SubscriptionTarget::User { user_id }, role) => {
+            user_id.eq_ignore_ascii_case(&user.id)
+                || target_user.is_some_and(|t| match role {
+                    Role::EnterpriseAdmin => t.enterprise_id == user.enterprise_id,
+                    Role::GroupAdmin => {
+                        t.enterprise_id == user.enterprise_id && t.group_id == user.group_id
+                    }
+                    _ => false,
+                })
+        }
+        (
+            SubscriptionTarget::Group {
+                enterprise_id,
+                group_id,
+            },
+            Role::GroupAdmin,
+        ) => *enterprise_id == user.enterprise_id && *group_id == user.group_id,
+        (
+            SubscriptionTarget::Group { enterprise_id, .. }
+            | SubscriptionTarget::Enterprise { enterprise_id },
+            Role::EnterpriseAdmin,
+        ) => *enterprise_id == user.enterprise_id,
+        _ => false,
+    }
+}
+
+fn describe(record: &SubscriptionRecord, expires: Option<u64>) -> documents::Subscription {
+    let (kind, id) = match &record.target {
+        SubscriptionTarget::User { user_id } => ("User", user_id.clone()),
+        SubscriptionTarget::Group { group_id, .. } => ("Group", group_id.clone()),
+        SubscriptionTarget::Enterprise { enterprise_id } => {
+            ("ServiceProvider", enterprise_id.clone())
+        }
+        SubscriptionTarget::System => ("System", String::new()),
+    };
+    let remaining = expires.or_else(|| {
+        Some(record.expires_at.map_or(hub::NEVER_EXPIRES, |at| {
+            (at - time::OffsetDateTime::now_utc().unix_timestamp()).max(0) as u64
+        }))
+    });
+    documents::Subscription {
+        xmlns: XSI_NS,
+        subscription_id: Some(record.id.clone()),
+        subscriber_id: Some(record.owner.clone()),
+        target_id_type: Some(kind.to_owned()),
+        target_id: (!id.is_empty()).then_some(id),
+        event_package_list: Some(documents::EventPackageList {
+            event_package: record.events.clone(),
+        }),
+        expires: remaining,
+        channel_set_id: Some(record.channel_set_id.clone()),
+        application_id: record.application_id.clone(),
+        ..Default::default()
+    }
+}
+
+impl XsiEvents {
+    /// The handler.
+    pub fn new(hub: Hub, telephony: Telephony, auth: Authenticator, realm: &str) -> Self {
+        let challenge = HeaderValue::from_str(&format!("Basic realm=\"{realm}\""))
+            .unwrap_or_else(|_| HeaderValue::from_static("Basic realm=\"BroadWorks\""));
+        XsiEvents {
+            hub,
+            telephony,
+            auth,
+            challenge,
+        }
+    }
+
+    async fn body<T: serde::de::DeserializeOwned>(
+        request: Request<Incoming>,
+        context: &RequestContext,
+        root: &'static str,
+    ) -> Result<T, ApiError> {
+        let format = Format::of_body(request.headers())?;
+        let body = http::read_body(request, &context.limits).await?;
+        codec::parse(&body, format, root)
+    }
+
+    async fn serve(
+        &self,
+        request: Request<Incoming>,
+        context: &RequestContext,
+        format: Format,
+    ) -> Result<Response<ResponseBody>, ApiError> {
+        let caller = self
+            .auth
+            .authenticate(
+                request
+                    .headers()
+                    .get(AUTHORIZATION)
+                    .map(HeaderValue::as_bytes),
+                context.peer.ip(),
+            )
+            .await?;
+        let owner = Owner {
+            id: caller.id.clone(),
+            is_client: false,
+        };
+        let resource = Resource::parse(request.uri().path())?;
+        if !resource
+            .allow()
+            .split(", ")
+            .any(|m| m == request.method().as_str())
+        {
+            return Err(ApiError::MethodNotAllowed {
+                allow: resource.allow(),
+            });
+        }
+        match resource {
+            Resource::OpenChannel => {
+                let asked: documents::Channel = Self::body(request, context, "Channel").await?;
+                let channel_set_id = asked
+                    .channel_set_id
+                    .filter(|id| !id.trim().is_empty())
+                    .ok_or_else(|| ApiError::Invalid {
+                        field: "channelSetId".into(),
+                        reason: "required".into(),
+                    })?;
+                let opened = self.hub.open_channel(
+                    &owner,
+                    ChannelRequest {
+                        channel_set_id,
+                        priority: asked.priority.unwrap_or(1),
+                        weight: asked.weight.unwrap_or(50),
+                        expires: asked.expires.unwrap_or(0),
+                        application_id: asked.application_id,
+                    },
+                )?;
+                let mut response = Response::new(ChannelStream(opened.stream).boxed());
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/xml;charset=UTF-8"),
+                );
+                Ok(response)
+            }
+            Resource::Channel(id) | Resource::Heartbeat(id) if self.hub.is_foreign(&id) => Err(
+                ApiError::UnknownEntry(format!("channel {id} (held by another node)")),
+            ),
+            Resource::Heartbeat(id) => {
+                self.hub.heartbeat(&owner, &id)?;
+                Ok(empty())
+            }
+            Resource::Channel(id) if request.method() == Method::DELETE => {
+                self.hub.delete_channel(&owner, &id)?;
+                Ok(empty())
+            }
+            Resource::Channel(id) => {
+                let asked: documents::Channel = Self::body(request, context, "Channel").await?;
+                let expires = asked.expires.ok_or_else(|| ApiError::Invalid {
+                    field: "expires".into(),
+                    reason: "required".into(),
+                })?;
+                let granted = self.hub.update_channel(&owner, &id, expires)?;
+                let answer = documents::Channel {
+                    xmlns: XSI_NS,
+                    channel_id: Some(id),
+                    expires: Some(granted),
+                    ..Default::default()
+                };
+                Ok(ok(codec::render(&answer, None, format)?, format))
+            }
+            Resource::EventResponse => {
+                let response: documents::EventResponse =
+                    Self::body(request, context, "EventResponse").await?;
+                self.hub
+                    .event_response(&owner, &response.event_id, response.status_code)
+                    .await?;
+                Ok(empty())
+            }
+            Resource::ChannelSet(id) => {
+                let set = self.hub.channel_set(&owner, &id)?;
+                Ok(ok(codec::render(&set, None, format)?, format))
+            }
+            Resource::Subscribe(target) => {
+                let asked: documents::Subscription =
+                    Self::body(request, context, "Subscription").await?;
+                self.subscribe(&caller, &owner, target, asked, format).await
+            }
+            Resource::Subscriptions => {
+                let filters: Vec<(String, String)> =
+                    form_urlencoded::parse(request.uri().query().unwrap_or_default().as_bytes())
+                        .into_owned()
+                        .collect();
+                let wanted = |key: &str| {
+                    filters
+                        .iter()
+                        .find(|(k, _)| k == key)
+                        .map(|(_, v)| v.as_str())
+                };
+                let list = self.hub.subscriptions(|s| {
+                    s.owner == owner.id
+                        && wanted("subscriberId").is_none_or(|v| v == s.owner)
+                        && wanted("event").is_none_or(|v| s.events.iter().any(|e| e == v))
+                        && wanted("extAppId").is_none_or(|v| s.application_id.as_deref() == Some(v))
+                        && wanted("targetId").is_none_or(|v| match &s.target {
+                            SubscriptionTarget::User { user_id } => user_id == v,
+                            SubscriptionTarget::Group { group_id, .. } => group_id == v,
+                            SubscriptionTarget::Enterprise { enterprise_id } => enterprise_id == v,
+                            SubscriptionTarget::System => false,
+                        })
+                });
+                let document = documents::SubscriptionList {
+                    xmlns: XSI_NS,
+                    subscription: list.iter().map(|s| describe(s, None)).collect(),
+                };
+                Ok(ok(codec::render(&document, None, format)?, format))
+            }
+            Resource::Subscription(id) => {
+                let record = self
+                    .hub
+                    .subscriptions(|s| s.id == id && s.owner == owner.id)
+                    .pop()
+                    .ok_or_else(|| ApiError::UnknownEntry(format!("subscription {id}")))?;
+                match *request.method() {
+                    Method::DELETE => {
+                        self.hub.remove_subscription(&id, true).await?;
+                        Ok(empty())
+                    }
+                    Method::PUT => {
+                        let asked: documents::Subscription =
+                            Self::body(request, context, "Subscription").await?;
+                        let expires = asked.expires.ok_or_else(|| ApiError::Invalid {
+                            field: "expires".into(),
+                            reason: "required".into(),
+                        })?;
+                        let granted = self.hub.renew_subscription(&id, expires).await?;
+                        let answer = documents::Subscription {
+                            xmlns: XSI_NS,
+                            subscription_id: Some(id),
+                            expires: Some(granted),
+                            ..Default::default()
+                        };
+                        Ok(ok(codec::render(&answer, None, format)?, format))
+                    }
+                    _ => Ok(ok(
+                        codec::render(&describe(&record, None), None, format)?,
+                        format,
+                    )),
+                }
+            }
+        }
+    }
+
+    async fn subscribe(
+        &self,
+        caller: &User,
+        owner: &Owner,
+        target: SubscriptionTarget,
+        asked: documents::Subscription,
+        format: Format,
+    ) -> Result<Response<ResponseBody>, ApiError> {
+        if asked.http_contact.is_some() {
+            return Err(ApiError::Invalid {
+                field: "httpContact".into(),
+                reason: "HTTP-contact delivery is not offered; subscribe with a channelSetId"
+                    .into(),
+            });
+        }
+        let channel_set_id = asked
+            .channel_set_id
+            .filter(|id| !id.trim().is_empty())
+            .ok_or_else(|| ApiError::Invalid {
+                field: "channelSetId".into(),
+                reason: "required".into(),
+            })?;
+        let mut events: Vec<String> = asked.event.into_iter().collect();
+        events.extend(
+            asked
+                .event_package_list
+                .map(|l| l.event_package)
+                .unwrap_or_default(),
+        );
+        if events.is_empty() {
+            return Err(ApiError::Invalid {
+                field: "event".into(),
+                reason: "an event or eventPackageList is required".into(),
+            });
+        }
+        if let Some(unknown) = events.iter().find(|e| !PACKAGES.contains(&e.as_str())) {
+            return Err(ApiError::Invalid {
+                field: "event".into(),
+                reason: format!("\"{unknown}\" is not an event package Bridgehead delivers"),
+            });
+        }
+        // Every failed subscription is a 403, as in BroadWorks: no hint whether a target exists.
+        let target_user = match &target {
+            SubscriptionTarget::User { user_id } => Some(
+                self.telephony
+                    .user(user_id)
+                    .await?
+                    .ok_or(ApiError::Forbidden)?,
+            ),
+            _ => None,
+        };
+        if !may_watch(caller, &target, target_user.as_ref()) {
+            return Err(ApiError::Forbidden);
+        }
+        let target = match (target, &target_user) {
+            (SubscriptionTarget::User { .. }, Some(user)) => SubscriptionTarget::User {
+                user_id: user.id.clone(),
+            },
+            (other, _) => other,
+        };
+        // The narrowest target (a user) gets the current state at once.
+        let mut initial = Vec::new();
+        if let Some(user) = &target_user {
+            for service in ServiceName::ALL {
+                if events.iter().any(|e| e == hub::package_of(service)) {
+                    initial.push((
+                        user.id.clone(),
+                        self.telephony.service(&user.id, service).await?,
+                    ));
+                }
+            }
+        }
+        let (record, granted) = self
+            .hub
+            .subscribe(
+                owner,
+                SubscribeRequest {
+                    target,
+                    events,
+                    expires: asked.expires.unwrap_or(0),
+                    channel_set_id,
+                    application_id: asked.application_id,
+                    initial,
+                },
+            )
+            .await?;
+        let answer = documents::Subscription {
+            xmlns: XSI_NS,
+            subscription_id: Some(record.id),
+            expires: Some(granted),
+            ..Default::default()
+        };
+        Ok(ok(codec::render(&answer, None, format)?, format))
+    }
+
+    fn error_response(&self, error: &ApiError, format: Format) -> Response<ResponseBody> {
+        super::actions::error_response(error, format, &self.challenge)
+    }
+}
+
+#[async_trait]
+impl Handler for XsiEvents {
+    async fn handle(
+        &self,
+        request: Request<Incoming>,
+        context: &RequestContext,
+    ) -> Response<ResponseBody> {
+        let format = Format::for_response(request.uri().query(), request.headers());
+        match self.serve(request, context, format).await {
+            Ok(response) => response,
+            Err(error) => {
+                if error.status() == StatusCode::INTERNAL_SERVER_ERROR {
+                    tracing::error!(error = %error, "XSI-Events request failed");
+                } else {
+                    tracing::debug!(error = %error, status = error.status().as_u16(), "XSI-Events request refused");
+                }
+                self.error_response(&error, format)
+            }
+        }
+    }
+}
