@@ -105,6 +105,8 @@ pub struct Config {
     pub xsi: XsiConfig,
     /// XSI-Events: channels, heartbeats, subscriptions, delivery.
     pub xsi_events: XsiEventsConfig,
+    /// The CTI interface: XSI over mutual TLS for trusted applications.
+    pub cti: CtiConfig,
     /// XEP-0114 components declared in the file (more can be added with
     /// `bridgehead component add`).
     pub components: Vec<ComponentConfig>,
@@ -382,6 +384,38 @@ impl Default for XsiConfig {
     }
 }
 
+/// `[cti]`: the CTI listener (XSI-Events and XSI-Actions over mutual TLS).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CtiConfig {
+    /// Serve the CTI listener. Default: on with the development PKI or when `trust_file`
+    /// is set, off otherwise.
+    pub enabled: Option<bool>,
+    /// Address of the CTI listener. Default `0.0.0.0:8012`.
+    pub listen: SocketAddr,
+    /// The CAs a client certificate must chain to. Required with a configured [tls]
+    /// certificate; with the development PKI, its CA.
+    pub trust_file: Option<PathBuf>,
+    /// The CNs admitted (each one application identity, e.g. `bwcticlient.webex.com`).
+    /// Required with a configured [tls] certificate; with the development PKI,
+    /// `cti-client.<domain>` (its CTI client certificate).
+    pub allowed_client_ids: Vec<String>,
+    /// Connections open at once. Default 1000.
+    pub max_connections: usize,
+}
+
+impl Default for CtiConfig {
+    fn default() -> Self {
+        CtiConfig {
+            enabled: None,
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8012),
+            trust_file: None,
+            allowed_client_ids: Vec::new(),
+            max_connections: 1000,
+        }
+    }
+}
+
 /// `[xsi_events]`: event channels, subscriptions and acknowledged delivery.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -536,6 +570,13 @@ impl Config {
     /// Where the development PKI lives.
     pub fn dev_pki_dir(&self) -> PathBuf {
         self.server.data_dir.join("pki")
+    }
+
+    /// True when the CTI listener runs (see [`CtiConfig::enabled`]).
+    pub fn cti_enabled(&self) -> bool {
+        self.cti
+            .enabled
+            .unwrap_or(self.uses_dev_pki() || self.cti.trust_file.is_some())
     }
 
     /// True when no certificate is configured and the development PKI is used.
@@ -699,6 +740,32 @@ impl Config {
                 "http.max_header_bytes".into(),
                 "must be at least 1024".into(),
             );
+        }
+        if self.cti.enabled == Some(true) && !self.uses_dev_pki() {
+            if self.cti.trust_file.is_none() {
+                problem(
+                    "cti.trust_file".into(),
+                    "required when the CTI listener is enabled with a configured [tls] \
+                     certificate (or set cti.enabled = false)"
+                        .into(),
+                );
+            }
+            if self.cti.allowed_client_ids.is_empty() {
+                problem(
+                    "cti.allowed_client_ids".into(),
+                    "required when the CTI listener is enabled: the CNs of the admitted \
+                     applications"
+                        .into(),
+                );
+            }
+        }
+        if let Some(file) = &self.cti.trust_file {
+            if !file.is_file() {
+                problem(
+                    "cti.trust_file".into(),
+                    format!("{} is not a readable file", file.display()),
+                );
+            }
         }
         if self.xsi_events.min_expires_secs > self.xsi_events.max_expires_secs {
             problem(

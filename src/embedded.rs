@@ -107,7 +107,7 @@ impl DevPki {
         ))?;
         let cti = issue::issue(&request(
             Kind::CtiClient {
-                common_name: format!("cti-client.{domain}"),
+                common_name: cti_client_cn(domain),
             },
             825,
             Some(intermediate.as_issuer()),
@@ -136,6 +136,12 @@ impl DevPki {
         )?;
         Ok(true)
     }
+}
+
+/// The CN of the development CTI client certificate (admitted on the CTI listener when no
+/// `cti.allowed_client_ids` are configured).
+pub fn cti_client_cn(domain: &str) -> String {
+    format!("cti-client.{domain}")
 }
 
 /// Contents of `demo-credentials.toml`.

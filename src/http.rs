@@ -60,6 +60,8 @@ pub struct RequestContext {
     pub limits: Arc<HttpConfig>,
     /// Fires when the server stops: streaming bodies must end then.
     pub shutdown: Shutdown,
+    /// On the CTI listener: the admitted application's identity (its certificate's CN).
+    pub client_id: Option<String>,
 }
 
 /// A subsystem's request handler, mounted at a path prefix.
@@ -150,7 +152,19 @@ impl HttpsFront {
         let tls = match tokio::time::timeout(handshake, self.tls.accept(tcp)).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
-                tracing::debug!(error = %e, "TLS handshake failed");
+                let no_certificate = e
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                    .is_some_and(|e| matches!(e, rustls::Error::NoCertificatesPresented));
+                if no_certificate {
+                    tracing::warn!(
+                        rule = "absent",
+                        "CTI client refused: it presented no certificate"
+                    );
+                    crate::telemetry::cti_refusal("absent");
+                } else {
+                    tracing::debug!(error = %e, "TLS handshake failed");
+                }
                 return;
             }
             Err(_) => {
@@ -158,6 +172,12 @@ impl HttpsFront {
                 return;
             }
         };
+        let client_id = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(crate::tls::cti::client_identity);
         let (io, activity) = tracked::Tracked::new(tls);
         let in_flight = Arc::new(AtomicUsize::new(0));
         let served = Arc::new(AtomicUsize::new(0));
@@ -165,6 +185,7 @@ impl HttpsFront {
             peer,
             limits: Arc::clone(&self.limits),
             shutdown: shutdown.clone(),
+            client_id,
         };
         let front = Arc::clone(&self);
         let counter = Arc::clone(&in_flight);

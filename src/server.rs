@@ -72,6 +72,8 @@ pub struct LocalAddrs {
     pub component: Option<SocketAddr>,
     /// The HTTPS front (XSI), when enabled.
     pub https: Option<SocketAddr>,
+    /// The CTI listener (XSI over mutual TLS), when enabled.
+    pub cti: Option<SocketAddr>,
 }
 
 /// The entry point: see the module docs.
@@ -90,6 +92,7 @@ pub struct Bound {
     admin: Option<Listener>,
     component: Option<(Listener, Arc<ComponentService>)>,
     https: Option<(Listener, Arc<HttpsFront>)>,
+    cti: Option<(Listener, Arc<HttpsFront>)>,
     addrs: LocalAddrs,
 }
 
@@ -112,6 +115,29 @@ pub fn identity_files(config: &Config) -> IdentityFiles {
         },
         _ => DevPki::new(config.dev_pki_dir()).server_identity(),
     }
+}
+
+/// The CTI trust bundle and CN allow-list: configured, or the development PKI's CA and
+/// CTI client certificate.
+fn cti_trust(
+    config: &Config,
+) -> Result<(Vec<rustls_pki_types::CertificateDer<'static>>, Vec<String>), ServerError> {
+    let dev = DevPki::new(config.dev_pki_dir());
+    let trust_file = match &config.cti.trust_file {
+        Some(file) => file.clone(),
+        None => dev.ca_cert(),
+    };
+    let trust = crate::pki::input::read_certificates(&trust_file)
+        .map_err(|e| ServerError::Tls(TlsError::Pki(e)))?
+        .into_iter()
+        .map(|c| c.der)
+        .collect();
+    let allowed = if config.cti.allowed_client_ids.is_empty() {
+        vec![embedded::cti_client_cn(&config.server.domain)]
+    } else {
+        config.cti.allowed_client_ids.clone()
+    };
+    Ok((trust, allowed))
 }
 
 /// What the server certificate must name.
@@ -228,7 +254,7 @@ impl Server {
             &config.server.node_id(),
         )
         .await?;
-        let https = if config.http.enabled {
+        let (https, cti) = if config.http.enabled {
             let addr = config.http.listen;
             let listener =
                 Listener::bind("https", addr, config.http.max_connections).map_err(|source| {
@@ -256,15 +282,38 @@ impl Server {
                 .mount(crate::xsi::actions::MOUNT, Arc::new(actions))
                 .mount(crate::xsi::events::MOUNT, Arc::clone(&events))
                 .mount(crate::xsi::events::ASYNC_MOUNT, events);
+            let cti = if config.cti_enabled() {
+                let addr = config.cti.listen;
+                let listener =
+                    Listener::bind("cti", addr, config.cti.max_connections).map_err(|source| {
+                        ServerError::Bind {
+                            listener: "cti",
+                            addr,
+                            source,
+                        }
+                    })?;
+                addrs.cti = listener.local_addr().ok();
+                let (trust, allowed) = cti_trust(&config)?;
+                let cti_tls = identity.cti_server_config(&trust, allowed, &[b"h2", b"http/1.1"])?;
+                let front = HttpsFront::new(
+                    cti_tls,
+                    routes.clone(),
+                    config.http.clone(),
+                    &config.server.node_id(),
+                );
+                Some((listener, Arc::new(front)))
+            } else {
+                None
+            };
             let front = HttpsFront::new(
                 Arc::clone(&tls),
                 routes,
                 config.http.clone(),
                 &config.server.node_id(),
             );
-            Some((listener, Arc::new(front)))
+            (Some((listener, Arc::new(front))), cti)
         } else {
-            None
+            (None, None)
         };
 
         Ok(Bound {
@@ -278,6 +327,7 @@ impl Server {
             admin,
             component,
             https,
+            cti,
             addrs,
         })
     }
@@ -353,7 +403,7 @@ impl Bound {
             }));
         }
         spawn_event_delivery(&shutdown, self.hub.clone(), self.telephony.clone());
-        if let Some((listener, front)) = self.https {
+        for (listener, front) in self.https.into_iter().chain(self.cti) {
             let for_connections = shutdown.clone();
             listeners.spawn(listener.serve(shutdown.clone(), move |tcp, peer| {
                 Arc::clone(&front).handle(tcp, peer, for_connections.clone())

@@ -10,6 +10,7 @@
 //! | `bridgehead_stanzas_bounced_total` | `component`, `condition` | stanzas answered with a stanza error |
 //! | `bridgehead_http_responses_total` | `class` = 1xx … 5xx | HTTPS responses sent |
 //! | `bridgehead_xsi_logins_total` | `result` = ok, cached, failed, throttled | XSI authentications |
+//! | `bridgehead_cti_refusals_total` | `rule` = absent, chain, eku-broadworks-oid, eku-client-auth, subject-alt-name, common-name | CTI client certificates refused |
 //!
 //! The `component` label only ever carries configured component names (or `unknown`), so a
 //! peer cannot grow the label set by addressing made-up domains.
@@ -63,6 +64,10 @@ fn describe() {
         "HTTPS responses by status class"
     );
     metrics::describe_counter!(
+        "bridgehead_cti_refusals_total",
+        "CTI client certificates refused, by the rule they broke"
+    );
+    metrics::describe_counter!(
         "bridgehead_xsi_logins_total",
         "XSI authentications by result (cached = verified from the credential cache)"
     );
@@ -83,6 +88,11 @@ pub fn http_response(status: u16) {
 /// An XSI authentication ended with `result` (`ok`, `cached`, `failed`, `throttled`).
 pub fn xsi_login(result: &'static str) {
     metrics::counter!("bridgehead_xsi_logins_total", "result" => result).increment(1);
+}
+
+/// A CTI client certificate was refused for breaking `rule`.
+pub fn cti_refusal(rule: &'static str) {
+    metrics::counter!("bridgehead_cti_refusals_total", "rule" => rule).increment(1);
 }
 
 /// A component handshake finished (`ok` true) or was refused.

@@ -7,6 +7,8 @@
 //! and the host FQDN. Any failure refuses the start with the toolkit's own words. The
 //! listeners then get an `Arc<rustls::ServerConfig>` from [`ServerIdentity::server_config`].
 
+pub mod cti;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -128,6 +130,57 @@ impl ServerIdentity {
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(Arc::new(config))
     }
+}
+
+impl ServerIdentity {
+    /// The CTI listener's configuration: this identity, and a mandatory client certificate
+    /// that chains to `trust` and passes the CTI rules with `allowed` CNs.
+    #[allow(clippy::disallowed_methods)] // this is the one place that builds TLS configs
+    pub fn cti_server_config(
+        &self,
+        trust: &[CertificateDer<'static>],
+        allowed: Vec<String>,
+        alpn: &[&[u8]],
+    ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for root in trust {
+            roots.add(root.clone())?;
+        }
+        let webpki = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::clone(&provider),
+        )
+        .build()
+        .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
+        let verifier = Arc::new(cti::CtiClientVerifier::new(webpki, allowed));
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(self.chain.clone(), self.key.clone_key())?;
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(Arc::new(config))
+    }
+}
+
+/// A TLS 1.2+ client configuration trusting `roots` and presenting `chain` with `key`
+/// (a CTI application; tests and tools).
+#[allow(clippy::disallowed_methods)] // this is the one place that builds TLS configs
+pub fn client_config_with_identity(
+    roots: &[CertificateDer<'static>],
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let mut store = rustls::RootCertStore::empty();
+    for root in roots {
+        store.add(root.clone())?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_root_certificates(store)
+        .with_client_auth_cert(chain, key)?;
+    Ok(Arc::new(config))
 }
 
 /// A TLS 1.2+ client configuration trusting `roots` (for Bridgehead's own clients and tests).

@@ -257,7 +257,15 @@ impl XsiActions {
 
     /// The user whose resource is asked for, if `caller` may reach it. A caller without an
     /// admin role learns nothing about other users: it gets 403 whether they exist or not.
-    async fn target(&self, caller: &User, target_id: &str) -> Result<User, ApiError> {
+    /// A CTI application (`None`) has application rights: every user.
+    async fn target(&self, caller: Option<&User>, target_id: &str) -> Result<User, ApiError> {
+        let Some(caller) = caller else {
+            return self
+                .telephony
+                .user(target_id)
+                .await?
+                .ok_or_else(|| ApiError::UnknownUser(target_id.to_owned()));
+        };
         if caller.id.eq_ignore_ascii_case(target_id) {
             return Ok(caller.clone());
         }
@@ -293,26 +301,30 @@ impl XsiActions {
             };
             return Ok(ok(codec::render(&versions, None, format)?, format));
         }
-        let caller = self
-            .auth
-            .authenticate(
-                request
-                    .headers()
-                    .get(AUTHORIZATION)
-                    .map(HeaderValue::as_bytes),
-                context.peer.ip(),
-            )
-            .await?;
+        let caller = match &context.client_id {
+            Some(_) => None,
+            None => Some(
+                self.auth
+                    .authenticate(
+                        request
+                            .headers()
+                            .get(AUTHORIZATION)
+                            .map(HeaderValue::as_bytes),
+                        context.peer.ip(),
+                    )
+                    .await?,
+            ),
+        };
         let resource = resource?;
         if !resource.allows(request.method()) {
             return Err(ApiError::MethodNotAllowed {
                 allow: resource.allow(),
             });
         }
-        let target = match resource.user() {
-            Some(id) => self.target(&caller, id).await?,
-            None => caller,
+        let Some(target_id) = resource.user() else {
+            return Err(ApiError::UnknownResource(request.uri().path().to_owned()));
         };
+        let target = self.target(caller.as_ref(), target_id).await?;
         tracing::debug!(caller = %target.id, method = %request.method(), path = request.uri().path(), "xsi request");
         match resource {
             Resource::Versions => Err(ApiError::UnknownResource(request.uri().path().to_owned())),

@@ -271,19 +271,32 @@ impl XsiEvents {
         context: &RequestContext,
         format: Format,
     ) -> Result<Response<ResponseBody>, ApiError> {
-        let caller = self
-            .auth
-            .authenticate(
-                request
-                    .headers()
-                    .get(AUTHORIZATION)
-                    .map(HeaderValue::as_bytes),
-                context.peer.ip(),
-            )
-            .await?;
-        let owner = Owner {
-            id: caller.id.clone(),
-            is_client: false,
+        // A CTI application is admitted by its certificate; everyone else by Basic.
+        let (caller, owner) = match &context.client_id {
+            Some(application) => (
+                None,
+                Owner {
+                    id: application.clone(),
+                    is_client: true,
+                },
+            ),
+            None => {
+                let user = self
+                    .auth
+                    .authenticate(
+                        request
+                            .headers()
+                            .get(AUTHORIZATION)
+                            .map(HeaderValue::as_bytes),
+                        context.peer.ip(),
+                    )
+                    .await?;
+                let owner = Owner {
+                    id: user.id.clone(),
+                    is_client: false,
+                };
+                (Some(user), owner)
+            }
         };
         let resource = Resource::parse(request.uri().path())?;
         if !resource
@@ -363,7 +376,8 @@ impl XsiEvents {
             Resource::Subscribe(target) => {
                 let asked: documents::Subscription =
                     Self::body(request, context, "Subscription").await?;
-                self.subscribe(&caller, &owner, target, asked, format).await
+                self.subscribe(caller.as_ref(), &owner, target, asked, format)
+                    .await
             }
             Resource::Subscriptions => {
                 let filters: Vec<(String, String)> =
@@ -430,9 +444,11 @@ impl XsiEvents {
         }
     }
 
+    /// Subscribes for `caller` (a user), or for a CTI application (`None`), which may
+    /// watch any target.
     async fn subscribe(
         &self,
-        caller: &User,
+        caller: Option<&User>,
         owner: &Owner,
         target: SubscriptionTarget,
         asked: documents::Subscription,
@@ -481,7 +497,7 @@ impl XsiEvents {
             ),
             _ => None,
         };
-        if !may_watch(caller, &target, target_user.as_ref()) {
+        if caller.is_some_and(|user| !may_watch(user, &target, target_user.as_ref())) {
             return Err(ApiError::Forbidden);
         }
         let target = match (target, &target_user) {

@@ -6,6 +6,7 @@ mod support;
 
 mod call_bridge;
 mod cli;
+mod cti;
 mod dns;
 mod pki_issue;
 mod pki_verify;

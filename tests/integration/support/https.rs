@@ -67,6 +67,16 @@ impl Https {
         }
     }
 
+    /// HTTP/1.1 to `addr` with a TLS configuration of the test's own (e.g. a client
+    /// certificate for the CTI listener).
+    pub fn with_tls(addr: SocketAddr, mut tls: rustls::ClientConfig) -> Self {
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Https {
+            addr,
+            tls: Arc::new(tls),
+        }
+    }
+
     /// The same, negotiating HTTP/2.
     pub fn h2(addr: SocketAddr, ca_pem: &Path) -> Self {
         Https {
@@ -76,15 +86,22 @@ impl Https {
     }
 
     pub async fn tls_stream(&self) -> tokio_rustls::client::TlsStream<TcpStream> {
-        let tcp = TcpStream::connect(self.addr).await.unwrap();
-        tcp.set_nodelay(true).unwrap();
+        self.try_tls_stream()
+            .await
+            .expect("TLS handshake with the HTTPS front")
+    }
+
+    pub async fn try_tls_stream(
+        &self,
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        let tcp = TcpStream::connect(self.addr).await?;
+        tcp.set_nodelay(true)?;
         tokio_rustls::TlsConnector::from(Arc::clone(&self.tls))
             .connect(
                 rustls_pki_types::ServerName::try_from("localhost").unwrap(),
                 tcp,
             )
             .await
-            .expect("TLS handshake with the HTTPS front")
     }
 
     pub async fn request(
