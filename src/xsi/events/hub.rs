@@ -24,7 +24,7 @@
 //! others, and memory is bounded by the queue lengths, the backlog limits and the
 //! channels-per-set limit.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -148,10 +148,153 @@ struct ChannelSet {
     unacked: HashMap<String, Unacked>,
 }
 
+/// The hub's state, indexed so that no request or event walks every set or subscription.
 #[derive(Default)]
 struct State {
     sets: HashMap<String, ChannelSet>,
+    /// Owner id → the ids of its channel sets.
+    owner_sets: HashMap<String, HashSet<String>>,
     subscriptions: HashMap<String, SubscriptionRecord>,
+    /// Lower-cased user id → the subscriptions that target that user.
+    user_subscriptions: HashMap<String, HashSet<String>>,
+    /// Subscriptions with a group, enterprise or system target.
+    broad_subscriptions: HashSet<String>,
+    /// Set ids in the order the timer sweep visits them, and where it stands.
+    sweep_order: Vec<String>,
+    sweep_cursor: usize,
+}
+
+/// Sets the timer sweep visits per tick, so that the lock is held briefly however many
+/// sets there are. With 10,000 sets every set is visited every 2.5 s (4 ticks a second).
+const SWEEP_BATCH: usize = 1024;
+
+impl State {
+    /// The set `set_id`, created (and indexed under `owner`) if new.
+    fn set_entry(
+        &mut self,
+        set_id: &str,
+        owner: &Owner,
+        application_id: Option<String>,
+    ) -> &mut ChannelSet {
+        if !self.sets.contains_key(set_id) {
+            self.owner_sets
+                .entry(owner.id.clone())
+                .or_default()
+                .insert(set_id.to_owned());
+            self.sweep_order.push(set_id.to_owned());
+        }
+        self.sets
+            .entry(set_id.to_owned())
+            .or_insert_with(|| ChannelSet {
+                owner: owner.clone(),
+                application_id,
+                channels: Vec::new(),
+                next_sequence: 1,
+                backlog: VecDeque::new(),
+                unacked: HashMap::new(),
+            })
+    }
+
+    /// The ids of `owner`'s sets.
+    fn owner_set_ids(&self, owner: &Owner) -> Vec<String> {
+        self.owner_sets
+            .get(&owner.id)
+            .map(|ids| ids.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn add_subscription(&mut self, record: SubscriptionRecord) {
+        match &record.target {
+            SubscriptionTarget::User { user_id } => {
+                self.user_subscriptions
+                    .entry(user_id.to_lowercase())
+                    .or_default()
+                    .insert(record.id.clone());
+            }
+            _ => {
+                self.broad_subscriptions.insert(record.id.clone());
+            }
+        }
+        self.subscriptions.insert(record.id.clone(), record);
+    }
+
+    fn remove_subscription(&mut self, id: &str) -> Option<SubscriptionRecord> {
+        let record = self.subscriptions.remove(id)?;
+        if let SubscriptionTarget::User { user_id } = &record.target {
+            let key = user_id.to_lowercase();
+            if let Some(ids) = self.user_subscriptions.get_mut(&key) {
+                ids.remove(id);
+                if ids.is_empty() {
+                    self.user_subscriptions.remove(&key);
+                }
+            }
+        } else {
+            self.broad_subscriptions.remove(id);
+        }
+        Some(record)
+    }
+
+    /// The subscriptions that cover `user` for `package`.
+    fn matching(&self, user: &User, package: &str) -> Vec<SubscriptionRecord> {
+        let direct = self
+            .user_subscriptions
+            .get(&user.id.to_lowercase())
+            .into_iter()
+            .flatten();
+        direct
+            .chain(self.broad_subscriptions.iter())
+            .filter_map(|id| self.subscriptions.get(id))
+            .filter(|s| s.events.iter().any(|e| e == package) && covers(&s.target, user))
+            .cloned()
+            .collect()
+    }
+
+    /// Drops sets that hold nothing: no channel, no waiting or unacknowledged event, no
+    /// subscription.
+    fn forget_empty_sets(&mut self) {
+        let subscribed: HashSet<&str> = self
+            .subscriptions
+            .values()
+            .map(|s| s.channel_set_id.as_str())
+            .collect();
+        let empty: Vec<(String, String)> = self
+            .sets
+            .iter()
+            .filter(|(id, set)| {
+                set.channels.is_empty()
+                    && set.backlog.is_empty()
+                    && set.unacked.is_empty()
+                    && !subscribed.contains(id.as_str())
+            })
+            .map(|(id, set)| (id.clone(), set.owner.id.clone()))
+            .collect();
+        for (id, owner) in empty {
+            self.sets.remove(&id);
+            if let Some(ids) = self.owner_sets.get_mut(&owner) {
+                ids.remove(&id);
+                if ids.is_empty() {
+                    self.owner_sets.remove(&owner);
+                }
+            }
+        }
+        let sets = &self.sets;
+        self.sweep_order.retain(|id| sets.contains_key(id));
+        self.sweep_cursor = 0;
+    }
+
+    /// The next batch of set ids for the timer sweep, and whether this batch ends a pass.
+    fn next_sweep_batch(&mut self) -> (Vec<String>, bool) {
+        let total = self.sweep_order.len();
+        if total <= SWEEP_BATCH {
+            return (self.sweep_order.clone(), true);
+        }
+        let start = self.sweep_cursor.min(total);
+        let end = (start + SWEEP_BATCH).min(total);
+        let batch = self.sweep_order[start..end].to_vec();
+        let pass_done = end == total;
+        self.sweep_cursor = if pass_done { 0 } else { end };
+        (batch, pass_done)
+    }
 }
 
 /// The hub; cheap to clone.
@@ -202,17 +345,12 @@ impl Hub {
         config: XsiEventsConfig,
         node_id: &str,
     ) -> Result<Self, StoreError> {
-        let subscriptions = store
-            .subscriptions()
-            .await?
-            .into_iter()
-            .map(|s| (s.id.clone(), s))
-            .collect();
+        let mut state = State::default();
+        for subscription in store.subscriptions().await? {
+            state.add_subscription(subscription);
+        }
         Ok(Hub {
-            state: Arc::new(Mutex::new(State {
-                sets: HashMap::new(),
-                subscriptions,
-            })),
+            state: Arc::new(Mutex::new(state)),
             store,
             config: Arc::new(config),
             node_id: node_id.into(),
@@ -260,28 +398,24 @@ impl Hub {
         let mut state = self.state();
         // One set per owner and application: a second one ends the first one's channels.
         if let Some(application) = &request.application_id {
-            for (id, set) in state.sets.iter_mut() {
-                if *id != request.channel_set_id
-                    && set.owner == *owner
-                    && set.application_id.as_ref() == Some(application)
-                {
-                    for channel in set.channels.drain(..) {
-                        terminate(&channel, TerminationReason::DuplicateChannelSet);
+            for id in state.owner_set_ids(owner) {
+                if id == request.channel_set_id {
+                    continue;
+                }
+                if let Some(set) = state.sets.get_mut(&id) {
+                    if set.application_id.as_ref() == Some(application) {
+                        for channel in set.channels.drain(..) {
+                            terminate(&channel, TerminationReason::DuplicateChannelSet);
+                        }
                     }
                 }
             }
         }
-        let set = state
-            .sets
-            .entry(request.channel_set_id.clone())
-            .or_insert_with(|| ChannelSet {
-                owner: owner.clone(),
-                application_id: request.application_id.clone(),
-                channels: Vec::new(),
-                next_sequence: 1,
-                backlog: VecDeque::new(),
-                unacked: HashMap::new(),
-            });
+        let set = state.set_entry(
+            &request.channel_set_id,
+            owner,
+            request.application_id.clone(),
+        );
         if set.owner != *owner {
             return Err(HubError::Refused(format!(
                 "channel set {} belongs to another subscriber",
@@ -327,10 +461,10 @@ impl Hub {
         f: impl FnOnce(&mut ChannelSet, usize) -> T,
     ) -> Result<T, HubError> {
         let mut state = self.state();
-        for set in state.sets.values_mut() {
-            if set.owner != *owner {
+        for id in state.owner_set_ids(owner) {
+            let Some(set) = state.sets.get_mut(&id) else {
                 continue;
-            }
+            };
             if let Some(index) = set.channels.iter().position(|c| c.id == channel_id) {
                 return Ok(f(set, index));
             }
@@ -420,10 +554,19 @@ impl Hub {
         let mut drop_subscription = None;
         {
             let mut state = self.state();
+            let set_id = state
+                .owner_set_ids(owner)
+                .into_iter()
+                .find(|id| {
+                    state
+                        .sets
+                        .get(id)
+                        .is_some_and(|s| s.unacked.contains_key(event_id))
+                })
+                .ok_or_else(|| HubError::NotFound(format!("event {event_id}")))?;
             let set = state
                 .sets
-                .values_mut()
-                .find(|s| s.owner == *owner && s.unacked.contains_key(event_id))
+                .get_mut(&set_id)
                 .ok_or_else(|| HubError::NotFound(format!("event {event_id}")))?;
             let unacked = set
                 .unacked
@@ -493,9 +636,7 @@ impl Hub {
         };
         self.store.put_subscription(&record).await?;
         let mut state = self.state();
-        state
-            .subscriptions
-            .insert(record.id.clone(), record.clone());
+        state.add_subscription(record.clone());
         for (user, settings) in initial {
             enqueue(
                 &mut state,
@@ -545,8 +686,7 @@ impl Hub {
     pub async fn remove_subscription(&self, id: &str, announce: bool) -> Result<(), HubError> {
         let record = self
             .state()
-            .subscriptions
-            .remove(id)
+            .remove_subscription(id)
             .ok_or_else(|| HubError::NotFound(format!("subscription {id}")))?;
         self.store.remove_subscription(id).await?;
         if announce {
@@ -569,13 +709,7 @@ impl Hub {
         let EventKind::ServiceChanged(settings) = &event.kind;
         let package = package_of(settings.name());
         let mut state = self.state();
-        let matching: Vec<SubscriptionRecord> = state
-            .subscriptions
-            .values()
-            .filter(|s| s.events.iter().any(|e| e == package) && covers(&s.target, user))
-            .cloned()
-            .collect();
-        for subscription in matching {
+        for subscription in state.matching(user, package) {
             enqueue(
                 &mut state,
                 &subscription,
@@ -586,15 +720,20 @@ impl Hub {
         }
     }
 
-    /// Timers: resends, heartbeat timeouts, expiries, backlog age. Returns the
-    /// subscriptions that expired (to be removed from the store by the caller).
+    /// Timers: resends, heartbeat timeouts, expiries, backlog age, for the next batch of
+    /// sets. After a full pass, empty sets are forgotten and the subscriptions that expired
+    /// are returned (to be removed and announced by the caller).
     pub fn tick(&self, now: Instant) -> Vec<String> {
         let ack_timeout = Duration::from_secs(self.config.ack_timeout_secs);
         let event_timeout = Duration::from_secs(self.config.event_timeout_secs);
         let backlog_age = Duration::from_secs(self.config.backlog_max_age_secs);
         let max_attempts = self.config.max_delivery_attempts;
         let mut state = self.state();
-        for set in state.sets.values_mut() {
+        let (batch, pass_done) = state.next_sweep_batch();
+        for set_id in batch {
+            let Some(set) = state.sets.get_mut(&set_id) else {
+                continue;
+            };
             // Channels that ended: client gone, expired, or silent past the event timeout.
             let mut ended = Vec::new();
             set.channels.retain(|c| {
@@ -656,6 +795,10 @@ impl Hub {
                 set.backlog.pop_front();
             }
         }
+        if !pass_done {
+            return Vec::new();
+        }
+        state.forget_empty_sets();
         let unix_now = time::OffsetDateTime::now_utc().unix_timestamp();
         state
             .subscriptions
@@ -712,20 +855,15 @@ fn enqueue(
     data: EventData,
     backlog_max: usize,
 ) {
-    let set = state
-        .sets
-        .entry(subscription.channel_set_id.clone())
-        .or_insert_with(|| ChannelSet {
-            owner: Owner {
-                id: subscription.owner.clone(),
-                is_client: subscription.owner_is_client,
-            },
-            application_id: subscription.application_id.clone(),
-            channels: Vec::new(),
-            next_sequence: 1,
-            backlog: VecDeque::new(),
-            unacked: HashMap::new(),
-        });
+    let owner = Owner {
+        id: subscription.owner.clone(),
+        is_client: subscription.owner_is_client,
+    };
+    let set = state.set_entry(
+        &subscription.channel_set_id,
+        &owner,
+        subscription.application_id.clone(),
+    );
     let sequence = set.next_sequence;
     set.next_sequence = if sequence >= MAX_SEQUENCE {
         1

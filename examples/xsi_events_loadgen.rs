@@ -1,0 +1,495 @@
+//! Load generator for XSI-Events: many open channels with heartbeats, and event latency
+//! from a settings change to its event on the channel. Run with:
+//!
+//! ```sh
+//! cargo build --release --bin bridgehead --examples
+//! target/release/bridgehead serve -c examples/bench/bridgehead-bench.toml &
+//! L=target/release/examples/xsi_events_loadgen
+//! $L users --count 20000                                   # load0..load19999@localhost
+//! $L channels --count 19000 --heartbeat-secs 15 --hold-secs 60 --server-pid $(pgrep -f 'bridgehead serve -c examples/bench')
+//! $L latency --channels 10000 --rate 1000 --secs 20
+//! ```
+//!
+//! `users` adds load users straight to the bench store, all with the password
+//! `load-pass`; the server sees them through the store's users generation. `channels` opens
+//! one channel per user, each on its own TLS connection. It heartbeats every channel every
+//! `--heartbeat-secs` over a pool of keep-alive connections (heartbeats travel apart from
+//! the stream, as the protocol asks), and reports the server's resident memory per open
+//! channel. `latency` opens `--channels` channels, subscribes each one to its user's Do Not
+//! Disturb, then changes the settings of random users at `--rate` per second over
+//! XSI-Actions. It measures the time from sending the PUT to the event arriving on the
+//! user's channel, and acknowledges every event.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use clap::{Parser, Subcommand};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use rand::Rng;
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long, default_value = "examples/bench/bridgehead-bench.toml")]
+    config: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    addr: SocketAddr,
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    /// Add load users to the bench store.
+    Users {
+        #[arg(long, default_value_t = 20_000)]
+        count: usize,
+    },
+    /// Hold many channels open with heartbeats; report server memory per channel.
+    Channels {
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+        #[arg(long, default_value_t = 15)]
+        heartbeat_secs: u64,
+        #[arg(long, default_value_t = 60)]
+        hold_secs: u64,
+        #[arg(long)]
+        server_pid: u32,
+    },
+    /// Event latency: settings change → event on the channel.
+    Latency {
+        #[arg(long, default_value_t = 10_000)]
+        channels: usize,
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        #[arg(long, default_value_t = 20)]
+        secs: u64,
+    },
+}
+
+const PASSWORD: &str = "load-pass";
+const XSI_NS: &str = "http://schema.broadsoft.com/xsi";
+
+fn user(n: usize) -> String {
+    format!("load{n}@localhost")
+}
+
+fn basic(user: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{PASSWORD}"))
+    )
+}
+
+struct Client {
+    addr: SocketAddr,
+    tls: tokio_rustls::TlsConnector,
+}
+
+impl Client {
+    async fn connect(&self) -> SendRequest<Full<Bytes>> {
+        let tcp = TcpStream::connect(self.addr).await.expect("connect");
+        tcp.set_nodelay(true).expect("nodelay");
+        let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+        let stream = self.tls.connect(name, tcp).await.expect("TLS");
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("HTTP");
+        tokio::spawn(connection);
+        sender
+    }
+}
+
+fn request(method: &str, path: &str, auth: &str, body: String) -> hyper::Request<Full<Bytes>> {
+    hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost")
+        .header("authorization", auth)
+        .header("content-type", "application/xml")
+        .body(Full::new(Bytes::from(body)))
+        .expect("request")
+}
+
+/// Sends one request on `sender` and reads the whole answer (status 0: connection gone).
+async fn call(
+    sender: &mut SendRequest<Full<Bytes>>,
+    request: hyper::Request<Full<Bytes>>,
+) -> (u16, String) {
+    if sender.ready().await.is_err() {
+        return (0, String::new());
+    }
+    let Ok(response) = sender.send_request(request).await else {
+        return (0, String::new());
+    };
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn text_between<'a>(document: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    document.split(start).nth(1)?.split(end).next()
+}
+
+/// An open channel: its id; its stream is read by a task that forwards documents.
+struct Opened {
+    channel_id: String,
+}
+
+async fn open_channel(
+    client: &Client,
+    n: usize,
+    documents: Option<tokio::sync::mpsc::UnboundedSender<(usize, String, Instant)>>,
+) -> Opened {
+    let mut sender = client.connect().await;
+    let body = format!(
+        "<Channel xmlns=\"{XSI_NS}\"><channelSetId>load-set-{n}</channelSetId><priority>1</priority><weight>50</weight><expires>3600</expires></Channel>"
+    );
+    let response = sender
+        .send_request(request(
+            "POST",
+            "/com.broadsoft.async/com.broadsoft.xsi-events/v2.0/channel",
+            &basic(&user(n)),
+            body,
+        ))
+        .await
+        .expect("channel response");
+    assert_eq!(response.status(), 200, "channel refused");
+    let mut stream = response.into_body();
+    let first = loop {
+        match stream.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    break String::from_utf8_lossy(&data).into_owned();
+                }
+            }
+            _ => panic!("channel stream ended early"),
+        }
+    };
+    let channel_id = text_between(&first, "<channelId>", "</channelId>")
+        .expect("channelId")
+        .to_owned();
+    tokio::spawn(async move {
+        let _keep = sender;
+        while let Some(Ok(frame)) = stream.frame().await {
+            if let (Ok(data), Some(out)) = (frame.into_data(), documents.as_ref()) {
+                let _ = out.send((
+                    n,
+                    String::from_utf8_lossy(&data).into_owned(),
+                    Instant::now(),
+                ));
+            }
+        }
+    });
+    Opened { channel_id }
+}
+
+async fn open_many(
+    client: &Arc<Client>,
+    count: usize,
+    documents: Option<tokio::sync::mpsc::UnboundedSender<(usize, String, Instant)>>,
+) -> Vec<Opened> {
+    let started = Instant::now();
+    let gate = Arc::new(Semaphore::new(64));
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..count {
+        let (client, gate, documents) = (Arc::clone(client), Arc::clone(&gate), documents.clone());
+        tasks.spawn(async move {
+            let _permit = gate.acquire_owned().await.expect("gate");
+            (n, open_channel(&client, n, documents).await)
+        });
+    }
+    let mut opened: Vec<(usize, Opened)> = Vec::with_capacity(count);
+    while let Some(done) = tasks.join_next().await {
+        opened.push(done.expect("open"));
+    }
+    opened.sort_by_key(|(n, _)| *n);
+    println!(
+        "opened {count} channels in {:.1} s ({:.0}/s)",
+        started.elapsed().as_secs_f64(),
+        count as f64 / started.elapsed().as_secs_f64()
+    );
+    opened.into_iter().map(|(_, o)| o).collect()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(str::to_owned)
+        })
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len().max(1) - 1) as f64 * p).round() as usize)
+        .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let mut config = bridgehead::config::Config::load(&args.config).expect("bench config");
+    config.validate().expect("valid bench config");
+    if let Mode::Users { count } = args.mode {
+        add_users(&config, count).await;
+        return;
+    }
+    let roots: Vec<_> =
+        bridgehead::pki::input::read_certificates(&config.dev_pki_dir().join("ca.crt"))
+            .expect("CA")
+            .into_iter()
+            .map(|c| c.der)
+            .collect();
+    let mut tls = (*bridgehead::tls::client_config(&roots).expect("TLS")).clone();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let client = Arc::new(Client {
+        addr: args.addr,
+        tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+    });
+    match args.mode {
+        Mode::Users { .. } => {}
+        Mode::Channels {
+            count,
+            heartbeat_secs,
+            hold_secs,
+            server_pid,
+        } => {
+            let before = rss_kib(server_pid);
+            let opened = open_many(&client, count, None).await;
+            let ids: Arc<Vec<(String, String)>> = Arc::new(
+                opened
+                    .iter()
+                    .enumerate()
+                    .map(|(n, o)| (o.channel_id.clone(), basic(&user(n))))
+                    .collect(),
+            );
+            // Heartbeats: every channel once per period, spread evenly, over 32 connections.
+            let failures = Arc::new(Mutex::new(0u64));
+            let sent = Arc::new(Mutex::new(0u64));
+            let deadline = Instant::now() + Duration::from_secs(hold_secs);
+            let mut beaters = tokio::task::JoinSet::new();
+            let lanes = 32;
+            for lane in 0..lanes {
+                let (client, ids, failures, sent) = (
+                    Arc::clone(&client),
+                    Arc::clone(&ids),
+                    Arc::clone(&failures),
+                    Arc::clone(&sent),
+                );
+                beaters.spawn(async move {
+                    let mut sender = client.connect().await;
+                    let mine: Vec<&(String, String)> =
+                        ids.iter().skip(lane).step_by(lanes).collect();
+                    let gap = Duration::from_secs(heartbeat_secs).div_f64(mine.len().max(1) as f64);
+                    let mut next = Instant::now();
+                    'outer: loop {
+                        for (id, auth) in &mine {
+                            if Instant::now() >= deadline {
+                                break 'outer;
+                            }
+                            tokio::time::sleep_until(next.into()).await;
+                            next += gap;
+                            let path =
+                                format!("/com.broadsoft.xsi-events/v2.0/channel/{id}/heartbeat");
+                            let (status, _) =
+                                call(&mut sender, request("PUT", &path, auth, String::new())).await;
+                            *sent.lock().expect("lock") += 1;
+                            if status != 200 {
+                                *failures.lock().expect("lock") += 1;
+                            }
+                        }
+                    }
+                });
+            }
+            let mut peak = 0;
+            while Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                peak = peak.max(rss_kib(server_pid));
+            }
+            while beaters.join_next().await.is_some() {}
+            let after = rss_kib(server_pid);
+            println!(
+                "{count} channels held {hold_secs} s with heartbeats every {heartbeat_secs} s: {} heartbeats, {} failed; server RSS {before} KiB before, {after} KiB after (peak {peak} KiB): {:.1} KiB per channel",
+                sent.lock().expect("lock"),
+                failures.lock().expect("lock"),
+                (peak.max(after).saturating_sub(before)) as f64 / count as f64
+            );
+        }
+        Mode::Latency {
+            channels,
+            rate,
+            secs,
+        } => latency(&client, channels, rate, secs).await,
+    }
+}
+
+async fn latency(client: &Arc<Client>, channels: usize, rate: u64, secs: u64) {
+    let (documents, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
+    let _opened = open_many(client, channels, Some(documents)).await;
+    // Subscribe every channel set to its user's Do Not Disturb (64 at a time).
+    let gate = Arc::new(Semaphore::new(64));
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..channels {
+        let (client, gate) = (Arc::clone(client), Arc::clone(&gate));
+        tasks.spawn(async move {
+            let _permit = gate.acquire_owned().await.expect("gate");
+            let mut sender = client.connect().await;
+            let body = format!("<Subscription xmlns=\"{XSI_NS}\"><event>Do Not Disturb</event><expires>3600</expires><channelSetId>load-set-{n}</channelSetId></Subscription>");
+            let path = format!("/com.broadsoft.xsi-events/v2.0/user/{}", user(n));
+            let (status, answer) = call(&mut sender, request("POST", &path, &basic(&user(n)), body)).await;
+            assert_eq!(status, 200, "subscription refused: {answer}");
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    // Acknowledge the initial-state events and wait for them to drain.
+    let mut pool = Vec::new();
+    for _ in 0..16 {
+        pool.push(tokio::sync::Mutex::new(client.connect().await));
+    }
+    let acks = Arc::new(pool);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    while arrivals.try_recv().is_ok() {}
+
+    // Changes at `rate`/s over 32 keep-alive connections; arrivals matched by user.
+    let sent_at: Arc<Mutex<HashMap<usize, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let lanes = 32u64;
+    let mut changers = tokio::task::JoinSet::new();
+    for _ in 0..lanes {
+        let (client, sent_at) = (Arc::clone(client), Arc::clone(&sent_at));
+        changers.spawn(async move {
+            let mut sender = client.connect().await;
+            let gap = Duration::from_secs_f64(lanes as f64 / rate as f64);
+            let mut next = Instant::now() + gap.mul_f64(rand::thread_rng().gen_range(0.0..1.0));
+            let mut active = false;
+            while Instant::now() < deadline {
+                tokio::time::sleep_until(next.into()).await;
+                next += gap;
+                let n = rand::thread_rng().gen_range(0..channels);
+                active = !active;
+                let body = format!(
+                    "<DoNotDisturb xmlns=\"{XSI_NS}\"><active>{active}</active></DoNotDisturb>"
+                );
+                let path = format!(
+                    "/com.broadsoft.xsi-actions/v2.0/user/{}/services/DoNotDisturb",
+                    user(n)
+                );
+                sent_at.lock().expect("lock").insert(n, Instant::now());
+                let (status, _) =
+                    call(&mut sender, request("PUT", &path, &basic(&user(n)), body)).await;
+                assert_eq!(status, 200);
+            }
+        });
+    }
+    let mut latencies = Vec::new();
+    let mut lane = 0usize;
+    let stop = deadline + Duration::from_secs(3);
+    while Instant::now() < stop {
+        let Ok(Some((n, document, at))) =
+            tokio::time::timeout(Duration::from_millis(500), arrivals.recv()).await
+        else {
+            continue;
+        };
+        if !document.contains("xsi:SubscriptionEvent") {
+            continue;
+        }
+        if let Some(sent) = sent_at.lock().expect("lock").remove(&n) {
+            latencies.push(at.duration_since(sent));
+        }
+        if let Some(event_id) = text_between(&document, "<xsi:eventID>", "</xsi:eventID>") {
+            let body = format!("<EventResponse xmlns=\"{XSI_NS}\"><eventID>{event_id}</eventID><statusCode>200</statusCode><reason>OK</reason></EventResponse>");
+            let acks = Arc::clone(&acks);
+            let auth = basic(&user(n));
+            lane = (lane + 1) % 16;
+            let chosen = lane;
+            tokio::spawn(async move {
+                let mut sender = acks[chosen].lock().await;
+                let _ = call(
+                    &mut sender,
+                    request(
+                        "POST",
+                        "/com.broadsoft.xsi-events/v2.0/channel/eventresponse",
+                        &auth,
+                        body,
+                    ),
+                )
+                .await;
+            });
+        }
+    }
+    while changers.join_next().await.is_some() {}
+    latencies.sort();
+    println!(
+        "{channels} channels, {rate} changes/s for {secs} s: {} events matched; settings PUT → event on the channel p50 {:.2} ms, p90 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        latencies.len(),
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.90),
+        percentile(&latencies, 0.95),
+        percentile(&latencies, 0.99),
+        latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    );
+}
+
+async fn add_users(config: &bridgehead::config::Config, count: usize) {
+    use bridgehead::store::{Enterprise, Group, Role, SqliteStore, Store, StoreError, User};
+    let store = SqliteStore::open(&config.store_path()).expect("bench store");
+    store
+        .put_enterprise(&Enterprise {
+            id: "load".into(),
+            name: "Load".into(),
+        })
+        .await
+        .expect("enterprise");
+    store
+        .put_group(&Group {
+            id: "load".into(),
+            enterprise_id: "load".into(),
+            name: "Load".into(),
+        })
+        .await
+        .expect("group");
+    // One verifier for every user: the same password, so the same hash work is not repeated.
+    let verifiers =
+        bridgehead::credentials::PasswordVerifiers::new(PASSWORD, config.store.scram_iterations)
+            .expect("verifiers");
+    let mut added = 0;
+    for n in 0..count {
+        let result = store
+            .add_user(&User {
+                id: user(n),
+                first_name: "Load".into(),
+                last_name: format!("User {n}"),
+                number: None,
+                extension: None,
+                enterprise_id: "load".into(),
+                group_id: "load".into(),
+                role: Role::User,
+                verifiers: verifiers.clone(),
+            })
+            .await;
+        match result {
+            Ok(()) => added += 1,
+            Err(StoreError::Exists(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    println!("{added} load users added ({count} wanted)");
+}
