@@ -1107,16 +1107,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (hub, users) = hub(dir.path(), XsiEventsConfig::default()).await;
         subscribe(&hub, &users[0], "set").await;
-        hub.state().sets.get_mut("set").unwrap().next_sequence = MAX_SEQUENCE;
+        // The set is made with its first event (no channel: it waits in the backlog).
         hub.deliver(&dnd(&users[0], 1), &users[0]);
+        if let Some(set) = hub.state().sets.get_mut("set") {
+            set.next_sequence = MAX_SEQUENCE;
+        }
         hub.deliver(&dnd(&users[0], 2), &users[0]);
+        hub.deliver(&dnd(&users[0], 3), &users[0]);
         let state = hub.state();
         let sequences: Vec<u32> = state.sets["set"]
             .backlog
             .iter()
             .map(|p| p.sequence)
             .collect();
-        assert_eq!(sequences, [MAX_SEQUENCE, 1]);
+        assert_eq!(sequences, [1, MAX_SEQUENCE, 1]);
     }
 
     #[tokio::test]
