@@ -22,6 +22,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
+
+#[path = "bench/support.rs"]
+mod support;
 use futures::{SinkExt, StreamExt};
 use minidom::Element;
 use tokio::io::BufStream;
@@ -167,20 +170,13 @@ fn message(from: &str, to: &str, id: u64) -> Element {
         .build()
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 fn report(label: &str, mut samples: Vec<Duration>) {
     samples.sort();
     println!(
         "{label}: n={} p50={:.3} ms p99={:.3} ms max={:.3} ms",
         samples.len(),
-        percentile(&samples, 0.50).as_secs_f64() * 1e3,
-        percentile(&samples, 0.99).as_secs_f64() * 1e3,
+        support::percentile_ms(&samples, 0.50),
+        support::percentile_ms(&samples, 0.99),
         samples.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
     );
 }
@@ -202,13 +198,13 @@ async fn main() {
         }
         Mode::Route { secs, window, rate } => route(args.addr, &tls, secs, window, rate).await,
         Mode::Idle { count, server_pid } => {
-            let before = rss_kib(server_pid);
+            let before = support::rss_kib(server_pid);
             let mut held = Vec::with_capacity(count);
             for _ in 0..count {
                 held.push(login(args.addr, &tls, "idle.localhost", "bench-secret-idle").await);
             }
             tokio::time::sleep(Duration::from_secs(2)).await;
-            let after = rss_kib(server_pid);
+            let after = support::rss_kib(server_pid);
             println!(
                 "idle: {count} TLS component connections; server RSS {before} KiB before, {after} KiB after: {:.1} KiB per connection",
                 (after.saturating_sub(before)) as f64 / count as f64
@@ -322,16 +318,4 @@ async fn route(
         "round trip (sender → server → echo → server → sender)",
         latencies,
     );
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .map(str::to_owned)
-        })
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
 }

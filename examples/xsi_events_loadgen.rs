@@ -28,6 +28,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use clap::{Parser, Subcommand};
+
+#[path = "bench/support.rs"]
+mod support;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
@@ -225,24 +228,6 @@ async fn open_many(
     opened.into_iter().map(|(_, o)| o).collect()
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .map(str::to_owned)
-        })
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    sorted
-        .get(((sorted.len().max(1) - 1) as f64 * p).round() as usize)
-        .map_or(0.0, |d| d.as_secs_f64() * 1e3)
-}
-
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -252,14 +237,7 @@ async fn main() {
         add_users(&config, count).await;
         return;
     }
-    let roots: Vec<_> =
-        bridgehead::pki::input::read_certificates(&config.dev_pki_dir().join("ca.crt"))
-            .expect("CA")
-            .into_iter()
-            .map(|c| c.der)
-            .collect();
-    let mut tls = (*bridgehead::tls::client_config(&roots).expect("TLS")).clone();
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tls = support::bench_tls(&config);
     let client = Arc::new(Client {
         addr: args.addr,
         tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
@@ -272,7 +250,7 @@ async fn main() {
             hold_secs,
             server_pid,
         } => {
-            let before = rss_kib(server_pid);
+            let before = support::rss_kib(server_pid);
             let opened = open_many(&client, count, None).await;
             let ids: Arc<Vec<(String, String)>> = Arc::new(
                 opened
@@ -322,10 +300,10 @@ async fn main() {
             let mut peak = 0;
             while Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_secs(5)).await;
-                peak = peak.max(rss_kib(server_pid));
+                peak = peak.max(support::rss_kib(server_pid));
             }
             while beaters.join_next().await.is_some() {}
-            let after = rss_kib(server_pid);
+            let after = support::rss_kib(server_pid);
             println!(
                 "{count} channels held {hold_secs} s with heartbeats every {heartbeat_secs} s: {} heartbeats, {} failed; server RSS {before} KiB before, {after} KiB after (peak {peak} KiB): {:.1} KiB per channel",
                 sent.lock().expect("lock"),
@@ -440,10 +418,10 @@ async fn latency(client: &Arc<Client>, channels: usize, rate: u64, secs: u64) {
     println!(
         "{channels} channels, {rate} changes/s for {secs} s: {} events matched; settings PUT → event on the channel p50 {:.2} ms, p90 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         latencies.len(),
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.90),
-        percentile(&latencies, 0.95),
-        percentile(&latencies, 0.99),
+        support::percentile_ms(&latencies, 0.50),
+        support::percentile_ms(&latencies, 0.90),
+        support::percentile_ms(&latencies, 0.95),
+        support::percentile_ms(&latencies, 0.99),
         latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3)
     );
 }

@@ -25,6 +25,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use clap::{Parser, Subcommand};
+
+#[path = "bench/support.rs"]
+mod support;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -167,14 +170,7 @@ async fn load(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
     );
-    let roots: Vec<_> =
-        bridgehead::pki::input::read_certificates(&config.dev_pki_dir().join("ca.crt"))
-            .expect("CA")
-            .into_iter()
-            .map(|c| c.der)
-            .collect();
-    let mut tls = (*bridgehead::tls::client_config(&roots).expect("TLS")).clone();
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tls = support::bench_tls(config);
     let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
 
     let started = Instant::now();
@@ -247,18 +243,13 @@ async fn load(
     }
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len().max(1) - 1) as f64 * p).round() as usize)
-            .map_or(0.0, |d| d.as_secs_f64() * 1e3)
-    };
     println!(
         "{url}: {} ok, {errors} failed in {elapsed:.1} s over {connections} connections{}: {:.0} requests/s; p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
         latencies.len(),
         rate.map(|r| format!(" paced at {r}/s")).unwrap_or_default(),
         latencies.len() as f64 / elapsed,
-        pct(0.50),
-        pct(0.99),
+        support::percentile_ms(&latencies, 0.50),
+        support::percentile_ms(&latencies, 0.99),
         latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
     );
 }

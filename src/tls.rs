@@ -143,12 +143,8 @@ impl ServerIdentity {
         alpn: &[&[u8]],
     ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        for root in trust {
-            roots.add(root.clone())?;
-        }
         let webpki = rustls::server::WebPkiClientVerifier::builder_with_provider(
-            Arc::new(roots),
+            Arc::new(root_store(trust)?),
             Arc::clone(&provider),
         )
         .build()
@@ -171,14 +167,10 @@ pub fn client_config_with_identity(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    let mut store = rustls::RootCertStore::empty();
-    for root in roots {
-        store.add(root.clone())?;
-    }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_root_certificates(store)
+        .with_root_certificates(root_store(roots)?)
         .with_client_auth_cert(chain, key)?;
     Ok(Arc::new(config))
 }
@@ -188,14 +180,19 @@ pub fn client_config_with_identity(
 pub fn client_config(
     roots: &[CertificateDer<'static>],
 ) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_root_certificates(root_store(roots)?)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// A root store holding `roots`.
+fn root_store(roots: &[CertificateDer<'static>]) -> Result<rustls::RootCertStore, TlsError> {
     let mut store = rustls::RootCertStore::empty();
     for root in roots {
         store.add(root.clone())?;
     }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_root_certificates(store)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    Ok(store)
 }

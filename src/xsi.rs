@@ -25,8 +25,26 @@ pub mod error;
 pub mod events;
 pub mod json;
 pub mod model;
+mod response;
 mod services;
 
 pub use actions::XsiActions;
 pub use error::ApiError;
 pub use events::XsiEvents;
+
+/// The percent-decoded segments of `path` below `root` (empty segments skipped), or `None`
+/// when `path` is not below `root` or a segment is not UTF-8.
+fn path_segments(path: &str, root: &str) -> Option<Vec<String>> {
+    let rest = path
+        .strip_prefix(root)
+        .filter(|rest| rest.is_empty() || rest.starts_with('/'))?;
+    rest.split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .ok()
+                .map(|s| s.into_owned())
+        })
+        .collect()
+}

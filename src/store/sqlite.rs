@@ -777,23 +777,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite3");
         {
-            let store = SqliteStore::open(&path).unwrap();
-            store
-                .put_enterprise(&Enterprise {
-                    id: "ent".into(),
-                    name: "Ent".into(),
-                })
-                .await
-                .unwrap();
-            store
-                .put_group(&Group {
-                    id: "grp".into(),
-                    enterprise_id: "ent".into(),
-                    name: "Grp".into(),
-                })
-                .await
-                .unwrap();
-            store.add_user(&user("alice@example.com")).await.unwrap();
+            let store = store_with_alice(&path).await;
             assert!(matches!(
                 store.add_user(&user("ALICE@example.com")).await,
                 Err(StoreError::Exists(_))

@@ -19,12 +19,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hyper::body::{Bytes, Incoming};
-use hyper::header::{
-    HeaderValue, ALLOW, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
-};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, AUTHORIZATION};
 use hyper::{Method, Request, Response, StatusCode};
-use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
 use crate::config::XsiConfig;
 use crate::http::{self, Handler, RequestContext, ResponseBody};
@@ -36,6 +34,7 @@ use super::auth::Authenticator;
 use super::codec::{self, Format};
 use super::error::ApiError;
 use super::model::{self, XSI_NS};
+use super::response::{empty, ok, respond};
 use super::services;
 
 /// Where XSI-Actions is mounted on the HTTPS front.
@@ -92,16 +91,7 @@ enum Directory {
 impl Resource {
     fn parse(path: &str) -> Result<Resource, ApiError> {
         let unknown = || ApiError::UnknownResource(path.to_owned());
-        let rest = path
-            .strip_prefix(VERSION_ROOT)
-            .filter(|rest| rest.is_empty() || rest.starts_with('/'))
-            .ok_or_else(unknown)?;
-        let segments: Vec<String> = rest
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .map(|s| percent_decode_str(s).decode_utf8().map(|s| s.into_owned()))
-            .collect::<Result<_, _>>()
-            .map_err(|_| unknown())?;
+        let segments = super::path_segments(path, VERSION_ROOT).ok_or_else(unknown)?;
         let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
         let user = |u: &str| u.to_owned();
         Ok(match segments.as_slice() {
@@ -192,52 +182,6 @@ fn may_access(caller: &User, target: &User) -> bool {
         }
 }
 
-fn ok(bytes: Bytes, format: Format) -> Response<ResponseBody> {
-    let mut response = Response::new(http::full(bytes));
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
-    );
-    response
-}
-
-fn empty(status: StatusCode) -> Response<ResponseBody> {
-    let mut response = Response::new(http::full(Bytes::new()));
-    *response.status_mut() = status;
-    response
-}
-
-/// The ErrorInfo response for `error`, with the headers its status calls for.
-pub(super) fn error_response(
-    error: &ApiError,
-    format: Format,
-    challenge: &HeaderValue,
-) -> Response<ResponseBody> {
-    let info = model::ErrorInfo {
-        xmlns: XSI_NS,
-        summary: error.to_string(),
-        summary_english: error.to_string(),
-        error_code: error.code(),
-    };
-    let body = codec::render(&info, None, format).unwrap_or_default();
-    let mut response = ok(body, format);
-    *response.status_mut() = error.status();
-    let headers = response.headers_mut();
-    match error {
-        ApiError::AuthenticationRequired | ApiError::BadCredentials => {
-            headers.insert(WWW_AUTHENTICATE, challenge.clone());
-        }
-        ApiError::MethodNotAllowed { allow } => {
-            headers.insert(ALLOW, HeaderValue::from_static(allow));
-        }
-        ApiError::Throttled { retry_after_secs } => {
-            headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after_secs));
-        }
-        _ => {}
-    }
-    response
-}
-
 impl XsiActions {
     /// The handler, over the telephony model, checking credentials with `auth`.
     pub fn new(telephony: Telephony, config: Arc<XsiConfig>, auth: Authenticator) -> Self {
@@ -249,10 +193,6 @@ impl XsiActions {
             config,
             challenge,
         }
-    }
-
-    fn error_response(&self, error: &ApiError, format: Format) -> Response<ResponseBody> {
-        error_response(error, format, &self.challenge)
     }
 
     /// The user whose resource is asked for, if `caller` may reach it. A caller without an
@@ -661,17 +601,8 @@ impl Handler for XsiActions {
         context: &RequestContext,
     ) -> Response<ResponseBody> {
         let format = Format::for_response(request.uri().query(), request.headers());
-        match self.serve(request, context, format).await {
-            Ok(response) => response,
-            Err(error) => {
-                if error.status().is_server_error() {
-                    tracing::error!(error = %error, "XSI request failed");
-                } else {
-                    tracing::debug!(error = %error, status = error.status().as_u16(), "XSI request refused");
-                }
-                self.error_response(&error, format)
-            }
-        }
+        let result = self.serve(request, context, format).await;
+        respond(result, format, &self.challenge)
     }
 }
 

@@ -30,7 +30,6 @@ use http_body_util::BodyExt;
 use hyper::body::{Bytes, Frame, Incoming};
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
-use percent_encoding::percent_decode_str;
 use tokio::sync::mpsc;
 
 use crate::http::{self, Handler, RequestContext, ResponseBody};
@@ -42,6 +41,7 @@ use super::auth::Authenticator;
 use super::codec::{self, Format};
 use super::error::ApiError;
 use super::model::XSI_NS;
+use super::response::{empty, ok, respond};
 
 /// Where the streaming channel request is mounted.
 pub const ASYNC_MOUNT: &str = "/com.broadsoft.async/com.broadsoft.xsi-events/";
@@ -102,16 +102,9 @@ impl Resource {
         if path == format!("{ASYNC_ROOT}/channel") {
             return Ok(Resource::OpenChannel);
         }
-        let rest = path
-            .strip_prefix(ROOT)
-            .filter(|rest| rest.starts_with('/'))
+        let segments = super::path_segments(path, ROOT)
+            .filter(|segments| !segments.is_empty())
             .ok_or_else(unknown)?;
-        let segments: Vec<String> = rest
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .map(|s| percent_decode_str(s).decode_utf8().map(|s| s.into_owned()))
-            .collect::<Result<_, _>>()
-            .map_err(|_| unknown())?;
         let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
         let enterprise = |e: &str| {
             e.eq_ignore_ascii_case("enterprise") || e.eq_ignore_ascii_case("serviceprovider")
@@ -153,17 +146,12 @@ impl Resource {
     }
 }
 
-fn ok(bytes: Bytes, format: Format) -> Response<ResponseBody> {
-    let mut response = Response::new(http::full(bytes));
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
-    );
-    response
-}
-
-fn empty() -> Response<ResponseBody> {
-    Response::new(http::full(Bytes::new()))
+/// The error for a required field that is missing.
+fn required(field: &str) -> ApiError {
+    ApiError::Invalid {
+        field: field.into(),
+        reason: "required".into(),
+    }
 }
 
 impl From<HubError> for ApiError {
@@ -314,10 +302,7 @@ impl XsiEvents {
                 let channel_set_id = asked
                     .channel_set_id
                     .filter(|id| !id.trim().is_empty())
-                    .ok_or_else(|| ApiError::Invalid {
-                        field: "channelSetId".into(),
-                        reason: "required".into(),
-                    })?;
+                    .ok_or_else(|| required("channelSetId"))?;
                 let opened = self.hub.open_channel(
                     &owner,
                     ChannelRequest {
@@ -340,18 +325,15 @@ impl XsiEvents {
             ),
             Resource::Heartbeat(id) => {
                 self.hub.heartbeat(&owner, &id)?;
-                Ok(empty())
+                Ok(empty(StatusCode::OK))
             }
             Resource::Channel(id) if request.method() == Method::DELETE => {
                 self.hub.delete_channel(&owner, &id)?;
-                Ok(empty())
+                Ok(empty(StatusCode::OK))
             }
             Resource::Channel(id) => {
                 let asked: documents::Channel = Self::body(request, context, "Channel").await?;
-                let expires = asked.expires.ok_or_else(|| ApiError::Invalid {
-                    field: "expires".into(),
-                    reason: "required".into(),
-                })?;
+                let expires = asked.expires.ok_or_else(|| required("expires"))?;
                 let granted = self.hub.update_channel(&owner, &id, expires)?;
                 let answer = documents::Channel {
                     xmlns: XSI_NS,
@@ -367,7 +349,7 @@ impl XsiEvents {
                 self.hub
                     .event_response(&owner, &response.event_id, response.status_code)
                     .await?;
-                Ok(empty())
+                Ok(empty(StatusCode::OK))
             }
             Resource::ChannelSet(id) => {
                 let set = self.hub.channel_set(&owner, &id)?;
@@ -417,15 +399,12 @@ impl XsiEvents {
                 match *request.method() {
                     Method::DELETE => {
                         self.hub.remove_subscription(&id, true).await?;
-                        Ok(empty())
+                        Ok(empty(StatusCode::OK))
                     }
                     Method::PUT => {
                         let asked: documents::Subscription =
                             Self::body(request, context, "Subscription").await?;
-                        let expires = asked.expires.ok_or_else(|| ApiError::Invalid {
-                            field: "expires".into(),
-                            reason: "required".into(),
-                        })?;
+                        let expires = asked.expires.ok_or_else(|| required("expires"))?;
                         let granted = self.hub.renew_subscription(&id, expires).await?;
                         let answer = documents::Subscription {
                             xmlns: XSI_NS,
@@ -464,10 +443,7 @@ impl XsiEvents {
         let channel_set_id = asked
             .channel_set_id
             .filter(|id| !id.trim().is_empty())
-            .ok_or_else(|| ApiError::Invalid {
-                field: "channelSetId".into(),
-                reason: "required".into(),
-            })?;
+            .ok_or_else(|| required("channelSetId"))?;
         let mut events: Vec<String> = asked.event.into_iter().collect();
         events.extend(
             asked
@@ -540,10 +516,6 @@ impl XsiEvents {
         };
         Ok(ok(codec::render(&answer, None, format)?, format))
     }
-
-    fn error_response(&self, error: &ApiError, format: Format) -> Response<ResponseBody> {
-        super::actions::error_response(error, format, &self.challenge)
-    }
 }
 
 #[async_trait]
@@ -554,16 +526,7 @@ impl Handler for XsiEvents {
         context: &RequestContext,
     ) -> Response<ResponseBody> {
         let format = Format::for_response(request.uri().query(), request.headers());
-        match self.serve(request, context, format).await {
-            Ok(response) => response,
-            Err(error) => {
-                if error.status() == StatusCode::INTERNAL_SERVER_ERROR {
-                    tracing::error!(error = %error, "XSI-Events request failed");
-                } else {
-                    tracing::debug!(error = %error, status = error.status().as_u16(), "XSI-Events request refused");
-                }
-                self.error_response(&error, format)
-            }
-        }
+        let result = self.serve(request, context, format).await;
+        respond(result, format, &self.challenge)
     }
 }

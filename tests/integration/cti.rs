@@ -8,12 +8,10 @@ use std::time::Duration;
 use hyper::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use bridgehead::config::Config;
-
-use crate::support::acme::{populate, url, ALICE};
+use crate::support::acme::{start_acme, url, ALICE};
 use crate::support::https::{assert_valid, EventChannel, Https, EVENTS};
 use crate::support::openssl::{Key, OpenSsl};
-use crate::support::server::{embedded_config, http_get, TestServer};
+use crate::support::server::http_get;
 
 const CTI_EKU: &str = "extendedKeyUsage=clientAuth,1.3.6.1.4.1.6431.1.1.8.2.1.3";
 
@@ -33,19 +31,9 @@ fn client(server_ca: &Path, chain: &Path, key: &Path) -> rustls::ClientConfig {
     (*bridgehead::tls::client_config_with_identity(&roots, chain, key).unwrap()).clone()
 }
 
-async fn start_with(adjust: impl FnOnce(&mut Config)) -> (tempfile::TempDir, TestServer) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = embedded_config(dir.path());
-    adjust(&mut config);
-    config.validate().unwrap();
-    let server = TestServer::start(config).await;
-    populate(server.store.as_ref()).await;
-    (dir, server)
-}
-
 #[tokio::test]
 async fn a_cti_application_subscribes_without_passwords_and_gets_client_id_events() {
-    let (dir, server) = start_with(|_| {}).await;
+    let (dir, server) = start_acme(|_| {}).await;
     let pki = dir.path().join("pki");
     let cti = Https::with_tls(
         server.addrs.cti.unwrap(),
@@ -188,7 +176,7 @@ async fn every_wrong_certificate_is_refused_with_its_reason() {
         CTI_EKU,
     );
     let trust = pki.path("root.crt");
-    let (dir, server) = start_with(|c| {
+    let (dir, server) = start_acme(|c| {
         c.cti.trust_file = Some(trust.clone());
         c.cti.allowed_client_ids = vec!["bwcticlient.example.com".into()];
     })

@@ -13,7 +13,7 @@ use bridgehead::credentials::PasswordVerifiers;
 use bridgehead::store::{CallLogKind, CallLogRecord, Device};
 use bridgehead::telephony::{EventKind, ServiceSettings};
 
-use crate::support::acme::{auth, populate, url, ALICE, UTF8_PASSWORD};
+use crate::support::acme::{auth, populate, start_acme, url, ALICE, UTF8_PASSWORD};
 use crate::support::https::{assert_valid, basic, Https, Reply, XSI};
 use crate::support::server::{embedded_config, TestServer};
 
@@ -28,12 +28,7 @@ fn ca(dir: &tempfile::TempDir) -> PathBuf {
 }
 
 async fn start_with(adjust: impl FnOnce(&mut Config)) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = embedded_config(dir.path());
-    adjust(&mut config);
-    config.validate().unwrap();
-    let server = TestServer::start(config).await;
-    populate(server.store.as_ref()).await;
+    let (dir, server) = start_acme(adjust).await;
     let https = Https::new(server.addrs.https.unwrap(), &ca(&dir));
     Setup { dir, server, https }
 }

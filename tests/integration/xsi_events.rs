@@ -8,7 +8,7 @@ use hyper::Method;
 
 use bridgehead::config::Config;
 
-use crate::support::acme::{auth, populate, url, ALICE};
+use crate::support::acme::{auth, populate, start_acme, url, ALICE};
 use crate::support::https::{assert_valid, between, EventChannel, Https, Reply, EVENTS};
 use crate::support::server::{embedded_config, TestServer};
 
@@ -19,12 +19,7 @@ struct Setup {
 }
 
 async fn start_with(adjust: impl FnOnce(&mut Config)) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = embedded_config(dir.path());
-    adjust(&mut config);
-    config.validate().unwrap();
-    let server = TestServer::start(config).await;
-    populate(server.store.as_ref()).await;
+    let (dir, server) = start_acme(adjust).await;
     let https = Https::new(server.addrs.https.unwrap(), &dir.path().join("pki/ca.crt"));
     Setup {
         _dir: dir,

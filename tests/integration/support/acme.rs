@@ -5,6 +5,7 @@ use bridgehead::credentials::PasswordVerifiers;
 use bridgehead::store::{Enterprise, Group, Role, Store, User};
 
 use super::https::{basic, XSI};
+use super::server::{embedded_config, TestServer};
 
 pub const ALICE: &str = "alice@acme.test";
 pub const UTF8_PASSWORD: &str = "zö€-pässwörd ☎";
@@ -147,4 +148,18 @@ pub fn auth(user: &str) -> String {
 
 pub fn url(user: &str, rest: &str) -> String {
     format!("{XSI}/user/{user}/{rest}")
+}
+
+/// A server on ephemeral ports (its data in the returned directory) holding the acme
+/// directory; `adjust` changes the configuration first.
+pub async fn start_acme(
+    adjust: impl FnOnce(&mut bridgehead::config::Config),
+) -> (tempfile::TempDir, TestServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = embedded_config(dir.path());
+    adjust(&mut config);
+    config.validate().unwrap();
+    let server = TestServer::start(config).await;
+    populate(server.store.as_ref()).await;
+    (dir, server)
 }
