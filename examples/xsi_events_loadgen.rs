@@ -334,9 +334,17 @@ async fn latency(client: &Arc<Client>, channels: usize, rate: u64, secs: u64) {
             let path = format!("/com.broadsoft.xsi-events/v2.0/user/{}", user(n));
             let (status, answer) = call(&mut sender, request("POST", &path, &basic(&user(n)), body)).await;
             assert_eq!(status, 200, "subscription refused: {answer}");
+            let id = text_between(&answer, "<subscriptionId>", "</subscriptionId>").map(str::to_owned);
+            (n, id)
         });
     }
-    while tasks.join_next().await.is_some() {}
+    // Subscriptions are persisted: the run deletes its own at the end, so runs repeat.
+    let mut subscriptions = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        if let Ok((n, Some(id))) = done {
+            subscriptions.push((n, id));
+        }
+    }
     // Acknowledge the initial-state events and wait for them to drain.
     let mut pool = Vec::new();
     for _ in 0..16 {
@@ -348,11 +356,16 @@ async fn latency(client: &Arc<Client>, channels: usize, rate: u64, secs: u64) {
 
     // Changes at `rate`/s over 32 keep-alive connections; arrivals matched by user.
     let sent_at: Arc<Mutex<HashMap<usize, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
+    let put_times: Arc<Mutex<Vec<Duration>>> = Arc::new(Mutex::new(Vec::new()));
     let deadline = Instant::now() + Duration::from_secs(secs);
     let lanes = 32u64;
     let mut changers = tokio::task::JoinSet::new();
     for _ in 0..lanes {
-        let (client, sent_at) = (Arc::clone(client), Arc::clone(&sent_at));
+        let (client, sent_at, put_times) = (
+            Arc::clone(client),
+            Arc::clone(&sent_at),
+            Arc::clone(&put_times),
+        );
         changers.spawn(async move {
             let mut sender = client.connect().await;
             let gap = Duration::from_secs_f64(lanes as f64 / rate as f64);
@@ -370,10 +383,12 @@ async fn latency(client: &Arc<Client>, channels: usize, rate: u64, secs: u64) {
                     "/com.broadsoft.xsi-actions/v2.0/user/{}/services/DoNotDisturb",
                     user(n)
                 );
-                sent_at.lock().expect("lock").insert(n, Instant::now());
+                let sent = Instant::now();
+                sent_at.lock().expect("lock").insert(n, sent);
                 let (status, _) =
                     call(&mut sender, request("PUT", &path, &basic(&user(n)), body)).await;
                 assert_eq!(status, 200);
+                put_times.lock().expect("lock").push(sent.elapsed());
             }
         });
     }
@@ -414,6 +429,30 @@ async fn latency(client: &Arc<Client>, channels: usize, rate: u64, secs: u64) {
         }
     }
     while changers.join_next().await.is_some() {}
+    let gate = Arc::new(Semaphore::new(64));
+    let mut cleanup = tokio::task::JoinSet::new();
+    for (n, id) in subscriptions {
+        let (client, gate) = (Arc::clone(client), Arc::clone(&gate));
+        cleanup.spawn(async move {
+            let _permit = gate.acquire_owned().await.expect("gate");
+            let mut sender = client.connect().await;
+            let path = format!("/com.broadsoft.xsi-events/v2.0/subscription/{id}");
+            call(
+                &mut sender,
+                request("DELETE", &path, &basic(&user(n)), String::new()),
+            )
+            .await;
+        });
+    }
+    while cleanup.join_next().await.is_some() {}
+    let mut puts = std::mem::take(&mut *put_times.lock().expect("lock"));
+    puts.sort();
+    println!(
+        "settings PUT answered: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms",
+        support::percentile_ms(&puts, 0.50),
+        support::percentile_ms(&puts, 0.90),
+        support::percentile_ms(&puts, 0.99)
+    );
     latencies.sort();
     println!(
         "{channels} channels, {rate} changes/s for {secs} s: {} events matched; settings PUT → event on the channel p50 {:.2} ms, p90 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",

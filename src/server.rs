@@ -403,6 +403,7 @@ impl Bound {
             }));
         }
         spawn_event_delivery(&shutdown, self.hub.clone(), self.telephony.clone());
+        spawn_store_maintenance(&shutdown, Arc::clone(&self.store));
         for (listener, front) in self.https.into_iter().chain(self.cti) {
             let for_connections = shutdown.clone();
             listeners.spawn(listener.serve(shutdown.clone(), move |tcp, peer| {
@@ -464,6 +465,24 @@ fn spawn_event_delivery(shutdown: &Shutdown, hub: Hub, telephony: Telephony) {
                         if let Err(e) = hub.remove_subscription(&expired, true).await {
                             tracing::warn!(error = %e, subscription = %expired, "cannot end an expired subscription");
                         }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Store housekeeping every second, off the request path, until shutdown.
+fn spawn_store_maintenance(shutdown: &Shutdown, store: Arc<dyn Store>) {
+    let stop = shutdown.clone();
+    shutdown.spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {
+                    if let Err(e) = store.checkpoint().await {
+                        tracing::warn!(error = %e, "store checkpoint failed");
                     }
                 }
             }

@@ -300,6 +300,9 @@ pub trait Store: Send + Sync + 'static {
     /// `bridgehead user passwd`) within a fraction of a second. Cheap: callers use it to
     /// know when a remembered user must be read again.
     fn users_generation(&self) -> u64;
+    /// Housekeeping the server runs every second (SQLite: copy the write-ahead log into the
+    /// database file, from a connection of its own).
+    async fn checkpoint(&self) -> Result<(), StoreError>;
 
     /// Creates or renames an enterprise.
     async fn put_enterprise(&self, enterprise: &Enterprise) -> Result<(), StoreError>;

@@ -95,6 +95,9 @@ const MIGRATIONS: &[&str] = &[
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// A second connection that only copies the WAL into the database file (see
+    /// [`Store::checkpoint`]), so no request waits for a checkpoint.
+    checkpointer: Arc<Mutex<Connection>>,
     path: PathBuf,
     changes: Arc<Changes>,
 }
@@ -133,6 +136,10 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&mut conn)?;
+        // Checkpoints run from the checkpointer connection, off the request path.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpointer = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
+        checkpointer.busy_timeout(std::time::Duration::from_secs(5))?;
         let changes = Changes::default();
         let data_version: i64 = conn.pragma_query_value(None, "data_version", |r| r.get(0))?;
         changes
@@ -140,6 +147,7 @@ impl SqliteStore {
             .store(data_version, Ordering::Relaxed);
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            checkpointer: Arc::new(Mutex::new(checkpointer)),
             path: path.to_owned(),
             changes: Arc::new(changes),
         })
@@ -317,6 +325,20 @@ fn verifiers_json(v: &PasswordVerifiers) -> Result<String, StoreError> {
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn checkpoint(&self) -> Result<(), StoreError> {
+        let checkpointer = Arc::clone(&self.checkpointer);
+        tokio::task::spawn_blocking(move || {
+            let conn = checkpointer
+                .lock()
+                .map_err(|_| StoreError::Worker("a previous checkpoint panicked".to_owned()))?;
+            // PASSIVE: copy what no reader still needs; never wait for, or block, the others.
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Worker(e.to_string()))?
+    }
+
     fn users_generation(&self) -> u64 {
         self.check_external_changes();
         self.changes.local.load(Ordering::Acquire) + self.changes.external.load(Ordering::Acquire)
@@ -907,6 +929,8 @@ mod tests {
             }
         }
         let store = SqliteStore::open(&path).unwrap();
+        // The WAL is copied into the database file from the second connection.
+        store.checkpoint().await.unwrap();
         assert_eq!(
             store
                 .service_settings("ALICE@example.com", "DoNotDisturb")
