@@ -34,7 +34,7 @@ use super::auth::Authenticator;
 use super::codec::{self, Format};
 use super::error::ApiError;
 use super::model::{self, XSI_NS};
-use super::response::{empty, ok, respond};
+use super::response::{basic_challenge, empty, ok, respond};
 use super::services;
 
 /// Where XSI-Actions is mounted on the HTTPS front.
@@ -185,8 +185,7 @@ fn may_access(caller: &User, target: &User) -> bool {
 impl XsiActions {
     /// The handler, over the telephony model, checking credentials with `auth`.
     pub fn new(telephony: Telephony, config: Arc<XsiConfig>, auth: Authenticator) -> Self {
-        let challenge = HeaderValue::from_str(&format!("Basic realm=\"{}\"", config.realm))
-            .unwrap_or_else(|_| HeaderValue::from_static("Basic realm=\"BroadWorks\""));
+        let challenge = basic_challenge(&config.realm);
         XsiActions {
             auth,
             telephony,
@@ -265,8 +264,9 @@ impl XsiActions {
             return Err(ApiError::UnknownResource(request.uri().path().to_owned()));
         };
         let target = self.target(caller.as_ref(), target_id).await?;
-        tracing::debug!(caller = %target.id, method = %request.method(), path = request.uri().path(), "xsi request");
+        tracing::debug!(target_user = %target.id, method = %request.method(), path = request.uri().path(), "xsi request");
         match resource {
+            // Answered above, before authentication.
             Resource::Versions => Err(ApiError::UnknownResource(request.uri().path().to_owned())),
             Resource::Profile(_) => self.profile(&target, format),
             Resource::Devices(_) => self.devices(&target, format).await,

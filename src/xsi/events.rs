@@ -41,7 +41,7 @@ use super::auth::Authenticator;
 use super::codec::{self, Format};
 use super::error::ApiError;
 use super::model::XSI_NS;
-use super::response::{empty, ok, respond};
+use super::response::{basic_challenge, empty, ok, respond};
 
 /// Where the streaming channel request is mounted.
 pub const ASYNC_MOUNT: &str = "/com.broadsoft.async/com.broadsoft.xsi-events/";
@@ -233,8 +233,7 @@ fn describe(record: &SubscriptionRecord, expires: Option<u64>) -> documents::Sub
 impl XsiEvents {
     /// The handler.
     pub fn new(hub: Hub, telephony: Telephony, auth: Authenticator, realm: &str) -> Self {
-        let challenge = HeaderValue::from_str(&format!("Basic realm=\"{realm}\""))
-            .unwrap_or_else(|_| HeaderValue::from_static("Basic realm=\"BroadWorks\""));
+        let challenge = basic_challenge(realm);
         XsiEvents {
             hub,
             telephony,

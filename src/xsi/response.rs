@@ -11,6 +11,12 @@ use super::codec::{self, Format};
 use super::error::ApiError;
 use super::model::{self, XSI_NS};
 
+/// The `WWW-Authenticate` value that asks for HTTP Basic credentials in `realm`.
+pub(super) fn basic_challenge(realm: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!("Basic realm=\"{realm}\""))
+        .unwrap_or_else(|_| HeaderValue::from_static("Basic realm=\"BroadWorks\""))
+}
+
 /// 200 with `bytes` in `format`.
 pub(super) fn ok(bytes: Bytes, format: Format) -> Response<ResponseBody> {
     let mut response = Response::new(http::full(bytes));
