@@ -767,6 +767,12 @@ impl Config {
                 );
             }
         }
+        if self.xsi_events.max_expires_secs >= 2_147_483_647 {
+            problem(
+                "xsi_events.max_expires_secs".into(),
+                "must be below 2147483647 (that value means \"never expires\")".into(),
+            );
+        }
         if self.xsi_events.min_expires_secs > self.xsi_events.max_expires_secs {
             problem(
                 "xsi_events.min_expires_secs".into(),

@@ -367,7 +367,10 @@ impl Hub {
             return (NEVER_EXPIRES, None);
         }
         let granted = requested.clamp(self.config.min_expires_secs, self.config.max_expires_secs);
-        (granted, Some(Instant::now() + Duration::from_secs(granted)))
+        (
+            granted,
+            Instant::now().checked_add(Duration::from_secs(granted)),
+        )
     }
 
     /// True when `channel_id` names a channel of another node.
