@@ -247,7 +247,10 @@ impl Authenticator {
             Entry {
                 user: user.clone(),
                 generation,
-                until: now + Duration::from_secs(self.config.auth_cache_secs),
+                // An absurdly long configured lifetime means "until the process ends".
+                until: now
+                    .checked_add(Duration::from_secs(self.config.auth_cache_secs))
+                    .unwrap_or(now + Duration::from_secs(100 * 365 * 86_400)),
             },
         );
     }
