@@ -599,11 +599,7 @@ impl Config {
             }
         }
         if let Some(node_id) = &self.server.node_id {
-            if node_id.is_empty()
-                || !node_id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-            {
+            if !is_token(node_id) {
                 problem(
                     "server.node_id".into(),
                     "must be non-empty and use only letters, digits, '-', '_' and '.' (it goes \
@@ -785,13 +781,7 @@ impl Config {
                 "must not exceed xsi.directory_max_page_size".into(),
             );
         }
-        if self.http.affinity_cookie.is_empty()
-            || !self
-                .http
-                .affinity_cookie
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-        {
+        if !is_token(&self.http.affinity_cookie) {
             problem(
                 "http.affinity_cookie".into(),
                 "must be a cookie name: letters, digits, '-', '_' and '.'".into(),
@@ -893,6 +883,14 @@ pub fn read_secret_file(path: &Path) -> Result<Secret, String> {
         return Err(format!("{} is empty", path.display()));
     }
     Ok(Secret(secret))
+}
+
+/// A non-empty word of ASCII letters, digits, `-`, `_` and `.`: safe in cookies and ids.
+fn is_token(value: &str) -> bool {
+    !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
 }
 
 /// Checks that `name` is a plausible DNS domain (the rules XMPP domainparts follow).

@@ -117,6 +117,19 @@ pub fn identity_files(config: &Config) -> IdentityFiles {
     }
 }
 
+/// Binds one listener, naming it in the error.
+fn bind_listener(
+    name: &'static str,
+    addr: SocketAddr,
+    max_connections: usize,
+) -> Result<Listener, ServerError> {
+    Listener::bind(name, addr, max_connections).map_err(|source| ServerError::Bind {
+        listener: name,
+        addr,
+        source,
+    })
+}
+
 /// The CTI trust bundle and CN allow-list: configured, or the development PKI's CA and
 /// CTI client certificate.
 fn cti_trust(
@@ -217,12 +230,7 @@ impl Server {
         );
         let component = if config.xmpp.component_enabled {
             let addr = config.xmpp.component_listen;
-            let listener = Listener::bind("component", addr, config.xmpp.max_component_connections)
-                .map_err(|source| ServerError::Bind {
-                    listener: "component",
-                    addr,
-                    source,
-                })?;
+            let listener = bind_listener("component", addr, config.xmpp.max_component_connections)?;
             addrs.component = listener.local_addr().ok();
             if !config.xmpp.component_tls && !addr.ip().is_loopback() {
                 tracing::warn!(
@@ -256,14 +264,7 @@ impl Server {
         .await?;
         let (https, cti) = if config.http.enabled {
             let addr = config.http.listen;
-            let listener =
-                Listener::bind("https", addr, config.http.max_connections).map_err(|source| {
-                    ServerError::Bind {
-                        listener: "https",
-                        addr,
-                        source,
-                    }
-                })?;
+            let listener = bind_listener("https", addr, config.http.max_connections)?;
             addrs.https = listener.local_addr().ok();
             let xsi_config = Arc::new(config.xsi.clone());
             let auth = crate::xsi::auth::Authenticator::new(
@@ -284,14 +285,7 @@ impl Server {
                 .mount(crate::xsi::events::ASYNC_MOUNT, events);
             let cti = if config.cti_enabled() {
                 let addr = config.cti.listen;
-                let listener =
-                    Listener::bind("cti", addr, config.cti.max_connections).map_err(|source| {
-                        ServerError::Bind {
-                            listener: "cti",
-                            addr,
-                            source,
-                        }
-                    })?;
+                let listener = bind_listener("cti", addr, config.cti.max_connections)?;
                 addrs.cti = listener.local_addr().ok();
                 let (trust, allowed) = cti_trust(&config)?;
                 let cti_tls = identity.cti_server_config(&trust, allowed, &[b"h2", b"http/1.1"])?;
@@ -436,11 +430,7 @@ fn spawn_event_delivery(shutdown: &Shutdown, hub: Hub, telephony: Telephony) {
                 event = events.recv() => event,
             };
             match event {
-                Ok(event) => match telephony.user(&event.user_id).await {
-                    Ok(Some(user)) => delivery_hub.deliver(&event, &user),
-                    Ok(None) => {}
-                    Err(e) => tracing::error!(error = %e, "cannot look up the user of an event"),
-                },
+                Ok(event) => delivery_hub.deliver(&event),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(lost)) => {
                     tracing::error!(
                         lost,

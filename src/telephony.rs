@@ -134,14 +134,14 @@ impl Telephony {
         }
     }
 
-    /// Validates, stores and announces new settings for a user's service.
+    /// Validates, stores and announces new settings for a user's service. `user` is the
+    /// record the caller already holds (the store refuses an unknown user).
     pub async fn set_service(
         &self,
-        user_id: &str,
+        user: &User,
         settings: ServiceSettings,
     ) -> Result<Arc<TelephonyEvent>, TelephonyError> {
         settings.validate()?;
-        let user = self.existing_user(user_id).await?;
         let json = serde_json::to_string(&settings)
             .map_err(|e| TelephonyError::Store(StoreError::Corrupt(e.to_string())))?;
         let _order = self.user_lock(&user.id).lock().await;
@@ -151,7 +151,7 @@ impl Telephony {
         tracing::info!(user = %user.id, service = settings.name().as_str(), "service settings changed");
         Ok(self
             .events
-            .publish(&user.id, EventKind::ServiceChanged(settings)))
+            .publish(user, EventKind::ServiceChanged(settings)))
     }
 
     fn user_lock(&self, user_id: &str) -> &tokio::sync::Mutex<()> {

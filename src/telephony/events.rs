@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 use super::services::ServiceSettings;
+use crate::store::User;
 
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +27,11 @@ pub enum EventKind {
 pub struct TelephonyEvent {
     /// The user concerned.
     pub user_id: String,
+    /// The user's enterprise (so subscribers match group and enterprise targets without
+    /// a directory lookup).
+    pub enterprise_id: String,
+    /// The user's group.
+    pub group_id: String,
     /// Per-user sequence, from 1, in publication order.
     pub sequence: u64,
     /// What happened.
@@ -54,9 +60,9 @@ impl EventBus {
         self.sender.subscribe()
     }
 
-    /// Publishes `kind` for `user_id` with the user's next sequence number.
-    pub fn publish(&self, user_id: &str, kind: EventKind) -> Arc<TelephonyEvent> {
-        let key = user_id.to_ascii_lowercase();
+    /// Publishes `kind` for `user` with the user's next sequence number.
+    pub fn publish(&self, user: &User, kind: EventKind) -> Arc<TelephonyEvent> {
+        let key = user.id.to_ascii_lowercase();
         // A poisoned lock only means a panic elsewhere mid-publish; the map stays usable.
         let mut sequences = self
             .sequences
@@ -65,7 +71,9 @@ impl EventBus {
         let sequence = sequences.entry(key).or_insert(0);
         *sequence += 1;
         let event = Arc::new(TelephonyEvent {
-            user_id: user_id.to_owned(),
+            user_id: user.id.clone(),
+            enterprise_id: user.enterprise_id.clone(),
+            group_id: user.group_id.clone(),
             sequence: *sequence,
             kind,
         });
@@ -79,6 +87,20 @@ impl EventBus {
 mod tests {
     use super::*;
 
+    fn user(id: &str) -> User {
+        User {
+            id: id.to_owned(),
+            first_name: String::new(),
+            last_name: String::new(),
+            number: None,
+            extension: None,
+            enterprise_id: "e".to_owned(),
+            group_id: "g".to_owned(),
+            role: crate::store::Role::User,
+            verifiers: crate::credentials::PasswordVerifiers::new("x", 4096).unwrap(),
+        }
+    }
+
     #[tokio::test]
     async fn sequences_count_per_user_in_order() {
         let bus = EventBus::new(16);
@@ -89,9 +111,9 @@ mod tests {
                 ring_splash: false,
             })
         };
-        bus.publish("alice@example.com", dnd(true));
-        bus.publish("bob@example.com", dnd(true));
-        bus.publish("Alice@example.com", dnd(false));
+        bus.publish(&user("alice@example.com"), dnd(true));
+        bus.publish(&user("bob@example.com"), dnd(true));
+        bus.publish(&user("Alice@example.com"), dnd(false));
         let got: Vec<(String, u64)> = (0..3)
             .map(|_| {
                 let e = receiver.try_recv().unwrap();

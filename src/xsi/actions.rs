@@ -365,7 +365,7 @@ impl XsiActions {
         let body_format = Format::of_body(request.headers())?;
         let body = http::read_body(request, &context.limits).await?;
         let updated = services::apply(current, &body, body_format)?;
-        self.telephony.set_service(&user.id, updated).await?;
+        self.telephony.set_service(user, updated).await?;
         Ok(empty(StatusCode::OK))
     }
 

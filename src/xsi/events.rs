@@ -99,7 +99,7 @@ enum Resource {
 impl Resource {
     fn parse(path: &str) -> Result<Resource, ApiError> {
         let unknown = || ApiError::UnknownResource(path.to_owned());
-        if path == format!("{ASYNC_ROOT}/channel") {
+        if path.strip_prefix(ASYNC_ROOT) == Some("/channel") {
             return Ok(Resource::OpenChannel);
         }
         let segments = super::path_segments(path, ROOT)

@@ -33,7 +33,7 @@ use rand::Rng;
 use tokio::sync::mpsc;
 
 use crate::config::XsiEventsConfig;
-use crate::store::{Store, StoreError, SubscriptionRecord, SubscriptionTarget, User};
+use crate::store::{Store, StoreError, SubscriptionRecord, SubscriptionTarget};
 use crate::telephony::{EventKind, ServiceName, TelephonyEvent};
 
 use super::documents::{self, Envelope, EventData, TerminationReason};
@@ -234,17 +234,17 @@ impl State {
         Some(record)
     }
 
-    /// The subscriptions that cover `user` for `package`.
-    fn matching(&self, user: &User, package: &str) -> Vec<SubscriptionRecord> {
+    /// The subscriptions that cover `event`'s user for `package`.
+    fn matching(&self, event: &TelephonyEvent, package: &str) -> Vec<SubscriptionRecord> {
         let direct = self
             .user_subscriptions
-            .get(&user.id.to_lowercase())
+            .get(&event.user_id.to_lowercase())
             .into_iter()
             .flatten();
         direct
             .chain(self.broad_subscriptions.iter())
             .filter_map(|id| self.subscriptions.get(id))
-            .filter(|s| s.events.iter().any(|e| e == package) && covers(&s.target, user))
+            .filter(|s| s.events.iter().any(|e| e == package) && covers(&s.target, event))
             .cloned()
             .collect()
     }
@@ -708,15 +708,15 @@ impl Hub {
     }
 
     /// Sends one telephony event to every subscription that covers it.
-    pub fn deliver(&self, event: &TelephonyEvent, user: &User) {
+    pub fn deliver(&self, event: &TelephonyEvent) {
         let EventKind::ServiceChanged(settings) = &event.kind;
         let package = package_of(settings.name());
         let mut state = self.state();
-        for subscription in state.matching(user, package) {
+        for subscription in state.matching(event, package) {
             enqueue(
                 &mut state,
                 &subscription,
-                &user.id,
+                &event.user_id,
                 EventData::Service(settings.clone()),
                 self.config.backlog_max_events,
             );
@@ -827,15 +827,15 @@ impl Hub {
     }
 }
 
-/// True when `target` covers `user`.
-fn covers(target: &SubscriptionTarget, user: &User) -> bool {
+/// True when `target` covers the user `event` is about.
+fn covers(target: &SubscriptionTarget, event: &TelephonyEvent) -> bool {
     match target {
-        SubscriptionTarget::User { user_id } => user_id.eq_ignore_ascii_case(&user.id),
+        SubscriptionTarget::User { user_id } => user_id.eq_ignore_ascii_case(&event.user_id),
         SubscriptionTarget::Group {
             enterprise_id,
             group_id,
-        } => *enterprise_id == user.enterprise_id && *group_id == user.group_id,
-        SubscriptionTarget::Enterprise { enterprise_id } => *enterprise_id == user.enterprise_id,
+        } => *enterprise_id == event.enterprise_id && *group_id == event.group_id,
+        SubscriptionTarget::Enterprise { enterprise_id } => *enterprise_id == event.enterprise_id,
         SubscriptionTarget::System => true,
     }
 }
@@ -1016,7 +1016,7 @@ fn terminate(channel: &Channel, reason: TerminationReason) {
 mod tests {
     use super::*;
     use crate::credentials::PasswordVerifiers;
-    use crate::store::{Enterprise, Group, Role, SqliteStore};
+    use crate::store::{Enterprise, Group, Role, SqliteStore, User};
     use crate::telephony::ServiceSettings;
 
     async fn hub(dir: &std::path::Path, config: XsiEventsConfig) -> (Hub, Vec<User>) {
@@ -1087,6 +1087,8 @@ mod tests {
     fn dnd(user: &User, sequence: u64) -> TelephonyEvent {
         TelephonyEvent {
             user_id: user.id.clone(),
+            enterprise_id: user.enterprise_id.clone(),
+            group_id: user.group_id.clone(),
             sequence,
             kind: EventKind::ServiceChanged(ServiceSettings::DoNotDisturb {
                 active: sequence % 2 == 1,
@@ -1111,12 +1113,12 @@ mod tests {
         let (hub, users) = hub(dir.path(), XsiEventsConfig::default()).await;
         subscribe(&hub, &users[0], "set").await;
         // The set is made with its first event (no channel: it waits in the backlog).
-        hub.deliver(&dnd(&users[0], 1), &users[0]);
+        hub.deliver(&dnd(&users[0], 1));
         if let Some(set) = hub.state().sets.get_mut("set") {
             set.next_sequence = MAX_SEQUENCE;
         }
-        hub.deliver(&dnd(&users[0], 2), &users[0]);
-        hub.deliver(&dnd(&users[0], 3), &users[0]);
+        hub.deliver(&dnd(&users[0], 2));
+        hub.deliver(&dnd(&users[0], 3));
         let state = hub.state();
         let sequences: Vec<u32> = state.sets["set"]
             .backlog
@@ -1145,8 +1147,8 @@ mod tests {
         );
         // a's client never reads: its queue fills, the channel ends; b is served throughout.
         for n in 1..=20 {
-            hub.deliver(&dnd(a, n), a);
-            hub.deliver(&dnd(b, n), b);
+            hub.deliver(&dnd(a, n));
+            hub.deliver(&dnd(b, n));
             let document = healthy
                 .stream
                 .try_recv()
