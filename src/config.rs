@@ -273,6 +273,63 @@ pub struct XmppConfig {
     /// No traffic this long after a ping closes the connection (`connection-timeout`).
     /// Default 30 s.
     pub component_ping_timeout_secs: u64,
+
+    /// Serve the c2s listener for XMPP clients. Default `true`.
+    pub client_enabled: bool,
+    /// Address of the c2s listener. Default `0.0.0.0:5222`.
+    pub client_listen: SocketAddr,
+    /// Clients must STARTTLS before anything else. Default `true`; `false` allows plain
+    /// streams (SCRAM only: PLAIN is never offered without TLS).
+    pub require_tls: bool,
+    /// Client connections open at once on the c2s listener. Default 20000.
+    pub max_client_connections: usize,
+    /// Deadline from connect (or WebSocket upgrade) to a bound resource. Default 30 s.
+    pub login_timeout_secs: u64,
+    /// What binding a resource that is already in use does. Default `replace`.
+    pub resource_conflict: ResourceConflict,
+    /// A client silent this long gets an XEP-0199 ping. Default 300 s.
+    pub client_ping_interval_secs: u64,
+    /// No traffic this long after that ping closes the session. Default 60 s.
+    pub client_ping_timeout_secs: u64,
+    /// Stanzas a client session may send per second, sustained (token bucket refill).
+    /// A client over it is slowed down: its stream is not read until tokens return.
+    /// Default 100.
+    pub client_stanzas_per_second: u32,
+    /// Stanzas a client may send in a burst (token bucket size). Default 200.
+    pub client_stanza_burst: u32,
+    /// Failed logins per account name per minute before further attempts are refused
+    /// (`temporary-auth-failure`). Default 5.
+    pub failed_logins_per_account_per_minute: u32,
+    /// Failed logins per source address per minute before further attempts are refused.
+    /// Default 20.
+    pub failed_logins_per_address_per_minute: u32,
+    /// A failed login is answered (`not-authorized`) only after this delay, known account
+    /// or not. Default 1000 ms.
+    pub auth_failure_delay_ms: u64,
+    /// Components told of every client login: each gets an available presence from the
+    /// user's full JID after resource binding, and an unavailable one when the session
+    /// ends. Default none.
+    pub login_notify: Vec<String>,
+    /// A component that checks PLAIN credentials of accounts the store does not know
+    /// (`urn:bridgehead:auth:0`, see docs/xmpp-clients.md). When set, PLAIN is the only
+    /// mechanism offered. Default none.
+    pub auth_via_component: Option<String>,
+    /// How long that component has to answer; then `temporary-auth-failure`. Default 5 s.
+    pub auth_via_component_timeout_secs: u64,
+    /// Serve XMPP over WebSocket (RFC 7395) at `/xmpp-websocket` on the HTTPS listener,
+    /// with XEP-0156 host-meta. Default `true`.
+    pub websocket_enabled: bool,
+}
+
+/// What binding a resource that is already in use does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourceConflict {
+    /// The new session wins; the old one ends with the `conflict` stream error.
+    #[default]
+    Replace,
+    /// The bind request gets the `conflict` stanza error.
+    Reject,
 }
 
 impl Default for XmppConfig {
@@ -289,6 +346,23 @@ impl Default for XmppConfig {
             hold_max_stanzas: 1000,
             component_ping_interval_secs: 60,
             component_ping_timeout_secs: 30,
+            client_enabled: true,
+            client_listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5222),
+            require_tls: true,
+            max_client_connections: 20_000,
+            login_timeout_secs: 30,
+            resource_conflict: ResourceConflict::Replace,
+            client_ping_interval_secs: 300,
+            client_ping_timeout_secs: 60,
+            client_stanzas_per_second: 100,
+            client_stanza_burst: 200,
+            failed_logins_per_account_per_minute: 5,
+            failed_logins_per_address_per_minute: 20,
+            auth_failure_delay_ms: 1000,
+            login_notify: Vec::new(),
+            auth_via_component: None,
+            auth_via_component_timeout_secs: 5,
+            websocket_enabled: true,
         }
     }
 }
@@ -661,6 +735,42 @@ impl Config {
                 "xmpp.component_ping_timeout_secs",
                 self.xmpp.component_ping_timeout_secs as usize,
             ),
+            (
+                "xmpp.max_client_connections",
+                self.xmpp.max_client_connections,
+            ),
+            (
+                "xmpp.login_timeout_secs",
+                self.xmpp.login_timeout_secs as usize,
+            ),
+            (
+                "xmpp.client_ping_interval_secs",
+                self.xmpp.client_ping_interval_secs as usize,
+            ),
+            (
+                "xmpp.client_ping_timeout_secs",
+                self.xmpp.client_ping_timeout_secs as usize,
+            ),
+            (
+                "xmpp.client_stanzas_per_second",
+                self.xmpp.client_stanzas_per_second as usize,
+            ),
+            (
+                "xmpp.client_stanza_burst",
+                self.xmpp.client_stanza_burst as usize,
+            ),
+            (
+                "xmpp.failed_logins_per_account_per_minute",
+                self.xmpp.failed_logins_per_account_per_minute as usize,
+            ),
+            (
+                "xmpp.failed_logins_per_address_per_minute",
+                self.xmpp.failed_logins_per_address_per_minute as usize,
+            ),
+            (
+                "xmpp.auth_via_component_timeout_secs",
+                self.xmpp.auth_via_component_timeout_secs as usize,
+            ),
             ("http.max_connections", self.http.max_connections),
             (
                 "http.handshake_timeout_secs",
@@ -780,6 +890,21 @@ impl Config {
                 "xsi.directory_page_size".into(),
                 "must not exceed xsi.directory_max_page_size".into(),
             );
+        }
+        for name in self
+            .xmpp
+            .login_notify
+            .iter()
+            .chain(&self.xmpp.auth_via_component)
+        {
+            if let Err(why) = check_domain(name) {
+                problem("xmpp.login_notify / xmpp.auth_via_component".into(), why);
+            } else if name.eq_ignore_ascii_case(&self.server.domain) {
+                problem(
+                    "xmpp.login_notify / xmpp.auth_via_component".into(),
+                    "must name a component, not the server domain".into(),
+                );
+            }
         }
         if !is_token(&self.http.affinity_cookie) {
             problem(

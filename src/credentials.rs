@@ -12,6 +12,10 @@
 //! A plain password (PLAIN, Basic) is checked by recomputing StoredKey and comparing in
 //! constant time.
 
+mod throttle;
+
+pub use throttle::LoginThrottle;
+
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha1::Sha1;
@@ -120,7 +124,7 @@ impl ScramVerifier {
         Self::with_salt(hash, prepared, &salt, iterations)
     }
 
-    fn with_salt(hash: ScramHash, prepared: &str, salt: &[u8], iterations: u32) -> Self {
+    pub(crate) fn with_salt(hash: ScramHash, prepared: &str, salt: &[u8], iterations: u32) -> Self {
         let salted = salted_password(hash, prepared.as_bytes(), salt, iterations);
         let client_key = hmac(hash, &salted, b"Client Key");
         ScramVerifier {

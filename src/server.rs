@@ -19,6 +19,7 @@ use crate::shutdown::Shutdown;
 use crate::store::{SqliteStore, Store, StoreError};
 use crate::telephony::{EventBus, Telephony};
 use crate::tls::{IdentityFiles, IdentityRequirements, ServerIdentity, TlsError};
+use crate::xmpp::client::ClientService;
 use crate::xmpp::component::{ComponentDirectory, ComponentService};
 use crate::xmpp::router::Router;
 use crate::xsi::events::hub::Hub;
@@ -70,6 +71,8 @@ pub struct LocalAddrs {
     pub admin: Option<SocketAddr>,
     /// The XEP-0114 component listener, when enabled.
     pub component: Option<SocketAddr>,
+    /// The c2s listener for XMPP clients, when enabled.
+    pub client: Option<SocketAddr>,
     /// The HTTPS front (XSI), when enabled.
     pub https: Option<SocketAddr>,
     /// The CTI listener (XSI over mutual TLS), when enabled.
@@ -91,6 +94,7 @@ pub struct Bound {
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     admin: Option<Listener>,
     component: Option<(Listener, Arc<ComponentService>)>,
+    client: Option<(Listener, Arc<ClientService>)>,
     https: Option<(Listener, Arc<HttpsFront>)>,
     cti: Option<(Listener, Arc<HttpsFront>)>,
     addrs: LocalAddrs,
@@ -228,6 +232,24 @@ impl Server {
             config.xmpp.send_queue_len,
             config.xmpp.hold_max_stanzas,
         );
+        let directory =
+            Arc::new(ComponentDirectory::load(&config.components, Arc::clone(&store)).await?);
+        let clients = Arc::new(ClientService::new(
+            config.xmpp.clone(),
+            Some(Arc::clone(&component_tls)),
+            router.clone(),
+            Arc::clone(&store),
+            Arc::clone(&directory),
+            config.store.scram_iterations,
+        ));
+        let client = if config.xmpp.client_enabled {
+            let addr = config.xmpp.client_listen;
+            let listener = bind_listener("c2s", addr, config.xmpp.max_client_connections)?;
+            addrs.client = listener.local_addr().ok();
+            Some((listener, Arc::clone(&clients)))
+        } else {
+            None
+        };
         let component = if config.xmpp.component_enabled {
             let addr = config.xmpp.component_listen;
             let listener = bind_listener("component", addr, config.xmpp.max_component_connections)?;
@@ -239,8 +261,6 @@ impl Server {
                      and stanzas cross the network in clear"
                 );
             }
-            let directory =
-                Arc::new(ComponentDirectory::load(&config.components, Arc::clone(&store)).await?);
             let service = ComponentService::new(
                 config.xmpp.clone(),
                 config.xmpp.component_tls.then_some(component_tls),
@@ -279,10 +299,24 @@ impl Server {
                 auth,
                 &config.xsi.realm,
             ));
-            let routes = Routes::default()
+            let mut routes = Routes::default()
                 .mount(crate::xsi::actions::MOUNT, Arc::new(actions))
                 .mount(crate::xsi::events::MOUNT, Arc::clone(&events))
                 .mount(crate::xsi::events::ASYNC_MOUNT, events);
+            if config.xmpp.websocket_enabled {
+                routes = routes
+                    .mount(
+                        crate::xmpp::websocket::PATH,
+                        Arc::new(crate::xmpp::websocket::WebSocketEndpoint::new(
+                            Arc::clone(&clients),
+                            config.xmpp.max_stanza_bytes,
+                        )),
+                    )
+                    .mount(
+                        crate::xmpp::websocket::HOST_META,
+                        Arc::new(crate::xmpp::websocket::HostMeta),
+                    );
+            }
             let cti = if config.cti_enabled() {
                 let addr = config.cti.listen;
                 let listener = bind_listener("cti", addr, config.cti.max_connections)?;
@@ -320,6 +354,7 @@ impl Server {
             metrics,
             admin,
             component,
+            client,
             https,
             cti,
             addrs,
@@ -391,6 +426,12 @@ impl Bound {
             }
         });
         if let Some((listener, service)) = self.component {
+            let for_connections = shutdown.clone();
+            listeners.spawn(listener.serve(shutdown.clone(), move |tcp, peer| {
+                Arc::clone(&service).handle(tcp, peer, for_connections.clone())
+            }));
+        }
+        if let Some((listener, service)) = self.client {
             let for_connections = shutdown.clone();
             listeners.spawn(listener.serve(shutdown.clone(), move |tcp, peer| {
                 Arc::clone(&service).handle(tcp, peer, for_connections.clone())

@@ -289,6 +289,74 @@ pub struct SubscriptionRecord {
     pub expires_at: Option<i64>,
 }
 
+/// Whether presence flows between a user and a roster contact (RFC 6121 §2.1.2.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RosterSubscription {
+    /// Neither way.
+    #[default]
+    None,
+    /// The user receives the contact's presence.
+    To,
+    /// The contact receives the user's presence.
+    From,
+    /// Both ways.
+    Both,
+}
+
+impl RosterSubscription {
+    /// The spelling RFC 6121 uses (and the store keeps).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RosterSubscription::None => "none",
+            RosterSubscription::To => "to",
+            RosterSubscription::From => "from",
+            RosterSubscription::Both => "both",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        Ok(match s {
+            "none" => RosterSubscription::None,
+            "to" => RosterSubscription::To,
+            "from" => RosterSubscription::From,
+            "both" => RosterSubscription::Both,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "unknown roster subscription \"{other}\""
+                )))
+            }
+        })
+    }
+
+    /// Whether the user receives the contact's presence.
+    pub fn to_contact(self) -> bool {
+        matches!(self, RosterSubscription::To | RosterSubscription::Both)
+    }
+
+    /// Whether the contact receives the user's presence.
+    pub fn from_contact(self) -> bool {
+        matches!(self, RosterSubscription::From | RosterSubscription::Both)
+    }
+}
+
+/// One contact in a user's XMPP roster.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RosterItem {
+    /// The contact's bare JID, lower-case.
+    pub jid: String,
+    /// The name the user gave the contact.
+    pub name: Option<String>,
+    /// Roster groups.
+    pub groups: Vec<String>,
+    /// The subscription state.
+    pub subscription: RosterSubscription,
+    /// The user asked to see the contact's presence and has no answer yet (`ask='subscribe'`).
+    pub ask_out: bool,
+    /// The contact asked to see the user's presence and has no answer yet; such a row alone
+    /// is not shown in the roster, only redelivered as a request at login.
+    pub pending_in: bool,
+}
+
 /// Call log records kept per user and kind; older ones are dropped as new ones arrive.
 pub const CALL_LOG_LIMIT: usize = 100;
 
@@ -371,6 +439,12 @@ pub trait Store: Send + Sync + 'static {
     async fn subscriptions(&self) -> Result<Vec<SubscriptionRecord>, StoreError>;
     /// Removes a subscription; false if there was none.
     async fn remove_subscription(&self, id: &str) -> Result<bool, StoreError>;
+    /// A user's roster, ordered by contact JID.
+    async fn roster(&self, user_id: &str) -> Result<Vec<RosterItem>, StoreError>;
+    /// Creates or replaces a roster item; `Missing` for an unknown user.
+    async fn put_roster_item(&self, user_id: &str, item: &RosterItem) -> Result<(), StoreError>;
+    /// Removes a roster item; false if there was none.
+    async fn remove_roster_item(&self, user_id: &str, jid: &str) -> Result<bool, StoreError>;
     /// A user's call logs of `kind` (all kinds with `None`), newest first.
     async fn call_logs(
         &self,

@@ -8,6 +8,9 @@
 //! | `bridgehead_stanzas_routed_total` | `component` | stanzas queued for a component connection |
 //! | `bridgehead_stanzas_held_total` | `component` | stanzas held while a component was away |
 //! | `bridgehead_stanzas_bounced_total` | `component`, `condition` | stanzas answered with a stanza error |
+//! | `bridgehead_client_sessions` | `transport` = c2s, websocket | live bound client sessions |
+//! | `bridgehead_client_logins_total` | `result` = ok, failed, throttled | client SASL logins |
+//! | `bridgehead_client_stanzas_total` | `kind` = message, presence, iq | stanzas received from clients |
 //! | `bridgehead_http_responses_total` | `class` = 1xx … 5xx | HTTPS responses sent |
 //! | `bridgehead_xsi_logins_total` | `result` = ok, cached, failed, throttled | XSI authentications |
 //! | `bridgehead_cti_refusals_total` | `rule` = absent, chain, eku-broadworks-oid, eku-client-auth, subject-alt-name, common-name | CTI client certificates refused |
@@ -67,6 +70,18 @@ fn describe() {
         "bridgehead_cti_refusals_total",
         "CTI client certificates refused, by the rule they broke"
     );
+    metrics::describe_gauge!(
+        "bridgehead_client_sessions",
+        "Live bound XMPP client sessions by transport"
+    );
+    metrics::describe_counter!(
+        "bridgehead_client_logins_total",
+        "XMPP client SASL logins by result"
+    );
+    metrics::describe_counter!(
+        "bridgehead_client_stanzas_total",
+        "Stanzas received from XMPP clients by kind"
+    );
     metrics::describe_counter!(
         "bridgehead_xsi_logins_total",
         "XSI authentications by result (cached = verified from the credential cache)"
@@ -122,4 +137,19 @@ pub fn held(component: &str) {
 pub fn bounced(component: &str, condition: &'static str) {
     metrics::counter!("bridgehead_stanzas_bounced_total", "component" => component.to_owned(), "condition" => condition)
         .increment(1);
+}
+
+/// A client session was bound (`+1`) or ended (`-1`) on `transport`.
+pub fn client_sessions(transport: &'static str, delta: f64) {
+    metrics::gauge!("bridgehead_client_sessions", "transport" => transport).increment(delta);
+}
+
+/// A client SASL login ended with `result` (`ok`, `failed`, `throttled`).
+pub fn client_login(result: &'static str) {
+    metrics::counter!("bridgehead_client_logins_total", "result" => result).increment(1);
+}
+
+/// A client sent a stanza of `kind` (`message`, `presence`, `iq`).
+pub fn client_stanza(kind: &'static str) {
+    metrics::counter!("bridgehead_client_stanzas_total", "kind" => kind).increment(1);
 }

@@ -6,12 +6,16 @@
 //! only at `to`/`from`/`type`/`id`, and the receiving session moves the stanza into its own
 //! stream namespace before writing it.
 
+pub mod client;
 pub mod component;
 pub mod error;
+pub mod roster;
 pub mod router;
+pub mod sasl;
 pub mod services;
 pub mod stanza;
 pub mod stream;
+pub mod websocket;
 
 /// Namespaces the XMPP server speaks.
 pub mod ns {

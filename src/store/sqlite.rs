@@ -12,7 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
     CallLogKind, CallLogRecord, ComponentRecord, Device, Enterprise, Group, PersonalContact, Role,
-    Store, StoreError, SubscriptionRecord, User, CALL_LOG_LIMIT,
+    RosterItem, RosterSubscription, Store, StoreError, SubscriptionRecord, User, CALL_LOG_LIMIT,
 };
 use crate::credentials::PasswordVerifiers;
 
@@ -88,6 +88,17 @@ const MIGRATIONS: &[&str] = &[
          channel_set_id  TEXT NOT NULL,
          application_id  TEXT,
          expires_at      INTEGER
+     );",
+    // 4: XMPP rosters (RFC 6121): one row per contact, with the subscription state.
+    "CREATE TABLE roster_items (
+         user_id      TEXT NOT NULL COLLATE NOCASE REFERENCES users(id) ON DELETE CASCADE,
+         jid          TEXT NOT NULL COLLATE NOCASE,
+         name         TEXT,
+         groups       TEXT NOT NULL,
+         subscription TEXT NOT NULL,
+         ask_out      INTEGER NOT NULL,
+         pending_in   INTEGER NOT NULL,
+         PRIMARY KEY (user_id, jid)
      );",
 ];
 
@@ -753,6 +764,69 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn roster(&self, user_id: &str) -> Result<Vec<RosterItem>, StoreError> {
+        let user_id = user_id.to_owned();
+        self.with(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT jid, name, groups, subscription, ask_out, pending_in FROM roster_items
+                 WHERE user_id = ?1 ORDER BY jid",
+            )?;
+            let mut rows = stmt.query([user_id])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                let groups: String = row.get(2)?;
+                let subscription: String = row.get(3)?;
+                out.push(RosterItem {
+                    jid: row.get(0)?,
+                    name: row.get(1)?,
+                    groups: serde_json::from_str(&groups)
+                        .map_err(|e| StoreError::Corrupt(format!("roster groups: {e}")))?,
+                    subscription: RosterSubscription::parse(&subscription)?,
+                    ask_out: row.get(4)?,
+                    pending_in: row.get(5)?,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn put_roster_item(&self, user_id: &str, item: &RosterItem) -> Result<(), StoreError> {
+        let (user_id, item) = (user_id.to_owned(), item.clone());
+        let groups =
+            serde_json::to_string(&item.groups).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.with(move |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO roster_items
+                   (user_id, jid, name, groups, subscription, ask_out, pending_in)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    user_id,
+                    item.jid,
+                    item.name,
+                    groups,
+                    item.subscription.as_str(),
+                    item.ask_out,
+                    item.pending_in
+                ],
+            )
+            .map_err(|e| user_row_error(e, &user_id, || format!("roster item {}", item.jid)))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_roster_item(&self, user_id: &str, jid: &str) -> Result<bool, StoreError> {
+        let (user_id, jid) = (user_id.to_owned(), jid.to_owned());
+        self.with(move |c| {
+            Ok(c.execute(
+                "DELETE FROM roster_items WHERE user_id = ?1 AND jid = ?2",
+                [user_id, jid],
+            )? > 0)
+        })
+        .await
+    }
+
     async fn call_logs(
         &self,
         user_id: &str,
@@ -792,6 +866,43 @@ mod tests {
             role: Role::User,
             verifiers: PasswordVerifiers::new("secret", 4096).unwrap(),
         }
+    }
+
+    #[tokio::test]
+    async fn roster_items_are_kept_per_user_and_go_with_the_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_alice(&dir.path().join("db.sqlite3")).await;
+        let item = RosterItem {
+            jid: "bob@example.com".into(),
+            name: Some("Bob".into()),
+            groups: vec!["Friends".into()],
+            subscription: RosterSubscription::Both,
+            ask_out: false,
+            pending_in: true,
+        };
+        store
+            .put_roster_item("alice@example.com", &item)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.roster("ALICE@example.com").await.unwrap(),
+            vec![item.clone()]
+        );
+        assert!(matches!(
+            store.put_roster_item("nobody@example.com", &item).await,
+            Err(StoreError::Missing(_))
+        ));
+        assert!(store
+            .remove_roster_item("alice@example.com", "BOB@example.com")
+            .await
+            .unwrap());
+        assert!(store.roster("alice@example.com").await.unwrap().is_empty());
+        store
+            .put_roster_item("alice@example.com", &item)
+            .await
+            .unwrap();
+        assert!(store.remove_user("alice@example.com").await.unwrap());
+        assert!(store.roster("alice@example.com").await.unwrap().is_empty());
     }
 
     #[tokio::test]

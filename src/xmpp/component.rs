@@ -472,7 +472,7 @@ fn to_stream(stanza: &Element) -> Element {
 
 /// Ends the stream: header first if it was never sent, then the stream error, the footer,
 /// and TLS close_notify, each bounded in time.
-async fn close<W: AsyncWrite + Unpin>(
+pub(crate) async fn close<W: AsyncWrite + Unpin>(
     writer: &mut StreamWriter<W>,
     header_sent: bool,
     condition: Option<StreamCondition>,

@@ -22,11 +22,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use minidom::Element;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::error::StreamCondition;
 use super::stanza;
-use crate::config::OnConflict;
+use crate::config::{OnConflict, ResourceConflict};
 
 /// What a session is asked to write or do.
 #[derive(Debug)]
@@ -103,6 +103,35 @@ pub enum Delivery {
     Dropped,
 }
 
+/// One bound client resource.
+#[derive(Debug)]
+struct ClientConnection {
+    id: u64,
+    resource: String,
+    queue: mpsc::Sender<Outbound>,
+    /// The last available presence the resource broadcast; `None` while unavailable.
+    presence: Option<Element>,
+    priority: i32,
+}
+
+/// A request the server sent and waits an answer to (see [`Router::request`]).
+#[derive(Debug)]
+struct Pending {
+    responder: String,
+    answer: oneshot::Sender<Element>,
+}
+
+/// Why [`Router::request`] got no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// Nothing came back in time.
+    #[error("no answer within the deadline")]
+    Timeout,
+    /// The request could not be delivered (`condition`).
+    #[error("the request was not delivered: {0}")]
+    Undelivered(&'static str),
+}
+
 #[derive(Debug)]
 struct Inner {
     domain: String,
@@ -110,6 +139,9 @@ struct Inner {
     hold_limit: usize,
     next_id: AtomicU64,
     components: Mutex<HashMap<String, Slot>>,
+    /// Bound client resources by lower-case bare JID.
+    clients: Mutex<HashMap<String, Vec<ClientConnection>>>,
+    pending: Mutex<HashMap<String, Pending>>,
 }
 
 /// The router handle, cheap to clone.
@@ -129,6 +161,8 @@ impl Router {
                 hold_limit,
                 next_id: AtomicU64::new(1),
                 components: Mutex::new(HashMap::new()),
+                clients: Mutex::new(HashMap::new()),
+                pending: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -255,7 +289,21 @@ impl Router {
 
     /// Routes `stanza`. `is_known_component` says whether a domain is a configured
     /// component (connected or not).
+    ///
+    /// Stanzas to the server's own domain: to the bare domain, the caller answers
+    /// ([`Delivery::ToServer`]), unless it is the answer to a [`Router::request`]. To a
+    /// user, the RFC 6121 §8.5 rules apply: a full JID reaches that resource; a message
+    /// to a bare JID (or to a full JID nobody has bound) reaches the available resources
+    /// of the highest non-negative priority, and bounces with `service-unavailable` when
+    /// there are none (nothing is stored offline); presence to a bare JID reaches every
+    /// available resource; an iq to a bare JID is the server's to answer on the account's
+    /// behalf ([`Delivery::ToServer`]). A presence probe from a component is answered with
+    /// the user's current presence.
     pub fn route(&self, stanza: Element, is_known_component: impl Fn(&str) -> bool) -> Delivery {
+        self.route_with(stanza, &is_known_component)
+    }
+
+    fn route_with(&self, stanza: Element, is_known_component: &dyn Fn(&str) -> bool) -> Delivery {
         let to = stanza.attr("to").map(str::to_owned);
         let Some(to) = to else {
             return Delivery::ToServer;
@@ -265,7 +313,10 @@ impl Router {
         };
         let domain = jid.domain().as_str().to_ascii_lowercase();
         if domain == self.inner.domain {
-            return Delivery::ToServer;
+            return match jid.node() {
+                None => self.answer_pending(stanza),
+                Some(_) => self.deliver_local(&jid, stanza, is_known_component),
+            };
         }
         let known = is_known_component(&domain);
         let delivery = match self.deliver(&domain, &to, stanza) {
@@ -331,6 +382,270 @@ impl Router {
                 Err(stanza)
             }
             Err(_) => Ok(true),
+        }
+    }
+
+    fn clients(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<ClientConnection>>> {
+        self.inner.clients.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Binds `resource` of the account `bare` (lower-case). A resource in use is taken over
+    /// (the old session gets `conflict`) or refused, as `conflict` says.
+    pub fn attach_client(
+        &self,
+        bare: &str,
+        resource: &str,
+        conflict: ResourceConflict,
+    ) -> Result<Attachment, AttachError> {
+        let (tx, rx) = mpsc::channel(self.inner.queue_len);
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut clients = self.clients();
+        let sessions = clients.entry(bare.to_owned()).or_default();
+        if let Some(index) = sessions.iter().position(|c| c.resource == resource) {
+            if conflict == ResourceConflict::Reject {
+                return Err(AttachError::Conflict {
+                    name: format!("{bare}/{resource}"),
+                    live: 1,
+                    policy: "reject",
+                });
+            }
+            let old = sessions.remove(index);
+            let _ = old
+                .queue
+                .try_send(Outbound::Close(StreamCondition::Conflict));
+        }
+        sessions.push(ClientConnection {
+            id,
+            resource: resource.to_owned(),
+            queue: tx,
+            presence: None,
+            priority: 0,
+        });
+        Ok(Attachment { id, queue: rx })
+    }
+
+    /// Unbinds a client session (a no-op if it was already replaced).
+    pub fn detach_client(&self, bare: &str, id: u64) {
+        let mut clients = self.clients();
+        if let Some(sessions) = clients.get_mut(bare) {
+            sessions.retain(|c| c.id != id);
+            if sessions.is_empty() {
+                clients.remove(bare);
+            }
+        }
+    }
+
+    /// Records a session's broadcast presence: `Some` available (with its priority),
+    /// `None` unavailable. Returns whether the session was available before.
+    pub fn set_client_presence(&self, bare: &str, id: u64, presence: Option<Element>) -> bool {
+        let mut clients = self.clients();
+        let Some(session) = clients
+            .get_mut(bare)
+            .and_then(|sessions| sessions.iter_mut().find(|c| c.id == id))
+        else {
+            return false;
+        };
+        session.priority = presence.as_ref().map_or(0, stanza::priority);
+        std::mem::replace(&mut session.presence, presence).is_some()
+    }
+
+    /// The current available presences of an account's resources.
+    pub fn available_presences(&self, bare: &str) -> Vec<Element> {
+        self.clients()
+            .get(bare)
+            .map(|sessions| sessions.iter().filter_map(|c| c.presence.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The full JIDs of an account's bound resources.
+    pub fn bound_resources(&self, bare: &str) -> Vec<String> {
+        self.clients()
+            .get(bare)
+            .map(|sessions| {
+                sessions
+                    .iter()
+                    .map(|c| format!("{bare}/{}", c.resource))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether an account has a bound resource.
+    pub fn is_online(&self, bare: &str) -> bool {
+        self.clients().contains_key(bare)
+    }
+
+    /// Bound client resources, all accounts together.
+    pub fn client_count(&self) -> usize {
+        self.clients().values().map(Vec::len).sum()
+    }
+
+    /// Sends `request` (an iq with an `id`) and waits up to `timeout` for the answer that
+    /// `responder` sends back to the server domain.
+    pub async fn request(
+        &self,
+        request: Element,
+        responder: &str,
+        timeout: Duration,
+        is_known_component: impl Fn(&str) -> bool,
+    ) -> Result<Element, RequestError> {
+        let id = request.attr("id").unwrap_or_default().to_owned();
+        let (tx, rx) = oneshot::channel();
+        self.pending().insert(
+            id.clone(),
+            Pending {
+                responder: responder.to_ascii_lowercase(),
+                answer: tx,
+            },
+        );
+        let outcome = match self.route(request, is_known_component) {
+            Delivery::Delivered | Delivery::Held => match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(answer)) => Ok(answer),
+                _ => Err(RequestError::Timeout),
+            },
+            Delivery::Bounced(condition) => Err(RequestError::Undelivered(condition)),
+            _ => Err(RequestError::Undelivered("service-unavailable")),
+        };
+        self.pending().remove(&id);
+        outcome
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
+        self.inner.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A stanza to the bare server domain: the answer to a pending request (only from the
+    /// entity asked), or the caller's to answer.
+    fn answer_pending(&self, stanza: Element) -> Delivery {
+        let is_answer = stanza::kind(&stanza) == Some(stanza::Kind::Iq)
+            && matches!(stanza.attr("type"), Some("result" | "error"));
+        if is_answer {
+            let id = stanza.attr("id").unwrap_or_default();
+            let from_domain = stanza
+                .attr("from")
+                .and_then(|from| jid::Jid::new(from).ok())
+                .map(|jid| jid.domain().as_str().to_ascii_lowercase());
+            let mut pending = self.pending();
+            let asked = pending
+                .get(id)
+                .is_some_and(|p| Some(&p.responder) == from_domain.as_ref());
+            if asked {
+                if let Some(waiting) = pending.remove(id) {
+                    let _ = waiting.answer.send(stanza);
+                    return Delivery::Delivered;
+                }
+            }
+        }
+        Delivery::ToServer
+    }
+
+    /// Delivery to an account at the server's domain (see [`Router::route`]).
+    fn deliver_local(
+        &self,
+        to: &jid::Jid,
+        stanza: Element,
+        is_known_component: &dyn Fn(&str) -> bool,
+    ) -> Delivery {
+        let bare = to.to_bare().as_str().to_lowercase();
+        let kind = stanza::kind(&stanza);
+        let stanza_type = stanza.attr("type").unwrap_or_default().to_owned();
+        let mut targets: Vec<(u64, mpsc::Sender<Outbound>)> = Vec::new();
+        {
+            let clients = self.clients();
+            let sessions = clients.get(&bare).map(Vec::as_slice).unwrap_or_default();
+            let exact = to
+                .resource()
+                .and_then(|r| sessions.iter().find(|c| c.resource == r.as_str()));
+            match (exact, kind) {
+                (Some(session), _) => targets.push((session.id, session.queue.clone())),
+                (None, Some(stanza::Kind::Iq)) if to.resource().is_some() => {
+                    drop(clients);
+                    return self.bounce(stanza, "service-unavailable");
+                }
+                (None, Some(stanza::Kind::Iq)) => return Delivery::ToServer,
+                (None, Some(stanza::Kind::Presence)) if to.resource().is_some() => {
+                    return Delivery::Dropped;
+                }
+                (None, Some(stanza::Kind::Presence)) if stanza_type == "probe" => {
+                    let prober = stanza.attr("from").unwrap_or_default().to_owned();
+                    let from_component = jid::Jid::new(&prober).is_ok_and(|jid| {
+                        is_known_component(&jid.domain().as_str().to_ascii_lowercase())
+                    });
+                    if !from_component {
+                        return Delivery::Dropped;
+                    }
+                    let answers: Vec<Element> = sessions
+                        .iter()
+                        .filter_map(|c| c.presence.clone())
+                        .map(|mut presence| {
+                            stanza::set_address(&mut presence, "to", &prober);
+                            presence
+                        })
+                        .collect();
+                    drop(clients);
+                    for answer in answers {
+                        self.route_with(answer, is_known_component);
+                    }
+                    return Delivery::Delivered;
+                }
+                (None, Some(stanza::Kind::Presence)) => {
+                    targets.extend(
+                        sessions
+                            .iter()
+                            .filter(|c| c.presence.is_some())
+                            .map(|c| (c.id, c.queue.clone())),
+                    );
+                }
+                (None, Some(stanza::Kind::Message)) => {
+                    if stanza_type == "groupchat" {
+                        drop(clients);
+                        return self.bounce(stanza, "service-unavailable");
+                    }
+                    let available = sessions
+                        .iter()
+                        .filter(|c| c.presence.is_some() && c.priority >= 0);
+                    let top = available.clone().map(|c| c.priority).max();
+                    targets.extend(
+                        available
+                            .filter(|c| stanza_type == "headline" || Some(c.priority) == top)
+                            .map(|c| (c.id, c.queue.clone())),
+                    );
+                }
+                (None, None) => return Delivery::Dropped,
+            }
+        }
+        if targets.is_empty() {
+            return match kind {
+                Some(stanza::Kind::Message) if stanza_type != "headline" => {
+                    self.bounce(stanza, "service-unavailable")
+                }
+                _ => Delivery::Dropped,
+            };
+        }
+        let last = targets.len() - 1;
+        let mut stanza = Some(stanza);
+        let mut delivered = false;
+        for (index, (id, queue)) in targets.into_iter().enumerate() {
+            let copy = if index == last {
+                stanza.take()
+            } else {
+                stanza.clone()
+            };
+            let Some(copy) = copy else { break };
+            match queue.try_send(Outbound::Stanza(copy)) {
+                Ok(()) => delivered = true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::warn!(account = %bare, "client send queue full: disconnecting the slow session");
+                    let _ = queue.try_send(Outbound::Close(StreamCondition::ResourceConstraint));
+                    self.detach_client(&bare, id);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => self.detach_client(&bare, id),
+            }
+        }
+        if delivered {
+            Delivery::Delivered
+        } else {
+            Delivery::Dropped
         }
     }
 

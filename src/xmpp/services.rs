@@ -30,8 +30,16 @@ fn result(request: &Element) -> minidom::ElementBuilder {
     reply
 }
 
-/// The answer to a stanza addressed to the server, if one is due.
+/// The answer to a stanza addressed to the server, or to an account's bare JID (which the
+/// server answers on the account's behalf), if one is due.
 pub fn answer(router: &Router, request: &Element) -> Option<Element> {
+    let account = request
+        .attr("to")
+        .and_then(|to| jid::BareJid::new(to).ok())
+        .filter(|jid| jid.node().is_some());
+    if let Some(account) = account {
+        return answer_for_account(router, request, &account.as_str().to_lowercase());
+    }
     if stanza::kind(request) != Some(Kind::Iq) {
         // Messages to the server domain are not stored or relayed; presence is ignored.
         return stanza::error_reply(request, "service-unavailable");
@@ -96,6 +104,44 @@ pub fn answer(router: &Router, request: &Element) -> Option<Element> {
                     .build(),
             )
         }
+        _ => return stanza::error_reply(request, "service-unavailable"),
+    };
+    let mut reply = result(request);
+    if let Some(body) = body {
+        reply = reply.append(body);
+    }
+    Some(reply.build())
+}
+
+/// What the server answers for an account (RFC 6121 §8.5.1): ping and disco#info while it
+/// has a bound resource; `service-unavailable` otherwise, so offline and unknown accounts
+/// look the same.
+fn answer_for_account(router: &Router, request: &Element, account: &str) -> Option<Element> {
+    let is_get = stanza::kind(request) == Some(Kind::Iq) && request.attr("type") == Some("get");
+    if !is_get || !router.is_online(account) {
+        return stanza::error_reply(request, "service-unavailable");
+    }
+    let payload = request.children().next()?;
+    let body = match (payload.name(), payload.ns().as_str()) {
+        ("ping", PING) => None,
+        ("query", DISCO_INFO) if payload.attr("node").is_none() => Some(
+            Element::builder("query", DISCO_INFO)
+                .append(
+                    attr(
+                        attr(
+                            Element::builder("identity", DISCO_INFO),
+                            "category",
+                            "account",
+                        ),
+                        "type",
+                        "registered",
+                    )
+                    .build(),
+                )
+                .append(attr(Element::builder("feature", DISCO_INFO), "var", DISCO_INFO).build())
+                .append(attr(Element::builder("feature", DISCO_INFO), "var", PING).build())
+                .build(),
+        ),
         _ => return stanza::error_reply(request, "service-unavailable"),
     };
     let mut reply = result(request);

@@ -16,6 +16,17 @@ pub enum Kind {
     Iq,
 }
 
+impl Kind {
+    /// The element name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Message => "message",
+            Kind::Presence => "presence",
+            Kind::Iq => "iq",
+        }
+    }
+}
+
 /// The stanza kind of `element`, if it is a stanza in a stanza namespace.
 pub fn kind(element: &Element) -> Option<Kind> {
     let ns = element.ns();
@@ -28,6 +39,25 @@ pub fn kind(element: &Element) -> Option<Kind> {
         "iq" => Some(Kind::Iq),
         _ => None,
     }
+}
+
+/// Sets (or replaces) the `to` or `from` address of a stanza.
+pub fn set_address(stanza: &mut Element, which: &'static str, value: &str) {
+    let name = if which == "to" {
+        rxml::xml_ncname!("to")
+    } else {
+        rxml::xml_ncname!("from")
+    };
+    stanza.set_attr(rxml::Namespace::NONE, name.to_owned(), value.to_owned());
+}
+
+/// A presence stanza's `<priority/>` (RFC 6121 §4.7.2.3), 0 when absent or invalid.
+pub fn priority(presence: &Element) -> i32 {
+    presence
+        .children()
+        .find(|child| child.name() == "priority")
+        .and_then(|p| p.text().trim().parse::<i8>().ok())
+        .map_or(0, i32::from)
 }
 
 /// The error type RFC 6120 §8.3.3 gives a condition.

@@ -78,6 +78,24 @@ impl<R: AsyncBufRead + Unpin> StreamReader<R> {
         }
     }
 
+    /// Starts a new document on the same transport (the stream restart after STARTTLS or
+    /// SASL): a fresh parser and tree. Bytes the old parser had buffered are dropped, which
+    /// is what RFC 6120 §5.3.3 asks for after STARTTLS.
+    pub fn reset(&mut self) {
+        let options = rxml::Options {
+            max_token_length: self.max_stanza_bytes,
+            ..Default::default()
+        };
+        *self.reader.parser_mut() = <rxml::RawParser as rxml::WithOptions>::with_options(options);
+        self.tree = TreeBuilder::new();
+        self.stanza_bytes = 0;
+    }
+
+    /// The transport, for STARTTLS.
+    pub fn into_inner(self) -> R {
+        self.reader.into_inner().0
+    }
+
     async fn next_event(&mut self) -> Result<RawEvent, XmppError> {
         match self.reader.read().await {
             Ok(Some(event)) => Ok(event),
@@ -200,22 +218,36 @@ fn name(s: &str) -> Result<NcName, XmppError> {
 
 const STREAM_NAME: &NcNameStr = rxml::xml_ncname!("stream");
 
+fn stream_encoder(default_ns: &str) -> Encoder<SimpleNamespaces> {
+    let mut encoder = Encoder::new();
+    encoder
+        .ns_tracker_mut()
+        .declare_fixed(Some(STREAM_NAME), ns::STREAM.into());
+    encoder
+        .ns_tracker_mut()
+        .declare_fixed(None, default_ns.to_owned().into());
+    encoder
+}
+
 impl<W: AsyncWrite + Unpin> StreamWriter<W> {
     /// A writer for a stream whose default namespace is `default_ns`.
     pub fn new(inner: W, default_ns: &str) -> Self {
-        let mut encoder = Encoder::new();
-        encoder
-            .ns_tracker_mut()
-            .declare_fixed(Some(STREAM_NAME), ns::STREAM.into());
-        encoder
-            .ns_tracker_mut()
-            .declare_fixed(None, default_ns.to_owned().into());
         StreamWriter {
             inner,
-            encoder,
+            encoder: stream_encoder(default_ns),
             buffer: rxml::bytes::BytesMut::new(),
             default_ns: default_ns.to_owned(),
         }
+    }
+
+    /// Starts a new document (stream restart): the next header is written from scratch.
+    pub fn reset(&mut self) {
+        self.encoder = stream_encoder(&self.default_ns);
+    }
+
+    /// The transport, for STARTTLS (anything queued and not flushed is dropped).
+    pub fn into_inner(self) -> W {
+        self.inner
     }
 
     /// The stream's default namespace.

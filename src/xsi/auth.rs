@@ -24,7 +24,7 @@ use base64::Engine as _;
 use hmac::Mac;
 
 use crate::config::XsiConfig;
-use crate::credentials::PasswordVerifiers;
+use crate::credentials::{LoginThrottle, PasswordVerifiers};
 use crate::store::User;
 use crate::telephony::Telephony;
 
@@ -37,7 +37,7 @@ pub struct Authenticator {
     config: Arc<XsiConfig>,
     key: Arc<[u8; 32]>,
     cache: Arc<Mutex<HashMap<[u8; 32], Entry>>>,
-    failures: Arc<Mutex<Failures>>,
+    failures: Arc<LoginThrottle>,
     dummy: Arc<PasswordVerifiers>,
 }
 
@@ -62,33 +62,6 @@ enum Remembered {
     Stale(Vec<u8>),
     /// Not verified (recently).
     Unknown,
-}
-
-/// Failed logins per user and per address in the current one-minute window.
-#[derive(Default)]
-struct Failures {
-    window_start: Option<Instant>,
-    by_user: HashMap<String, u32>,
-    by_address: HashMap<IpAddr, u32>,
-}
-
-const WINDOW: Duration = Duration::from_secs(60);
-
-impl Failures {
-    /// Starts a new window when the current one is over; returns the seconds left in it.
-    fn roll(&mut self, now: Instant) -> u64 {
-        let start = *self.window_start.get_or_insert(now);
-        if now.duration_since(start) >= WINDOW {
-            self.window_start = Some(now);
-            self.by_user.clear();
-            self.by_address.clear();
-        }
-        let start = self.window_start.unwrap_or(now);
-        WINDOW
-            .saturating_sub(now.duration_since(start))
-            .as_secs()
-            .max(1)
-    }
 }
 
 /// The credentials of a Basic header.
@@ -129,12 +102,16 @@ impl Authenticator {
         // A verifier no password matches, for the same work on unknown users.
         let dummy = PasswordVerifiers::new(&hex::encode(dummy_password), scram_iterations)
             .expect("a hex string is a valid SASLprep password");
+        let failures = Arc::new(LoginThrottle::new(
+            config.failed_logins_per_user_per_minute,
+            config.failed_logins_per_address_per_minute,
+        ));
         Authenticator {
             telephony,
             config,
             key: Arc::new(key),
             cache: Arc::new(Mutex::new(HashMap::new())),
-            failures: Arc::new(Mutex::new(Failures::default())),
+            failures,
             dummy: Arc::new(dummy),
         }
     }
@@ -147,12 +124,12 @@ impl Authenticator {
     ) -> Result<User, ApiError> {
         let header = header.ok_or(ApiError::AuthenticationRequired)?;
         let Some(basic) = parse_basic(header) else {
-            self.record_failure(None, peer);
+            self.failures.record_failure(None, peer);
             crate::telemetry::xsi_login("failed");
             return Err(ApiError::BadCredentials);
         };
         let user_key = basic.user.to_lowercase();
-        if let Some(retry_after_secs) = self.throttled(&user_key, peer) {
+        if let Some(retry_after_secs) = self.failures.throttled(&user_key, peer) {
             crate::telemetry::xsi_login("throttled");
             return Err(ApiError::Throttled { retry_after_secs });
         }
@@ -197,7 +174,7 @@ impl Authenticator {
             }
             _ => {
                 tracing::info!(user = %basic.user, peer = %peer, "XSI login failed");
-                self.record_failure(Some(user_key), peer);
+                self.failures.record_failure(Some(&user_key), peer);
                 crate::telemetry::xsi_login("failed");
                 Err(ApiError::BadCredentials)
             }
@@ -253,25 +230,6 @@ impl Authenticator {
                     .unwrap_or(now + Duration::from_secs(100 * 365 * 86_400)),
             },
         );
-    }
-
-    fn throttled(&self, user: &str, peer: IpAddr) -> Option<u64> {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let left = failures.roll(Instant::now());
-        let by_user = failures.by_user.get(user).copied().unwrap_or(0);
-        let by_address = failures.by_address.get(&peer).copied().unwrap_or(0);
-        (by_user >= self.config.failed_logins_per_user_per_minute
-            || by_address >= self.config.failed_logins_per_address_per_minute)
-            .then_some(left)
-    }
-
-    fn record_failure(&self, user: Option<String>, peer: IpAddr) {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        failures.roll(Instant::now());
-        if let Some(user) = user {
-            *failures.by_user.entry(user).or_insert(0) += 1;
-        }
-        *failures.by_address.entry(peer).or_insert(0) += 1;
     }
 }
 

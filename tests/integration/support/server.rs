@@ -23,6 +23,7 @@ pub fn embedded_config(dir: &Path) -> Config {
     config.server.fqdn = Some("bridgehead.test".to_owned());
     config.admin.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.xmpp.component_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.xmpp.client_listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.cti.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.validate().expect("test config is valid");

@@ -1,0 +1,962 @@
+//! Client sessions (RFC 6120, RFC 6121): the c2s listener and, through [`Transport`], XMPP
+//! over WebSocket ([`super::websocket`]) share everything after the first byte.
+//!
+//! ```text
+//! client                                             Bridgehead
+//!   <stream:stream to='example.com' version='1.0'>
+//!                                                    <stream:stream from='example.com' id=…>
+//!                                                    <features><starttls><required/></starttls></features>
+//!   <starttls/>                                      <proceed/>          … TLS handshake …
+//!   <stream:stream …>                                <features><mechanisms>SCRAM-SHA-256 SCRAM-SHA-1 PLAIN</mechanisms></features>
+//!   <auth mechanism='SCRAM-SHA-256'>…  (see sasl)    <success>…</success>
+//!   <stream:stream …>                                <features><bind/><session><optional/></session></features>
+//!   <iq type='set'><bind><resource>pc</resource></bind></iq>
+//!                                                    <iq type='result'><bind><jid>alice@example.com/pc</jid></bind></iq>
+//!   stanzas ◀──▶ the router                          (components in `login_notify` get available presence)
+//! ```
+//!
+//! Everything up to a bound resource runs under `login_timeout_secs`. Stanzas before
+//! authentication end the stream with `not-authorized`. A failed login is answered after
+//! `auth_failure_delay_ms`, whether the account exists or not, and counts against the
+//! account name and the address; over budget, attempts get `temporary-auth-failure` before
+//! any credential is checked. `auth_via_component` sends PLAIN credentials of accounts the
+//! store does not know to a component (`urn:bridgehead:auth:0`).
+//!
+//! In session: each stanza's `from` must be the session's full or bare JID (else the
+//! stream ends with `invalid-from`) and is stamped with the full JID. Stanzas are read at
+//! most `client_stanzas_per_second` (token bucket of `client_stanza_burst`): a client over
+//! it is not read until tokens return. A client silent for `client_ping_interval_secs` is
+//! pinged (XEP-0199) and closed with `connection-timeout` when nothing comes back. Iqs to
+//! the account itself (roster, ping, disco) are answered here, presence goes through
+//! [`super::roster`], everything else through the router.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use minidom::Element;
+use tokio::io::{AsyncRead, AsyncWrite, BufReader, ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tracing::Instrument;
+
+use super::component::ComponentDirectory;
+use super::error::{StreamCondition, XmppError};
+use super::roster::{bare_of, Rosters, SessionPresence, ROSTER};
+use super::router::{Outbound, RequestError, Router};
+use super::sasl::{self, Failure, Mechanism, ScramExchange};
+use super::stream::{retarget_namespace, StreamHeader, StreamReader, StreamWriter};
+use super::{ns, services, stanza};
+use crate::config::XmppConfig;
+use crate::credentials::LoginThrottle;
+use crate::shutdown::Shutdown;
+use crate::store::Store;
+
+/// STARTTLS (RFC 6120 §5).
+pub const TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
+/// SASL (RFC 6120 §6).
+pub const SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
+/// Resource binding (RFC 6120 §7).
+pub const BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
+/// The legacy session establishment (RFC 3921), offered as optional for old clients.
+pub const SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
+/// The credential check asked of `auth_via_component`.
+pub const COMPONENT_AUTH: &str = "urn:bridgehead:auth:0";
+
+/// Read buffer per TCP session: small, since idle sessions are the common case.
+const READ_BUFFER: usize = 2048;
+/// Most outbound stanzas written before one flush.
+const WRITE_BATCH: usize = 64;
+
+/// One client stream transport: TCP (plain or TLS) or WebSocket.
+pub(crate) trait Transport: Send {
+    /// `c2s` or `websocket`, for logs and metrics.
+    const NAME: &'static str;
+    /// Reads the client's stream opening.
+    async fn read_open(&mut self) -> Result<StreamHeader, XmppError>;
+    /// Queues the server's stream opening.
+    fn write_open(&mut self, from: &str, id: &str) -> Result<(), XmppError>;
+    /// Queues one element.
+    fn write(&mut self, element: &Element) -> Result<(), XmppError>;
+    /// Sends what is queued.
+    async fn flush(&mut self) -> Result<(), XmppError>;
+    /// The next element; `None` when the client closed the stream.
+    async fn read(&mut self) -> Result<Option<Element>, XmppError>;
+    /// After SASL success the next stream is a new document.
+    fn restart(&mut self);
+    /// Sends the stream error (if any) and closes, bounded in time.
+    async fn close(&mut self, opened: bool, condition: Option<StreamCondition>);
+    /// Whether the transport is encrypted.
+    fn is_secure(&self) -> bool;
+}
+
+/// c2s over TCP, before or after STARTTLS.
+pub(crate) struct TcpTransport<S> {
+    reader: StreamReader<BufReader<ReadHalf<S>>>,
+    writer: StreamWriter<WriteHalf<S>>,
+    secure: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Send + Unpin> TcpTransport<S> {
+    fn new(io: S, max_stanza_bytes: usize, secure: bool) -> Self {
+        let (read_half, write_half) = tokio::io::split(io);
+        TcpTransport {
+            reader: StreamReader::new(
+                BufReader::with_capacity(READ_BUFFER, read_half),
+                max_stanza_bytes,
+            ),
+            writer: StreamWriter::new(write_half, ns::CLIENT),
+            secure,
+        }
+    }
+
+    /// The connection back, for the TLS handshake.
+    fn into_io(self) -> S {
+        let read_half = self.reader.into_inner().into_inner();
+        read_half.unsplit(self.writer.into_inner())
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Send + Unpin> Transport for TcpTransport<S> {
+    const NAME: &'static str = "c2s";
+
+    async fn read_open(&mut self) -> Result<StreamHeader, XmppError> {
+        self.reader.read_header().await
+    }
+
+    fn write_open(&mut self, from: &str, id: &str) -> Result<(), XmppError> {
+        self.writer.header(from, id, Some("1.0"))
+    }
+
+    fn write(&mut self, element: &Element) -> Result<(), XmppError> {
+        self.writer.element(element)
+    }
+
+    async fn flush(&mut self) -> Result<(), XmppError> {
+        self.writer.flush().await
+    }
+
+    async fn read(&mut self) -> Result<Option<Element>, XmppError> {
+        self.reader.read_element().await
+    }
+
+    fn restart(&mut self) {
+        self.reader.reset();
+        self.writer.reset();
+    }
+
+    async fn close(&mut self, opened: bool, condition: Option<StreamCondition>) {
+        super::component::close(&mut self.writer, opened, condition).await;
+    }
+
+    fn is_secure(&self) -> bool {
+        self.secure
+    }
+}
+
+/// Everything client sessions share.
+pub struct ClientService {
+    settings: XmppConfig,
+    domain: String,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    router: Router,
+    store: Arc<dyn Store>,
+    components: Arc<ComponentDirectory>,
+    rosters: Rosters,
+    throttle: LoginThrottle,
+    decoy_key: [u8; 32],
+    scram_iterations: u32,
+}
+
+impl std::fmt::Debug for ClientService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientService")
+            .field("domain", &self.domain)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the pre-session phase ended.
+enum Negotiated {
+    /// The client asked for TLS; `<proceed/>` was sent.
+    StartTls,
+    /// A resource is bound.
+    Bound(Bound),
+}
+
+/// A bound session.
+struct Bound {
+    presence: SessionPresence,
+    queue: tokio::sync::mpsc::Receiver<Outbound>,
+}
+
+/// A stanza built from attribute pairs (names are static and valid).
+fn element(name: &str, namespace: &str, attrs: &[(&str, &str)]) -> minidom::ElementBuilder {
+    let mut builder = Element::builder(name, namespace);
+    for (key, value) in attrs {
+        if let Ok(key) = rxml::NcName::try_from((*key).to_owned()) {
+            builder = builder.attr(key, *value);
+        }
+    }
+    builder
+}
+
+fn sasl_failure(condition: Failure) -> Element {
+    element("failure", SASL, &[])
+        .append(Element::bare(condition.as_str(), SASL))
+        .build()
+}
+
+impl ClientService {
+    /// The service; `tls` is offered through STARTTLS (None: plain only).
+    pub fn new(
+        settings: XmppConfig,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        router: Router,
+        store: Arc<dyn Store>,
+        components: Arc<ComponentDirectory>,
+        scram_iterations: u32,
+    ) -> Self {
+        let directory = Arc::clone(&components);
+        let rosters = Rosters::new(
+            Arc::clone(&store),
+            router.clone(),
+            Arc::new(move |d: &str| directory.is_known(d)),
+        );
+        let throttle = LoginThrottle::new(
+            settings.failed_logins_per_account_per_minute,
+            settings.failed_logins_per_address_per_minute,
+        );
+        ClientService {
+            domain: router.domain().to_owned(),
+            settings,
+            tls: tls.map(tokio_rustls::TlsAcceptor::from),
+            router,
+            store,
+            components,
+            rosters,
+            throttle,
+            decoy_key: rand::random(),
+            scram_iterations,
+        }
+    }
+
+    fn route(&self, stanza: Element) -> super::router::Delivery {
+        let directory = Arc::clone(&self.components);
+        self.router.route(stanza, move |d| directory.is_known(d))
+    }
+
+    /// Runs one c2s connection to its end.
+    pub async fn handle(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr, shutdown: Shutdown) {
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_secs(self.settings.login_timeout_secs);
+        let mut plain = TcpTransport::new(tcp, self.settings.max_stanza_bytes, false);
+        let negotiated =
+            tokio::time::timeout_at(deadline, self.negotiate(&mut plain, peer.ip())).await;
+        match negotiated {
+            Ok(Ok(Negotiated::Bound(bound))) => {
+                self.session(plain, bound, shutdown).await;
+            }
+            Ok(Ok(Negotiated::StartTls)) => {
+                let Some(acceptor) = self.tls.clone() else {
+                    return;
+                };
+                let tcp = plain.into_io();
+                let tls = match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => return tracing::info!(error = %e, "STARTTLS handshake failed"),
+                    Err(_) => return tracing::info!("STARTTLS handshake timed out"),
+                };
+                let mut secure = TcpTransport::new(tls, self.settings.max_stanza_bytes, true);
+                let negotiated =
+                    tokio::time::timeout_at(deadline, self.negotiate(&mut secure, peer.ip())).await;
+                self.finish_negotiation(secure, negotiated, shutdown).await;
+            }
+            other => self.finish_negotiation(plain, other, shutdown).await,
+        }
+    }
+
+    /// Runs the session of a transport that negotiated (or closes it with the reason).
+    async fn finish_negotiation<T: Transport>(
+        &self,
+        mut transport: T,
+        negotiated: Result<Result<Negotiated, XmppError>, tokio::time::error::Elapsed>,
+        shutdown: Shutdown,
+    ) {
+        let error = match negotiated {
+            Ok(Ok(Negotiated::Bound(bound))) => {
+                return self.session(transport, bound, shutdown).await
+            }
+            Ok(Ok(Negotiated::StartTls)) => {
+                XmppError::stream(StreamCondition::PolicyViolation, "STARTTLS twice")
+            }
+            Ok(Err(error)) => error,
+            Err(_) => XmppError::HandshakeTimeout(self.settings.login_timeout_secs),
+        };
+        tracing::info!(%error, transport = T::NAME, "client stream ended before a resource was bound");
+        transport.close(true, error.condition()).await;
+    }
+
+    /// Runs a WebSocket session (the transport is already upgraded).
+    pub(crate) async fn handle_websocket<T: Transport>(
+        &self,
+        mut transport: T,
+        peer: IpAddr,
+        shutdown: Shutdown,
+    ) {
+        let deadline = Duration::from_secs(self.settings.login_timeout_secs);
+        let negotiated = tokio::time::timeout(deadline, self.negotiate(&mut transport, peer)).await;
+        self.finish_negotiation(transport, negotiated, shutdown)
+            .await;
+    }
+
+    fn features<T: Transport>(&self, transport: &T, account: Option<&str>) -> Element {
+        let mut features = Element::builder("features", ns::STREAM);
+        let starttls_possible = !transport.is_secure() && self.tls.is_some();
+        if starttls_possible {
+            let mut starttls = Element::builder("starttls", TLS);
+            if self.settings.require_tls {
+                starttls = starttls.append(Element::bare("required", TLS));
+            }
+            features = features.append(starttls.build());
+        }
+        if account.is_none() {
+            if transport.is_secure() || !self.settings.require_tls || self.tls.is_none() {
+                let mut mechanisms = Element::builder("mechanisms", SASL);
+                for mechanism in self.mechanisms(transport.is_secure()) {
+                    mechanisms = mechanisms.append(
+                        Element::builder("mechanism", SASL)
+                            .append(mechanism.name())
+                            .build(),
+                    );
+                }
+                features = features.append(mechanisms.build());
+            }
+        } else {
+            features = features.append(Element::bare("bind", BIND)).append(
+                Element::builder("session", SESSION)
+                    .append(Element::bare("optional", SESSION))
+                    .build(),
+            );
+        }
+        features.build()
+    }
+
+    /// The mechanisms offered on a transport that is (or is not) encrypted.
+    fn mechanisms(&self, secure: bool) -> Vec<Mechanism> {
+        match (self.settings.auth_via_component.is_some(), secure) {
+            (true, true) => vec![Mechanism::Plain],
+            (true, false) => Vec::new(),
+            (false, true) => vec![
+                Mechanism::ScramSha256,
+                Mechanism::ScramSha1,
+                Mechanism::Plain,
+            ],
+            (false, false) => vec![Mechanism::ScramSha256, Mechanism::ScramSha1],
+        }
+    }
+
+    /// Stream headers, features, STARTTLS, SASL and resource binding.
+    async fn negotiate<T: Transport>(
+        &self,
+        transport: &mut T,
+        peer: IpAddr,
+    ) -> Result<Negotiated, XmppError> {
+        let mut account: Option<String> = None;
+        loop {
+            let header = transport.read_open().await?;
+            transport.write_open(&self.domain, &hex::encode(rand::random::<[u8; 16]>()))?;
+            if header
+                .default_ns
+                .as_deref()
+                .is_some_and(|n| n != ns::CLIENT)
+            {
+                return Err(XmppError::stream(
+                    StreamCondition::InvalidNamespace,
+                    format!("stream namespace {:?}", header.default_ns),
+                ));
+            }
+            let to = header.to.unwrap_or_default().to_ascii_lowercase();
+            if to != self.domain {
+                return Err(XmppError::stream(
+                    StreamCondition::HostUnknown,
+                    format!("this server is {}, not {to:?}", self.domain),
+                ));
+            }
+            transport.write(&self.features(transport, account.as_deref()))?;
+            transport.flush().await?;
+            loop {
+                let Some(element) = transport.read().await? else {
+                    return Err(XmppError::Closed);
+                };
+                let starttls_possible = !transport.is_secure() && self.tls.is_some();
+                if element.is("starttls", TLS) && starttls_possible && account.is_none() {
+                    transport.write(&Element::bare("proceed", TLS))?;
+                    transport.flush().await?;
+                    return Ok(Negotiated::StartTls);
+                }
+                let may_authenticate =
+                    transport.is_secure() || !self.settings.require_tls || self.tls.is_none();
+                if element.is("auth", SASL) && account.is_none() && may_authenticate {
+                    if let Some(bare) = self.authenticate(transport, &element, peer).await? {
+                        account = Some(bare);
+                        transport.restart();
+                        break;
+                    }
+                    continue;
+                }
+                if let (Some(bare), Some(stanza::Kind::Iq)) = (&account, stanza::kind(&element)) {
+                    if let Some(bind) = element.get_child("bind", BIND) {
+                        if let Some(bound) = self.bind(transport, bare, &element, bind)? {
+                            return Ok(Negotiated::Bound(bound));
+                        }
+                        continue;
+                    }
+                }
+                return Err(XmppError::stream(
+                    StreamCondition::NotAuthorized,
+                    format!("<{}> before authentication and binding", element.name()),
+                ));
+            }
+        }
+    }
+
+    /// The store id of a SASL username (`alice` or `alice@domain`), if it names one here.
+    fn account_id(&self, username: &str) -> Option<String> {
+        let username = username.to_lowercase();
+        let node = match username.rsplit_once('@') {
+            Some((node, domain)) if domain == self.domain => node.to_owned(),
+            Some(_) => return None,
+            None => username,
+        };
+        jid::BareJid::new(&format!("{node}@{}", self.domain))
+            .ok()
+            .filter(|jid| jid.node().is_some())
+            .map(|jid| jid.as_str().to_lowercase())
+    }
+
+    /// One SASL exchange: `Some(account)` on success; `None` after a failure was sent.
+    async fn authenticate<T: Transport>(
+        &self,
+        transport: &mut T,
+        auth: &Element,
+        peer: IpAddr,
+    ) -> Result<Option<String>, XmppError> {
+        let outcome = self.sasl_exchange(transport, auth, peer).await?;
+        match outcome {
+            Ok((account, additional)) => {
+                crate::telemetry::client_login("ok");
+                let mut success = Element::builder("success", SASL);
+                if let Some(data) = additional {
+                    success = success.append(sasl::encode(data.as_bytes()));
+                }
+                transport.write(&success.build())?;
+                transport.flush().await?;
+                tracing::info!(account = %account, transport = T::NAME, "client authenticated");
+                Ok(Some(account))
+            }
+            Err((failure, account)) => {
+                crate::telemetry::client_login(if failure == Failure::TemporaryAuthFailure {
+                    "throttled"
+                } else {
+                    "failed"
+                });
+                if failure == Failure::NotAuthorized {
+                    self.throttle.record_failure(account.as_deref(), peer);
+                    tokio::time::sleep(Duration::from_millis(self.settings.auth_failure_delay_ms))
+                        .await;
+                }
+                tracing::info!(account = ?account, %peer, condition = failure.as_str(), "client login failed");
+                transport.write(&sasl_failure(failure))?;
+                transport.flush().await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// The exchange proper: the account and the success data, or the failure (with the
+    /// account name when one was given).
+    #[allow(clippy::type_complexity)]
+    async fn sasl_exchange<T: Transport>(
+        &self,
+        transport: &mut T,
+        auth: &Element,
+        peer: IpAddr,
+    ) -> Result<Result<(String, Option<String>), (Failure, Option<String>)>, XmppError> {
+        let offered = self.mechanisms(transport.is_secure());
+        let mechanism = auth.attr("mechanism").and_then(Mechanism::parse);
+        let Some(mechanism) = mechanism.filter(|m| offered.contains(m)) else {
+            let failure = if auth.attr("mechanism") == Some("PLAIN") {
+                Failure::EncryptionRequired
+            } else {
+                Failure::InvalidMechanism
+            };
+            return Ok(Err((failure, None)));
+        };
+        let initial = match sasl::decode(&auth.text()) {
+            Ok(initial) => initial,
+            Err(failure) => return Ok(Err((failure, None))),
+        };
+        let Some(hash) = mechanism.scram_hash() else {
+            return Ok(self.plain(&initial, peer).await);
+        };
+        let first = match sasl::parse_client_first(&initial) {
+            Ok(first) => first,
+            Err(failure) => return Ok(Err((failure, None))),
+        };
+        let Some(account) = self.account_id(&first.username) else {
+            return Ok(Err((Failure::NotAuthorized, None)));
+        };
+        if let Some(authzid) = &first.authzid {
+            if bare_of(authzid).as_deref() != Some(account.as_str()) {
+                return Ok(Err((Failure::InvalidAuthzid, Some(account))));
+            }
+        }
+        if self.throttle.throttled(&account, peer).is_some() {
+            return Ok(Err((Failure::TemporaryAuthFailure, Some(account))));
+        }
+        let user = match self.store.user(&account).await {
+            Ok(user) => user,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read a user for a login");
+                return Ok(Err((Failure::TemporaryAuthFailure, Some(account))));
+            }
+        };
+        let (exchange, server_first) = ScramExchange::start(
+            hash,
+            first,
+            user.as_ref().map(|u| u.verifiers.for_hash(hash)),
+            &self.decoy_key,
+            self.scram_iterations,
+        );
+        transport.write(
+            &Element::builder("challenge", SASL)
+                .append(sasl::encode(server_first.as_bytes()))
+                .build(),
+        )?;
+        transport.flush().await?;
+        let Some(response) = transport.read().await? else {
+            return Err(XmppError::Closed);
+        };
+        if response.is("abort", SASL) {
+            return Ok(Err((Failure::Aborted, Some(account))));
+        }
+        if !response.is("response", SASL) {
+            return Ok(Err((Failure::MalformedRequest, Some(account))));
+        }
+        let outcome = sasl::decode(&response.text()).and_then(|m| exchange.finish(&m));
+        Ok(match outcome {
+            Ok(server_final) => Ok((account, Some(server_final))),
+            Err(failure) => Err((failure, Some(account))),
+        })
+    }
+
+    /// PLAIN: the store's verifier, or `auth_via_component` for accounts the store does not
+    /// know.
+    async fn plain(
+        &self,
+        message: &[u8],
+        peer: IpAddr,
+    ) -> Result<(String, Option<String>), (Failure, Option<String>)> {
+        let credentials = sasl::parse_plain(message).map_err(|f| (f, None))?;
+        let account = self
+            .account_id(&credentials.username)
+            .ok_or((Failure::NotAuthorized, None))?;
+        if let Some(authzid) = &credentials.authzid {
+            if bare_of(authzid).as_deref() != Some(account.as_str()) {
+                return Err((Failure::InvalidAuthzid, Some(account)));
+            }
+        }
+        if self.throttle.throttled(&account, peer).is_some() {
+            return Err((Failure::TemporaryAuthFailure, Some(account)));
+        }
+        let user = self.store.user(&account).await.map_err(|e| {
+            tracing::error!(error = %e, "cannot read a user for a login");
+            (Failure::TemporaryAuthFailure, Some(account.clone()))
+        })?;
+        let via_component = self.settings.auth_via_component.clone();
+        let (verifiers, known) = match (user, via_component) {
+            (Some(user), _) => (user.verifiers, true),
+            (None, Some(component)) => {
+                return self
+                    .ask_component(&component, &account, &credentials.password, peer)
+                    .await
+                    .map(|()| (account.clone(), None))
+                    .map_err(|f| (f, Some(account)));
+            }
+            // The same PBKDF2 work as a real check, on a verifier nothing matches.
+            (None, None) => (
+                crate::credentials::PasswordVerifiers::new(
+                    &hex::encode(self.decoy_key),
+                    self.scram_iterations,
+                )
+                .map_err(|_| (Failure::NotAuthorized, Some(account.clone())))?,
+                false,
+            ),
+        };
+        let password = credentials.password.clone();
+        let matches = tokio::task::spawn_blocking(move || verifiers.verify_plain(&password))
+            .await
+            .unwrap_or(false);
+        if matches && known {
+            Ok((account, None))
+        } else {
+            Err((Failure::NotAuthorized, Some(account)))
+        }
+    }
+
+    /// Asks `component` whether `password` is good for `account`.
+    async fn ask_component(
+        &self,
+        component: &str,
+        account: &str,
+        password: &str,
+        peer: IpAddr,
+    ) -> Result<(), Failure> {
+        let id = format!("bh-auth-{}", hex::encode(rand::random::<[u8; 12]>()));
+        let username = account.split('@').next().unwrap_or_default();
+        let request = element(
+            "iq",
+            ns::CLIENT,
+            &[
+                ("type", "get"),
+                ("id", &id),
+                ("from", &self.domain),
+                ("to", component),
+            ],
+        )
+        .append(
+            Element::builder("query", COMPONENT_AUTH)
+                .append(
+                    Element::builder("username", COMPONENT_AUTH)
+                        .append(username)
+                        .build(),
+                )
+                .append(
+                    Element::builder("password", COMPONENT_AUTH)
+                        .append(password)
+                        .build(),
+                )
+                .append(
+                    Element::builder("address", COMPONENT_AUTH)
+                        .append(peer.to_string())
+                        .build(),
+                )
+                .build(),
+        )
+        .build();
+        let directory = Arc::clone(&self.components);
+        let timeout = Duration::from_secs(self.settings.auth_via_component_timeout_secs);
+        match self
+            .router
+            .request(request, component, timeout, move |d| directory.is_known(d))
+            .await
+        {
+            Ok(answer) if answer.attr("type") == Some("result") => Ok(()),
+            Ok(_) => Err(Failure::NotAuthorized),
+            Err(RequestError::Timeout) | Err(RequestError::Undelivered(_)) => {
+                tracing::warn!(component, "the authenticating component did not answer");
+                Err(Failure::TemporaryAuthFailure)
+            }
+        }
+    }
+
+    /// Answers a bind request: `Some` when bound, `None` after an error reply.
+    fn bind<T: Transport>(
+        &self,
+        transport: &mut T,
+        bare: &str,
+        request: &Element,
+        bind: &Element,
+    ) -> Result<Option<Bound>, XmppError> {
+        let reply_error =
+            |transport: &mut T, condition: &str| -> Result<Option<Bound>, XmppError> {
+                if let Some(error) = stanza::error_reply(request, condition) {
+                    transport.write(&error)?;
+                }
+                Ok(None)
+            };
+        if request.attr("type") != Some("set") {
+            return reply_error(transport, "bad-request");
+        }
+        let resource = bind
+            .get_child("resource", BIND)
+            .map(|r| r.text().trim().to_owned())
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| format!("bh-{}", hex::encode(rand::random::<[u8; 6]>())));
+        let Ok(full) = jid::FullJid::new(&format!("{bare}/{resource}")) else {
+            return reply_error(transport, "bad-request");
+        };
+        let resource = full.resource().as_str().to_owned();
+        let attachment =
+            match self
+                .router
+                .attach_client(bare, &resource, self.settings.resource_conflict)
+            {
+                Ok(attachment) => attachment,
+                Err(_) => return reply_error(transport, "conflict"),
+            };
+        let full = format!("{bare}/{resource}");
+        let mut result = element("iq", ns::CLIENT, &[("type", "result")]);
+        if let Some(id) = request.attr("id") {
+            result = result.attr(rxml::xml_ncname!("id").to_owned(), id);
+        }
+        transport.write(
+            &result
+                .append(
+                    Element::builder("bind", BIND)
+                        .append(Element::builder("jid", BIND).append(full.as_str()).build())
+                        .build(),
+                )
+                .build(),
+        )?;
+        Ok(Some(Bound {
+            presence: SessionPresence {
+                bare: bare.to_owned(),
+                full,
+                id: attachment.id,
+                directed: Default::default(),
+            },
+            queue: attachment.queue,
+        }))
+    }
+
+    /// The bound session, from login notification to the end.
+    async fn session<T: Transport>(&self, mut transport: T, mut bound: Bound, shutdown: Shutdown) {
+        crate::telemetry::client_sessions(T::NAME, 1.0);
+        let span = tracing::info_span!("client", jid = %bound.presence.full, transport = T::NAME);
+        async {
+            tracing::info!("client session bound");
+            self.notify_login(&bound.presence.full, None);
+            let end = match transport.flush().await {
+                Ok(()) => self.run(&mut transport, &mut bound, &shutdown).await,
+                Err(e) => Err(e),
+            };
+            let condition = match end {
+                Ok(condition) => condition,
+                Err(error) => {
+                    tracing::info!(%error, "client session failed");
+                    error.condition()
+                }
+            };
+            self.rosters.ended(&mut bound.presence).await;
+            self.router
+                .detach_client(&bound.presence.bare, bound.presence.id);
+            self.notify_login(&bound.presence.full, Some("unavailable"));
+            tracing::info!(condition = ?condition, "client session ended");
+            transport.close(true, condition).await;
+        }
+        .instrument(span)
+        .await;
+        crate::telemetry::client_sessions(T::NAME, -1.0);
+    }
+
+    /// Tells the `login_notify` components that `full` logged in (or out).
+    fn notify_login(&self, full: &str, kind: Option<&str>) {
+        for component in &self.settings.login_notify {
+            let mut attrs = vec![("from", full), ("to", component.as_str())];
+            if let Some(kind) = kind {
+                attrs.push(("type", kind));
+            }
+            self.route(element("presence", ns::CLIENT, &attrs).build());
+        }
+    }
+
+    /// The session loop: see the module docs.
+    async fn run<T: Transport>(
+        &self,
+        transport: &mut T,
+        bound: &mut Bound,
+        shutdown: &Shutdown,
+    ) -> Result<Option<StreamCondition>, XmppError> {
+        use tokio::time::Instant;
+        let interval = Duration::from_secs(self.settings.client_ping_interval_secs);
+        let patience = Duration::from_secs(self.settings.client_ping_timeout_secs);
+        let rate = f64::from(self.settings.client_stanzas_per_second);
+        let burst = f64::from(self.settings.client_stanza_burst);
+        let mut tokens = burst;
+        let mut refilled = Instant::now();
+        let mut last_heard = Instant::now();
+        let mut pinged_at: Option<Instant> = None;
+        let mut pings = 0u64;
+        loop {
+            let now = Instant::now();
+            tokens = (tokens + now.duration_since(refilled).as_secs_f64() * rate).min(burst);
+            refilled = now;
+            let wake = match pinged_at {
+                Some(at) => at + patience,
+                None => last_heard + interval,
+            };
+            let refill_at = now + Duration::from_secs_f64(((1.0 - tokens) / rate).max(0.0));
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(Some(StreamCondition::SystemShutdown)),
+                _ = tokio::time::sleep_until(wake) => {
+                    if pinged_at.is_some() {
+                        tracing::info!("no answer to a keep-alive ping");
+                        return Ok(Some(StreamCondition::ConnectionTimeout));
+                    }
+                    pings += 1;
+                    let id = format!("bh-keepalive-{pings}");
+                    transport.write(
+                        &element("iq", ns::CLIENT, &[("type", "get"), ("id", &id), ("from", &self.domain), ("to", &bound.presence.full)])
+                            .append(Element::bare("ping", "urn:xmpp:ping"))
+                            .build(),
+                    )?;
+                    transport.flush().await?;
+                    pinged_at = Some(Instant::now());
+                }
+                _ = tokio::time::sleep_until(refill_at), if tokens < 1.0 => {}
+                inbound = transport.read(), if tokens >= 1.0 => {
+                    let Some(element) = inbound? else { return Ok(None) };
+                    tokens -= 1.0;
+                    last_heard = Instant::now();
+                    pinged_at = None;
+                    self.inbound(transport, &mut bound.presence, element).await?;
+                    transport.flush().await?;
+                }
+                outbound = bound.queue.recv() => {
+                    let mut next = outbound;
+                    let mut written = 0;
+                    while let Some(item) = next {
+                        match item {
+                            Outbound::Stanza(stanza) => transport.write(&to_client(&stanza))?,
+                            Outbound::Close(condition) => {
+                                transport.flush().await?;
+                                return Ok(Some(condition));
+                            }
+                        }
+                        written += 1;
+                        next = if written < WRITE_BATCH { bound.queue.try_recv().ok() } else { None };
+                    }
+                    transport.flush().await?;
+                }
+            }
+        }
+    }
+
+    /// One stanza from the client.
+    async fn inbound<T: Transport>(
+        &self,
+        transport: &mut T,
+        session: &mut SessionPresence,
+        mut element: Element,
+    ) -> Result<(), XmppError> {
+        let Some(kind) = stanza::kind(&element) else {
+            return Err(XmppError::stream(
+                StreamCondition::UnsupportedStanzaType,
+                format!("<{}> in {}", element.name(), element.ns()),
+            ));
+        };
+        if element.ns() != ns::CLIENT {
+            return Err(XmppError::stream(
+                StreamCondition::InvalidNamespace,
+                format!("a stanza in {}", element.ns()),
+            ));
+        }
+        if let Some(from) = element.attr("from") {
+            let own = from == session.full || from.eq_ignore_ascii_case(&session.bare);
+            if !own {
+                return Err(XmppError::stream(
+                    StreamCondition::InvalidFrom,
+                    format!("from={from:?} is not {}", session.full),
+                ));
+            }
+        }
+        stanza::set_address(&mut element, "from", &session.full);
+        crate::telemetry::client_stanza(kind.as_str());
+        let to_bare = element.attr("to").map(|to| bare_of(to));
+        match kind {
+            stanza::Kind::Iq => {
+                let to_account = match &to_bare {
+                    None => true,
+                    Some(to) => {
+                        to.as_deref() == Some(session.bare.as_str())
+                            && !element.attr("to").unwrap_or_default().contains('/')
+                    }
+                };
+                if to_account {
+                    if let Some(reply) = self.own_iq(session, &element).await {
+                        transport.write(&reply)?;
+                    }
+                    return Ok(());
+                }
+                self.deliver(element);
+            }
+            stanza::Kind::Message => self.deliver(element),
+            stanza::Kind::Presence => {
+                let Some(to) = to_bare else {
+                    self.rosters.broadcast(session, element).await;
+                    return Ok(());
+                };
+                let Some(to) = to else {
+                    if let Some(error) = stanza::error_reply(&element, "jid-malformed") {
+                        transport.write(&error)?;
+                    }
+                    return Ok(());
+                };
+                match element.attr("type") {
+                    Some(kind @ ("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed")) => {
+                        let kind = kind.to_owned();
+                        if to != session.bare {
+                            self.rosters.subscription(&session.bare, &kind, &to).await;
+                        }
+                    }
+                    Some("probe") => {}
+                    _ => {
+                        let target = element.attr("to").unwrap_or_default().to_owned();
+                        self.rosters.directed(session, element, &target);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Routes a stanza; what the router leaves to the server is answered here.
+    fn deliver(&self, element: Element) {
+        let request = element.clone();
+        if self.route(element) == super::router::Delivery::ToServer {
+            if let Some(answer) = services::answer(&self.router, &request) {
+                self.route(answer);
+            }
+        }
+    }
+
+    /// An iq to the user's own account (or with no `to`).
+    async fn own_iq(&self, session: &SessionPresence, request: &Element) -> Option<Element> {
+        if matches!(request.attr("type"), Some("result" | "error")) {
+            return None;
+        }
+        let payload = request.children().next();
+        if let Some(query) = payload.filter(|p| p.is("query", ROSTER)) {
+            return Some(self.rosters.iq(session, request, query).await);
+        }
+        if payload.is_some_and(|p| p.is("session", SESSION)) {
+            let mut reply = element(
+                "iq",
+                ns::CLIENT,
+                &[("type", "result"), ("to", &session.full)],
+            );
+            if let Some(id) = request.attr("id") {
+                reply = reply.attr(rxml::xml_ncname!("id").to_owned(), id);
+            }
+            return Some(reply.build());
+        }
+        // Ping, disco and the rest are answered like any iq to the server or the account.
+        let mut asked = request.clone();
+        if asked.attr("to").is_none() {
+            stanza::set_address(&mut asked, "to", &session.bare);
+        }
+        let mut answer = services::answer(&self.router, &asked)?;
+        stanza::set_address(&mut answer, "to", &session.full);
+        Some(answer)
+    }
+}
+
+/// A stanza in the client stream's namespace.
+fn to_client(stanza: &Element) -> std::borrow::Cow<'_, Element> {
+    if stanza.ns() == ns::COMPONENT {
+        std::borrow::Cow::Owned(retarget_namespace(stanza, ns::COMPONENT, ns::CLIENT))
+    } else {
+        std::borrow::Cow::Borrowed(stanza)
+    }
+}

@@ -1,0 +1,537 @@
+//! Rosters and presence subscriptions (RFC 6121) for client sessions.
+//!
+//! A user's roster lives in the store (`roster_items`): one row per contact with the
+//! subscription state (`none`, `to`, `from`, `both`), `ask='subscribe'` while a request of
+//! the user's is unanswered, and `pending_in` while a contact's request to the user is.
+//!
+//! | the user sends to contact C | the user's item for C | C's item for the user (C local) |
+//! |---|---|---|
+//! | `subscribe` | ask | pending_in (C's resources get the request, now or at login) |
+//! | `subscribed` | + from, no pending_in | + to, no ask; C gets the user's presence |
+//! | `unsubscribe` | − to, no ask | − from |
+//! | `unsubscribed` | − from, no pending_in | − to, no ask; C gets unavailable |
+//!
+//! Every change is pushed (`<iq type='set'><query xmlns='jabber:iq:roster'>`) to the bound
+//! resources of the user it changed. Contacts at a component's domain get the stanzas;
+//! their rosters are theirs to keep. Changes run one at a time (one lock), so the two rows
+//! of a pair never disagree.
+//!
+//! Presence: a resource's first available presence goes to the user's available
+//! resources and to every contact with `from`/`both`, and the current presence of every
+//! local contact with `to`/`both` comes back (the probe, answered from the router's
+//! memory); unanswered requests to the user are delivered again. Unavailable presence (sent,
+//! or the session ending) goes to the same contacts and to everyone the resource sent
+//! directed presence to.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use minidom::Element;
+
+use super::ns;
+use super::router::Router;
+use super::stanza;
+use crate::store::{RosterItem, RosterSubscription, Store};
+
+/// The roster namespace.
+pub const ROSTER: &str = "jabber:iq:roster";
+
+/// What the roster logic knows of one bound session.
+#[derive(Debug)]
+pub struct SessionPresence {
+    /// `user@domain`, lower-case.
+    pub bare: String,
+    /// `user@domain/resource`.
+    pub full: String,
+    /// The router's id of the session.
+    pub id: u64,
+    /// Entities the resource sent directed available presence to.
+    pub directed: BTreeSet<String>,
+}
+
+/// Roster storage and presence fan-out, shared by all client sessions.
+#[derive(Clone)]
+pub struct Rosters {
+    store: Arc<dyn Store>,
+    router: Router,
+    is_component: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    changes: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for Rosters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rosters").finish_non_exhaustive()
+    }
+}
+
+fn attr(builder: minidom::ElementBuilder, name: &str, value: &str) -> minidom::ElementBuilder {
+    match rxml::NcName::try_from(name.to_owned()) {
+        Ok(name) => builder.attr(name, value),
+        Err(_) => builder,
+    }
+}
+
+/// A presence stanza of `kind` (`None` = available) from `from` to `to`.
+fn presence(kind: Option<&str>, from: &str, to: &str) -> Element {
+    let mut builder = attr(
+        attr(Element::builder("presence", ns::CLIENT), "from", from),
+        "to",
+        to,
+    );
+    if let Some(kind) = kind {
+        builder = attr(builder, "type", kind);
+    }
+    builder.build()
+}
+
+fn item_element(item: &RosterItem, removed: bool) -> Element {
+    let mut builder = attr(Element::builder("item", ROSTER), "jid", &item.jid);
+    if let Some(name) = &item.name {
+        builder = attr(builder, "name", name);
+    }
+    let subscription = if removed {
+        "remove"
+    } else {
+        item.subscription.as_str()
+    };
+    builder = attr(builder, "subscription", subscription);
+    if item.ask_out && !removed {
+        builder = attr(builder, "ask", "subscribe");
+    }
+    for group in &item.groups {
+        builder = builder.append(
+            Element::builder("group", ROSTER)
+                .append(group.as_str())
+                .build(),
+        );
+    }
+    builder.build()
+}
+
+/// Whether an item is shown in the roster: a row that only records a contact's
+/// unanswered request is not.
+fn visible(item: &RosterItem) -> bool {
+    !(item.pending_in
+        && item.subscription == RosterSubscription::None
+        && !item.ask_out
+        && item.name.is_none()
+        && item.groups.is_empty())
+}
+
+fn with_to(subscription: RosterSubscription, on: bool) -> RosterSubscription {
+    use RosterSubscription::*;
+    match (subscription.from_contact(), on) {
+        (false, true) => To,
+        (true, true) => Both,
+        (false, false) => None,
+        (true, false) => From,
+    }
+}
+
+fn with_from(subscription: RosterSubscription, on: bool) -> RosterSubscription {
+    use RosterSubscription::*;
+    match (subscription.to_contact(), on) {
+        (false, true) => From,
+        (true, true) => Both,
+        (false, false) => None,
+        (true, false) => To,
+    }
+}
+
+/// The bare, lower-case form of a JID, if it parses.
+pub fn bare_of(jid: &str) -> Option<String> {
+    jid::Jid::new(jid)
+        .ok()
+        .map(|j| j.to_bare().as_str().to_lowercase())
+}
+
+impl Rosters {
+    /// Rosters over `store`, delivering through `router`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        router: Router,
+        is_component: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    ) -> Self {
+        Rosters {
+            store,
+            router,
+            is_component,
+            changes: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    fn route(&self, stanza: Element) {
+        let is_component = Arc::clone(&self.is_component);
+        self.router.route(stanza, move |d| is_component(d));
+    }
+
+    fn is_local(&self, bare: &str) -> bool {
+        bare.rsplit_once('@')
+            .is_some_and(|(_, domain)| domain == self.router.domain())
+    }
+
+    async fn items(&self, user: &str) -> Vec<RosterItem> {
+        match self.store.roster(user).await {
+            Ok(items) => items,
+            Err(e) => {
+                tracing::warn!(error = %e, user, "cannot read a roster");
+                Vec::new()
+            }
+        }
+    }
+
+    async fn item(&self, user: &str, contact: &str) -> RosterItem {
+        self.items(user)
+            .await
+            .into_iter()
+            .find(|i| i.jid == contact)
+            .unwrap_or_else(|| RosterItem {
+                jid: contact.to_owned(),
+                ..RosterItem::default()
+            })
+    }
+
+    /// Stores `item` (if it changed) and pushes it to the user's resources.
+    async fn save(&self, user: &str, before: &RosterItem, item: RosterItem) {
+        if *before == item {
+            return;
+        }
+        if let Err(e) = self.store.put_roster_item(user, &item).await {
+            // Accounts the store does not know (authenticated by a component) have no roster.
+            tracing::debug!(error = %e, user, "roster item not stored");
+            return;
+        }
+        if visible(&item) || visible(before) {
+            self.push(user, &item, false);
+        }
+    }
+
+    fn push(&self, user: &str, item: &RosterItem, removed: bool) {
+        let id = format!("bh-push-{}", hex::encode(rand::random::<[u8; 6]>()));
+        let push = attr(
+            attr(
+                attr(Element::builder("iq", ns::CLIENT), "type", "set"),
+                "id",
+                &id,
+            ),
+            "to",
+            user,
+        )
+        .append(
+            Element::builder("query", ROSTER)
+                .append(item_element(item, removed))
+                .build(),
+        )
+        .build();
+        // An iq to a bare JID is the server's to answer, so each resource gets its own.
+        for resource_presence in self.router.bound_resources(user) {
+            let mut copy = push.clone();
+            stanza::set_address(&mut copy, "to", &resource_presence);
+            self.route(copy);
+        }
+    }
+
+    /// Answers a roster get or set from the user's own session.
+    pub async fn iq(
+        &self,
+        session: &SessionPresence,
+        request: &Element,
+        query: &Element,
+    ) -> Element {
+        let reply = |kind: &str| {
+            let mut builder = attr(Element::builder("iq", ns::CLIENT), "type", kind);
+            if let Some(id) = request.attr("id") {
+                builder = attr(builder, "id", id);
+            }
+            attr(builder, "to", &session.full)
+        };
+        match request.attr("type") {
+            Some("get") => {
+                let mut result = Element::builder("query", ROSTER);
+                for item in self
+                    .items(&session.bare)
+                    .await
+                    .iter()
+                    .filter(|i| visible(i))
+                {
+                    result = result.append(item_element(item, false));
+                }
+                reply("result").append(result.build()).build()
+            }
+            Some("set") => {
+                let items: Vec<&Element> =
+                    query.children().filter(|c| c.is("item", ROSTER)).collect();
+                let [item] = items.as_slice() else {
+                    return stanza::error_reply(request, "bad-request")
+                        .unwrap_or_else(|| reply("error").build());
+                };
+                let Some(contact) = item.attr("jid").and_then(bare_of) else {
+                    return stanza::error_reply(request, "jid-malformed")
+                        .unwrap_or_else(|| reply("error").build());
+                };
+                if contact == session.bare {
+                    return stanza::error_reply(request, "not-allowed")
+                        .unwrap_or_else(|| reply("error").build());
+                }
+                if item.attr("subscription") == Some("remove") {
+                    self.remove(&session.bare, &contact).await;
+                } else {
+                    let _guard = self.changes.lock().await;
+                    let before = self.item(&session.bare, &contact).await;
+                    let mut updated = before.clone();
+                    updated.name = item
+                        .attr("name")
+                        .filter(|n| !n.is_empty())
+                        .map(str::to_owned);
+                    updated.groups = item
+                        .children()
+                        .filter(|c| c.is("group", ROSTER))
+                        .map(|g| g.text())
+                        .filter(|g| !g.is_empty())
+                        .collect::<BTreeSet<_>>()
+                        .into_iter()
+                        .collect();
+                    if self
+                        .store
+                        .put_roster_item(&session.bare, &updated)
+                        .await
+                        .is_err()
+                    {
+                        return stanza::error_reply(request, "not-allowed")
+                            .unwrap_or_else(|| reply("error").build());
+                    }
+                    self.push(&session.bare, &updated, false);
+                }
+                reply("result").build()
+            }
+            _ => stanza::error_reply(request, "bad-request")
+                .unwrap_or_else(|| reply("error").build()),
+        }
+    }
+
+    async fn remove(&self, user: &str, contact: &str) {
+        let item = {
+            let _guard = self.changes.lock().await;
+            let item = self.item(user, contact).await;
+            if let Err(e) = self.store.remove_roster_item(user, contact).await {
+                tracing::warn!(error = %e, user, "cannot remove a roster item");
+                return;
+            }
+            self.push(user, &item, true);
+            item
+        };
+        if item.subscription.to_contact() || item.ask_out {
+            self.subscription(user, "unsubscribe", contact).await;
+        }
+        if item.subscription.from_contact() || item.pending_in {
+            self.subscription(user, "unsubscribed", contact).await;
+        }
+    }
+
+    /// The user sent a subscription stanza of `kind` to `contact` (both bare).
+    pub async fn subscription(&self, user: &str, kind: &str, contact: &str) {
+        let local = self.is_local(contact);
+        let mut deliver = true;
+        {
+            let _guard = self.changes.lock().await;
+            let mine = self.item(user, contact).await;
+            let theirs = if local {
+                Some(self.item(contact, user).await)
+            } else {
+                None
+            };
+            let (mut new_mine, mut new_theirs) = (mine.clone(), theirs.clone());
+            match kind {
+                "subscribe" => {
+                    if mine.subscription.to_contact() {
+                        deliver = false;
+                    } else {
+                        new_mine.ask_out = true;
+                    }
+                    if let Some(t) = new_theirs.as_mut() {
+                        t.pending_in = !t.subscription.from_contact();
+                    }
+                }
+                "subscribed" => {
+                    new_mine.subscription = with_from(mine.subscription, true);
+                    new_mine.pending_in = false;
+                    if let Some(t) = new_theirs.as_mut() {
+                        deliver = t.ask_out || !t.subscription.to_contact();
+                        t.subscription = with_to(t.subscription, true);
+                        t.ask_out = false;
+                    }
+                }
+                "unsubscribe" => {
+                    new_mine.subscription = with_to(mine.subscription, false);
+                    new_mine.ask_out = false;
+                    if let Some(t) = new_theirs.as_mut() {
+                        t.subscription = with_from(t.subscription, false);
+                        t.pending_in = false;
+                    }
+                }
+                "unsubscribed" => {
+                    new_mine.subscription = with_from(mine.subscription, false);
+                    new_mine.pending_in = false;
+                    if let Some(t) = new_theirs.as_mut() {
+                        t.subscription = with_to(t.subscription, false);
+                        t.ask_out = false;
+                    }
+                }
+                _ => return,
+            }
+            let exists = mine
+                != RosterItem {
+                    jid: contact.to_owned(),
+                    ..RosterItem::default()
+                };
+            if exists || new_mine.ask_out || new_mine.subscription != RosterSubscription::None {
+                self.save(user, &mine, new_mine).await;
+            }
+            if let (Some(before), Some(after)) = (theirs, new_theirs) {
+                self.save(contact, &before, after).await;
+            }
+        }
+        if !deliver {
+            return;
+        }
+        self.route(presence(Some(kind), user, contact));
+        match kind {
+            "subscribed" => {
+                for mut current in self.router.available_presences(user) {
+                    stanza::set_address(&mut current, "to", contact);
+                    self.route(current);
+                }
+            }
+            "unsubscribed" => {
+                for from in self.router.bound_resources(user) {
+                    self.route(presence(Some("unavailable"), &from, contact));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A presence broadcast (no `to`) from a session: `None` type is available,
+    /// `unavailable` ends availability. Other types without `to` are ignored.
+    pub async fn broadcast(&self, session: &mut SessionPresence, mut stanza: Element) {
+        let kind = stanza.attr("type").map(str::to_owned);
+        let available = match kind.as_deref() {
+            None => true,
+            Some("unavailable") => false,
+            _ => return,
+        };
+        stanza::set_address(&mut stanza, "from", &session.full);
+        let was_available = self.router.set_client_presence(
+            &session.bare,
+            session.id,
+            available.then(|| stanza.clone()),
+        );
+        if !available && !was_available {
+            return;
+        }
+        let items = self.items(&session.bare).await;
+        let mut recipients: Vec<String> = vec![session.bare.clone()];
+        recipients.extend(
+            items
+                .iter()
+                .filter(|i| i.subscription.from_contact())
+                .map(|i| i.jid.clone()),
+        );
+        if !available {
+            recipients.extend(std::mem::take(&mut session.directed));
+        }
+        for to in recipients {
+            let mut copy = stanza.clone();
+            stanza::set_address(&mut copy, "to", &to);
+            self.route(copy);
+        }
+        if available && !was_available {
+            // The probe: current presence of contacts the user sees, and requests waiting.
+            for item in &items {
+                if item.subscription.to_contact() && self.is_local(&item.jid) {
+                    for mut current in self.router.available_presences(&item.jid) {
+                        stanza::set_address(&mut current, "to", &session.full);
+                        self.route(current);
+                    }
+                }
+                if item.pending_in {
+                    self.route(presence(Some("subscribe"), &item.jid, &session.full));
+                }
+            }
+            // The user's other resources.
+            for mut current in self.router.available_presences(&session.bare) {
+                if current.attr("from") != Some(session.full.as_str()) {
+                    stanza::set_address(&mut current, "to", &session.full);
+                    self.route(current);
+                }
+            }
+        }
+    }
+
+    /// Directed presence (available or unavailable) to `to`; remembered so the session's
+    /// end can say unavailable.
+    pub fn directed(&self, session: &mut SessionPresence, stanza: Element, to: &str) {
+        if stanza.attr("type") == Some("unavailable") {
+            session.directed.remove(to);
+        } else if stanza.attr("type").is_none() && !self.is_local_bare(to, &session.bare) {
+            session.directed.insert(to.to_owned());
+        }
+        self.route(stanza);
+    }
+
+    fn is_local_bare(&self, to: &str, bare: &str) -> bool {
+        bare_of(to).as_deref() == Some(bare)
+    }
+
+    /// The session ended: unavailable to whoever saw it available.
+    pub async fn ended(&self, session: &mut SessionPresence) {
+        let unavailable = attr(
+            attr(
+                Element::builder("presence", ns::CLIENT),
+                "type",
+                "unavailable",
+            ),
+            "from",
+            &session.full,
+        )
+        .build();
+        self.broadcast(session, unavailable).await;
+        for to in std::mem::take(&mut session.directed) {
+            self.route(presence(Some("unavailable"), &session.full, &to));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscription_states_combine_both_directions() {
+        use RosterSubscription::*;
+        assert_eq!(with_to(None, true), To);
+        assert_eq!(with_to(From, true), Both);
+        assert_eq!(with_to(Both, false), From);
+        assert_eq!(with_from(To, true), Both);
+        assert_eq!(with_from(Both, false), To);
+        assert_eq!(with_from(From, false), None);
+    }
+
+    #[test]
+    fn a_pending_request_alone_is_not_shown() {
+        let pending = RosterItem {
+            jid: "bob@x".into(),
+            pending_in: true,
+            ..RosterItem::default()
+        };
+        assert!(!visible(&pending));
+        assert!(visible(&RosterItem {
+            name: Some("Bob".into()),
+            ..pending.clone()
+        }));
+        assert!(visible(&RosterItem {
+            subscription: RosterSubscription::From,
+            ..pending
+        }));
+    }
+}

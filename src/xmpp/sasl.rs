@@ -1,0 +1,425 @@
+//! SASL for client streams (RFC 6120 §6): the server side of SCRAM-SHA-256 and SCRAM-SHA-1
+//! (RFC 5802, RFC 7677) over the store's verifiers, and PLAIN (RFC 4616) message parsing.
+//!
+//! ```text
+//! client                                           server
+//!   <auth mechanism='SCRAM-SHA-256'>b64(n,,n=alice,r=CNONCE)</auth>
+//!                                                  <challenge>b64(r=CNONCE+SNONCE,s=SALT,i=4096)</challenge>
+//!   <response>b64(c=biws,r=CNONCE+SNONCE,p=PROOF)</response>
+//!                                                  <success>b64(v=SERVER-SIGNATURE)</success>
+//! ```
+//!
+//! The server keeps only StoredKey and ServerKey, so a SCRAM login costs it two HMACs and a
+//! hash, never PBKDF2. An account that does not exist gets a decoy exchange: a salt derived
+//! from a per-process key and the name (the same salt every time, as a real account's is)
+//! and the configured iteration count, then `not-authorized` at the end, exactly like a
+//! wrong password.
+//!
+//! Channel binding (the -PLUS variants) is not offered: a client that sends the `y` flag
+//! (it supports binding and believes the server does not) is accepted, `p=` is refused.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use subtle::ConstantTimeEq;
+
+use crate::credentials::{digest, hmac, ScramHash, ScramVerifier};
+
+/// SASL mechanisms Bridgehead speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mechanism {
+    /// SCRAM-SHA-256.
+    ScramSha256,
+    /// SCRAM-SHA-1.
+    ScramSha1,
+    /// PLAIN (only over TLS).
+    Plain,
+}
+
+impl Mechanism {
+    /// The IANA name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mechanism::ScramSha256 => "SCRAM-SHA-256",
+            Mechanism::ScramSha1 => "SCRAM-SHA-1",
+            Mechanism::Plain => "PLAIN",
+        }
+    }
+
+    /// The mechanism called `name`, if Bridgehead speaks it.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "SCRAM-SHA-256" => Some(Mechanism::ScramSha256),
+            "SCRAM-SHA-1" => Some(Mechanism::ScramSha1),
+            "PLAIN" => Some(Mechanism::Plain),
+            _ => None,
+        }
+    }
+
+    /// The SCRAM hash, for the SCRAM mechanisms.
+    pub fn scram_hash(self) -> Option<ScramHash> {
+        match self {
+            Mechanism::ScramSha256 => Some(ScramHash::Sha256),
+            Mechanism::ScramSha1 => Some(ScramHash::Sha1),
+            Mechanism::Plain => None,
+        }
+    }
+}
+
+/// RFC 6120 §6.5 SASL failure conditions Bridgehead sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The client sent `<abort/>`.
+    Aborted,
+    /// PLAIN without TLS.
+    EncryptionRequired,
+    /// Not base64.
+    IncorrectEncoding,
+    /// An authorization identity other than the authenticated one.
+    InvalidAuthzid,
+    /// A mechanism not offered.
+    InvalidMechanism,
+    /// A message that does not parse.
+    MalformedRequest,
+    /// Wrong credentials (or an unknown account: the same answer).
+    NotAuthorized,
+    /// Too many failures, or the checking component did not answer.
+    TemporaryAuthFailure,
+}
+
+impl Failure {
+    /// The condition element's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failure::Aborted => "aborted",
+            Failure::EncryptionRequired => "encryption-required",
+            Failure::IncorrectEncoding => "incorrect-encoding",
+            Failure::InvalidAuthzid => "invalid-authzid",
+            Failure::InvalidMechanism => "invalid-mechanism",
+            Failure::MalformedRequest => "malformed-request",
+            Failure::NotAuthorized => "not-authorized",
+            Failure::TemporaryAuthFailure => "temporary-auth-failure",
+        }
+    }
+}
+
+/// Decodes the base64 text of `<auth/>` or `<response/>` (`=` is an empty message).
+pub fn decode(text: &str) -> Result<Vec<u8>, Failure> {
+    let text = text.trim();
+    if text.is_empty() || text == "=" {
+        return Ok(Vec::new());
+    }
+    BASE64.decode(text).map_err(|_| Failure::IncorrectEncoding)
+}
+
+/// Encodes a challenge or success payload.
+pub fn encode(data: &[u8]) -> String {
+    BASE64.encode(data)
+}
+
+/// PLAIN's message: `[authzid] NUL authcid NUL password`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PlainCredentials {
+    /// The authorization identity, if one was sent.
+    pub authzid: Option<String>,
+    /// The account name.
+    pub username: String,
+    /// The password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for PlainCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlainCredentials")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses PLAIN's message.
+pub fn parse_plain(message: &[u8]) -> Result<PlainCredentials, Failure> {
+    let text = std::str::from_utf8(message).map_err(|_| Failure::MalformedRequest)?;
+    let mut parts = text.split('\0');
+    let (Some(authzid), Some(username), Some(password), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Failure::MalformedRequest);
+    };
+    if username.is_empty() || password.is_empty() {
+        return Err(Failure::MalformedRequest);
+    }
+    Ok(PlainCredentials {
+        authzid: (!authzid.is_empty()).then(|| authzid.to_owned()),
+        username: username.to_owned(),
+        password: password.to_owned(),
+    })
+}
+
+/// The SCRAM client-first message, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientFirst {
+    /// `n,,`, `y,,` or `n,a=…,` as sent (part of the channel-binding check).
+    pub gs2_header: String,
+    /// `a=`, if sent.
+    pub authzid: Option<String>,
+    /// `n=`, unescaped.
+    pub username: String,
+    /// Everything after the GS2 header.
+    bare: String,
+    nonce: String,
+}
+
+/// Undoes SCRAM's `=2C` / `=3D` escaping; any other `=` is malformed.
+fn unescape_name(value: &str) -> Result<String, Failure> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(at) = rest.find('=') {
+        out.push_str(&rest[..at]);
+        match rest.get(at..at + 3) {
+            Some("=2C") => out.push(','),
+            Some("=3D") => out.push('='),
+            _ => return Err(Failure::MalformedRequest),
+        }
+        rest = &rest[at + 3..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Parses SCRAM's client-first message.
+pub fn parse_client_first(message: &[u8]) -> Result<ClientFirst, Failure> {
+    let text = std::str::from_utf8(message).map_err(|_| Failure::MalformedRequest)?;
+    let mut parts = text.splitn(3, ',');
+    let (Some(flag), Some(authzid), Some(bare)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(Failure::MalformedRequest);
+    };
+    match flag {
+        "n" | "y" => {}
+        // Channel binding was not offered.
+        _ => return Err(Failure::MalformedRequest),
+    }
+    let gs2_header = format!("{flag},{authzid},");
+    let authzid = match authzid {
+        "" => None,
+        a => Some(unescape_name(
+            a.strip_prefix("a=").ok_or(Failure::MalformedRequest)?,
+        )?),
+    };
+    let mut username = None;
+    let mut nonce = None;
+    for (index, attribute) in bare.split(',').enumerate() {
+        match (index, attribute.split_at_checked(2)) {
+            (0, Some(("n=", value))) => username = Some(unescape_name(value)?),
+            (1, Some(("r=", value))) => nonce = Some(value.to_owned()),
+            // Mandatory extensions are not supported.
+            (_, Some(("m=", _))) => return Err(Failure::MalformedRequest),
+            (0 | 1, _) => return Err(Failure::MalformedRequest),
+            _ => {}
+        }
+    }
+    let (Some(username), Some(nonce)) = (username, nonce) else {
+        return Err(Failure::MalformedRequest);
+    };
+    if username.is_empty()
+        || nonce.is_empty()
+        || !nonce
+            .bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b',')
+    {
+        return Err(Failure::MalformedRequest);
+    }
+    Ok(ClientFirst {
+        gs2_header,
+        authzid,
+        username,
+        bare: bare.to_owned(),
+        nonce,
+    })
+}
+
+/// A SCRAM exchange after the server-first message.
+#[derive(Debug)]
+pub struct ScramExchange {
+    hash: ScramHash,
+    first: ClientFirst,
+    server_first: String,
+    nonce: String,
+    stored_key: Vec<u8>,
+    server_key: Vec<u8>,
+    /// False for the decoy exchange of an unknown account: it always fails.
+    genuine: bool,
+}
+
+impl ScramExchange {
+    /// Starts an exchange for `first` with the account's `verifier`, or a decoy (`None`)
+    /// whose salt is derived from `decoy_key` and the name so it repeats like a real one.
+    pub fn start(
+        hash: ScramHash,
+        first: ClientFirst,
+        verifier: Option<&ScramVerifier>,
+        decoy_key: &[u8],
+        decoy_iterations: u32,
+    ) -> (Self, String) {
+        let server_nonce = encode(&rand::random::<[u8; 18]>());
+        let nonce = format!("{}{}", first.nonce, server_nonce);
+        let (salt, iterations, stored_key, server_key, genuine) = match verifier {
+            Some(v) => (
+                v.salt.clone(),
+                v.iterations,
+                v.stored_key.clone(),
+                v.server_key.clone(),
+                true,
+            ),
+            None => {
+                let salt = hmac(ScramHash::Sha256, decoy_key, first.username.as_bytes());
+                (
+                    salt[..16].to_vec(),
+                    decoy_iterations,
+                    Vec::new(),
+                    Vec::new(),
+                    false,
+                )
+            }
+        };
+        let server_first = format!("r={nonce},s={},i={iterations}", encode(&salt));
+        let message = server_first.clone();
+        (
+            ScramExchange {
+                hash,
+                first,
+                server_first,
+                nonce,
+                stored_key,
+                server_key,
+                genuine,
+            },
+            message,
+        )
+    }
+
+    /// Checks the client-final message; on success returns the server-final message.
+    pub fn finish(&self, message: &[u8]) -> Result<String, Failure> {
+        let text = std::str::from_utf8(message).map_err(|_| Failure::MalformedRequest)?;
+        let (without_proof, proof) = text.rsplit_once(",p=").ok_or(Failure::MalformedRequest)?;
+        let mut binding = None;
+        let mut nonce = None;
+        for (index, attribute) in without_proof.split(',').enumerate() {
+            match (index, attribute.split_at_checked(2)) {
+                (0, Some(("c=", value))) => binding = Some(value),
+                (1, Some(("r=", value))) => nonce = Some(value),
+                (0 | 1, _) => return Err(Failure::MalformedRequest),
+                _ => {}
+            }
+        }
+        let (Some(binding), Some(nonce)) = (binding, nonce) else {
+            return Err(Failure::MalformedRequest);
+        };
+        if decode(binding)? != self.first.gs2_header.as_bytes() || nonce != self.nonce {
+            return Err(Failure::NotAuthorized);
+        }
+        let proof = decode(proof)?;
+        if !self.genuine || proof.len() != self.stored_key.len() {
+            return Err(Failure::NotAuthorized);
+        }
+        let auth_message = format!("{},{},{without_proof}", self.first.bare, self.server_first);
+        let client_signature = hmac(self.hash, &self.stored_key, auth_message.as_bytes());
+        let client_key: Vec<u8> = proof
+            .iter()
+            .zip(&client_signature)
+            .map(|(p, s)| p ^ s)
+            .collect();
+        if !bool::from(digest(self.hash, &client_key).ct_eq(&self.stored_key)) {
+            return Err(Failure::NotAuthorized);
+        }
+        let server_signature = hmac(self.hash, &self.server_key, auth_message.as_bytes());
+        Ok(format!("v={}", encode(&server_signature)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The RFC 7677 §3 exchange, replayed against a verifier made from "pencil".
+    #[test]
+    fn rfc7677_exchange_succeeds_with_the_right_proof() {
+        let salt = BASE64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
+        let verifier = ScramVerifier::with_salt(ScramHash::Sha256, "pencil", &salt, 4096);
+        let first = parse_client_first(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO").unwrap();
+        let (mut exchange, _) =
+            ScramExchange::start(ScramHash::Sha256, first, Some(&verifier), b"k", 4096);
+        // Pin the server nonce to the RFC's, as the proof covers it.
+        exchange.nonce = "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0".into();
+        exchange.server_first = format!("r={},s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096", exchange.nonce);
+        let server_final = exchange
+            .finish(b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
+            .unwrap();
+        assert_eq!(
+            server_final,
+            "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+        );
+        let wrong = exchange.finish(b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=AAAAZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=");
+        assert_eq!(wrong, Err(Failure::NotAuthorized));
+        let other_nonce = exchange.finish(
+            b"c=biws,r=rOprNGfwEbeRWgbNEkqOxx,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+        );
+        assert_eq!(other_nonce, Err(Failure::NotAuthorized));
+    }
+
+    #[test]
+    fn unknown_accounts_get_a_stable_decoy_salt_and_fail() {
+        let first = || parse_client_first(b"n,,n=nobody,r=abc").unwrap();
+        let (a, server_first_a) =
+            ScramExchange::start(ScramHash::Sha256, first(), None, b"k", 4096);
+        let (_, server_first_b) =
+            ScramExchange::start(ScramHash::Sha256, first(), None, b"k", 4096);
+        let salt = |m: &str| m.split(',').nth(1).unwrap().to_owned();
+        assert_eq!(salt(&server_first_a), salt(&server_first_b));
+        assert!(server_first_a.ends_with(",i=4096"));
+        let nonce = &a.nonce;
+        let final_message = format!("c=biws,r={nonce},p={}", encode(&[0u8; 32]));
+        assert_eq!(
+            a.finish(final_message.as_bytes()),
+            Err(Failure::NotAuthorized)
+        );
+    }
+
+    #[test]
+    fn client_first_parsing() {
+        let first = parse_client_first(b"y,a=al=2Cice,n=a=3Db,r=xyz,ext=1").unwrap();
+        assert_eq!(first.username, "a=b");
+        assert_eq!(first.authzid.as_deref(), Some("al,ice"));
+        assert_eq!(first.gs2_header, "y,a=al=2Cice,");
+        for bad in [
+            &b"p=tls-exporter,,n=a,r=x"[..],
+            b"n,,r=x,n=a",
+            b"n,,n=a",
+            b"n,,n=a=,r=x",
+            b"n,,m=ext,n=a,r=x",
+            b"n,,n=,r=x",
+            b"\xff",
+        ] {
+            assert_eq!(
+                parse_client_first(bad),
+                Err(Failure::MalformedRequest),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn plain_parsing() {
+        let c = parse_plain(b"\0alice\0secret").unwrap();
+        assert_eq!(
+            (c.authzid, c.username.as_str(), c.password.as_str()),
+            (None, "alice", "secret")
+        );
+        assert_eq!(
+            parse_plain(b"alice\0secret"),
+            Err(Failure::MalformedRequest)
+        );
+        assert_eq!(parse_plain(b"\0alice\0"), Err(Failure::MalformedRequest));
+        assert_eq!(decode("!!"), Err(Failure::IncorrectEncoding));
+        assert_eq!(decode("="), Ok(Vec::new()));
+    }
+}
