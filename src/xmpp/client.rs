@@ -250,50 +250,25 @@ impl ClientService {
         let deadline =
             tokio::time::Instant::now() + Duration::from_secs(self.settings.login_timeout_secs);
         let mut plain = TcpTransport::new(tcp, self.settings.max_stanza_bytes, false);
-        let negotiated =
-            tokio::time::timeout_at(deadline, self.negotiate(&mut plain, peer.ip())).await;
-        match negotiated {
-            Ok(Ok(Negotiated::Bound(bound))) => {
-                self.session(plain, bound, shutdown).await;
-            }
-            Ok(Ok(Negotiated::StartTls)) => {
-                let Some(acceptor) = self.tls.clone() else {
-                    return;
-                };
-                let tcp = plain.into_io();
-                let tls = match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(e)) => return tracing::info!(error = %e, "STARTTLS handshake failed"),
-                    Err(_) => return tracing::info!("STARTTLS handshake timed out"),
-                };
-                let mut secure = TcpTransport::new(tls, self.settings.max_stanza_bytes, true);
-                let negotiated =
-                    tokio::time::timeout_at(deadline, self.negotiate(&mut secure, peer.ip())).await;
-                self.finish_negotiation(secure, negotiated, shutdown).await;
-            }
-            other => self.finish_negotiation(plain, other, shutdown).await,
+        let negotiated = self
+            .negotiate_until(&mut plain, peer.ip(), deadline, &shutdown)
+            .await;
+        if !matches!(negotiated, Ok(Negotiated::StartTls)) {
+            return self.finish_negotiation(plain, negotiated, shutdown).await;
         }
-    }
-
-    /// Runs the session of a transport that negotiated (or closes it with the reason).
-    async fn finish_negotiation<T: Transport>(
-        &self,
-        mut transport: T,
-        negotiated: Result<Result<Negotiated, XmppError>, tokio::time::error::Elapsed>,
-        shutdown: Shutdown,
-    ) {
-        let error = match negotiated {
-            Ok(Ok(Negotiated::Bound(bound))) => {
-                return self.session(transport, bound, shutdown).await
-            }
-            Ok(Ok(Negotiated::StartTls)) => {
-                XmppError::stream(StreamCondition::PolicyViolation, "STARTTLS twice")
-            }
-            Ok(Err(error)) => error,
-            Err(_) => XmppError::HandshakeTimeout(self.settings.login_timeout_secs),
+        let Some(acceptor) = self.tls.clone() else {
+            return;
         };
-        tracing::info!(%error, transport = T::NAME, "client stream ended before a resource was bound");
-        transport.close(true, error.condition()).await;
+        let tls = match tokio::time::timeout_at(deadline, acceptor.accept(plain.into_io())).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => return tracing::info!(error = %e, "STARTTLS handshake failed"),
+            Err(_) => return tracing::info!("STARTTLS handshake timed out"),
+        };
+        let mut secure = TcpTransport::new(tls, self.settings.max_stanza_bytes, true);
+        let negotiated = self
+            .negotiate_until(&mut secure, peer.ip(), deadline, &shutdown)
+            .await;
+        self.finish_negotiation(secure, negotiated, shutdown).await;
     }
 
     /// Runs a WebSocket session (the transport is already upgraded).
@@ -303,10 +278,47 @@ impl ClientService {
         peer: IpAddr,
         shutdown: Shutdown,
     ) {
-        let deadline = Duration::from_secs(self.settings.login_timeout_secs);
-        let negotiated = tokio::time::timeout(deadline, self.negotiate(&mut transport, peer)).await;
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_secs(self.settings.login_timeout_secs);
+        let negotiated = self
+            .negotiate_until(&mut transport, peer, deadline, &shutdown)
+            .await;
         self.finish_negotiation(transport, negotiated, shutdown)
             .await;
+    }
+
+    /// [`Self::negotiate`] until `deadline` or shutdown, whichever comes first.
+    async fn negotiate_until<T: Transport>(
+        &self,
+        transport: &mut T,
+        peer: IpAddr,
+        deadline: tokio::time::Instant,
+        shutdown: &Shutdown,
+    ) -> Result<Negotiated, XmppError> {
+        tokio::select! {
+            negotiated = tokio::time::timeout_at(deadline, self.negotiate(transport, peer)) => {
+                negotiated.unwrap_or(Err(XmppError::HandshakeTimeout(self.settings.login_timeout_secs)))
+            }
+            _ = shutdown.cancelled() => Err(XmppError::stream(StreamCondition::SystemShutdown, "the server is stopping")),
+        }
+    }
+
+    /// Runs the session of a transport that negotiated (or closes it with the reason).
+    async fn finish_negotiation<T: Transport>(
+        &self,
+        mut transport: T,
+        negotiated: Result<Negotiated, XmppError>,
+        shutdown: Shutdown,
+    ) {
+        let error = match negotiated {
+            Ok(Negotiated::Bound(bound)) => return self.session(transport, bound, shutdown).await,
+            Ok(Negotiated::StartTls) => {
+                XmppError::stream(StreamCondition::PolicyViolation, "STARTTLS twice")
+            }
+            Err(error) => error,
+        };
+        tracing::info!(%error, transport = T::NAME, "client stream ended before a resource was bound");
+        transport.close(true, error.condition()).await;
     }
 
     fn features<T: Transport>(&self, transport: &T, account: Option<&str>) -> Element {

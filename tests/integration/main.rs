@@ -11,6 +11,7 @@ mod dns;
 mod pki_issue;
 mod pki_verify;
 mod serve;
+mod xmpp_client;
 mod xmpp_component;
 mod xsi_actions;
 mod xsi_events;

@@ -2,6 +2,7 @@
 //! `openssl` command line (an implementation independent of ours) or with rcgen.
 
 pub mod acme;
+pub mod client;
 pub mod component;
 pub mod dns;
 pub mod https;
