@@ -646,3 +646,182 @@ async fn a_component_checks_credentials_of_accounts_the_store_does_not_know() {
     assert!(raw_next(&mut stream).await.unwrap().is("success", SASL));
     setup.server.stop().await;
 }
+
+mod websocket {
+    use super::*;
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    const FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
+
+    type Ws =
+        tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+    async fn send(ws: &mut Ws, element: &Element) {
+        ws.send(Message::text(String::from(element))).await.unwrap();
+    }
+
+    async fn receive(ws: &mut Ws) -> Option<Element> {
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .expect("a WebSocket message in time")?
+                .ok()?;
+            match message {
+                Message::Text(text) => {
+                    return Some(text.as_str().parse().expect("one element per message"))
+                }
+                Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    fn open() -> Element {
+        raw(
+            "open",
+            FRAMING,
+            &[("to", DOMAIN), ("version", "1.0")],
+            vec![],
+        )
+    }
+
+    #[tokio::test]
+    async fn a_whole_websocket_session_from_open_to_close() {
+        let setup = start_with(|_| {}).await;
+        let https = crate::support::https::Https::new(setup.server.addrs.https.unwrap(), &setup.ca);
+
+        // XEP-0156 discovery names the endpoint.
+        let xrd = https
+            .request(hyper::Method::GET, "/.well-known/host-meta", &[], None)
+            .await;
+        assert_eq!(xrd.status, 200);
+        assert!(
+            xrd.body.contains("urn:xmpp:alt-connections:websocket"),
+            "{}",
+            xrd.body
+        );
+        assert!(
+            xrd.body.contains("wss://localhost/xmpp-websocket"),
+            "{}",
+            xrd.body
+        );
+        let jrd = https
+            .request(hyper::Method::GET, "/.well-known/host-meta.json", &[], None)
+            .await;
+        assert_eq!(
+            jrd.json()["links"][0]["href"],
+            "wss://localhost/xmpp-websocket"
+        );
+        // A plain GET is not an upgrade.
+        let refused = https
+            .request(hyper::Method::GET, "/xmpp-websocket", &[], None)
+            .await;
+        assert_eq!(refused.status, 426);
+
+        let (mut ben, ben_jid) = setup.login(BEN).await;
+        ben.send_stanza(Presence::available().into()).await.unwrap();
+
+        let mut request = "wss://localhost/xmpp-websocket"
+            .into_client_request()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", "xmpp".parse().unwrap());
+        let (mut ws, response) = tokio_tungstenite::client_async(request, https.tls_stream().await)
+            .await
+            .expect("the upgrade succeeds");
+        assert_eq!(
+            response
+                .headers()
+                .get("sec-websocket-protocol")
+                .map(|v| v.as_bytes()),
+            Some(&b"xmpp"[..])
+        );
+
+        send(&mut ws, &open()).await;
+        let opened = receive(&mut ws).await.unwrap();
+        assert!(
+            opened.is("open", FRAMING) && opened.attr("from") == Some(DOMAIN),
+            "{opened:?}"
+        );
+        let features = receive(&mut ws).await.unwrap();
+        let mechanisms: Vec<String> = features
+            .get_child("mechanisms", SASL)
+            .expect("SASL is offered")
+            .children()
+            .map(|m| m.text())
+            .collect();
+        assert_eq!(mechanisms, ["SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"]);
+        send(&mut ws, &plain_auth("ann", "ann-pass")).await;
+        assert!(receive(&mut ws).await.unwrap().is("success", SASL));
+
+        send(&mut ws, &open()).await;
+        assert!(receive(&mut ws).await.unwrap().is("open", FRAMING));
+        let features = receive(&mut ws).await.unwrap();
+        assert!(
+            features.has_child("bind", "urn:ietf:params:xml:ns:xmpp-bind"),
+            "{features:?}"
+        );
+        send(
+            &mut ws,
+            &raw(
+                "iq",
+                CLIENT_NS,
+                &[("type", "set"), ("id", "b1")],
+                vec![Element::builder("bind", "urn:ietf:params:xml:ns:xmpp-bind")
+                    .append(
+                        Element::builder("resource", "urn:ietf:params:xml:ns:xmpp-bind")
+                            .append("web")
+                            .build(),
+                    )
+                    .build()],
+            ),
+        )
+        .await;
+        let bound = receive(&mut ws).await.unwrap();
+        assert_eq!(bound.attr("type"), Some("result"), "{bound:?}");
+        let full = "ann@localhost/web";
+
+        send(&mut ws, &raw("presence", CLIENT_NS, &[], vec![])).await;
+        send(
+            &mut ws,
+            &raw(
+                "message",
+                CLIENT_NS,
+                &[("to", BEN), ("type", "chat")],
+                vec![body("from the browser", CLIENT_NS)],
+            ),
+        )
+        .await;
+        let got = expect_message(&mut ben, "from the browser").await;
+        assert_eq!(got.attr("from"), Some(full));
+        ben.send_stanza(chat(full, "to the browser")).await.unwrap();
+        let reply = loop {
+            let element = receive(&mut ws).await.expect("the reply arrives");
+            if element.name() == "message" {
+                break element;
+            }
+        };
+        assert_eq!(reply.ns(), CLIENT_NS);
+        assert_eq!(body_of(&reply).as_deref(), Some("to the browser"));
+        assert_eq!(reply.attr("from"), Some(ben_jid.as_str()));
+
+        send(&mut ws, &Element::bare("close", FRAMING)).await;
+        let closing = loop {
+            match receive(&mut ws).await {
+                Some(element) if element.is("close", FRAMING) => break true,
+                Some(_) => continue,
+                None => break false,
+            }
+        };
+        assert!(closing, "the server answers <close/>");
+        assert!(
+            receive(&mut ws).await.is_none(),
+            "then closes the WebSocket"
+        );
+        ben.send_end().await.unwrap();
+        setup.server.stop().await;
+    }
+}
