@@ -825,3 +825,45 @@ mod websocket {
         setup.server.stop().await;
     }
 }
+
+/// slixmpp's ClientXMPP (an independent implementation, as a separate process) logs in over
+/// STARTTLS and exchanges a message with a tokio-xmpp client.
+#[tokio::test]
+async fn slixmpp_and_tokio_xmpp_clients_talk_through_bridgehead() {
+    let setup = start_with(|_| {}).await;
+    let (mut ben, _) = setup.login(BEN).await;
+    ben.send_stanza(Presence::available().into()).await.unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/slixmpp_client.py"
+    );
+    let python = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg("ann@localhost/slixmpp")
+        .arg("ann-pass")
+        .arg("127.0.0.1")
+        .arg(setup.c2s().port().to_string())
+        .arg(&setup.ca)
+        .arg(BEN)
+        .kill_on_drop(true)
+        .output();
+    let answering = async {
+        let hello = expect_message(&mut ben, "hello from slixmpp").await;
+        let from = hello.attr("from").unwrap().to_owned();
+        assert_eq!(from, "ann@localhost/slixmpp");
+        ben.send_stanza(chat(&from, "hello from tokio-xmpp"))
+            .await
+            .unwrap();
+    };
+    let (output, ()) = tokio::join!(python, answering);
+    let output = output.expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("answer: hello from tokio-xmpp"),
+        "slixmpp: {}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    ben.send_end().await.unwrap();
+    setup.server.stop().await;
+}
