@@ -875,7 +875,7 @@ impl ClientService {
         }
         stanza::set_address(&mut element, "from", &session.full);
         crate::telemetry::client_stanza(kind.as_str());
-        let to_bare = element.attr("to").map(|to| bare_of(to));
+        let to_bare = element.attr("to").map(bare_of);
         match kind {
             stanza::Kind::Iq => {
                 let to_account = match &to_bare {

@@ -288,6 +288,27 @@ impl<W: AsyncWrite + Unpin> StreamWriter<W> {
         self.encode(Item::ElementHeadEnd)
     }
 
+    /// Queues the header a client (or a component) opens its stream with:
+    /// `<stream:stream to=… version='1.0'>`.
+    pub fn initiating_header(&mut self, to: &str) -> Result<(), XmppError> {
+        self.encode(Item::XmlDeclaration(rxml::XmlVersion::V1_0))?;
+        self.encode(Item::ElementHeadStart(
+            Namespace::from(ns::STREAM),
+            STREAM_NAME,
+        ))?;
+        self.encode(Item::Attribute(
+            Namespace::NONE,
+            rxml::xml_ncname!("to"),
+            to,
+        ))?;
+        self.encode(Item::Attribute(
+            Namespace::NONE,
+            rxml::xml_ncname!("version"),
+            "1.0",
+        ))?;
+        self.encode(Item::ElementHeadEnd)
+    }
+
     /// Queues one element.
     pub fn element(&mut self, element: &Element) -> Result<(), XmppError> {
         let element_name = name(element.name())?;
