@@ -42,7 +42,7 @@ use tracing::Instrument;
 use super::component::ComponentDirectory;
 use super::error::{StreamCondition, XmppError};
 use super::roster::{bare_of, Rosters, SessionPresence, ROSTER};
-use super::router::{Outbound, RequestError, Router};
+use super::router::{take_batch, Outbound, RequestError, Router};
 use super::sasl::{self, Failure, Mechanism, ScramExchange};
 use super::stream::{retarget_namespace, StreamHeader, StreamReader, StreamWriter};
 use super::{ns, services, stanza};
@@ -191,13 +191,10 @@ struct Bound {
 
 /// A stanza built from attribute pairs (names are static and valid).
 fn element(name: &str, namespace: &str, attrs: &[(&str, &str)]) -> minidom::ElementBuilder {
-    let mut builder = Element::builder(name, namespace);
-    for (key, value) in attrs {
-        if let Ok(key) = rxml::NcName::try_from((*key).to_owned()) {
-            builder = builder.attr(key, *value);
-        }
-    }
-    builder
+    attrs.iter().fold(
+        Element::builder(name, namespace),
+        |builder, (key, value)| stanza::attr(builder, key, value),
+    )
 }
 
 fn sasl_failure(condition: Failure) -> Element {
@@ -826,20 +823,14 @@ impl ClientService {
                     transport.flush().await?;
                 }
                 outbound = bound.queue.recv() => {
-                    let mut next = outbound;
-                    let mut written = 0;
-                    while let Some(item) = next {
-                        match item {
-                            Outbound::Stanza(stanza) => transport.write(&to_client(&stanza))?,
-                            Outbound::Close(condition) => {
-                                transport.flush().await?;
-                                return Ok(Some(condition));
-                            }
-                        }
-                        written += 1;
-                        next = if written < WRITE_BATCH { bound.queue.try_recv().ok() } else { None };
+                    let (stanzas, close) = take_batch(outbound, &mut bound.queue, WRITE_BATCH);
+                    for stanza in &stanzas {
+                        transport.write(&to_client(stanza))?;
                     }
                     transport.flush().await?;
+                    if close.is_some() {
+                        return Ok(close);
+                    }
                 }
             }
         }

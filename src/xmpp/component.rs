@@ -32,7 +32,7 @@ use tokio::net::TcpStream;
 use tracing::Instrument;
 
 use super::error::{StreamCondition, XmppError};
-use super::router::{ComponentPolicy, Delivery, Outbound, Router};
+use super::router::{take_batch, ComponentPolicy, Delivery, Outbound, Router};
 use super::stream::{retarget_namespace, StreamReader, StreamWriter};
 use super::{ns, services, stanza};
 use crate::config::{ComponentConfig, XmppConfig};
@@ -395,20 +395,14 @@ impl ComponentService {
                     self.inbound(name, element)?;
                 }
                 outbound = queue.recv() => {
-                    let mut next = outbound;
-                    let mut written = 0;
-                    while let Some(item) = next {
-                        match item {
-                            Outbound::Stanza(stanza) => writer.element(&to_stream(&stanza))?,
-                            Outbound::Close(condition) => {
-                                writer.flush().await?;
-                                return Ok(Some(condition));
-                            }
-                        }
-                        written += 1;
-                        next = if written < WRITE_BATCH { queue.try_recv().ok() } else { None };
+                    let (stanzas, close) = take_batch(outbound, queue, WRITE_BATCH);
+                    for stanza in &stanzas {
+                        writer.element(&to_stream(stanza))?;
                     }
                     writer.flush().await?;
+                    if close.is_some() {
+                        return Ok(close);
+                    }
                 }
             }
         }

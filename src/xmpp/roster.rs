@@ -31,6 +31,7 @@ use minidom::Element;
 use super::ns;
 use super::router::Router;
 use super::stanza;
+use super::stanza::attr;
 use crate::store::{RosterItem, RosterSubscription, Store};
 
 /// The roster namespace.
@@ -61,13 +62,6 @@ pub struct Rosters {
 impl std::fmt::Debug for Rosters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Rosters").finish_non_exhaustive()
-    }
-}
-
-fn attr(builder: minidom::ElementBuilder, name: &str, value: &str) -> minidom::ElementBuilder {
-    match rxml::NcName::try_from(name.to_owned()) {
-        Ok(name) => builder.attr(name, value),
-        Err(_) => builder,
     }
 }
 

@@ -37,6 +37,29 @@ pub enum Outbound {
     Close(StreamCondition),
 }
 
+/// What a session writes next: `first` and whatever else is queued, up to `limit` stanzas,
+/// stopping at a close command (returned second; the stanzas before it are still written).
+pub fn take_batch(
+    first: Option<Outbound>,
+    queue: &mut mpsc::Receiver<Outbound>,
+    limit: usize,
+) -> (Vec<Element>, Option<StreamCondition>) {
+    let mut stanzas = Vec::new();
+    let mut next = first;
+    while let Some(item) = next {
+        match item {
+            Outbound::Stanza(stanza) => stanzas.push(stanza),
+            Outbound::Close(condition) => return (stanzas, Some(condition)),
+        }
+        next = if stanzas.len() < limit {
+            queue.try_recv().ok()
+        } else {
+            None
+        };
+    }
+    (stanzas, None)
+}
+
 /// A component's settings as the router applies them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComponentPolicy {

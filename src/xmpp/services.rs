@@ -5,6 +5,7 @@
 use minidom::Element;
 
 use super::router::Router;
+use super::stanza::attr;
 use super::stanza::{self, Kind};
 
 const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
@@ -12,13 +13,6 @@ const DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
 const PING: &str = "urn:xmpp:ping";
 const VERSION: &str = "jabber:iq:version";
 const TIME: &str = "urn:xmpp:time";
-
-fn attr(builder: minidom::ElementBuilder, name: &str, value: &str) -> minidom::ElementBuilder {
-    match rxml::NcName::try_from(name.to_owned()) {
-        Ok(name) => builder.attr(name, value),
-        Err(_) => builder,
-    }
-}
 
 fn result(request: &Element) -> minidom::ElementBuilder {
     let mut reply = attr(Element::builder("iq", request.ns()), "type", "result");
@@ -28,6 +22,15 @@ fn result(request: &Element) -> minidom::ElementBuilder {
         }
     }
     reply
+}
+
+/// The result to `request`, carrying `body` if any.
+fn result_with(request: &Element, body: Option<Element>) -> Element {
+    let mut reply = result(request);
+    if let Some(body) = body {
+        reply = reply.append(body);
+    }
+    reply.build()
 }
 
 /// The answer to a stanza addressed to the server, or to an account's bare JID (which the
@@ -106,11 +109,7 @@ pub fn answer(router: &Router, request: &Element) -> Option<Element> {
         }
         _ => return stanza::error_reply(request, "service-unavailable"),
     };
-    let mut reply = result(request);
-    if let Some(body) = body {
-        reply = reply.append(body);
-    }
-    Some(reply.build())
+    Some(result_with(request, body))
 }
 
 /// What the server answers for an account (RFC 6121 §8.5.1): ping and disco#info while it
@@ -144,9 +143,5 @@ fn answer_for_account(router: &Router, request: &Element, account: &str) -> Opti
         ),
         _ => return stanza::error_reply(request, "service-unavailable"),
     };
-    let mut reply = result(request);
-    if let Some(body) = body {
-        reply = reply.append(body);
-    }
-    Some(reply.build())
+    Some(result_with(request, body))
 }

@@ -41,6 +41,15 @@ pub fn kind(element: &Element) -> Option<Kind> {
     }
 }
 
+/// `builder` with attribute `name` (skipped if `name` is not a valid XML name; callers pass
+/// literals).
+pub fn attr(builder: minidom::ElementBuilder, name: &str, value: &str) -> minidom::ElementBuilder {
+    match rxml::NcName::try_from(name.to_owned()) {
+        Ok(name) => builder.attr(name, value),
+        Err(_) => builder,
+    }
+}
+
 /// Sets (or replaces) the `to` or `from` address of a stanza.
 pub fn set_address(stanza: &mut Element, which: &'static str, value: &str) {
     let name = if which == "to" {

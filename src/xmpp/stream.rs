@@ -263,49 +263,34 @@ impl<W: AsyncWrite + Unpin> StreamWriter<W> {
 
     /// Queues the response header (`from`, `id`, optional `version`).
     pub fn header(&mut self, from: &str, id: &str, version: Option<&str>) -> Result<(), XmppError> {
-        self.encode(Item::XmlDeclaration(rxml::XmlVersion::V1_0))?;
-        self.encode(Item::ElementHeadStart(
-            Namespace::from(ns::STREAM),
-            STREAM_NAME,
-        ))?;
-        self.encode(Item::Attribute(
-            Namespace::NONE,
-            rxml::xml_ncname!("from"),
-            from,
-        ))?;
-        self.encode(Item::Attribute(
-            Namespace::NONE,
-            rxml::xml_ncname!("id"),
-            id,
-        ))?;
+        let mut attrs = vec![
+            (rxml::xml_ncname!("from"), from),
+            (rxml::xml_ncname!("id"), id),
+        ];
         if let Some(version) = version {
-            self.encode(Item::Attribute(
-                Namespace::NONE,
-                rxml::xml_ncname!("version"),
-                version,
-            ))?;
+            attrs.push((rxml::xml_ncname!("version"), version));
         }
-        self.encode(Item::ElementHeadEnd)
+        self.open_stream(&attrs)
     }
 
     /// Queues the header a client (or a component) opens its stream with:
     /// `<stream:stream to=… version='1.0'>`.
     pub fn initiating_header(&mut self, to: &str) -> Result<(), XmppError> {
+        self.open_stream(&[
+            (rxml::xml_ncname!("to"), to),
+            (rxml::xml_ncname!("version"), "1.0"),
+        ])
+    }
+
+    fn open_stream(&mut self, attrs: &[(&NcNameStr, &str)]) -> Result<(), XmppError> {
         self.encode(Item::XmlDeclaration(rxml::XmlVersion::V1_0))?;
         self.encode(Item::ElementHeadStart(
             Namespace::from(ns::STREAM),
             STREAM_NAME,
         ))?;
-        self.encode(Item::Attribute(
-            Namespace::NONE,
-            rxml::xml_ncname!("to"),
-            to,
-        ))?;
-        self.encode(Item::Attribute(
-            Namespace::NONE,
-            rxml::xml_ncname!("version"),
-            "1.0",
-        ))?;
+        for (name, value) in attrs {
+            self.encode(Item::Attribute(Namespace::NONE, name, value))?;
+        }
         self.encode(Item::ElementHeadEnd)
     }
 

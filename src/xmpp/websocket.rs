@@ -36,6 +36,7 @@ use tokio_tungstenite::WebSocketStream;
 use super::client::{ClientService, Transport};
 use super::error::{StreamCondition, XmppError};
 use super::ns;
+use super::stanza::attr;
 use super::stream::StreamHeader;
 use crate::http::{full, Handler, RequestContext, ResponseBody};
 
@@ -196,13 +197,6 @@ fn ws_error(e: tokio_tungstenite::tungstenite::Error) -> XmppError {
         Error::ConnectionClosed | Error::AlreadyClosed => XmppError::Closed,
         Error::Capacity(e) => XmppError::stream(StreamCondition::PolicyViolation, e.to_string()),
         other => XmppError::stream(StreamCondition::NotWellFormed, other.to_string()),
-    }
-}
-
-fn attr(builder: minidom::ElementBuilder, name: &str, value: &str) -> minidom::ElementBuilder {
-    match rxml::NcName::try_from(name.to_owned()) {
-        Ok(name) => builder.attr(name, value),
-        Err(_) => builder,
     }
 }
 
