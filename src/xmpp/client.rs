@@ -804,12 +804,12 @@ impl ClientService {
                         return Ok(Some(StreamCondition::ConnectionTimeout));
                     }
                     pings += 1;
-                    let id = format!("bh-keepalive-{pings}");
-                    transport.write(
-                        &element("iq", ns::CLIENT, &[("type", "get"), ("id", &id), ("from", &self.domain), ("to", &bound.presence.full)])
-                            .append(Element::bare("ping", "urn:xmpp:ping"))
-                            .build(),
-                    )?;
+                    transport.write(&super::component::keepalive_ping(
+                        ns::CLIENT,
+                        &self.domain,
+                        &bound.presence.full,
+                        pings,
+                    ))?;
                     transport.flush().await?;
                     pinged_at = Some(Instant::now());
                 }

@@ -384,7 +384,7 @@ impl ComponentService {
                         return Ok(Some(StreamCondition::ConnectionTimeout));
                     }
                     pings += 1;
-                    writer.element(&keepalive_ping(self.router.domain(), name, pings))?;
+                    writer.element(&keepalive_ping(ns::COMPONENT, self.router.domain(), name, pings))?;
                     writer.flush().await?;
                     pinged_at = Some(tokio::time::Instant::now());
                 }
@@ -441,18 +441,23 @@ impl ComponentService {
     }
 }
 
-/// The XEP-0199 ping sent to an idle component; any answer (or any traffic) proves it alive.
-fn keepalive_ping(server: &str, component: &str, sequence: u64) -> Element {
-    Element::builder("iq", ns::COMPONENT)
-        .attr(rxml::xml_ncname!("type").to_owned(), "get")
-        .attr(
-            rxml::xml_ncname!("id").to_owned(),
-            format!("bh-keepalive-{sequence}"),
-        )
-        .attr(rxml::xml_ncname!("from").to_owned(), server)
-        .attr(rxml::xml_ncname!("to").to_owned(), component)
-        .append(Element::bare("ping", "urn:xmpp:ping"))
-        .build()
+/// The XEP-0199 ping sent to an idle peer in stream namespace `stream_ns`; any answer (or
+/// any traffic) proves it alive.
+pub(crate) fn keepalive_ping(stream_ns: &str, server: &str, peer: &str, sequence: u64) -> Element {
+    let id = format!("bh-keepalive-{sequence}");
+    [
+        ("type", "get"),
+        ("id", id.as_str()),
+        ("from", server),
+        ("to", peer),
+    ]
+    .into_iter()
+    .fold(
+        Element::builder("iq", stream_ns),
+        |builder, (key, value)| stanza::attr(builder, key, value),
+    )
+    .append(Element::bare("ping", "urn:xmpp:ping"))
+    .build()
 }
 
 /// A stanza in the component stream's namespace.
