@@ -63,7 +63,7 @@ pub const SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
 pub const COMPONENT_AUTH: &str = "urn:bridgehead:auth:0";
 
 /// Read buffer per TCP session: small, since idle sessions are the common case.
-const READ_BUFFER: usize = 2048;
+const READ_BUFFER: usize = 256;
 /// Most outbound stanzas written before one flush.
 const WRITE_BATCH: usize = 64;
 
@@ -242,30 +242,58 @@ impl ClientService {
         self.router.route(stanza, move |d| directory.is_known(d))
     }
 
-    /// Runs one c2s connection to its end.
+    /// Runs one c2s connection to its end. Each phase runs in a future of its own, and the
+    /// transport is lent, never moved, down the call chain: so an idle session's memory is
+    /// one copy of its transport and the session loop, not the largest of every phase.
     pub async fn handle(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr, shutdown: Shutdown) {
         let deadline =
             tokio::time::Instant::now() + Duration::from_secs(self.settings.login_timeout_secs);
-        let mut plain = TcpTransport::new(tcp, self.settings.max_stanza_bytes, false);
-        let negotiated = self
-            .negotiate_until(&mut plain, peer.ip(), deadline, &shutdown)
-            .await;
-        if !matches!(negotiated, Ok(Negotiated::StartTls)) {
-            return self.finish_negotiation(plain, negotiated, shutdown).await;
+        let tcp = Box::pin(self.plain_phase(tcp, peer.ip(), deadline, &shutdown)).await;
+        if let Some(tcp) = tcp {
+            Box::pin(self.tls_phase(tcp, peer.ip(), deadline, shutdown)).await;
         }
+    }
+
+    /// The stream in clear: the connection back when the client asked for STARTTLS.
+    async fn plain_phase(
+        &self,
+        tcp: TcpStream,
+        peer: IpAddr,
+        deadline: tokio::time::Instant,
+        shutdown: &Shutdown,
+    ) -> Option<TcpStream> {
+        let mut plain = TcpTransport::new(tcp, self.settings.max_stanza_bytes, false);
+        let negotiated = Box::pin(self.negotiate_until(&mut plain, peer, deadline, shutdown)).await;
+        if matches!(negotiated, Ok(Negotiated::StartTls)) && self.tls.is_some() {
+            return Some(plain.into_io());
+        }
+        self.finish_negotiation(&mut plain, negotiated, shutdown.clone())
+            .await;
+        None
+    }
+
+    /// The TLS handshake after `<proceed/>`, and the encrypted stream to its end.
+    async fn tls_phase(
+        &self,
+        tcp: TcpStream,
+        peer: IpAddr,
+        deadline: tokio::time::Instant,
+        shutdown: Shutdown,
+    ) {
         let Some(acceptor) = self.tls.clone() else {
             return;
         };
-        let tls = match tokio::time::timeout_at(deadline, acceptor.accept(plain.into_io())).await {
+        let accept = tokio::time::timeout_at(deadline, acceptor.accept(tcp));
+        let tls = match Box::pin(accept).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => return tracing::info!(error = %e, "STARTTLS handshake failed"),
             Err(_) => return tracing::info!("STARTTLS handshake timed out"),
         };
         let mut secure = TcpTransport::new(tls, self.settings.max_stanza_bytes, true);
-        let negotiated = self
-            .negotiate_until(&mut secure, peer.ip(), deadline, &shutdown)
+        let negotiated =
+            Box::pin(self.negotiate_until(&mut secure, peer, deadline, &shutdown)).await;
+        self.finish_negotiation(&mut secure, negotiated, shutdown)
             .await;
-        self.finish_negotiation(secure, negotiated, shutdown).await;
     }
 
     /// Runs a WebSocket session (the transport is already upgraded).
@@ -277,10 +305,9 @@ impl ClientService {
     ) {
         let deadline =
             tokio::time::Instant::now() + Duration::from_secs(self.settings.login_timeout_secs);
-        let negotiated = self
-            .negotiate_until(&mut transport, peer, deadline, &shutdown)
-            .await;
-        self.finish_negotiation(transport, negotiated, shutdown)
+        let negotiated =
+            Box::pin(self.negotiate_until(&mut transport, peer, deadline, &shutdown)).await;
+        self.finish_negotiation(&mut transport, negotiated, shutdown)
             .await;
     }
 
@@ -303,7 +330,7 @@ impl ClientService {
     /// Runs the session of a transport that negotiated (or closes it with the reason).
     async fn finish_negotiation<T: Transport>(
         &self,
-        mut transport: T,
+        transport: &mut T,
         negotiated: Result<Negotiated, XmppError>,
         shutdown: Shutdown,
     ) {
@@ -730,14 +757,14 @@ impl ClientService {
     }
 
     /// The bound session, from login notification to the end.
-    async fn session<T: Transport>(&self, mut transport: T, mut bound: Bound, shutdown: Shutdown) {
+    async fn session<T: Transport>(&self, transport: &mut T, mut bound: Bound, shutdown: Shutdown) {
         crate::telemetry::client_sessions(T::NAME, 1.0);
         let span = tracing::info_span!("client", jid = %bound.presence.full, transport = T::NAME);
         async {
             tracing::info!("client session bound");
             self.notify_login(&bound.presence.full, None);
             let end = match transport.flush().await {
-                Ok(()) => self.run(&mut transport, &mut bound, &shutdown).await,
+                Ok(()) => self.run(transport, &mut bound, &shutdown).await,
                 Err(e) => Err(e),
             };
             let condition = match end {
@@ -747,12 +774,12 @@ impl ClientService {
                     error.condition()
                 }
             };
-            self.rosters.ended(&mut bound.presence).await;
+            Box::pin(self.rosters.ended(&mut bound.presence)).await;
             self.router
                 .detach_client(&bound.presence.bare, bound.presence.id);
             self.notify_login(&bound.presence.full, Some("unavailable"));
             tracing::info!(condition = ?condition, "client session ended");
-            transport.close(true, condition).await;
+            Box::pin(transport.close(true, condition)).await;
         }
         .instrument(span)
         .await;
@@ -819,7 +846,8 @@ impl ClientService {
                     tokens -= 1.0;
                     last_heard = Instant::now();
                     pinged_at = None;
-                    self.inbound(transport, &mut bound.presence, element).await?;
+                    // Boxed: roster work is transient and must not size every idle session.
+                    Box::pin(self.inbound(transport, &mut bound.presence, element)).await?;
                     transport.flush().await?;
                 }
                 outbound = bound.queue.recv() => {

@@ -208,14 +208,18 @@ impl ComponentService {
         peer: std::net::SocketAddr,
         shutdown: Shutdown,
     ) {
+        // Each phase in a future of its own: an idle connection holds only its session.
         let deadline = Duration::from_secs(self.settings.handshake_timeout_secs);
         match &self.tls {
-            Some(acceptor) => match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => self.session(tls, peer, shutdown).await,
-                Ok(Err(e)) => tracing::info!(error = %e, "TLS handshake failed"),
-                Err(_) => tracing::info!("TLS handshake timed out"),
-            },
-            None => self.session(tcp, peer, shutdown).await,
+            Some(acceptor) => {
+                let accept = tokio::time::timeout(deadline, acceptor.accept(tcp));
+                match Box::pin(accept).await {
+                    Ok(Ok(tls)) => Box::pin(self.session(tls, peer, shutdown)).await,
+                    Ok(Err(e)) => tracing::info!(error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::info!("TLS handshake timed out"),
+                }
+            }
+            None => Box::pin(self.session(tcp, peer, shutdown)).await,
         }
     }
 

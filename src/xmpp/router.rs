@@ -31,8 +31,8 @@ use crate::config::{OnConflict, ResourceConflict};
 /// What a session is asked to write or do.
 #[derive(Debug)]
 pub enum Outbound {
-    /// Write this stanza.
-    Stanza(Element),
+    /// Write this stanza (boxed, so an idle queue's slots stay small).
+    Stanza(Box<Element>),
     /// Send this stream error and close.
     Close(StreamCondition),
 }
@@ -48,7 +48,7 @@ pub fn take_batch(
     let mut next = first;
     while let Some(item) = next {
         match item {
-            Outbound::Stanza(stanza) => stanzas.push(stanza),
+            Outbound::Stanza(stanza) => stanzas.push(*stanza),
             Outbound::Close(condition) => return (stanzas, Some(condition)),
         }
         next = if stanzas.len() < limit {
@@ -133,7 +133,7 @@ struct ClientConnection {
     resource: String,
     queue: mpsc::Sender<Outbound>,
     /// The last available presence the resource broadcast; `None` while unavailable.
-    presence: Option<Element>,
+    presence: Option<Box<Element>>,
     priority: i32,
 }
 
@@ -237,9 +237,9 @@ impl Router {
         slot.held_until = None;
         while let Some(stanza) = slot.held.pop_front() {
             if let Err(mpsc::error::TrySendError::Full(Outbound::Stanza(stanza))) =
-                tx.try_send(Outbound::Stanza(stanza))
+                tx.try_send(Outbound::Stanza(Box::new(stanza)))
             {
-                slot.held.push_front(stanza);
+                slot.held.push_front(*stanza);
                 break;
             }
         }
@@ -390,9 +390,13 @@ impl Router {
         let Some(connection) = slot.connections.iter().find(|c| c.id == chosen) else {
             return Err(stanza);
         };
-        match connection.queue.try_send(Outbound::Stanza(stanza)) {
+        match connection
+            .queue
+            .try_send(Outbound::Stanza(Box::new(stanza)))
+        {
             Ok(()) => Ok(true),
             Err(mpsc::error::TrySendError::Full(Outbound::Stanza(stanza))) => {
+                let stanza = *stanza;
                 tracing::warn!(component = %domain, "send queue full: disconnecting the slow connection");
                 let _ = connection
                     .queue
@@ -401,6 +405,7 @@ impl Router {
                 Err(stanza)
             }
             Err(mpsc::error::TrySendError::Closed(Outbound::Stanza(stanza))) => {
+                let stanza = *stanza;
                 slot.connections.retain(|c| c.id != chosen);
                 Err(stanza)
             }
@@ -423,7 +428,10 @@ impl Router {
         let (tx, rx) = mpsc::channel(self.inner.queue_len);
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let mut clients = self.clients();
-        let sessions = clients.entry(bare.to_owned()).or_default();
+        // Most accounts have one resource: no room reserved for more.
+        let sessions = clients
+            .entry(bare.to_owned())
+            .or_insert_with(|| Vec::with_capacity(1));
         if let Some(index) = sessions.iter().position(|c| c.resource == resource) {
             if conflict == ResourceConflict::Reject {
                 return Err(AttachError::Conflict {
@@ -469,14 +477,19 @@ impl Router {
             return false;
         };
         session.priority = presence.as_ref().map_or(0, stanza::priority);
-        std::mem::replace(&mut session.presence, presence).is_some()
+        std::mem::replace(&mut session.presence, presence.map(Box::new)).is_some()
     }
 
     /// The current available presences of an account's resources.
     pub fn available_presences(&self, bare: &str) -> Vec<Element> {
         self.clients()
             .get(bare)
-            .map(|sessions| sessions.iter().filter_map(|c| c.presence.clone()).collect())
+            .map(|sessions| {
+                sessions
+                    .iter()
+                    .filter_map(|c| c.presence.as_deref().cloned())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -599,7 +612,7 @@ impl Router {
                     }
                     let answers: Vec<Element> = sessions
                         .iter()
-                        .filter_map(|c| c.presence.clone())
+                        .filter_map(|c| c.presence.as_deref().cloned())
                         .map(|mut presence| {
                             stanza::set_address(&mut presence, "to", &prober);
                             presence
@@ -655,7 +668,7 @@ impl Router {
                 stanza.clone()
             };
             let Some(copy) = copy else { break };
-            match queue.try_send(Outbound::Stanza(copy)) {
+            match queue.try_send(Outbound::Stanza(Box::new(copy))) {
                 Ok(()) => delivered = true,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     tracing::warn!(account = %bare, "client send queue full: disconnecting the slow session");
@@ -710,7 +723,7 @@ mod tests {
 
     fn stanza_of(item: Option<Outbound>) -> Element {
         match item {
-            Some(Outbound::Stanza(e)) => e,
+            Some(Outbound::Stanza(e)) => *e,
             other => panic!("expected a stanza, got {other:?}"),
         }
     }

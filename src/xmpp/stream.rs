@@ -5,7 +5,9 @@
 //! elements. The stream header stays at depth 1; each complete child element is taken off
 //! it as soon as it closes. Whitespace between stanzas (keep-alives) is dropped, not kept.
 //! Every event reports how many bytes it consumed, so a stanza larger than the limit is
-//! refused with `policy-violation` while it is still arriving.
+//! refused with `policy-violation` while it is still arriving. Text longer than
+//! [`MAX_TOKEN_BYTES`] arrives in parts that the tree joins; a longer name or attribute
+//! value is not well-formed here.
 //!
 //! Writing: one rxml `Encoder` per stream. The header declares the `stream` prefix and the
 //! stream's default namespace; stanzas are written by walking the minidom tree into the
@@ -15,6 +17,8 @@
 //! and `id` only, and the session at the other end rewrites the stanza namespace
 //! ([`retarget_namespace`]) before writing it into its own stream.
 
+use std::collections::BTreeMap;
+
 use minidom::tree_builder::TreeBuilder;
 use minidom::{Element, Node};
 use rxml::writer::{Encoder, Item, SimpleNamespaces, TrackNamespace};
@@ -23,6 +27,12 @@ use tokio::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt};
 
 use super::error::{StreamCondition, XmppError};
 use super::ns;
+
+/// The longest single token (a name or an attribute value; longer text is split into
+/// parts). rxml keeps a scratch buffer of this size for every stream, so it is as small as
+/// XMPP allows: a JID, the longest attribute value XMPP defines, is at most 3071 bytes
+/// (RFC 7622).
+const MAX_TOKEN_BYTES: usize = 3072;
 
 /// The opening `<stream:stream>` as the peer sent it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,9 +52,14 @@ pub struct StreamHeader {
 /// Reads a stream header and then elements from `R`.
 pub struct StreamReader<R> {
     reader: AsyncRawReader<R>,
-    tree: TreeBuilder,
+    /// The namespace prefixes the stream header declared; every stanza starts from them.
+    prefixes: BTreeMap<Option<String>, String>,
+    /// The stanza being built; `None` between stanzas.
+    tree: Option<TreeBuilder>,
     max_stanza_bytes: usize,
     stanza_bytes: usize,
+    /// A stanza just ended: the parser holds nothing until more bytes come.
+    between_stanzas: bool,
 }
 
 impl<R> std::fmt::Debug for StreamReader<R> {
@@ -67,14 +82,16 @@ impl<R: AsyncBufRead + Unpin> StreamReader<R> {
     /// Wraps `inner`; stanzas over `max_stanza_bytes` are refused.
     pub fn new(inner: R, max_stanza_bytes: usize) -> Self {
         let options = rxml::Options {
-            max_token_length: max_stanza_bytes,
+            max_token_length: MAX_TOKEN_BYTES.min(max_stanza_bytes),
             ..Default::default()
         };
         StreamReader {
             reader: AsyncRawReader::with_options(inner, options),
-            tree: TreeBuilder::new(),
+            prefixes: BTreeMap::new(),
+            tree: None,
             max_stanza_bytes,
             stanza_bytes: 0,
+            between_stanzas: false,
         }
     }
 
@@ -83,12 +100,14 @@ impl<R: AsyncBufRead + Unpin> StreamReader<R> {
     /// is what RFC 6120 §5.3.3 asks for after STARTTLS.
     pub fn reset(&mut self) {
         let options = rxml::Options {
-            max_token_length: self.max_stanza_bytes,
+            max_token_length: MAX_TOKEN_BYTES.min(self.max_stanza_bytes),
             ..Default::default()
         };
         *self.reader.parser_mut() = <rxml::RawParser as rxml::WithOptions>::with_options(options);
-        self.tree = TreeBuilder::new();
+        self.prefixes = BTreeMap::new();
+        self.tree = None;
         self.stanza_bytes = 0;
+        self.between_stanzas = false;
     }
 
     /// The transport, for STARTTLS.
@@ -104,75 +123,109 @@ impl<R: AsyncBufRead + Unpin> StreamReader<R> {
         }
     }
 
-    /// Reads up to the end of the peer's stream header.
+    /// Reads up to the end of the peer's stream header. The header is not kept as an
+    /// element: only its addresses and its namespace declarations, which every stanza's tree
+    /// starts from.
     pub async fn read_header(&mut self) -> Result<StreamHeader, XmppError> {
         let mut header = StreamHeader::default();
+        let mut declared: BTreeMap<Option<String>, String> = BTreeMap::new();
+        let mut stream_prefix = None;
         loop {
-            let event = self.next_event().await?;
-            match &event {
-                // Any prefix may carry the streams namespace; it is checked once the head closes.
-                RawEvent::ElementHeadOpen(_, (_, name)) if name.as_str() != "stream" => {
-                    return Err(XmppError::stream(
-                        StreamCondition::BadFormat,
-                        format!("expected <stream:stream>, got <{name}>"),
-                    ));
+            match self.next_event().await? {
+                RawEvent::ElementHeadOpen(_, (prefix, name)) => {
+                    if name.as_str() != "stream" {
+                        return Err(XmppError::stream(
+                            StreamCondition::BadFormat,
+                            format!("expected <stream:stream>, got <{name}>"),
+                        ));
+                    }
+                    stream_prefix = Some(prefix.map(|p| p.as_str().to_owned()));
                 }
                 RawEvent::Attribute(_, (None, name), value) => {
                     let slot = match name.as_str() {
-                        "xmlns" => &mut header.default_ns,
+                        "xmlns" => {
+                            declared.insert(None, value.clone());
+                            &mut header.default_ns
+                        }
                         "to" => &mut header.to,
                         "from" => &mut header.from,
                         "id" => &mut header.id,
                         "version" => &mut header.version,
-                        _ => {
-                            self.feed(event)?;
-                            continue;
-                        }
+                        _ => continue,
                     };
-                    *slot = Some(value.clone());
+                    *slot = Some(value);
+                }
+                RawEvent::Attribute(_, (Some(prefix), name), value)
+                    if prefix.as_str() == "xmlns" =>
+                {
+                    declared.insert(Some(name.as_str().to_owned()), value);
+                }
+                RawEvent::ElementHeadClose(_) => {
+                    let Some(prefix) = stream_prefix else {
+                        return Err(XmppError::stream(
+                            StreamCondition::BadFormat,
+                            "no stream element",
+                        ));
+                    };
+                    let stream_ns = declared.get(&prefix).map(String::as_str);
+                    if stream_ns != Some(ns::STREAM) {
+                        return Err(XmppError::stream(
+                            StreamCondition::InvalidNamespace,
+                            format!("the stream element is in namespace {stream_ns:?}"),
+                        ));
+                    }
+                    self.prefixes = declared;
+                    return Ok(header);
                 }
                 _ => {}
-            }
-            let closes_head = matches!(event, RawEvent::ElementHeadClose(_));
-            self.feed(event)?;
-            if closes_head {
-                let Some(stream) = self.tree.top() else {
-                    return Err(XmppError::stream(
-                        StreamCondition::BadFormat,
-                        "no stream element",
-                    ));
-                };
-                if stream.ns() != ns::STREAM {
-                    return Err(XmppError::stream(
-                        StreamCondition::InvalidNamespace,
-                        format!("the stream element is in namespace {}", stream.ns()),
-                    ));
-                }
-                return Ok(header);
             }
         }
     }
 
-    fn feed(&mut self, event: RawEvent) -> Result<(), XmppError> {
-        self.tree
-            .process_event(event)
+    fn feed(tree: &mut TreeBuilder, event: RawEvent) -> Result<(), XmppError> {
+        tree.process_event(event)
             .map_err(|e| XmppError::stream(StreamCondition::NotWellFormed, e.to_string()))
+    }
+
+    /// Between stanzas, when no byte is waiting: the parser's scratch buffers are released
+    /// and the parser is not touched until bytes arrive (polling it would reserve them
+    /// again). An idle stream so costs no parser buffers. Cancel-safe.
+    async fn wait_between_stanzas(&mut self) -> Result<(), XmppError> {
+        let waiting = std::future::poll_fn(|cx| {
+            let inner = std::pin::Pin::new(self.reader.inner_mut());
+            std::task::Poll::Ready(inner.poll_fill_buf(cx).is_pending())
+        })
+        .await;
+        if waiting {
+            rxml::Parse::release_temporaries(self.reader.parser_mut());
+            tokio::io::AsyncBufReadExt::fill_buf(self.reader.inner_mut()).await?;
+        }
+        self.between_stanzas = false;
+        Ok(())
     }
 
     /// Reads the next top-level element; `None` when the peer closed the stream.
     pub async fn read_element(&mut self) -> Result<Option<Element>, XmppError> {
+        if self.between_stanzas {
+            self.wait_between_stanzas().await?;
+        }
         loop {
             let event = self.next_event().await?;
-            let depth = self.tree.depth();
-            if depth <= 1 {
-                match event {
+            let tree = match &mut self.tree {
+                Some(tree) => tree,
+                None => match event {
                     // Whitespace keep-alives between stanzas: nothing to keep.
                     RawEvent::Text(..) => continue,
                     RawEvent::ElementFoot(_) => return Ok(None),
-                    RawEvent::ElementHeadOpen(..) => self.stanza_bytes = 0,
-                    _ => {}
-                }
-            }
+                    _ => {
+                        self.stanza_bytes = 0;
+                        self.tree.insert(
+                            TreeBuilder::new()
+                                .with_prefixes_stack(vec![self.prefixes.clone().into()]),
+                        )
+                    }
+                },
+            };
             self.stanza_bytes += event.metrics().len();
             if self.stanza_bytes > self.max_stanza_bytes {
                 return Err(XmppError::stream(
@@ -181,9 +234,12 @@ impl<R: AsyncBufRead + Unpin> StreamReader<R> {
                 ));
             }
             let closes_element = matches!(event, RawEvent::ElementFoot(_));
-            self.feed(event)?;
-            if closes_element && self.tree.depth() == 1 {
-                if let Some(element) = self.tree.unshift_child() {
+            Self::feed(tree, event)?;
+            if closes_element && tree.depth() == 0 {
+                if let Some(element) = tree.root.take() {
+                    self.tree = None;
+                    // An end tag is one token: nothing of the next stanza is in the parser.
+                    self.between_stanzas = true;
                     return Ok(Some(element));
                 }
             }
@@ -340,7 +396,8 @@ impl<W: AsyncWrite + Unpin> StreamWriter<W> {
     /// Writes everything queued and flushes.
     pub async fn flush(&mut self) -> Result<(), XmppError> {
         if !self.buffer.is_empty() {
-            let bytes = self.buffer.split();
+            // Taken whole, so the allocation goes once written: idle streams keep no buffer.
+            let bytes = std::mem::take(&mut self.buffer);
             self.inner.write_all(&bytes).await?;
         }
         self.inner.flush().await?;
