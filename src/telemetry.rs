@@ -9,7 +9,7 @@
 //! | `bridgehead_stanzas_held_total` | `component` | stanzas held while a component was away |
 //! | `bridgehead_stanzas_bounced_total` | `component`, `condition` | stanzas answered with a stanza error |
 //! | `bridgehead_client_sessions` | `transport` = c2s, websocket | live bound client sessions |
-//! | `bridgehead_client_logins_total` | `result` = ok, failed, throttled | client SASL logins |
+//! | `bridgehead_client_logins_total` | `result` = ok, failed, throttled; `mechanism` = SCRAM-SHA-256-PLUS … PLAIN, unknown | client SASL logins |
 //! | `bridgehead_client_stanzas_total` | `kind` = message, presence, iq | stanzas received from clients |
 //! | `bridgehead_http_responses_total` | `class` = 1xx … 5xx | HTTPS responses sent |
 //! | `bridgehead_xsi_logins_total` | `result` = ok, cached, failed, throttled | XSI authentications |
@@ -144,9 +144,10 @@ pub fn client_sessions(transport: &'static str, delta: f64) {
     metrics::gauge!("bridgehead_client_sessions", "transport" => transport).increment(delta);
 }
 
-/// A client SASL login ended with `result` (`ok`, `failed`, `throttled`).
-pub fn client_login(result: &'static str) {
-    metrics::counter!("bridgehead_client_logins_total", "result" => result).increment(1);
+/// A client SASL login with `mechanism` ended with `result` (`ok`, `failed`, `throttled`).
+pub fn client_login(result: &'static str, mechanism: &'static str) {
+    metrics::counter!("bridgehead_client_logins_total", "result" => result, "mechanism" => mechanism)
+        .increment(1);
 }
 
 /// A client sent a stanza of `kind` (`message`, `presence`, `iq`).

@@ -87,6 +87,10 @@ pub(crate) trait Transport: Send {
     async fn close(&mut self, opened: bool, condition: Option<StreamCondition>);
     /// Whether the transport is encrypted.
     fn is_secure(&self) -> bool;
+    /// The channel's `tls-exporter` binding data (TLS 1.3 only), for SCRAM -PLUS.
+    fn channel_binding(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// c2s over TCP, before or after STARTTLS.
@@ -94,6 +98,7 @@ pub(crate) struct TcpTransport<S> {
     reader: StreamReader<BufReader<ReadHalf<S>>>,
     writer: StreamWriter<WriteHalf<S>>,
     secure: bool,
+    channel_binding: Option<Vec<u8>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Send + Unpin> TcpTransport<S> {
@@ -106,6 +111,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> TcpTransport<S> {
             ),
             writer: StreamWriter::new(write_half, ns::CLIENT),
             secure,
+            channel_binding: None,
         }
     }
 
@@ -150,6 +156,10 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Transport for TcpTransport<S> {
 
     fn is_secure(&self) -> bool {
         self.secure
+    }
+
+    fn channel_binding(&self) -> Option<&[u8]> {
+        self.channel_binding.as_deref()
     }
 }
 
@@ -289,7 +299,9 @@ impl ClientService {
             Ok(Err(e)) => return tracing::info!(error = %e, "STARTTLS handshake failed"),
             Err(_) => return tracing::info!("STARTTLS handshake timed out"),
         };
+        let binding = tls_exporter(tls.get_ref().1);
         let mut secure = TcpTransport::new(tls, self.settings.max_stanza_bytes, true);
+        secure.channel_binding = binding;
         let negotiated =
             Box::pin(self.negotiate_until(&mut secure, peer, deadline, &shutdown)).await;
         self.finish_negotiation(&mut secure, negotiated, shutdown)
@@ -358,7 +370,8 @@ impl ClientService {
         if account.is_none() {
             if transport.is_secure() || !self.settings.require_tls || self.tls.is_none() {
                 let mut mechanisms = Element::builder("mechanisms", SASL);
-                for mechanism in self.mechanisms(transport.is_secure()) {
+                let offered = self.mechanisms(transport);
+                for mechanism in &offered {
                     mechanisms = mechanisms.append(
                         Element::builder("mechanism", SASL)
                             .append(mechanism.name())
@@ -366,6 +379,21 @@ impl ClientService {
                     );
                 }
                 features = features.append(mechanisms.build());
+                if offered.iter().any(|m| m.is_plus()) {
+                    // XEP-0440: which binding the -PLUS variants use.
+                    features = features.append(
+                        Element::builder("sasl-channel-binding", sasl::SASL_CB)
+                            .append(
+                                stanza::attr(
+                                    Element::builder("channel-binding", sasl::SASL_CB),
+                                    "type",
+                                    sasl::TLS_EXPORTER,
+                                )
+                                .build(),
+                            )
+                            .build(),
+                    );
+                }
             }
         } else {
             features = features.append(Element::bare("bind", BIND)).append(
@@ -377,18 +405,21 @@ impl ClientService {
         features.build()
     }
 
-    /// The mechanisms offered on a transport that is (or is not) encrypted.
-    fn mechanisms(&self, secure: bool) -> Vec<Mechanism> {
-        match (self.settings.auth_via_component.is_some(), secure) {
-            (true, true) => vec![Mechanism::Plain],
-            (true, false) => Vec::new(),
-            (false, true) => vec![
-                Mechanism::ScramSha256,
-                Mechanism::ScramSha1,
-                Mechanism::Plain,
-            ],
-            (false, false) => vec![Mechanism::ScramSha256, Mechanism::ScramSha1],
-        }
+    /// The mechanisms offered on `transport`: -PLUS only with channel binding, PLAIN only
+    /// over TLS, and only PLAIN when a component checks credentials.
+    fn mechanisms<T: Transport>(&self, transport: &T) -> Vec<Mechanism> {
+        let secure = transport.is_secure();
+        let binding = transport.channel_binding().is_some();
+        let via_component = self.settings.auth_via_component.is_some();
+        Mechanism::ALL
+            .into_iter()
+            .filter(|m| match m {
+                Mechanism::Plain => secure,
+                _ if via_component => false,
+                m if m.is_plus() => binding,
+                _ => true,
+            })
+            .collect()
     }
 
     /// Stream headers, features, STARTTLS, SASL and resource binding.
@@ -478,24 +509,29 @@ impl ClientService {
         peer: IpAddr,
     ) -> Result<Option<String>, XmppError> {
         let outcome = self.sasl_exchange(transport, auth, peer).await?;
+        let mechanism = auth
+            .attr("mechanism")
+            .and_then(Mechanism::parse)
+            .map_or("unknown", Mechanism::name);
         match outcome {
             Ok((account, additional)) => {
-                crate::telemetry::client_login("ok");
+                crate::telemetry::client_login("ok", mechanism);
                 let mut success = Element::builder("success", SASL);
                 if let Some(data) = additional {
                     success = success.append(sasl::encode(data.as_bytes()));
                 }
                 transport.write(&success.build())?;
                 transport.flush().await?;
-                tracing::info!(account = %account, transport = T::NAME, "client authenticated");
+                tracing::info!(account = %account, transport = T::NAME, mechanism, "client authenticated");
                 Ok(Some(account))
             }
             Err((failure, account)) => {
-                crate::telemetry::client_login(if failure == Failure::TemporaryAuthFailure {
+                let result = if failure == Failure::TemporaryAuthFailure {
                     "throttled"
                 } else {
                     "failed"
-                });
+                };
+                crate::telemetry::client_login(result, mechanism);
                 if failure == Failure::NotAuthorized {
                     self.throttle.record_failure(account.as_deref(), peer);
                     tokio::time::sleep(Duration::from_millis(self.settings.auth_failure_delay_ms))
@@ -518,7 +554,7 @@ impl ClientService {
         auth: &Element,
         peer: IpAddr,
     ) -> Result<Result<(String, Option<String>), (Failure, Option<String>)>, XmppError> {
-        let offered = self.mechanisms(transport.is_secure());
+        let offered = self.mechanisms(transport);
         let mechanism = auth.attr("mechanism").and_then(Mechanism::parse);
         let Some(mechanism) = mechanism.filter(|m| offered.contains(m)) else {
             let failure = if auth.attr("mechanism") == Some("PLAIN") {
@@ -535,7 +571,8 @@ impl ClientService {
         let Some(hash) = mechanism.scram_hash() else {
             return Ok(self.plain(&initial, peer).await);
         };
-        let first = match sasl::parse_client_first(&initial) {
+        let binding_offered = offered.iter().any(|m| m.is_plus());
+        let first = match sasl::parse_client_first(&initial, mechanism, binding_offered) {
             Ok(first) => first,
             Err(failure) => return Ok(Err((failure, None))),
         };
@@ -560,6 +597,7 @@ impl ClientService {
         let (exchange, server_first) = ScramExchange::start(
             hash,
             first,
+            transport.channel_binding(),
             user.as_ref().map(|u| u.verifiers.for_hash(hash)),
             &self.decoy_key,
             self.scram_iterations,
@@ -990,4 +1028,15 @@ fn to_client(stanza: &Element) -> std::borrow::Cow<'_, Element> {
     } else {
         std::borrow::Cow::Borrowed(stanza)
     }
+}
+
+/// RFC 9266 `tls-exporter` channel binding data of a TLS 1.3 connection (`None` before 1.3:
+/// `tls-exporter` needs the extended master secret there, and -PLUS is then not offered).
+fn tls_exporter(connection: &rustls::ServerConnection) -> Option<Vec<u8>> {
+    if connection.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_3) {
+        return None;
+    }
+    connection
+        .export_keying_material(vec![0u8; 32], sasl::EXPORTER_LABEL, None)
+        .ok()
 }

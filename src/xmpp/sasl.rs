@@ -15,8 +15,13 @@
 //! and the configured iteration count, then `not-authorized` at the end, exactly like a
 //! wrong password.
 //!
-//! Channel binding (the -PLUS variants) is not offered: a client that sends the `y` flag
-//! (it supports binding and believes the server does not) is accepted, `p=` is refused.
+//! Channel binding: on TLS 1.3 the -PLUS variants are offered with `tls-exporter`
+//! (RFC 9266: 32 bytes exported with the label `EXPORTER-Channel-Binding`), advertised
+//! with XEP-0440. The client's `c=` must then carry the GS2 header and those bytes, so a
+//! man in the middle who terminates TLS cannot replay the exchange. A client that sends the
+//! `y` flag (it supports binding but believes the server does not) while -PLUS was offered
+//! is refused: that is a downgrade (RFC 5802 §6). Without binding (TLS 1.2, WebSocket,
+//! clear text) only the plain variants are offered, and `y` is accepted.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -24,9 +29,20 @@ use subtle::ConstantTimeEq;
 
 use crate::credentials::{digest, hmac, ScramHash, ScramVerifier};
 
+/// The channel-binding type Bridgehead supports (RFC 9266).
+pub const TLS_EXPORTER: &str = "tls-exporter";
+/// The exporter label RFC 9266 defines.
+pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-Channel-Binding";
+/// XEP-0440: which channel-binding types the server supports.
+pub const SASL_CB: &str = "urn:xmpp:sasl-cb:0";
+
 /// SASL mechanisms Bridgehead speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mechanism {
+    /// SCRAM-SHA-256-PLUS (with `tls-exporter` binding).
+    ScramSha256Plus,
+    /// SCRAM-SHA-1-PLUS (with `tls-exporter` binding).
+    ScramSha1Plus,
     /// SCRAM-SHA-256.
     ScramSha256,
     /// SCRAM-SHA-1.
@@ -36,9 +52,20 @@ pub enum Mechanism {
 }
 
 impl Mechanism {
+    /// Every mechanism, strongest first.
+    pub const ALL: [Mechanism; 5] = [
+        Mechanism::ScramSha256Plus,
+        Mechanism::ScramSha1Plus,
+        Mechanism::ScramSha256,
+        Mechanism::ScramSha1,
+        Mechanism::Plain,
+    ];
+
     /// The IANA name.
     pub fn name(self) -> &'static str {
         match self {
+            Mechanism::ScramSha256Plus => "SCRAM-SHA-256-PLUS",
+            Mechanism::ScramSha1Plus => "SCRAM-SHA-1-PLUS",
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
             Mechanism::ScramSha1 => "SCRAM-SHA-1",
             Mechanism::Plain => "PLAIN",
@@ -47,21 +74,21 @@ impl Mechanism {
 
     /// The mechanism called `name`, if Bridgehead speaks it.
     pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "SCRAM-SHA-256" => Some(Mechanism::ScramSha256),
-            "SCRAM-SHA-1" => Some(Mechanism::ScramSha1),
-            "PLAIN" => Some(Mechanism::Plain),
-            _ => None,
-        }
+        Mechanism::ALL.into_iter().find(|m| m.name() == name)
     }
 
     /// The SCRAM hash, for the SCRAM mechanisms.
     pub fn scram_hash(self) -> Option<ScramHash> {
         match self {
-            Mechanism::ScramSha256 => Some(ScramHash::Sha256),
-            Mechanism::ScramSha1 => Some(ScramHash::Sha1),
+            Mechanism::ScramSha256 | Mechanism::ScramSha256Plus => Some(ScramHash::Sha256),
+            Mechanism::ScramSha1 | Mechanism::ScramSha1Plus => Some(ScramHash::Sha1),
             Mechanism::Plain => None,
         }
+    }
+
+    /// Whether the mechanism binds the exchange to the TLS channel.
+    pub fn is_plus(self) -> bool {
+        matches!(self, Mechanism::ScramSha256Plus | Mechanism::ScramSha1Plus)
     }
 }
 
@@ -185,16 +212,24 @@ fn unescape_name(value: &str) -> Result<String, Failure> {
     Ok(out)
 }
 
-/// Parses SCRAM's client-first message.
-pub fn parse_client_first(message: &[u8]) -> Result<ClientFirst, Failure> {
+/// Parses SCRAM's client-first message for `mechanism`; `binding_offered` says whether
+/// the -PLUS variants were offered on this stream (see the module docs for the rules).
+pub fn parse_client_first(
+    message: &[u8],
+    mechanism: Mechanism,
+    binding_offered: bool,
+) -> Result<ClientFirst, Failure> {
     let text = std::str::from_utf8(message).map_err(|_| Failure::MalformedRequest)?;
     let mut parts = text.splitn(3, ',');
     let (Some(flag), Some(authzid), Some(bare)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(Failure::MalformedRequest);
     };
-    match flag {
-        "n" | "y" => {}
-        // Channel binding was not offered.
+    match (flag, mechanism.is_plus()) {
+        ("n", false) => {}
+        // The client can bind but thinks we cannot: a downgrade if we offered binding.
+        ("y", false) if !binding_offered => {}
+        ("y", false) => return Err(Failure::NotAuthorized),
+        (flag, true) if flag.strip_prefix("p=") == Some(TLS_EXPORTER) => {}
         _ => return Err(Failure::MalformedRequest),
     }
     let gs2_header = format!("{flag},{authzid},");
@@ -240,6 +275,8 @@ pub fn parse_client_first(message: &[u8]) -> Result<ClientFirst, Failure> {
 #[derive(Debug)]
 pub struct ScramExchange {
     hash: ScramHash,
+    /// What `c=` must decode to: the GS2 header, then the channel's binding data for `p=`.
+    expected_binding: Vec<u8>,
     first: ClientFirst,
     server_first: String,
     nonce: String,
@@ -252,9 +289,12 @@ pub struct ScramExchange {
 impl ScramExchange {
     /// Starts an exchange for `first` with the account's `verifier`, or a decoy (`None`)
     /// whose salt is derived from `decoy_key` and the name so it repeats like a real one.
+    /// `binding` is the channel's `tls-exporter` data, checked when the client asked for
+    /// binding (`p=`).
     pub fn start(
         hash: ScramHash,
         first: ClientFirst,
+        binding: Option<&[u8]>,
         verifier: Option<&ScramVerifier>,
         decoy_key: &[u8],
         decoy_iterations: u32,
@@ -282,9 +322,14 @@ impl ScramExchange {
         };
         let server_first = format!("r={nonce},s={},i={iterations}", encode(&salt));
         let message = server_first.clone();
+        let mut expected_binding = first.gs2_header.as_bytes().to_vec();
+        if first.gs2_header.starts_with("p=") {
+            expected_binding.extend_from_slice(binding.unwrap_or_default());
+        }
         (
             ScramExchange {
                 hash,
+                expected_binding,
                 first,
                 server_first,
                 nonce,
@@ -313,7 +358,8 @@ impl ScramExchange {
         let (Some(binding), Some(nonce)) = (binding, nonce) else {
             return Err(Failure::MalformedRequest);
         };
-        if decode(binding)? != self.first.gs2_header.as_bytes() || nonce != self.nonce {
+        let binding_matches: bool = decode(binding)?.ct_eq(&self.expected_binding).into();
+        if !binding_matches || nonce != self.nonce {
             return Err(Failure::NotAuthorized);
         }
         let proof = decode(proof)?;
@@ -344,9 +390,14 @@ mod tests {
     fn rfc7677_exchange_succeeds_with_the_right_proof() {
         let salt = BASE64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
         let verifier = ScramVerifier::with_salt(ScramHash::Sha256, "pencil", &salt, 4096);
-        let first = parse_client_first(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO").unwrap();
+        let first = parse_client_first(
+            b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO",
+            Mechanism::ScramSha256,
+            true,
+        )
+        .unwrap();
         let (mut exchange, _) =
-            ScramExchange::start(ScramHash::Sha256, first, Some(&verifier), b"k", 4096);
+            ScramExchange::start(ScramHash::Sha256, first, None, Some(&verifier), b"k", 4096);
         // Pin the server nonce to the RFC's, as the proof covers it.
         exchange.nonce = "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0".into();
         exchange.server_first = format!("r={},s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096", exchange.nonce);
@@ -367,11 +418,12 @@ mod tests {
 
     #[test]
     fn unknown_accounts_get_a_stable_decoy_salt_and_fail() {
-        let first = || parse_client_first(b"n,,n=nobody,r=abc").unwrap();
+        let first =
+            || parse_client_first(b"n,,n=nobody,r=abc", Mechanism::ScramSha256, false).unwrap();
         let (a, server_first_a) =
-            ScramExchange::start(ScramHash::Sha256, first(), None, b"k", 4096);
+            ScramExchange::start(ScramHash::Sha256, first(), None, None, b"k", 4096);
         let (_, server_first_b) =
-            ScramExchange::start(ScramHash::Sha256, first(), None, b"k", 4096);
+            ScramExchange::start(ScramHash::Sha256, first(), None, None, b"k", 4096);
         let salt = |m: &str| m.split(',').nth(1).unwrap().to_owned();
         assert_eq!(salt(&server_first_a), salt(&server_first_b));
         assert!(server_first_a.ends_with(",i=4096"));
@@ -385,7 +437,12 @@ mod tests {
 
     #[test]
     fn client_first_parsing() {
-        let first = parse_client_first(b"y,a=al=2Cice,n=a=3Db,r=xyz,ext=1").unwrap();
+        let first = parse_client_first(
+            b"y,a=al=2Cice,n=a=3Db,r=xyz,ext=1",
+            Mechanism::ScramSha256,
+            false,
+        )
+        .unwrap();
         assert_eq!(first.username, "a=b");
         assert_eq!(first.authzid.as_deref(), Some("al,ice"));
         assert_eq!(first.gs2_header, "y,a=al=2Cice,");
@@ -399,12 +456,84 @@ mod tests {
             b"\xff",
         ] {
             assert_eq!(
-                parse_client_first(bad),
+                parse_client_first(bad, Mechanism::ScramSha256, false),
                 Err(Failure::MalformedRequest),
                 "{:?}",
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn channel_binding_rules() {
+        use Mechanism::*;
+        let plus = b"p=tls-exporter,,n=a,r=x";
+        assert!(parse_client_first(plus, ScramSha256Plus, true).is_ok());
+        assert_eq!(
+            parse_client_first(b"p=tls-unique,,n=a,r=x", ScramSha256Plus, true),
+            Err(Failure::MalformedRequest),
+            "only tls-exporter"
+        );
+        assert_eq!(
+            parse_client_first(b"n,,n=a,r=x", ScramSha256Plus, true),
+            Err(Failure::MalformedRequest),
+            "-PLUS needs p="
+        );
+        assert_eq!(
+            parse_client_first(b"y,,n=a,r=x", ScramSha256, true),
+            Err(Failure::NotAuthorized),
+            "y while binding was offered is a downgrade"
+        );
+        assert!(parse_client_first(b"y,,n=a,r=x", ScramSha256, false).is_ok());
+
+        // c= must carry the GS2 header and this channel's exporter bytes.
+        let verifier = ScramVerifier::with_salt(ScramHash::Sha256, "pencil", b"salt", 4096);
+        let channel = [7u8; 32];
+        let proof_for = |exchange: &ScramExchange, binding: &[u8]| {
+            let without_proof = format!("c={},r={}", encode(binding), exchange.nonce);
+            let salted = {
+                let mut out = [0u8; 32];
+                pbkdf2::pbkdf2_hmac::<sha2::Sha256>(b"pencil", b"salt", 4096, &mut out);
+                out
+            };
+            let client_key = hmac(ScramHash::Sha256, &salted, b"Client Key");
+            let auth = format!(
+                "{},{},{without_proof}",
+                exchange.first.bare, exchange.server_first
+            );
+            let signature = hmac(
+                ScramHash::Sha256,
+                &digest(ScramHash::Sha256, &client_key),
+                auth.as_bytes(),
+            );
+            let proof: Vec<u8> = client_key
+                .iter()
+                .zip(&signature)
+                .map(|(k, s)| k ^ s)
+                .collect();
+            format!("{without_proof},p={}", encode(&proof))
+        };
+        let first = parse_client_first(plus, ScramSha256Plus, true).unwrap();
+        let (exchange, _) = ScramExchange::start(
+            ScramHash::Sha256,
+            first,
+            Some(&channel),
+            Some(&verifier),
+            b"k",
+            4096,
+        );
+        let mut good = b"p=tls-exporter,,".to_vec();
+        good.extend_from_slice(&channel);
+        assert!(exchange
+            .finish(proof_for(&exchange, &good).as_bytes())
+            .is_ok());
+        let mut other_channel = b"p=tls-exporter,,".to_vec();
+        other_channel.extend_from_slice(&[8u8; 32]);
+        assert_eq!(
+            exchange.finish(proof_for(&exchange, &other_channel).as_bytes()),
+            Err(Failure::NotAuthorized),
+            "another TLS channel (a man in the middle) is refused"
+        );
     }
 
     #[test]

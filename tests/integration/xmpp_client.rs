@@ -16,7 +16,8 @@ use bridgehead::config::{ComponentConfig, Config, OnConflict, Secret};
 use bridgehead::store::Role;
 
 use crate::support::client::{
-    login, plain_auth, raw_next, raw_open, raw_session, raw_tls, wait_for, CLIENT_NS, SASL,
+    login, plain_auth, raw_next, raw_open, raw_session, raw_tls, try_login, wait_for, Binding,
+    CLIENT_NS, SASL,
 };
 use crate::support::component::{self, stanza_error, stream_error, COMPONENT_NS};
 use crate::support::server::{embedded_config, TestServer};
@@ -379,11 +380,22 @@ async fn wrong_passwords_are_refused_slowly_then_throttled() {
     );
     // Ben is not affected.
     let (_ben, _) = setup.login(BEN).await;
+    // tokio-xmpp without channel binding logged in with SCRAM-SHA-256.
+    let (_, metrics) =
+        crate::support::server::http_get(setup.server.addrs.admin.unwrap(), "/metrics").await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("bridgehead_client_logins_total")
+                && l.contains("mechanism=\"SCRAM-SHA-256\"")
+                && l.contains("result=\"ok\"")),
+        "{metrics}"
+    );
     let (status, metrics) =
         crate::support::server::http_get(setup.server.addrs.admin.unwrap(), "/metrics").await;
     assert_eq!(status, 200);
     assert!(
-        metrics.contains("bridgehead_client_logins_total{result=\"failed\"}"),
+        metrics.contains("bridgehead_client_logins_total{result=\"failed\",mechanism=\"PLAIN\"}"),
         "{metrics}"
     );
     assert!(
@@ -865,5 +877,55 @@ async fn slixmpp_and_tokio_xmpp_clients_talk_through_bridgehead() {
         String::from_utf8_lossy(&output.stderr)
     );
     ben.send_end().await.unwrap();
+    setup.server.stop().await;
+}
+
+/// tokio-xmpp with RFC 9266 `tls-exporter` binding picks SCRAM-SHA-256-PLUS and logs in;
+/// bytes of another channel (what a man in the middle would have) are refused; a client
+/// that claims it cannot bind while -PLUS is offered is refused as a downgrade.
+#[tokio::test]
+async fn scram_plus_binds_the_login_to_the_tls_channel() {
+    let setup = start_with(|_| {}).await;
+    let (_, features) = raw_tls(setup.c2s(), &setup.ca, DOMAIN).await;
+    for mechanism in [
+        "SCRAM-SHA-256-PLUS",
+        "SCRAM-SHA-1-PLUS",
+        "SCRAM-SHA-256",
+        "SCRAM-SHA-1",
+        "PLAIN",
+    ] {
+        assert!(
+            features.sasl_mechanisms.contains(mechanism),
+            "{mechanism}: {features:?}"
+        );
+    }
+    let (mut ann, _) = try_login(setup.c2s(), &setup.ca, ANN, "ann-pass", Binding::Exporter)
+        .await
+        .expect("a -PLUS login with the right binding");
+    let forged = try_login(setup.c2s(), &setup.ca, BEN, "ben-pass", Binding::Forged).await;
+    assert!(forged.is_err(), "a forged binding must not log in");
+    let (_, metrics) =
+        crate::support::server::http_get(setup.server.addrs.admin.unwrap(), "/metrics").await;
+    let counted = |result: &str| {
+        metrics.lines().any(|l| {
+            l.starts_with("bridgehead_client_logins_total")
+                && l.contains("mechanism=\"SCRAM-SHA-256-PLUS\"")
+                && l.contains(&format!("result=\"{result}\""))
+        })
+    };
+    assert!(counted("ok") && counted("failed"), "{metrics}");
+
+    // The downgrade: "y" (client can bind, thinks the server cannot) while -PLUS was offered.
+    let (mut stream, _) = raw_tls(setup.c2s(), &setup.ca, DOMAIN).await;
+    use base64::Engine as _;
+    let first = base64::engine::general_purpose::STANDARD.encode("y,,n=ann,r=abcdef");
+    let auth = Element::builder("auth", SASL)
+        .attr(rxml::xml_ncname!("mechanism").to_owned(), "SCRAM-SHA-256")
+        .append(first)
+        .build();
+    stream.send(&auth).await.unwrap();
+    let failure = raw_next(&mut stream).await.unwrap();
+    assert!(failure.has_child("not-authorized", SASL), "{failure:?}");
+    ann.send_end().await.unwrap();
     setup.server.stop().await;
 }

@@ -37,11 +37,23 @@ pub fn client_tls(ca_pem: &Path) -> Arc<rustls::ClientConfig> {
     bridgehead::tls::client_config(&roots).unwrap()
 }
 
+/// What channel binding the test client claims.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binding {
+    /// None: the client picks plain SCRAM (`n`).
+    None,
+    /// RFC 9266 `tls-exporter`, computed the way tokio-xmpp's own connector does.
+    Exporter,
+    /// `tls-exporter` with bytes of another channel (a man in the middle).
+    Forged,
+}
+
 /// STARTTLS to a fixed address, trusting the development CA.
 #[derive(Clone, Debug)]
 pub struct TestConnector {
     pub addr: SocketAddr,
     pub tls: Arc<rustls::ClientConfig>,
+    pub binding: Binding,
 }
 
 fn header(domain: &str) -> StreamHeader<'_> {
@@ -95,16 +107,41 @@ impl ServerConnector for TestConnector {
         let tls = tokio_rustls::TlsConnector::from(Arc::clone(&self.tls))
             .connect(name, tcp)
             .await?;
+        let exported = tls
+            .get_ref()
+            .1
+            .export_keying_material(vec![0u8; 32], b"EXPORTER-Channel-Binding", None)
+            .map_err(std::io::Error::other)?;
+        let binding = match self.binding {
+            Binding::None => sasl::common::ChannelBinding::None,
+            Binding::Exporter => sasl::common::ChannelBinding::TlsExporter(exported),
+            Binding::Forged => sasl::common::ChannelBinding::TlsExporter(vec![0u8; 32]),
+        };
         let pending = initiate_stream(BufStream::new(tls), ns, header(domain), timeouts).await?;
-        Ok((pending, sasl::common::ChannelBinding::None))
+        Ok((pending, binding))
     }
 }
 
 /// A logged-in tokio-xmpp client and the JID it was bound to.
 pub async fn login(addr: SocketAddr, ca_pem: &Path, jid: &str, password: &str) -> (Client, Jid) {
+    match try_login(addr, ca_pem, jid, password, Binding::None).await {
+        Ok(online) => online,
+        Err(why) => panic!("{why}"),
+    }
+}
+
+/// A tokio-xmpp login claiming `binding`: the client online, or what happened instead.
+pub async fn try_login(
+    addr: SocketAddr,
+    ca_pem: &Path,
+    jid: &str,
+    password: &str,
+    binding: Binding,
+) -> Result<(Client, Jid), String> {
     let connector = TestConnector {
         addr,
         tls: client_tls(ca_pem),
+        binding,
     };
     let mut client = Client::new_with_connector(
         Jid::new(jid).unwrap(),
@@ -112,13 +149,10 @@ pub async fn login(addr: SocketAddr, ca_pem: &Path, jid: &str, password: &str) -
         connector,
         Timeouts::default(),
     );
-    let event = tokio::time::timeout(Duration::from_secs(10), client.next())
-        .await
-        .expect("the login finishes")
-        .expect("an event");
-    match event {
-        Event::Online { bound_jid, .. } => (client, bound_jid),
-        other => panic!("expected Online, got {other:?}"),
+    match tokio::time::timeout(Duration::from_secs(10), client.next()).await {
+        Ok(Some(Event::Online { bound_jid, .. })) => Ok((client, bound_jid)),
+        Ok(other) => Err(format!("expected Online, got {other:?}")),
+        Err(_) => Err("no login within 10 s".to_owned()),
     }
 }
 
