@@ -319,6 +319,12 @@ pub struct XmppConfig {
     /// Serve XMPP over WebSocket (RFC 7395) at `/xmpp-websocket` on the HTTPS listener,
     /// with XEP-0156 host-meta. Default `true`.
     pub websocket_enabled: bool,
+    /// XEP-0198: how long a session whose connection broke waits to be resumed; 0 offers
+    /// acknowledgements only, no resumption. Default 300 s.
+    pub sm_resume_timeout_secs: u64,
+    /// XEP-0198: stanzas sent and not yet acknowledged (or queued for a parked session)
+    /// before the session counts as stuck and ends. Default 1000.
+    pub sm_max_unacked: usize,
 }
 
 /// What binding a resource that is already in use does.
@@ -363,6 +369,8 @@ impl Default for XmppConfig {
             auth_via_component: None,
             auth_via_component_timeout_secs: 5,
             websocket_enabled: true,
+            sm_resume_timeout_secs: 300,
+            sm_max_unacked: 1000,
         }
     }
 }
@@ -771,6 +779,7 @@ impl Config {
                 "xmpp.auth_via_component_timeout_secs",
                 self.xmpp.auth_via_component_timeout_secs as usize,
             ),
+            ("xmpp.sm_max_unacked", self.xmpp.sm_max_unacked),
             ("http.max_connections", self.http.max_connections),
             (
                 "http.handshake_timeout_secs",

@@ -13,6 +13,7 @@ pub mod roster;
 pub mod router;
 pub mod sasl;
 pub mod services;
+pub mod sm;
 pub mod stanza;
 pub mod stream;
 pub mod websocket;

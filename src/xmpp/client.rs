@@ -28,15 +28,18 @@
 //! it is not read until tokens return. A client silent for `client_ping_interval_secs` is
 //! pinged (XEP-0199) and closed with `connection-timeout` when nothing comes back. Iqs to
 //! the account itself (roster, ping, disco) are answered here, presence goes through
-//! [`super::roster`], everything else through the router.
+//! [`super::roster`], everything else through the router. XEP-0198 (acknowledgements,
+//! parking a session whose connection broke, resumption) is described in [`super::sm`].
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use minidom::Element;
 use tokio::io::{AsyncRead, AsyncWrite, BufReader, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
+use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use super::component::ComponentDirectory;
@@ -44,6 +47,7 @@ use super::error::{StreamCondition, XmppError};
 use super::roster::{bare_of, Rosters, SessionPresence, ROSTER};
 use super::router::{take_batch, Outbound, RequestError, Router};
 use super::sasl::{self, Failure, Mechanism, ScramExchange};
+use super::sm::{self, StreamManagement, SM};
 use super::stream::{retarget_namespace, StreamHeader, StreamReader, StreamWriter};
 use super::{ns, services, stanza};
 use crate::config::XmppConfig;
@@ -175,6 +179,8 @@ pub struct ClientService {
     throttle: LoginThrottle,
     decoy_key: [u8; 32],
     scram_iterations: u32,
+    /// Parked XEP-0198 sessions by resumption id.
+    parked: Mutex<HashMap<String, Parked>>,
 }
 
 impl std::fmt::Debug for ClientService {
@@ -197,6 +203,31 @@ enum Negotiated {
 struct Bound {
     presence: SessionPresence,
     queue: tokio::sync::mpsc::Receiver<Outbound>,
+    /// XEP-0198 state, once the client enabled it.
+    sm: Option<StreamManagement>,
+    /// The session was resumed (the components already know of it).
+    resumed: bool,
+}
+
+/// A parked session (XEP-0198) waiting to be resumed: its account, and the way to take it
+/// over from the task that holds it.
+struct Parked {
+    account: String,
+    takeover: oneshot::Sender<oneshot::Sender<Bound>>,
+}
+
+/// Writes a stanza to the client, remembering it for XEP-0198 when that is on.
+fn send<T: Transport>(
+    transport: &mut T,
+    sm: &mut Option<StreamManagement>,
+    stanza: &Element,
+) -> Result<(), XmppError> {
+    let stanza = to_client(stanza);
+    transport.write(&stanza)?;
+    if let Some(sm) = sm {
+        sm.sent(stanza.into_owned());
+    }
+    Ok(())
 }
 
 /// A stanza built from attribute pairs (names are static and valid).
@@ -244,6 +275,7 @@ impl ClientService {
             throttle,
             decoy_key: rand::random(),
             scram_iterations,
+            parked: Mutex::new(HashMap::new()),
         }
     }
 
@@ -266,7 +298,7 @@ impl ClientService {
 
     /// The stream in clear: the connection back when the client asked for STARTTLS.
     async fn plain_phase(
-        &self,
+        self: &Arc<Self>,
         tcp: TcpStream,
         peer: IpAddr,
         deadline: tokio::time::Instant,
@@ -284,7 +316,7 @@ impl ClientService {
 
     /// The TLS handshake after `<proceed/>`, and the encrypted stream to its end.
     async fn tls_phase(
-        &self,
+        self: &Arc<Self>,
         tcp: TcpStream,
         peer: IpAddr,
         deadline: tokio::time::Instant,
@@ -310,7 +342,7 @@ impl ClientService {
 
     /// Runs a WebSocket session (the transport is already upgraded).
     pub(crate) async fn handle_websocket<T: Transport>(
-        &self,
+        self: &Arc<Self>,
         mut transport: T,
         peer: IpAddr,
         shutdown: Shutdown,
@@ -341,7 +373,7 @@ impl ClientService {
 
     /// Runs the session of a transport that negotiated (or closes it with the reason).
     async fn finish_negotiation<T: Transport>(
-        &self,
+        self: &Arc<Self>,
         transport: &mut T,
         negotiated: Result<Negotiated, XmppError>,
         shutdown: Shutdown,
@@ -396,11 +428,14 @@ impl ClientService {
                 }
             }
         } else {
-            features = features.append(Element::bare("bind", BIND)).append(
-                Element::builder("session", SESSION)
-                    .append(Element::bare("optional", SESSION))
-                    .build(),
-            );
+            features = features
+                .append(Element::bare("bind", BIND))
+                .append(Element::bare("sm", SM))
+                .append(
+                    Element::builder("session", SESSION)
+                        .append(Element::bare("optional", SESSION))
+                        .build(),
+                );
         }
         features.build()
     }
@@ -470,6 +505,12 @@ impl ClientService {
                         break;
                     }
                     continue;
+                }
+                if let (Some(bare), true) = (&account, element.is("resume", SM)) {
+                    match self.resume(transport, bare, &element).await? {
+                        Some(bound) => return Ok(Negotiated::Bound(bound)),
+                        None => continue,
+                    }
                 }
                 if let (Some(bare), Some(stanza::Kind::Iq)) = (&account, stanza::kind(&element)) {
                     if let Some(bind) = element.get_child("bind", BIND) {
@@ -791,20 +832,37 @@ impl ClientService {
                 directed: Default::default(),
             },
             queue: attachment.queue,
+            sm: None,
+            resumed: false,
         }))
     }
 
     /// The bound session, from login notification to the end.
-    async fn session<T: Transport>(&self, transport: &mut T, mut bound: Bound, shutdown: Shutdown) {
+    async fn session<T: Transport>(
+        self: &Arc<Self>,
+        transport: &mut T,
+        mut bound: Bound,
+        shutdown: Shutdown,
+    ) {
         crate::telemetry::client_sessions(T::NAME, 1.0);
         let span = tracing::info_span!("client", jid = %bound.presence.full, transport = T::NAME);
         async {
-            tracing::info!("client session bound");
-            self.notify_login(&bound.presence.full, None);
+            if bound.resumed {
+                tracing::info!("client session resumed");
+            } else {
+                tracing::info!("client session bound");
+                self.notify_login(&bound.presence.full, None);
+            }
             let end = match transport.flush().await {
                 Ok(()) => self.run(transport, &mut bound, &shutdown).await,
                 Err(e) => Err(e),
             };
+            // A broken connection (not a closed stream) parks a resumable session.
+            let connection_lost = matches!(
+                end,
+                Err(XmppError::Io(_) | XmppError::Closed)
+                    | Ok(Some(StreamCondition::ConnectionTimeout))
+            );
             let condition = match end {
                 Ok(condition) => condition,
                 Err(error) => {
@@ -812,16 +870,151 @@ impl ClientService {
                     error.condition()
                 }
             };
-            Box::pin(self.rosters.ended(&mut bound.presence)).await;
-            self.router
-                .detach_client(&bound.presence.bare, bound.presence.id);
-            self.notify_login(&bound.presence.full, Some("unavailable"));
-            tracing::info!(condition = ?condition, "client session ended");
+            let resumable = bound.sm.as_ref().is_some_and(|sm| sm.id.is_some());
+            if connection_lost && resumable {
+                tracing::info!("connection lost: the session waits to be resumed");
+                self.park(bound, shutdown.clone());
+            } else {
+                Box::pin(self.end_session(&mut bound)).await;
+                tracing::info!(condition = ?condition, "client session ended");
+            }
             Box::pin(transport.close(true, condition)).await;
         }
         .instrument(span)
         .await;
         crate::telemetry::client_sessions(T::NAME, -1.0);
+    }
+
+    /// The end of a session: unavailable presence, unbinding, the `login_notify`
+    /// components told, and stanzas it never acknowledged (or never got) bounced.
+    async fn end_session(&self, bound: &mut Bound) {
+        self.rosters.ended(&mut bound.presence).await;
+        self.router
+            .detach_client(&bound.presence.bare, bound.presence.id);
+        self.notify_login(&bound.presence.full, Some("unavailable"));
+        let mut undelivered = bound
+            .sm
+            .as_mut()
+            .map(StreamManagement::take_unacked)
+            .unwrap_or_default();
+        while let Ok(Outbound::Stanza(stanza)) = bound.queue.try_recv() {
+            undelivered.push(*stanza);
+        }
+        for stanza in undelivered {
+            if let Some(bounce) = stanza::error_reply(&stanza, "recipient-unavailable") {
+                self.route(bounce);
+            }
+        }
+    }
+
+    /// Parks a resumable session (XEP-0198) until it is resumed, it times out, too much
+    /// queues up for it, it is replaced, or the server stops.
+    fn park(self: &Arc<Self>, mut bound: Bound, shutdown: Shutdown) {
+        let Some(id) = bound.sm.as_ref().and_then(|sm| sm.id.clone()) else {
+            return;
+        };
+        let (takeover, mut requests) = oneshot::channel::<oneshot::Sender<Bound>>();
+        self.parked().insert(
+            id.clone(),
+            Parked {
+                account: bound.presence.bare.clone(),
+                takeover,
+            },
+        );
+        let service = Arc::clone(self);
+        let stop = shutdown.clone();
+        shutdown.spawn(async move {
+            let deadline = tokio::time::Instant::now()
+                + Duration::from_secs(service.settings.sm_resume_timeout_secs);
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = stop.cancelled() => break,
+                    request = &mut requests => {
+                        if let Ok(reply) = request {
+                            match reply.send(bound) {
+                                Ok(()) => return,
+                                Err(returned) => bound = returned,
+                            }
+                        }
+                        break;
+                    }
+                    item = bound.queue.recv() => match (item, bound.sm.as_mut()) {
+                        (Some(Outbound::Stanza(stanza)), Some(sm)) => {
+                            if sm.sent(*stanza) > service.settings.sm_max_unacked {
+                                break;
+                            }
+                        }
+                        _ => break,
+                    },
+                }
+            }
+            service.parked().remove(&id);
+            tracing::info!(jid = %bound.presence.full, "a parked session was not resumed");
+            service.end_session(&mut bound).await;
+        });
+    }
+
+    fn parked(&self) -> std::sync::MutexGuard<'_, HashMap<String, Parked>> {
+        self.parked.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `<resume previd h/>` after authentication: `Some` with the parked session, its
+    /// unacknowledged stanzas written again; `None` after `<failed/>` (the client may bind).
+    async fn resume<T: Transport>(
+        &self,
+        transport: &mut T,
+        account: &str,
+        request: &Element,
+    ) -> Result<Option<Bound>, XmppError> {
+        let previd = request.attr("previd").unwrap_or_default();
+        let handled = request.attr("h").and_then(|h| h.parse::<u32>().ok());
+        let parked = {
+            let mut parked = self.parked();
+            match parked.remove(previd) {
+                Some(p) if p.account == account => Some(p),
+                Some(p) => {
+                    parked.insert(previd.to_owned(), p);
+                    None
+                }
+                None => None,
+            }
+        };
+        let taken = match parked {
+            Some(parked) => {
+                let (reply, taken) = oneshot::channel();
+                match parked.takeover.send(reply) {
+                    Ok(()) => taken.await.ok(),
+                    Err(_) => None,
+                }
+            }
+            None => None,
+        };
+        let (Some(mut resumed), Some(handled)) = (taken, handled) else {
+            transport.write(&sm::failed("item-not-found"))?;
+            transport.flush().await?;
+            return Ok(None);
+        };
+        let Some(state) = resumed.sm.as_mut() else {
+            return Ok(None);
+        };
+        if state.ack(handled).is_err() {
+            self.end_session(&mut resumed).await;
+            return Err(XmppError::stream(
+                StreamCondition::UndefinedCondition,
+                "the resumption acknowledges more than was sent",
+            ));
+        }
+        let id = state.id.clone().unwrap_or_default();
+        transport.write(&StreamManagement::nonza(
+            "resumed",
+            &[("previd", &id), ("h", &state.inbound.to_string())],
+        ))?;
+        for stanza in state.take_unacked() {
+            send(transport, &mut resumed.sm, &stanza)?;
+        }
+        resumed.resumed = true;
+        Ok(Some(resumed))
     }
 
     /// Tells the `login_notify` components that `full` logged in (or out).
@@ -869,12 +1062,13 @@ impl ClientService {
                         return Ok(Some(StreamCondition::ConnectionTimeout));
                     }
                     pings += 1;
-                    transport.write(&super::component::keepalive_ping(
+                    let ping = super::component::keepalive_ping(
                         ns::CLIENT,
                         &self.domain,
                         &bound.presence.full,
                         pings,
-                    ))?;
+                    );
+                    send(transport, &mut bound.sm, &ping)?;
                     transport.flush().await?;
                     pinged_at = Some(Instant::now());
                 }
@@ -885,13 +1079,19 @@ impl ClientService {
                     last_heard = Instant::now();
                     pinged_at = None;
                     // Boxed: roster work is transient and must not size every idle session.
-                    Box::pin(self.inbound(transport, &mut bound.presence, element)).await?;
+                    Box::pin(self.inbound(transport, bound, element)).await?;
+                    if let Some(condition) = self.request_ack(transport, &mut bound.sm)? {
+                        return Ok(Some(condition));
+                    }
                     transport.flush().await?;
                 }
                 outbound = bound.queue.recv() => {
                     let (stanzas, close) = take_batch(outbound, &mut bound.queue, WRITE_BATCH);
                     for stanza in &stanzas {
-                        transport.write(&to_client(stanza))?;
+                        send(transport, &mut bound.sm, stanza)?;
+                    }
+                    if let Some(condition) = self.request_ack(transport, &mut bound.sm)? {
+                        return Ok(Some(condition));
                     }
                     transport.flush().await?;
                     if close.is_some() {
@@ -902,13 +1102,87 @@ impl ClientService {
         }
     }
 
-    /// One stanza from the client.
+    /// One element from the client in session: XEP-0198 nonzas, or a stanza (counted for
+    /// XEP-0198, its direct answer written).
     async fn inbound<T: Transport>(
         &self,
         transport: &mut T,
+        bound: &mut Bound,
+        element: Element,
+    ) -> Result<(), XmppError> {
+        if element.ns() == SM {
+            return self.stream_management(transport, bound, &element);
+        }
+        let reply = self
+            .stanza_from_client(&mut bound.presence, element)
+            .await?;
+        if let Some(sm) = bound.sm.as_mut() {
+            sm.received();
+        }
+        if let Some(reply) = reply {
+            send(transport, &mut bound.sm, &reply)?;
+        }
+        Ok(())
+    }
+
+    /// `<enable/>`, `<r/>` and `<a/>` (XEP-0198).
+    fn stream_management<T: Transport>(
+        &self,
+        transport: &mut T,
+        bound: &mut Bound,
+        element: &Element,
+    ) -> Result<(), XmppError> {
+        match (element.name(), bound.sm.as_mut()) {
+            ("enable", None) => {
+                let resumable = self.settings.sm_resume_timeout_secs > 0
+                    && matches!(element.attr("resume"), Some("true" | "1"));
+                let state = StreamManagement::new(resumable);
+                let max = self.settings.sm_resume_timeout_secs.to_string();
+                let enabled = match &state.id {
+                    Some(id) => StreamManagement::nonza(
+                        "enabled",
+                        &[("id", id), ("resume", "true"), ("max", &max)],
+                    ),
+                    None => StreamManagement::nonza("enabled", &[]),
+                };
+                transport.write(&enabled)?;
+                bound.sm = Some(state);
+            }
+            ("enable", Some(_)) | ("r", None) => {
+                transport.write(&sm::failed("unexpected-request"))?
+            }
+            ("r", Some(state)) => transport.write(&state.answer())?,
+            ("a", Some(state)) => {
+                let handled = element.attr("h").and_then(|h| h.parse::<u32>().ok());
+                match handled.map(|h| state.ack(h)) {
+                    Some(Ok(())) => {}
+                    _ => {
+                        return Err(XmppError::stream(
+                            StreamCondition::UndefinedCondition,
+                            format!(
+                                "<a h={:?}/> does not match what was sent",
+                                element.attr("h")
+                            ),
+                        ))
+                    }
+                }
+            }
+            (name, _) => {
+                return Err(XmppError::stream(
+                    StreamCondition::UnsupportedStanzaType,
+                    format!("<{name}/> in {SM}"),
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// One stanza from the client; returns the answer to write back directly, if any.
+    async fn stanza_from_client(
+        &self,
         session: &mut SessionPresence,
         mut element: Element,
-    ) -> Result<(), XmppError> {
+    ) -> Result<Option<Element>, XmppError> {
         let Some(kind) = stanza::kind(&element) else {
             return Err(XmppError::stream(
                 StreamCondition::UnsupportedStanzaType,
@@ -943,10 +1217,7 @@ impl ClientService {
                     }
                 };
                 if to_account {
-                    if let Some(reply) = self.own_iq(session, &element).await {
-                        transport.write(&reply)?;
-                    }
-                    return Ok(());
+                    return Ok(self.own_iq(session, &element).await);
                 }
                 self.deliver(element);
             }
@@ -954,13 +1225,10 @@ impl ClientService {
             stanza::Kind::Presence => {
                 let Some(to) = to_bare else {
                     self.rosters.broadcast(session, element).await;
-                    return Ok(());
+                    return Ok(None);
                 };
                 let Some(to) = to else {
-                    if let Some(error) = stanza::error_reply(&element, "jid-malformed") {
-                        transport.write(&error)?;
-                    }
-                    return Ok(());
+                    return Ok(stanza::error_reply(&element, "jid-malformed"));
                 };
                 match element.attr("type") {
                     Some(kind @ ("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed")) => {
@@ -977,7 +1245,28 @@ impl ClientService {
                 }
             }
         }
-        Ok(())
+        Ok(None)
+    }
+
+    /// XEP-0198: asks for an acknowledgement when stanzas wait for one and no request is
+    /// out; a client that leaves more than `sm_max_unacked` unacknowledged is closed.
+    fn request_ack<T: Transport>(
+        &self,
+        transport: &mut T,
+        sm: &mut Option<StreamManagement>,
+    ) -> Result<Option<StreamCondition>, XmppError> {
+        let Some(state) = sm.as_mut() else {
+            return Ok(None);
+        };
+        if state.unacked() > self.settings.sm_max_unacked {
+            tracing::info!(unacked = state.unacked(), "the client does not acknowledge");
+            return Ok(Some(StreamCondition::ResourceConstraint));
+        }
+        if state.unacked() > 0 && !state.requested {
+            transport.write(&StreamManagement::nonza("r", &[]))?;
+            state.requested = true;
+        }
+        Ok(None)
     }
 
     /// Routes a stanza; what the router leaves to the server is answered here.

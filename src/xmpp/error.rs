@@ -32,6 +32,8 @@ pub enum StreamCondition {
     InternalServerError,
     /// An element that is not a stanza where a stanza was expected.
     UnsupportedStanzaType,
+    /// A protocol error no other condition names (an XEP-0198 count too high).
+    UndefinedCondition,
 }
 
 impl StreamCondition {
@@ -51,6 +53,7 @@ impl StreamCondition {
             StreamCondition::SystemShutdown => "system-shutdown",
             StreamCondition::InternalServerError => "internal-server-error",
             StreamCondition::UnsupportedStanzaType => "unsupported-stanza-type",
+            StreamCondition::UndefinedCondition => "undefined-condition",
         }
     }
 }

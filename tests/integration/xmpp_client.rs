@@ -16,8 +16,8 @@ use bridgehead::config::{ComponentConfig, Config, OnConflict, Secret};
 use bridgehead::store::Role;
 
 use crate::support::client::{
-    login, plain_auth, raw_next, raw_open, raw_session, raw_tls, try_login, wait_for, Binding,
-    CLIENT_NS, SASL,
+    login, plain_auth, raw_login, raw_next, raw_open, raw_session, raw_tls, try_login, wait_for,
+    Binding, CLIENT_NS, SASL,
 };
 use crate::support::component::{self, stanza_error, stream_error, COMPONENT_NS};
 use crate::support::server::{embedded_config, TestServer};
@@ -899,7 +899,7 @@ async fn scram_plus_binds_the_login_to_the_tls_channel() {
             "{mechanism}: {features:?}"
         );
     }
-    let (mut ann, _) = try_login(setup.c2s(), &setup.ca, ANN, "ann-pass", Binding::Exporter)
+    let (ann, _) = try_login(setup.c2s(), &setup.ca, ANN, "ann-pass", Binding::Exporter)
         .await
         .expect("a -PLUS login with the right binding");
     let forged = try_login(setup.c2s(), &setup.ca, BEN, "ben-pass", Binding::Forged).await;
@@ -927,5 +927,119 @@ async fn scram_plus_binds_the_login_to_the_tls_channel() {
     let failure = raw_next(&mut stream).await.unwrap();
     assert!(failure.has_child("not-authorized", SASL), "{failure:?}");
     ann.send_end().await.unwrap();
+    setup.server.stop().await;
+}
+
+const SM: &str = "urn:xmpp:sm:3";
+
+/// The next element on a raw stream that is not one of the server's `<r/>` requests.
+async fn next_skipping_requests(stream: &mut crate::support::client::Raw) -> Element {
+    loop {
+        let element = raw_next(stream).await.expect("an element");
+        if !element.is("r", SM) {
+            return element;
+        }
+    }
+}
+
+/// XEP-0198: acknowledgements both ways; a broken connection parks the session, a new
+/// connection resumes it and gets what was not acknowledged (and what came meanwhile);
+/// an unknown id fails; a parked session that is not resumed in time ends.
+#[tokio::test]
+async fn stream_management_acks_and_resumes_a_broken_session() {
+    let setup = start_with(|c| c.xmpp.sm_resume_timeout_secs = 2).await;
+    let (mut ben, _) = setup.login(BEN).await;
+    let full = "ann@localhost/phone";
+    let (_, features) = raw_login(setup.c2s(), &setup.ca, DOMAIN, "ann", "ann-pass").await;
+    assert!(features.stream_management.is_some(), "{features:?}");
+    let mut ann = raw_session(setup.c2s(), &setup.ca, DOMAIN, "ann", "ann-pass", "phone").await;
+    ann.send(&raw("enable", SM, &[("resume", "true")], vec![]))
+        .await
+        .unwrap();
+    let enabled = raw_next(&mut ann).await.unwrap();
+    assert!(enabled.is("enabled", SM), "{enabled:?}");
+    assert_eq!(enabled.attr("resume"), Some("true"));
+    let id = enabled.attr("id").expect("a resumption id").to_owned();
+
+    for text in ["one", "two"] {
+        ben.send_stanza(chat(full, text)).await.unwrap();
+        let got = next_skipping_requests(&mut ann).await;
+        assert_eq!(body_of(&got).as_deref(), Some(text));
+    }
+    // Ann acknowledges only the first, and asks for the server's count (she sent nothing).
+    ann.send(&raw("a", SM, &[("h", "1")], vec![]))
+        .await
+        .unwrap();
+    ann.send(&raw("r", SM, &[], vec![])).await.unwrap();
+    let answer = next_skipping_requests(&mut ann).await;
+    assert!(
+        answer.is("a", SM) && answer.attr("h") == Some("0"),
+        "{answer:?}"
+    );
+    ann.send(&raw(
+        "iq",
+        CLIENT_NS,
+        &[("type", "get"), ("id", "p"), ("to", DOMAIN)],
+        vec![Element::bare("ping", "urn:xmpp:ping")],
+    ))
+    .await
+    .unwrap();
+    next_skipping_requests(&mut ann).await;
+
+    // The connection breaks (no stream end). The session waits; a message arrives meanwhile.
+    drop(ann);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(setup.server.router.is_online(ANN), "parked, still bound");
+    ben.send_stanza(chat(full, "three")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Resumption with the wrong id fails; the right one gets two and three again.
+    let (mut again, _) = raw_login(setup.c2s(), &setup.ca, DOMAIN, "ann", "ann-pass").await;
+    again
+        .send(&raw(
+            "resume",
+            SM,
+            &[("previd", "nonsense"), ("h", "0")],
+            vec![],
+        ))
+        .await
+        .unwrap();
+    let failed = raw_next(&mut again).await.unwrap();
+    assert!(failed.is("failed", SM), "{failed:?}");
+    again
+        .send(&raw("resume", SM, &[("previd", &id), ("h", "1")], vec![]))
+        .await
+        .unwrap();
+    let resumed = raw_next(&mut again).await.unwrap();
+    assert!(resumed.is("resumed", SM), "{resumed:?}");
+    assert_eq!(
+        resumed.attr("h"),
+        Some("1"),
+        "the server handled Ann's ping"
+    );
+    let mut bodies = Vec::new();
+    while bodies.len() < 2 {
+        let element = next_skipping_requests(&mut again).await;
+        if element.name() == "message" {
+            bodies.push(body_of(&element).unwrap());
+        }
+    }
+    assert_eq!(bodies, ["two", "three"]);
+    ben.send_stanza(chat(full, "four")).await.unwrap();
+    loop {
+        let element = next_skipping_requests(&mut again).await;
+        if body_of(&element).as_deref() == Some("four") {
+            break;
+        }
+    }
+
+    // Broken again and never resumed: after the timeout the session ends.
+    drop(again);
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    assert!(
+        !setup.server.router.is_online(ANN),
+        "the parked session ended"
+    );
+    ben.send_end().await.unwrap();
     setup.server.stop().await;
 }

@@ -249,6 +249,21 @@ pub fn plain_auth(user: &str, password: &str) -> Element {
         .build()
 }
 
+/// Logs in with PLAIN on a raw TLS stream; returns the restarted stream and its features.
+pub async fn raw_login(
+    addr: SocketAddr,
+    ca_pem: &Path,
+    domain: &str,
+    user: &str,
+    password: &str,
+) -> (Raw, StreamFeatures) {
+    let (mut stream, _) = raw_tls(addr, ca_pem, domain).await;
+    stream.send(&plain_auth(user, password)).await.unwrap();
+    let answer = raw_next(&mut stream).await.unwrap();
+    assert!(answer.is("success", SASL), "{answer:?}");
+    raw_open(stream.into_inner(), domain).await
+}
+
 /// Logs in with PLAIN on a raw TLS stream and binds `resource`; returns the stream.
 pub async fn raw_session(
     addr: SocketAddr,
@@ -258,12 +273,7 @@ pub async fn raw_session(
     password: &str,
     resource: &str,
 ) -> Raw {
-    let (mut stream, _) = raw_tls(addr, ca_pem, domain).await;
-    stream.send(&plain_auth(user, password)).await.unwrap();
-    let answer = raw_next(&mut stream).await.unwrap();
-    assert!(answer.is("success", SASL), "{answer:?}");
-    let io = stream.into_inner();
-    let (mut stream, features) = raw_open(io, domain).await;
+    let (mut stream, features) = raw_login(addr, ca_pem, domain, user, password).await;
     assert!(features.bind.is_some(), "{features:?}");
     let bind = Element::builder("iq", CLIENT_NS)
         .attr(rxml::xml_ncname!("type").to_owned(), "set")
