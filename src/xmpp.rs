@@ -9,6 +9,7 @@
 pub mod client;
 pub mod component;
 pub mod error;
+pub mod keepalive;
 pub mod roster;
 pub mod router;
 pub mod sasl;

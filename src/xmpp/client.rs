@@ -44,6 +44,7 @@ use tracing::Instrument;
 
 use super::component::ComponentDirectory;
 use super::error::{StreamCondition, XmppError};
+use super::keepalive::{self, Due, KeepAlive};
 use super::roster::{bare_of, Rosters, SessionPresence, ROSTER};
 use super::router::{take_batch, Outbound, RequestError, Router};
 use super::sasl::{self, Failure, Mechanism, ScramExchange};
@@ -1042,42 +1043,27 @@ impl ClientService {
         let burst = f64::from(self.settings.client_stanza_burst);
         let mut tokens = burst;
         let mut refilled = Instant::now();
-        let mut last_heard = Instant::now();
-        let mut pinged_at: Option<Instant> = None;
-        let mut pings = 0u64;
+        let mut keepalive = KeepAlive::new(interval, patience);
         loop {
             let now = Instant::now();
             tokens = (tokens + now.duration_since(refilled).as_secs_f64() * rate).min(burst);
             refilled = now;
-            let wake = match pinged_at {
-                Some(at) => at + patience,
-                None => last_heard + interval,
-            };
             let refill_at = now + Duration::from_secs_f64(((1.0 - tokens) / rate).max(0.0));
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(Some(StreamCondition::SystemShutdown)),
-                _ = tokio::time::sleep_until(wake) => {
-                    if pinged_at.is_some() {
-                        tracing::info!("no answer to a keep-alive ping");
-                        return Ok(Some(StreamCondition::ConnectionTimeout));
+                _ = tokio::time::sleep_until(keepalive.wake()) => match keepalive.due() {
+                    Due::TimedOut => return Ok(Some(StreamCondition::ConnectionTimeout)),
+                    Due::Ping(sequence) => {
+                        let ping = keepalive::ping(ns::CLIENT, &self.domain, &bound.presence.full, sequence);
+                        send(transport, &mut bound.sm, &ping)?;
+                        transport.flush().await?;
                     }
-                    pings += 1;
-                    let ping = super::component::keepalive_ping(
-                        ns::CLIENT,
-                        &self.domain,
-                        &bound.presence.full,
-                        pings,
-                    );
-                    send(transport, &mut bound.sm, &ping)?;
-                    transport.flush().await?;
-                    pinged_at = Some(Instant::now());
-                }
+                },
                 _ = tokio::time::sleep_until(refill_at), if tokens < 1.0 => {}
                 inbound = transport.read(), if tokens >= 1.0 => {
                     let Some(element) = inbound? else { return Ok(None) };
                     tokens -= 1.0;
-                    last_heard = Instant::now();
-                    pinged_at = None;
+                    keepalive.heard();
                     // Boxed: roster work is transient and must not size every idle session.
                     Box::pin(self.inbound(transport, bound, element)).await?;
                     if let Some(condition) = self.request_ack(transport, &mut bound.sm)? {

@@ -32,6 +32,7 @@ use tokio::net::TcpStream;
 use tracing::Instrument;
 
 use super::error::{StreamCondition, XmppError};
+use super::keepalive::{self, Due, KeepAlive};
 use super::router::{take_batch, ComponentPolicy, Delivery, Outbound, Router};
 use super::stream::{retarget_namespace, StreamReader, StreamWriter};
 use super::{ns, services, stanza};
@@ -370,32 +371,23 @@ impl ComponentService {
         R: tokio::io::AsyncBufRead + Unpin,
         W: AsyncWrite + Unpin,
     {
-        let interval = Duration::from_secs(self.settings.component_ping_interval_secs);
-        let patience = Duration::from_secs(self.settings.component_ping_timeout_secs);
-        let mut last_heard = tokio::time::Instant::now();
-        let mut pinged_at: Option<tokio::time::Instant> = None;
-        let mut pings = 0u64;
+        let mut keepalive = KeepAlive::new(
+            Duration::from_secs(self.settings.component_ping_interval_secs),
+            Duration::from_secs(self.settings.component_ping_timeout_secs),
+        );
         loop {
-            let wake = match pinged_at {
-                Some(at) => at + patience,
-                None => last_heard + interval,
-            };
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(Some(StreamCondition::SystemShutdown)),
-                _ = tokio::time::sleep_until(wake) => {
-                    if pinged_at.is_some() {
-                        tracing::info!("no answer to a keep-alive ping");
-                        return Ok(Some(StreamCondition::ConnectionTimeout));
+                _ = tokio::time::sleep_until(keepalive.wake()) => match keepalive.due() {
+                    Due::TimedOut => return Ok(Some(StreamCondition::ConnectionTimeout)),
+                    Due::Ping(sequence) => {
+                        writer.element(&keepalive::ping(ns::COMPONENT, self.router.domain(), name, sequence))?;
+                        writer.flush().await?;
                     }
-                    pings += 1;
-                    writer.element(&keepalive_ping(ns::COMPONENT, self.router.domain(), name, pings))?;
-                    writer.flush().await?;
-                    pinged_at = Some(tokio::time::Instant::now());
-                }
+                },
                 inbound = reader.read_element() => {
                     let Some(element) = inbound? else { return Ok(None) };
-                    last_heard = tokio::time::Instant::now();
-                    pinged_at = None;
+                    keepalive.heard();
                     self.inbound(name, element)?;
                 }
                 outbound = queue.recv() => {
@@ -443,25 +435,6 @@ impl ComponentService {
         }
         Ok(())
     }
-}
-
-/// The XEP-0199 ping sent to an idle peer in stream namespace `stream_ns`; any answer (or
-/// any traffic) proves it alive.
-pub(crate) fn keepalive_ping(stream_ns: &str, server: &str, peer: &str, sequence: u64) -> Element {
-    let id = format!("bh-keepalive-{sequence}");
-    [
-        ("type", "get"),
-        ("id", id.as_str()),
-        ("from", server),
-        ("to", peer),
-    ]
-    .into_iter()
-    .fold(
-        Element::builder("iq", stream_ns),
-        |builder, (key, value)| stanza::attr(builder, key, value),
-    )
-    .append(Element::bare("ping", "urn:xmpp:ping"))
-    .build()
 }
 
 /// A stanza in the component stream's namespace.
