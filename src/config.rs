@@ -274,6 +274,10 @@ pub struct XmppConfig {
     /// Default 30 s.
     pub component_ping_timeout_secs: u64,
 
+    /// A peer (component or client) that accepts no bytes for this long while the server
+    /// writes to it is disconnected. Default 30 s.
+    pub write_timeout_secs: u64,
+
     /// Serve the c2s listener for XMPP clients. Default `true`.
     pub client_enabled: bool,
     /// Address of the c2s listener. Default `0.0.0.0:5222`.
@@ -352,6 +356,7 @@ impl Default for XmppConfig {
             hold_max_stanzas: 1000,
             component_ping_interval_secs: 60,
             component_ping_timeout_secs: 30,
+            write_timeout_secs: 30,
             client_enabled: true,
             client_listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5222),
             require_tls: true,
@@ -780,6 +785,10 @@ impl Config {
                 self.xmpp.auth_via_component_timeout_secs as usize,
             ),
             ("xmpp.sm_max_unacked", self.xmpp.sm_max_unacked),
+            (
+                "xmpp.write_timeout_secs",
+                self.xmpp.write_timeout_secs as usize,
+            ),
             ("http.max_connections", self.http.max_connections),
             (
                 "http.handshake_timeout_secs",

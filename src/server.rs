@@ -309,7 +309,7 @@ impl Server {
                         crate::xmpp::websocket::PATH,
                         Arc::new(crate::xmpp::websocket::WebSocketEndpoint::new(
                             Arc::clone(&clients),
-                            config.xmpp.max_stanza_bytes,
+                            &config.xmpp,
                         )),
                     )
                     .mount(

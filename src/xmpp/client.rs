@@ -107,14 +107,15 @@ pub(crate) struct TcpTransport<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Send + Unpin> TcpTransport<S> {
-    fn new(io: S, max_stanza_bytes: usize, secure: bool) -> Self {
+    fn new(io: S, settings: &XmppConfig, secure: bool) -> Self {
         let (read_half, write_half) = tokio::io::split(io);
         TcpTransport {
             reader: StreamReader::new(
                 BufReader::with_capacity(READ_BUFFER, read_half),
-                max_stanza_bytes,
+                settings.max_stanza_bytes,
             ),
-            writer: StreamWriter::new(write_half, ns::CLIENT),
+            writer: StreamWriter::new(write_half, ns::CLIENT)
+                .with_write_timeout(Duration::from_secs(settings.write_timeout_secs)),
             secure,
             channel_binding: None,
         }
@@ -305,7 +306,7 @@ impl ClientService {
         deadline: tokio::time::Instant,
         shutdown: &Shutdown,
     ) -> Option<TcpStream> {
-        let mut plain = TcpTransport::new(tcp, self.settings.max_stanza_bytes, false);
+        let mut plain = TcpTransport::new(tcp, &self.settings, false);
         let negotiated = Box::pin(self.negotiate_until(&mut plain, peer, deadline, shutdown)).await;
         if matches!(negotiated, Ok(Negotiated::StartTls)) && self.tls.is_some() {
             return Some(plain.into_io());
@@ -333,7 +334,7 @@ impl ClientService {
             Err(_) => return tracing::info!("STARTTLS handshake timed out"),
         };
         let binding = tls_exporter(tls.get_ref().1);
-        let mut secure = TcpTransport::new(tls, self.settings.max_stanza_bytes, true);
+        let mut secure = TcpTransport::new(tls, &self.settings, true);
         secure.channel_binding = binding;
         let negotiated =
             Box::pin(self.negotiate_until(&mut secure, peer, deadline, &shutdown)).await;

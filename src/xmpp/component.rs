@@ -231,7 +231,8 @@ impl ComponentService {
         let (read_half, write_half) = tokio::io::split(io);
         let mut reader =
             StreamReader::new(BufReader::new(read_half), self.settings.max_stanza_bytes);
-        let mut writer = StreamWriter::new(write_half, ns::COMPONENT);
+        let mut writer = StreamWriter::new(write_half, ns::COMPONENT)
+            .with_write_timeout(Duration::from_secs(self.settings.write_timeout_secs));
         let deadline = Duration::from_secs(self.settings.handshake_timeout_secs);
         let mut header_sent = false;
         let opened = tokio::time::timeout(

@@ -661,6 +661,7 @@ impl Router {
         let last = targets.len() - 1;
         let mut stanza = Some(stanza);
         let mut delivered = false;
+        let mut refused = None;
         for (index, (id, queue)) in targets.into_iter().enumerate() {
             let copy = if index == last {
                 stanza.take()
@@ -670,18 +671,22 @@ impl Router {
             let Some(copy) = copy else { break };
             match queue.try_send(Outbound::Stanza(Box::new(copy))) {
                 Ok(()) => delivered = true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(mpsc::error::TrySendError::Full(item)) => {
+                    // The session stopped reading; its writes time out and it ends.
                     tracing::warn!(account = %bare, "client send queue full: disconnecting the slow session");
-                    let _ = queue.try_send(Outbound::Close(StreamCondition::ResourceConstraint));
                     self.detach_client(&bare, id);
+                    refused = Some(item);
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => self.detach_client(&bare, id),
+                Err(mpsc::error::TrySendError::Closed(item)) => {
+                    self.detach_client(&bare, id);
+                    refused = Some(item);
+                }
             }
         }
-        if delivered {
-            Delivery::Delivered
-        } else {
-            Delivery::Dropped
+        match refused {
+            _ if delivered => Delivery::Delivered,
+            Some(Outbound::Stanza(stanza)) => self.bounce(*stanza, "resource-constraint"),
+            _ => Delivery::Dropped,
         }
     }
 

@@ -18,6 +18,7 @@
 //! ([`retarget_namespace`]) before writing it into its own stream.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use minidom::tree_builder::TreeBuilder;
 use minidom::{Element, Node};
@@ -250,6 +251,8 @@ impl<R: AsyncBufRead + Unpin> StreamReader<R> {
 /// Writes a stream header, elements and the stream end to `W`.
 pub struct StreamWriter<W> {
     inner: W,
+    /// A peer that accepts no bytes for this long is gone (see [`StreamWriter::flush`]).
+    write_timeout: Duration,
     encoder: Encoder<SimpleNamespaces>,
     buffer: rxml::bytes::BytesMut,
     default_ns: String,
@@ -274,6 +277,17 @@ fn name(s: &str) -> Result<NcName, XmppError> {
 
 const STREAM_NAME: &NcNameStr = rxml::xml_ncname!("stream");
 
+/// How long a write waits for a peer that takes no bytes, unless configured.
+const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The error of a write the peer did not take within `limit`.
+pub fn stalled(limit: Duration) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("the peer took no data for {} s", limit.as_secs()),
+    )
+}
+
 fn stream_encoder(default_ns: &str) -> Encoder<SimpleNamespaces> {
     let mut encoder = Encoder::new();
     encoder
@@ -290,10 +304,17 @@ impl<W: AsyncWrite + Unpin> StreamWriter<W> {
     pub fn new(inner: W, default_ns: &str) -> Self {
         StreamWriter {
             inner,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
             encoder: stream_encoder(default_ns),
             buffer: rxml::bytes::BytesMut::new(),
             default_ns: default_ns.to_owned(),
         }
+    }
+
+    /// Sets how long a write may wait for the peer to take bytes.
+    pub fn with_write_timeout(mut self, limit: Duration) -> Self {
+        self.write_timeout = limit;
+        self
     }
 
     /// Starts a new document (stream restart): the next header is written from scratch.
@@ -393,15 +414,24 @@ impl<W: AsyncWrite + Unpin> StreamWriter<W> {
         self.encode(Item::ElementFoot)
     }
 
-    /// Writes everything queued and flushes.
+    /// Writes everything queued and flushes. A peer that takes no bytes for the write
+    /// timeout (it stopped reading, or its network is gone) is an I/O error (`TimedOut`):
+    /// the session ends (or, with XEP-0198, is parked) instead of waiting forever.
     pub async fn flush(&mut self) -> Result<(), XmppError> {
-        if !self.buffer.is_empty() {
-            // Taken whole, so the allocation goes once written: idle streams keep no buffer.
-            let bytes = std::mem::take(&mut self.buffer);
-            self.inner.write_all(&bytes).await?;
+        let limit = self.write_timeout;
+        let written = tokio::time::timeout(limit, async {
+            if !self.buffer.is_empty() {
+                // Taken whole, so the allocation goes once written: idle streams keep no buffer.
+                let bytes = std::mem::take(&mut self.buffer);
+                self.inner.write_all(&bytes).await?;
+            }
+            self.inner.flush().await
+        })
+        .await;
+        match written {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(XmppError::Io(stalled(limit))),
         }
-        self.inner.flush().await?;
-        Ok(())
     }
 
     /// Shuts the transport down (TLS close_notify).

@@ -73,6 +73,7 @@ fn header_has_token(request: &Request<Incoming>, name: &str, token: &str) -> boo
 pub struct WebSocketEndpoint {
     clients: Arc<ClientService>,
     max_message_bytes: usize,
+    write_timeout: Duration,
 }
 
 impl std::fmt::Debug for WebSocketEndpoint {
@@ -82,11 +83,12 @@ impl std::fmt::Debug for WebSocketEndpoint {
 }
 
 impl WebSocketEndpoint {
-    /// An endpoint running sessions on `clients`.
-    pub fn new(clients: Arc<ClientService>, max_message_bytes: usize) -> Self {
+    /// An endpoint running sessions on `clients` under the `[xmpp]` limits.
+    pub fn new(clients: Arc<ClientService>, settings: &crate::config::XmppConfig) -> Self {
         WebSocketEndpoint {
             clients,
-            max_message_bytes,
+            max_message_bytes: settings.max_stanza_bytes,
+            write_timeout: Duration::from_secs(settings.write_timeout_secs),
         }
     }
 }
@@ -144,6 +146,7 @@ impl Handler for WebSocketEndpoint {
         let upgrade = hyper::upgrade::on(&mut request);
         let clients = Arc::clone(&self.clients);
         let (peer, shutdown) = (context.peer.ip(), context.shutdown.clone());
+        let write_timeout = self.write_timeout;
         let config = WebSocketConfig::default()
             .max_message_size(Some(self.max_message_bytes))
             .max_frame_size(Some(self.max_message_bytes));
@@ -159,7 +162,7 @@ impl Handler for WebSocketEndpoint {
             )
             .await;
             clients
-                .handle_websocket(WebSocketTransport::new(ws), peer, shutdown)
+                .handle_websocket(WebSocketTransport::new(ws, write_timeout), peer, shutdown)
                 .await;
         });
         let mut response = Response::new(full(""));
@@ -179,13 +182,15 @@ impl Handler for WebSocketEndpoint {
 struct WebSocketTransport<S> {
     ws: WebSocketStream<S>,
     queued: VecDeque<String>,
+    write_timeout: Duration,
 }
 
 impl<S> WebSocketTransport<S> {
-    fn new(ws: WebSocketStream<S>) -> Self {
+    fn new(ws: WebSocketStream<S>, write_timeout: Duration) -> Self {
         WebSocketTransport {
             ws,
             queued: VecDeque::new(),
+            write_timeout,
         }
     }
 }
@@ -276,10 +281,15 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Transport
     }
 
     async fn flush(&mut self) -> Result<(), XmppError> {
-        while let Some(text) = self.queued.pop_front() {
-            self.ws.feed(Message::text(text)).await.map_err(ws_error)?;
-        }
-        self.ws.flush().await.map_err(ws_error)
+        let limit = self.write_timeout;
+        let written = tokio::time::timeout(limit, async {
+            while let Some(text) = self.queued.pop_front() {
+                self.ws.feed(Message::text(text)).await.map_err(ws_error)?;
+            }
+            self.ws.flush().await.map_err(ws_error)
+        })
+        .await;
+        written.unwrap_or(Err(XmppError::Io(super::stream::stalled(limit))))
     }
 
     async fn read(&mut self) -> Result<Option<Element>, XmppError> {

@@ -1043,3 +1043,39 @@ async fn stream_management_acks_and_resumes_a_broken_session() {
     ben.send_end().await.unwrap();
     setup.server.stop().await;
 }
+
+/// A client that stops reading: its queue fills, the router drops it and bounces what it
+/// could not queue (`resource-constraint`), and its blocked writes time out.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_disconnected() {
+    let setup = start_with(|c| {
+        c.xmpp.send_queue_len = 16;
+        c.xmpp.write_timeout_secs = 1;
+        c.xmpp.client_stanzas_per_second = 100_000;
+        c.xmpp.client_stanza_burst = 100_000;
+    })
+    .await;
+    let (mut ben, _) = setup.login(BEN).await;
+    let _deaf = raw_session(setup.c2s(), &setup.ca, DOMAIN, "ann", "ann-pass", "deaf").await;
+    let big = "x".repeat(16 * 1024);
+    for _ in 0..2000 {
+        ben.send_stanza(chat("ann@localhost/deaf", &big))
+            .await
+            .unwrap();
+        if !setup.server.router.is_online(ANN) {
+            break;
+        }
+    }
+    let bounced = wait_for(&mut ben, |s| {
+        let e = element_of(s);
+        stanza_error(&e).filter(|_| e.name() == "message")
+    })
+    .await;
+    assert_eq!(bounced, "resource-constraint");
+    assert!(
+        !setup.server.router.is_online(ANN),
+        "the deaf session was dropped"
+    );
+    ben.send_end().await.unwrap();
+    setup.server.stop().await;
+}
