@@ -248,6 +248,7 @@ fn the_production_example_parses() {
     assert_eq!(config.server.domain, "example.com");
     assert!(config.tls.cert_file.is_some());
     assert!(!config.components.is_empty());
+    assert_eq!(config.xmpp.login_notify, ["bridge1.example.com"]);
     assert!(
         config.cti_enabled(),
         "a trust file turns the CTI listener on"
