@@ -68,7 +68,7 @@ pub const SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
 pub const COMPONENT_AUTH: &str = "urn:bridgehead:auth:0";
 
 /// Read buffer per TCP session: small, since idle sessions are the common case.
-const READ_BUFFER: usize = 256;
+const READ_BUFFER: usize = 128;
 /// Most outbound stanzas written before one flush.
 const WRITE_BATCH: usize = 64;
 
@@ -198,7 +198,7 @@ enum Negotiated {
     /// The client asked for TLS; `<proceed/>` was sent.
     StartTls,
     /// A resource is bound.
-    Bound(Bound),
+    Bound(Box<Bound>),
 }
 
 /// A bound session.
@@ -215,7 +215,7 @@ struct Bound {
 /// over from the task that holds it.
 struct Parked {
     account: String,
-    takeover: oneshot::Sender<oneshot::Sender<Bound>>,
+    takeover: oneshot::Sender<oneshot::Sender<Box<Bound>>>,
 }
 
 /// Writes a stanza to the client, remembering it for XEP-0198 when that is on.
@@ -327,19 +327,29 @@ impl ClientService {
         let Some(acceptor) = self.tls.clone() else {
             return;
         };
-        let accept = tokio::time::timeout_at(deadline, acceptor.accept(tcp));
-        let tls = match Box::pin(accept).await {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(e)) => return tracing::info!(error = %e, "STARTTLS handshake failed"),
-            Err(_) => return tracing::info!("STARTTLS handshake timed out"),
-        };
-        let binding = tls_exporter(tls.get_ref().1);
-        let mut secure = TcpTransport::new(tls, &self.settings, true);
-        secure.channel_binding = binding;
+        // No local holds the TLS stream across an await: the transport is its only copy in
+        // this future, which every idle session keeps.
+        let mut secure =
+            match Box::pin(tokio::time::timeout_at(deadline, acceptor.accept(tcp))).await {
+                Ok(Ok(tls)) => self.secure_transport(tls),
+                Ok(Err(e)) => return tracing::info!(error = %e, "STARTTLS handshake failed"),
+                Err(_) => return tracing::info!("STARTTLS handshake timed out"),
+            };
         let negotiated =
             Box::pin(self.negotiate_until(&mut secure, peer, deadline, &shutdown)).await;
         self.finish_negotiation(&mut secure, negotiated, shutdown)
             .await;
+    }
+
+    /// The transport over an accepted TLS connection, with its channel binding.
+    fn secure_transport(
+        &self,
+        tls: tokio_rustls::server::TlsStream<TcpStream>,
+    ) -> TcpTransport<tokio_rustls::server::TlsStream<TcpStream>> {
+        let binding = tls_exporter(tls.get_ref().1);
+        let mut secure = TcpTransport::new(tls, &self.settings, true);
+        secure.channel_binding = binding;
+        secure
     }
 
     /// Runs a WebSocket session (the transport is already upgraded).
@@ -784,9 +794,9 @@ impl ClientService {
         bare: &str,
         request: &Element,
         bind: &Element,
-    ) -> Result<Option<Bound>, XmppError> {
+    ) -> Result<Option<Box<Bound>>, XmppError> {
         let reply_error =
-            |transport: &mut T, condition: &str| -> Result<Option<Bound>, XmppError> {
+            |transport: &mut T, condition: &str| -> Result<Option<Box<Bound>>, XmppError> {
                 if let Some(error) = stanza::error_reply(request, condition) {
                     transport.write(&error)?;
                 }
@@ -826,7 +836,7 @@ impl ClientService {
                 )
                 .build(),
         )?;
-        Ok(Some(Bound {
+        Ok(Some(Box::new(Bound {
             presence: SessionPresence {
                 bare: bare.to_owned(),
                 full,
@@ -836,14 +846,14 @@ impl ClientService {
             queue: attachment.queue,
             sm: None,
             resumed: false,
-        }))
+        })))
     }
 
     /// The bound session, from login notification to the end.
     async fn session<T: Transport>(
         self: &Arc<Self>,
         transport: &mut T,
-        mut bound: Bound,
+        mut bound: Box<Bound>,
         shutdown: Shutdown,
     ) {
         crate::telemetry::client_sessions(T::NAME, 1.0);
@@ -911,11 +921,11 @@ impl ClientService {
 
     /// Parks a resumable session (XEP-0198) until it is resumed, it times out, too much
     /// queues up for it, it is replaced, or the server stops.
-    fn park(self: &Arc<Self>, mut bound: Bound, shutdown: Shutdown) {
+    fn park(self: &Arc<Self>, mut bound: Box<Bound>, shutdown: Shutdown) {
         let Some(id) = bound.sm.as_ref().and_then(|sm| sm.id.clone()) else {
             return;
         };
-        let (takeover, mut requests) = oneshot::channel::<oneshot::Sender<Bound>>();
+        let (takeover, mut requests) = oneshot::channel::<oneshot::Sender<Box<Bound>>>();
         self.parked().insert(
             id.clone(),
             Parked {
@@ -968,7 +978,7 @@ impl ClientService {
         transport: &mut T,
         account: &str,
         request: &Element,
-    ) -> Result<Option<Bound>, XmppError> {
+    ) -> Result<Option<Box<Bound>>, XmppError> {
         let previd = request.attr("previd").unwrap_or_default();
         let handled = request.attr("h").and_then(|h| h.parse::<u32>().ok());
         let parked = {
@@ -1049,18 +1059,26 @@ impl ClientService {
             let now = Instant::now();
             tokens = (tokens + now.duration_since(refilled).as_secs_f64() * rate).min(burst);
             refilled = now;
-            let refill_at = now + Duration::from_secs_f64(((1.0 - tokens) / rate).max(0.0));
+            // One timer for both the keep-alive and, while throttled, the token refill.
+            let mut wake = keepalive.wake();
+            if tokens < 1.0 {
+                wake = wake.min(now + Duration::from_secs_f64((1.0 - tokens) / rate));
+            }
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(Some(StreamCondition::SystemShutdown)),
-                _ = tokio::time::sleep_until(keepalive.wake()) => match keepalive.due() {
-                    Due::TimedOut => return Ok(Some(StreamCondition::ConnectionTimeout)),
-                    Due::Ping(sequence) => {
-                        let ping = keepalive::ping(ns::CLIENT, &self.domain, &bound.presence.full, sequence);
-                        send(transport, &mut bound.sm, &ping)?;
-                        transport.flush().await?;
+                _ = tokio::time::sleep_until(wake) => {
+                    if Instant::now() < keepalive.wake() {
+                        continue;
                     }
-                },
-                _ = tokio::time::sleep_until(refill_at), if tokens < 1.0 => {}
+                    match keepalive.due() {
+                        Due::TimedOut => return Ok(Some(StreamCondition::ConnectionTimeout)),
+                        Due::Ping(sequence) => {
+                            let ping = keepalive::ping(ns::CLIENT, &self.domain, &bound.presence.full, sequence);
+                            send(transport, &mut bound.sm, &ping)?;
+                            transport.flush().await?;
+                        }
+                    }
+                }
                 inbound = transport.read(), if tokens >= 1.0 => {
                     let Some(element) = inbound? else { return Ok(None) };
                     tokens -= 1.0;
