@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use bridgehead::credentials::{digest, hmac, ScramHash};
+use bridgehead::xmpp::stanza::element;
 use bridgehead::xmpp::stream::{StreamReader, StreamWriter};
 use clap::{Parser, Subcommand};
 use minidom::Element;
@@ -100,14 +101,6 @@ struct Session {
     reader: Reader<Tls>,
     writer: Writer<Tls>,
     full: String,
-}
-
-fn element(name: &str, ns: &str, attrs: &[(&str, &str)]) -> minidom::ElementBuilder {
-    let mut builder = Element::builder(name, ns);
-    for (key, value) in attrs {
-        builder = builder.attr(rxml::NcName::try_from((*key).to_owned()).unwrap(), *value);
-    }
-    builder
 }
 
 fn streams<S: AsyncRead + AsyncWrite + Unpin>(io: S, ns: &str) -> (Reader<S>, Writer<S>) {

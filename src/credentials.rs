@@ -162,6 +162,13 @@ impl PasswordVerifiers {
         })
     }
 
+    /// Verifiers of a random password nobody knows: checking a password against them costs
+    /// what a real check costs, so an unknown account answers as slowly as a known one.
+    pub fn decoy(iterations: u32) -> Self {
+        let password = hex::encode(rand::random::<[u8; 16]>());
+        Self::new(&password, iterations).expect("a hex string is a valid SASLprep password")
+    }
+
     /// The verifier for `hash`.
     pub fn for_hash(&self, hash: ScramHash) -> &ScramVerifier {
         match hash {

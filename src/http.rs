@@ -51,6 +51,17 @@ pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
     Full::new(bytes.into()).boxed()
 }
 
+/// A plain-text response with `status`.
+pub fn text(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
 /// What a handler knows about the request besides the request itself.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
@@ -249,15 +260,7 @@ impl HttpsFront {
         let is_http1 = request.version() <= hyper::Version::HTTP_11;
         let mut response = match self.routes.find(request.uri().path()) {
             Some(handler) => handler.handle(request, context).await,
-            None => {
-                let mut response = Response::new(full("not found\n"));
-                *response.status_mut() = StatusCode::NOT_FOUND;
-                response.headers_mut().insert(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; charset=utf-8"),
-                );
-                response
-            }
+            None => text(StatusCode::NOT_FOUND, "not found\n"),
         };
         crate::telemetry::http_response(response.status().as_u16());
         let headers = response.headers_mut();

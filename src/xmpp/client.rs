@@ -49,7 +49,7 @@ use super::roster::{bare_of, Rosters, SessionPresence, ROSTER};
 use super::router::{take_batch, Outbound, RequestError, Router};
 use super::sasl::{self, Failure, Mechanism, ScramExchange};
 use super::sm::{self, StreamManagement, SM};
-use super::stream::{retarget_namespace, StreamHeader, StreamReader, StreamWriter};
+use super::stream::{for_stream, StreamHeader, StreamReader, StreamWriter};
 use super::{ns, services, stanza};
 use crate::config::XmppConfig;
 use crate::credentials::LoginThrottle;
@@ -69,8 +69,6 @@ pub const COMPONENT_AUTH: &str = "urn:bridgehead:auth:0";
 
 /// Read buffer per TCP session: small, since idle sessions are the common case.
 const READ_BUFFER: usize = 128;
-/// Most outbound stanzas written before one flush.
-const WRITE_BATCH: usize = 64;
 
 /// One client stream transport: TCP (plain or TLS) or WebSocket.
 pub(crate) trait Transport: Send {
@@ -180,6 +178,8 @@ pub struct ClientService {
     rosters: Rosters,
     throttle: LoginThrottle,
     decoy_key: [u8; 32],
+    /// Verifiers no password matches: PLAIN for an unknown account costs the same PBKDF2.
+    decoy_verifiers: Arc<crate::credentials::PasswordVerifiers>,
     scram_iterations: u32,
     /// Parked XEP-0198 sessions by resumption id.
     parked: Mutex<HashMap<String, Parked>>,
@@ -224,7 +224,7 @@ fn send<T: Transport>(
     sm: &mut Option<StreamManagement>,
     stanza: &Element,
 ) -> Result<(), XmppError> {
-    let stanza = to_client(stanza);
+    let stanza = for_stream(stanza, ns::CLIENT);
     transport.write(&stanza)?;
     if let Some(sm) = sm {
         sm.sent(stanza.into_owned());
@@ -232,16 +232,8 @@ fn send<T: Transport>(
     Ok(())
 }
 
-/// A stanza built from attribute pairs (names are static and valid).
-fn element(name: &str, namespace: &str, attrs: &[(&str, &str)]) -> minidom::ElementBuilder {
-    attrs.iter().fold(
-        Element::builder(name, namespace),
-        |builder, (key, value)| stanza::attr(builder, key, value),
-    )
-}
-
 fn sasl_failure(condition: Failure) -> Element {
-    element("failure", SASL, &[])
+    stanza::element("failure", SASL, &[])
         .append(Element::bare(condition.as_str(), SASL))
         .build()
 }
@@ -256,12 +248,7 @@ impl ClientService {
         components: Arc<ComponentDirectory>,
         scram_iterations: u32,
     ) -> Self {
-        let directory = Arc::clone(&components);
-        let rosters = Rosters::new(
-            Arc::clone(&store),
-            router.clone(),
-            Arc::new(move |d: &str| directory.is_known(d)),
-        );
+        let rosters = Rosters::new(Arc::clone(&store), router.clone(), Arc::clone(&components));
         let throttle = LoginThrottle::new(
             settings.failed_logins_per_account_per_minute,
             settings.failed_logins_per_address_per_minute,
@@ -276,14 +263,16 @@ impl ClientService {
             rosters,
             throttle,
             decoy_key: rand::random(),
+            decoy_verifiers: Arc::new(crate::credentials::PasswordVerifiers::decoy(
+                scram_iterations,
+            )),
             scram_iterations,
             parked: Mutex::new(HashMap::new()),
         }
     }
 
     fn route(&self, stanza: Element) -> super::router::Delivery {
-        let directory = Arc::clone(&self.components);
-        self.router.route(stanza, move |d| directory.is_known(d))
+        self.router.route(stanza, |d| self.components.is_known(d))
     }
 
     /// Runs one c2s connection to its end. Each phase runs in a future of its own, and the
@@ -554,6 +543,35 @@ impl ClientService {
             .map(|jid| jid.as_str().to_lowercase())
     }
 
+    /// The checks every mechanism makes before any credential: the name is an account here,
+    /// the authorization identity (if any) is that account, neither the account nor the
+    /// address is over its failure budget. Returns the account and its store record
+    /// (`None` for an account the store does not know).
+    #[allow(clippy::type_complexity)]
+    async fn admit(
+        &self,
+        username: &str,
+        authzid: Option<&str>,
+        peer: IpAddr,
+    ) -> Result<(String, Option<crate::store::User>), (Failure, Option<String>)> {
+        let account = self
+            .account_id(username)
+            .ok_or((Failure::NotAuthorized, None))?;
+        if authzid.is_some_and(|authzid| bare_of(authzid).as_deref() != Some(account.as_str())) {
+            return Err((Failure::InvalidAuthzid, Some(account)));
+        }
+        if self.throttle.throttled(&account, peer).is_some() {
+            return Err((Failure::TemporaryAuthFailure, Some(account)));
+        }
+        match self.store.user(&account).await {
+            Ok(user) => Ok((account, user)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read a user for a login");
+                Err((Failure::TemporaryAuthFailure, Some(account)))
+            }
+        }
+    }
+
     /// One SASL exchange: `Some(account)` on success; `None` after a failure was sent.
     async fn authenticate<T: Transport>(
         &self,
@@ -629,23 +647,12 @@ impl ClientService {
             Ok(first) => first,
             Err(failure) => return Ok(Err((failure, None))),
         };
-        let Some(account) = self.account_id(&first.username) else {
-            return Ok(Err((Failure::NotAuthorized, None)));
-        };
-        if let Some(authzid) = &first.authzid {
-            if bare_of(authzid).as_deref() != Some(account.as_str()) {
-                return Ok(Err((Failure::InvalidAuthzid, Some(account))));
-            }
-        }
-        if self.throttle.throttled(&account, peer).is_some() {
-            return Ok(Err((Failure::TemporaryAuthFailure, Some(account))));
-        }
-        let user = match self.store.user(&account).await {
-            Ok(user) => user,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read a user for a login");
-                return Ok(Err((Failure::TemporaryAuthFailure, Some(account))));
-            }
+        let (account, user) = match self
+            .admit(&first.username, first.authzid.as_deref(), peer)
+            .await
+        {
+            Ok(admitted) => admitted,
+            Err(failure) => return Ok(Err(failure)),
         };
         let (exchange, server_first) = ScramExchange::start(
             hash,
@@ -685,40 +692,20 @@ impl ClientService {
         peer: IpAddr,
     ) -> Result<(String, Option<String>), (Failure, Option<String>)> {
         let credentials = sasl::parse_plain(message).map_err(|f| (f, None))?;
-        let account = self
-            .account_id(&credentials.username)
-            .ok_or((Failure::NotAuthorized, None))?;
-        if let Some(authzid) = &credentials.authzid {
-            if bare_of(authzid).as_deref() != Some(account.as_str()) {
-                return Err((Failure::InvalidAuthzid, Some(account)));
-            }
-        }
-        if self.throttle.throttled(&account, peer).is_some() {
-            return Err((Failure::TemporaryAuthFailure, Some(account)));
-        }
-        let user = self.store.user(&account).await.map_err(|e| {
-            tracing::error!(error = %e, "cannot read a user for a login");
-            (Failure::TemporaryAuthFailure, Some(account.clone()))
-        })?;
-        let via_component = self.settings.auth_via_component.clone();
-        let (verifiers, known) = match (user, via_component) {
-            (Some(user), _) => (user.verifiers, true),
+        let (account, user) = self
+            .admit(&credentials.username, credentials.authzid.as_deref(), peer)
+            .await?;
+        let (verifiers, known) = match (user, &self.settings.auth_via_component) {
+            (Some(user), _) => (Arc::new(user.verifiers), true),
             (None, Some(component)) => {
                 return self
-                    .ask_component(&component, &account, &credentials.password, peer)
+                    .ask_component(component, &account, &credentials.password, peer)
                     .await
                     .map(|()| (account.clone(), None))
                     .map_err(|f| (f, Some(account)));
             }
             // The same PBKDF2 work as a real check, on a verifier nothing matches.
-            (None, None) => (
-                crate::credentials::PasswordVerifiers::new(
-                    &hex::encode(self.decoy_key),
-                    self.scram_iterations,
-                )
-                .map_err(|_| (Failure::NotAuthorized, Some(account.clone())))?,
-                false,
-            ),
+            (None, None) => (Arc::clone(&self.decoy_verifiers), false),
         };
         let password = credentials.password.clone();
         let matches = tokio::task::spawn_blocking(move || verifiers.verify_plain(&password))
@@ -741,7 +728,7 @@ impl ClientService {
     ) -> Result<(), Failure> {
         let id = format!("bh-auth-{}", hex::encode(rand::random::<[u8; 12]>()));
         let username = account.split('@').next().unwrap_or_default();
-        let request = element(
+        let request = stanza::element(
             "iq",
             ns::CLIENT,
             &[
@@ -771,11 +758,10 @@ impl ClientService {
                 .build(),
         )
         .build();
-        let directory = Arc::clone(&self.components);
         let timeout = Duration::from_secs(self.settings.auth_via_component_timeout_secs);
         match self
             .router
-            .request(request, component, timeout, move |d| directory.is_known(d))
+            .request(request, component, timeout, |d| self.components.is_known(d))
             .await
         {
             Ok(answer) if answer.attr("type") == Some("result") => Ok(()),
@@ -823,12 +809,8 @@ impl ClientService {
                 Err(_) => return reply_error(transport, "conflict"),
             };
         let full = format!("{bare}/{resource}");
-        let mut result = element("iq", ns::CLIENT, &[("type", "result")]);
-        if let Some(id) = request.attr("id") {
-            result = result.attr(rxml::xml_ncname!("id").to_owned(), id);
-        }
         transport.write(
-            &result
+            &stanza::iq_result(request)
                 .append(
                     Element::builder("bind", BIND)
                         .append(Element::builder("jid", BIND).append(full.as_str()).build())
@@ -1036,7 +1018,7 @@ impl ClientService {
             if let Some(kind) = kind {
                 attrs.push(("type", kind));
             }
-            self.route(element("presence", ns::CLIENT, &attrs).build());
+            self.route(stanza::element("presence", ns::CLIENT, &attrs).build());
         }
     }
 
@@ -1091,7 +1073,7 @@ impl ClientService {
                     transport.flush().await?;
                 }
                 outbound = bound.queue.recv() => {
-                    let (stanzas, close) = take_batch(outbound, &mut bound.queue, WRITE_BATCH);
+                    let (stanzas, close) = take_batch(outbound, &mut bound.queue);
                     for stanza in &stanzas {
                         send(transport, &mut bound.sm, stanza)?;
                     }
@@ -1274,14 +1256,9 @@ impl ClientService {
         Ok(None)
     }
 
-    /// Routes a stanza; what the router leaves to the server is answered here.
+    /// Routes a stanza; what the router leaves to the server is answered.
     fn deliver(&self, element: Element) {
-        let request = element.clone();
-        if self.route(element) == super::router::Delivery::ToServer {
-            if let Some(answer) = services::answer(&self.router, &request) {
-                self.route(answer);
-            }
-        }
+        services::deliver(&self.router, element, |d| self.components.is_known(d));
     }
 
     /// An iq to the user's own account (or with no `to`).
@@ -1291,18 +1268,10 @@ impl ClientService {
         }
         let payload = request.children().next();
         if let Some(query) = payload.filter(|p| p.is("query", ROSTER)) {
-            return Some(self.rosters.iq(session, request, query).await);
+            return self.rosters.iq(session, request, query).await;
         }
         if payload.is_some_and(|p| p.is("session", SESSION)) {
-            let mut reply = element(
-                "iq",
-                ns::CLIENT,
-                &[("type", "result"), ("to", &session.full)],
-            );
-            if let Some(id) = request.attr("id") {
-                reply = reply.attr(rxml::xml_ncname!("id").to_owned(), id);
-            }
-            return Some(reply.build());
+            return Some(stanza::iq_result(request).build());
         }
         // Ping, disco and the rest are answered like any iq to the server or the account.
         let mut asked = request.clone();
@@ -1312,15 +1281,6 @@ impl ClientService {
         let mut answer = services::answer(&self.router, &asked)?;
         stanza::set_address(&mut answer, "to", &session.full);
         Some(answer)
-    }
-}
-
-/// A stanza in the client stream's namespace.
-fn to_client(stanza: &Element) -> std::borrow::Cow<'_, Element> {
-    if stanza.ns() == ns::COMPONENT {
-        std::borrow::Cow::Owned(retarget_namespace(stanza, ns::COMPONENT, ns::CLIENT))
-    } else {
-        std::borrow::Cow::Borrowed(stanza)
     }
 }
 

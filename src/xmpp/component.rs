@@ -34,14 +34,11 @@ use tracing::Instrument;
 use super::error::{StreamCondition, XmppError};
 use super::keepalive::{self, Due, KeepAlive};
 use super::router::{take_batch, ComponentPolicy, Delivery, Outbound, Router};
-use super::stream::{retarget_namespace, StreamReader, StreamWriter};
+use super::stream::{for_stream, StreamReader, StreamWriter};
 use super::{ns, services, stanza};
 use crate::config::{ComponentConfig, XmppConfig};
 use crate::shutdown::Shutdown;
 use crate::store::Store;
-
-/// Most outbound stanzas written before one flush.
-const WRITE_BATCH: usize = 64;
 
 /// A component's credentials and policy.
 #[derive(Clone)]
@@ -392,9 +389,9 @@ impl ComponentService {
                     self.inbound(name, element)?;
                 }
                 outbound = queue.recv() => {
-                    let (stanzas, close) = take_batch(outbound, queue, WRITE_BATCH);
+                    let (stanzas, close) = take_batch(outbound, queue);
                     for stanza in &stanzas {
-                        writer.element(&to_stream(stanza))?;
+                        writer.element(&for_stream(stanza, ns::COMPONENT))?;
                     }
                     writer.flush().await?;
                     if close.is_some() {
@@ -422,28 +419,12 @@ impl ComponentService {
                 format!("from={:?} is not at {name}", element.attr("from")),
             ));
         }
-        let directory = Arc::clone(&self.directory);
-        let request = element.clone();
-        match self.router.route(element, |d| directory.is_known(d)) {
-            Delivery::ToServer => {
-                if let Some(answer) = services::answer(&self.router, &request) {
-                    self.router.route(answer, |d| directory.is_known(d));
-                }
-            }
+        match services::deliver(&self.router, element, |d| self.directory.is_known(d)) {
             Delivery::Bounced(condition) => tracing::debug!(condition, "stanza bounced"),
             Delivery::Held => tracing::debug!("stanza held for a component that is away"),
-            Delivery::Delivered | Delivery::Dropped => {}
+            Delivery::Delivered | Delivery::Dropped | Delivery::ToServer => {}
         }
         Ok(())
-    }
-}
-
-/// A stanza in the component stream's namespace.
-fn to_stream(stanza: &Element) -> Element {
-    if stanza.ns() == ns::CLIENT {
-        retarget_namespace(stanza, ns::CLIENT, ns::COMPONENT)
-    } else {
-        stanza.clone()
     }
 }
 

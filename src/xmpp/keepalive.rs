@@ -69,16 +69,10 @@ impl KeepAlive {
 /// The XEP-0199 ping sent to an idle peer in stream namespace `stream_ns`.
 pub fn ping(stream_ns: &str, server: &str, peer: &str, sequence: u64) -> Element {
     let id = format!("bh-keepalive-{sequence}");
-    [
-        ("type", "get"),
-        ("id", id.as_str()),
-        ("from", server),
-        ("to", peer),
-    ]
-    .into_iter()
-    .fold(
-        Element::builder("iq", stream_ns),
-        |builder, (key, value)| stanza::attr(builder, key, value),
+    stanza::element(
+        "iq",
+        stream_ns,
+        &[("type", "get"), ("id", &id), ("from", server), ("to", peer)],
     )
     .append(Element::bare("ping", "urn:xmpp:ping"))
     .build()

@@ -28,6 +28,7 @@ use std::sync::Arc;
 
 use minidom::Element;
 
+use super::component::ComponentDirectory;
 use super::ns;
 use super::router::Router;
 use super::stanza;
@@ -55,7 +56,7 @@ pub struct SessionPresence {
 pub struct Rosters {
     store: Arc<dyn Store>,
     router: Router,
-    is_component: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    components: Arc<ComponentDirectory>,
     changes: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -67,11 +68,7 @@ impl std::fmt::Debug for Rosters {
 
 /// A presence stanza of `kind` (`None` = available) from `from` to `to`.
 fn presence(kind: Option<&str>, from: &str, to: &str) -> Element {
-    let mut builder = attr(
-        attr(Element::builder("presence", ns::CLIENT), "from", from),
-        "to",
-        to,
-    );
+    let mut builder = stanza::element("presence", ns::CLIENT, &[("from", from), ("to", to)]);
     if let Some(kind) = kind {
         builder = attr(builder, "type", kind);
     }
@@ -141,22 +138,17 @@ pub fn bare_of(jid: &str) -> Option<String> {
 
 impl Rosters {
     /// Rosters over `store`, delivering through `router`.
-    pub fn new(
-        store: Arc<dyn Store>,
-        router: Router,
-        is_component: Arc<dyn Fn(&str) -> bool + Send + Sync>,
-    ) -> Self {
+    pub fn new(store: Arc<dyn Store>, router: Router, components: Arc<ComponentDirectory>) -> Self {
         Rosters {
             store,
             router,
-            is_component,
+            components,
             changes: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
     fn route(&self, stanza: Element) {
-        let is_component = Arc::clone(&self.is_component);
-        self.router.route(stanza, move |d| is_component(d));
+        self.router.route(stanza, |d| self.components.is_known(d));
     }
 
     fn is_local(&self, bare: &str) -> bool {
@@ -202,26 +194,17 @@ impl Rosters {
 
     fn push(&self, user: &str, item: &RosterItem, removed: bool) {
         let id = format!("bh-push-{}", hex::encode(rand::random::<[u8; 6]>()));
-        let push = attr(
-            attr(
-                attr(Element::builder("iq", ns::CLIENT), "type", "set"),
-                "id",
-                &id,
-            ),
-            "to",
-            user,
-        )
-        .append(
-            Element::builder("query", ROSTER)
-                .append(item_element(item, removed))
-                .build(),
-        )
-        .build();
+        let query = Element::builder("query", ROSTER)
+            .append(item_element(item, removed))
+            .build();
         // An iq to a bare JID is the server's to answer, so each resource gets its own.
-        for resource_presence in self.router.bound_resources(user) {
-            let mut copy = push.clone();
-            stanza::set_address(&mut copy, "to", &resource_presence);
-            self.route(copy);
+        for resource in self.router.bound_resources(user) {
+            let push = stanza::element(
+                "iq",
+                ns::CLIENT,
+                &[("type", "set"), ("id", &id), ("to", &resource)],
+            );
+            self.route(push.append(query.clone()).build());
         }
     }
 
@@ -231,14 +214,7 @@ impl Rosters {
         session: &SessionPresence,
         request: &Element,
         query: &Element,
-    ) -> Element {
-        let reply = |kind: &str| {
-            let mut builder = attr(Element::builder("iq", ns::CLIENT), "type", kind);
-            if let Some(id) = request.attr("id") {
-                builder = attr(builder, "id", id);
-            }
-            attr(builder, "to", &session.full)
-        };
+    ) -> Option<Element> {
         match request.attr("type") {
             Some("get") => {
                 let mut result = Element::builder("query", ROSTER);
@@ -250,22 +226,19 @@ impl Rosters {
                 {
                     result = result.append(item_element(item, false));
                 }
-                reply("result").append(result.build()).build()
+                Some(stanza::iq_result(request).append(result.build()).build())
             }
             Some("set") => {
                 let items: Vec<&Element> =
                     query.children().filter(|c| c.is("item", ROSTER)).collect();
                 let [item] = items.as_slice() else {
-                    return stanza::error_reply(request, "bad-request")
-                        .unwrap_or_else(|| reply("error").build());
+                    return stanza::error_reply(request, "bad-request");
                 };
                 let Some(contact) = item.attr("jid").and_then(bare_of) else {
-                    return stanza::error_reply(request, "jid-malformed")
-                        .unwrap_or_else(|| reply("error").build());
+                    return stanza::error_reply(request, "jid-malformed");
                 };
                 if contact == session.bare {
-                    return stanza::error_reply(request, "not-allowed")
-                        .unwrap_or_else(|| reply("error").build());
+                    return stanza::error_reply(request, "not-allowed");
                 }
                 if item.attr("subscription") == Some("remove") {
                     self.remove(&session.bare, &contact).await;
@@ -291,15 +264,13 @@ impl Rosters {
                         .await
                         .is_err()
                     {
-                        return stanza::error_reply(request, "not-allowed")
-                            .unwrap_or_else(|| reply("error").build());
+                        return stanza::error_reply(request, "not-allowed");
                     }
                     self.push(&session.bare, &updated, false);
                 }
-                reply("result").build()
+                Some(stanza::iq_result(request).build())
             }
-            _ => stanza::error_reply(request, "bad-request")
-                .unwrap_or_else(|| reply("error").build()),
+            _ => stanza::error_reply(request, "bad-request"),
         }
     }
 
@@ -479,14 +450,10 @@ impl Rosters {
 
     /// The session ended: unavailable to whoever saw it available.
     pub async fn ended(&self, session: &mut SessionPresence) {
-        let unavailable = attr(
-            attr(
-                Element::builder("presence", ns::CLIENT),
-                "type",
-                "unavailable",
-            ),
-            "from",
-            &session.full,
+        let unavailable = stanza::element(
+            "presence",
+            ns::CLIENT,
+            &[("type", "unavailable"), ("from", &session.full)],
         )
         .build();
         self.broadcast(session, unavailable).await;

@@ -37,12 +37,15 @@ pub enum Outbound {
     Close(StreamCondition),
 }
 
-/// What a session writes next: `first` and whatever else is queued, up to `limit` stanzas,
-/// stopping at a close command (returned second; the stanzas before it are still written).
+/// Most queued stanzas a session writes before one flush.
+const WRITE_BATCH: usize = 64;
+
+/// What a session writes next: `first` and whatever else is queued, up to
+/// [`WRITE_BATCH`] stanzas, stopping at a close command (returned second; the stanzas
+/// before it are still written).
 pub fn take_batch(
     first: Option<Outbound>,
     queue: &mut mpsc::Receiver<Outbound>,
-    limit: usize,
 ) -> (Vec<Element>, Option<StreamCondition>) {
     let mut stanzas = Vec::new();
     let mut next = first;
@@ -51,7 +54,7 @@ pub fn take_batch(
             Outbound::Stanza(stanza) => stanzas.push(*stanza),
             Outbound::Close(condition) => return (stanzas, Some(condition)),
         }
-        next = if stanzas.len() < limit {
+        next = if stanzas.len() < WRITE_BATCH {
             queue.try_recv().ok()
         } else {
             None
@@ -509,11 +512,6 @@ impl Router {
     /// Whether an account has a bound resource.
     pub fn is_online(&self, bare: &str) -> bool {
         self.clients().contains_key(bare)
-    }
-
-    /// Bound client resources, all accounts together.
-    pub fn client_count(&self) -> usize {
-        self.clients().values().map(Vec::len).sum()
     }
 
     /// Sends `request` (an iq with an `id`) and waits up to `timeout` for the answer that

@@ -4,8 +4,7 @@
 
 use minidom::Element;
 
-use super::router::Router;
-use super::stanza::attr;
+use super::router::{Delivery, Router};
 use super::stanza::{self, Kind};
 
 const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
@@ -14,23 +13,50 @@ const PING: &str = "urn:xmpp:ping";
 const VERSION: &str = "jabber:iq:version";
 const TIME: &str = "urn:xmpp:time";
 
-fn result(request: &Element) -> minidom::ElementBuilder {
-    let mut reply = attr(Element::builder("iq", request.ns()), "type", "result");
-    for (ours, theirs) in [("from", "to"), ("to", "from"), ("id", "id")] {
-        if let Some(value) = request.attr(theirs) {
-            reply = attr(reply, ours, value);
-        }
-    }
-    reply
-}
-
 /// The result to `request`, carrying `body` if any.
 fn result_with(request: &Element, body: Option<Element>) -> Element {
-    let mut reply = result(request);
+    let mut reply = stanza::iq_result(request);
     if let Some(body) = body {
         reply = reply.append(body);
     }
     reply.build()
+}
+
+/// A disco#info answer: one identity and `features`.
+fn disco_info(category: &str, kind: &str, features: &[&str]) -> Element {
+    features
+        .iter()
+        .fold(
+            Element::builder("query", DISCO_INFO).append(
+                stanza::element(
+                    "identity",
+                    DISCO_INFO,
+                    &[("category", category), ("type", kind)],
+                )
+                .build(),
+            ),
+            |query, feature| {
+                query.append(stanza::element("feature", DISCO_INFO, &[("var", feature)]).build())
+            },
+        )
+        .build()
+}
+
+/// Routes `stanza` from a session; what the router leaves to the server (stanzas to the
+/// server domain or to an account's bare JID) is answered here, and the answer routed.
+pub fn deliver(
+    router: &Router,
+    stanza: Element,
+    is_known_component: impl Fn(&str) -> bool,
+) -> Delivery {
+    let request = stanza.clone();
+    let delivery = router.route(stanza, &is_known_component);
+    if delivery == Delivery::ToServer {
+        if let Some(answer) = answer(router, &request) {
+            router.route(answer, &is_known_component);
+        }
+    }
+    delivery
 }
 
 /// The answer to a stanza addressed to the server, or to an account's bare JID (which the
@@ -55,30 +81,16 @@ pub fn answer(router: &Router, request: &Element) -> Option<Element> {
     };
     let body = match (payload.name(), payload.ns().as_str()) {
         ("ping", PING) => None,
-        ("query", DISCO_INFO) if payload.attr("node").is_none() => {
-            let mut query = Element::builder("query", DISCO_INFO).append(
-                attr(
-                    attr(
-                        Element::builder("identity", DISCO_INFO),
-                        "category",
-                        "server",
-                    ),
-                    "type",
-                    "im",
-                )
-                .build(),
-            );
-            for feature in [DISCO_INFO, DISCO_ITEMS, PING, VERSION, TIME] {
-                query = query
-                    .append(attr(Element::builder("feature", DISCO_INFO), "var", feature).build());
-            }
-            Some(query.build())
-        }
+        ("query", DISCO_INFO) if payload.attr("node").is_none() => Some(disco_info(
+            "server",
+            "im",
+            &[DISCO_INFO, DISCO_ITEMS, PING, VERSION, TIME],
+        )),
         ("query", DISCO_ITEMS) if payload.attr("node").is_none() => {
             let mut query = Element::builder("query", DISCO_ITEMS);
             for name in router.connected_components() {
                 query =
-                    query.append(attr(Element::builder("item", DISCO_ITEMS), "jid", &name).build());
+                    query.append(stanza::element("item", DISCO_ITEMS, &[("jid", &name)]).build());
             }
             Some(query.build())
         }
@@ -123,24 +135,9 @@ fn answer_for_account(router: &Router, request: &Element, account: &str) -> Opti
     let payload = request.children().next()?;
     let body = match (payload.name(), payload.ns().as_str()) {
         ("ping", PING) => None,
-        ("query", DISCO_INFO) if payload.attr("node").is_none() => Some(
-            Element::builder("query", DISCO_INFO)
-                .append(
-                    attr(
-                        attr(
-                            Element::builder("identity", DISCO_INFO),
-                            "category",
-                            "account",
-                        ),
-                        "type",
-                        "registered",
-                    )
-                    .build(),
-                )
-                .append(attr(Element::builder("feature", DISCO_INFO), "var", DISCO_INFO).build())
-                .append(attr(Element::builder("feature", DISCO_INFO), "var", PING).build())
-                .build(),
-        ),
+        ("query", DISCO_INFO) if payload.attr("node").is_none() => {
+            Some(disco_info("account", "registered", &[DISCO_INFO, PING]))
+        }
         _ => return stanza::error_reply(request, "service-unavailable"),
     };
     Some(result_with(request, body))

@@ -97,12 +97,7 @@ impl StreamManagement {
 
     /// An element of this namespace with `name` and attributes.
     pub fn nonza(name: &str, attrs: &[(&str, &str)]) -> Element {
-        attrs
-            .iter()
-            .fold(Element::builder(name, SM), |builder, (key, value)| {
-                stanza::attr(builder, key, value)
-            })
-            .build()
+        stanza::element(name, SM, attrs).build()
     }
 
     /// `<a h='…'/>` for what we received.

@@ -50,6 +50,25 @@ pub fn attr(builder: minidom::ElementBuilder, name: &str, value: &str) -> minido
     }
 }
 
+/// An element builder with attribute pairs (names are literals).
+pub fn element(name: &str, namespace: &str, attrs: &[(&str, &str)]) -> minidom::ElementBuilder {
+    attrs.iter().fold(
+        minidom::Element::builder(name, namespace),
+        |builder, (key, value)| attr(builder, key, value),
+    )
+}
+
+/// The `type='result'` answer to an iq: addresses swapped, same id, same namespace.
+pub fn iq_result(request: &Element) -> minidom::ElementBuilder {
+    let mut reply = element("iq", &request.ns(), &[("type", "result")]);
+    for (ours, theirs) in [("from", "to"), ("to", "from"), ("id", "id")] {
+        if let Some(value) = request.attr(theirs) {
+            reply = attr(reply, ours, value);
+        }
+    }
+    reply
+}
+
 /// Sets (or replaces) the `to` or `from` address of a stanza.
 pub fn set_address(stanza: &mut Element, which: &'static str, value: &str) {
     let name = if which == "to" {

@@ -71,6 +71,14 @@ impl<R> std::fmt::Debug for StreamReader<R> {
     }
 }
 
+/// The parser settings of every stream: no token longer than [`MAX_TOKEN_BYTES`].
+fn parser_options(max_stanza_bytes: usize) -> rxml::Options {
+    rxml::Options {
+        max_token_length: MAX_TOKEN_BYTES.min(max_stanza_bytes),
+        ..Default::default()
+    }
+}
+
 fn parse_error(e: std::io::Error) -> XmppError {
     if e.kind() == std::io::ErrorKind::InvalidData {
         XmppError::stream(StreamCondition::NotWellFormed, e.to_string())
@@ -82,12 +90,8 @@ fn parse_error(e: std::io::Error) -> XmppError {
 impl<R: AsyncBufRead + Unpin> StreamReader<R> {
     /// Wraps `inner`; stanzas over `max_stanza_bytes` are refused.
     pub fn new(inner: R, max_stanza_bytes: usize) -> Self {
-        let options = rxml::Options {
-            max_token_length: MAX_TOKEN_BYTES.min(max_stanza_bytes),
-            ..Default::default()
-        };
         StreamReader {
-            reader: AsyncRawReader::with_options(inner, options),
+            reader: AsyncRawReader::with_options(inner, parser_options(max_stanza_bytes)),
             prefixes: BTreeMap::new(),
             tree: None,
             max_stanza_bytes,
@@ -100,11 +104,9 @@ impl<R: AsyncBufRead + Unpin> StreamReader<R> {
     /// SASL): a fresh parser and tree. Bytes the old parser had buffered are dropped, which
     /// is what RFC 6120 §5.3.3 asks for after STARTTLS.
     pub fn reset(&mut self) {
-        let options = rxml::Options {
-            max_token_length: MAX_TOKEN_BYTES.min(self.max_stanza_bytes),
-            ..Default::default()
-        };
-        *self.reader.parser_mut() = <rxml::RawParser as rxml::WithOptions>::with_options(options);
+        *self.reader.parser_mut() = <rxml::RawParser as rxml::WithOptions>::with_options(
+            parser_options(self.max_stanza_bytes),
+        );
         self.prefixes = BTreeMap::new();
         self.tree = None;
         self.stanza_bytes = 0;
@@ -183,11 +185,6 @@ impl<R: AsyncBufRead + Unpin> StreamReader<R> {
         }
     }
 
-    fn feed(tree: &mut TreeBuilder, event: RawEvent) -> Result<(), XmppError> {
-        tree.process_event(event)
-            .map_err(|e| XmppError::stream(StreamCondition::NotWellFormed, e.to_string()))
-    }
-
     /// Between stanzas, when no byte is waiting: the parser's scratch buffers are released
     /// and the parser is not touched until bytes arrive (polling it would reserve them
     /// again). An idle stream so costs no parser buffers. Cancel-safe.
@@ -235,7 +232,8 @@ impl<R: AsyncBufRead + Unpin> StreamReader<R> {
                 ));
             }
             let closes_element = matches!(event, RawEvent::ElementFoot(_));
-            Self::feed(tree, event)?;
+            tree.process_event(event)
+                .map_err(|e| XmppError::stream(StreamCondition::NotWellFormed, e.to_string()))?;
             if closes_element && tree.depth() == 0 {
                 if let Some(element) = tree.root.take() {
                     self.tree = None;
@@ -438,6 +436,21 @@ impl<W: AsyncWrite + Unpin> StreamWriter<W> {
     pub async fn shutdown(&mut self) -> Result<(), XmppError> {
         self.inner.shutdown().await?;
         Ok(())
+    }
+}
+
+/// `stanza` as a stream in `stream_ns` writes it: a stanza in the other stanza namespace
+/// (`jabber:client` ↔ `jabber:component:accept`) is moved over, anything else is as is.
+pub fn for_stream<'a>(stanza: &'a Element, stream_ns: &str) -> std::borrow::Cow<'a, Element> {
+    let other = if stream_ns == ns::CLIENT {
+        ns::COMPONENT
+    } else {
+        ns::CLIENT
+    };
+    if stanza.ns() == other {
+        std::borrow::Cow::Owned(retarget_namespace(stanza, other, stream_ns))
+    } else {
+        std::borrow::Cow::Borrowed(stanza)
     }
 }
 

@@ -36,9 +36,9 @@ use tokio_tungstenite::WebSocketStream;
 use super::client::{ClientService, Transport};
 use super::error::{StreamCondition, XmppError};
 use super::ns;
-use super::stanza::attr;
+use super::stanza;
 use super::stream::StreamHeader;
-use crate::http::{full, Handler, RequestContext, ResponseBody};
+use crate::http::{full, text, Handler, RequestContext, ResponseBody};
 
 /// Where the WebSocket endpoint is mounted.
 pub const PATH: &str = "/xmpp-websocket";
@@ -48,16 +48,6 @@ pub const HOST_META: &str = "/.well-known/host-meta";
 pub const FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
 const XRD: &str = "http://docs.oasis-open.org/ns/xri/xrd-1.0";
 const ALT_CONNECTION: &str = "urn:xmpp:alt-connections:websocket";
-
-fn plain(status: StatusCode, text: &'static str) -> Response<ResponseBody> {
-    let mut response = Response::new(full(text));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
-}
 
 fn header_has_token(request: &Request<Incoming>, name: &str, token: &str) -> bool {
     request.headers().get_all(name).iter().any(|value| {
@@ -101,10 +91,10 @@ impl Handler for WebSocketEndpoint {
         context: &RequestContext,
     ) -> Response<ResponseBody> {
         if request.uri().path() != PATH {
-            return plain(StatusCode::NOT_FOUND, "not found\n");
+            return text(StatusCode::NOT_FOUND, "not found\n");
         }
         if request.method() != hyper::Method::GET {
-            return plain(
+            return text(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "GET with a WebSocket upgrade\n",
             );
@@ -113,7 +103,7 @@ impl Handler for WebSocketEndpoint {
             && header_has_token(&request, "connection", "upgrade")
             && request.version() == hyper::Version::HTTP_11;
         if !is_upgrade {
-            let mut response = plain(
+            let mut response = text(
                 StatusCode::UPGRADE_REQUIRED,
                 "XMPP over WebSocket needs an HTTP/1.1 WebSocket upgrade\n",
             );
@@ -128,19 +118,19 @@ impl Handler for WebSocketEndpoint {
             .map(|v| v.as_bytes())
             != Some(b"13")
         {
-            return plain(
+            return text(
                 StatusCode::BAD_REQUEST,
                 "Sec-WebSocket-Version must be 13\n",
             );
         }
         if !header_has_token(&request, "sec-websocket-protocol", "xmpp") {
-            return plain(
+            return text(
                 StatusCode::BAD_REQUEST,
                 "Sec-WebSocket-Protocol must offer xmpp (RFC 7395)\n",
             );
         }
         let Some(key) = request.headers().get("sec-websocket-key") else {
-            return plain(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key is missing\n");
+            return text(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key is missing\n");
         };
         let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
         let upgrade = hyper::upgrade::on(&mut request);
@@ -256,14 +246,10 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Transport
     }
 
     fn write_open(&mut self, from: &str, id: &str) -> Result<(), XmppError> {
-        let open = attr(
-            attr(
-                attr(Element::builder("open", FRAMING), "from", from),
-                "id",
-                id,
-            ),
-            "version",
-            "1.0",
+        let open = stanza::element(
+            "open",
+            FRAMING,
+            &[("from", from), ("id", id), ("version", "1.0")],
         )
         .build();
         self.write(&open)
@@ -362,10 +348,10 @@ impl Handler for HostMeta {
         let json = match request.uri().path() {
             HOST_META => false,
             p if p == format!("{HOST_META}.json") => true,
-            _ => return plain(StatusCode::NOT_FOUND, "not found\n"),
+            _ => return text(StatusCode::NOT_FOUND, "not found\n"),
         };
         let Some(url) = websocket_url(&request) else {
-            return plain(StatusCode::BAD_REQUEST, "a Host header is required\n");
+            return text(StatusCode::BAD_REQUEST, "a Host header is required\n");
         };
         let (body, content_type) = if json {
             let document = serde_json::json!({
@@ -373,12 +359,8 @@ impl Handler for HostMeta {
             });
             (document.to_string(), "application/json")
         } else {
-            let link = attr(
-                attr(Element::builder("Link", XRD), "rel", ALT_CONNECTION),
-                "href",
-                &url,
-            )
-            .build();
+            let link =
+                stanza::element("Link", XRD, &[("rel", ALT_CONNECTION), ("href", &url)]).build();
             let mut out = Vec::new();
             if let Err(e) = Element::builder("XRD", XRD)
                 .append(link)
@@ -386,7 +368,7 @@ impl Handler for HostMeta {
                 .write_to_decl(&mut out)
             {
                 tracing::error!(error = %e, "cannot write host-meta");
-                return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n");
+                return text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n");
             }
             (
                 String::from_utf8_lossy(&out).into_owned(),

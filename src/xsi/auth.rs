@@ -97,11 +97,8 @@ impl Authenticator {
     pub fn new(telephony: Telephony, config: Arc<XsiConfig>, scram_iterations: u32) -> Self {
         let mut key = [0u8; 32];
         rand::Rng::fill(&mut rand::thread_rng(), &mut key[..]);
-        let mut dummy_password = [0u8; 16];
-        rand::Rng::fill(&mut rand::thread_rng(), &mut dummy_password[..]);
         // A verifier no password matches, for the same work on unknown users.
-        let dummy = PasswordVerifiers::new(&hex::encode(dummy_password), scram_iterations)
-            .expect("a hex string is a valid SASLprep password");
+        let dummy = PasswordVerifiers::decoy(scram_iterations);
         let failures = Arc::new(LoginThrottle::new(
             config.failed_logins_per_user_per_minute,
             config.failed_logins_per_address_per_minute,
