@@ -106,7 +106,13 @@ struct Session {
 fn streams<S: AsyncRead + AsyncWrite + Unpin>(io: S, ns: &str) -> (Reader<S>, Writer<S>) {
     let (r, w) = tokio::io::split(io);
     (
-        StreamReader::new(BufReader::new(r), 1 << 20),
+        StreamReader::new(
+            BufReader::new(r),
+            bridgehead::xmpp::stream::ElementLimits {
+                max_bytes: 1 << 20,
+                max_depth: 64,
+            },
+        ),
         StreamWriter::new(w, ns),
     )
 }

@@ -11,7 +11,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::net::listener::Listener;
+use crate::net::listener::{Listener, PreAuthLimits};
 use crate::shutdown::Shutdown;
 
 /// Most admin connections at once.
@@ -19,17 +19,25 @@ const MAX_CONNECTIONS: usize = 64;
 
 /// Binds the admin listener.
 pub fn bind(addr: SocketAddr) -> std::io::Result<Listener> {
-    Listener::bind("admin", addr, MAX_CONNECTIONS)
+    // The admin port has no authentication: every connection counts as authenticated.
+    let preauth = PreAuthLimits {
+        total: MAX_CONNECTIONS,
+        per_address: MAX_CONNECTIONS,
+    };
+    Listener::bind("admin", addr, MAX_CONNECTIONS, preauth)
 }
 
 /// Serves admin requests until shutdown.
 pub async fn serve(listener: Listener, shutdown: Shutdown, metrics: Option<PrometheusHandle>) {
     let for_connections = shutdown.clone();
     listener
-        .serve(shutdown, move |stream, _peer| {
+        .serve(shutdown, move |stream, _peer, admission| {
             let shutdown = for_connections.clone();
             let metrics = metrics.clone();
             async move {
+                if admission.authenticated().is_err() {
+                    return tracing::debug!("too many admin connections");
+                }
                 let service = hyper::service::service_fn(move |request| {
                     let metrics = metrics.clone();
                     async move { route(request, metrics.as_ref()) }

@@ -12,6 +12,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod limits;
+
+pub use limits::{LimitsConfig, QuotasConfig, MAX_XML_DEPTH_CEILING};
+
 /// A problem with one key of the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigProblem {
@@ -107,6 +111,10 @@ pub struct Config {
     pub xsi_events: XsiEventsConfig,
     /// The CTI interface: XSI over mutual TLS for trusted applications.
     pub cti: CtiConfig,
+    /// Bounds on input shapes and on connections that have not authenticated.
+    pub limits: LimitsConfig,
+    /// What one user may store or hold open.
+    pub quotas: QuotasConfig,
     /// XEP-0114 components declared in the file (more can be added with
     /// `bridgehead component add`).
     pub components: Vec<ComponentConfig>,
@@ -301,12 +309,15 @@ pub struct XmppConfig {
     pub client_stanzas_per_second: u32,
     /// Stanzas a client may send in a burst (token bucket size). Default 200.
     pub client_stanza_burst: u32,
-    /// Failed logins per account name per minute before further attempts are refused
-    /// (`temporary-auth-failure`). Default 5.
+    /// Failed logins for one account from one address per minute before further attempts
+    /// from there are refused (`temporary-auth-failure`). Default 5.
     pub failed_logins_per_account_per_minute: u32,
-    /// Failed logins per source address per minute before further attempts are refused.
-    /// Default 20.
+    /// Failed logins per source address per minute, whatever the account, before further
+    /// attempts are refused. Default 20.
     pub failed_logins_per_address_per_minute: u32,
+    /// Failed logins for one account from all addresses together per minute before
+    /// further attempts are refused everywhere (a distributed guess). Default 50.
+    pub failed_logins_per_account_all_addresses_per_minute: u32,
     /// A failed login is answered (`not-authorized`) only after this delay, known account
     /// or not. Default 1000 ms.
     pub auth_failure_delay_ms: u64,
@@ -369,6 +380,7 @@ impl Default for XmppConfig {
             client_stanza_burst: 200,
             failed_logins_per_account_per_minute: 5,
             failed_logins_per_address_per_minute: 20,
+            failed_logins_per_account_all_addresses_per_minute: 50,
             auth_failure_delay_ms: 1000,
             login_notify: Vec::new(),
             auth_via_component: None,
@@ -442,12 +454,15 @@ pub struct XsiConfig {
     pub auth_cache_secs: u64,
     /// Most remembered credentials. Default 100000.
     pub auth_cache_entries: usize,
-    /// Failed logins allowed per user per minute before further attempts get 429.
-    /// Default 10.
+    /// Failed logins allowed for one user from one address per minute before further
+    /// attempts from there get 429. Default 10.
     pub failed_logins_per_user_per_minute: u32,
-    /// Failed logins allowed per client address per minute before further attempts get
-    /// 429. Default 30.
+    /// Failed logins allowed per client address per minute, whatever the user, before
+    /// further attempts get 429. Default 30.
     pub failed_logins_per_address_per_minute: u32,
+    /// Failed logins allowed for one user from all addresses together per minute before
+    /// further attempts get 429 everywhere. Default 100.
+    pub failed_logins_per_user_all_addresses_per_minute: u32,
     /// Page size of directory searches without `results`. Default 50.
     pub directory_page_size: usize,
     /// Largest page a directory search may ask for. Default 1000.
@@ -464,6 +479,7 @@ impl Default for XsiConfig {
             auth_cache_entries: 100_000,
             failed_logins_per_user_per_minute: 10,
             failed_logins_per_address_per_minute: 30,
+            failed_logins_per_user_all_addresses_per_minute: 100,
             directory_page_size: 50,
             directory_max_page_size: 1000,
             event_bus_capacity: 4096,
@@ -781,6 +797,10 @@ impl Config {
                 self.xmpp.failed_logins_per_address_per_minute as usize,
             ),
             (
+                "xmpp.failed_logins_per_account_all_addresses_per_minute",
+                self.xmpp.failed_logins_per_account_all_addresses_per_minute as usize,
+            ),
+            (
                 "xmpp.auth_via_component_timeout_secs",
                 self.xmpp.auth_via_component_timeout_secs as usize,
             ),
@@ -823,6 +843,10 @@ impl Config {
             (
                 "xsi.failed_logins_per_address_per_minute",
                 self.xsi.failed_logins_per_address_per_minute as usize,
+            ),
+            (
+                "xsi.failed_logins_per_user_all_addresses_per_minute",
+                self.xsi.failed_logins_per_user_all_addresses_per_minute as usize,
             ),
             ("xsi.directory_page_size", self.xsi.directory_page_size),
             (
@@ -934,6 +958,12 @@ impl Config {
             problem(
                 "xsi.realm".into(),
                 "must be non-empty and contain no '\"'".into(),
+            );
+        }
+        if self.limits.max_xml_depth.get() > MAX_XML_DEPTH_CEILING {
+            problem(
+                "limits.max_xml_depth".into(),
+                format!("must be at most {MAX_XML_DEPTH_CEILING}"),
             );
         }
         if self.xmpp.max_stanza_bytes < 10_000 {

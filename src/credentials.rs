@@ -14,7 +14,7 @@
 
 mod throttle;
 
-pub use throttle::LoginThrottle;
+pub use throttle::{LoginBudgets, LoginLimiter, Reservation, Throttled, MAX_TRACKED_KEYS};
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};

@@ -5,8 +5,10 @@
 //!
 //! One connection, in order:
 //!
-//! 1. `net::listener` accepts it (the connection limit is `http.max_connections`);
-//! 2. the TLS handshake runs under `http.handshake_timeout_secs`;
+//! 1. `net::listener` accepts it into its pre-authentication budget;
+//! 2. the TLS handshake runs under `[limits] tls_handshake_timeout_secs` (at most
+//!    `http.handshake_timeout_secs`), ended early on shutdown; once it is done the
+//!    connection counts against `http.max_connections` instead;
 //! 3. hyper serves it, with headers capped (`max_header_bytes`) and due within
 //!    `header_read_timeout_secs`, and HTTP/2 streams capped (`max_concurrent_streams`);
 //! 4. each request goes to the handler mounted at the longest matching prefix. Unknown paths
@@ -39,6 +41,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
 use crate::config::HttpConfig;
+use crate::net::listener::Admission;
 use crate::shutdown::Shutdown;
 
 pub use body::{read_body, BodyError};
@@ -69,6 +72,8 @@ pub struct RequestContext {
     pub peer: SocketAddr,
     /// The limits in force (for [`read_body`]).
     pub limits: Arc<HttpConfig>,
+    /// The deepest element nesting a request body may have (`[limits] max_xml_depth`).
+    pub max_xml_depth: usize,
     /// Fires when the server stops: streaming bodies must end then.
     pub shutdown: Shutdown,
     /// On the CTI listener: the admitted application's identity (its certificate's CN).
@@ -120,6 +125,10 @@ impl Routes {
 
 /// The HTTPS front: TLS, hyper, limits, cookie, dispatch.
 pub struct HttpsFront {
+    /// The TLS handshake deadline: `[limits] tls_handshake_timeout_secs`, at most
+    /// `http.handshake_timeout_secs`.
+    handshake: Duration,
+    max_xml_depth: usize,
     tls: tokio_rustls::TlsAcceptor,
     routes: Routes,
     limits: Arc<HttpConfig>,
@@ -142,14 +151,17 @@ pub fn affinity_cookie(name: &str, node_id: &str) -> HeaderValue {
 
 impl HttpsFront {
     /// A front presenting `tls` (with ALPN `h2`, `http/1.1`), serving `routes`.
-    pub fn new(
-        tls: Arc<rustls::ServerConfig>,
-        routes: Routes,
-        limits: HttpConfig,
-        node_id: &str,
-    ) -> Self {
-        let affinity_cookie = affinity_cookie(&limits.affinity_cookie, node_id);
+    pub fn new(tls: Arc<rustls::ServerConfig>, routes: Routes, config: &crate::config::Config) -> Self {
+        let limits = config.http.clone();
+        let affinity_cookie = affinity_cookie(&limits.affinity_cookie, &config.server.node_id());
+        let handshake_secs = config
+            .limits
+            .tls_handshake_timeout_secs
+            .get()
+            .min(limits.handshake_timeout_secs.max(1));
         HttpsFront {
+            handshake: Duration::from_secs(handshake_secs),
+            max_xml_depth: config.limits.max_xml_depth.get(),
             tls: tokio_rustls::TlsAcceptor::from(tls),
             routes,
             limits: Arc::new(limits),
@@ -158,9 +170,14 @@ impl HttpsFront {
     }
 
     /// Serves one accepted connection until it ends or the server stops.
-    pub async fn handle(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr, shutdown: Shutdown) {
-        let handshake = Duration::from_secs(self.limits.handshake_timeout_secs);
-        let tls = match tokio::time::timeout(handshake, self.tls.accept(tcp)).await {
+    pub async fn handle(
+        self: Arc<Self>,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        admission: Admission,
+        shutdown: Shutdown,
+    ) {
+        let tls = match admission.phase(self.handshake, self.tls.accept(tcp)).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
                 let no_certificate = e
@@ -178,11 +195,17 @@ impl HttpsFront {
                 }
                 return;
             }
-            Err(_) => {
-                tracing::debug!("TLS handshake timed out");
+            Err(end) => {
+                tracing::debug!(%end, "TLS handshake did not finish");
                 return;
             }
         };
+        // HTTP authenticates each request; the connection leaves the pre-authentication
+        // budget once its TLS handshake is done (the header read timeout bounds the rest).
+        if admission.authenticated().is_err() {
+            tracing::debug!("the listener is at max_connections");
+            return;
+        }
         let client_id = tls
             .get_ref()
             .1
@@ -195,6 +218,7 @@ impl HttpsFront {
         let context = RequestContext {
             peer,
             limits: Arc::clone(&self.limits),
+            max_xml_depth: self.max_xml_depth,
             shutdown: shutdown.clone(),
             client_id,
         };

@@ -126,8 +126,10 @@ fn bind_listener(
     name: &'static str,
     addr: SocketAddr,
     max_connections: usize,
+    limits: &crate::config::LimitsConfig,
 ) -> Result<Listener, ServerError> {
-    Listener::bind(name, addr, max_connections).map_err(|source| ServerError::Bind {
+    let preauth = crate::net::listener::PreAuthLimits::from_config(limits);
+    Listener::bind(name, addr, max_connections, preauth).map_err(|source| ServerError::Bind {
         listener: name,
         addr,
         source,
@@ -235,16 +237,15 @@ impl Server {
         let directory =
             Arc::new(ComponentDirectory::load(&config.components, Arc::clone(&store)).await?);
         let clients = Arc::new(ClientService::new(
-            config.xmpp.clone(),
+            &config,
             Some(Arc::clone(&component_tls)),
             router.clone(),
             Arc::clone(&store),
             Arc::clone(&directory),
-            config.store.scram_iterations,
         ));
         let client = if config.xmpp.client_enabled {
             let addr = config.xmpp.client_listen;
-            let listener = bind_listener("c2s", addr, config.xmpp.max_client_connections)?;
+            let listener = bind_listener("c2s", addr, config.xmpp.max_client_connections, &config.limits)?;
             addrs.client = listener.local_addr().ok();
             Some((listener, Arc::clone(&clients)))
         } else {
@@ -252,7 +253,7 @@ impl Server {
         };
         let component = if config.xmpp.component_enabled {
             let addr = config.xmpp.component_listen;
-            let listener = bind_listener("component", addr, config.xmpp.max_component_connections)?;
+            let listener = bind_listener("component", addr, config.xmpp.max_component_connections, &config.limits)?;
             addrs.component = listener.local_addr().ok();
             if !config.xmpp.component_tls && !addr.ip().is_loopback() {
                 tracing::warn!(
@@ -262,7 +263,7 @@ impl Server {
                 );
             }
             let service = ComponentService::new(
-                config.xmpp.clone(),
+                &config,
                 config.xmpp.component_tls.then_some(component_tls),
                 router.clone(),
                 directory,
@@ -275,16 +276,18 @@ impl Server {
         let telephony = Telephony::new(
             Arc::clone(&store),
             EventBus::new(config.xsi.event_bus_capacity),
+            config.quotas.clone(),
         );
         let hub = Hub::load(
             Arc::clone(&store),
             config.xsi_events.clone(),
+            config.quotas.clone(),
             &config.server.node_id(),
         )
         .await?;
         let (https, cti) = if config.http.enabled {
             let addr = config.http.listen;
-            let listener = bind_listener("https", addr, config.http.max_connections)?;
+            let listener = bind_listener("https", addr, config.http.max_connections, &config.limits)?;
             addrs.https = listener.local_addr().ok();
             let xsi_config = Arc::new(config.xsi.clone());
             let auth = crate::xsi::auth::Authenticator::new(
@@ -319,26 +322,20 @@ impl Server {
             }
             let cti = if config.cti_enabled() {
                 let addr = config.cti.listen;
-                let listener = bind_listener("cti", addr, config.cti.max_connections)?;
+                let listener = bind_listener("cti", addr, config.cti.max_connections, &config.limits)?;
                 addrs.cti = listener.local_addr().ok();
                 let (trust, allowed) = cti_trust(&config)?;
                 let cti_tls = identity.cti_server_config(&trust, allowed, &[b"h2", b"http/1.1"])?;
                 let front = HttpsFront::new(
                     cti_tls,
                     routes.clone(),
-                    config.http.clone(),
-                    &config.server.node_id(),
+                    &config,
                 );
                 Some((listener, Arc::new(front)))
             } else {
                 None
             };
-            let front = HttpsFront::new(
-                Arc::clone(&tls),
-                routes,
-                config.http.clone(),
-                &config.server.node_id(),
-            );
+            let front = HttpsFront::new(Arc::clone(&tls), routes, &config);
             (Some((listener, Arc::new(front))), cti)
         } else {
             (None, None)
@@ -427,22 +424,22 @@ impl Bound {
         });
         if let Some((listener, service)) = self.component {
             let for_connections = shutdown.clone();
-            listeners.spawn(listener.serve(shutdown.clone(), move |tcp, peer| {
-                Arc::clone(&service).handle(tcp, peer, for_connections.clone())
+            listeners.spawn(listener.serve(shutdown.clone(), move |tcp, peer, admission| {
+                Arc::clone(&service).handle(tcp, peer, admission, for_connections.clone())
             }));
         }
         if let Some((listener, service)) = self.client {
             let for_connections = shutdown.clone();
-            listeners.spawn(listener.serve(shutdown.clone(), move |tcp, peer| {
-                Arc::clone(&service).handle(tcp, peer, for_connections.clone())
+            listeners.spawn(listener.serve(shutdown.clone(), move |tcp, peer, admission| {
+                Arc::clone(&service).handle(tcp, peer, admission, for_connections.clone())
             }));
         }
         spawn_event_delivery(&shutdown, self.hub.clone(), self.telephony.clone());
         spawn_store_maintenance(&shutdown, Arc::clone(&self.store));
         for (listener, front) in self.https.into_iter().chain(self.cti) {
             let for_connections = shutdown.clone();
-            listeners.spawn(listener.serve(shutdown.clone(), move |tcp, peer| {
-                Arc::clone(&front).handle(tcp, peer, for_connections.clone())
+            listeners.spawn(listener.serve(shutdown.clone(), move |tcp, peer, admission| {
+                Arc::clone(&front).handle(tcp, peer, admission, for_connections.clone())
             }));
         }
         tracing::info!(

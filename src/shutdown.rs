@@ -38,6 +38,12 @@ impl Shutdown {
         self.token.cancelled()
     }
 
+    /// A token cancelled on shutdown that can also be cancelled on its own (one
+    /// connection's phase).
+    pub fn child_token(&self) -> CancellationToken {
+        self.token.child_token()
+    }
+
     /// Spawns a task that [`Shutdown::drain`] waits for.
     pub fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
     where

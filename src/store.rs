@@ -41,6 +41,12 @@ pub enum StoreError {
     /// A record with that key exists already.
     #[error("{0} already exists")]
     Exists(String),
+    /// The write would take a user past a limit on how many such records it may have.
+    #[error("the limit of {limit} records is reached")]
+    Full {
+        /// The limit.
+        limit: usize,
+    },
     /// A record names another that does not exist.
     #[error("{0} does not exist")]
     Missing(String),
@@ -423,11 +429,13 @@ pub trait Store: Send + Sync + 'static {
     async fn remove_device(&self, user_id: &str, name: &str) -> Result<bool, StoreError>;
     /// A user's personal directory, ordered by name.
     async fn personal_contacts(&self, user_id: &str) -> Result<Vec<PersonalContact>, StoreError>;
-    /// Adds a personal directory entry; `Exists` if the name is taken.
-    async fn add_personal_contact(
+    /// Adds personal directory entries in one transaction, all or none: `Exists` if a name
+    /// is taken, `Full` if the user would have more than `max_entries`.
+    async fn add_personal_contacts(
         &self,
         user_id: &str,
-        contact: &PersonalContact,
+        contacts: &[PersonalContact],
+        max_entries: usize,
     ) -> Result<(), StoreError>;
     /// Removes a personal directory entry; false if there is none by that name.
     async fn remove_personal_contact(&self, user_id: &str, name: &str) -> Result<bool, StoreError>;
@@ -441,8 +449,16 @@ pub trait Store: Send + Sync + 'static {
     async fn remove_subscription(&self, id: &str) -> Result<bool, StoreError>;
     /// A user's roster, ordered by contact JID.
     async fn roster(&self, user_id: &str) -> Result<Vec<RosterItem>, StoreError>;
-    /// Creates or replaces a roster item; `Missing` for an unknown user.
-    async fn put_roster_item(&self, user_id: &str, item: &RosterItem) -> Result<(), StoreError>;
+    /// One roster item, if the user has one for `jid`.
+    async fn roster_item(&self, user_id: &str, jid: &str) -> Result<Option<RosterItem>, StoreError>;
+    /// Creates or replaces a roster item; `Missing` for an unknown user, `Full` when the
+    /// item is new and the roster has `max_items` already.
+    async fn put_roster_item(
+        &self,
+        user_id: &str,
+        item: &RosterItem,
+        max_items: usize,
+    ) -> Result<(), StoreError>;
     /// Removes a roster item; false if there was none.
     async fn remove_roster_item(&self, user_id: &str, jid: &str) -> Result<bool, StoreError>;
     /// A user's call logs of `kind` (all kinds with `None`), newest first.

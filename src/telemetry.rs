@@ -14,6 +14,10 @@
 //! | `bridgehead_http_responses_total` | `class` = 1xx … 5xx | HTTPS responses sent |
 //! | `bridgehead_xsi_logins_total` | `result` = ok, cached, failed, throttled | XSI authentications |
 //! | `bridgehead_cti_refusals_total` | `rule` = absent, chain, eku-broadworks-oid, eku-client-auth, subject-alt-name, common-name | CTI client certificates refused |
+//! | `bridgehead_limit_refusals_total` | `limit` = xml_depth | input refused for breaking a `[limits]` bound |
+//! | `bridgehead_quota_refusals_total` | `quota` = a `[quotas]` key | writes refused for a per-user quota |
+//! | `bridgehead_preauth_refusals_total` | `listener`, `reason` = per_address, evicted | connections dropped before authenticating |
+//! | `bridgehead_throttled_attempts_total` | `kind` = sasl, xsi, component | credential checks refused by the login limiter |
 //!
 //! The `component` label only ever carries configured component names (or `unknown`), so a
 //! peer cannot grow the label set by addressing made-up domains.
@@ -81,6 +85,22 @@ fn describe() {
     metrics::describe_counter!(
         "bridgehead_client_stanzas_total",
         "Stanzas received from XMPP clients by kind"
+    );
+    metrics::describe_counter!(
+        "bridgehead_limit_refusals_total",
+        "Input refused for breaking a [limits] bound, by limit"
+    );
+    metrics::describe_counter!(
+        "bridgehead_quota_refusals_total",
+        "Writes refused for a per-user [quotas] key, by quota"
+    );
+    metrics::describe_counter!(
+        "bridgehead_preauth_refusals_total",
+        "Connections dropped before authenticating, by listener and reason"
+    );
+    metrics::describe_counter!(
+        "bridgehead_throttled_attempts_total",
+        "Credential checks refused by the login limiter, by kind"
     );
     metrics::describe_counter!(
         "bridgehead_xsi_logins_total",
@@ -153,4 +173,25 @@ pub fn client_login(result: &'static str, mechanism: &'static str) {
 /// A client sent a stanza of `kind` (`message`, `presence`, `iq`).
 pub fn client_stanza(kind: &'static str) {
     metrics::counter!("bridgehead_client_stanzas_total", "kind" => kind).increment(1);
+}
+
+/// Input was refused for breaking the `[limits]` bound `limit`.
+pub fn limit_refusal(limit: &'static str) {
+    metrics::counter!("bridgehead_limit_refusals_total", "limit" => limit).increment(1);
+}
+
+/// A write was refused for the `[quotas]` key `quota`.
+pub fn quota_refusal(quota: &'static str) {
+    metrics::counter!("bridgehead_quota_refusals_total", "quota" => quota).increment(1);
+}
+
+/// A connection to `listener` was dropped before it authenticated, for `reason`.
+pub fn preauth_refusal(listener: &'static str, reason: &'static str) {
+    metrics::counter!("bridgehead_preauth_refusals_total", "listener" => listener, "reason" => reason)
+        .increment(1);
+}
+
+/// A credential check of `kind` (`sasl`, `xsi`, `component`) was refused by the limiter.
+pub fn throttled_attempt(kind: &'static str) {
+    metrics::counter!("bridgehead_throttled_attempts_total", "kind" => kind).increment(1);
 }

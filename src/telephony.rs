@@ -21,6 +21,8 @@ pub mod services;
 
 use std::sync::Arc;
 
+use crate::config::QuotasConfig;
+
 use crate::store::{CallLogKind, CallLogRecord, Device, PersonalContact, Store, StoreError, User};
 
 pub use directory::{DirectoryEntry, DirectoryPage, DirectoryQuery, DirectoryScope};
@@ -44,6 +46,16 @@ pub enum TelephonyError {
     /// The record exists already (e.g. a personal directory name).
     #[error("{0} already exists")]
     Exists(String),
+    /// The user is at one of its `[quotas]`.
+    #[error("too many {what}: the limit is {limit}")]
+    Quota {
+        /// The `[quotas]` key.
+        quota: &'static str,
+        /// What is at its limit, in words.
+        what: &'static str,
+        /// The limit.
+        limit: usize,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
@@ -53,6 +65,11 @@ impl From<StoreError> for TelephonyError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Exists(what) => TelephonyError::Exists(what),
+            StoreError::Full { limit } => TelephonyError::Quota {
+                quota: "max_personal_entries",
+                what: "personal directory entries",
+                limit,
+            },
             other => TelephonyError::Store(other),
         }
     }
@@ -66,6 +83,7 @@ const USER_LOCK_STRIPES: usize = 64;
 pub struct Telephony {
     store: Arc<dyn Store>,
     events: EventBus,
+    quotas: Arc<QuotasConfig>,
     user_locks: Arc<[tokio::sync::Mutex<()>]>,
 }
 
@@ -77,10 +95,11 @@ impl std::fmt::Debug for Telephony {
 
 impl Telephony {
     /// A model over `store`, announcing changes on `events`.
-    pub fn new(store: Arc<dyn Store>, events: EventBus) -> Self {
+    pub fn new(store: Arc<dyn Store>, events: EventBus, quotas: QuotasConfig) -> Self {
         Telephony {
             store,
             events,
+            quotas: Arc::new(quotas),
             user_locks: (0..USER_LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -184,21 +203,36 @@ impl Telephony {
         Ok(self.store.personal_contacts(user_id).await?)
     }
 
-    /// Adds a personal directory entry after checking it.
-    pub async fn add_personal_contact(
+    /// Adds personal directory entries, all or none: every entry is checked first, then
+    /// they are written in one transaction, within `[quotas] max_personal_entries`.
+    pub async fn add_personal_contacts(
         &self,
         user_id: &str,
-        contact: PersonalContact,
+        contacts: &[PersonalContact],
     ) -> Result<(), TelephonyError> {
-        if contact.name.trim().is_empty() || contact.name.chars().count() > 80 {
-            return Err(TelephonyError::Invalid {
-                field: "name",
-                reason: "must be 1 to 80 characters".into(),
-            });
+        let mut names = std::collections::HashSet::new();
+        for contact in contacts {
+            if contact.name.trim().is_empty() || contact.name.chars().count() > 80 {
+                return Err(TelephonyError::Invalid {
+                    field: "name",
+                    reason: "must be 1 to 80 characters".into(),
+                });
+            }
+            services::check_address("number", &contact.number)?;
+            if !names.insert(contact.name.as_str()) {
+                return Err(TelephonyError::Exists(format!("entry \"{}\"", contact.name)));
+            }
         }
-        services::check_address("number", &contact.number)?;
         self.existing_user(user_id).await?;
-        Ok(self.store.add_personal_contact(user_id, &contact).await?)
+        let limit = self.quotas.max_personal_entries.get();
+        let added = self
+            .store
+            .add_personal_contacts(user_id, contacts, limit)
+            .await;
+        if matches!(added, Err(StoreError::Full { .. })) {
+            crate::telemetry::quota_refusal("max_personal_entries");
+        }
+        Ok(added?)
     }
 
     /// Removes a personal directory entry; false if there was none.

@@ -1,22 +1,33 @@
-//! The one accept loop. Every listener (admin, and later component, c2s, XSI, CTI) binds
-//! here and hands each accepted connection to its own handler:
+//! The one accept loop. Every listener (admin, components, c2s, HTTPS, CTI) binds here and
+//! hands each accepted connection, with its [`Admission`], to its own handler:
 //!
-//! 1. take a connection permit (the limit is per listener) before accepting;
-//! 2. accept, racing the shutdown signal;
+//! 1. accept, racing the shutdown signal;
+//! 2. admit the connection to the listener's **pre-authentication budget**: at most
+//!    `max_preauth_connections_per_address` from one address (more are closed at once) and
+//!    `max_preauth_connections` in all (when full, the oldest unauthenticated connection is
+//!    ended to make room, so a flood of idle sockets cannot keep a real peer out);
 //! 3. set `TCP_NODELAY` (small stanzas and events must not wait for delayed ACKs);
 //! 4. spawn the handler on the shutdown tracker inside a `conn` span with the peer address.
+//!
+//! The handler runs every pre-authentication phase (TLS handshake, stream negotiation,
+//! SASL, the component handshake) through [`Admission::phase`], which ends it on its
+//! deadline, on shutdown, or when the connection is evicted. Once the peer has proved who
+//! it is, [`Admission::authenticated`] moves it out of the pre-authentication budget and
+//! into the listener's `max_connections`; only authenticated connections count there.
 //!
 //! Accept errors never end the loop: descriptor exhaustion is logged and backed off for a
 //! second, per-connection errors (reset before accept) are ignored.
 
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::shutdown::Shutdown;
@@ -24,17 +35,160 @@ use crate::shutdown::Shutdown;
 /// Listen backlog: enough for reconnect storms.
 const BACKLOG: u32 = 1024;
 
+/// The pre-authentication budget of one listener (`[limits]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PreAuthLimits {
+    /// Unauthenticated connections at once.
+    pub total: usize,
+    /// Unauthenticated connections from one address at once.
+    pub per_address: usize,
+}
+
+impl PreAuthLimits {
+    /// The limits the configuration sets.
+    pub fn from_config(limits: &crate::config::LimitsConfig) -> Self {
+        PreAuthLimits {
+            total: limits.max_preauth_connections.get(),
+            per_address: limits.max_preauth_connections_per_address.get(),
+        }
+    }
+}
+
+/// The unauthenticated connections of one listener.
+#[derive(Debug, Default)]
+struct PreAuthTable {
+    next_id: u64,
+    by_address: HashMap<IpAddr, usize>,
+    /// By admission order (oldest first), each with the token that ends its phase.
+    by_age: BTreeMap<u64, (IpAddr, CancellationToken)>,
+}
+
+impl PreAuthTable {
+    fn forget(&mut self, id: u64) {
+        if let Some((peer, _)) = self.by_age.remove(&id) {
+            if let Some(count) = self.by_address.get_mut(&peer) {
+                *count -= 1;
+                if *count == 0 {
+                    self.by_address.remove(&peer);
+                }
+            }
+        }
+    }
+}
+
 /// A bound listener, not yet accepting.
 #[derive(Debug)]
 pub struct Listener {
     name: &'static str,
     inner: TcpListener,
     permits: Arc<Semaphore>,
+    preauth: PreAuthLimits,
+    table: Arc<Mutex<PreAuthTable>>,
+}
+
+/// Why a pre-authentication phase did not finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhaseEnd {
+    /// Its deadline passed.
+    TimedOut,
+    /// The server is stopping.
+    Shutdown,
+    /// Newer connections needed the room (the listener's budget was full).
+    Evicted,
+}
+
+impl std::fmt::Display for PhaseEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PhaseEnd::TimedOut => "timed out",
+            PhaseEnd::Shutdown => "the server is stopping",
+            PhaseEnd::Evicted => "closed to make room for newer connections",
+        })
+    }
+}
+
+/// Every authenticated connection slot of the listener is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the listener's connection limit is reached")]
+pub struct ListenerFull;
+
+/// One accepted connection's place in its listener's budgets.
+#[derive(Debug)]
+pub struct Admission {
+    listener: &'static str,
+    id: u64,
+    ended: CancellationToken,
+    shutdown: Shutdown,
+    table: Arc<Mutex<PreAuthTable>>,
+    permits: Arc<Semaphore>,
+    permit: std::sync::OnceLock<OwnedSemaphorePermit>,
+}
+
+impl Admission {
+    /// Runs one pre-authentication `phase` for at most `limit`, ending it early on shutdown
+    /// or eviction.
+    pub async fn phase<F: Future>(&self, limit: Duration, phase: F) -> Result<F::Output, PhaseEnd> {
+        self.phase_until(tokio::time::Instant::now() + limit, phase)
+            .await
+    }
+
+    /// [`Admission::phase`] with an absolute deadline.
+    pub async fn phase_until<F: Future>(
+        &self,
+        deadline: tokio::time::Instant,
+        phase: F,
+    ) -> Result<F::Output, PhaseEnd> {
+        if self.permit.get().is_some() {
+            return Ok(phase.await);
+        }
+        tokio::select! {
+            output = tokio::time::timeout_at(deadline, phase) => output.map_err(|_| PhaseEnd::TimedOut),
+            _ = self.ended.cancelled() => Err(if self.shutdown.is_triggered() {
+                PhaseEnd::Shutdown
+            } else {
+                crate::telemetry::preauth_refusal(self.listener, "evicted");
+                PhaseEnd::Evicted
+            }),
+        }
+    }
+
+    /// The peer proved who it is: it leaves the pre-authentication budget and takes one of
+    /// the listener's connection slots for the rest of its life.
+    pub fn authenticated(&self) -> Result<(), ListenerFull> {
+        if self.permit.get().is_some() {
+            return Ok(());
+        }
+        let permit = Arc::clone(&self.permits)
+            .try_acquire_owned()
+            .map_err(|_| ListenerFull)?;
+        if self.permit.set(permit).is_ok() {
+            self.table().forget(self.id);
+        }
+        Ok(())
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, PreAuthTable> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        if self.permit.get().is_none() {
+            self.table().forget(self.id);
+        }
+    }
 }
 
 impl Listener {
-    /// Binds `addr` (port 0 picks a free port) allowing `max_connections` at once.
-    pub fn bind(name: &'static str, addr: SocketAddr, max_connections: usize) -> io::Result<Self> {
+    /// Binds `addr` (port 0 picks a free port) allowing `max_connections` authenticated
+    /// connections and `preauth` unauthenticated ones at once.
+    pub fn bind(
+        name: &'static str,
+        addr: SocketAddr,
+        max_connections: usize,
+        preauth: PreAuthLimits,
+    ) -> io::Result<Self> {
         let socket = if addr.is_ipv4() {
             TcpSocket::new_v4()?
         } else {
@@ -47,6 +201,8 @@ impl Listener {
             name,
             inner,
             permits: Arc::new(Semaphore::new(max_connections.max(1))),
+            preauth,
+            table: Arc::default(),
         })
     }
 
@@ -55,10 +211,42 @@ impl Listener {
         self.inner.local_addr()
     }
 
+    /// Puts a new connection from `peer` into the pre-authentication budget, evicting the
+    /// oldest one when the listener is full; `None` when `peer` has too many already.
+    fn admit(&self, peer: IpAddr, shutdown: &Shutdown) -> Option<Admission> {
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        if table.by_address.get(&peer).copied().unwrap_or(0) >= self.preauth.per_address.max(1) {
+            return None;
+        }
+        while table.by_age.len() >= self.preauth.total.max(1) {
+            let Some((&oldest, _)) = table.by_age.first_key_value() else {
+                break;
+            };
+            if let Some((_, token)) = table.by_age.get(&oldest) {
+                token.cancel();
+            }
+            table.forget(oldest);
+        }
+        let id = table.next_id;
+        table.next_id += 1;
+        let ended = shutdown.child_token();
+        table.by_age.insert(id, (peer, ended.clone()));
+        *table.by_address.entry(peer).or_insert(0) += 1;
+        Some(Admission {
+            listener: self.name,
+            id,
+            ended,
+            shutdown: shutdown.clone(),
+            table: Arc::clone(&self.table),
+            permits: Arc::clone(&self.permits),
+            permit: std::sync::OnceLock::new(),
+        })
+    }
+
     /// Accepts until shutdown, running `handler` for each connection.
     pub async fn serve<H, F>(self, shutdown: Shutdown, handler: H)
     where
-        H: Fn(TcpStream, SocketAddr) -> F + Send + Sync + 'static,
+        H: Fn(TcpStream, SocketAddr, Admission) -> F + Send + Sync + 'static,
         F: Future<Output = ()> + Send + 'static,
     {
         match self.local_addr() {
@@ -66,20 +254,16 @@ impl Listener {
             Err(e) => tracing::info!(listener = self.name, error = %e, "listening"),
         }
         loop {
-            let permit = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                permit = Arc::clone(&self.permits).acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break,
-                },
-            };
             let (stream, peer) = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 accepted = self.inner.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(e) if is_resource_exhaustion(&e) => {
                         tracing::error!(listener = self.name, error = %e, "accept failed, backing off");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break,
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        }
                         continue;
                     }
                     Err(e) => {
@@ -88,18 +272,16 @@ impl Listener {
                     }
                 },
             };
+            let Some(admission) = self.admit(peer.ip(), &shutdown) else {
+                tracing::debug!(listener = self.name, %peer, "too many unauthenticated connections from this address");
+                crate::telemetry::preauth_refusal(self.name, "per_address");
+                continue;
+            };
             if let Err(e) = stream.set_nodelay(true) {
                 tracing::debug!(error = %e, "cannot set TCP_NODELAY");
             }
             let span = tracing::info_span!("conn", listener = self.name, peer.addr = %peer);
-            let connection = handler(stream, peer);
-            shutdown.spawn(
-                async move {
-                    connection.await;
-                    drop(permit);
-                }
-                .instrument(span),
-            );
+            shutdown.spawn(handler(stream, peer, admission).instrument(span));
         }
         tracing::info!(listener = self.name, "stopped accepting");
     }
@@ -108,4 +290,65 @@ impl Listener {
 fn is_resource_exhaustion(e: &io::Error) -> bool {
     // EMFILE (24) and ENFILE (23): out of file descriptors.
     matches!(e.raw_os_error(), Some(23 | 24)) || e.kind() == io::ErrorKind::OutOfMemory
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listener(total: usize, per_address: usize) -> Listener {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        Listener::bind("test", addr, 2, PreAuthLimits { total, per_address }).unwrap()
+    }
+
+    #[tokio::test]
+    async fn one_address_gets_its_share_and_no_more() {
+        let listener = listener(10, 2);
+        let shutdown = Shutdown::new();
+        let a = IpAddr::from([10, 0, 0, 1]);
+        let first = listener.admit(a, &shutdown).unwrap();
+        let _second = listener.admit(a, &shutdown).unwrap();
+        assert!(listener.admit(a, &shutdown).is_none());
+        assert!(listener.admit(IpAddr::from([10, 0, 0, 2]), &shutdown).is_some());
+        drop(first);
+        assert!(listener.admit(a, &shutdown).is_some(), "a closed connection frees its place");
+    }
+
+    #[tokio::test]
+    async fn a_full_listener_evicts_the_oldest_unauthenticated_connection() {
+        let listener = listener(2, 5);
+        let shutdown = Shutdown::new();
+        let oldest = listener.admit(IpAddr::from([10, 0, 0, 1]), &shutdown).unwrap();
+        let middle = listener.admit(IpAddr::from([10, 0, 0, 2]), &shutdown).unwrap();
+        middle.authenticated().unwrap();
+        let newest = listener.admit(IpAddr::from([10, 0, 0, 3]), &shutdown).unwrap();
+        let _newer = listener.admit(IpAddr::from([10, 0, 0, 4]), &shutdown).unwrap();
+        let phase = oldest.phase(Duration::from_secs(60), std::future::pending::<()>());
+        assert_eq!(phase.await, Err(PhaseEnd::Evicted));
+        // The authenticated one left the budget, so one more eviction was enough.
+        assert!(!newest.ended.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn authenticated_connections_count_against_max_connections_only() {
+        let listener = listener(10, 10);
+        let shutdown = Shutdown::new();
+        let peer = IpAddr::from([10, 0, 0, 1]);
+        let mut admitted: Vec<_> = (0..3).map(|_| listener.admit(peer, &shutdown).unwrap()).collect();
+        assert!(admitted[0].authenticated().is_ok());
+        assert!(admitted[1].authenticated().is_ok());
+        assert_eq!(admitted[2].authenticated(), Err(ListenerFull));
+        admitted.remove(0);
+        assert!(admitted[1].authenticated().is_ok());
+    }
+
+    #[tokio::test]
+    async fn shutdown_ends_a_phase() {
+        let listener = listener(10, 10);
+        let shutdown = Shutdown::new();
+        let admission = listener.admit(IpAddr::from([10, 0, 0, 1]), &shutdown).unwrap();
+        shutdown.trigger();
+        let phase = admission.phase(Duration::from_secs(60), std::future::pending::<()>());
+        assert_eq!(phase.await, Err(PhaseEnd::Shutdown));
+    }
 }

@@ -1,6 +1,13 @@
 //! The SQLite backend: one file in WAL mode, schema versions in `PRAGMA user_version`,
 //! applied in order inside transactions. Calls run on tokio's blocking pool; one connection
 //! behind a mutex is plenty for the write rates of a directory.
+//!
+//! The WAL stays bounded: the writer never checkpoints itself (no request waits for one);
+//! [`Store::checkpoint`], called every second off the request path, copies the WAL into the
+//! database (PASSIVE, which blocks nobody) and, when the WAL has passed
+//! [`WAL_TRUNCATE_BYTES`] or has not grown since the last call (the store went quiet),
+//! truncates it to zero (TRUNCATE, which holds writers back while it runs).
+//! `journal_size_limit` caps what a reset WAL keeps on disk.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -15,6 +22,24 @@ use super::{
     RosterItem, RosterSubscription, Store, StoreError, SubscriptionRecord, User, CALL_LOG_LIMIT,
 };
 use crate::credentials::PasswordVerifiers;
+
+/// A WAL larger than this is truncated at the next checkpoint, even in a write burst.
+pub(crate) const WAL_TRUNCATE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A roster item from a `SELECT jid, name, groups, subscription, ask_out, pending_in` row.
+fn roster_row(row: &rusqlite::Row<'_>) -> Result<RosterItem, StoreError> {
+    let groups: String = row.get(2)?;
+    let subscription: String = row.get(3)?;
+    Ok(RosterItem {
+        jid: row.get(0)?,
+        name: row.get(1)?,
+        groups: serde_json::from_str(&groups)
+            .map_err(|e| StoreError::Corrupt(format!("roster groups: {e}")))?,
+        subscription: RosterSubscription::parse(&subscription)?,
+        ask_out: row.get(4)?,
+        pending_in: row.get(5)?,
+    })
+}
 
 /// Schema migrations; index + 1 is the version each one produces.
 const MIGRATIONS: &[&str] = &[
@@ -111,6 +136,8 @@ pub struct SqliteStore {
     checkpointer: Arc<Mutex<Connection>>,
     path: PathBuf,
     changes: Arc<Changes>,
+    /// The WAL's size at the last checkpoint.
+    last_wal_bytes: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -149,6 +176,7 @@ impl SqliteStore {
         migrate(&mut conn)?;
         // Checkpoints run from the checkpointer connection, off the request path.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_TRUNCATE_BYTES as i64)?;
         let checkpointer = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
         checkpointer.busy_timeout(std::time::Duration::from_secs(5))?;
         let changes = Changes::default();
@@ -161,7 +189,15 @@ impl SqliteStore {
             checkpointer: Arc::new(Mutex::new(checkpointer)),
             path: path.to_owned(),
             changes: Arc::new(changes),
+            last_wal_bytes: Arc::default(),
         })
+    }
+
+    /// The WAL file's size now.
+    pub fn wal_bytes(&self) -> u64 {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        std::fs::metadata(wal).map_or(0, |m| m.len())
     }
 
     /// The database file.
@@ -338,12 +374,20 @@ fn verifiers_json(v: &PasswordVerifiers) -> Result<String, StoreError> {
 impl Store for SqliteStore {
     async fn checkpoint(&self) -> Result<(), StoreError> {
         let checkpointer = Arc::clone(&self.checkpointer);
+        let wal = self.wal_bytes();
+        let previous = self.last_wal_bytes.swap(wal, Ordering::Relaxed);
+        let quiet = wal > 0 && wal == previous;
         tokio::task::spawn_blocking(move || {
             let conn = checkpointer
                 .lock()
                 .map_err(|_| StoreError::Worker("a previous checkpoint panicked".to_owned()))?;
-            // PASSIVE: copy what no reader still needs; never wait for, or block, the others.
-            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+            if wal > WAL_TRUNCATE_BYTES || quiet {
+                // TRUNCATE: copy everything, then cut the WAL to zero bytes.
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            } else {
+                // PASSIVE: copy what no reader still needs; never wait for, or block, others.
+                conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+            }
             Ok(())
         })
         .await
@@ -644,18 +688,34 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn add_personal_contact(
+    async fn add_personal_contacts(
         &self,
         user_id: &str,
-        contact: &PersonalContact,
+        contacts: &[PersonalContact],
+        max_entries: usize,
     ) -> Result<(), StoreError> {
-        let (user_id, contact) = (user_id.to_owned(), contact.clone());
+        let (user_id, contacts) = (user_id.to_owned(), contacts.to_vec());
         self.with(move |c| {
-            c.execute(
-                "INSERT INTO personal_contacts (user_id, name, number) VALUES (?1, ?2, ?3)",
-                params![user_id, contact.name, contact.number],
-            )
-            .map_err(|e| user_row_error(e, &user_id, || format!("entry \"{}\"", contact.name)))?;
+            let tx = c.transaction()?;
+            let existing: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM personal_contacts WHERE user_id = ?1",
+                [&user_id],
+                |r| r.get(0),
+            )?;
+            if existing as usize + contacts.len() > max_entries {
+                return Err(StoreError::Full { limit: max_entries });
+            }
+            for contact in &contacts {
+                tx.execute(
+                    "INSERT INTO personal_contacts (user_id, name, number) VALUES (?1, ?2, ?3)",
+                    params![user_id, contact.name, contact.number],
+                )
+                .map_err(|e| {
+                    user_row_error(e, &user_id, || format!("entry \"{}\"", contact.name))
+                })?;
+            }
+            // Dropped without commit on any error above: nothing of the batch is kept.
+            tx.commit()?;
             Ok(())
         })
         .await
@@ -774,29 +834,59 @@ impl Store for SqliteStore {
             let mut rows = stmt.query([user_id])?;
             let mut out = Vec::new();
             while let Some(row) = rows.next()? {
-                let groups: String = row.get(2)?;
-                let subscription: String = row.get(3)?;
-                out.push(RosterItem {
-                    jid: row.get(0)?,
-                    name: row.get(1)?,
-                    groups: serde_json::from_str(&groups)
-                        .map_err(|e| StoreError::Corrupt(format!("roster groups: {e}")))?,
-                    subscription: RosterSubscription::parse(&subscription)?,
-                    ask_out: row.get(4)?,
-                    pending_in: row.get(5)?,
-                });
+                out.push(roster_row(row)?);
             }
             Ok(out)
         })
         .await
     }
 
-    async fn put_roster_item(&self, user_id: &str, item: &RosterItem) -> Result<(), StoreError> {
+    async fn roster_item(&self, user_id: &str, jid: &str) -> Result<Option<RosterItem>, StoreError> {
+        let (user_id, jid) = (user_id.to_owned(), jid.to_owned());
+        self.with(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT jid, name, groups, subscription, ask_out, pending_in FROM roster_items
+                 WHERE user_id = ?1 AND jid = ?2",
+            )?;
+            let mut rows = stmt.query([user_id, jid])?;
+            match rows.next()? {
+                Some(row) => Ok(Some(roster_row(row)?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn put_roster_item(
+        &self,
+        user_id: &str,
+        item: &RosterItem,
+        max_items: usize,
+    ) -> Result<(), StoreError> {
         let (user_id, item) = (user_id.to_owned(), item.clone());
         let groups =
             serde_json::to_string(&item.groups).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.with(move |c| {
-            c.execute(
+            let tx = c.transaction()?;
+            let exists = tx
+                .query_row(
+                    "SELECT 1 FROM roster_items WHERE user_id = ?1 AND jid = ?2",
+                    [&user_id, &item.jid],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            if !exists {
+                let count: i64 = tx.query_row(
+                    "SELECT COUNT(*) FROM roster_items WHERE user_id = ?1",
+                    [&user_id],
+                    |r| r.get(0),
+                )?;
+                if count as usize >= max_items {
+                    return Err(StoreError::Full { limit: max_items });
+                }
+            }
+            tx.execute(
                 "INSERT OR REPLACE INTO roster_items
                    (user_id, jid, name, groups, subscription, ask_out, pending_in)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -811,6 +901,7 @@ impl Store for SqliteStore {
                 ],
             )
             .map_err(|e| user_row_error(e, &user_id, || format!("roster item {}", item.jid)))?;
+            tx.commit()?;
             Ok(())
         })
         .await
@@ -881,7 +972,7 @@ mod tests {
             pending_in: true,
         };
         store
-            .put_roster_item("alice@example.com", &item)
+            .put_roster_item("alice@example.com", &item, 1000)
             .await
             .unwrap();
         assert_eq!(
@@ -889,7 +980,7 @@ mod tests {
             vec![item.clone()]
         );
         assert!(matches!(
-            store.put_roster_item("nobody@example.com", &item).await,
+            store.put_roster_item("nobody@example.com", &item, 1000).await,
             Err(StoreError::Missing(_))
         ));
         assert!(store
@@ -898,11 +989,65 @@ mod tests {
             .unwrap());
         assert!(store.roster("alice@example.com").await.unwrap().is_empty());
         store
-            .put_roster_item("alice@example.com", &item)
+            .put_roster_item("alice@example.com", &item, 1000)
             .await
             .unwrap();
         assert!(store.remove_user("alice@example.com").await.unwrap());
         assert!(store.roster("alice@example.com").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_full_roster_takes_no_new_contact_but_changes_to_old_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_alice(&dir.path().join("db.sqlite3")).await;
+        let item = |jid: &str| RosterItem {
+            jid: jid.into(),
+            ..RosterItem::default()
+        };
+        for jid in ["a@x", "b@x"] {
+            store.put_roster_item("alice@example.com", &item(jid), 2).await.unwrap();
+        }
+        assert!(matches!(
+            store.put_roster_item("alice@example.com", &item("c@x"), 2).await,
+            Err(StoreError::Full { limit: 2 })
+        ));
+        let mut renamed = item("a@x");
+        renamed.name = Some("A".into());
+        store.put_roster_item("alice@example.com", &renamed, 2).await.unwrap();
+        assert_eq!(
+            store.roster_item("alice@example.com", "a@x").await.unwrap(),
+            Some(renamed)
+        );
+        assert_eq!(store.roster_item("alice@example.com", "c@x").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn the_wal_is_truncated_once_the_store_goes_quiet() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_alice(&dir.path().join("db.sqlite3")).await;
+        let contacts: Vec<PersonalContact> = (0..5000)
+            .map(|n| PersonalContact {
+                name: format!("contact {n}"),
+                number: format!("{n}"),
+            })
+            .collect();
+        for chunk in contacts.chunks(100) {
+            store
+                .add_personal_contacts("alice@example.com", chunk, 10_000)
+                .await
+                .unwrap();
+            // A checkpoint during the burst copies but does not wait for writers.
+            store.checkpoint().await.unwrap();
+        }
+        assert!(store.wal_bytes() > 0, "the burst went through the WAL");
+        // The store is quiet: the WAL has not grown since the last checkpoint.
+        store.checkpoint().await.unwrap();
+        store.checkpoint().await.unwrap();
+        assert_eq!(store.wal_bytes(), 0, "truncated");
+        assert_eq!(
+            store.personal_contacts("alice@example.com").await.unwrap().len(),
+            5000
+        );
     }
 
     #[tokio::test]
@@ -1015,12 +1160,12 @@ mod tests {
                 number: "+15550199".into(),
             };
             store
-                .add_personal_contact("alice@example.com", &contact)
+                .add_personal_contacts("alice@example.com", std::slice::from_ref(&contact), 1000)
                 .await
                 .unwrap();
             assert!(matches!(
                 store
-                    .add_personal_contact("alice@example.com", &contact)
+                    .add_personal_contacts("alice@example.com", std::slice::from_ref(&contact), 1000)
                     .await,
                 Err(StoreError::Exists(_))
             ));

@@ -15,11 +15,16 @@
 //!   stanzas ◀──▶ the router                          (components in `login_notify` get available presence)
 //! ```
 //!
-//! Everything up to a bound resource runs under `login_timeout_secs`. Stanzas before
-//! authentication end the stream with `not-authorized`. A failed login is answered after
-//! `auth_failure_delay_ms`, whether the account exists or not, and counts against the
-//! account name and the address; over budget, attempts get `temporary-auth-failure` before
-//! any credential is checked. `auth_via_component` sends PLAIN credentials of accounts the
+//! Everything up to a bound resource runs under `login_timeout_secs` and counts against the
+//! c2s listener's pre-authentication budget (`net::listener`); the TLS handshake has its own
+//! shorter deadline (`[limits] tls_handshake_timeout_secs`), and shutdown ends every phase.
+//! A stream that fails before the server sent its own header (garbage, a DOCTYPE, a wrong
+//! namespace) still gets a header and then the stream error (RFC 6120 §4.9.1.2). Stanzas
+//! before authentication end the stream with `not-authorized`. Every credential check is
+//! reserved in the login limiter (`credentials::throttle`) before it is made; over budget,
+//! attempts get `temporary-auth-failure` before any credential is checked. A failed login is
+//! answered after `auth_failure_delay_ms`, whether the account exists or not. A refused bind
+//! is answered at once. `auth_via_component` sends PLAIN credentials of accounts the
 //! store does not know to a component (`urn:bridgehead:auth:0`).
 //!
 //! In session: each stanza's `from` must be the session's full or bare JID (else the
@@ -49,10 +54,12 @@ use super::roster::{bare_of, Rosters, SessionPresence, ROSTER};
 use super::router::{take_batch, Outbound, RequestError, Router};
 use super::sasl::{self, Failure, Mechanism, ScramExchange};
 use super::sm::{self, StreamManagement, SM};
-use super::stream::{for_stream, StreamHeader, StreamReader, StreamWriter};
+use super::component::{phase_error, tls_handshake_deadline};
+use super::stream::{for_stream, ElementLimits, StreamHeader, StreamReader, StreamWriter};
 use super::{ns, services, stanza};
-use crate::config::XmppConfig;
-use crate::credentials::LoginThrottle;
+use crate::config::{Config, XmppConfig};
+use crate::credentials::{LoginBudgets, LoginLimiter, Reservation};
+use crate::net::listener::Admission;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 
@@ -86,8 +93,9 @@ pub(crate) trait Transport: Send {
     async fn read(&mut self) -> Result<Option<Element>, XmppError>;
     /// After SASL success the next stream is a new document.
     fn restart(&mut self);
-    /// Sends the stream error (if any) and closes, bounded in time.
-    async fn close(&mut self, opened: bool, condition: Option<StreamCondition>);
+    /// Sends the stream error (if any) and closes, bounded in time; the server's header
+    /// goes first when it was not sent on the current stream.
+    async fn close(&mut self, condition: Option<StreamCondition>);
     /// Whether the transport is encrypted.
     fn is_secure(&self) -> bool;
     /// The channel's `tls-exporter` binding data (TLS 1.3 only), for SCRAM -PLUS.
@@ -101,20 +109,24 @@ pub(crate) struct TcpTransport<S> {
     reader: StreamReader<BufReader<ReadHalf<S>>>,
     writer: StreamWriter<WriteHalf<S>>,
     secure: bool,
+    /// The server's header of the current stream was written.
+    opened: bool,
     channel_binding: Option<Vec<u8>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Send + Unpin> TcpTransport<S> {
-    fn new(io: S, settings: &XmppConfig, secure: bool) -> Self {
+    fn new(io: S, service: &ClientService, secure: bool) -> Self {
         let (read_half, write_half) = tokio::io::split(io);
         TcpTransport {
             reader: StreamReader::new(
                 BufReader::with_capacity(READ_BUFFER, read_half),
-                settings.max_stanza_bytes,
+                service.limits,
             ),
-            writer: StreamWriter::new(write_half, ns::CLIENT)
-                .with_write_timeout(Duration::from_secs(settings.write_timeout_secs)),
+            writer: StreamWriter::new(write_half, ns::CLIENT).with_write_timeout(
+                Duration::from_secs(service.settings.write_timeout_secs),
+            ),
             secure,
+            opened: false,
             channel_binding: None,
         }
     }
@@ -134,6 +146,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Transport for TcpTransport<S> {
     }
 
     fn write_open(&mut self, from: &str, id: &str) -> Result<(), XmppError> {
+        self.opened = true;
         self.writer.header(from, id, Some("1.0"))
     }
 
@@ -152,10 +165,11 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Transport for TcpTransport<S> {
     fn restart(&mut self) {
         self.reader.reset();
         self.writer.reset();
+        self.opened = false;
     }
 
-    async fn close(&mut self, opened: bool, condition: Option<StreamCondition>) {
-        super::component::close(&mut self.writer, opened, condition).await;
+    async fn close(&mut self, condition: Option<StreamCondition>) {
+        super::component::close(&mut self.writer, self.opened, condition).await;
     }
 
     fn is_secure(&self) -> bool {
@@ -170,13 +184,15 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Transport for TcpTransport<S> {
 /// Everything client sessions share.
 pub struct ClientService {
     settings: XmppConfig,
+    limits: ElementLimits,
+    tls_handshake: Duration,
     domain: String,
     tls: Option<tokio_rustls::TlsAcceptor>,
     router: Router,
     store: Arc<dyn Store>,
     components: Arc<ComponentDirectory>,
     rosters: Rosters,
-    throttle: LoginThrottle,
+    throttle: LoginLimiter,
     decoy_key: [u8; 32],
     /// Verifiers no password matches: PLAIN for an unknown account costs the same PBKDF2.
     decoy_verifiers: Arc<crate::credentials::PasswordVerifiers>,
@@ -191,6 +207,17 @@ impl std::fmt::Debug for ClientService {
             .field("domain", &self.domain)
             .finish_non_exhaustive()
     }
+}
+
+/// What the negotiation of one connection runs under.
+struct Phase<'a> {
+    peer: IpAddr,
+    /// `login_timeout_secs` from the first byte.
+    deadline: tokio::time::Instant,
+    /// The connection's place in the c2s listener's budgets (none over WebSocket, whose
+    /// HTTPS connection was admitted already).
+    admission: Option<&'a Admission>,
+    shutdown: &'a Shutdown,
 }
 
 /// How the pre-session phase ended.
@@ -239,22 +266,31 @@ fn sasl_failure(condition: Failure) -> Element {
 }
 
 impl ClientService {
-    /// The service; `tls` is offered through STARTTLS (None: plain only).
+    /// The service under `config`; `tls` is offered through STARTTLS (None: plain only).
     pub fn new(
-        settings: XmppConfig,
+        config: &Config,
         tls: Option<Arc<rustls::ServerConfig>>,
         router: Router,
         store: Arc<dyn Store>,
         components: Arc<ComponentDirectory>,
-        scram_iterations: u32,
     ) -> Self {
-        let rosters = Rosters::new(Arc::clone(&store), router.clone(), Arc::clone(&components));
-        let throttle = LoginThrottle::new(
-            settings.failed_logins_per_account_per_minute,
-            settings.failed_logins_per_address_per_minute,
+        let settings = config.xmpp.clone();
+        let scram_iterations = config.store.scram_iterations;
+        let rosters = Rosters::new(
+            Arc::clone(&store),
+            router.clone(),
+            Arc::clone(&components),
+            config.quotas.clone(),
         );
+        let throttle = LoginLimiter::new(LoginBudgets {
+            per_account_per_address: settings.failed_logins_per_account_per_minute,
+            per_address: settings.failed_logins_per_address_per_minute,
+            per_account: settings.failed_logins_per_account_all_addresses_per_minute,
+        });
         ClientService {
             domain: router.domain().to_owned(),
+            limits: ElementLimits::from_config(config),
+            tls_handshake: tls_handshake_deadline(config, settings.login_timeout_secs),
             settings,
             tls: tls.map(tokio_rustls::TlsAcceptor::from),
             router,
@@ -271,6 +307,11 @@ impl ClientService {
         }
     }
 
+    /// What one element from a client may be.
+    pub(crate) fn element_limits(&self) -> ElementLimits {
+        self.limits
+    }
+
     fn route(&self, stanza: Element) -> super::router::Delivery {
         self.router.route(stanza, |d| self.components.is_known(d))
     }
@@ -278,56 +319,60 @@ impl ClientService {
     /// Runs one c2s connection to its end. Each phase runs in a future of its own, and the
     /// transport is lent, never moved, down the call chain: so an idle session's memory is
     /// one copy of its transport and the session loop, not the largest of every phase.
-    pub async fn handle(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr, shutdown: Shutdown) {
+    pub async fn handle(
+        self: Arc<Self>,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        admission: Admission,
+        shutdown: Shutdown,
+    ) {
         let deadline =
             tokio::time::Instant::now() + Duration::from_secs(self.settings.login_timeout_secs);
-        let tcp = Box::pin(self.plain_phase(tcp, peer.ip(), deadline, &shutdown)).await;
+        let phase = Phase {
+            peer: peer.ip(),
+            deadline,
+            admission: Some(&admission),
+            shutdown: &shutdown,
+        };
+        let tcp = Box::pin(self.plain_phase(tcp, &phase)).await;
         if let Some(tcp) = tcp {
-            Box::pin(self.tls_phase(tcp, peer.ip(), deadline, shutdown)).await;
+            Box::pin(self.tls_phase(tcp, &phase)).await;
         }
     }
 
     /// The stream in clear: the connection back when the client asked for STARTTLS.
-    async fn plain_phase(
-        self: &Arc<Self>,
-        tcp: TcpStream,
-        peer: IpAddr,
-        deadline: tokio::time::Instant,
-        shutdown: &Shutdown,
-    ) -> Option<TcpStream> {
-        let mut plain = TcpTransport::new(tcp, &self.settings, false);
-        let negotiated = Box::pin(self.negotiate_until(&mut plain, peer, deadline, shutdown)).await;
+    async fn plain_phase(self: &Arc<Self>, tcp: TcpStream, phase: &Phase<'_>) -> Option<TcpStream> {
+        let mut plain = TcpTransport::new(tcp, self, false);
+        let negotiated = Box::pin(self.negotiate_until(&mut plain, phase)).await;
         if matches!(negotiated, Ok(Negotiated::StartTls)) && self.tls.is_some() {
             return Some(plain.into_io());
         }
-        self.finish_negotiation(&mut plain, negotiated, shutdown.clone())
-            .await;
+        self.finish_negotiation(&mut plain, negotiated, phase).await;
         None
     }
 
     /// The TLS handshake after `<proceed/>`, and the encrypted stream to its end.
-    async fn tls_phase(
-        self: &Arc<Self>,
-        tcp: TcpStream,
-        peer: IpAddr,
-        deadline: tokio::time::Instant,
-        shutdown: Shutdown,
-    ) {
+    async fn tls_phase(self: &Arc<Self>, tcp: TcpStream, phase: &Phase<'_>) {
         let Some(acceptor) = self.tls.clone() else {
             return;
         };
+        let tls_deadline = phase
+            .deadline
+            .min(tokio::time::Instant::now() + self.tls_handshake);
+        let accept = acceptor.accept(tcp);
+        let accepted = match phase.admission {
+            Some(admission) => admission.phase_until(tls_deadline, accept).await,
+            None => Ok(accept.await),
+        };
         // No local holds the TLS stream across an await: the transport is its only copy in
         // this future, which every idle session keeps.
-        let mut secure =
-            match Box::pin(tokio::time::timeout_at(deadline, acceptor.accept(tcp))).await {
-                Ok(Ok(tls)) => self.secure_transport(tls),
-                Ok(Err(e)) => return tracing::info!(error = %e, "STARTTLS handshake failed"),
-                Err(_) => return tracing::info!("STARTTLS handshake timed out"),
-            };
-        let negotiated =
-            Box::pin(self.negotiate_until(&mut secure, peer, deadline, &shutdown)).await;
-        self.finish_negotiation(&mut secure, negotiated, shutdown)
-            .await;
+        let mut secure = match accepted {
+            Ok(Ok(tls)) => self.secure_transport(tls),
+            Ok(Err(e)) => return tracing::info!(error = %e, "STARTTLS handshake failed"),
+            Err(end) => return tracing::info!(%end, "STARTTLS handshake did not finish"),
+        };
+        let negotiated = Box::pin(self.negotiate_until(&mut secure, phase)).await;
+        self.finish_negotiation(&mut secure, negotiated, phase).await;
     }
 
     /// The transport over an accepted TLS connection, with its channel binding.
@@ -336,7 +381,7 @@ impl ClientService {
         tls: tokio_rustls::server::TlsStream<TcpStream>,
     ) -> TcpTransport<tokio_rustls::server::TlsStream<TcpStream>> {
         let binding = tls_exporter(tls.get_ref().1);
-        let mut secure = TcpTransport::new(tls, &self.settings, true);
+        let mut secure = TcpTransport::new(tls, self, true);
         secure.channel_binding = binding;
         secure
     }
@@ -348,28 +393,36 @@ impl ClientService {
         peer: IpAddr,
         shutdown: Shutdown,
     ) {
-        let deadline =
-            tokio::time::Instant::now() + Duration::from_secs(self.settings.login_timeout_secs);
-        let negotiated =
-            Box::pin(self.negotiate_until(&mut transport, peer, deadline, &shutdown)).await;
-        self.finish_negotiation(&mut transport, negotiated, shutdown)
+        let phase = Phase {
+            peer,
+            deadline: tokio::time::Instant::now()
+                + Duration::from_secs(self.settings.login_timeout_secs),
+            // The HTTPS connection it came on was admitted already.
+            admission: None,
+            shutdown: &shutdown,
+        };
+        let negotiated = Box::pin(self.negotiate_until(&mut transport, &phase)).await;
+        self.finish_negotiation(&mut transport, negotiated, &phase)
             .await;
     }
 
-    /// [`Self::negotiate`] until `deadline` or shutdown, whichever comes first.
+    /// [`Self::negotiate`] until the login deadline, shutdown or eviction.
     async fn negotiate_until<T: Transport>(
         &self,
         transport: &mut T,
-        peer: IpAddr,
-        deadline: tokio::time::Instant,
-        shutdown: &Shutdown,
+        phase: &Phase<'_>,
     ) -> Result<Negotiated, XmppError> {
-        tokio::select! {
-            negotiated = tokio::time::timeout_at(deadline, self.negotiate(transport, peer)) => {
-                negotiated.unwrap_or(Err(XmppError::HandshakeTimeout(self.settings.login_timeout_secs)))
-            }
-            _ = shutdown.cancelled() => Err(XmppError::stream(StreamCondition::SystemShutdown, "the server is stopping")),
-        }
+        let negotiate = self.negotiate(transport, phase.peer);
+        let ended = match phase.admission {
+            Some(admission) => admission.phase_until(phase.deadline, negotiate).await,
+            None => tokio::select! {
+                negotiated = tokio::time::timeout_at(phase.deadline, negotiate) => {
+                    negotiated.map_err(|_| crate::net::listener::PhaseEnd::TimedOut)
+                }
+                _ = phase.shutdown.cancelled() => Err(crate::net::listener::PhaseEnd::Shutdown),
+            },
+        };
+        ended.unwrap_or_else(|end| Err(phase_error(end, self.settings.login_timeout_secs)))
     }
 
     /// Runs the session of a transport that negotiated (or closes it with the reason).
@@ -377,17 +430,28 @@ impl ClientService {
         self: &Arc<Self>,
         transport: &mut T,
         negotiated: Result<Negotiated, XmppError>,
-        shutdown: Shutdown,
+        phase: &Phase<'_>,
     ) {
         let error = match negotiated {
-            Ok(Negotiated::Bound(bound)) => return self.session(transport, bound, shutdown).await,
+            Ok(Negotiated::Bound(mut bound)) => {
+                if phase.admission.is_none_or(|a| a.authenticated().is_ok()) {
+                    return self
+                        .session(transport, bound, phase.shutdown.clone())
+                        .await;
+                }
+                Box::pin(self.end_session(&mut bound)).await;
+                XmppError::stream(
+                    StreamCondition::ResourceConstraint,
+                    "the c2s listener is at max_client_connections",
+                )
+            }
             Ok(Negotiated::StartTls) => {
                 XmppError::stream(StreamCondition::PolicyViolation, "STARTTLS twice")
             }
             Err(error) => error,
         };
         tracing::info!(%error, transport = T::NAME, "client stream ended before a resource was bound");
-        transport.close(true, error.condition()).await;
+        transport.close(error.condition()).await;
     }
 
     fn features<T: Transport>(&self, transport: &T, account: Option<&str>) -> Element {
@@ -518,6 +582,8 @@ impl ClientService {
                         if let Some(bound) = self.bind(transport, bare, &element, bind)? {
                             return Ok(Negotiated::Bound(bound));
                         }
+                        // The refusal goes out now: the client waits for it.
+                        transport.flush().await?;
                         continue;
                     }
                 }
@@ -553,18 +619,24 @@ impl ClientService {
         username: &str,
         authzid: Option<&str>,
         peer: IpAddr,
-    ) -> Result<(String, Option<crate::store::User>), (Failure, Option<String>)> {
-        let account = self
-            .account_id(username)
-            .ok_or((Failure::NotAuthorized, None))?;
+    ) -> Result<(String, Option<crate::store::User>, Reservation<'_>), (Failure, Option<String>)>
+    {
+        let Some(account) = self.account_id(username) else {
+            // No account can have this name: counted against the address only.
+            if let Ok(attempt) = self.throttle.reserve(None, peer) {
+                attempt.failed();
+            }
+            return Err((Failure::NotAuthorized, None));
+        };
         if authzid.is_some_and(|authzid| bare_of(authzid).as_deref() != Some(account.as_str())) {
             return Err((Failure::InvalidAuthzid, Some(account)));
         }
-        if self.throttle.throttled(&account, peer).is_some() {
+        let Ok(attempt) = self.throttle.reserve(Some(&account), peer) else {
+            crate::telemetry::throttled_attempt("sasl");
             return Err((Failure::TemporaryAuthFailure, Some(account)));
-        }
+        };
         match self.store.user(&account).await {
-            Ok(user) => Ok((account, user)),
+            Ok(user) => Ok((account, user, attempt)),
             Err(e) => {
                 tracing::error!(error = %e, "cannot read a user for a login");
                 Err((Failure::TemporaryAuthFailure, Some(account)))
@@ -604,7 +676,6 @@ impl ClientService {
                 };
                 crate::telemetry::client_login(result, mechanism);
                 if failure == Failure::NotAuthorized {
-                    self.throttle.record_failure(account.as_deref(), peer);
                     tokio::time::sleep(Duration::from_millis(self.settings.auth_failure_delay_ms))
                         .await;
                 }
@@ -647,7 +718,7 @@ impl ClientService {
             Ok(first) => first,
             Err(failure) => return Ok(Err((failure, None))),
         };
-        let (account, user) = match self
+        let (account, user, attempt) = match self
             .admit(&first.username, first.authzid.as_deref(), peer)
             .await
         {
@@ -680,7 +751,12 @@ impl ClientService {
         let outcome = sasl::decode(&response.text()).and_then(|m| exchange.finish(&m));
         Ok(match outcome {
             Ok(server_final) => Ok((account, Some(server_final))),
-            Err(failure) => Err((failure, Some(account))),
+            Err(failure) => {
+                if failure == Failure::NotAuthorized {
+                    attempt.failed();
+                }
+                Err((failure, Some(account)))
+            }
         })
     }
 
@@ -692,15 +768,19 @@ impl ClientService {
         peer: IpAddr,
     ) -> Result<(String, Option<String>), (Failure, Option<String>)> {
         let credentials = sasl::parse_plain(message).map_err(|f| (f, None))?;
-        let (account, user) = self
+        let (account, user, attempt) = self
             .admit(&credentials.username, credentials.authzid.as_deref(), peer)
             .await?;
         let (verifiers, known) = match (user, &self.settings.auth_via_component) {
             (Some(user), _) => (Arc::new(user.verifiers), true),
             (None, Some(component)) => {
-                return self
+                let answer = self
                     .ask_component(component, &account, &credentials.password, peer)
-                    .await
+                    .await;
+                if answer == Err(Failure::NotAuthorized) {
+                    attempt.failed();
+                }
+                return answer
                     .map(|()| (account.clone(), None))
                     .map_err(|f| (f, Some(account)));
             }
@@ -714,6 +794,7 @@ impl ClientService {
         if matches && known {
             Ok((account, None))
         } else {
+            attempt.failed();
             Err((Failure::NotAuthorized, Some(account)))
         }
     }
@@ -872,7 +953,7 @@ impl ClientService {
                 Box::pin(self.end_session(&mut bound)).await;
                 tracing::info!(condition = ?condition, "client session ended");
             }
-            Box::pin(transport.close(true, condition)).await;
+            Box::pin(transport.close(condition)).await;
         }
         .instrument(span)
         .await;
@@ -962,7 +1043,12 @@ impl ClientService {
         request: &Element,
     ) -> Result<Option<Box<Bound>>, XmppError> {
         let previd = request.attr("previd").unwrap_or_default();
-        let handled = request.attr("h").and_then(|h| h.parse::<u32>().ok());
+        // A malformed request leaves the parked session as it was.
+        let Some(handled) = request.attr("h").and_then(|h| h.parse::<u32>().ok()) else {
+            transport.write(&sm::failed("bad-request"))?;
+            transport.flush().await?;
+            return Ok(None);
+        };
         let parked = {
             let mut parked = self.parked();
             match parked.remove(previd) {
@@ -984,12 +1070,16 @@ impl ClientService {
             }
             None => None,
         };
-        let (Some(mut resumed), Some(handled)) = (taken, handled) else {
+        let Some(mut resumed) = taken else {
             transport.write(&sm::failed("item-not-found"))?;
             transport.flush().await?;
             return Ok(None);
         };
         let Some(state) = resumed.sm.as_mut() else {
+            // Only sessions with stream management are parked; ended like any other.
+            self.end_session(&mut resumed).await;
+            transport.write(&sm::failed("item-not-found"))?;
+            transport.flush().await?;
             return Ok(None);
         };
         if state.ack(handled).is_err() {

@@ -12,8 +12,13 @@
 //!
 //! Everything up to the handshake answer runs under one deadline (`handshake_timeout_secs`).
 //! `to` must name a component from the config file or the store (`host-unknown` otherwise).
-//! The handshake is compared in constant time; failures are counted per source address and
-//! an address over `failed_handshakes_per_minute` is refused before its secret is checked.
+//! The TLS handshake runs under `[limits] tls_handshake_timeout_secs`, and everything before
+//! the handshake answer counts against the listener's pre-authentication budget (see
+//! `net::listener`): a flood of idle sockets cannot keep a bridge out. The handshake is
+//! compared in constant time; each check is reserved in the shared login limiter
+//! (`credentials::throttle`) before the secret is compared, with `failed_handshakes_per_minute`
+//! for one name from one address and for one address, and ten times that for one name from
+//! every address; over budget the stream ends with `not-authorized` before any check.
 //! After the handshake the connection is attached to the router under the component's
 //! `on_conflict` policy and the session loop runs: stanzas in (each must come `from` the
 //! component's domain, else `invalid-from`), queued stanzas out (written in batches, one
@@ -21,8 +26,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use minidom::Element;
 use sha1::{Digest, Sha1};
@@ -34,9 +39,11 @@ use tracing::Instrument;
 use super::error::{StreamCondition, XmppError};
 use super::keepalive::{self, Due, KeepAlive};
 use super::router::{take_batch, ComponentPolicy, Delivery, Outbound, Router};
-use super::stream::{for_stream, StreamReader, StreamWriter};
+use super::stream::{for_stream, ElementLimits, StreamReader, StreamWriter};
 use super::{ns, services, stanza};
-use crate::config::{ComponentConfig, XmppConfig};
+use crate::config::{ComponentConfig, Config, XmppConfig};
+use crate::credentials::{LoginBudgets, LoginLimiter};
+use crate::net::listener::{Admission, PhaseEnd};
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 
@@ -136,44 +143,15 @@ impl ComponentDirectory {
     }
 }
 
-/// Failed handshakes per source address in the current minute.
-#[derive(Debug, Default)]
-struct FailedHandshakes {
-    by_address: Mutex<HashMap<IpAddr, (Instant, u32)>>,
-}
-
-impl FailedHandshakes {
-    fn over_limit(&self, addr: IpAddr, limit: u32) -> bool {
-        let Ok(map) = self.by_address.lock() else {
-            return false;
-        };
-        map.get(&addr).is_some_and(|(since, count)| {
-            since.elapsed() < Duration::from_secs(60) && *count >= limit
-        })
-    }
-
-    fn record(&self, addr: IpAddr) {
-        let Ok(mut map) = self.by_address.lock() else {
-            return;
-        };
-        if map.len() > 10_000 {
-            map.retain(|_, (since, _)| since.elapsed() < Duration::from_secs(60));
-        }
-        let entry = map.entry(addr).or_insert((Instant::now(), 0));
-        if entry.0.elapsed() >= Duration::from_secs(60) {
-            *entry = (Instant::now(), 0);
-        }
-        entry.1 += 1;
-    }
-}
-
 /// Everything a component connection needs, shared by all of them.
 pub struct ComponentService {
     settings: XmppConfig,
+    limits: ElementLimits,
+    tls_handshake: Duration,
     tls: Option<tokio_rustls::TlsAcceptor>,
     router: Router,
     directory: Arc<ComponentDirectory>,
-    failures: FailedHandshakes,
+    failures: LoginLimiter,
 }
 
 impl std::fmt::Debug for ComponentService {
@@ -183,19 +161,26 @@ impl std::fmt::Debug for ComponentService {
 }
 
 impl ComponentService {
-    /// A service using `tls` (None = plain TCP).
+    /// A service using `tls` (None = plain TCP) under `config`'s `[xmpp]` and `[limits]`.
     pub fn new(
-        settings: XmppConfig,
+        config: &Config,
         tls: Option<Arc<rustls::ServerConfig>>,
         router: Router,
         directory: Arc<ComponentDirectory>,
     ) -> Self {
+        let per_address = config.xmpp.failed_handshakes_per_minute;
         ComponentService {
-            settings,
+            settings: config.xmpp.clone(),
+            limits: ElementLimits::from_config(config),
+            tls_handshake: tls_handshake_deadline(config, config.xmpp.handshake_timeout_secs),
             tls: tls.map(tokio_rustls::TlsAcceptor::from),
             router,
             directory,
-            failures: FailedHandshakes::default(),
+            failures: LoginLimiter::new(LoginBudgets {
+                per_account_per_address: per_address,
+                per_address,
+                per_account: per_address.saturating_mul(10),
+            }),
         }
     }
 
@@ -204,42 +189,51 @@ impl ComponentService {
         self: Arc<Self>,
         tcp: TcpStream,
         peer: std::net::SocketAddr,
+        admission: Admission,
         shutdown: Shutdown,
     ) {
         // Each phase in a future of its own: an idle connection holds only its session.
-        let deadline = Duration::from_secs(self.settings.handshake_timeout_secs);
         match &self.tls {
             Some(acceptor) => {
-                let accept = tokio::time::timeout(deadline, acceptor.accept(tcp));
+                let accept = admission.phase(self.tls_handshake, acceptor.accept(tcp));
                 match Box::pin(accept).await {
-                    Ok(Ok(tls)) => Box::pin(self.session(tls, peer, shutdown)).await,
+                    Ok(Ok(tls)) => Box::pin(self.session(tls, peer, admission, shutdown)).await,
                     Ok(Err(e)) => tracing::info!(error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::info!("TLS handshake timed out"),
+                    Err(end) => tracing::info!(%end, "TLS handshake did not finish"),
                 }
             }
-            None => Box::pin(self.session(tcp, peer, shutdown)).await,
+            None => Box::pin(self.session(tcp, peer, admission, shutdown)).await,
         }
     }
 
-    async fn session<S>(&self, io: S, peer: std::net::SocketAddr, shutdown: Shutdown)
-    where
+    async fn session<S>(
+        &self,
+        io: S,
+        peer: std::net::SocketAddr,
+        admission: Admission,
+        shutdown: Shutdown,
+    ) where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
         let (read_half, write_half) = tokio::io::split(io);
-        let mut reader =
-            StreamReader::new(BufReader::new(read_half), self.settings.max_stanza_bytes);
+        let mut reader = StreamReader::new(BufReader::new(read_half), self.limits);
         let mut writer = StreamWriter::new(write_half, ns::COMPONENT)
             .with_write_timeout(Duration::from_secs(self.settings.write_timeout_secs));
         let deadline = Duration::from_secs(self.settings.handshake_timeout_secs);
         let mut header_sent = false;
-        let opened = tokio::time::timeout(
-            deadline,
-            self.open(&mut reader, &mut writer, &mut header_sent, peer.ip()),
-        )
-        .await
-        .unwrap_or(Err(XmppError::HandshakeTimeout(
-            self.settings.handshake_timeout_secs,
-        )));
+        let opened = admission
+            .phase(
+                deadline,
+                self.open(
+                    &mut reader,
+                    &mut writer,
+                    &mut header_sent,
+                    peer.ip(),
+                    &admission,
+                ),
+            )
+            .await
+            .unwrap_or_else(|end| Err(phase_error(end, self.settings.handshake_timeout_secs)));
         let (name, mut attachment, hold_secs) = match opened {
             Ok(opened) => opened,
             Err(error) => {
@@ -288,6 +282,7 @@ impl ComponentService {
         writer: &mut StreamWriter<W>,
         header_sent: &mut bool,
         peer: IpAddr,
+        admission: &Admission,
     ) -> Result<(String, super::router::Attachment, u64), XmppError>
     where
         R: tokio::io::AsyncBufRead + Unpin,
@@ -327,24 +322,29 @@ impl ComponentService {
                 format!("<{}> before the handshake", handshake.name()),
             ));
         }
-        if self
-            .failures
-            .over_limit(peer, self.settings.failed_handshakes_per_minute)
-        {
+        let Ok(attempt) = self.failures.reserve(Some(&name), peer) else {
+            crate::telemetry::throttled_attempt("component");
             return Err(XmppError::stream(
                 StreamCondition::NotAuthorized,
-                format!("too many failed handshakes from {peer}"),
+                format!("too many failed handshakes for {name} or from {peer}"),
             ));
-        }
+        };
         let expected = hex::encode(Sha1::digest(
             format!("{stream_id}{}", entry.secret).as_bytes(),
         ));
         let offered = handshake.text().trim().to_ascii_lowercase();
         if !bool::from(offered.as_bytes().ct_eq(expected.as_bytes())) {
-            self.failures.record(peer);
+            attempt.failed();
             return Err(XmppError::stream(
                 StreamCondition::NotAuthorized,
                 format!("wrong secret for {name}"),
+            ));
+        }
+        drop(attempt);
+        if admission.authenticated().is_err() {
+            return Err(XmppError::stream(
+                StreamCondition::ResourceConstraint,
+                "the component listener is at max_component_connections",
             ));
         }
         let attachment = self
@@ -425,6 +425,26 @@ impl ComponentService {
             Delivery::Delivered | Delivery::Dropped | Delivery::ToServer => {}
         }
         Ok(())
+    }
+}
+
+/// The TLS handshake deadline of a listener whose whole pre-authentication phase has
+/// `phase_secs`: `[limits] tls_handshake_timeout_secs`, never longer than the phase.
+pub(crate) fn tls_handshake_deadline(config: &Config, phase_secs: u64) -> Duration {
+    Duration::from_secs(config.limits.tls_handshake_timeout_secs.get().min(phase_secs.max(1)))
+}
+
+/// The stream error for a pre-authentication phase that did not finish.
+pub(crate) fn phase_error(end: PhaseEnd, timeout_secs: u64) -> XmppError {
+    match end {
+        PhaseEnd::TimedOut => XmppError::HandshakeTimeout(timeout_secs),
+        PhaseEnd::Shutdown => {
+            XmppError::stream(StreamCondition::SystemShutdown, "the server is stopping")
+        }
+        PhaseEnd::Evicted => XmppError::stream(
+            StreamCondition::ResourceConstraint,
+            "too many connections are negotiating",
+        ),
     }
 }
 

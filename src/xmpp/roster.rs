@@ -33,7 +33,8 @@ use super::ns;
 use super::router::Router;
 use super::stanza;
 use super::stanza::attr;
-use crate::store::{RosterItem, RosterSubscription, Store};
+use crate::config::QuotasConfig;
+use crate::store::{RosterItem, RosterSubscription, Store, StoreError};
 
 /// The roster namespace.
 pub const ROSTER: &str = "jabber:iq:roster";
@@ -57,6 +58,7 @@ pub struct Rosters {
     store: Arc<dyn Store>,
     router: Router,
     components: Arc<ComponentDirectory>,
+    quotas: Arc<QuotasConfig>,
     changes: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -138,11 +140,17 @@ pub fn bare_of(jid: &str) -> Option<String> {
 
 impl Rosters {
     /// Rosters over `store`, delivering through `router`.
-    pub fn new(store: Arc<dyn Store>, router: Router, components: Arc<ComponentDirectory>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        router: Router,
+        components: Arc<ComponentDirectory>,
+        quotas: QuotasConfig,
+    ) -> Self {
         Rosters {
             store,
             router,
             components,
+            quotas: Arc::new(quotas),
             changes: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
@@ -166,15 +174,44 @@ impl Rosters {
         }
     }
 
+    /// One item (a fresh one when the user has none for `contact`): one store read.
     async fn item(&self, user: &str, contact: &str) -> RosterItem {
-        self.items(user)
-            .await
-            .into_iter()
-            .find(|i| i.jid == contact)
-            .unwrap_or_else(|| RosterItem {
-                jid: contact.to_owned(),
-                ..RosterItem::default()
-            })
+        let stored = match self.store.roster_item(user, contact).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::warn!(error = %e, user, "cannot read a roster item");
+                None
+            }
+        };
+        stored.unwrap_or_else(|| RosterItem {
+            jid: contact.to_owned(),
+            ..RosterItem::default()
+        })
+    }
+
+    /// Stores `item` within `max_roster_items`.
+    async fn put(&self, user: &str, item: &RosterItem) -> Result<(), StoreError> {
+        let limit = self.quotas.max_roster_items.get();
+        let stored = self.store.put_roster_item(user, item, limit).await;
+        if matches!(stored, Err(StoreError::Full { .. })) {
+            crate::telemetry::quota_refusal("max_roster_items");
+        }
+        stored
+    }
+
+    /// The roster set's `name` and groups, or the `not-acceptable` reason.
+    fn check_item_text(&self, name: Option<&str>, groups: &[String]) -> Result<(), String> {
+        let max_groups = self.quotas.max_roster_groups_per_item.get();
+        let max_bytes = self.quotas.max_roster_text_bytes.get();
+        if groups.len() > max_groups {
+            crate::telemetry::quota_refusal("max_roster_groups_per_item");
+            return Err(format!("more than {max_groups} groups"));
+        }
+        if name.into_iter().chain(groups.iter().map(String::as_str)).any(|t| t.len() > max_bytes) {
+            crate::telemetry::quota_refusal("max_roster_text_bytes");
+            return Err(format!("a name or group longer than {max_bytes} bytes"));
+        }
+        Ok(())
     }
 
     /// Stores `item` (if it changed) and pushes it to the user's resources.
@@ -182,7 +219,7 @@ impl Rosters {
         if *before == item {
             return;
         }
-        if let Err(e) = self.store.put_roster_item(user, &item).await {
+        if let Err(e) = self.put(user, &item).await {
             // Accounts the store does not know (authenticated by a component) have no roster.
             tracing::debug!(error = %e, user, "roster item not stored");
             return;
@@ -243,14 +280,11 @@ impl Rosters {
                 if item.attr("subscription") == Some("remove") {
                     self.remove(&session.bare, &contact).await;
                 } else {
-                    let _guard = self.changes.lock().await;
-                    let before = self.item(&session.bare, &contact).await;
-                    let mut updated = before.clone();
-                    updated.name = item
+                    let name = item
                         .attr("name")
                         .filter(|n| !n.is_empty())
                         .map(str::to_owned);
-                    updated.groups = item
+                    let groups: Vec<String> = item
                         .children()
                         .filter(|c| c.is("group", ROSTER))
                         .map(|g| g.text())
@@ -258,13 +292,21 @@ impl Rosters {
                         .collect::<BTreeSet<_>>()
                         .into_iter()
                         .collect();
-                    if self
-                        .store
-                        .put_roster_item(&session.bare, &updated)
-                        .await
-                        .is_err()
-                    {
-                        return stanza::error_reply(request, "not-allowed");
+                    if let Err(why) = self.check_item_text(name.as_deref(), &groups) {
+                        tracing::info!(user = %session.bare, why, "roster set refused");
+                        return stanza::error_reply(request, "not-acceptable");
+                    }
+                    let _guard = self.changes.lock().await;
+                    let mut updated = self.item(&session.bare, &contact).await;
+                    updated.name = name;
+                    updated.groups = groups;
+                    match self.put(&session.bare, &updated).await {
+                        Ok(()) => {}
+                        Err(StoreError::Full { limit }) => {
+                            tracing::info!(user = %session.bare, limit, "roster is full");
+                            return stanza::error_reply(request, "resource-constraint");
+                        }
+                        Err(_) => return stanza::error_reply(request, "not-allowed"),
                     }
                     self.push(&session.bare, &updated, false);
                 }

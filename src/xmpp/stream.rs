@@ -5,7 +5,10 @@
 //! elements. The stream header stays at depth 1; each complete child element is taken off
 //! it as soon as it closes. Whitespace between stanzas (keep-alives) is dropped, not kept.
 //! Every event reports how many bytes it consumed, so a stanza larger than the limit is
-//! refused with `policy-violation` while it is still arriving. Text longer than
+//! refused with `policy-violation` while it is still arriving; so is a stanza nested deeper
+//! than `[limits] max_xml_depth`, the moment its first too-deep child opens. No tree deeper
+//! than that limit is ever built, so the recursive work done on stanzas later (cloning,
+//! namespace moves, writing, dropping) is bounded by it. Text longer than
 //! [`MAX_TOKEN_BYTES`] arrives in parts that the tree joins; a longer name or attribute
 //! value is not well-formed here.
 //!
@@ -50,15 +53,122 @@ pub struct StreamHeader {
     pub version: Option<String>,
 }
 
+/// What one element from a peer may be: its size while it arrives and how deep it nests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ElementLimits {
+    /// Bytes of one stanza (`[xmpp] max_stanza_bytes`).
+    pub max_bytes: usize,
+    /// Nesting depth of one stanza, the stanza element itself being depth 1
+    /// (`[limits] max_xml_depth`).
+    pub max_depth: usize,
+}
+
+impl ElementLimits {
+    /// The limits the configuration sets.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        ElementLimits {
+            max_bytes: config.xmpp.max_stanza_bytes,
+            max_depth: config.limits.max_xml_depth.get(),
+        }
+    }
+}
+
+/// One element under construction from parser events, refused as soon as it outgrows its
+/// [`ElementLimits`].
+struct ElementBuilder {
+    tree: TreeBuilder,
+    bytes: usize,
+}
+
+impl ElementBuilder {
+    fn new(prefixes: BTreeMap<Option<String>, String>) -> Self {
+        ElementBuilder {
+            tree: TreeBuilder::new().with_prefixes_stack(vec![prefixes.into()]),
+            bytes: 0,
+        }
+    }
+
+    /// Takes one event; the element once its end tag was read.
+    fn push(
+        &mut self,
+        event: RawEvent,
+        limits: &ElementLimits,
+    ) -> Result<Option<Element>, XmppError> {
+        self.bytes += event.metrics().len();
+        if self.bytes > limits.max_bytes {
+            return Err(XmppError::stream(
+                StreamCondition::PolicyViolation,
+                format!("a stanza exceeded {} bytes", limits.max_bytes),
+            ));
+        }
+        let closes_element = matches!(event, RawEvent::ElementFoot(_));
+        self.tree
+            .process_event(event)
+            .map_err(|e| XmppError::stream(StreamCondition::NotWellFormed, e.to_string()))?;
+        if self.tree.depth() > limits.max_depth {
+            crate::telemetry::limit_refusal("xml_depth");
+            return Err(XmppError::stream(
+                StreamCondition::PolicyViolation,
+                format!("a stanza nested deeper than {} elements", limits.max_depth),
+            ));
+        }
+        Ok(if closes_element && self.tree.depth() == 0 {
+            self.tree.root.take()
+        } else {
+            None
+        })
+    }
+}
+
+/// Parses one whole element (an XMPP-over-WebSocket message) under `limits`: what comes
+/// after the element may only be whitespace.
+pub fn parse_element(text: &str, limits: &ElementLimits) -> Result<Element, XmppError> {
+    let not_well_formed = |e: rxml::error::EndOrError| {
+        let detail = match e {
+            rxml::error::EndOrError::NeedMoreData => "the message ends inside an element".into(),
+            rxml::error::EndOrError::Error(e) => e.to_string(),
+        };
+        XmppError::stream(StreamCondition::NotWellFormed, detail)
+    };
+    let mut parser = <rxml::RawParser as rxml::WithOptions>::with_options(parser_options(
+        limits.max_bytes,
+    ));
+    let mut builder = ElementBuilder::new(BTreeMap::new());
+    let mut input = text.as_bytes();
+    loop {
+        let event = rxml::Parse::parse(&mut parser, &mut input, true).map_err(not_well_formed)?;
+        match event {
+            None => {
+                return Err(XmppError::stream(
+                    StreamCondition::NotWellFormed,
+                    "the message ends inside an element",
+                ))
+            }
+            Some(RawEvent::XmlDeclaration(..)) => continue,
+            Some(RawEvent::Text(..)) if builder.tree.depth() == 0 => continue,
+            Some(event) => {
+                if let Some(element) = builder.push(event, limits)? {
+                    if !input.iter().all(u8::is_ascii_whitespace) {
+                        return Err(XmppError::stream(
+                            StreamCondition::NotWellFormed,
+                            "more than one element in a message",
+                        ));
+                    }
+                    return Ok(element);
+                }
+            }
+        }
+    }
+}
+
 /// Reads a stream header and then elements from `R`.
 pub struct StreamReader<R> {
     reader: AsyncRawReader<R>,
     /// The namespace prefixes the stream header declared; every stanza starts from them.
     prefixes: BTreeMap<Option<String>, String>,
     /// The stanza being built; `None` between stanzas.
-    tree: Option<TreeBuilder>,
-    max_stanza_bytes: usize,
-    stanza_bytes: usize,
+    stanza: Option<ElementBuilder>,
+    limits: ElementLimits,
     /// A stanza just ended: the parser holds nothing until more bytes come.
     between_stanzas: bool,
 }
@@ -66,7 +176,7 @@ pub struct StreamReader<R> {
 impl<R> std::fmt::Debug for StreamReader<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StreamReader")
-            .field("max_stanza_bytes", &self.max_stanza_bytes)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -88,14 +198,13 @@ fn parse_error(e: std::io::Error) -> XmppError {
 }
 
 impl<R: AsyncBufRead + Unpin> StreamReader<R> {
-    /// Wraps `inner`; stanzas over `max_stanza_bytes` are refused.
-    pub fn new(inner: R, max_stanza_bytes: usize) -> Self {
+    /// Wraps `inner`; stanzas over `limits` are refused.
+    pub fn new(inner: R, limits: ElementLimits) -> Self {
         StreamReader {
-            reader: AsyncRawReader::with_options(inner, parser_options(max_stanza_bytes)),
+            reader: AsyncRawReader::with_options(inner, parser_options(limits.max_bytes)),
             prefixes: BTreeMap::new(),
-            tree: None,
-            max_stanza_bytes,
-            stanza_bytes: 0,
+            stanza: None,
+            limits,
             between_stanzas: false,
         }
     }
@@ -105,11 +214,10 @@ impl<R: AsyncBufRead + Unpin> StreamReader<R> {
     /// is what RFC 6120 §5.3.3 asks for after STARTTLS.
     pub fn reset(&mut self) {
         *self.reader.parser_mut() = <rxml::RawParser as rxml::WithOptions>::with_options(
-            parser_options(self.max_stanza_bytes),
+            parser_options(self.limits.max_bytes),
         );
         self.prefixes = BTreeMap::new();
-        self.tree = None;
-        self.stanza_bytes = 0;
+        self.stanza = None;
         self.between_stanzas = false;
     }
 
@@ -209,38 +317,22 @@ impl<R: AsyncBufRead + Unpin> StreamReader<R> {
         }
         loop {
             let event = self.next_event().await?;
-            let tree = match &mut self.tree {
-                Some(tree) => tree,
+            let stanza = match &mut self.stanza {
+                Some(stanza) => stanza,
                 None => match event {
                     // Whitespace keep-alives between stanzas: nothing to keep.
                     RawEvent::Text(..) => continue,
                     RawEvent::ElementFoot(_) => return Ok(None),
-                    _ => {
-                        self.stanza_bytes = 0;
-                        self.tree.insert(
-                            TreeBuilder::new()
-                                .with_prefixes_stack(vec![self.prefixes.clone().into()]),
-                        )
-                    }
+                    _ => self
+                        .stanza
+                        .insert(ElementBuilder::new(self.prefixes.clone())),
                 },
             };
-            self.stanza_bytes += event.metrics().len();
-            if self.stanza_bytes > self.max_stanza_bytes {
-                return Err(XmppError::stream(
-                    StreamCondition::PolicyViolation,
-                    format!("a stanza exceeded {} bytes", self.max_stanza_bytes),
-                ));
-            }
-            let closes_element = matches!(event, RawEvent::ElementFoot(_));
-            tree.process_event(event)
-                .map_err(|e| XmppError::stream(StreamCondition::NotWellFormed, e.to_string()))?;
-            if closes_element && tree.depth() == 0 {
-                if let Some(element) = tree.root.take() {
-                    self.tree = None;
-                    // An end tag is one token: nothing of the next stanza is in the parser.
-                    self.between_stanzas = true;
-                    return Ok(Some(element));
-                }
+            if let Some(element) = stanza.push(event, &self.limits)? {
+                self.stanza = None;
+                // An end tag is one token: nothing of the next stanza is in the parser.
+                self.between_stanzas = true;
+                return Ok(Some(element));
             }
         }
     }
@@ -491,7 +583,11 @@ mod tests {
         Result<StreamHeader, XmppError>,
         Vec<Result<Option<Element>, XmppError>>,
     ) {
-        let mut reader = StreamReader::new(tokio::io::BufReader::new(input.as_bytes()), max);
+        let limits = ElementLimits {
+            max_bytes: max,
+            max_depth: 64,
+        };
+        let mut reader = StreamReader::new(tokio::io::BufReader::new(input.as_bytes()), limits);
         let header = reader.read_header().await;
         let mut out = Vec::new();
         if header.is_ok() {

@@ -11,7 +11,9 @@
 //! ```
 //!
 //! One WebSocket text message carries one element, each with its namespace declared. A
-//! message over `max_stanza_bytes` ends the connection (the WebSocket layer refuses it).
+//! message over `max_stanza_bytes` ends the connection (the WebSocket layer refuses it); a
+//! message nested deeper than `[limits] max_xml_depth` ends it with `policy-violation`
+//! while it is parsed, before any tree that deep exists.
 //! The transport is always TLS, so PLAIN is offered as on c2s after STARTTLS. Only
 //! HTTP/1.1 upgrades are served (no RFC 8441 over HTTP/2).
 //!
@@ -37,7 +39,7 @@ use super::client::{ClientService, Transport};
 use super::error::{StreamCondition, XmppError};
 use super::ns;
 use super::stanza;
-use super::stream::StreamHeader;
+use super::stream::{parse_element, ElementLimits, StreamHeader};
 use crate::http::{full, text, Handler, RequestContext, ResponseBody};
 
 /// Where the WebSocket endpoint is mounted.
@@ -151,9 +153,8 @@ impl Handler for WebSocketEndpoint {
                 Some(config),
             )
             .await;
-            clients
-                .handle_websocket(WebSocketTransport::new(ws, write_timeout), peer, shutdown)
-                .await;
+            let transport = WebSocketTransport::new(ws, write_timeout, clients.element_limits());
+            clients.handle_websocket(transport, peer, shutdown).await;
         });
         let mut response = Response::new(full(""));
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -173,14 +174,19 @@ struct WebSocketTransport<S> {
     ws: WebSocketStream<S>,
     queued: VecDeque<String>,
     write_timeout: Duration,
+    limits: ElementLimits,
+    /// The server's `<open/>` of the current stream was written.
+    opened: bool,
 }
 
 impl<S> WebSocketTransport<S> {
-    fn new(ws: WebSocketStream<S>, write_timeout: Duration) -> Self {
+    fn new(ws: WebSocketStream<S>, write_timeout: Duration, limits: ElementLimits) -> Self {
         WebSocketTransport {
             ws,
             queued: VecDeque::new(),
             write_timeout,
+            limits,
+            opened: false,
         }
     }
 }
@@ -205,11 +211,7 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> WebSocketTr
                 None => return Err(XmppError::Closed),
             };
             match message {
-                Message::Text(text) => {
-                    return text.as_str().parse::<Element>().map_err(|e| {
-                        XmppError::stream(StreamCondition::NotWellFormed, e.to_string())
-                    });
-                }
+                Message::Text(text) => return parse_element(text.as_str(), &self.limits),
                 Message::Binary(_) => {
                     return Err(XmppError::stream(
                         StreamCondition::UnsupportedStanzaType,
@@ -246,6 +248,7 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Transport
     }
 
     fn write_open(&mut self, from: &str, id: &str) -> Result<(), XmppError> {
+        self.opened = true;
         let open = stanza::element(
             "open",
             FRAMING,
@@ -292,11 +295,13 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Transport
         Ok(Some(element))
     }
 
-    fn restart(&mut self) {}
+    fn restart(&mut self) {
+        self.opened = false;
+    }
 
-    async fn close(&mut self, opened: bool, condition: Option<StreamCondition>) {
+    async fn close(&mut self, condition: Option<StreamCondition>) {
         let result = tokio::time::timeout(Duration::from_secs(5), async {
-            if !opened {
+            if !self.opened {
                 self.write_open("error", &hex::encode(rand::random::<[u8; 8]>()))?;
             }
             if let Some(condition) = condition {

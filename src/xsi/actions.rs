@@ -364,7 +364,7 @@ impl XsiActions {
         }
         let body_format = Format::of_body(request.headers())?;
         let body = http::read_body(request, &context.limits).await?;
-        let updated = services::apply(current, &body, body_format)?;
+        let updated = services::apply(current, &body, body_format, context.max_xml_depth)?;
         self.telephony.set_service(user, updated).await?;
         Ok(empty(StatusCode::OK))
     }
@@ -472,24 +472,24 @@ impl XsiActions {
             Method::POST => {
                 let body_format = Format::of_body(request.headers())?;
                 let body = http::read_body(request, &context.limits).await?;
-                let added: model::Personal = codec::parse(&body, body_format, "Personal")?;
+                let added: model::Personal = codec::parse(&body, body_format, "Personal", context.max_xml_depth)?;
                 if added.entry.is_empty() {
                     return Err(ApiError::Invalid {
                         field: "entry".into(),
                         reason: "at least one entry is needed".into(),
                     });
                 }
-                for entry in added.entry {
-                    self.telephony
-                        .add_personal_contact(
-                            &user.id,
-                            PersonalContact {
-                                name: entry.name.trim().to_owned(),
-                                number: entry.number.trim().to_owned(),
-                            },
-                        )
-                        .await?;
-                }
+                let entries: Vec<PersonalContact> = added
+                    .entry
+                    .iter()
+                    .map(|entry| PersonalContact {
+                        name: entry.name.trim().to_owned(),
+                        number: entry.number.trim().to_owned(),
+                    })
+                    .collect();
+                self.telephony
+                    .add_personal_contacts(&user.id, &entries)
+                    .await?;
                 Ok(empty(StatusCode::CREATED))
             }
             Method::DELETE => {

@@ -24,7 +24,7 @@ use base64::Engine as _;
 use hmac::Mac;
 
 use crate::config::XsiConfig;
-use crate::credentials::{LoginThrottle, PasswordVerifiers};
+use crate::credentials::{LoginBudgets, LoginLimiter, PasswordVerifiers};
 use crate::store::User;
 use crate::telephony::Telephony;
 
@@ -37,7 +37,7 @@ pub struct Authenticator {
     config: Arc<XsiConfig>,
     key: Arc<[u8; 32]>,
     cache: Arc<Mutex<HashMap<[u8; 32], Entry>>>,
-    failures: Arc<LoginThrottle>,
+    failures: Arc<LoginLimiter>,
     dummy: Arc<PasswordVerifiers>,
 }
 
@@ -99,10 +99,11 @@ impl Authenticator {
         rand::Rng::fill(&mut rand::thread_rng(), &mut key[..]);
         // A verifier no password matches, for the same work on unknown users.
         let dummy = PasswordVerifiers::decoy(scram_iterations);
-        let failures = Arc::new(LoginThrottle::new(
-            config.failed_logins_per_user_per_minute,
-            config.failed_logins_per_address_per_minute,
-        ));
+        let failures = Arc::new(LoginLimiter::new(LoginBudgets {
+            per_account_per_address: config.failed_logins_per_user_per_minute,
+            per_address: config.failed_logins_per_address_per_minute,
+            per_account: config.failed_logins_per_user_all_addresses_per_minute,
+        }));
         Authenticator {
             telephony,
             config,
@@ -121,15 +122,23 @@ impl Authenticator {
     ) -> Result<User, ApiError> {
         let header = header.ok_or(ApiError::AuthenticationRequired)?;
         let Some(basic) = parse_basic(header) else {
-            self.failures.record_failure(None, peer);
+            if let Ok(attempt) = self.failures.reserve(None, peer) {
+                attempt.failed();
+            }
             crate::telemetry::xsi_login("failed");
             return Err(ApiError::BadCredentials);
         };
         let user_key = basic.user.to_lowercase();
-        if let Some(retry_after_secs) = self.failures.throttled(&user_key, peer) {
-            crate::telemetry::xsi_login("throttled");
-            return Err(ApiError::Throttled { retry_after_secs });
-        }
+        let attempt = match self.failures.reserve(Some(&user_key), peer) {
+            Ok(attempt) => attempt,
+            Err(throttled) => {
+                crate::telemetry::xsi_login("throttled");
+                crate::telemetry::throttled_attempt("xsi");
+                return Err(ApiError::Throttled {
+                    retry_after_secs: throttled.retry_after_secs,
+                });
+            }
+        };
         let cache_key = self.cache_key(&user_key, &basic.password);
         // Read before the user, so a change that races this request is seen next time.
         let generation = self.telephony.users_generation();
@@ -171,7 +180,7 @@ impl Authenticator {
             }
             _ => {
                 tracing::info!(user = %basic.user, peer = %peer, "XSI login failed");
-                self.failures.record_failure(Some(&user_key), peer);
+                attempt.failed();
                 crate::telemetry::xsi_login("failed");
                 Err(ApiError::BadCredentials)
             }

@@ -5,7 +5,10 @@
 //! `application/json`; XML otherwise (UTF-8, with an XML declaration). A request body is
 //! JSON when its `Content-Type` is `application/json`, and XML when it is `application/xml`,
 //! `text/xml` or absent. Any other type gets 415. Before a body is handed to serde, its
-//! root element must be the one the resource takes, in the XSI namespace, with no DOCTYPE.
+//! root element must be the one the resource takes, in the XSI namespace, with no DOCTYPE,
+//! and no element may nest deeper than `[limits] max_xml_depth` (a JSON body, held to
+//! serde_json's own nesting limit of 128 first, is checked on its XML form), so nothing
+//! downstream walks an attacker-shaped tree.
 
 use hyper::body::Bytes;
 use hyper::header::{HeaderMap, ACCEPT, CONTENT_TYPE};
@@ -112,11 +115,13 @@ fn internal(what: &str, e: &dyn std::fmt::Display) -> ApiError {
     ApiError::Internal
 }
 
-/// Reads a request body in `format` as the document whose root element is `root`.
+/// Reads a request body in `format` as the document whose root element is `root`, nested
+/// at most `max_depth` deep.
 pub fn parse<T: DeserializeOwned>(
     body: &[u8],
     format: Format,
     root: &'static str,
+    max_depth: usize,
 ) -> Result<T, ApiError> {
     let malformed = |detail: String| ApiError::Malformed {
         expected: root,
@@ -133,7 +138,34 @@ pub fn parse<T: DeserializeOwned>(
         }
     };
     check_root(&xml, root).map_err(malformed)?;
+    check_depth(&xml, max_depth).map_err(malformed)?;
     quick_xml::de::from_str(&xml).map_err(|e| malformed(e.to_string()))
+}
+
+/// No element of `xml` nests deeper than `max_depth` (the root being depth 1). Streams the
+/// document once; builds nothing.
+fn check_depth(xml: &str, max_depth: usize) -> Result<(), String> {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut depth = 0usize;
+    loop {
+        match reader.read_event() {
+            Err(e) => return Err(e.to_string()),
+            Ok(Event::Start(_)) => {
+                depth += 1;
+                if depth > max_depth {
+                    crate::telemetry::limit_refusal("xml_depth");
+                    return Err(format!("elements nest deeper than {max_depth}"));
+                }
+            }
+            Ok(Event::Empty(_)) if depth + 1 > max_depth => {
+                crate::telemetry::limit_refusal("xml_depth");
+                return Err(format!("elements nest deeper than {max_depth}"));
+            }
+            Ok(Event::End(_)) => depth = depth.saturating_sub(1),
+            Ok(Event::Eof) => return Ok(()),
+            Ok(_) => {}
+        }
+    }
 }
 
 /// The document's root must be `root` in the XSI namespace (a JSON body may leave the

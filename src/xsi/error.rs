@@ -61,6 +61,14 @@ pub enum ApiError {
     /// The record exists already.
     #[error("{0} already exists")]
     Exists(String),
+    /// The user is at one of its `[quotas]`.
+    #[error("too many {what}: the limit is {limit}")]
+    QuotaExceeded {
+        /// What is at its limit, in words.
+        what: &'static str,
+        /// The limit.
+        limit: usize,
+    },
     /// The method is not one the resource takes.
     #[error("method not allowed; allowed: {allow}")]
     MethodNotAllowed {
@@ -93,7 +101,7 @@ impl ApiError {
             }
             ApiError::AuthenticationRequired | ApiError::BadCredentials => StatusCode::UNAUTHORIZED,
             ApiError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::QuotaExceeded { .. } => StatusCode::FORBIDDEN,
             ApiError::UnknownUser(_) | ApiError::UnknownResource(_) | ApiError::UnknownEntry(_) => {
                 StatusCode::NOT_FOUND
             }
@@ -120,6 +128,7 @@ impl ApiError {
             ApiError::UnknownResource(_) => 120_202,
             ApiError::UnknownEntry(_) => 120_203,
             ApiError::Exists(_) => 120_204,
+            ApiError::QuotaExceeded { .. } => 120_205,
             ApiError::MethodNotAllowed { .. } => 120_301,
             ApiError::UnsupportedMediaType(_) => 120_302,
             ApiError::TooLarge { .. } => 120_303,
@@ -138,6 +147,7 @@ impl From<TelephonyError> for ApiError {
             },
             TelephonyError::UnknownUser(user) => ApiError::UnknownUser(user),
             TelephonyError::Exists(what) => ApiError::Exists(what),
+            TelephonyError::Quota { what, limit, .. } => ApiError::QuotaExceeded { what, limit },
             TelephonyError::Store(e) => {
                 tracing::error!(error = %e, "store failed while serving XSI");
                 ApiError::Internal

@@ -162,6 +162,7 @@ impl From<HubError> for ApiError {
                 field: "request".into(),
                 reason: why,
             },
+            HubError::Quota { what, limit, .. } => ApiError::QuotaExceeded { what, limit },
             HubError::Store(e) => {
                 tracing::error!(error = %e, "store failed while serving XSI-Events");
                 ApiError::Internal
@@ -249,7 +250,7 @@ impl XsiEvents {
     ) -> Result<T, ApiError> {
         let format = Format::of_body(request.headers())?;
         let body = http::read_body(request, &context.limits).await?;
-        codec::parse(&body, format, root)
+        codec::parse(&body, format, root, context.max_xml_depth)
     }
 
     async fn serve(

@@ -117,13 +117,14 @@ pub(super) fn apply(
     current: ServiceSettings,
     body: &[u8],
     format: Format,
+    max_depth: usize,
 ) -> Result<ServiceSettings, ApiError> {
     Ok(match current {
         ServiceSettings::DoNotDisturb {
             active,
             ring_splash,
         } => {
-            let put: model::DoNotDisturb = codec::parse(body, format, "DoNotDisturb")?;
+            let put: model::DoNotDisturb = codec::parse(body, format, "DoNotDisturb", max_depth)?;
             ServiceSettings::DoNotDisturb {
                 active: put.active.unwrap_or(active),
                 ring_splash: put.ring_splash.unwrap_or(ring_splash),
@@ -135,7 +136,7 @@ pub(super) fn apply(
             ring_splash,
         } => {
             let put: model::CallForwardingAlways =
-                codec::parse(body, format, "CallForwardingAlways")?;
+                codec::parse(body, format, "CallForwardingAlways", max_depth)?;
             ServiceSettings::CallForwardingAlways {
                 active: put.active.unwrap_or(active),
                 forward_to: number(put.forward_to_phone_number, forward_to),
@@ -143,7 +144,7 @@ pub(super) fn apply(
             }
         }
         ServiceSettings::CallForwardingBusy { active, forward_to } => {
-            let put: model::CallForwardingBusy = codec::parse(body, format, "CallForwardingBusy")?;
+            let put: model::CallForwardingBusy = codec::parse(body, format, "CallForwardingBusy", max_depth)?;
             ServiceSettings::CallForwardingBusy {
                 active: put.active.unwrap_or(active),
                 forward_to: number(put.forward_to_phone_number, forward_to),
@@ -155,7 +156,7 @@ pub(super) fn apply(
             number_of_rings,
         } => {
             let put: model::CallForwardingNoAnswer =
-                codec::parse(body, format, "CallForwardingNoAnswer")?;
+                codec::parse(body, format, "CallForwardingNoAnswer", max_depth)?;
             ServiceSettings::CallForwardingNoAnswer {
                 active: put.active.unwrap_or(active),
                 forward_to: number(put.forward_to_phone_number, forward_to),
@@ -166,7 +167,7 @@ pub(super) fn apply(
             active,
             number: office,
         } => {
-            let put: model::RemoteOffice = codec::parse(body, format, "RemoteOffice")?;
+            let put: model::RemoteOffice = codec::parse(body, format, "RemoteOffice", max_depth)?;
             ServiceSettings::RemoteOffice {
                 active: put.active.unwrap_or(active),
                 number: number(put.remote_office_number, office),
@@ -178,7 +179,7 @@ pub(super) fn apply(
             locations,
         } => {
             let put: model::SimultaneousRingPersonal =
-                codec::parse(body, format, "SimultaneousRingPersonal")?;
+                codec::parse(body, format, "SimultaneousRingPersonal", max_depth)?;
             let do_not_ring_if_on_call = match put.incoming_calls.as_deref().map(str::trim) {
                 None => do_not_ring_if_on_call,
                 Some(model::RING_FOR_ALL) => false,

@@ -8,6 +8,7 @@ mod call_bridge;
 mod cli;
 mod cti;
 mod dns;
+mod hardening;
 mod pki_issue;
 mod pki_verify;
 mod serve;

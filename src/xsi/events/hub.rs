@@ -32,7 +32,7 @@ use hyper::body::Bytes;
 use rand::Rng;
 use tokio::sync::mpsc;
 
-use crate::config::XsiEventsConfig;
+use crate::config::{QuotasConfig, XsiEventsConfig};
 use crate::store::{Store, StoreError, SubscriptionRecord, SubscriptionTarget};
 use crate::telephony::{EventKind, ServiceName, TelephonyEvent};
 
@@ -62,6 +62,16 @@ pub enum HubError {
     /// The request is not allowed (e.g. too many channels in a set).
     #[error("{0}")]
     Refused(String),
+    /// The owner is at one of its `[quotas]`.
+    #[error("{what}: the limit is {limit}")]
+    Quota {
+        /// The `[quotas]` key.
+        quota: &'static str,
+        /// What is at its limit, in words.
+        what: &'static str,
+        /// The limit.
+        limit: usize,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -155,6 +165,8 @@ struct State {
     /// Owner id → the ids of its channel sets.
     owner_sets: HashMap<String, HashSet<String>>,
     subscriptions: HashMap<String, SubscriptionRecord>,
+    /// Owner id → how many subscriptions it owns (for `max_subscriptions_per_user`).
+    owner_subscriptions: HashMap<String, usize>,
     /// Lower-cased user id → the subscriptions that target that user.
     user_subscriptions: HashMap<String, HashSet<String>>,
     /// Subscriptions with a group, enterprise or system target.
@@ -196,6 +208,20 @@ impl State {
     }
 
     /// The ids of `owner`'s sets.
+    /// How many of `owner`'s sets have an open channel, and how many channels they hold.
+    fn open_channels_of(&self, owner: &Owner) -> (usize, usize) {
+        let sets = self
+            .owner_sets
+            .get(&owner.id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.sets.get(id));
+        sets.fold((0, 0), |(sets, channels), set| {
+            let open = set.channels.iter().filter(|c| !c.queue.is_closed()).count();
+            (sets + usize::from(open > 0), channels + open)
+        })
+    }
+
     fn owner_set_ids(&self, owner: &Owner) -> Vec<String> {
         self.owner_sets
             .get(&owner.id)
@@ -204,6 +230,10 @@ impl State {
     }
 
     fn add_subscription(&mut self, record: SubscriptionRecord) {
+        *self
+            .owner_subscriptions
+            .entry(record.owner.clone())
+            .or_insert(0) += 1;
         match &record.target {
             SubscriptionTarget::User { user_id } => {
                 self.user_subscriptions
@@ -220,6 +250,12 @@ impl State {
 
     fn remove_subscription(&mut self, id: &str) -> Option<SubscriptionRecord> {
         let record = self.subscriptions.remove(id)?;
+        if let Some(count) = self.owner_subscriptions.get_mut(&record.owner) {
+            *count -= 1;
+            if *count == 0 {
+                self.owner_subscriptions.remove(&record.owner);
+            }
+        }
         if let SubscriptionTarget::User { user_id } = &record.target {
             let key = user_id.to_lowercase();
             if let Some(ids) = self.user_subscriptions.get_mut(&key) {
@@ -303,6 +339,7 @@ pub struct Hub {
     state: Arc<Mutex<State>>,
     store: Arc<dyn Store>,
     config: Arc<XsiEventsConfig>,
+    quotas: Arc<QuotasConfig>,
     node_id: Arc<str>,
 }
 
@@ -310,6 +347,12 @@ impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hub").finish_non_exhaustive()
     }
+}
+
+/// A quota refusal, counted.
+fn quota(quota: &'static str, what: &'static str, limit: usize) -> HubError {
+    crate::telemetry::quota_refusal(quota);
+    HubError::Quota { quota, what, limit }
 }
 
 fn new_id() -> String {
@@ -343,6 +386,7 @@ impl Hub {
     pub async fn load(
         store: Arc<dyn Store>,
         config: XsiEventsConfig,
+        quotas: QuotasConfig,
         node_id: &str,
     ) -> Result<Self, StoreError> {
         let mut state = State::default();
@@ -353,6 +397,7 @@ impl Hub {
             state: Arc::new(Mutex::new(state)),
             store,
             config: Arc::new(config),
+            quotas: Arc::new(quotas),
             node_id: node_id.into(),
         })
     }
@@ -383,6 +428,28 @@ impl Hub {
     /// Opens a channel. The first document on the stream is the `Channel` answer; events
     /// the set kept while it had no channel follow.
     pub fn open_channel(&self, owner: &Owner, request: ChannelRequest) -> Result<Opened, HubError> {
+        self.check_ids(&request.channel_set_id, request.application_id.as_deref())?;
+        {
+            let state = self.state();
+            let (sets, channels) = state.open_channels_of(owner);
+            let in_open_set = state.sets.get(&request.channel_set_id).is_some_and(|set| {
+                set.owner == *owner && set.channels.iter().any(|c| !c.queue.is_closed())
+            });
+            if channels >= self.quotas.max_channels_per_user.get() {
+                return Err(quota(
+                    "max_channels_per_user",
+                    "open event channels",
+                    self.quotas.max_channels_per_user.get(),
+                ));
+            }
+            if !in_open_set && sets >= self.quotas.max_channel_sets_per_user.get() {
+                return Err(quota(
+                    "max_channel_sets_per_user",
+                    "channel sets with open channels",
+                    self.quotas.max_channel_sets_per_user.get(),
+                ));
+            }
+        }
         let (expires, expires_at) = self.grant(request.expires);
         let channel_id = format!("{}:{}", self.node_id, new_id());
         let (queue, stream) = mpsc::channel(self.config.channel_queue_len.max(2));
@@ -611,12 +678,37 @@ impl Hub {
         Ok(())
     }
 
+    /// `channelSetId` and `applicationId` within `max_event_id_bytes`.
+    fn check_ids(&self, set_id: &str, application_id: Option<&str>) -> Result<(), HubError> {
+        let limit = self.quotas.max_event_id_bytes.get();
+        for (name, value) in [("channelSetId", Some(set_id)), ("applicationId", application_id)] {
+            if value.is_some_and(|v| v.len() > limit) {
+                crate::telemetry::quota_refusal("max_event_id_bytes");
+                return Err(HubError::Refused(format!(
+                    "{name} is longer than {limit} bytes"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Subscribes; delivers `initial` (the state of a user target) at once.
     pub async fn subscribe(
         &self,
         owner: &Owner,
         request: SubscribeRequest,
     ) -> Result<(SubscriptionRecord, u64), HubError> {
+        self.check_ids(&request.channel_set_id, request.application_id.as_deref())?;
+        let limit = self.quotas.max_subscriptions_per_user.get();
+        let owned = self
+            .state()
+            .owner_subscriptions
+            .get(&owner.id)
+            .copied()
+            .unwrap_or(0);
+        if owned >= limit {
+            return Err(quota("max_subscriptions_per_user", "subscriptions", limit));
+        }
         let SubscribeRequest {
             target,
             events,
@@ -1054,7 +1146,9 @@ mod tests {
             users.push(user);
         }
         (
-            Hub::load(Arc::new(store), config, "node").await.unwrap(),
+            Hub::load(Arc::new(store), config, QuotasConfig::default(), "node")
+                .await
+                .unwrap(),
             users,
         )
     }

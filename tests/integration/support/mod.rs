@@ -78,3 +78,17 @@ pub fn run_with_stdin(dir: &Path, args: &[&str], input: &str) -> Run {
         .expect("wait for bridgehead")
         .into()
 }
+
+/// Polls `condition` every 20 ms until it holds or `limit` passes; whether it held.
+pub async fn wait_until(limit: std::time::Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if condition() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
