@@ -151,16 +151,17 @@ pub fn affinity_cookie(name: &str, node_id: &str) -> HeaderValue {
 
 impl HttpsFront {
     /// A front presenting `tls` (with ALPN `h2`, `http/1.1`), serving `routes`.
-    pub fn new(tls: Arc<rustls::ServerConfig>, routes: Routes, config: &crate::config::Config) -> Self {
+    pub fn new(
+        tls: Arc<rustls::ServerConfig>,
+        routes: Routes,
+        config: &crate::config::Config,
+    ) -> Self {
         let limits = config.http.clone();
         let affinity_cookie = affinity_cookie(&limits.affinity_cookie, &config.server.node_id());
-        let handshake_secs = config
-            .limits
-            .tls_handshake_timeout_secs
-            .get()
-            .min(limits.handshake_timeout_secs.max(1));
         HttpsFront {
-            handshake: Duration::from_secs(handshake_secs),
+            handshake: config
+                .limits
+                .tls_handshake_within(limits.handshake_timeout_secs),
             max_xml_depth: config.limits.max_xml_depth.get(),
             tls: tokio_rustls::TlsAcceptor::from(tls),
             routes,
@@ -202,8 +203,10 @@ impl HttpsFront {
         };
         // HTTP authenticates each request; the connection leaves the pre-authentication
         // budget once its TLS handshake is done (the header read timeout bounds the rest).
-        if admission.authenticated().is_err() {
-            tracing::debug!("the listener is at max_connections");
+        // At max_connections it waits there for a slot, as long as an idle connection lives.
+        let idle = Duration::from_secs(self.limits.idle_timeout_secs);
+        if let Err(end) = admission.phase(idle, admission.wait_for_slot()).await {
+            tracing::debug!(%end, "no connection slot came free");
             return;
         }
         let client_id = tls

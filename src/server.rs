@@ -245,7 +245,12 @@ impl Server {
         ));
         let client = if config.xmpp.client_enabled {
             let addr = config.xmpp.client_listen;
-            let listener = bind_listener("c2s", addr, config.xmpp.max_client_connections, &config.limits)?;
+            let listener = bind_listener(
+                "c2s",
+                addr,
+                config.xmpp.max_client_connections,
+                &config.limits,
+            )?;
             addrs.client = listener.local_addr().ok();
             Some((listener, Arc::clone(&clients)))
         } else {
@@ -253,7 +258,12 @@ impl Server {
         };
         let component = if config.xmpp.component_enabled {
             let addr = config.xmpp.component_listen;
-            let listener = bind_listener("component", addr, config.xmpp.max_component_connections, &config.limits)?;
+            let listener = bind_listener(
+                "component",
+                addr,
+                config.xmpp.max_component_connections,
+                &config.limits,
+            )?;
             addrs.component = listener.local_addr().ok();
             if !config.xmpp.component_tls && !addr.ip().is_loopback() {
                 tracing::warn!(
@@ -287,7 +297,8 @@ impl Server {
         .await?;
         let (https, cti) = if config.http.enabled {
             let addr = config.http.listen;
-            let listener = bind_listener("https", addr, config.http.max_connections, &config.limits)?;
+            let listener =
+                bind_listener("https", addr, config.http.max_connections, &config.limits)?;
             addrs.https = listener.local_addr().ok();
             let xsi_config = Arc::new(config.xsi.clone());
             let auth = crate::xsi::auth::Authenticator::new(
@@ -322,15 +333,12 @@ impl Server {
             }
             let cti = if config.cti_enabled() {
                 let addr = config.cti.listen;
-                let listener = bind_listener("cti", addr, config.cti.max_connections, &config.limits)?;
+                let listener =
+                    bind_listener("cti", addr, config.cti.max_connections, &config.limits)?;
                 addrs.cti = listener.local_addr().ok();
                 let (trust, allowed) = cti_trust(&config)?;
                 let cti_tls = identity.cti_server_config(&trust, allowed, &[b"h2", b"http/1.1"])?;
-                let front = HttpsFront::new(
-                    cti_tls,
-                    routes.clone(),
-                    &config,
-                );
+                let front = HttpsFront::new(cti_tls, routes.clone(), &config);
                 Some((listener, Arc::new(front)))
             } else {
                 None
@@ -424,23 +432,29 @@ impl Bound {
         });
         if let Some((listener, service)) = self.component {
             let for_connections = shutdown.clone();
-            listeners.spawn(listener.serve(shutdown.clone(), move |tcp, peer, admission| {
-                Arc::clone(&service).handle(tcp, peer, admission, for_connections.clone())
-            }));
+            listeners.spawn(
+                listener.serve(shutdown.clone(), move |tcp, peer, admission| {
+                    Arc::clone(&service).handle(tcp, peer, admission, for_connections.clone())
+                }),
+            );
         }
         if let Some((listener, service)) = self.client {
             let for_connections = shutdown.clone();
-            listeners.spawn(listener.serve(shutdown.clone(), move |tcp, peer, admission| {
-                Arc::clone(&service).handle(tcp, peer, admission, for_connections.clone())
-            }));
+            listeners.spawn(
+                listener.serve(shutdown.clone(), move |tcp, peer, admission| {
+                    Arc::clone(&service).handle(tcp, peer, admission, for_connections.clone())
+                }),
+            );
         }
         spawn_event_delivery(&shutdown, self.hub.clone(), self.telephony.clone());
         spawn_store_maintenance(&shutdown, Arc::clone(&self.store));
         for (listener, front) in self.https.into_iter().chain(self.cti) {
             let for_connections = shutdown.clone();
-            listeners.spawn(listener.serve(shutdown.clone(), move |tcp, peer, admission| {
-                Arc::clone(&front).handle(tcp, peer, admission, for_connections.clone())
-            }));
+            listeners.spawn(
+                listener.serve(shutdown.clone(), move |tcp, peer, admission| {
+                    Arc::clone(&front).handle(tcp, peer, admission, for_connections.clone())
+                }),
+            );
         }
         tracing::info!(
             domain = %self.config.server.domain,

@@ -450,7 +450,8 @@ pub trait Store: Send + Sync + 'static {
     /// A user's roster, ordered by contact JID.
     async fn roster(&self, user_id: &str) -> Result<Vec<RosterItem>, StoreError>;
     /// One roster item, if the user has one for `jid`.
-    async fn roster_item(&self, user_id: &str, jid: &str) -> Result<Option<RosterItem>, StoreError>;
+    async fn roster_item(&self, user_id: &str, jid: &str)
+        -> Result<Option<RosterItem>, StoreError>;
     /// Creates or replaces a roster item; `Missing` for an unknown user, `Full` when the
     /// item is new and the roster has `max_items` already.
     async fn put_roster_item(

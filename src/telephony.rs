@@ -220,7 +220,10 @@ impl Telephony {
             }
             services::check_address("number", &contact.number)?;
             if !names.insert(contact.name.as_str()) {
-                return Err(TelephonyError::Exists(format!("entry \"{}\"", contact.name)));
+                return Err(TelephonyError::Exists(format!(
+                    "entry \"{}\"",
+                    contact.name
+                )));
             }
         }
         self.existing_user(user_id).await?;

@@ -37,6 +37,14 @@ impl Default for LimitsConfig {
     }
 }
 
+impl LimitsConfig {
+    /// The TLS handshake deadline of a listener whose whole pre-authentication phase may
+    /// take `phase_secs`: `tls_handshake_timeout_secs`, never longer than the phase.
+    pub fn tls_handshake_within(&self, phase_secs: u64) -> std::time::Duration {
+        std::time::Duration::from_secs(self.tls_handshake_timeout_secs.get().min(phase_secs.max(1)))
+    }
+}
+
 /// The largest `max_xml_depth` accepted: deep enough for any real document, shallow
 /// enough that walking a tree recursively stays far from a thread's stack size.
 pub const MAX_XML_DEPTH_CEILING: usize = 1000;
@@ -95,6 +103,9 @@ mod tests {
             "[quotas]\nmax_roster_items = 0\n",
         )
         .unwrap_err();
-        assert!(error.to_string().contains("quotas.max_roster_items"), "{error}");
+        assert!(
+            error.to_string().contains("quotas.max_roster_items"),
+            "{error}"
+        );
     }
 }

@@ -78,7 +78,10 @@ impl<K: Hash + Eq + Clone> Window<K> {
     /// `Err` with the wait when `key` has no room (or the window is full of live keys).
     fn check(&mut self, key: &K, now: Instant) -> Result<(), Throttled> {
         if let Some(times) = self.entries.get_mut(key) {
-            while times.front().is_some_and(|(t, _)| now.duration_since(*t) >= WINDOW) {
+            while times
+                .front()
+                .is_some_and(|(t, _)| now.duration_since(*t) >= WINDOW)
+            {
                 times.pop_front();
             }
             if times.len() >= self.limit {

@@ -167,6 +167,19 @@ impl Admission {
         Ok(())
     }
 
+    /// Like [`Admission::authenticated`], but waits (still in the pre-authentication budget,
+    /// so bounded) for a connection slot to free up instead of failing.
+    pub async fn wait_for_slot(&self) {
+        if self.permit.get().is_some() {
+            return;
+        }
+        if let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await {
+            if self.permit.set(permit).is_ok() {
+                self.table().forget(self.id);
+            }
+        }
+    }
+
     fn table(&self) -> std::sync::MutexGuard<'_, PreAuthTable> {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -309,20 +322,33 @@ mod tests {
         let first = listener.admit(a, &shutdown).unwrap();
         let _second = listener.admit(a, &shutdown).unwrap();
         assert!(listener.admit(a, &shutdown).is_none());
-        assert!(listener.admit(IpAddr::from([10, 0, 0, 2]), &shutdown).is_some());
+        assert!(listener
+            .admit(IpAddr::from([10, 0, 0, 2]), &shutdown)
+            .is_some());
         drop(first);
-        assert!(listener.admit(a, &shutdown).is_some(), "a closed connection frees its place");
+        assert!(
+            listener.admit(a, &shutdown).is_some(),
+            "a closed connection frees its place"
+        );
     }
 
     #[tokio::test]
     async fn a_full_listener_evicts_the_oldest_unauthenticated_connection() {
         let listener = listener(2, 5);
         let shutdown = Shutdown::new();
-        let oldest = listener.admit(IpAddr::from([10, 0, 0, 1]), &shutdown).unwrap();
-        let middle = listener.admit(IpAddr::from([10, 0, 0, 2]), &shutdown).unwrap();
+        let oldest = listener
+            .admit(IpAddr::from([10, 0, 0, 1]), &shutdown)
+            .unwrap();
+        let middle = listener
+            .admit(IpAddr::from([10, 0, 0, 2]), &shutdown)
+            .unwrap();
         middle.authenticated().unwrap();
-        let newest = listener.admit(IpAddr::from([10, 0, 0, 3]), &shutdown).unwrap();
-        let _newer = listener.admit(IpAddr::from([10, 0, 0, 4]), &shutdown).unwrap();
+        let newest = listener
+            .admit(IpAddr::from([10, 0, 0, 3]), &shutdown)
+            .unwrap();
+        let _newer = listener
+            .admit(IpAddr::from([10, 0, 0, 4]), &shutdown)
+            .unwrap();
         let phase = oldest.phase(Duration::from_secs(60), std::future::pending::<()>());
         assert_eq!(phase.await, Err(PhaseEnd::Evicted));
         // The authenticated one left the budget, so one more eviction was enough.
@@ -334,7 +360,9 @@ mod tests {
         let listener = listener(10, 10);
         let shutdown = Shutdown::new();
         let peer = IpAddr::from([10, 0, 0, 1]);
-        let mut admitted: Vec<_> = (0..3).map(|_| listener.admit(peer, &shutdown).unwrap()).collect();
+        let mut admitted: Vec<_> = (0..3)
+            .map(|_| listener.admit(peer, &shutdown).unwrap())
+            .collect();
         assert!(admitted[0].authenticated().is_ok());
         assert!(admitted[1].authenticated().is_ok());
         assert_eq!(admitted[2].authenticated(), Err(ListenerFull));
@@ -346,7 +374,9 @@ mod tests {
     async fn shutdown_ends_a_phase() {
         let listener = listener(10, 10);
         let shutdown = Shutdown::new();
-        let admission = listener.admit(IpAddr::from([10, 0, 0, 1]), &shutdown).unwrap();
+        let admission = listener
+            .admit(IpAddr::from([10, 0, 0, 1]), &shutdown)
+            .unwrap();
         shutdown.trigger();
         let phase = admission.phase(Duration::from_secs(60), std::future::pending::<()>());
         assert_eq!(phase.await, Err(PhaseEnd::Shutdown));

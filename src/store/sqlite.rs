@@ -5,7 +5,8 @@
 //! The WAL stays bounded: the writer never checkpoints itself (no request waits for one);
 //! [`Store::checkpoint`], called every second off the request path, copies the WAL into the
 //! database (PASSIVE, which blocks nobody) and, when the WAL has passed
-//! [`WAL_TRUNCATE_BYTES`] or has not grown since the last call (the store went quiet),
+//! [`WAL_TRUNCATE_BYTES`] or nothing was committed since the last call (the store went
+//! quiet: `PRAGMA data_version` on the checkpointer's own connection did not move),
 //! truncates it to zero (TRUNCATE, which holds writers back while it runs).
 //! `journal_size_limit` caps what a reset WAL keeps on disk.
 
@@ -136,8 +137,8 @@ pub struct SqliteStore {
     checkpointer: Arc<Mutex<Connection>>,
     path: PathBuf,
     changes: Arc<Changes>,
-    /// The WAL's size at the last checkpoint.
-    last_wal_bytes: Arc<AtomicU64>,
+    /// The checkpointer connection's `data_version` at the last checkpoint.
+    last_data_version: Arc<AtomicI64>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -189,7 +190,7 @@ impl SqliteStore {
             checkpointer: Arc::new(Mutex::new(checkpointer)),
             path: path.to_owned(),
             changes: Arc::new(changes),
-            last_wal_bytes: Arc::default(),
+            last_data_version: Arc::new(AtomicI64::new(-1)),
         })
     }
 
@@ -375,13 +376,14 @@ impl Store for SqliteStore {
     async fn checkpoint(&self) -> Result<(), StoreError> {
         let checkpointer = Arc::clone(&self.checkpointer);
         let wal = self.wal_bytes();
-        let previous = self.last_wal_bytes.swap(wal, Ordering::Relaxed);
-        let quiet = wal > 0 && wal == previous;
+        let last_data_version = Arc::clone(&self.last_data_version);
         tokio::task::spawn_blocking(move || {
             let conn = checkpointer
                 .lock()
                 .map_err(|_| StoreError::Worker("a previous checkpoint panicked".to_owned()))?;
-            if wal > WAL_TRUNCATE_BYTES || quiet {
+            let version: i64 = conn.pragma_query_value(None, "data_version", |r| r.get(0))?;
+            let quiet = last_data_version.swap(version, Ordering::Relaxed) == version;
+            if wal > WAL_TRUNCATE_BYTES || (quiet && wal > 0) {
                 // TRUNCATE: copy everything, then cut the WAL to zero bytes.
                 conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
             } else {
@@ -841,7 +843,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn roster_item(&self, user_id: &str, jid: &str) -> Result<Option<RosterItem>, StoreError> {
+    async fn roster_item(
+        &self,
+        user_id: &str,
+        jid: &str,
+    ) -> Result<Option<RosterItem>, StoreError> {
         let (user_id, jid) = (user_id.to_owned(), jid.to_owned());
         self.with(move |c| {
             let mut stmt = c.prepare_cached(
@@ -980,7 +986,9 @@ mod tests {
             vec![item.clone()]
         );
         assert!(matches!(
-            store.put_roster_item("nobody@example.com", &item, 1000).await,
+            store
+                .put_roster_item("nobody@example.com", &item, 1000)
+                .await,
             Err(StoreError::Missing(_))
         ));
         assert!(store
@@ -1005,20 +1013,31 @@ mod tests {
             ..RosterItem::default()
         };
         for jid in ["a@x", "b@x"] {
-            store.put_roster_item("alice@example.com", &item(jid), 2).await.unwrap();
+            store
+                .put_roster_item("alice@example.com", &item(jid), 2)
+                .await
+                .unwrap();
         }
         assert!(matches!(
-            store.put_roster_item("alice@example.com", &item("c@x"), 2).await,
+            store
+                .put_roster_item("alice@example.com", &item("c@x"), 2)
+                .await,
             Err(StoreError::Full { limit: 2 })
         ));
         let mut renamed = item("a@x");
         renamed.name = Some("A".into());
-        store.put_roster_item("alice@example.com", &renamed, 2).await.unwrap();
+        store
+            .put_roster_item("alice@example.com", &renamed, 2)
+            .await
+            .unwrap();
         assert_eq!(
             store.roster_item("alice@example.com", "a@x").await.unwrap(),
             Some(renamed)
         );
-        assert_eq!(store.roster_item("alice@example.com", "c@x").await.unwrap(), None);
+        assert_eq!(
+            store.roster_item("alice@example.com", "c@x").await.unwrap(),
+            None
+        );
     }
 
     #[tokio::test]
@@ -1045,7 +1064,11 @@ mod tests {
         store.checkpoint().await.unwrap();
         assert_eq!(store.wal_bytes(), 0, "truncated");
         assert_eq!(
-            store.personal_contacts("alice@example.com").await.unwrap().len(),
+            store
+                .personal_contacts("alice@example.com")
+                .await
+                .unwrap()
+                .len(),
             5000
         );
     }
@@ -1165,7 +1188,11 @@ mod tests {
                 .unwrap();
             assert!(matches!(
                 store
-                    .add_personal_contacts("alice@example.com", std::slice::from_ref(&contact), 1000)
+                    .add_personal_contacts(
+                        "alice@example.com",
+                        std::slice::from_ref(&contact),
+                        1000
+                    )
                     .await,
                 Err(StoreError::Exists(_))
             ));

@@ -47,6 +47,7 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
+use super::component::phase_error;
 use super::component::ComponentDirectory;
 use super::error::{StreamCondition, XmppError};
 use super::keepalive::{self, Due, KeepAlive};
@@ -54,7 +55,6 @@ use super::roster::{bare_of, Rosters, SessionPresence, ROSTER};
 use super::router::{take_batch, Outbound, RequestError, Router};
 use super::sasl::{self, Failure, Mechanism, ScramExchange};
 use super::sm::{self, StreamManagement, SM};
-use super::component::{phase_error, tls_handshake_deadline};
 use super::stream::{for_stream, ElementLimits, StreamHeader, StreamReader, StreamWriter};
 use super::{ns, services, stanza};
 use crate::config::{Config, XmppConfig};
@@ -122,9 +122,8 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> TcpTransport<S> {
                 BufReader::with_capacity(READ_BUFFER, read_half),
                 service.limits,
             ),
-            writer: StreamWriter::new(write_half, ns::CLIENT).with_write_timeout(
-                Duration::from_secs(service.settings.write_timeout_secs),
-            ),
+            writer: StreamWriter::new(write_half, ns::CLIENT)
+                .with_write_timeout(Duration::from_secs(service.settings.write_timeout_secs)),
             secure,
             opened: false,
             channel_binding: None,
@@ -290,7 +289,9 @@ impl ClientService {
         ClientService {
             domain: router.domain().to_owned(),
             limits: ElementLimits::from_config(config),
-            tls_handshake: tls_handshake_deadline(config, settings.login_timeout_secs),
+            tls_handshake: config
+                .limits
+                .tls_handshake_within(settings.login_timeout_secs),
             settings,
             tls: tls.map(tokio_rustls::TlsAcceptor::from),
             router,
@@ -372,7 +373,8 @@ impl ClientService {
             Err(end) => return tracing::info!(%end, "STARTTLS handshake did not finish"),
         };
         let negotiated = Box::pin(self.negotiate_until(&mut secure, phase)).await;
-        self.finish_negotiation(&mut secure, negotiated, phase).await;
+        self.finish_negotiation(&mut secure, negotiated, phase)
+            .await;
     }
 
     /// The transport over an accepted TLS connection, with its channel binding.
@@ -435,9 +437,7 @@ impl ClientService {
         let error = match negotiated {
             Ok(Negotiated::Bound(mut bound)) => {
                 if phase.admission.is_none_or(|a| a.authenticated().is_ok()) {
-                    return self
-                        .session(transport, bound, phase.shutdown.clone())
-                        .await;
+                    return self.session(transport, bound, phase.shutdown.clone()).await;
                 }
                 Box::pin(self.end_session(&mut bound)).await;
                 XmppError::stream(

@@ -172,7 +172,9 @@ impl ComponentService {
         ComponentService {
             settings: config.xmpp.clone(),
             limits: ElementLimits::from_config(config),
-            tls_handshake: tls_handshake_deadline(config, config.xmpp.handshake_timeout_secs),
+            tls_handshake: config
+                .limits
+                .tls_handshake_within(config.xmpp.handshake_timeout_secs),
             tls: tls.map(tokio_rustls::TlsAcceptor::from),
             router,
             directory,
@@ -426,12 +428,6 @@ impl ComponentService {
         }
         Ok(())
     }
-}
-
-/// The TLS handshake deadline of a listener whose whole pre-authentication phase has
-/// `phase_secs`: `[limits] tls_handshake_timeout_secs`, never longer than the phase.
-pub(crate) fn tls_handshake_deadline(config: &Config, phase_secs: u64) -> Duration {
-    Duration::from_secs(config.limits.tls_handshake_timeout_secs.get().min(phase_secs.max(1)))
 }
 
 /// The stream error for a pre-authentication phase that did not finish.

@@ -207,7 +207,11 @@ impl Rosters {
             crate::telemetry::quota_refusal("max_roster_groups_per_item");
             return Err(format!("more than {max_groups} groups"));
         }
-        if name.into_iter().chain(groups.iter().map(String::as_str)).any(|t| t.len() > max_bytes) {
+        if name
+            .into_iter()
+            .chain(groups.iter().map(String::as_str))
+            .any(|t| t.len() > max_bytes)
+        {
             crate::telemetry::quota_refusal("max_roster_text_bytes");
             return Err(format!("a name or group longer than {max_bytes} bytes"));
         }

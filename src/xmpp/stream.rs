@@ -130,9 +130,8 @@ pub fn parse_element(text: &str, limits: &ElementLimits) -> Result<Element, Xmpp
         };
         XmppError::stream(StreamCondition::NotWellFormed, detail)
     };
-    let mut parser = <rxml::RawParser as rxml::WithOptions>::with_options(parser_options(
-        limits.max_bytes,
-    ));
+    let mut parser =
+        <rxml::RawParser as rxml::WithOptions>::with_options(parser_options(limits.max_bytes));
     let mut builder = ElementBuilder::new(BTreeMap::new());
     let mut input = text.as_bytes();
     loop {
@@ -804,6 +803,88 @@ mod tests {
         let again = again[0].as_ref().unwrap().as_ref().unwrap();
         let a = again.get_child("a", "urn:a").unwrap();
         assert!(a.has_child("b", "urn:a") && a.has_child("c", "urn:b"));
+    }
+
+    /// A random element tree: children nest, siblings widen.
+    #[derive(Debug, Clone)]
+    struct Tree(Vec<Tree>);
+
+    impl Tree {
+        fn depth(&self) -> usize {
+            1 + self.0.iter().map(Tree::depth).max().unwrap_or(0)
+        }
+        fn xml(&self, out: &mut String) {
+            if self.0.is_empty() {
+                out.push_str("<a/>");
+                return;
+            }
+            out.push_str("<a>");
+            for child in &self.0 {
+                child.xml(out);
+            }
+            out.push_str("</a>");
+        }
+    }
+
+    fn trees() -> impl proptest::strategy::Strategy<Value = Tree> {
+        use proptest::prelude::*;
+        let leaf = Just(Tree(Vec::new()));
+        leaf.prop_recursive(200, 2000, 6, |inner| {
+            proptest::collection::vec(inner, 1..6).prop_map(Tree)
+        })
+    }
+
+    /// A chain `depth` long with `width` empty siblings at every level.
+    fn spine(depth: usize, width: usize) -> String {
+        let mut out = String::new();
+        for _ in 0..depth {
+            out.push_str("<a>");
+            out.push_str(&"<b/>".repeat(width));
+        }
+        out.push_str(&"</a>".repeat(depth));
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Whatever the shape, a stanza within the depth limit reads whole, and a deeper
+        /// one is refused with policy-violation (never a crash).
+        #[test]
+        fn random_trees_are_read_or_refused_by_depth(tree in trees()) {
+            let mut payload = String::new();
+            tree.xml(&mut payload);
+            let input = format!("{OPEN}<message>{payload}</message>");
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let (_, elements) = runtime.block_on(read_all(&input, 1 << 22));
+            let depth = tree.depth() + 1;
+            let read = matches!(elements[0], Ok(Some(_)));
+            let refused = matches!(
+                elements[0],
+                Err(XmppError::Stream { condition: StreamCondition::PolicyViolation, .. })
+            );
+            proptest::prop_assert_eq!((read, refused), (depth <= 64, depth > 64));
+        }
+
+        #[test]
+        fn deep_and_wide_spines_are_refused_past_the_limit(depth in 1usize..200, width in 0usize..8) {
+            // The message is depth 1, the chain below it, siblings one deeper than their parent.
+            let within = depth + 1 + usize::from(width > 0) <= 64;
+            let input = format!("{OPEN}<message>{}</message>", spine(depth, width));
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let (_, elements) = runtime.block_on(read_all(&input, 1 << 22));
+            proptest::prop_assert_eq!(
+                matches!(elements[0], Ok(Some(_))),
+                within,
+                "{:?}",
+                elements[0].as_ref().err()
+            );
+            let element = parse_element(
+                &format!("<message xmlns='jabber:client'>{}</message>", spine(depth, width)),
+                &ElementLimits { max_bytes: 1 << 22, max_depth: 64 },
+            );
+            proptest::prop_assert_eq!(element.is_ok(), within);
+        }
     }
 
     #[test]

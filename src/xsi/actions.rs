@@ -472,7 +472,8 @@ impl XsiActions {
             Method::POST => {
                 let body_format = Format::of_body(request.headers())?;
                 let body = http::read_body(request, &context.limits).await?;
-                let added: model::Personal = codec::parse(&body, body_format, "Personal", context.max_xml_depth)?;
+                let added: model::Personal =
+                    codec::parse(&body, body_format, "Personal", context.max_xml_depth)?;
                 if added.entry.is_empty() {
                     return Err(ApiError::Invalid {
                         field: "entry".into(),

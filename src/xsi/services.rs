@@ -144,7 +144,8 @@ pub(super) fn apply(
             }
         }
         ServiceSettings::CallForwardingBusy { active, forward_to } => {
-            let put: model::CallForwardingBusy = codec::parse(body, format, "CallForwardingBusy", max_depth)?;
+            let put: model::CallForwardingBusy =
+                codec::parse(body, format, "CallForwardingBusy", max_depth)?;
             ServiceSettings::CallForwardingBusy {
                 active: put.active.unwrap_or(active),
                 forward_to: number(put.forward_to_phone_number, forward_to),

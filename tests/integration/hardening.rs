@@ -128,7 +128,10 @@ async fn deep_nesting_is_refused_on_every_transport_and_the_server_lives() {
         let stanza = nested_message(depth, component::COMPONENT_NS)
             .replace("<message ", &format!("<message from='x@{BRIDGE}' "));
         let answer = send_and_drain(&mut io, stanza.as_bytes()).await;
-        assert!(answer.contains("policy-violation"), "component {depth}: {answer}");
+        assert!(
+            answer.contains("policy-violation"),
+            "component {depth}: {answer}"
+        );
 
         // WebSocket, after login.
         let mut ws = websocket_session(&setup).await;
@@ -145,7 +148,10 @@ async fn deep_nesting_is_refused_on_every_transport_and_the_server_lives() {
                 seen.push_str(text.as_str());
             }
         }
-        assert!(seen.contains("policy-violation"), "websocket {depth}: {seen}");
+        assert!(
+            seen.contains("policy-violation"),
+            "websocket {depth}: {seen}"
+        );
 
         // An XSI body, in XML and in JSON.
         let https = setup.https();
@@ -172,7 +178,10 @@ async fn deep_nesting_is_refused_on_every_transport_and_the_server_lives() {
             .request(
                 hyper::Method::PUT,
                 &path,
-                &[("authorization", &auth), ("content-type", "application/json")],
+                &[
+                    ("authorization", &auth),
+                    ("content-type", "application/json"),
+                ],
                 Some(json.as_str()),
             )
             .await;
@@ -193,7 +202,10 @@ async fn deep_nesting_is_refused_on_every_transport_and_the_server_lives() {
         .append(Element::bare("ping", "urn:xmpp:ping"))
         .build();
     ok.send(&iq).await.unwrap();
-    assert_eq!(raw_next(&mut ok).await.unwrap().attr("type"), Some("result"));
+    assert_eq!(
+        raw_next(&mut ok).await.unwrap().attr("type"),
+        Some("result")
+    );
     setup.server.stop().await;
 }
 
@@ -288,7 +300,8 @@ async fn parallel_wrong_passwords_get_at_most_the_budget_checked() {
     );
 
     // Component handshakes: 200 at once against 5.
-    let handshakes = (0..200).map(|_| component::connect(setup.components(), &setup.ca, BRIDGE, "wrong"));
+    let handshakes =
+        (0..200).map(|_| component::connect(setup.components(), &setup.ca, BRIDGE, "wrong"));
     let refused = futures::future::join_all(handshakes).await;
     assert!(refused.iter().all(Result::is_err));
     setup.server.stop().await;
@@ -315,7 +328,10 @@ async fn a_stranger_cannot_lock_the_owner_out_from_elsewhere() {
 async fn https_from(setup: &Setup, from: SocketAddr, path: &str, auth: &str) -> u16 {
     let socket = TcpSocket::new_v4().unwrap();
     socket.bind(from).unwrap();
-    let tcp = socket.connect(setup.server.addrs.https.unwrap()).await.unwrap();
+    let tcp = socket
+        .connect(setup.server.addrs.https.unwrap())
+        .await
+        .unwrap();
     let tls = tokio_rustls::TlsConnector::from(crate::support::https::client_tls(
         &setup.ca,
         &[b"http/1.1"],
@@ -458,7 +474,9 @@ fn sm(name: &str, attrs: &[(&str, &str)]) -> Element {
 async fn a_malformed_resume_leaves_the_parked_session_for_a_good_one() {
     let setup = start_with(|c| c.xmpp.sm_resume_timeout_secs = 30).await;
     let mut ann = raw_session(setup.c2s(), &setup.ca, DOMAIN, "ann", "ann-pass", "phone").await;
-    ann.send(&sm("enable", &[("resume", "true")])).await.unwrap();
+    ann.send(&sm("enable", &[("resume", "true")]))
+        .await
+        .unwrap();
     let enabled = raw_next(&mut ann).await.unwrap();
     let id = enabled.attr("id").unwrap().to_owned();
     drop(ann);
@@ -468,7 +486,10 @@ async fn a_malformed_resume_leaves_the_parked_session_for_a_good_one() {
     .await;
     assert!(parked);
 
-    for bad in [vec![("previd", id.as_str())], vec![("previd", id.as_str()), ("h", "x")]] {
+    for bad in [
+        vec![("previd", id.as_str())],
+        vec![("previd", id.as_str()), ("h", "x")],
+    ] {
         let (mut again, _) = raw_login(setup.c2s(), &setup.ca, DOMAIN, "ann", "ann-pass").await;
         again.send(&sm("resume", &bad)).await.unwrap();
         let failed = raw_next(&mut again).await.unwrap();
@@ -487,7 +508,9 @@ async fn a_malformed_resume_leaves_the_parked_session_for_a_good_one() {
 
 #[tokio::test]
 async fn a_personal_directory_post_is_all_or_nothing_and_bounded() {
-    let setup = start_with(|c| c.quotas.max_personal_entries = std::num::NonZeroUsize::new(3).unwrap()).await;
+    let setup =
+        start_with(|c| c.quotas.max_personal_entries = std::num::NonZeroUsize::new(3).unwrap())
+            .await;
     let https = setup.https();
     let auth = basic(ANN, "ann-pass");
     let path = format!("{ACTIONS}/user/{ANN}/directories/Personal");
@@ -506,7 +529,10 @@ async fn a_personal_directory_post_is_all_or_nothing_and_bounded() {
                 .request(
                     hyper::Method::POST,
                     &path,
-                    &[("authorization", &auth), ("content-type", "application/xml")],
+                    &[
+                        ("authorization", &auth),
+                        ("content-type", "application/xml"),
+                    ],
                     Some(body.as_str()),
                 )
                 .await
@@ -517,9 +543,17 @@ async fn a_personal_directory_post_is_all_or_nothing_and_bounded() {
         let reply = https.get(&path, &auth).await;
         reply.body.matches("<entry>").count()
     };
-    assert_eq!(post(&[("a", "100"), ("", "101")]).await, 400, "one invalid entry");
+    assert_eq!(
+        post(&[("a", "100"), ("", "101")]).await,
+        400,
+        "one invalid entry"
+    );
     assert_eq!(count().await, 0, "nothing stored");
-    assert_eq!(post(&[("a", "100"), ("a", "101")]).await, 409, "a duplicate");
+    assert_eq!(
+        post(&[("a", "100"), ("a", "101")]).await,
+        409,
+        "a duplicate"
+    );
     assert_eq!(count().await, 0, "not even the first copy");
     assert_eq!(post(&[("a", "100"), ("b", "101"), ("c", "102")]).await, 201);
     assert_eq!(post(&[("d", "103")]).await, 403, "just past the quota");
@@ -561,7 +595,10 @@ async fn roster_set(
                 .get_child("error", CLIENT_NS)
                 .and_then(|e| e.children().next())
                 .map(|c| c.name().to_owned());
-            return (answer.attr("type").unwrap_or_default().to_owned(), condition);
+            return (
+                answer.attr("type").unwrap_or_default().to_owned(),
+                condition,
+            );
         }
     }
 }
@@ -577,22 +614,39 @@ async fn roster_quotas_hold_at_and_just_past_their_limits() {
     let mut ann = raw_session(setup.c2s(), &setup.ca, DOMAIN, "ann", "ann-pass", "r").await;
     let two = vec!["g1".to_owned(), "g2".to_owned()];
     let three = vec!["g1".to_owned(), "g2".to_owned(), "g3".to_owned()];
-    assert_eq!(roster_set(&mut ann, "c1@x.test", "one", &two).await.0, "result");
     assert_eq!(
-        roster_set(&mut ann, "c2@x.test", "two", &three).await.1.as_deref(),
-        Some("not-acceptable")
-    );
-    assert_eq!(
-        roster_set(&mut ann, "c2@x.test", &"n".repeat(17), &two).await.1.as_deref(),
-        Some("not-acceptable")
-    );
-    assert_eq!(
-        roster_set(&mut ann, "c2@x.test", &"n".repeat(16), &two).await.0,
+        roster_set(&mut ann, "c1@x.test", "one", &two).await.0,
         "result"
     );
-    assert_eq!(roster_set(&mut ann, "c3@x.test", "three", &[]).await.0, "result");
     assert_eq!(
-        roster_set(&mut ann, "c4@x.test", "four", &[]).await.1.as_deref(),
+        roster_set(&mut ann, "c2@x.test", "two", &three)
+            .await
+            .1
+            .as_deref(),
+        Some("not-acceptable")
+    );
+    assert_eq!(
+        roster_set(&mut ann, "c2@x.test", &"n".repeat(17), &two)
+            .await
+            .1
+            .as_deref(),
+        Some("not-acceptable")
+    );
+    assert_eq!(
+        roster_set(&mut ann, "c2@x.test", &"n".repeat(16), &two)
+            .await
+            .0,
+        "result"
+    );
+    assert_eq!(
+        roster_set(&mut ann, "c3@x.test", "three", &[]).await.0,
+        "result"
+    );
+    assert_eq!(
+        roster_set(&mut ann, "c4@x.test", "four", &[])
+            .await
+            .1
+            .as_deref(),
         Some("resource-constraint")
     );
     assert_eq!(
@@ -619,15 +673,31 @@ async fn event_quotas_hold_at_and_just_past_their_limits() {
             "<channelSetId>{set}</channelSetId><priority>1</priority><weight>100</weight><expires>3600</expires>"
         )
     };
-    let first = EventChannel::open(&https, &auth, &channel("set-a")).await.unwrap();
-    let second = EventChannel::open(&https, &auth, &channel("set-a")).await.unwrap();
+    let first = EventChannel::open(&https, &auth, &channel("set-a"))
+        .await
+        .unwrap();
+    let second = EventChannel::open(&https, &auth, &channel("set-a"))
+        .await
+        .unwrap();
     let third = EventChannel::open(&https, &auth, &channel("set-a")).await;
-    assert_eq!(third.err().map(|r| r.status), Some(403), "max_channels_per_user");
+    assert_eq!(
+        third.err().map(|r| r.status),
+        Some(403),
+        "max_channels_per_user"
+    );
     drop(second);
     let other_set = EventChannel::open(&https, &auth, &channel("set-b")).await;
-    assert_eq!(other_set.err().map(|r| r.status), Some(403), "max_channel_sets_per_user");
+    assert_eq!(
+        other_set.err().map(|r| r.status),
+        Some(403),
+        "max_channel_sets_per_user"
+    );
     let long = EventChannel::open(&https, &auth, &channel(&"s".repeat(33))).await;
-    assert_eq!(long.err().map(|r| r.status), Some(400), "max_event_id_bytes");
+    assert_eq!(
+        long.err().map(|r| r.status),
+        Some(400),
+        "max_event_id_bytes"
+    );
 
     let subscribe = || async {
         let body = format!(
@@ -637,7 +707,10 @@ async fn event_quotas_hold_at_and_just_past_their_limits() {
             .request(
                 hyper::Method::POST,
                 &format!("{EVENTS}/user/{ANN}"),
-                &[("authorization", &auth), ("content-type", "application/xml")],
+                &[
+                    ("authorization", &auth),
+                    ("content-type", "application/xml"),
+                ],
                 Some(body.as_str()),
             )
             .await

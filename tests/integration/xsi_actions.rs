@@ -956,17 +956,28 @@ async fn keep_alive_and_connection_limits_hold() {
     );
     drop(second);
 
-    // With max_connections = 1, a second client waits while the first is open.
+    // With max_connections = 1, a second client waits (after its TLS handshake, in the
+    // pre-authentication budget) while the first is open.
+    drop(sender);
     let held = setup.https.tls_stream().await;
-    let waiting = tokio::time::timeout(Duration::from_millis(700), setup.https.tls_stream()).await;
+    let (mut waiting, connection) = hyper::client::conn::http1::handshake(
+        hyper_util::rt::TokioIo::new(setup.https.tls_stream().await),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let mut answer = Box::pin(waiting.send_request(versions()));
+    let early = tokio::time::timeout(Duration::from_millis(700), &mut answer).await;
     assert!(
-        waiting.is_err(),
+        early.is_err(),
         "a second connection is not served while one is open"
     );
     drop(held);
-    drop(sender);
-    let served = tokio::time::timeout(Duration::from_secs(5), setup.https.tls_stream()).await;
-    assert!(served.is_ok(), "it is served once the first closes");
+    let served = tokio::time::timeout(Duration::from_secs(5), answer).await;
+    assert!(
+        served.is_ok_and(|r| r.is_ok_and(|r| r.status() == 200)),
+        "it is served once the first closes"
+    );
 }
 
 #[tokio::test]

@@ -681,7 +681,10 @@ impl Hub {
     /// `channelSetId` and `applicationId` within `max_event_id_bytes`.
     fn check_ids(&self, set_id: &str, application_id: Option<&str>) -> Result<(), HubError> {
         let limit = self.quotas.max_event_id_bytes.get();
-        for (name, value) in [("channelSetId", Some(set_id)), ("applicationId", application_id)] {
+        for (name, value) in [
+            ("channelSetId", Some(set_id)),
+            ("applicationId", application_id),
+        ] {
             if value.is_some_and(|v| v.len() > limit) {
                 crate::telemetry::quota_refusal("max_event_id_bytes");
                 return Err(HubError::Refused(format!(
