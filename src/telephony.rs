@@ -49,8 +49,6 @@ pub enum TelephonyError {
     /// The user is at one of its `[quotas]`.
     #[error("too many {what}: the limit is {limit}")]
     Quota {
-        /// The `[quotas]` key.
-        quota: &'static str,
         /// What is at its limit, in words.
         what: &'static str,
         /// The limit.
@@ -65,11 +63,6 @@ impl From<StoreError> for TelephonyError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Exists(what) => TelephonyError::Exists(what),
-            StoreError::Full { limit } => TelephonyError::Quota {
-                quota: "max_personal_entries",
-                what: "personal directory entries",
-                limit,
-            },
             other => TelephonyError::Store(other),
         }
     }
@@ -228,14 +221,20 @@ impl Telephony {
         }
         self.existing_user(user_id).await?;
         let limit = self.quotas.max_personal_entries.get();
-        let added = self
+        match self
             .store
             .add_personal_contacts(user_id, contacts, limit)
-            .await;
-        if matches!(added, Err(StoreError::Full { .. })) {
-            crate::telemetry::quota_refusal("max_personal_entries");
+            .await
+        {
+            Err(StoreError::Full { limit }) => {
+                crate::telemetry::quota_refusal("max_personal_entries");
+                Err(TelephonyError::Quota {
+                    what: "personal directory entries",
+                    limit,
+                })
+            }
+            added => Ok(added?),
         }
-        Ok(added?)
     }
 
     /// Removes a personal directory entry; false if there was none.

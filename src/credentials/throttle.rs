@@ -186,6 +186,14 @@ impl LoginLimiter {
         self.windows.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Counts a failure from `peer` that named no account (a malformed credential): it
+    /// uses the address's budget only. Nothing is counted when that budget is spent.
+    pub fn fail_unnamed(&self, peer: IpAddr) {
+        if let Ok(attempt) = self.reserve(None, peer) {
+            attempt.failed();
+        }
+    }
+
     /// Counts one attempt from `peer` (for `account`, lower-cased by the caller, when one
     /// was named) before its credential is checked, or refuses it.
     pub fn reserve(

@@ -66,11 +66,23 @@ struct PreAuthTable {
 impl PreAuthTable {
     fn forget(&mut self, id: u64) {
         if let Some((peer, _)) = self.by_age.remove(&id) {
-            if let Some(count) = self.by_address.get_mut(&peer) {
-                *count -= 1;
-                if *count == 0 {
-                    self.by_address.remove(&peer);
-                }
+            self.uncount(peer);
+        }
+    }
+
+    /// Ends the oldest unauthenticated connection's phase and forgets it.
+    fn evict_oldest(&mut self) {
+        if let Some((_, (peer, token))) = self.by_age.pop_first() {
+            token.cancel();
+            self.uncount(peer);
+        }
+    }
+
+    fn uncount(&mut self, peer: IpAddr) {
+        if let Some(count) = self.by_address.get_mut(&peer) {
+            *count -= 1;
+            if *count == 0 {
+                self.by_address.remove(&peer);
             }
         }
     }
@@ -87,24 +99,17 @@ pub struct Listener {
 }
 
 /// Why a pre-authentication phase did not finish.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PhaseEnd {
     /// Its deadline passed.
+    #[error("timed out")]
     TimedOut,
     /// The server is stopping.
+    #[error("the server is stopping")]
     Shutdown,
     /// Newer connections needed the room (the listener's budget was full).
+    #[error("closed to make room for newer connections")]
     Evicted,
-}
-
-impl std::fmt::Display for PhaseEnd {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            PhaseEnd::TimedOut => "timed out",
-            PhaseEnd::Shutdown => "the server is stopping",
-            PhaseEnd::Evicted => "closed to make room for newer connections",
-        })
-    }
 }
 
 /// Every authenticated connection slot of the listener is taken.
@@ -155,14 +160,11 @@ impl Admission {
     /// The peer proved who it is: it leaves the pre-authentication budget and takes one of
     /// the listener's connection slots for the rest of its life.
     pub fn authenticated(&self) -> Result<(), ListenerFull> {
-        if self.permit.get().is_some() {
-            return Ok(());
-        }
-        let permit = Arc::clone(&self.permits)
-            .try_acquire_owned()
-            .map_err(|_| ListenerFull)?;
-        if self.permit.set(permit).is_ok() {
-            self.table().forget(self.id);
+        if self.permit.get().is_none() {
+            let permit = Arc::clone(&self.permits)
+                .try_acquire_owned()
+                .map_err(|_| ListenerFull)?;
+            self.take(permit);
         }
         Ok(())
     }
@@ -170,13 +172,17 @@ impl Admission {
     /// Like [`Admission::authenticated`], but waits (still in the pre-authentication budget,
     /// so bounded) for a connection slot to free up instead of failing.
     pub async fn wait_for_slot(&self) {
-        if self.permit.get().is_some() {
-            return;
-        }
-        if let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await {
-            if self.permit.set(permit).is_ok() {
-                self.table().forget(self.id);
+        if self.permit.get().is_none() {
+            if let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await {
+                self.take(permit);
             }
+        }
+    }
+
+    /// Holds `permit` for the connection's life; it leaves the pre-authentication budget.
+    fn take(&self, permit: OwnedSemaphorePermit) {
+        if self.permit.set(permit).is_ok() {
+            self.table().forget(self.id);
         }
     }
 
@@ -232,13 +238,7 @@ impl Listener {
             return None;
         }
         while table.by_age.len() >= self.preauth.total.max(1) {
-            let Some((&oldest, _)) = table.by_age.first_key_value() else {
-                break;
-            };
-            if let Some((_, token)) = table.by_age.get(&oldest) {
-                token.cancel();
-            }
-            table.forget(oldest);
+            table.evict_oldest();
         }
         let id = table.next_id;
         table.next_id += 1;

@@ -374,15 +374,15 @@ fn verifiers_json(v: &PasswordVerifiers) -> Result<String, StoreError> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn checkpoint(&self) -> Result<(), StoreError> {
-        let checkpointer = Arc::clone(&self.checkpointer);
-        let wal = self.wal_bytes();
-        let last_data_version = Arc::clone(&self.last_data_version);
+        let store = self.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = checkpointer
+            let wal = store.wal_bytes();
+            let conn = store
+                .checkpointer
                 .lock()
                 .map_err(|_| StoreError::Worker("a previous checkpoint panicked".to_owned()))?;
             let version: i64 = conn.pragma_query_value(None, "data_version", |r| r.get(0))?;
-            let quiet = last_data_version.swap(version, Ordering::Relaxed) == version;
+            let quiet = store.last_data_version.swap(version, Ordering::Relaxed) == version;
             if wal > WAL_TRUNCATE_BYTES || (quiet && wal > 0) {
                 // TRUNCATE: copy everything, then cut the WAL to zero bytes.
                 conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
@@ -855,10 +855,7 @@ impl Store for SqliteStore {
                  WHERE user_id = ?1 AND jid = ?2",
             )?;
             let mut rows = stmt.query([user_id, jid])?;
-            match rows.next()? {
-                Some(row) => Ok(Some(roster_row(row)?)),
-                None => Ok(None),
-            }
+            rows.next()?.map(roster_row).transpose()
         })
         .await
     }

@@ -47,7 +47,6 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
-use super::component::phase_error;
 use super::component::ComponentDirectory;
 use super::error::{StreamCondition, XmppError};
 use super::keepalive::{self, Due, KeepAlive};
@@ -59,7 +58,7 @@ use super::stream::{for_stream, ElementLimits, StreamHeader, StreamReader, Strea
 use super::{ns, services, stanza};
 use crate::config::{Config, XmppConfig};
 use crate::credentials::{LoginBudgets, LoginLimiter, Reservation};
-use crate::net::listener::Admission;
+use crate::net::listener::{Admission, PhaseEnd};
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 
@@ -219,6 +218,23 @@ struct Phase<'a> {
     shutdown: &'a Shutdown,
 }
 
+impl Phase<'_> {
+    /// Runs `work` until `deadline`, shutdown or (on c2s) eviction.
+    async fn run<F: std::future::Future>(
+        &self,
+        deadline: tokio::time::Instant,
+        work: F,
+    ) -> Result<F::Output, PhaseEnd> {
+        match self.admission {
+            Some(admission) => admission.phase_until(deadline, work).await,
+            None => tokio::select! {
+                done = tokio::time::timeout_at(deadline, work) => done.map_err(|_| PhaseEnd::TimedOut),
+                _ = self.shutdown.cancelled() => Err(PhaseEnd::Shutdown),
+            },
+        }
+    }
+}
+
 /// How the pre-session phase ended.
 enum Negotiated {
     /// The client asked for TLS; `<proceed/>` was sent.
@@ -360,11 +376,7 @@ impl ClientService {
         let tls_deadline = phase
             .deadline
             .min(tokio::time::Instant::now() + self.tls_handshake);
-        let accept = acceptor.accept(tcp);
-        let accepted = match phase.admission {
-            Some(admission) => admission.phase_until(tls_deadline, accept).await,
-            None => Ok(accept.await),
-        };
+        let accepted = phase.run(tls_deadline, acceptor.accept(tcp)).await;
         // No local holds the TLS stream across an await: the transport is its only copy in
         // this future, which every idle session keeps.
         let mut secure = match accepted {
@@ -414,17 +426,10 @@ impl ClientService {
         transport: &mut T,
         phase: &Phase<'_>,
     ) -> Result<Negotiated, XmppError> {
-        let negotiate = self.negotiate(transport, phase.peer);
-        let ended = match phase.admission {
-            Some(admission) => admission.phase_until(phase.deadline, negotiate).await,
-            None => tokio::select! {
-                negotiated = tokio::time::timeout_at(phase.deadline, negotiate) => {
-                    negotiated.map_err(|_| crate::net::listener::PhaseEnd::TimedOut)
-                }
-                _ = phase.shutdown.cancelled() => Err(crate::net::listener::PhaseEnd::Shutdown),
-            },
-        };
-        ended.unwrap_or_else(|end| Err(phase_error(end, self.settings.login_timeout_secs)))
+        phase
+            .run(phase.deadline, self.negotiate(transport, phase.peer))
+            .await
+            .unwrap_or_else(|end| Err(XmppError::unfinished(end, self.settings.login_timeout_secs)))
     }
 
     /// Runs the session of a transport that negotiated (or closes it with the reason).
@@ -623,9 +628,7 @@ impl ClientService {
     {
         let Some(account) = self.account_id(username) else {
             // No account can have this name: counted against the address only.
-            if let Ok(attempt) = self.throttle.reserve(None, peer) {
-                attempt.failed();
-            }
+            self.throttle.fail_unnamed(peer);
             return Err((Failure::NotAuthorized, None));
         };
         if authzid.is_some_and(|authzid| bare_of(authzid).as_deref() != Some(account.as_str())) {

@@ -43,7 +43,7 @@ use super::stream::{for_stream, ElementLimits, StreamReader, StreamWriter};
 use super::{ns, services, stanza};
 use crate::config::{ComponentConfig, Config, XmppConfig};
 use crate::credentials::{LoginBudgets, LoginLimiter};
-use crate::net::listener::{Admission, PhaseEnd};
+use crate::net::listener::Admission;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 
@@ -235,7 +235,12 @@ impl ComponentService {
                 ),
             )
             .await
-            .unwrap_or_else(|end| Err(phase_error(end, self.settings.handshake_timeout_secs)));
+            .unwrap_or_else(|end| {
+                Err(XmppError::unfinished(
+                    end,
+                    self.settings.handshake_timeout_secs,
+                ))
+            });
         let (name, mut attachment, hold_secs) = match opened {
             Ok(opened) => opened,
             Err(error) => {
@@ -427,20 +432,6 @@ impl ComponentService {
             Delivery::Delivered | Delivery::Dropped | Delivery::ToServer => {}
         }
         Ok(())
-    }
-}
-
-/// The stream error for a pre-authentication phase that did not finish.
-pub(crate) fn phase_error(end: PhaseEnd, timeout_secs: u64) -> XmppError {
-    match end {
-        PhaseEnd::TimedOut => XmppError::HandshakeTimeout(timeout_secs),
-        PhaseEnd::Shutdown => {
-            XmppError::stream(StreamCondition::SystemShutdown, "the server is stopping")
-        }
-        PhaseEnd::Evicted => XmppError::stream(
-            StreamCondition::ResourceConstraint,
-            "too many connections are negotiating",
-        ),
     }
 }
 

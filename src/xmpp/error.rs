@@ -101,6 +101,22 @@ impl XmppError {
         }
     }
 
+    /// The error of a pre-authentication phase that did not finish within `timeout_secs`
+    /// (or was ended by shutdown or eviction).
+    pub fn unfinished(end: crate::net::listener::PhaseEnd, timeout_secs: u64) -> Self {
+        use crate::net::listener::PhaseEnd;
+        match end {
+            PhaseEnd::TimedOut => XmppError::HandshakeTimeout(timeout_secs),
+            PhaseEnd::Shutdown => {
+                XmppError::stream(StreamCondition::SystemShutdown, "the server is stopping")
+            }
+            PhaseEnd::Evicted => XmppError::stream(
+                StreamCondition::ResourceConstraint,
+                "too many connections are negotiating",
+            ),
+        }
+    }
+
     /// The stream error to send before closing, if one applies.
     pub fn condition(&self) -> Option<StreamCondition> {
         match self {

@@ -122,9 +122,7 @@ impl Authenticator {
     ) -> Result<User, ApiError> {
         let header = header.ok_or(ApiError::AuthenticationRequired)?;
         let Some(basic) = parse_basic(header) else {
-            if let Ok(attempt) = self.failures.reserve(None, peer) {
-                attempt.failed();
-            }
+            self.failures.fail_unnamed(peer);
             crate::telemetry::xsi_login("failed");
             return Err(ApiError::BadCredentials);
         };

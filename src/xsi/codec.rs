@@ -137,62 +137,51 @@ pub fn parse<T: DeserializeOwned>(
             json::json_to_xml(&value).map_err(|e| malformed(e.to_string()))?
         }
     };
-    check_root(&xml, root).map_err(malformed)?;
-    check_depth(&xml, max_depth).map_err(malformed)?;
+    check_document(&xml, root, max_depth).map_err(malformed)?;
     quick_xml::de::from_str(&xml).map_err(|e| malformed(e.to_string()))
 }
 
-/// No element of `xml` nests deeper than `max_depth` (the root being depth 1). Streams the
-/// document once; builds nothing.
-fn check_depth(xml: &str, max_depth: usize) -> Result<(), String> {
-    let mut reader = quick_xml::Reader::from_str(xml);
-    let mut depth = 0usize;
-    loop {
-        match reader.read_event() {
-            Err(e) => return Err(e.to_string()),
-            Ok(Event::Start(_)) => {
-                depth += 1;
-                if depth > max_depth {
-                    crate::telemetry::limit_refusal("xml_depth");
-                    return Err(format!("elements nest deeper than {max_depth}"));
-                }
-            }
-            Ok(Event::Empty(_)) if depth + 1 > max_depth => {
-                crate::telemetry::limit_refusal("xml_depth");
-                return Err(format!("elements nest deeper than {max_depth}"));
-            }
-            Ok(Event::End(_)) => depth = depth.saturating_sub(1),
-            Ok(Event::Eof) => return Ok(()),
-            Ok(_) => {}
-        }
-    }
-}
-
 /// The document's root must be `root` in the XSI namespace (a JSON body may leave the
-/// namespace out), and there must be no DOCTYPE.
-fn check_root(xml: &str, root: &str) -> Result<(), String> {
+/// namespace out), there must be no DOCTYPE, and no element may nest deeper than
+/// `max_depth` (the root being depth 1). One streaming pass; builds nothing.
+fn check_document(xml: &str, root: &str, max_depth: usize) -> Result<(), String> {
     let mut reader = quick_xml::NsReader::from_str(xml);
+    let (mut depth, mut rooted) = (0usize, false);
     loop {
-        match reader.read_resolved_event() {
-            Err(e) => return Err(e.to_string()),
-            Ok((_, Event::DocType(_))) => return Err("a DOCTYPE is not allowed".into()),
-            Ok((namespace, Event::Start(start) | Event::Empty(start))) => {
-                let local = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
-                if local != root {
-                    return Err(format!("the root element is <{local}>, not <{root}>"));
-                }
-                return match namespace {
-                    quick_xml::name::ResolveResult::Bound(ns)
-                        if ns.as_ref() == XSI_NS.as_bytes() =>
-                    {
-                        Ok(())
-                    }
-                    quick_xml::name::ResolveResult::Unbound => Ok(()),
-                    _ => Err(format!("<{root}> must be in the namespace {XSI_NS}")),
-                };
+        let (namespace, event) = reader.read_resolved_event().map_err(|e| e.to_string())?;
+        let opens = match &event {
+            Event::DocType(_) => return Err("a DOCTYPE is not allowed".into()),
+            Event::Start(start) | Event::Empty(start) => Some(start),
+            Event::End(_) => {
+                depth = depth.saturating_sub(1);
+                None
             }
-            Ok((_, Event::Eof)) => return Err("the body is empty".into()),
-            Ok(_) => {}
+            Event::Eof if !rooted => return Err("the body is empty".into()),
+            Event::Eof => return Ok(()),
+            _ => None,
+        };
+        let Some(start) = opens else { continue };
+        if !rooted {
+            rooted = true;
+            let local = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
+            if local != root {
+                return Err(format!("the root element is <{local}>, not <{root}>"));
+            }
+            let in_xsi = match namespace {
+                quick_xml::name::ResolveResult::Bound(ns) => ns.as_ref() == XSI_NS.as_bytes(),
+                quick_xml::name::ResolveResult::Unbound => true,
+                _ => false,
+            };
+            if !in_xsi {
+                return Err(format!("<{root}> must be in the namespace {XSI_NS}"));
+            }
+        }
+        if depth + 1 > max_depth {
+            crate::telemetry::limit_refusal("xml_depth");
+            return Err(format!("elements nest deeper than {max_depth}"));
+        }
+        if matches!(event, Event::Start(_)) {
+            depth += 1;
         }
     }
 }

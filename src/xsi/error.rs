@@ -147,7 +147,7 @@ impl From<TelephonyError> for ApiError {
             },
             TelephonyError::UnknownUser(user) => ApiError::UnknownUser(user),
             TelephonyError::Exists(what) => ApiError::Exists(what),
-            TelephonyError::Quota { what, limit, .. } => ApiError::QuotaExceeded { what, limit },
+            TelephonyError::Quota { what, limit } => ApiError::QuotaExceeded { what, limit },
             TelephonyError::Store(e) => {
                 tracing::error!(error = %e, "store failed while serving XSI");
                 ApiError::Internal

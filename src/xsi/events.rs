@@ -162,7 +162,7 @@ impl From<HubError> for ApiError {
                 field: "request".into(),
                 reason: why,
             },
-            HubError::Quota { what, limit, .. } => ApiError::QuotaExceeded { what, limit },
+            HubError::Quota { what, limit } => ApiError::QuotaExceeded { what, limit },
             HubError::Store(e) => {
                 tracing::error!(error = %e, "store failed while serving XSI-Events");
                 ApiError::Internal

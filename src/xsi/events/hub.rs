@@ -65,8 +65,6 @@ pub enum HubError {
     /// The owner is at one of its `[quotas]`.
     #[error("{what}: the limit is {limit}")]
     Quota {
-        /// The `[quotas]` key.
-        quota: &'static str,
         /// What is at its limit, in words.
         what: &'static str,
         /// The limit.
@@ -207,7 +205,6 @@ impl State {
             })
     }
 
-    /// The ids of `owner`'s sets.
     /// How many of `owner`'s sets have an open channel, and how many channels they hold.
     fn open_channels_of(&self, owner: &Owner) -> (usize, usize) {
         let sets = self
@@ -222,6 +219,7 @@ impl State {
         })
     }
 
+    /// The ids of `owner`'s sets.
     fn owner_set_ids(&self, owner: &Owner) -> Vec<String> {
         self.owner_sets
             .get(&owner.id)
@@ -349,10 +347,10 @@ impl std::fmt::Debug for Hub {
     }
 }
 
-/// A quota refusal, counted.
+/// A refusal for the `[quotas]` key `quota`, counted.
 fn quota(quota: &'static str, what: &'static str, limit: usize) -> HubError {
     crate::telemetry::quota_refusal(quota);
-    HubError::Quota { quota, what, limit }
+    HubError::Quota { what, limit }
 }
 
 fn new_id() -> String {
@@ -429,27 +427,6 @@ impl Hub {
     /// the set kept while it had no channel follow.
     pub fn open_channel(&self, owner: &Owner, request: ChannelRequest) -> Result<Opened, HubError> {
         self.check_ids(&request.channel_set_id, request.application_id.as_deref())?;
-        {
-            let state = self.state();
-            let (sets, channels) = state.open_channels_of(owner);
-            let in_open_set = state.sets.get(&request.channel_set_id).is_some_and(|set| {
-                set.owner == *owner && set.channels.iter().any(|c| !c.queue.is_closed())
-            });
-            if channels >= self.quotas.max_channels_per_user.get() {
-                return Err(quota(
-                    "max_channels_per_user",
-                    "open event channels",
-                    self.quotas.max_channels_per_user.get(),
-                ));
-            }
-            if !in_open_set && sets >= self.quotas.max_channel_sets_per_user.get() {
-                return Err(quota(
-                    "max_channel_sets_per_user",
-                    "channel sets with open channels",
-                    self.quotas.max_channel_sets_per_user.get(),
-                ));
-            }
-        }
         let (expires, expires_at) = self.grant(request.expires);
         let channel_id = format!("{}:{}", self.node_id, new_id());
         let (queue, stream) = mpsc::channel(self.config.channel_queue_len.max(2));
@@ -466,6 +443,8 @@ impl Hub {
         let _ = queue.try_send(Bytes::from(answer));
 
         let mut state = self.state();
+        // Checked under the same lock that adds the channel, so parallel opens cannot pass it.
+        self.check_channel_quotas(&state, owner, &request.channel_set_id)?;
         // One set per owner and application: a second one ends the first one's channels.
         if let Some(application) = &request.application_id {
             for id in state.owner_set_ids(owner) {
@@ -678,6 +657,37 @@ impl Hub {
         Ok(())
     }
 
+    /// `owner` may open one more channel in `set_id` (`max_channels_per_user`,
+    /// `max_channel_sets_per_user`).
+    fn check_channel_quotas(
+        &self,
+        state: &State,
+        owner: &Owner,
+        set_id: &str,
+    ) -> Result<(), HubError> {
+        let (sets, channels) = state.open_channels_of(owner);
+        let in_open_set = state.sets.get(set_id).is_some_and(|set| {
+            set.owner == *owner && set.channels.iter().any(|c| !c.queue.is_closed())
+        });
+        let max_channels = self.quotas.max_channels_per_user.get();
+        if channels >= max_channels {
+            return Err(quota(
+                "max_channels_per_user",
+                "open event channels",
+                max_channels,
+            ));
+        }
+        let max_sets = self.quotas.max_channel_sets_per_user.get();
+        if !in_open_set && sets >= max_sets {
+            return Err(quota(
+                "max_channel_sets_per_user",
+                "channel sets with open channels",
+                max_sets,
+            ));
+        }
+        Ok(())
+    }
+
     /// `channelSetId` and `applicationId` within `max_event_id_bytes`.
     fn check_ids(&self, set_id: &str, application_id: Option<&str>) -> Result<(), HubError> {
         let limit = self.quotas.max_event_id_bytes.get();
@@ -702,16 +712,6 @@ impl Hub {
         request: SubscribeRequest,
     ) -> Result<(SubscriptionRecord, u64), HubError> {
         self.check_ids(&request.channel_set_id, request.application_id.as_deref())?;
-        let limit = self.quotas.max_subscriptions_per_user.get();
-        let owned = self
-            .state()
-            .owner_subscriptions
-            .get(&owner.id)
-            .copied()
-            .unwrap_or(0);
-        if owned >= limit {
-            return Err(quota("max_subscriptions_per_user", "subscriptions", limit));
-        }
         let SubscribeRequest {
             target,
             events,
@@ -732,9 +732,27 @@ impl Hub {
             expires_at: (granted != NEVER_EXPIRES)
                 .then(|| time::OffsetDateTime::now_utc().unix_timestamp() + granted as i64),
         };
-        self.store.put_subscription(&record).await?;
+        // Counted and added under one lock, so parallel requests cannot pass the quota; a
+        // failed store write takes it back out.
+        {
+            let mut state = self.state();
+            let limit = self.quotas.max_subscriptions_per_user.get();
+            if state
+                .owner_subscriptions
+                .get(&owner.id)
+                .copied()
+                .unwrap_or(0)
+                >= limit
+            {
+                return Err(quota("max_subscriptions_per_user", "subscriptions", limit));
+            }
+            state.add_subscription(record.clone());
+        }
+        if let Err(e) = self.store.put_subscription(&record).await {
+            self.state().remove_subscription(&record.id);
+            return Err(e.into());
+        }
         let mut state = self.state();
-        state.add_subscription(record.clone());
         for (user, settings) in initial {
             enqueue(
                 &mut state,
