@@ -57,10 +57,10 @@ impl Pattern {
         } else {
             value.to_owned()
         };
-        let (first, rest) = self
-            .parts
-            .split_first()
-            .expect("split yields one part at least");
+        // `split` yields one part at least, so the else branch is never taken.
+        let Some((first, rest)) = self.parts.split_first() else {
+            return value.is_empty();
+        };
         let Some(mut remaining) = value.strip_prefix(first.as_str()) else {
             return false;
         };

@@ -100,13 +100,12 @@ impl Setup {
 
     /// Waits until the bridge's connection is registered with the router.
     async fn bridge_online(&self) {
-        for _ in 0..200 {
-            if self.server.router.connection_count(&self.bridge()) == 1 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the example bridge did not register");
+        let (router, bridge) = (&self.server.router, self.bridge());
+        let online = crate::support::wait_until(Duration::from_secs(10), || {
+            router.connection_count(&bridge) == 1
+        })
+        .await;
+        assert!(online, "the example bridge did not register");
     }
 
     /// Talks to the bridge from another component: disco#info, ping, an echoed message.

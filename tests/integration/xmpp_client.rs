@@ -21,6 +21,7 @@ use crate::support::client::{
 };
 use crate::support::component::{self, stanza_error, stream_error, COMPONENT_NS};
 use crate::support::server::{embedded_config, TestServer};
+use crate::support::wait_until;
 
 const DOMAIN: &str = "localhost";
 const ANN: &str = "ann@localhost";
@@ -544,14 +545,26 @@ async fn components_learn_of_logins_and_sessions_survive_their_restart() {
 
     // The bridge restarts; Ann's session lives on and reaches the new connection.
     drop(bridge);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let router = &setup.server.router;
+    assert!(
+        wait_until(Duration::from_secs(5), || router.connection_count(BRIDGE)
+            == 0)
+        .await,
+        "the server notices the bridge left"
+    );
     let mut bridge = setup.bridge().await;
     ann.send_stanza(chat(BRIDGE, "still here")).await.unwrap();
     let message = bridge_next(&mut bridge, "message").await;
     assert_eq!(body_of(&message).as_deref(), Some("still here"));
     // The bridge can probe Ann (directed presence from a component is answered).
     ann.send_stanza(Presence::available().into()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        wait_until(Duration::from_secs(5), || !router
+            .available_presences(ANN)
+            .is_empty())
+        .await,
+        "Ann's presence reaches the router"
+    );
     bridge
         .send(&raw(
             "presence",
@@ -986,31 +999,38 @@ async fn stream_management_acks_and_resumes_a_broken_session() {
     .unwrap();
     next_skipping_requests(&mut ann).await;
 
-    // The connection breaks (no stream end). The session waits; a message arrives meanwhile.
+    // The connection breaks (no stream end). The session waits; a message arrives meanwhile
+    // (queued once the server has parked the session, or written to the dead connection
+    // and left unacknowledged before that: both are sent again on resumption, in order).
     drop(ann);
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(setup.server.router.is_online(ANN), "parked, still bound");
     ben.send_stanza(chat(full, "three")).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
 
-    // Resumption with the wrong id fails; the right one gets two and three again.
-    let (mut again, _) = raw_login(setup.c2s(), &setup.ca, DOMAIN, "ann", "ann-pass").await;
-    again
-        .send(&raw(
-            "resume",
-            SM,
-            &[("previd", "nonsense"), ("h", "0")],
-            vec![],
-        ))
-        .await
-        .unwrap();
-    let failed = raw_next(&mut again).await.unwrap();
-    assert!(failed.is("failed", SM), "{failed:?}");
-    again
-        .send(&raw("resume", SM, &[("previd", &id), ("h", "1")], vec![]))
-        .await
-        .unwrap();
-    let resumed = raw_next(&mut again).await.unwrap();
+    // Resumption with the wrong id fails; the right one gets two and three again, once the
+    // server has noticed the broken connection and parked the session.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (mut again, resumed) = loop {
+        let (mut again, _) = raw_login(setup.c2s(), &setup.ca, DOMAIN, "ann", "ann-pass").await;
+        again
+            .send(&raw(
+                "resume",
+                SM,
+                &[("previd", "nonsense"), ("h", "0")],
+                vec![],
+            ))
+            .await
+            .unwrap();
+        let failed = raw_next(&mut again).await.unwrap();
+        assert!(failed.is("failed", SM), "{failed:?}");
+        again
+            .send(&raw("resume", SM, &[("previd", &id), ("h", "1")], vec![]))
+            .await
+            .unwrap();
+        let answer = raw_next(&mut again).await.unwrap();
+        if answer.is("resumed", SM) || Instant::now() >= deadline {
+            break (again, answer);
+        }
+    };
     assert!(resumed.is("resumed", SM), "{resumed:?}");
     assert_eq!(
         resumed.attr("h"),
@@ -1035,9 +1055,12 @@ async fn stream_management_acks_and_resumes_a_broken_session() {
 
     // Broken again and never resumed: after the timeout the session ends.
     drop(again);
-    tokio::time::sleep(Duration::from_millis(3000)).await;
     assert!(
-        !setup.server.router.is_online(ANN),
+        wait_until(Duration::from_secs(10), || !setup
+            .server
+            .router
+            .is_online(ANN))
+        .await,
         "the parked session ended"
     );
     ben.send_end().await.unwrap();

@@ -373,12 +373,13 @@ async fn balance_spreads_stanzas_and_fails_over() {
     assert_ne!(first.attr("to"), second.attr("to"), "one each");
     drop(a);
     // Wait until the server has noticed the drop, then everything goes to b.
-    for _ in 0..50 {
-        if setup.server.router.connection_count("cluster.localhost") == 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let router = &setup.server.router;
+    assert!(
+        crate::support::wait_until(std::time::Duration::from_secs(5), || {
+            router.connection_count("cluster.localhost") == 1
+        })
+        .await
+    );
     for i in 0..3 {
         sender
             .send(&message(
@@ -544,13 +545,12 @@ async fn shutdown_closes_streams_with_system_shutdown() {
 }
 
 async fn wait_for_connections(setup: &Setup, name: &str, count: usize) {
-    for _ in 0..100 {
-        if setup.server.router.connection_count(name) == count {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("{name} never reached {count} connection(s)");
+    let router = &setup.server.router;
+    let reached = crate::support::wait_until(std::time::Duration::from_secs(2), || {
+        router.connection_count(name) == count
+    })
+    .await;
+    assert!(reached, "{name} never reached {count} connection(s)");
 }
 
 #[tokio::test]
