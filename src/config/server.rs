@@ -1,0 +1,138 @@
+//! `[server]`, `[tls]`, `[store]` and `[admin]`: the node's identity, its certificate, its
+//! store and its admin listener.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// The XMPP domain users and components live under. Default `localhost`.
+    pub domain: String,
+    /// This host's fully qualified name; the server certificate must name it.
+    /// Default: the system host name.
+    pub fqdn: Option<String>,
+    /// Name of this node in affinity cookies and channel ids. Default: the host name.
+    pub node_id: Option<String>,
+    /// Directory for the SQLite store and the development PKI. Default `./data`.
+    pub data_dir: PathBuf,
+    /// Create the demo enterprise, users and component on first start. Default `false`
+    /// in a config file; `serve` without `--config` turns it on.
+    pub demo_data: bool,
+    /// How long a stop waits for connections to finish. Default 10 s.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            domain: "localhost".to_owned(),
+            fqdn: None,
+            node_id: None,
+            data_dir: PathBuf::from("./data"),
+            demo_data: false,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The configured FQDN, or the system host name.
+    pub fn fqdn(&self) -> String {
+        self.fqdn.clone().unwrap_or_else(host_name)
+    }
+
+    /// The configured node id, or the system host name.
+    pub fn node_id(&self) -> String {
+        self.node_id.clone().unwrap_or_else(host_name)
+    }
+}
+
+/// The system host name, lower-cased.
+pub fn host_name() -> String {
+    gethostname::gethostname()
+        .to_string_lossy()
+        .to_ascii_lowercase()
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Full chain (leaf first) of the server certificate, PEM. When unset, a development
+    /// PKI is generated in `<data_dir>/pki`.
+    pub cert_file: Option<PathBuf>,
+    /// The private key of the server certificate, PEM.
+    pub key_file: Option<PathBuf>,
+    /// Password of an encrypted PKCS#8 key.
+    pub key_password_file: Option<PathBuf>,
+    /// The trust bundle the server chain must verify against at start. Default: the
+    /// system roots (or the development CA with the development PKI).
+    pub trust_file: Option<PathBuf>,
+    /// Warn at start when a certificate expires within this many days. Default 30.
+    pub expiry_warn_days: u32,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert_file: None,
+            key_file: None,
+            key_password_file: None,
+            trust_file: None,
+            expiry_warn_days: 30,
+        }
+    }
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Storage backend. Only `sqlite` today.
+    pub backend: StoreBackend,
+    /// SQLite database file. Default `<data_dir>/bridgehead.sqlite3`.
+    pub path: Option<PathBuf>,
+    /// PBKDF2 iteration count for new SCRAM verifiers (at least 4096). Default 4096.
+    pub scram_iterations: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            backend: StoreBackend::Sqlite,
+            path: None,
+            scram_iterations: 4096,
+        }
+    }
+}
+
+/// Storage backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// One SQLite file (WAL mode).
+    Sqlite,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Serve the admin listener. Default `true`.
+    pub enabled: bool,
+    /// Address of the admin listener. Default `127.0.0.1:9090`; keep it private.
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            enabled: true,
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090),
+        }
+    }
+}

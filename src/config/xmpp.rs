@@ -1,0 +1,214 @@
+//! `[xmpp]` and `[[components]]`: the component and client listeners, their limits, and the
+//! XEP-0114 components declared in the file.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::Secret;
+
+/// `[xmpp]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct XmppConfig {
+    /// Serve the XEP-0114 component listener. Default `true`.
+    pub component_enabled: bool,
+    /// Address of the component listener. Default `0.0.0.0:5223`.
+    pub component_listen: SocketAddr,
+    /// Direct TLS on the component port. Default `true`; `false` is plain TCP (warned about
+    /// unless bound to loopback).
+    pub component_tls: bool,
+    /// Deadline for TLS, stream header and handshake together. Default 10 s.
+    pub handshake_timeout_secs: u64,
+    /// Largest stanza accepted, in bytes; larger gets `policy-violation`. Default 262144.
+    pub max_stanza_bytes: usize,
+    /// Component connections open at once (all names together). Default 1024.
+    pub max_component_connections: usize,
+    /// Stanzas queued for one connection before it counts as too slow and is
+    /// disconnected. Default 1024.
+    pub send_queue_len: usize,
+    /// Failed handshakes allowed per source address per minute before further attempts
+    /// from that address are refused at once. Default 10.
+    pub failed_handshakes_per_minute: u32,
+    /// Stanzas held at most per component while it is away (`hold_secs`). Default 1000.
+    pub hold_max_stanzas: usize,
+    /// A component silent this long gets an XEP-0199 ping. Default 60 s.
+    pub component_ping_interval_secs: u64,
+    /// No traffic this long after a ping closes the connection (`connection-timeout`).
+    /// Default 30 s.
+    pub component_ping_timeout_secs: u64,
+
+    /// A peer (component or client) that accepts no bytes for this long while the server
+    /// writes to it is disconnected. Default 30 s.
+    pub write_timeout_secs: u64,
+
+    /// Serve the c2s listener for XMPP clients. Default `true`.
+    pub client_enabled: bool,
+    /// Address of the c2s listener. Default `0.0.0.0:5222`.
+    pub client_listen: SocketAddr,
+    /// Clients must STARTTLS before anything else. Default `true`; `false` allows plain
+    /// streams (SCRAM only: PLAIN is never offered without TLS).
+    pub require_tls: bool,
+    /// Client connections open at once on the c2s listener. Default 20000.
+    pub max_client_connections: usize,
+    /// Deadline from connect (or WebSocket upgrade) to a bound resource. Default 30 s.
+    pub login_timeout_secs: u64,
+    /// What binding a resource that is already in use does. Default `replace`.
+    pub resource_conflict: ResourceConflict,
+    /// A client silent this long gets an XEP-0199 ping. Default 300 s.
+    pub client_ping_interval_secs: u64,
+    /// No traffic this long after that ping closes the session. Default 60 s.
+    pub client_ping_timeout_secs: u64,
+    /// Stanzas a client session may send per second, sustained (token bucket refill).
+    /// A client over it is slowed down: its stream is not read until tokens return.
+    /// Default 100.
+    pub client_stanzas_per_second: u32,
+    /// Stanzas a client may send in a burst (token bucket size). Default 200.
+    pub client_stanza_burst: u32,
+    /// Failed logins for one account from one address per minute before further attempts
+    /// from there are refused (`temporary-auth-failure`). Default 5.
+    pub failed_logins_per_account_per_minute: u32,
+    /// Failed logins per source address per minute, whatever the account, before further
+    /// attempts are refused. Default 20.
+    pub failed_logins_per_address_per_minute: u32,
+    /// Failed logins for one account from all addresses together per minute before
+    /// further attempts are refused everywhere (a distributed guess). Default 50.
+    pub failed_logins_per_account_all_addresses_per_minute: u32,
+    /// A failed login is answered (`not-authorized`) only after this delay, known account
+    /// or not. Default 1000 ms.
+    pub auth_failure_delay_ms: u64,
+    /// Components told of every client login: each gets an available presence from the
+    /// user's full JID after resource binding, and an unavailable one when the session
+    /// ends. Default none.
+    pub login_notify: Vec<String>,
+    /// A component that checks PLAIN credentials of accounts the store does not know
+    /// (`urn:bridgehead:auth:0`, see docs/xmpp-clients.md). When set, PLAIN is the only
+    /// mechanism offered. Default none.
+    pub auth_via_component: Option<String>,
+    /// How long that component has to answer; then `temporary-auth-failure`. Default 5 s.
+    pub auth_via_component_timeout_secs: u64,
+    /// Serve XMPP over WebSocket (RFC 7395) at `/xmpp-websocket` on the HTTPS listener,
+    /// with XEP-0156 host-meta. Default `true`.
+    pub websocket_enabled: bool,
+    /// XEP-0198: how long a session whose connection broke waits to be resumed; 0 offers
+    /// acknowledgements only, no resumption. Default 300 s.
+    pub sm_resume_timeout_secs: u64,
+    /// XEP-0198: stanzas sent and not yet acknowledged (or queued for a parked session)
+    /// before the session counts as stuck and ends. Default 1000.
+    pub sm_max_unacked: usize,
+}
+
+/// What binding a resource that is already in use does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourceConflict {
+    /// The new session wins; the old one ends with the `conflict` stream error.
+    #[default]
+    Replace,
+    /// The bind request gets the `conflict` stanza error.
+    Reject,
+}
+
+impl Default for XmppConfig {
+    fn default() -> Self {
+        XmppConfig {
+            component_enabled: true,
+            component_listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5223),
+            component_tls: true,
+            handshake_timeout_secs: 10,
+            max_stanza_bytes: 256 * 1024,
+            max_component_connections: 1024,
+            send_queue_len: 1024,
+            failed_handshakes_per_minute: 10,
+            hold_max_stanzas: 1000,
+            component_ping_interval_secs: 60,
+            component_ping_timeout_secs: 30,
+            write_timeout_secs: 30,
+            client_enabled: true,
+            client_listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5222),
+            require_tls: true,
+            max_client_connections: 20_000,
+            login_timeout_secs: 30,
+            resource_conflict: ResourceConflict::Replace,
+            client_ping_interval_secs: 300,
+            client_ping_timeout_secs: 60,
+            client_stanzas_per_second: 100,
+            client_stanza_burst: 200,
+            failed_logins_per_account_per_minute: 5,
+            failed_logins_per_address_per_minute: 20,
+            failed_logins_per_account_all_addresses_per_minute: 50,
+            auth_failure_delay_ms: 1000,
+            login_notify: Vec::new(),
+            auth_via_component: None,
+            auth_via_component_timeout_secs: 5,
+            websocket_enabled: true,
+            sm_resume_timeout_secs: 300,
+            sm_max_unacked: 1000,
+        }
+    }
+}
+
+/// What happens when a component connects while its name already has a live connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OnConflict {
+    /// The new connection wins; the old one gets the `conflict` stream error.
+    #[default]
+    Replace,
+    /// The new connection gets the `conflict` stream error.
+    Reject,
+    /// Up to `max_connections` share the name (a bridge cluster).
+    Balance,
+}
+
+impl OnConflict {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnConflict::Replace => "replace",
+            OnConflict::Reject => "reject",
+            OnConflict::Balance => "balance",
+        }
+    }
+}
+
+impl std::str::FromStr for OnConflict {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "replace" => Ok(OnConflict::Replace),
+            "reject" => Ok(OnConflict::Reject),
+            "balance" => Ok(OnConflict::Balance),
+            other => Err(format!("unknown on_conflict policy \"{other}\"")),
+        }
+    }
+}
+
+/// `[[components]]`: one XEP-0114 component.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentConfig {
+    /// The component's domain, e.g. `bridge1.example.com`.
+    pub name: String,
+    /// The shared secret (or use `secret_file`).
+    #[serde(default)]
+    pub secret: Option<Secret>,
+    /// A file whose first line is the shared secret.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// Live connections allowed under this name. Default 1.
+    #[serde(default = "one")]
+    pub max_connections: u32,
+    /// `replace` (default), `reject` or `balance`.
+    #[serde(default)]
+    pub on_conflict: OnConflict,
+    /// Seconds to hold stanzas for this component after it drops. Default 0.
+    #[serde(default)]
+    pub hold_secs: u64,
+}
+
+fn one() -> u32 {
+    1
+}

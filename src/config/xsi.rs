@@ -1,0 +1,176 @@
+//! `[http]`, `[xsi]`, `[xsi_events]` and `[cti]`: the HTTPS front and the XSP edge on it.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// `[http]`: the HTTPS listener and the limits it enforces on clients.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Serve the HTTPS listener. Default `true`.
+    pub enabled: bool,
+    /// Address of the HTTPS listener. Default `0.0.0.0:8443` (443 in production).
+    pub listen: SocketAddr,
+    /// Connections open at once. Default 10000.
+    pub max_connections: usize,
+    /// Deadline for the TLS handshake. Default 10 s.
+    pub handshake_timeout_secs: u64,
+    /// Deadline for a request's headers once it has started (slowloris). Default 10 s.
+    pub header_read_timeout_secs: u64,
+    /// Deadline for a whole request body. Default 30 s.
+    pub body_read_timeout_secs: u64,
+    /// A connection with no request in flight and no traffic for this long is closed.
+    /// Default 60 s.
+    pub idle_timeout_secs: u64,
+    /// Largest request head (request line and headers), in bytes. Default 16384.
+    pub max_header_bytes: usize,
+    /// Largest request body, in bytes; larger gets 413. Default 1048576.
+    pub max_body_bytes: usize,
+    /// Requests served on one HTTP/1.1 connection before it is closed. Default 10000.
+    pub max_requests_per_connection: usize,
+    /// Concurrent HTTP/2 streams per connection. Default 100.
+    pub max_concurrent_streams: u32,
+    /// Name of the cookie that names this node for load-balancer affinity.
+    /// Default `bridgehead-node`.
+    pub affinity_cookie: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            enabled: true,
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8443),
+            max_connections: 10_000,
+            handshake_timeout_secs: 10,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
+            idle_timeout_secs: 60,
+            max_header_bytes: 16 * 1024,
+            max_body_bytes: 1024 * 1024,
+            max_requests_per_connection: 10_000,
+            max_concurrent_streams: 100,
+            affinity_cookie: "bridgehead-node".to_owned(),
+        }
+    }
+}
+
+/// `[xsi]`: XSI-Actions authentication and behaviour.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct XsiConfig {
+    /// The HTTP Basic realm. Default `BroadWorks`.
+    pub realm: String,
+    /// How long a verified password is remembered (so a request does not pay the password
+    /// hash each time). 0 turns the cache off. Default 300 s.
+    pub auth_cache_secs: u64,
+    /// Most remembered credentials. Default 100000.
+    pub auth_cache_entries: usize,
+    /// Failed logins allowed for one user from one address per minute before further
+    /// attempts from there get 429. Default 10.
+    pub failed_logins_per_user_per_minute: u32,
+    /// Failed logins allowed per client address per minute, whatever the user, before
+    /// further attempts get 429. Default 30.
+    pub failed_logins_per_address_per_minute: u32,
+    /// Failed logins allowed for one user from all addresses together per minute before
+    /// further attempts get 429 everywhere. Default 100.
+    pub failed_logins_per_user_all_addresses_per_minute: u32,
+    /// Page size of directory searches without `results`. Default 50.
+    pub directory_page_size: usize,
+    /// Largest page a directory search may ask for. Default 1000.
+    pub directory_max_page_size: usize,
+    /// Events the telephony bus holds for its slowest subscriber. Default 4096.
+    pub event_bus_capacity: usize,
+}
+
+impl Default for XsiConfig {
+    fn default() -> Self {
+        XsiConfig {
+            realm: "BroadWorks".to_owned(),
+            auth_cache_secs: 300,
+            auth_cache_entries: 100_000,
+            failed_logins_per_user_per_minute: 10,
+            failed_logins_per_address_per_minute: 30,
+            failed_logins_per_user_all_addresses_per_minute: 100,
+            directory_page_size: 50,
+            directory_max_page_size: 1000,
+            event_bus_capacity: 4096,
+        }
+    }
+}
+
+/// `[cti]`: the CTI listener (XSI-Events and XSI-Actions over mutual TLS).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CtiConfig {
+    /// Serve the CTI listener. Default: on with the development PKI or when `trust_file`
+    /// is set, off otherwise.
+    pub enabled: Option<bool>,
+    /// Address of the CTI listener. Default `0.0.0.0:8012`.
+    pub listen: SocketAddr,
+    /// The CAs a client certificate must chain to. Required with a configured [tls]
+    /// certificate; with the development PKI, its CA.
+    pub trust_file: Option<PathBuf>,
+    /// The CNs admitted (each one application identity, e.g. `bwcticlient.webex.com`).
+    /// Required with a configured [tls] certificate; with the development PKI,
+    /// `cti-client.<domain>` (its CTI client certificate).
+    pub allowed_client_ids: Vec<String>,
+    /// Connections open at once. Default 1000.
+    pub max_connections: usize,
+}
+
+impl Default for CtiConfig {
+    fn default() -> Self {
+        CtiConfig {
+            enabled: None,
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8012),
+            trust_file: None,
+            allowed_client_ids: Vec::new(),
+            max_connections: 1000,
+        }
+    }
+}
+
+/// `[xsi_events]`: event channels, subscriptions and acknowledged delivery.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct XsiEventsConfig {
+    /// Smallest channel or subscription lifetime granted; shorter requests get this.
+    /// Default 3600 s.
+    pub min_expires_secs: u64,
+    /// Largest lifetime granted (2147483647 asks for no expiry and gets it). Default 86400 s.
+    pub max_expires_secs: u64,
+    /// A channel without a heartbeat for this long is ended. Default 60 s.
+    pub event_timeout_secs: u64,
+    /// An event not acknowledged within this is sent again. Default 10 s.
+    pub ack_timeout_secs: u64,
+    /// Sends of one event before its channel counts as unresponsive. Default 3.
+    pub max_delivery_attempts: u32,
+    /// Documents queued for one channel's stream; a channel whose queue is full is ended
+    /// as too slow. Default 256.
+    pub channel_queue_len: usize,
+    /// Channels one channel set may hold. Default 4.
+    pub max_channels_per_set: usize,
+    /// Events kept for a channel set with no open channel (oldest dropped first).
+    /// Default 1000.
+    pub backlog_max_events: usize,
+    /// How long such events are kept. Default 3600 s.
+    pub backlog_max_age_secs: u64,
+}
+
+impl Default for XsiEventsConfig {
+    fn default() -> Self {
+        XsiEventsConfig {
+            min_expires_secs: 3600,
+            max_expires_secs: 86_400,
+            event_timeout_secs: 60,
+            ack_timeout_secs: 10,
+            max_delivery_attempts: 3,
+            channel_queue_len: 256,
+            max_channels_per_set: 4,
+            backlog_max_events: 1000,
+            backlog_max_age_secs: 3600,
+        }
+    }
+}
