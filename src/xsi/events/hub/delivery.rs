@@ -1,0 +1,197 @@
+//! Delivery within a channel set: which subscriptions cover an event, sequence numbers and
+//! the backlog, choosing a channel (priority, then weighted random), sending, resending
+//! and redelivering unacknowledged events, and ending a channel with its reason.
+
+use super::{bytes, new_id, Channel, ChannelSet, Owner, Pending, State, Unacked, MAX_SEQUENCE};
+use std::time::Instant;
+
+use rand::Rng;
+
+use crate::store::{SubscriptionRecord, SubscriptionTarget};
+use crate::telephony::TelephonyEvent;
+use crate::xsi::events::documents::{self, Envelope, EventData, TerminationReason};
+
+/// True when `target` covers the user `event` is about.
+pub(super) fn covers(target: &SubscriptionTarget, event: &TelephonyEvent) -> bool {
+    match target {
+        SubscriptionTarget::User { user_id } => user_id.eq_ignore_ascii_case(&event.user_id),
+        SubscriptionTarget::Group {
+            enterprise_id,
+            group_id,
+        } => *enterprise_id == event.enterprise_id && *group_id == event.group_id,
+        SubscriptionTarget::Enterprise { enterprise_id } => *enterprise_id == event.enterprise_id,
+        SubscriptionTarget::System => true,
+    }
+}
+
+/// The `targetId` of a subscription-level event.
+pub(super) fn target_id(target: &SubscriptionTarget) -> String {
+    match target {
+        SubscriptionTarget::User { user_id } => user_id.clone(),
+        SubscriptionTarget::Group { group_id, .. } => group_id.clone(),
+        SubscriptionTarget::Enterprise { enterprise_id } => enterprise_id.clone(),
+        SubscriptionTarget::System => "system".to_owned(),
+    }
+}
+
+/// Numbers the event in its subscription's set and sends it (or keeps it in the backlog).
+pub(super) fn enqueue(
+    state: &mut State,
+    subscription: &SubscriptionRecord,
+    target: &str,
+    data: EventData,
+    backlog_max: usize,
+) {
+    let owner = Owner {
+        id: subscription.owner.clone(),
+        is_client: subscription.owner_is_client,
+    };
+    let set = state.set_entry(
+        &subscription.channel_set_id,
+        &owner,
+        subscription.application_id.clone(),
+    );
+    let sequence = set.next_sequence;
+    set.next_sequence = if sequence >= MAX_SEQUENCE {
+        1
+    } else {
+        sequence + 1
+    };
+    let pending = Pending {
+        event_id: new_id(),
+        sequence,
+        subscription_id: subscription.id.clone(),
+        application_id: subscription.application_id.clone().unwrap_or_default(),
+        target_id: target.to_owned(),
+        data,
+        queued_at: Instant::now(),
+    };
+    if set
+        .channels
+        .iter()
+        .any(|c| !c.unresponsive && !c.queue.is_closed())
+    {
+        send(set, pending, &[], Instant::now());
+    } else {
+        set.backlog.push_back(pending);
+        while set.backlog.len() > backlog_max {
+            set.backlog.pop_front();
+        }
+    }
+}
+
+/// Picks a channel: lowest priority value among responsive channels not yet tried, then a
+/// weighted draw (weight 0 only when nothing else is left).
+pub(super) fn choose(set: &ChannelSet, tried: &[String]) -> Option<usize> {
+    let candidates: Vec<usize> = (0..set.channels.len())
+        .filter(|&i| {
+            let c = &set.channels[i];
+            !c.unresponsive && !c.queue.is_closed() && !tried.contains(&c.id)
+        })
+        .collect();
+    let best = candidates.iter().map(|&i| set.channels[i].priority).min()?;
+    let top: Vec<usize> = candidates
+        .into_iter()
+        .filter(|&i| set.channels[i].priority == best)
+        .collect();
+    let total: u64 = top.iter().map(|&i| u64::from(set.channels[i].weight)).sum();
+    if total == 0 {
+        return top.first().copied();
+    }
+    let mut draw = rand::thread_rng().gen_range(0..total);
+    for &i in &top {
+        let weight = u64::from(set.channels[i].weight);
+        if draw < weight {
+            return Some(i);
+        }
+        draw -= weight;
+    }
+    top.last().copied()
+}
+
+/// Sends `pending` on the best channel not in `tried`; a channel that cannot take it ends
+/// and the next is tried. With no channel left, the event waits in the backlog.
+pub(super) fn send(set: &mut ChannelSet, pending: Pending, tried: &[String], now: Instant) {
+    let mut tried = tried.to_vec();
+    loop {
+        let Some(index) = choose(set, &tried) else {
+            set.backlog.push_back(pending);
+            return;
+        };
+        let channel = &set.channels[index];
+        let document = documents::subscription_event(
+            &Envelope {
+                event_id: &pending.event_id,
+                sequence: pending.sequence,
+                subscriber: &set.owner.id,
+                subscriber_is_client: set.owner.is_client,
+                application_id: &pending.application_id,
+                subscription_id: &pending.subscription_id,
+                channel_id: &channel.id,
+                target_id: &pending.target_id,
+            },
+            &pending.data,
+        );
+        match channel.queue.try_send(bytes(document)) {
+            Ok(()) => {
+                let channel_id = channel.id.clone();
+                tried.push(channel_id.clone());
+                set.unacked.insert(
+                    pending.event_id.clone(),
+                    Unacked {
+                        pending,
+                        channel_id,
+                        sent_at: now,
+                        attempts: 1,
+                        tried,
+                    },
+                );
+                return;
+            }
+            Err(_) => {
+                // Full (too slow) or closed (client gone): this channel is done.
+                let channel = set.channels.remove(index);
+                tracing::warn!(channel = %channel.id, "event channel cannot keep up; ending it");
+                terminate(&channel, TerminationReason::NonResponsiveChannel);
+            }
+        }
+    }
+}
+
+/// Sends an unacknowledged event again: to another channel when there is one, else to
+/// the same one.
+pub(super) fn resend(set: &mut ChannelSet, unacked: Unacked, now: Instant) {
+    let attempts = unacked.attempts + 1;
+    let others_tried: Vec<String> = unacked.tried.clone();
+    let has_other = choose(set, &others_tried).is_some();
+    let tried = if has_other { others_tried } else { Vec::new() };
+    let event_id = unacked.pending.event_id.clone();
+    send(set, unacked.pending, &tried, now);
+    if let Some(sent) = set.unacked.get_mut(&event_id) {
+        sent.attempts = attempts;
+    }
+}
+
+/// The unacknowledged events of a channel that ended go to the set's other channels.
+pub(super) fn redeliver_from(set: &mut ChannelSet, channel_id: &str, now: Instant) {
+    let stranded: Vec<String> = set
+        .unacked
+        .iter()
+        .filter(|(_, u)| u.channel_id == channel_id)
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in stranded {
+        if let Some(unacked) = set.unacked.remove(&id) {
+            let tried = unacked.tried.clone();
+            send(set, unacked.pending, &tried, now);
+        }
+    }
+}
+
+/// Sends the ChannelTerminatedEvent; dropping the channel then ends its stream.
+pub(super) fn terminate(channel: &Channel, reason: TerminationReason) {
+    let _ = channel
+        .queue
+        .try_send(bytes(documents::channel_terminated(&channel.id, reason)));
+    tracing::info!(channel = %channel.id, reason = reason.as_str(), "event channel ended");
+}

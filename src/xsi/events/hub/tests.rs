@@ -1,0 +1,155 @@
+use super::*;
+use crate::credentials::PasswordVerifiers;
+use crate::store::{Enterprise, Group, Role, SqliteStore, User};
+use crate::telephony::ServiceSettings;
+
+async fn hub(dir: &std::path::Path, config: XsiEventsConfig) -> (Hub, Vec<User>) {
+    let store = SqliteStore::open(&dir.join("db.sqlite3")).unwrap();
+    store
+        .put_enterprise(&Enterprise {
+            id: "e".into(),
+            name: "E".into(),
+        })
+        .await
+        .unwrap();
+    store
+        .put_group(&Group {
+            id: "g".into(),
+            enterprise_id: "e".into(),
+            name: "G".into(),
+        })
+        .await
+        .unwrap();
+    let verifiers = PasswordVerifiers::new("x", 4096).unwrap();
+    let mut users = Vec::new();
+    for id in ["a@example.com", "b@example.com"] {
+        let user = User {
+            id: id.into(),
+            first_name: String::new(),
+            last_name: String::new(),
+            number: None,
+            extension: None,
+            enterprise_id: "e".into(),
+            group_id: "g".into(),
+            role: Role::User,
+            verifiers: verifiers.clone(),
+        };
+        store.add_user(&user).await.unwrap();
+        users.push(user);
+    }
+    (
+        Hub::load(Arc::new(store), config, QuotasConfig::default(), "node")
+            .await
+            .unwrap(),
+        users,
+    )
+}
+
+fn owner(user: &User) -> Owner {
+    Owner {
+        id: user.id.clone(),
+        is_client: false,
+    }
+}
+
+async fn subscribe(hub: &Hub, user: &User, set: &str) {
+    hub.subscribe(
+        &owner(user),
+        SubscribeRequest {
+            target: SubscriptionTarget::User {
+                user_id: user.id.clone(),
+            },
+            events: vec!["Do Not Disturb".into()],
+            expires: NEVER_EXPIRES,
+            channel_set_id: set.into(),
+            application_id: None,
+            initial: Vec::new(),
+        },
+    )
+    .await
+    .unwrap();
+}
+
+fn dnd(user: &User, sequence: u64) -> TelephonyEvent {
+    TelephonyEvent {
+        user_id: user.id.clone(),
+        enterprise_id: user.enterprise_id.clone(),
+        group_id: user.group_id.clone(),
+        sequence,
+        kind: EventKind::ServiceChanged(ServiceSettings::DoNotDisturb {
+            active: sequence % 2 == 1,
+            ring_splash: false,
+        }),
+    }
+}
+
+fn channel(set: &str) -> ChannelRequest {
+    ChannelRequest {
+        channel_set_id: set.into(),
+        priority: 1,
+        weight: 50,
+        expires: NEVER_EXPIRES,
+        application_id: None,
+    }
+}
+
+#[tokio::test]
+async fn sequence_numbers_wrap_from_the_largest_to_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, users) = hub(dir.path(), XsiEventsConfig::default()).await;
+    subscribe(&hub, &users[0], "set").await;
+    // The set is made with its first event (no channel: it waits in the backlog).
+    hub.deliver(&dnd(&users[0], 1));
+    if let Some(set) = hub.state().sets.get_mut("set") {
+        set.next_sequence = MAX_SEQUENCE;
+    }
+    hub.deliver(&dnd(&users[0], 2));
+    hub.deliver(&dnd(&users[0], 3));
+    let state = hub.state();
+    let sequences: Vec<u32> = state.sets["set"]
+        .backlog
+        .iter()
+        .map(|p| p.sequence)
+        .collect();
+    assert_eq!(sequences, [1, MAX_SEQUENCE, 1]);
+}
+
+#[tokio::test]
+async fn a_channel_that_stops_reading_is_ended_and_others_are_not_held_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = XsiEventsConfig {
+        channel_queue_len: 4,
+        ..XsiEventsConfig::default()
+    };
+    let (hub, users) = hub(dir.path(), config).await;
+    let (a, b) = (&users[0], &users[1]);
+    subscribe(&hub, a, "a-set").await;
+    subscribe(&hub, b, "b-set").await;
+    let stalled = hub.open_channel(&owner(a), channel("a-set")).unwrap();
+    let mut healthy = hub.open_channel(&owner(b), channel("b-set")).unwrap();
+    assert!(
+        healthy.stream.recv().await.is_some(),
+        "the Channel document"
+    );
+    // a's client never reads: its queue fills, the channel ends; b is served throughout.
+    for n in 1..=20 {
+        hub.deliver(&dnd(a, n));
+        hub.deliver(&dnd(b, n));
+        let document = healthy
+            .stream
+            .try_recv()
+            .expect("b's event is there at once");
+        assert!(String::from_utf8_lossy(&document).contains("SubscriptionEvent"));
+    }
+    let state = hub.state();
+    assert!(
+        state.sets["a-set"].channels.is_empty(),
+        "the stalled channel ended"
+    );
+    assert!(
+        !state.sets["a-set"].backlog.is_empty(),
+        "its events wait for a new channel"
+    );
+    assert_eq!(state.sets["b-set"].channels.len(), 1);
+    drop(stalled);
+}
