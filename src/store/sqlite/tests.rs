@@ -1,6 +1,6 @@
 use super::*;
-use crate::store::{Role, RosterSubscription};
 use crate::config::OnConflict;
+use crate::store::{Role, RosterSubscription};
 
 fn user(id: &str) -> User {
     User {

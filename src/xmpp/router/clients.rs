@@ -1,0 +1,232 @@
+//! Client sessions on the router: binding and unbinding resources under the
+//! `resource_conflict` policy, their presence, and RFC 6121 §8.5 delivery to a local
+//! account (full JID, bare JID by type and priority, or the server's answer).
+
+use std::collections::HashMap;
+
+use minidom::Element;
+use tokio::sync::mpsc;
+
+use std::sync::atomic::Ordering;
+
+use super::{AttachError, Attachment, ClientConnection, Delivery, Outbound, Router};
+use crate::config::ResourceConflict;
+use crate::xmpp::error::StreamCondition;
+use crate::xmpp::stanza;
+
+impl Router {
+    pub(super) fn clients(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Vec<ClientConnection>>> {
+        self.inner.clients.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Binds `resource` of the account `bare` (lower-case). A resource in use is taken over
+    /// (the old session gets `conflict`) or refused, as `conflict` says.
+    pub fn attach_client(
+        &self,
+        bare: &str,
+        resource: &str,
+        conflict: ResourceConflict,
+    ) -> Result<Attachment, AttachError> {
+        let (tx, rx) = mpsc::channel(self.inner.queue_len);
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut clients = self.clients();
+        // Most accounts have one resource: no room reserved for more.
+        let sessions = clients
+            .entry(bare.to_owned())
+            .or_insert_with(|| Vec::with_capacity(1));
+        if let Some(index) = sessions.iter().position(|c| c.resource == resource) {
+            if conflict == ResourceConflict::Reject {
+                return Err(AttachError::Conflict {
+                    name: format!("{bare}/{resource}"),
+                    live: 1,
+                    policy: "reject",
+                });
+            }
+            let old = sessions.remove(index);
+            let _ = old
+                .queue
+                .try_send(Outbound::Close(StreamCondition::Conflict));
+        }
+        sessions.push(ClientConnection {
+            id,
+            resource: resource.to_owned(),
+            queue: tx,
+            presence: None,
+            priority: 0,
+        });
+        Ok(Attachment { id, queue: rx })
+    }
+
+    /// Unbinds a client session (a no-op if it was already replaced).
+    pub fn detach_client(&self, bare: &str, id: u64) {
+        let mut clients = self.clients();
+        if let Some(sessions) = clients.get_mut(bare) {
+            sessions.retain(|c| c.id != id);
+            if sessions.is_empty() {
+                clients.remove(bare);
+            }
+        }
+    }
+
+    /// Records a session's broadcast presence: `Some` available (with its priority),
+    /// `None` unavailable. Returns whether the session was available before.
+    pub fn set_client_presence(&self, bare: &str, id: u64, presence: Option<Element>) -> bool {
+        let mut clients = self.clients();
+        let Some(session) = clients
+            .get_mut(bare)
+            .and_then(|sessions| sessions.iter_mut().find(|c| c.id == id))
+        else {
+            return false;
+        };
+        session.priority = presence.as_ref().map_or(0, stanza::priority);
+        std::mem::replace(&mut session.presence, presence.map(Box::new)).is_some()
+    }
+
+    /// The current available presences of an account's resources.
+    pub fn available_presences(&self, bare: &str) -> Vec<Element> {
+        self.clients()
+            .get(bare)
+            .map(|sessions| {
+                sessions
+                    .iter()
+                    .filter_map(|c| c.presence.as_deref().cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The full JIDs of an account's bound resources.
+    pub fn bound_resources(&self, bare: &str) -> Vec<String> {
+        self.clients()
+            .get(bare)
+            .map(|sessions| {
+                sessions
+                    .iter()
+                    .map(|c| format!("{bare}/{}", c.resource))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether an account has a bound resource.
+    pub fn is_online(&self, bare: &str) -> bool {
+        self.clients().contains_key(bare)
+    }
+
+    /// Delivery to an account at the server's domain (see [`Router::route`]).
+    pub(super) fn deliver_local(
+        &self,
+        to: &jid::Jid,
+        stanza: Element,
+        is_known_component: &dyn Fn(&str) -> bool,
+    ) -> Delivery {
+        let bare = to.to_bare().as_str().to_lowercase();
+        let kind = stanza::kind(&stanza);
+        let stanza_type = stanza.attr("type").unwrap_or_default().to_owned();
+        let mut targets: Vec<(u64, mpsc::Sender<Outbound>)> = Vec::new();
+        {
+            let clients = self.clients();
+            let sessions = clients.get(&bare).map(Vec::as_slice).unwrap_or_default();
+            let exact = to
+                .resource()
+                .and_then(|r| sessions.iter().find(|c| c.resource == r.as_str()));
+            match (exact, kind) {
+                (Some(session), _) => targets.push((session.id, session.queue.clone())),
+                (None, Some(stanza::Kind::Iq)) if to.resource().is_some() => {
+                    drop(clients);
+                    return self.bounce(stanza, "service-unavailable");
+                }
+                (None, Some(stanza::Kind::Iq)) => return Delivery::ToServer,
+                (None, Some(stanza::Kind::Presence)) if to.resource().is_some() => {
+                    return Delivery::Dropped;
+                }
+                (None, Some(stanza::Kind::Presence)) if stanza_type == "probe" => {
+                    let prober = stanza.attr("from").unwrap_or_default().to_owned();
+                    let from_component = jid::Jid::new(&prober).is_ok_and(|jid| {
+                        is_known_component(&jid.domain().as_str().to_ascii_lowercase())
+                    });
+                    if !from_component {
+                        return Delivery::Dropped;
+                    }
+                    let answers: Vec<Element> = sessions
+                        .iter()
+                        .filter_map(|c| c.presence.as_deref().cloned())
+                        .map(|mut presence| {
+                            stanza::set_address(&mut presence, "to", &prober);
+                            presence
+                        })
+                        .collect();
+                    drop(clients);
+                    for answer in answers {
+                        self.route_with(answer, is_known_component);
+                    }
+                    return Delivery::Delivered;
+                }
+                (None, Some(stanza::Kind::Presence)) => {
+                    targets.extend(
+                        sessions
+                            .iter()
+                            .filter(|c| c.presence.is_some())
+                            .map(|c| (c.id, c.queue.clone())),
+                    );
+                }
+                (None, Some(stanza::Kind::Message)) => {
+                    if stanza_type == "groupchat" {
+                        drop(clients);
+                        return self.bounce(stanza, "service-unavailable");
+                    }
+                    let available = sessions
+                        .iter()
+                        .filter(|c| c.presence.is_some() && c.priority >= 0);
+                    let top = available.clone().map(|c| c.priority).max();
+                    targets.extend(
+                        available
+                            .filter(|c| stanza_type == "headline" || Some(c.priority) == top)
+                            .map(|c| (c.id, c.queue.clone())),
+                    );
+                }
+                (None, None) => return Delivery::Dropped,
+            }
+        }
+        if targets.is_empty() {
+            return match kind {
+                Some(stanza::Kind::Message) if stanza_type != "headline" => {
+                    self.bounce(stanza, "service-unavailable")
+                }
+                _ => Delivery::Dropped,
+            };
+        }
+        let last = targets.len() - 1;
+        let mut stanza = Some(stanza);
+        let mut delivered = false;
+        let mut refused = None;
+        for (index, (id, queue)) in targets.into_iter().enumerate() {
+            let copy = if index == last {
+                stanza.take()
+            } else {
+                stanza.clone()
+            };
+            let Some(copy) = copy else { break };
+            match queue.try_send(Outbound::Stanza(Box::new(copy))) {
+                Ok(()) => delivered = true,
+                Err(mpsc::error::TrySendError::Full(item)) => {
+                    // The session stopped reading; its writes time out and it ends.
+                    tracing::warn!(account = %bare, "client send queue full: disconnecting the slow session");
+                    self.detach_client(&bare, id);
+                    refused = Some(item);
+                }
+                Err(mpsc::error::TrySendError::Closed(item)) => {
+                    self.detach_client(&bare, id);
+                    refused = Some(item);
+                }
+            }
+        }
+        match refused {
+            _ if delivered => Delivery::Delivered,
+            Some(Outbound::Stanza(stanza)) => self.bounce(*stanza, "resource-constraint"),
+            _ => Delivery::Dropped,
+        }
+    }
+}

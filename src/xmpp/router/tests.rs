@@ -1,0 +1,234 @@
+use super::*;
+
+fn policy(max: u32, on_conflict: OnConflict) -> ComponentPolicy {
+    ComponentPolicy {
+        max_connections: max,
+        on_conflict,
+        hold_secs: 0,
+    }
+}
+
+fn message(from: &str, to: &str) -> Element {
+    Element::builder("message", "jabber:component:accept")
+        .attr(rxml::xml_ncname!("from").to_owned(), from)
+        .attr(rxml::xml_ncname!("to").to_owned(), to)
+        .build()
+}
+
+fn stanza_of(item: Option<Outbound>) -> Element {
+    match item {
+        Some(Outbound::Stanza(e)) => *e,
+        other => panic!("expected a stanza, got {other:?}"),
+    }
+}
+
+#[test]
+fn replace_closes_the_old_connection_with_conflict() {
+    let router = Router::new("example.com", 8, 100);
+    let mut old = router
+        .attach("b.example.com", &policy(1, OnConflict::Replace))
+        .unwrap();
+    let _new = router
+        .attach("b.example.com", &policy(1, OnConflict::Replace))
+        .unwrap();
+    assert!(matches!(
+        old.queue.try_recv(),
+        Ok(Outbound::Close(StreamCondition::Conflict))
+    ));
+    assert_eq!(router.connection_count("b.example.com"), 1);
+}
+
+#[test]
+fn reject_refuses_the_new_connection() {
+    let router = Router::new("example.com", 8, 100);
+    let _old = router
+        .attach("b.example.com", &policy(1, OnConflict::Reject))
+        .unwrap();
+    assert!(router
+        .attach("b.example.com", &policy(1, OnConflict::Reject))
+        .is_err());
+}
+
+#[test]
+fn balance_spreads_keeps_full_jids_sticky_and_fails_over() {
+    let router = Router::new("example.com", 64, 100);
+    let p = policy(2, OnConflict::Balance);
+    let mut a = router.attach("b.example.com", &p).unwrap();
+    let mut b = router.attach("b.example.com", &p).unwrap();
+    assert!(
+        router.attach("b.example.com", &p).is_err(),
+        "max_connections applies"
+    );
+    for i in 0..4 {
+        router.route(
+            message("x@c.example.com", &format!("room{i}@b.example.com")),
+            |_| true,
+        );
+    }
+    let (mut on_a, mut on_b) = (0, 0);
+    while a.queue.try_recv().is_ok() {
+        on_a += 1;
+    }
+    while b.queue.try_recv().is_ok() {
+        on_b += 1;
+    }
+    assert_eq!((on_a, on_b), (2, 2), "round-robin");
+    for _ in 0..3 {
+        router.route(
+            message("x@c.example.com", "room@b.example.com/nick"),
+            |_| true,
+        );
+    }
+    let (mut on_a, mut on_b) = (0, 0);
+    while a.queue.try_recv().is_ok() {
+        on_a += 1;
+    }
+    while b.queue.try_recv().is_ok() {
+        on_b += 1;
+    }
+    assert!(
+        on_a == 3 || on_b == 3,
+        "a full JID sticks to one connection: {on_a}/{on_b}"
+    );
+    router.detach("b.example.com", a.id, 0);
+    router.route(
+        message("x@c.example.com", "room@b.example.com/nick"),
+        |_| true,
+    );
+    assert_eq!(
+        stanza_of(b.queue.try_recv().ok()).attr("to"),
+        Some("room@b.example.com/nick")
+    );
+}
+
+#[test]
+fn undeliverable_stanzas_bounce_with_the_right_condition() {
+    let router = Router::new("example.com", 8, 100);
+    let mut sender = router
+        .attach("c.example.com", &policy(1, OnConflict::Replace))
+        .unwrap();
+    assert_eq!(
+        router.route(message("x@c.example.com", "y@down.example.com"), |d| d
+            == "down.example.com"),
+        Delivery::Bounced("service-unavailable")
+    );
+    let bounce = stanza_of(sender.queue.try_recv().ok());
+    assert_eq!(bounce.attr("type"), Some("error"));
+    assert_eq!(bounce.attr("to"), Some("x@c.example.com"));
+    assert_eq!(bounce.attr("from"), Some("y@down.example.com"));
+    assert!(bounce
+        .get_child("error", "jabber:component:accept")
+        .unwrap()
+        .has_child("service-unavailable", crate::xmpp::ns::STANZAS));
+
+    assert_eq!(
+        router.route(message("x@c.example.com", "y@elsewhere.org"), |_| false),
+        Delivery::Bounced("remote-server-not-found")
+    );
+    let mut error = message("x@c.example.com", "y@elsewhere.org");
+    error.set_attr(
+        rxml::Namespace::NONE,
+        rxml::xml_ncname!("type").to_owned(),
+        "error",
+    );
+    assert_eq!(
+        router.route(error, |_| false),
+        Delivery::Dropped,
+        "no error in answer to an error"
+    );
+    assert_eq!(
+        router.route(message("x@c.example.com", "example.com"), |_| false),
+        Delivery::ToServer
+    );
+}
+
+#[test]
+fn a_full_queue_disconnects_the_slow_consumer_and_bounces() {
+    let router = Router::new("example.com", 1, 100);
+    let mut slow = router
+        .attach("slow.example.com", &policy(1, OnConflict::Replace))
+        .unwrap();
+    let _sender = router
+        .attach("c.example.com", &policy(1, OnConflict::Replace))
+        .unwrap();
+    assert_eq!(
+        router.route(message("x@c.example.com", "slow.example.com"), |_| true),
+        Delivery::Delivered
+    );
+    assert_eq!(
+        router.route(message("x@c.example.com", "slow.example.com"), |_| true),
+        Delivery::Bounced("service-unavailable")
+    );
+    assert_eq!(router.connection_count("slow.example.com"), 0);
+    assert!(slow.queue.try_recv().is_ok());
+}
+
+#[test]
+fn held_stanzas_reach_the_component_when_it_returns() {
+    let router = Router::new("example.com", 8, 2);
+    let mut sender = router
+        .attach("c.example.com", &policy(1, OnConflict::Replace))
+        .unwrap();
+    let first = router
+        .attach("b.example.com", &policy(1, OnConflict::Replace))
+        .unwrap();
+    router.detach("b.example.com", first.id, 30);
+    for i in 0..2 {
+        assert_eq!(
+            router.route(
+                message("x@c.example.com", &format!("r{i}@b.example.com")),
+                |_| true
+            ),
+            Delivery::Held
+        );
+    }
+    assert_eq!(
+        router.route(message("x@c.example.com", "r2@b.example.com"), |_| true),
+        Delivery::Bounced("service-unavailable"),
+        "the hold is bounded"
+    );
+    assert!(sender.queue.try_recv().is_ok(), "the overflow was bounced");
+    let mut back = router
+        .attach("b.example.com", &policy(1, OnConflict::Replace))
+        .unwrap();
+    assert_eq!(
+        stanza_of(back.queue.try_recv().ok()).attr("to"),
+        Some("r0@b.example.com")
+    );
+    assert_eq!(
+        stanza_of(back.queue.try_recv().ok()).attr("to"),
+        Some("r1@b.example.com")
+    );
+}
+
+#[test]
+fn held_stanzas_that_expire_are_bounced() {
+    let router = Router::new("example.com", 8, 10);
+    let mut sender = router
+        .attach("c.example.com", &policy(1, OnConflict::Replace))
+        .unwrap();
+    let gone = router
+        .attach("b.example.com", &policy(1, OnConflict::Replace))
+        .unwrap();
+    router.detach("b.example.com", gone.id, 1);
+    assert_eq!(
+        router.route(message("x@c.example.com", "b.example.com"), |_| true),
+        Delivery::Held
+    );
+    assert_eq!(router.expire_held(Instant::now()), 0);
+    assert_eq!(
+        router.expire_held(Instant::now() + Duration::from_secs(2)),
+        1
+    );
+    let bounce = stanza_of(sender.queue.try_recv().ok());
+    assert_eq!(bounce.attr("type"), Some("error"));
+    assert!(bounce
+        .get_child("error", "jabber:component:accept")
+        .unwrap()
+        .has_child("recipient-unavailable", crate::xmpp::ns::STANZAS));
+    assert_eq!(
+        router.route(message("x@c.example.com", "b.example.com"), |_| true),
+        Delivery::Bounced("service-unavailable"),
+        "after the hold, stanzas bounce at once"
+    );
+}
