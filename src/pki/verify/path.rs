@@ -1,0 +1,480 @@
+//! The certification path: walking it from the leaf by issuer names and signatures
+//! (anchors first, then the file, then `--intermediates`), rustls-webpki's verdict on it,
+//! the diagnosis of a refused chain in plain words, and the serving order of the file.
+
+use std::time::Duration;
+
+use rustls_pki_types::{CertificateDer, UnixTime};
+use time::OffsetDateTime;
+
+use super::{day, Finding, Purpose, Status, VerifyInput};
+use crate::pki::certificate::Certificate;
+use crate::pki::oid;
+
+/// How a path walk ended.
+#[derive(Debug, Clone)]
+pub enum PathEnd {
+    /// At a certificate of the trust bundle.
+    Anchor,
+    /// At a self-signed certificate that is not in the trust bundle.
+    UntrustedRoot,
+    /// No certificate anywhere is named as the issuer of the last one.
+    MissingIssuer {
+        /// The issuer DN that was looked for.
+        issuer: String,
+        /// Where to download it, from the child's AIA.
+        ca_issuer_urls: Vec<String>,
+    },
+    /// A certificate has the right name but its key does not verify the signature.
+    BadSignature {
+        /// The would-be issuer.
+        candidate: Box<Certificate>,
+    },
+    /// The path is longer than any sane chain, or loops.
+    TooLong,
+}
+
+/// A path from the leaf towards a trust anchor.
+#[derive(Debug, Clone)]
+pub struct PathWalk {
+    /// leaf first; the anchor last when `end` is `Anchor`.
+    pub path: Vec<Certificate>,
+    /// How the walk ended.
+    pub end: PathEnd,
+}
+
+const MAX_PATH: usize = 10;
+
+pub(super) fn is_anchor(c: &Certificate, trust: &[Certificate]) -> bool {
+    trust
+        .iter()
+        .any(|t| t.subject_raw == c.subject_raw && t.spki == c.spki)
+}
+
+/// Builds the path from `leaf` by following issuer names and checking signatures, preferring
+/// trust anchors, then the certificate file, then `--intermediates`.
+pub fn walk_path(
+    leaf: &Certificate,
+    file: &[Certificate],
+    intermediates: &[Certificate],
+    trust: &[Certificate],
+) -> PathWalk {
+    let mut path = vec![leaf.clone()];
+    loop {
+        let current = path.last().cloned().expect("path starts with the leaf");
+        if path.len() > 1 && is_anchor(&current, trust) {
+            return PathWalk {
+                path,
+                end: PathEnd::Anchor,
+            };
+        }
+        if current.is_self_signed() {
+            let end = if is_anchor(&current, trust) {
+                PathEnd::Anchor
+            } else {
+                PathEnd::UntrustedRoot
+            };
+            return PathWalk { path, end };
+        }
+        if path.len() >= MAX_PATH {
+            return PathWalk {
+                path,
+                end: PathEnd::TooLong,
+            };
+        }
+        let candidates: Vec<&Certificate> = trust
+            .iter()
+            .chain(file)
+            .chain(intermediates)
+            .filter(|c| current.names_as_issuer(c) && c.der != current.der)
+            .filter(|c| !path.iter().any(|p| p.der == c.der))
+            .collect();
+        match candidates.iter().find(|c| current.is_signed_by(c)) {
+            Some(issuer) => path.push((*issuer).clone()),
+            None => {
+                let end = match candidates.first() {
+                    Some(candidate) => PathEnd::BadSignature {
+                        candidate: Box::new((*candidate).clone()),
+                    },
+                    None => PathEnd::MissingIssuer {
+                        issuer: current.issuer.clone(),
+                        ca_issuer_urls: current.ca_issuer_urls.clone(),
+                    },
+                };
+                return PathWalk { path, end };
+            }
+        }
+    }
+}
+
+pub(super) fn unix_time(at: OffsetDateTime) -> UnixTime {
+    UnixTime::since_unix_epoch(Duration::from_secs(
+        u64::try_from(at.unix_timestamp()).unwrap_or(0),
+    ))
+}
+
+/// rustls-webpki's verdict on the chain for `purpose`.
+pub fn webpki_verify(
+    leaf: &Certificate,
+    intermediates: &[CertificateDer<'_>],
+    trust: &[Certificate],
+    at: OffsetDateTime,
+    purpose: Purpose,
+) -> Result<(), webpki::Error> {
+    let anchors: Vec<_> = trust
+        .iter()
+        .filter_map(|t| webpki::anchor_from_trusted_cert(&t.der).ok())
+        .collect();
+    let end_entity = webpki::EndEntityCert::try_from(&leaf.der)?;
+    end_entity
+        .verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &anchors,
+            intermediates,
+            unix_time(at),
+            purpose.key_usage(),
+            None,
+            None,
+        )
+        .map(|_| ())
+}
+
+pub(super) fn check_chain(
+    input: &VerifyInput,
+    leaf: &Certificate,
+    walk: &PathWalk,
+    purpose: Purpose,
+) -> Vec<Finding> {
+    if input.trust.is_empty() {
+        return vec![Finding::new(
+            "chain",
+            Status::Fail,
+            "the trust bundle holds no usable certificate",
+        )];
+    }
+    let intermediates: Vec<CertificateDer<'_>> = input
+        .certificates
+        .iter()
+        .chain(&input.intermediates)
+        .filter(|c| c.der != leaf.der)
+        .map(|c| c.der.clone())
+        .collect();
+    match webpki_verify(leaf, &intermediates, &input.trust, input.at, purpose) {
+        Ok(()) => {
+            let route: Vec<String> = walk.path.iter().map(Certificate::label).collect();
+            vec![Finding::new(
+                "chain",
+                Status::Ok,
+                format!(
+                    "the full chain verifies for {}: {} (trust anchor from {})",
+                    purpose.name(),
+                    route.join(" <- "),
+                    walk.path
+                        .last()
+                        .map(|c| c.origin.file.as_str())
+                        .unwrap_or("the trust bundle"),
+                ),
+            )
+            .about(leaf)]
+        }
+        Err(error) => {
+            let mut findings = diagnose(input, walk, purpose);
+            if findings.is_empty() {
+                findings.push(
+                    Finding::new(
+                        "chain",
+                        Status::Fail,
+                        format!("the chain does not verify: {}", webpki_words(&error)),
+                    )
+                    .about(leaf),
+                );
+            }
+            findings
+        }
+    }
+}
+
+/// Explains why a chain does not verify, link by link.
+pub(super) fn diagnose(input: &VerifyInput, walk: &PathWalk, purpose: Purpose) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let fail =
+        |c: &Certificate, reason: String| Finding::new("chain", Status::Fail, reason).about(c);
+    for (i, cert) in walk.path.iter().enumerate() {
+        let anchor = i > 0 && is_anchor(cert, &input.trust);
+        if !anchor {
+            if cert.not_after < input.at {
+                findings.push(fail(
+                    cert,
+                    format!(
+                        "{} expired on {} ({} days before the validation time {})",
+                        cert.label(),
+                        day(cert.not_after),
+                        (input.at - cert.not_after).whole_days(),
+                        day(input.at)
+                    ),
+                ));
+            } else if cert.not_before > input.at {
+                findings.push(fail(
+                    cert,
+                    format!(
+                        "{} is not valid yet: its validity starts {} ({} days after the \
+                         validation time {})",
+                        cert.label(),
+                        day(cert.not_before),
+                        (cert.not_before - input.at).whole_days(),
+                        day(input.at)
+                    ),
+                ));
+            }
+        }
+        if i == 0 {
+            continue;
+        }
+        let child = &walk.path[i - 1];
+        if !anchor && !cert.is_ca() {
+            findings.push(fail(
+                cert,
+                format!(
+                    "{} issued {} but is not a CA (basicConstraints cA is {})",
+                    cert.label(),
+                    child.label(),
+                    if cert.basic_constraints.is_some() {
+                        "false"
+                    } else {
+                        "absent"
+                    }
+                ),
+            ));
+        }
+        let below = i.saturating_sub(1);
+        if let Some(limit) = cert.basic_constraints.and_then(|bc| bc.path_len) {
+            if !anchor && below > limit as usize {
+                findings.push(fail(
+                    cert,
+                    format!(
+                        "path length exceeded: {} allows {limit} intermediate(s) below it, the \
+                         chain has {below}",
+                        cert.label()
+                    ),
+                ));
+            }
+        }
+        if !anchor && cert.eku_allows(purpose.oid()) == Some(false) {
+            let allowed: Vec<String> = cert
+                .extended_key_usage
+                .iter()
+                .flatten()
+                .map(|o| oid::describe(o))
+                .collect();
+            findings.push(fail(
+                cert,
+                format!(
+                    "the intermediate {} restricts its extended key usage to {}, so it cannot \
+                     issue certificates for {} ({})",
+                    cert.label(),
+                    allowed.join(", "),
+                    purpose.name(),
+                    purpose.oid()
+                ),
+            ));
+        }
+    }
+    let last = walk.path.last().expect("path has the leaf");
+    match &walk.end {
+        PathEnd::Anchor => {}
+        PathEnd::UntrustedRoot => findings.push(fail(
+            last,
+            format!(
+                "the chain ends at the root {}, which is not in the trust bundle ({}); the \
+                 bundle may be the wrong one",
+                last.label(),
+                trust_label(input)
+            ),
+        )),
+        PathEnd::MissingIssuer {
+            issuer,
+            ca_issuer_urls,
+        } => {
+            let mut reason = format!(
+                "missing issuer: no certificate in the chain, the intermediates or the trust \
+                 bundle ({}) is named \"{issuer}\", the issuer of {}",
+                trust_label(input),
+                last.label()
+            );
+            if ca_issuer_urls.is_empty() {
+                reason.push_str("; the certificate names no AIA caIssuers URL to fetch it from");
+            }
+            if last.is_ca() {
+                reason.push_str(&format!(
+                    "; if \"{issuer}\" is your root CA, the trust bundle does not hold it: is it \
+                     the right bundle?"
+                ));
+            } else {
+                reason.push_str(&format!(
+                    "; download it from its AIA caIssuers URL {} and add it to the chain or pass \
+                     it with --intermediates",
+                    ca_issuer_urls.join(", ")
+                ));
+            }
+            findings.push(fail(last, reason));
+        }
+        PathEnd::BadSignature { candidate } => findings.push(fail(
+            last,
+            format!(
+                "bad signature: {} names {} ({}) as its issuer, but that certificate's key does \
+                 not verify its signature (a re-keyed CA or a forged certificate)",
+                last.label(),
+                candidate.label(),
+                candidate.origin
+            ),
+        )),
+        PathEnd::TooLong => findings.push(fail(
+            last,
+            format!("the chain is longer than {MAX_PATH} certificates or loops"),
+        )),
+    }
+    findings
+}
+
+pub(super) fn trust_label(input: &VerifyInput) -> String {
+    input
+        .trust
+        .first()
+        .map(|c| c.origin.file.clone())
+        .unwrap_or_else(|| "empty".to_owned())
+}
+
+/// rustls-webpki errors in plain words (OIDs are not taken from its Debug output).
+pub fn webpki_words(error: &webpki::Error) -> String {
+    use webpki::Error as E;
+    match error {
+        E::UnknownIssuer => "no path to a trust anchor (unknown issuer)".to_owned(),
+        E::CertExpired { .. } => "a certificate has expired".to_owned(),
+        E::CertNotValidYet { .. } => "a certificate is not valid yet".to_owned(),
+        E::InvalidSignatureForPublicKey => "a signature does not verify".to_owned(),
+        E::UnsupportedSignatureAlgorithmContext(_)
+        | E::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => {
+            "a certificate uses a signature algorithm that is not supported".to_owned()
+        }
+        E::CaUsedAsEndEntity => "the leaf is a CA certificate".to_owned(),
+        E::EndEntityUsedAsCa => "an issuing certificate is not a CA".to_owned(),
+        E::PathLenConstraintViolated => "a path length constraint is exceeded".to_owned(),
+        E::RequiredEkuNotFoundContext(_) => {
+            "a certificate's extended key usage does not allow this purpose".to_owned()
+        }
+        E::NameConstraintViolation => "a CA's name constraints forbid the leaf's names".to_owned(),
+        E::UnsupportedCertVersion => "a certificate is not X.509 version 3".to_owned(),
+        E::UnsupportedCriticalExtension => {
+            "a certificate has a critical extension that is not supported".to_owned()
+        }
+        E::BadDer | E::BadDerTime => "a certificate is malformed (bad DER)".to_owned(),
+        other => format!("{other:?}"),
+    }
+}
+
+pub(super) fn check_order(input: &VerifyInput, leaf_index: usize, walk: &PathWalk) -> Vec<Finding> {
+    let file = &input.certificates;
+    let file_name = file[0].origin.file.clone();
+    let mut findings = Vec::new();
+    let warn =
+        |c: &Certificate, reason: String| Finding::new("order", Status::Warn, reason).about(c);
+    if leaf_index != 0 {
+        findings.push(
+            Finding::new(
+                "order",
+                Status::Fail,
+                format!(
+                    "the leaf {} is #{} in {file_name}, not first: a server sends the first \
+                     certificate as its own, so clients would see {} instead (fix with \
+                     --fix-order OUT)",
+                    file[leaf_index].label(),
+                    leaf_index + 1,
+                    file[0].label()
+                ),
+            )
+            .about(&file[leaf_index]),
+        );
+    }
+    let position_in_path = |c: &Certificate| walk.path.iter().position(|p| p.der == c.der);
+    let mut last_position = 0;
+    for (i, cert) in file.iter().enumerate() {
+        if let Some(first) = file[..i].iter().position(|c| c.der == cert.der) {
+            findings.push(warn(
+                cert,
+                format!(
+                    "#{} in {file_name} repeats #{} ({})",
+                    i + 1,
+                    first + 1,
+                    cert.label()
+                ),
+            ));
+            continue;
+        }
+        if i == leaf_index {
+            continue;
+        }
+        if cert.is_self_signed() {
+            findings.push(warn(
+                cert,
+                format!(
+                    "#{} in {file_name} is the self-signed root {}: a served chain should not \
+                     include it, clients must already trust it",
+                    i + 1,
+                    cert.label()
+                ),
+            ));
+            continue;
+        }
+        match position_in_path(cert) {
+            None => findings.push(warn(
+                cert,
+                format!(
+                    "#{} in {file_name} ({}) is not part of the leaf's chain: an unrelated extra \
+                     certificate",
+                    i + 1,
+                    cert.label()
+                ),
+            )),
+            Some(p) if p < last_position => findings.push(warn(
+                cert,
+                format!(
+                    "#{} in {file_name} ({}) is out of order: each certificate should be followed \
+                     by its issuer",
+                    i + 1,
+                    cert.label()
+                ),
+            )),
+            Some(p) => last_position = p,
+        }
+    }
+    let missing: Vec<String> = walk
+        .path
+        .iter()
+        .skip(1)
+        .filter(|c| !c.is_self_signed())
+        .filter(|c| !file.iter().any(|f| f.der == c.der))
+        .map(Certificate::label)
+        .collect();
+    if !missing.is_empty() {
+        findings.push(Finding::new(
+            "order",
+            Status::Warn,
+            format!(
+                "{file_name} lacks the intermediate(s) {} found elsewhere; a server must send \
+                 them (--fix-order OUT writes the complete chain)",
+                missing.join(", ")
+            ),
+        ));
+    }
+    if findings.is_empty() {
+        findings.push(Finding::new(
+            "order",
+            Status::Ok,
+            format!(
+                "{file_name} is in order: the leaf first, then each issuer ({} certificate(s))",
+                file.len()
+            ),
+        ));
+    }
+    findings
+}
