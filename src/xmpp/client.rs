@@ -270,10 +270,10 @@ impl ClientService {
         let tls_deadline = phase
             .deadline
             .min(tokio::time::Instant::now() + self.tls_handshake);
-        let accepted = phase.run(tls_deadline, acceptor.accept(tcp)).await;
-        // No local holds the TLS stream across an await: the transport is its only copy in
-        // this future, which every idle session keeps.
-        let mut secure = match accepted {
+        // No local holds the TLS stream across an await (the handshake is boxed, its result
+        // a temporary): the transport is its only copy in this future, which every idle
+        // session keeps.
+        let mut secure = match Box::pin(phase.run(tls_deadline, acceptor.accept(tcp))).await {
             Ok(Ok(tls)) => self.secure_transport(tls),
             Ok(Err(e)) => return tracing::info!(error = %e, "STARTTLS handshake failed"),
             Err(end) => return tracing::info!(%end, "STARTTLS handshake did not finish"),
