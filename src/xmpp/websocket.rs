@@ -211,6 +211,9 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> WebSocketTr
                 None => return Err(XmppError::Closed),
             };
             match message {
+                // Whitespace between elements is allowed on every transport (RFC 6120
+                // §11.7); RFC 7395 needs no keep-alives, but some clients send them.
+                Message::Text(text) if text.as_str().trim_ascii().is_empty() => continue,
                 Message::Text(text) => return parse_element(text.as_str(), &self.limits),
                 Message::Binary(_) => {
                     return Err(XmppError::stream(

@@ -700,9 +700,7 @@ async fn event_quotas_hold_at_and_just_past_their_limits() {
     );
 
     let subscribe = || async {
-        let body = format!(
-            "<Subscription xmlns='http://schema.broadsoft.com/xsi'><event>Do Not Disturb</event><expires>3600</expires><channelSetId>set-a</channelSetId><applicationId>app</applicationId></Subscription>"
-        );
+        let body = "<Subscription xmlns='http://schema.broadsoft.com/xsi'><event>Do Not Disturb</event><expires>3600</expires><channelSetId>set-a</channelSetId><applicationId>app</applicationId></Subscription>".to_owned();
         https
             .request(
                 hyper::Method::POST,

@@ -11,6 +11,7 @@ mod dns;
 mod hardening;
 mod pki_issue;
 mod pki_verify;
+mod real_clients;
 mod serve;
 mod xmpp_client;
 mod xmpp_component;

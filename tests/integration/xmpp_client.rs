@@ -782,6 +782,8 @@ mod websocket {
         send(&mut ws, &plain_auth("ann", "ann-pass")).await;
         assert!(receive(&mut ws).await.unwrap().is("success", SASL));
 
+        // Whitespace between elements is ignored here too.
+        ws.send(Message::text(" \n")).await.unwrap();
         send(&mut ws, &open()).await;
         assert!(receive(&mut ws).await.unwrap().is("open", FRAMING));
         let features = receive(&mut ws).await.unwrap();

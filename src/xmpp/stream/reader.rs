@@ -203,6 +203,7 @@ impl<R: AsyncBufRead + Unpin> StreamReader<R> {
     /// element: only its addresses and its namespace declarations, which every stanza's tree
     /// starts from.
     pub async fn read_header(&mut self) -> Result<StreamHeader, XmppError> {
+        self.skip_whitespace().await?;
         let mut header = StreamHeader::default();
         let mut declared: BTreeMap<Option<String>, String> = BTreeMap::new();
         let mut stream_prefix = None;
@@ -254,6 +255,27 @@ impl<R: AsyncBufRead + Unpin> StreamReader<R> {
                     return Ok(header);
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// Drops the whitespace in front of a stream header. XML allows none before `<?xml`, but
+    /// a peer's newline after its last element of the previous stream (go-xmpp writes
+    /// `</auth>\n`) or a whitespace keep-alive at a restart lands there, and RFC 6120 §11.7
+    /// lets whitespace sit between any two top-level elements of XMPP.
+    async fn skip_whitespace(&mut self) -> Result<(), XmppError> {
+        use tokio::io::AsyncBufReadExt;
+        loop {
+            let inner = self.reader.inner_mut();
+            let buffered = inner.fill_buf().await?;
+            let blanks = buffered
+                .iter()
+                .take_while(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+                .count();
+            let more = blanks == buffered.len() && blanks > 0;
+            inner.consume(blanks);
+            if !more {
+                return Ok(());
             }
         }
     }
@@ -364,6 +386,40 @@ pub(super) mod tests {
             matches!(elements[2], Ok(None)),
             "stream footer ends the stream"
         );
+    }
+
+    /// go-xmpp writes `</auth>\n`; that newline, a keep-alive or a newline before the first
+    /// header reach the parser of a new document.
+    #[tokio::test]
+    async fn whitespace_before_a_header_and_around_a_restart_is_ignored() {
+        let input = format!("\r\n \n{OPEN}<auth/>\n \t\n{OPEN}\n<iq id='2'/>");
+        let limits = ElementLimits {
+            max_bytes: 1024,
+            max_depth: 64,
+        };
+        // Also one byte at a time, so the whitespace arrives after the reset too.
+        let (mut trickle, far_end) = tokio::io::duplex(1);
+        let bytes = input.clone().into_bytes();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            for byte in bytes {
+                let _ = trickle.write_all(&[byte]).await;
+            }
+        });
+        for source in [
+            Box::new(std::io::Cursor::new(input.clone().into_bytes()))
+                as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+            Box::new(far_end),
+        ] {
+            let mut reader = StreamReader::new(tokio::io::BufReader::new(source), limits);
+            reader.read_header().await.unwrap();
+            let auth = reader.read_element().await.unwrap().unwrap();
+            assert_eq!(auth.name(), "auth");
+            reader.reset();
+            reader.read_header().await.unwrap();
+            let iq = reader.read_element().await.unwrap().unwrap();
+            assert_eq!(iq.attr("id"), Some("2"));
+        }
     }
 
     #[tokio::test]

@@ -1,0 +1,231 @@
+//! Third-party clients against a default server, and the byte-level habits of theirs that
+//! broke it: go-sendxmpp (Debian) logging in, whitespace at every point of a c2s stream
+//! and before a component's header.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::Engine as _;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_xmpp::parsers::presence::Presence;
+
+use bridgehead::config::Config;
+use bridgehead::store::Role;
+
+use crate::support::client::{login, wait_for};
+use crate::support::server::{embedded_config, TestServer};
+
+const ANN: &str = "ann@localhost";
+const BEN: &str = "ben@localhost";
+
+pub struct Setup {
+    _dir: tempfile::TempDir,
+    pub ca: PathBuf,
+    pub server: TestServer,
+}
+
+impl Setup {
+    pub fn c2s(&self) -> std::net::SocketAddr {
+        self.server.addrs.client.expect("the c2s listener is on")
+    }
+}
+
+/// A default server with users ann and ben (passwords `ann-pass`, `ben-pass`).
+pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = embedded_config(dir.path());
+    adjust(&mut config);
+    config.validate().unwrap();
+    let server = TestServer::start(config).await;
+    for (user, name) in [(ANN, "Ann"), (BEN, "Ben")] {
+        let password = format!("{}-pass", user.split('@').next().unwrap());
+        crate::support::acme::add_user(
+            server.store.as_ref(),
+            user,
+            &password,
+            (name, "Test"),
+            ("ent", "grp"),
+            Role::User,
+            None,
+            None,
+        )
+        .await;
+    }
+    Setup {
+        ca: dir.path().join("pki/ca.crt"),
+        _dir: dir,
+        server,
+    }
+}
+
+/// Bytes on a stream, read until a marker shows up.
+struct Wire<S> {
+    io: S,
+    seen: Vec<u8>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
+    async fn send(&mut self, bytes: &str) {
+        self.io.write_all(bytes.as_bytes()).await.unwrap();
+        self.io.flush().await.unwrap();
+    }
+
+    /// Everything up to and including `marker`; panics with what came when it never does.
+    async fn until(&mut self, marker: &str) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = String::from_utf8_lossy(&self.seen).into_owned();
+            if let Some(at) = text.find(marker) {
+                let end = at + marker.len();
+                self.seen.drain(..end);
+                return text[..end].to_owned();
+            }
+            let mut chunk = [0u8; 4096];
+            let read = tokio::time::timeout_at(deadline, self.io.read(&mut chunk)).await;
+            match read {
+                Ok(Ok(n)) if n > 0 => self.seen.extend_from_slice(&chunk[..n]),
+                _ => panic!("no {marker:?} from the server; it sent {text:?}"),
+            }
+        }
+    }
+}
+
+fn c2s_header() -> &'static str {
+    "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+     xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>"
+}
+
+/// Whitespace before the first header, between header and stanzas, after `</auth>` (go-xmpp's
+/// newline), as a keep-alive at the restart and before the restarted `<?xml`: all ignored.
+#[tokio::test]
+async fn whitespace_anywhere_between_top_level_elements_is_ignored() {
+    let setup = start_with(|_| {}).await;
+    let tcp = TcpStream::connect(setup.c2s()).await.unwrap();
+    let mut wire = Wire {
+        io: tcp,
+        seen: Vec::new(),
+    };
+    wire.send(&format!("\n \r\n{}\n", c2s_header())).await;
+    wire.until("</stream:features>").await;
+    wire.send(" <starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\n")
+        .await;
+    wire.until("<proceed").await;
+    wire.until(">").await;
+    let tls = tokio_rustls::TlsConnector::from(crate::support::client::client_tls(&setup.ca))
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            wire.io,
+        )
+        .await
+        .unwrap();
+    let mut wire = Wire {
+        io: tls,
+        seen: Vec::new(),
+    };
+    wire.send(&format!("\n{}", c2s_header())).await;
+    wire.until("</stream:features>").await;
+    let plain = base64::engine::general_purpose::STANDARD.encode("\0ann\0ann-pass");
+    wire.send(&format!(
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{plain}</auth>\n"
+    ))
+    .await;
+    wire.until("<success").await;
+    wire.send(" ").await; // a whitespace keep-alive at the restart
+    wire.send(&format!("\t\n{}", c2s_header())).await;
+    let features = wire.until("</stream:features>").await;
+    assert!(
+        features.contains("urn:ietf:params:xml:ns:xmpp-bind"),
+        "{features}"
+    );
+    wire.send(
+        "\n<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
+         <resource>raw</resource></bind></iq>\n \n",
+    )
+    .await;
+    let bound = wire.until("</iq>").await;
+    assert!(bound.contains("ann@localhost/raw"), "{bound}");
+    setup.server.stop().await;
+}
+
+/// Bad XML still gets its stream error before the stream closes, at the restart too.
+#[tokio::test]
+async fn a_stream_closed_for_bad_xml_gets_not_well_formed_first() {
+    let setup = start_with(|_| {}).await;
+    let tcp = TcpStream::connect(setup.c2s()).await.unwrap();
+    let mut wire = Wire {
+        io: tcp,
+        seen: Vec::new(),
+    };
+    wire.send("x<?xml version='1.0'?>").await;
+    let error = wire.until("</stream:stream>").await;
+    assert!(error.contains("<not-well-formed"), "{error}");
+    setup.server.stop().await;
+}
+
+/// A component's header after a newline is read like any other.
+#[tokio::test]
+async fn a_component_header_after_whitespace_is_answered() {
+    let setup = start_with(|_| {}).await;
+    let tls =
+        crate::support::component::tls(setup.server.addrs.component.unwrap(), &setup.ca).await;
+    let mut wire = Wire {
+        io: tls,
+        seen: Vec::new(),
+    };
+    wire.send(
+        "\r\n <?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' \
+         xmlns:stream='http://etherx.jabber.org/streams' to='bridge.localhost'>",
+    )
+    .await;
+    // A wrong handshake gets not-authorized: the header itself was accepted.
+    wire.send("<handshake>00</handshake>").await;
+    let answer = wire.until("</stream:stream>").await;
+    assert!(
+        answer.contains("<not-authorized") && !answer.contains("not-well-formed"),
+        "{answer}"
+    );
+    setup.server.stop().await;
+}
+
+/// Debian's go-sendxmpp (go-xmpp) logs in over STARTTLS, checking the certificate against
+/// the development CA, and delivers a message. It writes `</auth>\n`, which once made the
+/// restarted stream fail.
+#[tokio::test]
+async fn go_sendxmpp_sends_a_message() {
+    let setup = start_with(|_| {}).await;
+    let (mut ben, _) = login(setup.c2s(), &setup.ca, BEN, "ben-pass").await;
+    ben.send_stanza(Presence::available().into()).await.unwrap();
+    let mut child = tokio::process::Command::new("go-sendxmpp")
+        .args(["-u", ANN, "-p", "ann-pass", "-j"])
+        .arg(setup.c2s().to_string())
+        .arg(BEN)
+        .env("SSL_CERT_FILE", &setup.ca)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("go-sendxmpp is installed (Debian package go-sendxmpp; tests/run installs it)");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"hello from go-sendxmpp\n").await.unwrap();
+    drop(stdin);
+    let body = wait_for(&mut ben, |stanza| match stanza {
+        tokio_xmpp::Stanza::Message(m) => m.bodies.values().next().cloned(),
+        _ => None,
+    })
+    .await;
+    assert_eq!(body.trim_end(), "hello from go-sendxmpp");
+    let output = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("go-sendxmpp ends")
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "go-sendxmpp: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    ben.send_end().await.unwrap();
+    setup.server.stop().await;
+}
