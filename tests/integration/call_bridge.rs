@@ -192,6 +192,29 @@ impl Setup {
             echo.get_child("body", COMPONENT_NS).map(Element::text),
             Some("join room 7".to_owned())
         );
+
+        // A message in a language, as slixmpp and most clients send them, is echoed in it.
+        let tagged = Element::builder("message", COMPONENT_NS)
+            .attr(rxml::xml_ncname!("from").to_owned(), alice.as_str())
+            .attr(rxml::xml_ncname!("to").to_owned(), room.as_str())
+            .attr(rxml::xml_ncname!("type").to_owned(), "chat")
+            .attr_ns(
+                rxml::Namespace::XML,
+                rxml::xml_ncname!("lang").to_owned(),
+                "en",
+            )
+            .append(
+                Element::builder("body", COMPONENT_NS)
+                    .append("leave room 7")
+                    .build(),
+            )
+            .build();
+        caller.send(&tagged).await.unwrap();
+        let echo = next(&mut caller).await.expect("echoed message in English");
+        assert_eq!(
+            echo.get_child("body", COMPONENT_NS).map(Element::text),
+            Some("leave room 7".to_owned())
+        );
     }
 }
 

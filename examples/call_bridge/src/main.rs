@@ -34,7 +34,7 @@ use tokio_xmpp::connect::ServerConnector;
 use tokio_xmpp::jid::Jid;
 use tokio_xmpp::parsers::disco::{DiscoInfoQuery, DiscoInfoResult, Identity};
 use tokio_xmpp::parsers::iq::Iq;
-use tokio_xmpp::parsers::message::{Lang, Message, MessageType};
+use tokio_xmpp::parsers::message::{Message, MessageType};
 use tokio_xmpp::parsers::ns;
 use tokio_xmpp::parsers::ping::Ping;
 use tokio_xmpp::parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
@@ -274,14 +274,18 @@ fn answer(me: &Jid, stanza: Stanza) -> Option<Stanza> {
         Stanza::Message(message)
             if matches!(message.type_, MessageType::Chat | MessageType::Normal) =>
         {
-            let (Some(from), Some(body)) = (message.from, message.bodies.get("")) else {
-                return None;
-            };
+            // Clients tag bodies with a language (slixmpp sends `xml:lang='en'` on every
+            // message): the best body is echoed in its own language, whatever it is.
+            let (lang, body) = message.get_best_body_cloned(Vec::new())?;
+            for ignored in message.bodies.keys().filter(|other| **other != lang) {
+                tracing::debug!(lang = %ignored, "a body in another language is not echoed");
+            }
+            let from = message.from?;
             let mut echo = Message::new(Some(from));
             echo.type_ = message.type_;
             echo.id = message.id;
             echo.from = message.to.or_else(|| Some(me.clone()));
-            echo.bodies.insert(Lang::default(), body.clone());
+            echo.bodies.insert(lang, body);
             Some(Stanza::Message(echo))
         }
         _ => None,
