@@ -11,6 +11,8 @@
 //! $L idle --count 10000 --hold-secs 30 --server-pid $PID
 //! $L messages --clients 10 --in-flight 10 --secs 10 --target client --server-pid $PID
 //! $L messages --clients 10 --in-flight 10 --secs 10 --target component --server-pid $PID
+//! $L roundtrips --clients 1 --secs 10            # tokio-xmpp's Client, Nagle on, XEP-0198 on
+//! $L roundtrips --clients 10 --in-flight 10 --secs 10
 //! ```
 //!
 //! Every login is the whole thing a client does: TCP, `<starttls/>`, the TLS handshake, a
@@ -37,6 +39,8 @@ use minidom::Element;
 use tokio::io::{AsyncRead, AsyncWrite, BufReader, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
+#[path = "bench/starttls.rs"]
+mod starttls;
 #[path = "bench/support.rs"]
 mod support;
 
@@ -90,6 +94,19 @@ enum Mode {
         component_addr: SocketAddr,
         #[arg(long)]
         server_pid: u32,
+    },
+    /// Ping round trips to the server from tokio-xmpp's own `Client`, as an application
+    /// built on it meets the server: Nagle on, XEP-0198 enabled because it is offered.
+    Roundtrips {
+        #[arg(long, default_value_t = 1)]
+        clients: usize,
+        #[arg(long, default_value_t = 1)]
+        in_flight: usize,
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+        /// Turn Nagle's algorithm off on the clients' sockets.
+        #[arg(long)]
+        nodelay: bool,
     },
 }
 
@@ -318,6 +335,16 @@ async fn main() {
         salts: Arc::default(),
     });
     match args.mode {
+        Mode::Roundtrips {
+            clients,
+            in_flight,
+            secs,
+            nodelay,
+        } => {
+            let mut tls = support::bench_tls(&config);
+            tls.alpn_protocols.clear();
+            roundtrips(&target, Arc::new(tls), (clients, in_flight, secs, nodelay)).await;
+        }
         Mode::Logins {
             concurrency,
             secs,
@@ -506,6 +533,105 @@ async fn main() {
             );
         }
     }
+}
+
+/// Whether an iq was answered within 5 s, with the time its request was sent.
+async fn timed(sent: Instant, token: tokio_xmpp::IqResponseToken) -> (Instant, bool) {
+    let answer = tokio::time::timeout(Duration::from_secs(5), token).await;
+    (sent, matches!(answer, Ok(Ok(_))))
+}
+
+/// `clients` tokio-xmpp clients, each keeping `in_flight` pings to the server in flight for
+/// `secs`; prints round trips per second and their latency.
+async fn roundtrips(
+    target: &Target,
+    tls: Arc<rustls::ClientConfig>,
+    (clients, in_flight, secs, nodelay): (usize, usize, u64, bool),
+) {
+    use futures::StreamExt;
+    use tokio_xmpp::{Client, Event, IqRequest};
+    let connector = starttls::BenchConnector {
+        addr: target.addr,
+        tls,
+        nodelay,
+    };
+    let mut online = Vec::new();
+    for n in 0..clients {
+        let jid = tokio_xmpp::parsers::jid::BareJid::new(&user(n)).expect("a JID");
+        let mut client = Client::new_with_connector(
+            jid,
+            PASSWORD,
+            connector.clone(),
+            tokio_xmpp::xmlstream::Timeouts::default(),
+        );
+        loop {
+            match client.next().await {
+                Some(Event::Online { .. }) => break,
+                Some(Event::Disconnected(e)) => panic!("login failed: {e}"),
+                Some(_) => {}
+                None => panic!("the client ended"),
+            }
+        }
+        let sm = client
+            .get_stream_features()
+            .is_some_and(|f| f.stream_management.is_some());
+        online.push((client, sm));
+    }
+    let server: tokio_xmpp::parsers::jid::Jid = target.domain.parse().expect("a domain JID");
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let sm = online.iter().all(|(_, sm)| *sm);
+    for (client, _) in online {
+        let server = server.clone();
+        tasks.spawn(async move {
+            // The receiving half is drained on its own task, so that the client's worker
+            // never waits for us while we wait for an answer.
+            let (sender, mut receiver) = client.split();
+            let drain = tokio::spawn(async move { while receiver.next().await.is_some() {} });
+            let (mut latencies, mut lost) = (Vec::new(), 0u64);
+            let mut pending = futures::stream::FuturesUnordered::new();
+            let ping = || IqRequest::Get(Element::bare("ping", "urn:xmpp:ping"));
+            for _ in 0..in_flight {
+                let sent = Instant::now();
+                let token = sender.send_iq(Some(server.clone()), ping()).await;
+                pending.push(timed(sent, token));
+            }
+            while let Some((sent, answered)) = pending.next().await {
+                if answered {
+                    latencies.push(sent.elapsed());
+                } else {
+                    lost += 1;
+                }
+                if Instant::now() < deadline {
+                    let sent = Instant::now();
+                    let token = sender.send_iq(Some(server.clone()), ping()).await;
+                    pending.push(timed(sent, token));
+                }
+            }
+            drain.abort();
+            (latencies, lost)
+        });
+    }
+    let (mut latencies, mut lost) = (Vec::new(), 0);
+    while let Some(Ok((l, n))) = tasks.join_next().await {
+        latencies.extend(l);
+        lost += n;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let mean =
+        latencies.iter().sum::<Duration>().as_secs_f64() * 1e3 / latencies.len().max(1) as f64;
+    latencies.sort();
+    println!(
+        "round trips ({clients} clients × {in_flight} in flight, Nagle {}, XEP-0198 {}): {} in {wall:.1} s = {:.0}/s, {lost} unanswered after 5 s; latency mean {mean:.3} ms p50 {:.3} ms p99 {:.3} ms max {:.3} ms",
+        if nodelay { "off" } else { "on" },
+        if sm { "on" } else { "off" },
+        latencies.len(),
+        latencies.len() as f64 / wall,
+        support::percentile_ms(&latencies, 0.5),
+        support::percentile_ms(&latencies, 0.99),
+        support::percentile_ms(&latencies, 1.0),
+    );
 }
 
 /// Connects as `bench-a.localhost` and echoes every message back to its sender.

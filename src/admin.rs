@@ -17,14 +17,14 @@ use crate::shutdown::Shutdown;
 /// Most admin connections at once.
 const MAX_CONNECTIONS: usize = 64;
 
-/// Binds the admin listener.
-pub fn bind(addr: SocketAddr) -> std::io::Result<Listener> {
+/// Binds the admin listener; the error names the address that failed.
+pub fn bind(addrs: &[SocketAddr]) -> Result<Listener, (SocketAddr, std::io::Error)> {
     // The admin port has no authentication: every connection counts as authenticated.
     let preauth = PreAuthLimits {
         total: MAX_CONNECTIONS,
         per_address: MAX_CONNECTIONS,
     };
-    Listener::bind("admin", addr, MAX_CONNECTIONS, preauth)
+    Listener::bind("admin", addrs, MAX_CONNECTIONS, preauth)
 }
 
 /// Serves admin requests until shutdown.

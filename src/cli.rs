@@ -61,7 +61,8 @@ pub enum Command {
     /// Run the server (embedded defaults when no --config is given).
     Serve(ConfigArgs),
     /// Load and validate the configuration and check its certificates; nothing else.
-    CheckConfig(ConfigArgs),
+    /// Exit 0: OK; 1: warnings; 2: errors; 3: the file cannot be read.
+    CheckConfig(CheckConfigArgs),
     /// Check, inspect and issue certificates.
     #[command(subcommand)]
     Pki(PkiCommand),
@@ -85,6 +86,19 @@ pub struct ConfigArgs {
     /// Override `server.data_dir`.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+}
+
+/// `check-config`'s arguments.
+#[derive(Debug, Clone, Args)]
+pub struct CheckConfigArgs {
+    /// Which configuration.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Check the syntax and the rules only, not the files the configuration names
+    /// (certificates, keys, trust and secret files): for a configuration whose files are not
+    /// in place yet.
+    #[arg(long)]
+    pub syntax_only: bool,
 }
 
 impl ConfigArgs {
@@ -116,7 +130,7 @@ pub struct Exit(pub u8, pub anyhow::Error);
 pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
-        Command::CheckConfig(args) => check_config(args),
+        Command::CheckConfig(args) => check_config(args).await,
         Command::Pki(command) => pki_command(command),
         Command::User(command) => user_command(command).await,
         Command::Component(command) => component_command(command).await,
@@ -130,10 +144,27 @@ pub async fn run(cli: Cli) -> ExitCode {
                 None if error.downcast_ref::<pki::PkiError>().is_some() => EXIT_USAGE,
                 None => 1,
             };
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", report(&error));
             ExitCode::from(code)
         }
     }
+}
+
+/// The error and its causes on one line, each cause once: a cause whose text the message
+/// already holds (an error that prints its source) is not repeated.
+pub fn report(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// Bad usage that clap cannot catch.
@@ -166,24 +197,108 @@ async fn serve(args: ConfigArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn check_config(args: ConfigArgs) -> anyhow::Result<u8> {
-    let config = args.load()?;
+/// `check-config`'s exit codes, as `pki verify`'s.
+const CHECK_WARNINGS: u8 = 1;
+const CHECK_ERRORS: u8 = 2;
+const CHECK_UNREADABLE: u8 = 3;
+
+async fn check_config(args: CheckConfigArgs) -> anyhow::Result<u8> {
+    let mut config = match &args.config.config {
+        Some(path) => match Config::load(path) {
+            Ok(config) => config,
+            Err(error @ crate::config::ConfigError::Read { .. }) => {
+                eprintln!("error: {error}");
+                return Ok(CHECK_UNREADABLE);
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                return Ok(CHECK_ERRORS);
+            }
+        },
+        None => Config::embedded(),
+    };
+    if let Some(dir) = &args.config.data_dir {
+        config.server.data_dir = dir.clone();
+    }
+    let files = if args.syntax_only {
+        crate::config::Files::Skip
+    } else {
+        crate::config::Files::Check
+    };
+    if let Err(error) = config.validate_with(files) {
+        eprintln!("error: {error}");
+        return Ok(CHECK_ERRORS);
+    }
     println!("configuration: OK");
-    if config.uses_dev_pki() && !DevPki::new(config.dev_pki_dir()).exists() {
+    let mut warnings = 0;
+    for warning in notified_components_unknown(&config).await {
+        println!("WARN {warning}");
+        warnings += 1;
+    }
+    if args.syntax_only {
+        println!("files: not checked (--syntax-only)");
+    } else if config.uses_dev_pki() && !DevPki::new(config.dev_pki_dir()).exists() {
         println!(
             "certificates: none configured; the development PKI will be generated in {} on \
              the first start",
             config.dev_pki_dir().display()
         );
-        return Ok(0);
+    } else {
+        let files = identity_files(&config);
+        match crate::tls::ServerIdentity::load(&files, &identity_requirements(&config)) {
+            Ok(identity) => {
+                for warning in &identity.warnings {
+                    println!("WARN {:<9} {}", warning.check, warning.reason);
+                    warnings += 1;
+                }
+                println!("certificates: OK ({})", files.cert.display());
+            }
+            Err(error) => {
+                eprintln!("error: certificates: {}", report(&error.into()));
+                return Ok(CHECK_ERRORS);
+            }
+        }
     }
-    let files = identity_files(&config);
-    let identity = crate::tls::ServerIdentity::load(&files, &identity_requirements(&config))?;
-    for warning in &identity.warnings {
-        println!("WARN {:<9} {}", warning.check, warning.reason);
+    Ok(if warnings == 0 { 0 } else { CHECK_WARNINGS })
+}
+
+/// `xmpp.login_notify` and `xmpp.auth_via_component` entries that name no component of the
+/// configuration nor of the store (when it exists). A warning, not an error: a component
+/// may be added with `component add` after the configuration is written.
+async fn notified_components_unknown(config: &Config) -> Vec<String> {
+    let mut known: Vec<String> = config
+        .components
+        .iter()
+        .map(|c| c.name.to_ascii_lowercase())
+        .collect();
+    if config.store_path().is_file() {
+        if let Ok(store) = SqliteStore::open(&config.store_path()) {
+            if let Ok(records) = crate::store::Store::components(&store).await {
+                known.extend(records.into_iter().map(|r| r.name.to_ascii_lowercase()));
+            }
+        }
     }
-    println!("certificates: OK ({})", files.cert.display());
-    Ok(if identity.warnings.is_empty() { 0 } else { 1 })
+    let named = config
+        .xmpp
+        .login_notify
+        .iter()
+        .map(|n| ("xmpp.login_notify", n))
+        .chain(
+            config
+                .xmpp
+                .auth_via_component
+                .iter()
+                .map(|n| ("xmpp.auth_via_component", n)),
+        );
+    named
+        .filter(|(_, name)| !known.contains(&name.to_ascii_lowercase()))
+        .map(|(key, name)| {
+            format!(
+                "{key}: no component {name} in [[components]] or the store (add it with \
+                 `bridgehead component add {name}`)"
+            )
+        })
+        .collect()
 }
 
 fn read_text(path: &Path) -> anyhow::Result<String> {

@@ -8,7 +8,7 @@
 //!
 //! The sections live beside this file: `server.rs` ([server], [tls], [store], [admin]),
 //! `xmpp.rs` ([xmpp], [[components]]), `xsi.rs` ([http], [xsi], [xsi_events], [cti]),
-//! `limits.rs` ([limits], [quotas]); `validate.rs` holds the cross-field rules.
+//! `limits.rs` ([limits], [quotas]), `listen.rs` (listener addresses); `validate.rs` holds the cross-field rules.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -16,14 +16,16 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod limits;
+mod listen;
 mod server;
 mod validate;
 mod xmpp;
 mod xsi;
 
 pub use limits::{LimitsConfig, QuotasConfig, MAX_XML_DEPTH_CEILING};
+pub use listen::Listen;
 pub use server::{host_name, AdminConfig, ServerConfig, StoreBackend, StoreConfig, TlsConfig};
-pub use validate::{check_domain, read_secret_file};
+pub use validate::{check_domain, read_secret_file, Files};
 pub use xmpp::{ComponentConfig, OnConflict, ResourceConflict, XmppConfig};
 pub use xsi::{CtiConfig, HttpConfig, XsiConfig, XsiEventsConfig};
 

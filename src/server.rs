@@ -52,16 +52,50 @@ pub enum ServerError {
     #[error("cannot create the demo data: {0}")]
     DemoData(#[from] DemoDataError),
     /// A listener cannot bind.
-    #[error("cannot bind the {listener} listener to {addr}: {source}")]
+    #[error("cannot bind the {listener} listener to {addr}: {source}{hint}")]
     Bind {
         /// Which listener.
         listener: &'static str,
         /// The address.
         addr: SocketAddr,
-        /// The I/O error.
-        #[source]
+        /// The I/O error (in the message, so not also a source).
         source: std::io::Error,
+        /// What to change, when the error says.
+        hint: String,
     },
+}
+
+impl ServerError {
+    /// A bind failure of `listener`, with what to change for the common causes.
+    pub fn bind(listener: &'static str, addr: SocketAddr, source: std::io::Error) -> Self {
+        let key = match listener {
+            "admin" => "admin.listen",
+            "c2s" => "xmpp.client_listen",
+            "component" => "xmpp.component_listen",
+            "https" => "http.listen",
+            "cti" => "cti.listen",
+            _ => "the listener's address",
+        };
+        let hint = match source.kind() {
+            std::io::ErrorKind::AddrInUse => format!(
+                " (another process listens on port {}: stop it, or set {key} to a free                  address)",
+                addr.port()
+            ),
+            std::io::ErrorKind::PermissionDenied if addr.port() < 1024 => format!(
+                " (ports below 1024 need CAP_NET_BIND_SERVICE: grant it, or set {key} to a                  port above 1023)"
+            ),
+            std::io::ErrorKind::AddrNotAvailable => {
+                format!(" (no interface of this host has that address: check {key})")
+            }
+            _ => String::new(),
+        };
+        ServerError::Bind {
+            listener,
+            addr,
+            source,
+            hint,
+        }
+    }
 }
 
 /// The addresses the listeners are bound to.
@@ -124,16 +158,13 @@ pub fn identity_files(config: &Config) -> IdentityFiles {
 /// Binds one listener, naming it in the error.
 fn bind_listener(
     name: &'static str,
-    addr: SocketAddr,
+    listen: &crate::config::Listen,
     max_connections: usize,
     limits: &crate::config::LimitsConfig,
 ) -> Result<Listener, ServerError> {
     let preauth = crate::net::listener::PreAuthLimits::from_config(limits);
-    Listener::bind(name, addr, max_connections, preauth).map_err(|source| ServerError::Bind {
-        listener: name,
-        addr,
-        source,
-    })
+    Listener::bind(name, listen.addrs(), max_connections, preauth)
+        .map_err(|(addr, source)| ServerError::bind(name, addr, source))
 }
 
 /// The CTI trust bundle and CN allow-list: configured, or the development PKI's CA and
@@ -217,12 +248,8 @@ impl Server {
         let metrics = crate::telemetry::install();
         let mut addrs = LocalAddrs::default();
         let admin = if config.admin.enabled {
-            let addr = config.admin.listen;
-            let listener = crate::admin::bind(addr).map_err(|source| ServerError::Bind {
-                listener: "admin",
-                addr,
-                source,
-            })?;
+            let listener = crate::admin::bind(config.admin.listen.addrs())
+                .map_err(|(addr, source)| ServerError::bind("admin", addr, source))?;
             addrs.admin = listener.local_addr().ok();
             Some(listener)
         } else {
@@ -244,10 +271,9 @@ impl Server {
             Arc::clone(&directory),
         ));
         let client = if config.xmpp.client_enabled {
-            let addr = config.xmpp.client_listen;
             let listener = bind_listener(
                 "c2s",
-                addr,
+                &config.xmpp.client_listen,
                 config.xmpp.max_client_connections,
                 &config.limits,
             )?;
@@ -257,17 +283,17 @@ impl Server {
             None
         };
         let component = if config.xmpp.component_enabled {
-            let addr = config.xmpp.component_listen;
+            let listen = &config.xmpp.component_listen;
             let listener = bind_listener(
                 "component",
-                addr,
+                listen,
                 config.xmpp.max_component_connections,
                 &config.limits,
             )?;
             addrs.component = listener.local_addr().ok();
-            if !config.xmpp.component_tls && !addr.ip().is_loopback() {
+            if !config.xmpp.component_tls && !listen.is_loopback() {
                 tracing::warn!(
-                    %addr,
+                    addrs = %listen,
                     "the component listener runs WITHOUT TLS on a non-loopback address: secrets \
                      and stanzas cross the network in clear"
                 );
@@ -296,9 +322,12 @@ impl Server {
         )
         .await?;
         let (https, cti) = if config.http.enabled {
-            let addr = config.http.listen;
-            let listener =
-                bind_listener("https", addr, config.http.max_connections, &config.limits)?;
+            let listener = bind_listener(
+                "https",
+                &config.http.listen,
+                config.http.max_connections,
+                &config.limits,
+            )?;
             addrs.https = listener.local_addr().ok();
             let xsi_config = Arc::new(config.xsi.clone());
             let auth = crate::xsi::auth::Authenticator::new(
@@ -332,9 +361,12 @@ impl Server {
                     );
             }
             let cti = if config.cti_enabled() {
-                let addr = config.cti.listen;
-                let listener =
-                    bind_listener("cti", addr, config.cti.max_connections, &config.limits)?;
+                let listener = bind_listener(
+                    "cti",
+                    &config.cti.listen,
+                    config.cti.max_connections,
+                    &config.limits,
+                )?;
                 addrs.cti = listener.local_addr().ok();
                 let (trust, allowed) = cti_trust(&config)?;
                 let cti_tls = identity.cti_server_config(&trust, allowed, &[b"h2", b"http/1.1"])?;

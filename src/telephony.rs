@@ -114,6 +114,44 @@ impl Telephony {
         self.store.users_generation()
     }
 
+    /// Gives `user` a new password. With `old`, it must be the current one (users changing
+    /// their own); the verifiers are made at `iterations`.
+    pub async fn change_password(
+        &self,
+        user: &User,
+        old: Option<&str>,
+        new: &str,
+        iterations: u32,
+    ) -> Result<(), TelephonyError> {
+        let invalid = |field, reason: &str| TelephonyError::Invalid {
+            field,
+            reason: reason.to_owned(),
+        };
+        if new.is_empty() {
+            return Err(invalid("newPassword", "must not be empty"));
+        }
+        let (old, new, current) = (
+            old.map(str::to_owned),
+            new.to_owned(),
+            user.verifiers.clone(),
+        );
+        // PBKDF2 twice: off the async threads.
+        let verifiers = tokio::task::spawn_blocking(move || {
+            if old.is_some_and(|old| !current.verify_plain(&old)) {
+                return Err(invalid("oldPassword", "is not the current password"));
+            }
+            crate::credentials::PasswordVerifiers::new(&new, iterations)
+                .map_err(|e| invalid("newPassword", &e.to_string()))
+        })
+        .await
+        .map_err(|_| invalid("newPassword", "the password could not be hashed"))??;
+        if self.store.set_password(&user.id, &verifiers).await? {
+            Ok(())
+        } else {
+            Err(TelephonyError::UnknownUser(user.id.clone()))
+        }
+    }
+
     async fn existing_user(&self, id: &str) -> Result<User, TelephonyError> {
         self.user(id)
             .await?

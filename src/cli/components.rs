@@ -25,9 +25,10 @@ pub enum ComponentCommand {
         /// Read the secret from the first line of standard input.
         #[arg(long)]
         secret_stdin: bool,
-        /// Live connections allowed under this name.
-        #[arg(long, default_value_t = 1)]
-        max_connections: u32,
+        /// Live connections allowed under this name [default: 2 with `--on-conflict
+        /// balance`, else 1].
+        #[arg(long)]
+        max_connections: Option<u32>,
         /// Policy when a second connection arrives.
         #[arg(long, value_enum, default_value_t = OnConflict::Replace)]
         on_conflict: OnConflict,
@@ -87,6 +88,22 @@ pub(super) async fn component_command(command: ComponentCommand) -> anyhow::Resu
             {
                 bail!("component {name} is declared in the configuration file; change it there");
             }
+            let domain = &config.server.domain;
+            let suffix = format!(".{domain}");
+            if !name
+                .to_ascii_lowercase()
+                .ends_with(&suffix.to_ascii_lowercase())
+            {
+                eprintln!(
+                    "warning: {name} is not under the server's domain {domain}: clients route \
+                     to a component by its name, and a name outside the domain needs its own \
+                     DNS and certificates (usually it is bridge.{domain})"
+                );
+            }
+            let max_connections = max_connections.unwrap_or(match on_conflict {
+                OnConflict::Balance => 2,
+                _ => 1,
+            });
             if on_conflict == OnConflict::Balance && max_connections < 2 {
                 return Err(usage(
                     "--on-conflict balance needs --max-connections 2 or more",

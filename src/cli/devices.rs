@@ -31,6 +31,9 @@ pub enum DeviceCommand {
     List {
         /// The user id.
         user: String,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
         /// Which store.
         #[command(flatten)]
         config: ConfigArgs,
@@ -70,8 +73,13 @@ pub(super) async fn device_command(command: DeviceCommand) -> anyhow::Result<u8>
             println!("added device {name} to {user}");
             Ok(0)
         }
-        DeviceCommand::List { user, config } => {
+        DeviceCommand::List { user, json, config } => {
             let (_, store) = config.open_store().await?;
+            if json {
+                let devices = store.devices(&user).await?;
+                println!("{}", serde_json::to_string_pretty(&devices)?);
+                return Ok(0);
+            }
             let mut out = std::io::stdout().lock();
             writeln!(out, "{:<24} {:<32} LINE/PORT", "NAME", "TYPE")?;
             for d in store.devices(&user).await? {

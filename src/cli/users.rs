@@ -246,5 +246,12 @@ fn check_user_id(id: &str, default_domain: &str) -> anyhow::Result<()> {
     if local.is_empty() || local.contains(['/', ' ', '"', '&', '\'', ':', '<', '>', '@']) {
         return Err(usage(format!("\"{local}\" is not a valid user name")));
     }
-    crate::config::check_domain(domain).map_err(|why| usage(format!("domain of {id}: {why}")))
+    crate::config::check_domain(domain).map_err(|why| usage(format!("domain of {id}: {why}")))?;
+    if !domain.eq_ignore_ascii_case(default_domain) {
+        eprintln!(
+            "warning: {domain} is not the server's domain ({default_domain}, server.domain): \
+             {id} can use XSI, but XMPP logins are only for users of {default_domain}"
+        );
+    }
+    Ok(())
 }

@@ -1,9 +1,9 @@
 //! `[server]`, `[tls]`, `[store]` and `[admin]`: the node's identity, its certificate, its
 //! store and its admin listener.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
+use super::Listen;
 use serde::Deserialize;
 
 /// `[server]`.
@@ -124,15 +124,15 @@ pub enum StoreBackend {
 pub struct AdminConfig {
     /// Serve the admin listener. Default `true`.
     pub enabled: bool,
-    /// Address of the admin listener. Default `127.0.0.1:9090`; keep it private.
-    pub listen: SocketAddr,
+    /// Addresses of the admin listener. Default `127.0.0.1:9090`; keep it private.
+    pub listen: Listen,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             enabled: true,
-            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090),
+            listen: Listen::loopback(9090),
         }
     }
 }

@@ -5,9 +5,26 @@ use std::path::Path;
 
 use super::{Config, ConfigError, ConfigProblem, OnConflict, Secret, MAX_XML_DEPTH_CEILING};
 
+/// Whether validation looks at the files the configuration names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Files {
+    /// Certificates, keys and trust files must exist (the CTI trust file must hold PEM
+    /// certificates) and `*_file` secrets are read.
+    Check,
+    /// The rules only, for a configuration whose files are not in place yet
+    /// (`check-config --syntax-only`).
+    Skip,
+}
+
 impl Config {
     /// Checks every cross-field rule, reads `*_file` secrets, and reports all problems.
     pub fn validate(&mut self) -> Result<(), ConfigError> {
+        self.validate_with(Files::Check)
+    }
+
+    /// [`Config::validate`], with or without the files.
+    pub fn validate_with(&mut self, files: Files) -> Result<(), ConfigError> {
+        let check_files = files == Files::Check;
         let mut problems = Vec::new();
         let mut problem =
             |key: String, message: String| problems.push(ConfigProblem { key, message });
@@ -54,7 +71,7 @@ impl Config {
             ("tls.key_password_file", &self.tls.key_password_file),
             ("tls.trust_file", &self.tls.trust_file),
         ] {
-            if let Some(file) = file {
+            if let Some(file) = file.as_ref().filter(|_| check_files) {
                 if !file.is_file() {
                     problem(
                         key.into(),
@@ -124,6 +141,14 @@ impl Config {
                 self.xmpp.auth_via_component_timeout_secs as usize,
             ),
             ("xmpp.sm_max_unacked", self.xmpp.sm_max_unacked),
+            (
+                "xmpp.sm_request_after_stanzas",
+                self.xmpp.sm_request_after_stanzas,
+            ),
+            (
+                "xmpp.sm_request_after_secs",
+                self.xmpp.sm_request_after_secs as usize,
+            ),
             (
                 "xmpp.write_timeout_secs",
                 self.xmpp.write_timeout_secs as usize,
@@ -226,11 +251,16 @@ impl Config {
                 );
             }
         }
-        if let Some(file) = &self.cti.trust_file {
+        if let Some(file) = self.cti.trust_file.as_ref().filter(|_| check_files) {
             if !file.is_file() {
                 problem(
                     "cti.trust_file".into(),
                     format!("{} is not a readable file", file.display()),
+                );
+            } else if let Err(why) = crate::pki::input::read_certificates(file) {
+                problem(
+                    "cti.trust_file".into(),
+                    format!("{} holds no PEM certificate: {why}", file.display()),
                 );
             }
         }
@@ -238,6 +268,19 @@ impl Config {
             problem(
                 "xsi_events.max_expires_secs".into(),
                 "must be below 2147483647 (that value means \"never expires\")".into(),
+            );
+        }
+        let code = &self.xsi.country_code;
+        if code.is_empty() || code.len() > 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            problem(
+                "xsi.country_code".into(),
+                format!("{code:?} is not a country code (1 to 3 digits, no +)"),
+            );
+        }
+        if self.xmpp.sm_request_after_stanzas > self.xmpp.sm_max_unacked {
+            problem(
+                "xmpp.sm_request_after_stanzas".into(),
+                "must not exceed xmpp.sm_max_unacked".into(),
             );
         }
         if self.xsi_events.min_expires_secs > self.xsi_events.max_expires_secs {
@@ -329,6 +372,7 @@ impl Config {
                     key("secret"),
                     "a secret (or secret_file) is required".into(),
                 ),
+                (None, Some(_)) if !check_files => {}
                 (None, Some(file)) => match read_secret_file(file) {
                     Ok(secret) => component.secret = Some(secret),
                     Err(why) => problem(key("secret_file"), why),

@@ -1,9 +1,9 @@
 //! `[xmpp]` and `[[components]]`: the component and client listeners, their limits, and the
 //! XEP-0114 components declared in the file.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
+use super::Listen;
 use serde::{Deserialize, Serialize};
 
 use super::Secret;
@@ -14,8 +14,8 @@ use super::Secret;
 pub struct XmppConfig {
     /// Serve the XEP-0114 component listener. Default `true`.
     pub component_enabled: bool,
-    /// Address of the component listener. Default `0.0.0.0:5223`.
-    pub component_listen: SocketAddr,
+    /// Addresses of the component listener. Default `[::]:5223` (both families).
+    pub component_listen: Listen,
     /// Direct TLS on the component port. Default `true`; `false` is plain TCP (warned about
     /// unless bound to loopback).
     pub component_tls: bool,
@@ -45,8 +45,8 @@ pub struct XmppConfig {
 
     /// Serve the c2s listener for XMPP clients. Default `true`.
     pub client_enabled: bool,
-    /// Address of the c2s listener. Default `0.0.0.0:5222`.
-    pub client_listen: SocketAddr,
+    /// Addresses of the c2s listener. Default `[::]:5222` (both families).
+    pub client_listen: Listen,
     /// Clients must STARTTLS before anything else. Default `true`; `false` allows plain
     /// streams (SCRAM only: PLAIN is never offered without TLS).
     pub require_tls: bool,
@@ -97,6 +97,11 @@ pub struct XmppConfig {
     /// XEP-0198: stanzas sent and not yet acknowledged (or queued for a parked session)
     /// before the session counts as stuck and ends. Default 1000.
     pub sm_max_unacked: usize,
+    /// XEP-0198: an `<r/>` goes out once this many stanzas were sent since the last one.
+    /// At most `sm_max_unacked`. Default 250.
+    pub sm_request_after_stanzas: usize,
+    /// XEP-0198: or once a stanza sent since the last `<r/>` waited this long. Default 30 s.
+    pub sm_request_after_secs: u64,
 }
 
 /// What binding a resource that is already in use does.
@@ -114,7 +119,7 @@ impl Default for XmppConfig {
     fn default() -> Self {
         XmppConfig {
             component_enabled: true,
-            component_listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5223),
+            component_listen: Listen::any(5223),
             component_tls: true,
             handshake_timeout_secs: 10,
             max_stanza_bytes: 256 * 1024,
@@ -126,7 +131,7 @@ impl Default for XmppConfig {
             component_ping_timeout_secs: 30,
             write_timeout_secs: 30,
             client_enabled: true,
-            client_listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5222),
+            client_listen: Listen::any(5222),
             require_tls: true,
             max_client_connections: 20_000,
             login_timeout_secs: 30,
@@ -145,6 +150,8 @@ impl Default for XmppConfig {
             websocket_enabled: true,
             sm_resume_timeout_secs: 300,
             sm_max_unacked: 1000,
+            sm_request_after_stanzas: 250,
+            sm_request_after_secs: 30,
         }
     }
 }

@@ -1,8 +1,8 @@
 //! `[http]`, `[xsi]`, `[xsi_events]` and `[cti]`: the HTTPS front and the XSP edge on it.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
+use super::Listen;
 use serde::Deserialize;
 
 /// `[http]`: the HTTPS listener and the limits it enforces on clients.
@@ -11,8 +11,9 @@ use serde::Deserialize;
 pub struct HttpConfig {
     /// Serve the HTTPS listener. Default `true`.
     pub enabled: bool,
-    /// Address of the HTTPS listener. Default `0.0.0.0:8443` (443 in production).
-    pub listen: SocketAddr,
+    /// Addresses of the HTTPS listener. Default `[::]:8443`, both families (443 in
+    /// production).
+    pub listen: Listen,
     /// Connections open at once. Default 10000.
     pub max_connections: usize,
     /// Deadline for the TLS handshake. Default 10 s.
@@ -41,7 +42,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             enabled: true,
-            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8443),
+            listen: Listen::any(8443),
             max_connections: 10_000,
             handshake_timeout_secs: 10,
             header_read_timeout_secs: 10,
@@ -62,6 +63,9 @@ impl Default for HttpConfig {
 pub struct XsiConfig {
     /// The HTTP Basic realm. Default `BroadWorks`.
     pub realm: String,
+    /// The country code of the users' numbers, as the Profile reports it (E.164 digits,
+    /// no `+`). Default `1`.
+    pub country_code: String,
     /// How long a verified password is remembered (so a request does not pay the password
     /// hash each time). 0 turns the cache off. Default 300 s.
     pub auth_cache_secs: u64,
@@ -88,6 +92,7 @@ impl Default for XsiConfig {
     fn default() -> Self {
         XsiConfig {
             realm: "BroadWorks".to_owned(),
+            country_code: "1".to_owned(),
             auth_cache_secs: 300,
             auth_cache_entries: 100_000,
             failed_logins_per_user_per_minute: 10,
@@ -107,8 +112,8 @@ pub struct CtiConfig {
     /// Serve the CTI listener. Default: on with the development PKI or when `trust_file`
     /// is set, off otherwise.
     pub enabled: Option<bool>,
-    /// Address of the CTI listener. Default `0.0.0.0:8012`.
-    pub listen: SocketAddr,
+    /// Addresses of the CTI listener. Default `[::]:8012` (both families).
+    pub listen: Listen,
     /// The CAs a client certificate must chain to. Required with a configured [tls]
     /// certificate; with the development PKI, its CA.
     pub trust_file: Option<PathBuf>,
@@ -124,7 +129,7 @@ impl Default for CtiConfig {
     fn default() -> Self {
         CtiConfig {
             enabled: None,
-            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8012),
+            listen: Listen::any(8012),
             trust_file: None,
             allowed_client_ids: Vec::new(),
             max_connections: 1000,

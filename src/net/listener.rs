@@ -25,7 +25,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -88,11 +89,13 @@ impl PreAuthTable {
     }
 }
 
-/// A bound listener, not yet accepting.
+/// A bound listener (one socket per configured address), not yet accepting.
 #[derive(Debug)]
 pub struct Listener {
     name: &'static str,
-    inner: TcpListener,
+    sockets: Vec<TcpListener>,
+    /// The socket the next accept looks at first, so that none starves the others.
+    next: std::sync::atomic::AtomicUsize,
     permits: Arc<Semaphore>,
     preauth: PreAuthLimits,
     table: Arc<Mutex<PreAuthTable>>,
@@ -200,34 +203,61 @@ impl Drop for Admission {
 }
 
 impl Listener {
-    /// Binds `addr` (port 0 picks a free port) allowing `max_connections` authenticated
-    /// connections and `preauth` unauthenticated ones at once.
+    /// Binds every address of `addrs` (port 0 picks a free port) allowing `max_connections`
+    /// authenticated connections and `preauth` unauthenticated ones at once, in all. `[::]`
+    /// is bound dual-stack, or as `0.0.0.0` on a host without IPv6. The error names the
+    /// address that failed.
     pub fn bind(
         name: &'static str,
-        addr: SocketAddr,
+        addrs: &[SocketAddr],
         max_connections: usize,
         preauth: PreAuthLimits,
-    ) -> io::Result<Self> {
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        socket.set_reuseaddr(true)?;
-        socket.bind(addr)?;
-        let inner = socket.listen(BACKLOG)?;
+    ) -> Result<Self, (SocketAddr, io::Error)> {
+        let mut sockets = Vec::with_capacity(addrs.len());
+        for &addr in addrs {
+            let socket = match bind_one(addr) {
+                Err(e) if is_unspecified_v6(addr) && is_no_ipv6(&e) => {
+                    let v4 = SocketAddr::from(([0, 0, 0, 0], addr.port()));
+                    tracing::warn!(listener = name, %addr, error = %e, fallback = %v4, "no IPv6 on this host: listening on IPv4 only");
+                    bind_one(v4).map_err(|e| (v4, e))?
+                }
+                other => other.map_err(|e| (addr, e))?,
+            };
+            sockets.push(socket);
+        }
         Ok(Listener {
             name,
-            inner,
+            sockets,
+            next: std::sync::atomic::AtomicUsize::new(0),
             permits: Arc::new(Semaphore::new(max_connections.max(1))),
             preauth,
             table: Arc::default(),
         })
     }
 
-    /// The bound address.
+    /// The first bound address (the one a port-0 test connects to).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
+        self.sockets
+            .first()
+            .ok_or_else(|| io::Error::other("no address"))?
+            .local_addr()
+    }
+
+    /// The next connection on any of the sockets.
+    async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        use std::sync::atomic::Ordering;
+        let count = self.sockets.len();
+        std::future::poll_fn(|cx| {
+            let first = self.next.fetch_add(1, Ordering::Relaxed);
+            for n in 0..count {
+                let socket = &self.sockets[(first + n) % count];
+                if let std::task::Poll::Ready(accepted) = socket.poll_accept(cx) {
+                    return std::task::Poll::Ready(accepted);
+                }
+            }
+            std::task::Poll::Pending
+        })
+        .await
     }
 
     /// Puts a new connection from `peer` into the pre-authentication budget, evicting the
@@ -262,14 +292,16 @@ impl Listener {
         H: Fn(TcpStream, SocketAddr, Admission) -> F + Send + Sync + 'static,
         F: Future<Output = ()> + Send + 'static,
     {
-        match self.local_addr() {
-            Ok(addr) => tracing::info!(listener = self.name, %addr, "listening"),
-            Err(e) => tracing::info!(listener = self.name, error = %e, "listening"),
+        for socket in &self.sockets {
+            match socket.local_addr() {
+                Ok(addr) => tracing::info!(listener = self.name, %addr, "listening"),
+                Err(e) => tracing::info!(listener = self.name, error = %e, "listening"),
+            }
         }
         loop {
             let (stream, peer) = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                accepted = self.inner.accept() => match accepted {
+                accepted = self.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(e) if is_resource_exhaustion(&e) => {
                         tracing::error!(listener = self.name, error = %e, "accept failed, backing off");
@@ -300,6 +332,29 @@ impl Listener {
     }
 }
 
+/// One listening socket; `[::]` with `IPV6_V6ONLY` off, so it takes IPv4 too.
+fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(!is_unspecified_v6(addr))?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG as i32)?;
+    TcpListener::from_std(socket.into())
+}
+
+fn is_unspecified_v6(addr: SocketAddr) -> bool {
+    addr.is_ipv6() && addr.ip().is_unspecified()
+}
+
+/// The host has no IPv6: the family is not supported, or `::` cannot be assigned.
+fn is_no_ipv6(e: &io::Error) -> bool {
+    // EAFNOSUPPORT (97), EADDRNOTAVAIL (99).
+    matches!(e.raw_os_error(), Some(97 | 99))
+}
+
 fn is_resource_exhaustion(e: &io::Error) -> bool {
     // EMFILE (24) and ENFILE (23): out of file descriptors.
     matches!(e.raw_os_error(), Some(23 | 24)) || e.kind() == io::ErrorKind::OutOfMemory
@@ -311,7 +366,91 @@ mod tests {
 
     fn listener(total: usize, per_address: usize) -> Listener {
         let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-        Listener::bind("test", addr, 2, PreAuthLimits { total, per_address }).unwrap()
+        Listener::bind("test", &[addr], 2, PreAuthLimits { total, per_address }).unwrap()
+    }
+
+    /// Serves `listener`, writing the port each connection came in on.
+    async fn serve_ports(listener: Listener, shutdown: &Shutdown) {
+        use tokio::io::AsyncWriteExt;
+        tokio::spawn(
+            listener.serve(shutdown.clone(), |mut stream, _, _| async move {
+                let port = stream.local_addr().unwrap().port();
+                let _ = stream.write_all(&port.to_be_bytes()).await;
+            }),
+        );
+    }
+
+    async fn port_of(addr: SocketAddr) -> u16 {
+        use tokio::io::AsyncReadExt;
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let mut port = [0u8; 2];
+        stream.read_exact(&mut port).await.unwrap();
+        u16::from_be_bytes(port)
+    }
+
+    #[tokio::test]
+    async fn the_unspecified_ipv6_address_takes_both_families() {
+        let any = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0));
+        let limits = PreAuthLimits {
+            total: 10,
+            per_address: 10,
+        };
+        let listener = Listener::bind("test", &[any], 10, limits).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let shutdown = Shutdown::new();
+        serve_ports(listener, &shutdown).await;
+        assert_eq!(
+            port_of(SocketAddr::from(([127, 0, 0, 1], port))).await,
+            port
+        );
+        if let Ok(v6) =
+            TcpStream::connect(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port))).await
+        {
+            drop(v6);
+            assert_eq!(
+                port_of(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port))).await,
+                port
+            );
+        }
+        shutdown.trigger();
+    }
+
+    #[tokio::test]
+    async fn one_listener_accepts_on_every_address() {
+        let addrs = [
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            SocketAddr::from(([127, 0, 0, 2], 0)),
+        ];
+        let limits = PreAuthLimits {
+            total: 10,
+            per_address: 10,
+        };
+        let listener = Listener::bind("test", &addrs, 10, limits).unwrap();
+        let bound: Vec<SocketAddr> = listener
+            .sockets
+            .iter()
+            .map(|s| s.local_addr().unwrap())
+            .collect();
+        let shutdown = Shutdown::new();
+        serve_ports(listener, &shutdown).await;
+        for addr in bound {
+            assert_eq!(port_of(addr).await, addr.port(), "{addr}");
+        }
+        shutdown.trigger();
+    }
+
+    #[tokio::test]
+    async fn a_taken_address_is_named_in_the_error() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let limits = PreAuthLimits {
+            total: 1,
+            per_address: 1,
+        };
+        let free = SocketAddr::from(([127, 0, 0, 1], 0));
+        let (failed, error) = Listener::bind("test", &[free, addr], 1, limits).unwrap_err();
+        assert_eq!(failed, addr);
+        assert_eq!(error.kind(), io::ErrorKind::AddrInUse);
     }
 
     #[tokio::test]

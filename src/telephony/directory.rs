@@ -7,7 +7,7 @@
 //! name, first name, then user id, and paged with `start` (1-based) and `results`.
 //! `totalAvailableRecords` counts every match.
 
-use crate::store::User;
+use crate::store::{PersonalContact, User};
 
 /// Which directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +90,8 @@ pub struct DirectoryQuery {
     pub extension: Option<Pattern>,
     /// `userId`.
     pub user_id: Option<Pattern>,
+    /// `name`: the first name, the last name or both (`First Last`); a personal entry's name.
+    pub name: Option<Pattern>,
     /// Any criterion suffices (`searchCriteriaModeOr=true`) instead of all.
     pub any: bool,
     /// First result, 1-based.
@@ -130,17 +132,36 @@ pub struct DirectoryPage {
 
 impl DirectoryQuery {
     fn matches(&self, user: &User) -> bool {
-        let fields: [(&Option<Pattern>, &str); 5] = [
-            (&self.first_name, &user.first_name),
-            (&self.last_name, &user.last_name),
-            (&self.number, user.number.as_deref().unwrap_or("")),
-            (&self.extension, user.extension.as_deref().unwrap_or("")),
-            (&self.user_id, &user.id),
-        ];
-        let mut given = fields
+        let full_name = format!("{} {}", user.first_name, user.last_name);
+        let name = self.name.as_ref().map(|p| {
+            p.matches(&user.first_name) || p.matches(&user.last_name) || p.matches(&full_name)
+        });
+        self.combine(
+            [
+                (&self.first_name, user.first_name.as_str()),
+                (&self.last_name, &user.last_name),
+                (&self.number, user.number.as_deref().unwrap_or("")),
+                (&self.extension, user.extension.as_deref().unwrap_or("")),
+                (&self.user_id, &user.id),
+            ]
             .iter()
             .filter_map(|(pattern, value)| pattern.as_ref().map(|p| p.matches(value)))
-            .peekable();
+            .chain(name),
+        )
+    }
+
+    /// Whether a personal directory entry matches (`name`, `number`).
+    pub fn matches_contact(&self, contact: &PersonalContact) -> bool {
+        self.combine(
+            [(&self.name, &contact.name), (&self.number, &contact.number)]
+                .iter()
+                .filter_map(|(pattern, value)| pattern.as_ref().map(|p| p.matches(value))),
+        )
+    }
+
+    /// All given criteria, or any of them with `searchCriteriaModeOr`; none given matches.
+    fn combine(&self, given: impl Iterator<Item = bool>) -> bool {
+        let mut given = given.peekable();
         if given.peek().is_none() {
             return true;
         }
@@ -150,6 +171,19 @@ impl DirectoryQuery {
             given.all(|m| m)
         }
     }
+}
+
+/// The page of `items` that `query` asks for (`start`, 1-based, and `results`), with the
+/// position of its first entry and the number of all items.
+pub fn page_of<T>(items: Vec<T>, query: &DirectoryQuery) -> (usize, usize, Vec<T>) {
+    let start = query.start.max(1);
+    let total = items.len();
+    let page = items
+        .into_iter()
+        .skip(start - 1)
+        .take(query.results)
+        .collect();
+    (start, total, page)
 }
 
 /// Searches `users` within `scope`.
@@ -177,12 +211,9 @@ pub fn search(users: Vec<User>, scope: &DirectoryScope, query: &DirectoryQuery) 
                 &b.id,
             ))
     });
-    let total = found.len();
-    let start = query.start.max(1);
+    let (start, total, found) = page_of(found, query);
     let entries = found
         .into_iter()
-        .skip(start - 1)
-        .take(query.results)
         .map(|u| DirectoryEntry {
             user_id: u.id,
             first_name: u.first_name,

@@ -58,6 +58,31 @@ impl ServiceName {
         }
     }
 
+    /// The service's feature access codes, `(name, code)`: BroadWorks' default codes, which
+    /// clients show next to the service. (Dialling them needs call control through a
+    /// bridge; the codes are published so that a phone and the XSI view agree.)
+    pub fn feature_access_codes(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            ServiceName::DoNotDisturb => &[
+                ("Do Not Disturb Activation", "*78"),
+                ("Do Not Disturb Deactivation", "*79"),
+            ],
+            ServiceName::CallForwardingAlways => &[
+                ("Call Forwarding Always Activation", "*72"),
+                ("Call Forwarding Always Deactivation", "*73"),
+            ],
+            ServiceName::CallForwardingBusy => &[
+                ("Call Forwarding Busy Activation", "*90"),
+                ("Call Forwarding Busy Deactivation", "*91"),
+            ],
+            ServiceName::CallForwardingNoAnswer => &[
+                ("Call Forwarding No Answer Activation", "*92"),
+                ("Call Forwarding No Answer Deactivation", "*93"),
+            ],
+            ServiceName::RemoteOffice | ServiceName::SimultaneousRingPersonal => &[],
+        }
+    }
+
     /// The service named `name` in a URL (exact spelling).
     pub fn from_url(name: &str) -> Option<Self> {
         ServiceName::ALL.into_iter().find(|s| s.as_str() == name)

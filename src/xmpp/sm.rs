@@ -18,8 +18,20 @@
 //! session: unavailable presence, `login_notify` components told, and every stanza it was
 //! sent but never acknowledged bounced to its sender (`recipient-unavailable`). Counters
 //! wrap at 2^32 as the XEP says.
+//!
+//! ## When acks are requested
+//!
+//! An `<r/>` goes out once `sm_request_after_stanzas` stanzas were sent since the last one,
+//! or once the oldest stanza sent since then waited `sm_request_after_secs`; never while a
+//! request is out and never in answer to the client's `<a/>`. A client whose `h` lags (some
+//! count only the stanzas they handle, not iq results) so gets no request while idle, and a
+//! client that keeps Nagle's algorithm on does not stall on a delayed ACK for its `<a/>`
+//! after every stanza. A client that never catches up is ended by `sm_max_unacked` alone.
 
 use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use minidom::Element;
 
@@ -35,6 +47,15 @@ pub enum AckError {
     TooHigh,
 }
 
+/// When the server asks for acknowledgements (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckRequests {
+    /// Stanzas sent since the last `<r/>` that make the next one due.
+    pub after_stanzas: usize,
+    /// How long a stanza sent since the last `<r/>` waits before the next one is due.
+    pub after: Duration,
+}
+
 /// One session's stream management state.
 #[derive(Debug)]
 pub struct StreamManagement {
@@ -47,7 +68,11 @@ pub struct StreamManagement {
     /// Stanzas sent and not yet acknowledged, oldest first.
     unacked: VecDeque<Element>,
     /// An `<r/>` of ours is waiting for its `<a/>`.
-    pub requested: bool,
+    requested: bool,
+    /// Stanzas sent since our last `<r/>`.
+    unrequested: usize,
+    /// When the oldest of them was sent.
+    unrequested_since: Option<Instant>,
 }
 
 impl StreamManagement {
@@ -59,13 +84,39 @@ impl StreamManagement {
             acked: 0,
             unacked: VecDeque::new(),
             requested: false,
+            unrequested: 0,
+            unrequested_since: None,
         }
     }
 
     /// A stanza was sent; returns how many are now unacknowledged.
     pub fn sent(&mut self, stanza: Element) -> usize {
         self.unacked.push_back(stanza);
+        self.unrequested += 1;
+        self.unrequested_since.get_or_insert_with(Instant::now);
         self.unacked.len()
+    }
+
+    /// Whether an `<r/>` is due now under `policy`.
+    pub fn request_due(&self, policy: &AckRequests) -> bool {
+        self.request_at(policy)
+            .is_some_and(|at| self.unrequested >= policy.after_stanzas || at <= Instant::now())
+    }
+
+    /// When the timer makes the next `<r/>` due; `None` while one is out or nothing waits.
+    pub fn request_at(&self, policy: &AckRequests) -> Option<Instant> {
+        if self.requested {
+            return None;
+        }
+        self.unrequested_since.map(|since| since + policy.after)
+    }
+
+    /// Returns the `<r/>` to send and notes that it is out.
+    pub fn request(&mut self) -> Element {
+        self.requested = true;
+        self.unrequested = 0;
+        self.unrequested_since = None;
+        Self::nonza("r", &[])
     }
 
     /// Stanzas waiting for an acknowledgement.
@@ -92,6 +143,8 @@ impl StreamManagement {
 
     /// Takes the stanzas still unacknowledged (to resend after resumption, or to bounce).
     pub fn take_unacked(&mut self) -> Vec<Element> {
+        self.unrequested = 0;
+        self.unrequested_since = None;
         self.unacked.drain(..).collect()
     }
 
@@ -143,6 +196,61 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["2", "3", "4"]
         );
+    }
+
+    const POLICY: AckRequests = AckRequests {
+        after_stanzas: 3,
+        after: Duration::from_secs(10),
+    };
+
+    #[tokio::test(start_paused = true)]
+    async fn acks_are_requested_after_enough_stanzas_once_at_a_time() {
+        let mut sm = StreamManagement::new(false);
+        assert!(!sm.request_due(&POLICY) && sm.request_at(&POLICY).is_none());
+        sm.sent(message(0));
+        sm.sent(message(1));
+        assert!(!sm.request_due(&POLICY));
+        sm.sent(message(2));
+        assert!(sm.request_due(&POLICY));
+        assert!(sm.request().is("r", SM));
+        for n in 3..10 {
+            sm.sent(message(n));
+        }
+        assert!(!sm.request_due(&POLICY), "one request out at most");
+        // A lagging answer does not bring another request by itself…
+        sm.ack(1).unwrap();
+        assert_eq!(sm.unacked(), 9);
+        // …but the stanzas sent while it was out do.
+        assert!(sm.request_due(&POLICY));
+        sm.request();
+        sm.ack(2).unwrap();
+        assert!(!sm.request_due(&POLICY), "nothing was sent since");
+        assert!(
+            sm.request_at(&POLICY).is_none(),
+            "and no timer runs: idle is quiet"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stanza_left_waiting_brings_a_request_after_the_delay() {
+        let mut sm = StreamManagement::new(false);
+        sm.sent(message(0));
+        let at = sm.request_at(&POLICY).unwrap();
+        assert!(!sm.request_due(&POLICY));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        sm.sent(message(1));
+        assert_eq!(
+            sm.request_at(&POLICY),
+            Some(at),
+            "the oldest stanza sets the time"
+        );
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert!(sm.request_due(&POLICY));
+        sm.request();
+        assert!(sm.request_at(&POLICY).is_none());
+        sm.ack(2).unwrap();
+        sm.take_unacked();
+        assert!(sm.request_at(&POLICY).is_none());
     }
 
     #[test]

@@ -4,17 +4,17 @@
 //! | path (after `v2.0/`) | methods | document |
 //! |---|---|---|
 //! | `versions` | GET (no credentials) | `Versions` |
-//! | `user/{u}/profile` | GET | `Profile` |
-//! | `user/{u}/profile/Device` | GET | `AccessDevices` |
+//! | `user/{u}/profile…` | GET, PUT | `Profile`, `AccessDevices`, `FAC` … (see `profile`) |
 //! | `user/{u}/services` | GET | `Services` |
 //! | `user/{u}/services/{Service}` | GET, PUT | the service's document |
 //! | `user/{u}/directories/Enterprise`, `…/Group` | GET (search, paging) | `Enterprise`, `Group` |
-//! | `user/{u}/directories/Personal` | GET, POST (add entries → 201), DELETE `?name=` | `Personal` |
+//! | `user/{u}/directories/Personal` | GET (search `name`/`number`, paging), POST (add entries → 201), DELETE `?name=` | `Personal` |
 //! | `user/{u}/directories/CallLogs[/Placed\|Received\|Missed]` | GET | `CallLogs`, `Placed` … |
 //! | `user/{u}/calls` | GET | `Calls` |
 //!
 //! Service names in paths are matched without regard to case (`services/donotdisturb`),
-//! as BroadWorks does.
+//! as BroadWorks does, and so are boolean query values (`searchCriteriaModeOr=False`).
+//! URIs inside documents are relative to the Xsi-Actions root (`/v2.0/user/…`).
 
 use std::sync::Arc;
 
@@ -27,7 +27,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use crate::config::XsiConfig;
 use crate::http::{self, Handler, RequestContext, ResponseBody};
 use crate::store::{CallLogKind, CallLogRecord, PersonalContact, Role, User};
-use crate::telephony::directory::Pattern;
+use crate::telephony::directory::{page_of, Pattern};
 use crate::telephony::{DirectoryQuery, DirectoryScope, ServiceName, Telephony};
 
 use super::auth::Authenticator;
@@ -37,11 +37,15 @@ use super::model::{self, XSI_NS};
 use super::response::{basic_challenge, empty, ok, respond};
 use super::services;
 
+mod profile;
+
 /// Where XSI-Actions is mounted on the HTTPS front.
 pub const MOUNT: &str = "/com.broadsoft.xsi-actions/";
 
 /// The one version served.
 const VERSION_ROOT: &str = "/com.broadsoft.xsi-actions/v2.0";
+/// The same, relative to the Xsi-Actions root, as URIs in documents are written.
+const RELATIVE_ROOT: &str = "/v2.0";
 
 /// Characters escaped in a user id placed in a URI path segment.
 const SEGMENT: &AsciiSet = &CONTROLS
@@ -74,6 +78,10 @@ enum Resource {
     Versions,
     Profile(String),
     Devices(String),
+    Fac(String),
+    Registrations(String),
+    Schedules(String),
+    PortalPassword(String),
     Services(String),
     Service(String, ServiceName),
     Directory(String, Directory),
@@ -99,6 +107,20 @@ impl Resource {
             ["user", u, "profile"] => Resource::Profile(user(u)),
             ["user", u, "profile", device] if device.eq_ignore_ascii_case("Device") => {
                 Resource::Devices(user(u))
+            }
+            ["user", u, "profile", fac] if fac.eq_ignore_ascii_case("Fac") => {
+                Resource::Fac(user(u))
+            }
+            ["user", u, "profile", r] if r.eq_ignore_ascii_case("Registrations") => {
+                Resource::Registrations(user(u))
+            }
+            ["user", u, "profile", s] if s.eq_ignore_ascii_case("Schedule") => {
+                Resource::Schedules(user(u))
+            }
+            ["user", u, "profile", p, portal]
+                if p.eq_ignore_ascii_case("Password") && portal.eq_ignore_ascii_case("Portal") =>
+            {
+                Resource::PortalPassword(user(u))
             }
             ["user", u, "services"] => Resource::Services(user(u)),
             ["user", u, "services", name] => Resource::Service(
@@ -135,6 +157,7 @@ impl Resource {
     fn allow(&self) -> &'static str {
         match self {
             Resource::Service(..) => "GET, PUT",
+            Resource::PortalPassword(_) => "PUT",
             Resource::Personal(_) => "GET, POST, DELETE",
             _ => "GET",
         }
@@ -151,6 +174,10 @@ impl Resource {
             Resource::Versions => None,
             Resource::Profile(u)
             | Resource::Devices(u)
+            | Resource::Fac(u)
+            | Resource::Registrations(u)
+            | Resource::Schedules(u)
+            | Resource::PortalPassword(u)
             | Resource::Services(u)
             | Resource::Service(u, _)
             | Resource::Directory(u, _)
@@ -161,10 +188,11 @@ impl Resource {
     }
 }
 
-/// The URI of a user's resource, e.g. `user_uri("a@b", "services")`.
+/// The URI of a user's resource as documents write it, relative to the Xsi-Actions root:
+/// `user_uri("a@b", "services")` is `/v2.0/user/a@b/services`.
 fn user_uri(user_id: &str, rest: &str) -> String {
     format!(
-        "{VERSION_ROOT}/user/{}/{rest}",
+        "{RELATIVE_ROOT}/user/{}/{rest}",
         utf8_percent_encode(user_id, SEGMENT)
     )
 }
@@ -270,6 +298,13 @@ impl XsiActions {
             Resource::Versions => Err(ApiError::UnknownResource(request.uri().path().to_owned())),
             Resource::Profile(_) => self.profile(&target, format),
             Resource::Devices(_) => self.devices(&target, format).await,
+            Resource::Fac(_) => self.feature_access_codes(&target, format),
+            Resource::Registrations(_) => self.registrations(format),
+            Resource::Schedules(_) => self.schedules(format),
+            Resource::PortalPassword(_) => {
+                self.change_password(request, context, caller.as_ref(), &target)
+                    .await
+            }
             Resource::Services(_) => self.services(&target, format),
             Resource::Service(_, name) => {
                 self.service(request, context, &target, name, format).await
@@ -288,50 +323,6 @@ impl XsiActions {
                 Ok(ok(codec::render(&calls, None, format)?, format))
             }
         }
-    }
-
-    fn profile(&self, user: &User, format: Format) -> Result<Response<ResponseBody>, ApiError> {
-        let profile = model::Profile {
-            xmlns: XSI_NS,
-            details: model::ProfileDetails {
-                user_id: user.id.clone(),
-                first_name: user.first_name.clone(),
-                last_name: user.last_name.clone(),
-                group_id: user.group_id.clone(),
-                service_provider: model::ServiceProvider {
-                    is_enterprise: true,
-                    id: user.enterprise_id.clone(),
-                },
-                number: user.number.clone(),
-                extension: user.extension.clone(),
-            },
-            devices: user_uri(&user.id, "profile/Device"),
-            services: user_uri(&user.id, "services"),
-            call_logs: user_uri(&user.id, "directories/CallLogs"),
-        };
-        Ok(ok(codec::render(&profile, None, format)?, format))
-    }
-
-    async fn devices(
-        &self,
-        user: &User,
-        format: Format,
-    ) -> Result<Response<ResponseBody>, ApiError> {
-        let devices = model::AccessDevices {
-            xmlns: XSI_NS,
-            access_device: self
-                .telephony
-                .devices(&user.id)
-                .await?
-                .into_iter()
-                .map(|d| model::AccessDevice {
-                    device_name: d.name,
-                    device_type: d.device_type,
-                    device_line_port: d.line_port,
-                })
-                .collect(),
-        };
-        Ok(ok(codec::render(&devices, None, format)?, format))
     }
 
     fn services(&self, user: &User, format: Format) -> Result<Response<ResponseBody>, ApiError> {
@@ -435,10 +426,17 @@ impl XsiActions {
                 "number" => parsed.number = Some(Pattern::parse(&value)),
                 "extension" => parsed.extension = Some(Pattern::parse(&value)),
                 "userId" => parsed.user_id = Some(Pattern::parse(&value)),
+                "name" => parsed.name = Some(Pattern::parse(&value)),
+                // BroadWorks (Java) reads booleans without regard to case: Python's
+                // requests sends `False`.
                 "searchCriteriaModeOr" => {
-                    parsed.any = value
-                        .parse()
-                        .map_err(|_| bad("searchCriteriaModeOr", "must be true or false".into()))?
+                    parsed.any = match value.to_ascii_lowercase().as_str() {
+                        "true" => true,
+                        "false" => false,
+                        _ => {
+                            return Err(bad("searchCriteriaModeOr", "must be true or false".into()))
+                        }
+                    }
                 }
                 "start" => {
                     parsed.start = value
@@ -515,12 +513,21 @@ impl XsiActions {
                 }
             }
             _ => {
+                let query = self.directory_query(request.uri().query())?;
+                let found: Vec<PersonalContact> = self
+                    .telephony
+                    .personal_contacts(&user.id)
+                    .await?
+                    .into_iter()
+                    .filter(|c| query.matches_contact(c))
+                    .collect();
+                let (start, total, page) = page_of(found, &query);
                 let personal = model::Personal {
                     xmlns: XSI_NS,
-                    entry: self
-                        .telephony
-                        .personal_contacts(&user.id)
-                        .await?
+                    start_index: Some(start),
+                    number_of_records: Some(page.len()),
+                    total_available_records: Some(total),
+                    entry: page
                         .into_iter()
                         .map(|c| model::PersonalEntry {
                             name: c.name,
@@ -640,7 +647,7 @@ mod tests {
     fn user_uris_escape_what_a_segment_cannot_hold() {
         assert_eq!(
             user_uri("a b@example.com", "services"),
-            "/com.broadsoft.xsi-actions/v2.0/user/a%20b@example.com/services"
+            "/v2.0/user/a%20b@example.com/services"
         );
     }
 }

@@ -13,12 +13,13 @@
 //!    generation moves (a user was added, removed or given a new password, here at once
 //!    or by another process within a fraction of a second), the user is read again. The
 //!    entry survives only if its stored verifier is still the same. So a password change
-//!    drops the remembered login. Entries expire after `xsi.auth_cache_secs`.
+//!    drops the remembered login. Entries expire after `xsi.auth_cache_secs`. The cache
+//!    is moka's: at most `xsi.auth_cache_entries`, and when full it evicts the entries
+//!    least likely to be used again (TinyLFU), so a burst of new logins never empties it.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use hmac::Mac;
@@ -34,11 +35,12 @@ use super::error::ApiError;
 #[derive(Clone)]
 pub struct Authenticator {
     telephony: Telephony,
-    config: Arc<XsiConfig>,
     key: Arc<[u8; 32]>,
-    cache: Arc<Mutex<HashMap<[u8; 32], Entry>>>,
+    /// Verified logins; `None` when `xsi.auth_cache_secs` is 0.
+    cache: Option<moka::sync::Cache<[u8; 32], Entry>>,
     failures: Arc<LoginLimiter>,
     dummy: Arc<PasswordVerifiers>,
+    iterations: u32,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -48,10 +50,10 @@ impl std::fmt::Debug for Authenticator {
 }
 
 /// A remembered login.
+#[derive(Clone)]
 struct Entry {
-    user: User,
+    user: Arc<User>,
     generation: u64,
-    until: Instant,
 }
 
 /// What the cache knows of some credentials.
@@ -104,14 +106,27 @@ impl Authenticator {
             per_address: config.failed_logins_per_address_per_minute,
             per_account: config.failed_logins_per_user_all_addresses_per_minute,
         }));
+        // An absurdly long configured lifetime means "until the process ends".
+        let ttl = Duration::from_secs(config.auth_cache_secs.min(100 * 365 * 86_400));
+        let cache = (config.auth_cache_secs > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(config.auth_cache_entries as u64)
+                .time_to_live(ttl)
+                .build()
+        });
         Authenticator {
             telephony,
-            config,
             key: Arc::new(key),
-            cache: Arc::new(Mutex::new(HashMap::new())),
+            cache,
             failures,
             dummy: Arc::new(dummy),
+            iterations: scram_iterations,
         }
+    }
+
+    /// The PBKDF2 iterations of new password verifiers.
+    pub fn scram_iterations(&self) -> u32 {
+        self.iterations
     }
 
     /// The user the `Authorization` header proves, or why not.
@@ -195,45 +210,20 @@ impl Authenticator {
     }
 
     fn remembered(&self, key: &[u8; 32], generation: u64) -> Remembered {
-        if self.config.auth_cache_secs == 0 {
-            return Remembered::Unknown;
-        }
-        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        match cache.get(key) {
-            Some(entry) if entry.until > Instant::now() => {
-                if entry.generation == generation {
-                    Remembered::Fresh(Box::new(entry.user.clone()))
-                } else {
-                    Remembered::Stale(entry.user.verifiers.sha256.stored_key.clone())
-                }
+        match self.cache.as_ref().and_then(|cache| cache.get(key)) {
+            Some(entry) if entry.generation == generation => {
+                Remembered::Fresh(Box::new(User::clone(&entry.user)))
             }
-            _ => Remembered::Unknown,
+            Some(entry) => Remembered::Stale(entry.user.verifiers.sha256.stored_key.clone()),
+            None => Remembered::Unknown,
         }
     }
 
     fn remember(&self, key: [u8; 32], user: &User, generation: u64) {
-        if self.config.auth_cache_secs == 0 {
-            return;
+        if let Some(cache) = &self.cache {
+            let user = Arc::new(user.clone());
+            cache.insert(key, Entry { user, generation });
         }
-        let now = Instant::now();
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= self.config.auth_cache_entries && !cache.contains_key(&key) {
-            cache.retain(|_, entry| entry.until > now);
-            if cache.len() >= self.config.auth_cache_entries {
-                cache.clear();
-            }
-        }
-        cache.insert(
-            key,
-            Entry {
-                user: user.clone(),
-                generation,
-                // An absurdly long configured lifetime means "until the process ends".
-                until: now
-                    .checked_add(Duration::from_secs(self.config.auth_cache_secs))
-                    .unwrap_or(now + Duration::from_secs(100 * 365 * 86_400)),
-            },
-        );
     }
 }
 

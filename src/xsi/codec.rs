@@ -30,7 +30,8 @@ pub enum Format {
 }
 
 impl Format {
-    /// The representation the client wants back.
+    /// The representation the client wants back: JSON for `?format=json`, an `Accept`
+    /// naming `application/json`, or a JSON body (unless `Accept` names XML); else XML.
     pub fn for_response(query: Option<&str>, headers: &HeaderMap) -> Format {
         let asked_in_query = query.is_some_and(|q| {
             form_urlencoded::parse(q.as_bytes())
@@ -41,7 +42,17 @@ impl Format {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .any(|v| v.to_ascii_lowercase().contains("application/json"));
-        if asked_in_query || accepts_json {
+        // A JSON body is answered in JSON, errors included, unless XML is asked for.
+        let sends_json = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
+        let asks_xml = headers
+            .get_all(ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.to_ascii_lowercase().contains("xml"));
+        if asked_in_query || accepts_json || (sends_json && !asks_xml) {
             Format::Json
         } else {
             Format::Xml

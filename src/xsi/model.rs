@@ -79,7 +79,14 @@ pub struct ProfileDetails {
     pub extension: Option<String>,
 }
 
-/// `<Profile>`.
+/// `<additionalDetails>`: BroadWorks' contact fields (mobile, e-mail, address …); the XSD
+/// requires the element, and Bridgehead keeps none of them yet.
+#[derive(Debug, Serialize)]
+pub struct AdditionalDetails {}
+
+/// `<Profile>`, in BroadWorks' order. Devices, services and call logs are not linked from
+/// here: clients reach them at the URIs BroadWorks uses (`profile/Device`, `services`,
+/// `directories/CallLogs`).
 #[derive(Debug, Serialize)]
 #[serde(rename = "Profile")]
 pub struct Profile {
@@ -88,13 +95,75 @@ pub struct Profile {
     pub xmlns: &'static str,
     /// Who the user is.
     pub details: ProfileDetails,
-    /// URI of the user's devices.
-    pub devices: String,
-    /// URI of the user's services.
-    pub services: String,
-    /// URI of the user's call logs.
-    #[serde(rename = "callLogs")]
-    pub call_logs: String,
+    /// Contact fields.
+    #[serde(rename = "additionalDetails")]
+    pub additional_details: AdditionalDetails,
+    /// URI of the user's feature access codes.
+    pub fac: String,
+    /// URI of the user's registrations.
+    pub registrations: String,
+    /// URI of the user's schedules.
+    #[serde(rename = "scheduleList")]
+    pub schedule_list: String,
+    /// URI that changes the user's portal password.
+    #[serde(rename = "portalPasswordChange")]
+    pub portal_password_change: String,
+    /// The country code of the user's numbers (`[xsi] country_code`).
+    #[serde(rename = "countryCode")]
+    pub country_code: String,
+}
+
+/// One `<featureAccessCode>`.
+#[derive(Debug, Serialize)]
+pub struct FeatureAccessCode {
+    /// What the code does (`Do Not Disturb Activation`).
+    #[serde(rename = "codeName")]
+    pub code_name: String,
+    /// The code (`*78`).
+    pub code: String,
+}
+
+/// `<FAC>`: the feature access codes of the user's services.
+#[derive(Debug, Serialize)]
+#[serde(rename = "FAC")]
+pub struct Fac {
+    /// The namespace.
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    /// The codes.
+    #[serde(rename = "featureAccessCode")]
+    pub feature_access_code: Vec<FeatureAccessCode>,
+}
+
+/// `<Registrations>`: the user's SIP registrations. Bridgehead has no SIP registrar, so
+/// the list is empty.
+#[derive(Debug, Serialize)]
+#[serde(rename = "Registrations")]
+pub struct Registrations {
+    /// The namespace.
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+}
+
+/// `<ScheduleUri>`: the user's time and holiday schedules (none yet).
+#[derive(Debug, Serialize)]
+#[serde(rename = "ScheduleUri")]
+pub struct ScheduleUri {
+    /// The namespace.
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+}
+
+/// `<Portal>`: the PUT body that changes the user's password.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "Portal")]
+pub struct Portal {
+    /// The current password (required when users change their own).
+    #[serde(rename = "oldPassword", default)]
+    pub old_password: Option<String>,
+    /// The new password.
+    #[serde(rename = "newPassword")]
+    pub new_password: String,
 }
 
 /// One `<accessDevice>`.
@@ -103,6 +172,10 @@ pub struct AccessDevice {
     /// Device name.
     #[serde(rename = "deviceName")]
     pub device_name: String,
+    /// Where the device profile lives (`System`, `Service Provider`, `Group`): Bridgehead's
+    /// devices belong to their user's group.
+    #[serde(rename = "deviceLevel")]
+    pub device_level: &'static str,
     /// Device type.
     #[serde(rename = "deviceType")]
     pub device_type: String,
@@ -318,13 +391,35 @@ pub struct PersonalEntry {
     pub number: String,
 }
 
-/// `<Personal>`: the personal directory, and the POST body that adds entries.
+/// `<Personal>`: a page of the personal directory, and the POST body that adds entries
+/// (which carries no counters).
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename = "Personal")]
 pub struct Personal {
     /// The namespace.
     #[serde(rename = "@xmlns", default = "ns", skip_deserializing)]
     pub xmlns: &'static str,
+    /// Position of the first entry, 1-based.
+    #[serde(
+        rename = "startIndex",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub start_index: Option<usize>,
+    /// Entries on this page.
+    #[serde(
+        rename = "numberOfRecords",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub number_of_records: Option<usize>,
+    /// Every match.
+    #[serde(
+        rename = "totalAvailableRecords",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub total_available_records: Option<usize>,
     /// The entries.
     #[serde(default)]
     pub entry: Vec<PersonalEntry>,

@@ -178,11 +178,13 @@ fn components_come_from_the_store_and_the_config_file() {
             "bridge3.example.com",
             "--on-conflict",
             "balance",
+            "--max-connections",
+            "1",
             "-c",
             "bridgehead.toml",
         ],
     );
-    assert_eq!(run.code, 3, "{run:?}");
+    assert_eq!(run.code, 3, "balance needs two connections: {run:?}");
 
     let run = run_in(d, &["component", "list", "--json", "-c", "bridgehead.toml"]);
     let list: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
@@ -215,7 +217,7 @@ fn check_config_rejects_an_unknown_key_with_its_path() {
     )
     .unwrap();
     let run = run_in(dir.path(), &["check-config", "-c", "c.toml"]);
-    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("admin.listen_port"), "{run:?}");
     assert!(run.stderr.contains("unknown field"), "{run:?}");
 }
@@ -229,7 +231,7 @@ fn check_config_lists_every_problem() {
     )
     .unwrap();
     let run = run_in(dir.path(), &["check-config", "-c", "c.toml"]);
-    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.code, 2, "{run:?}");
     for key in [
         "server.domain",
         "tls.cert_file",
@@ -253,4 +255,35 @@ fn the_production_example_parses() {
         config.cti_enabled(),
         "a trust file turns the CTI listener on"
     );
+}
+
+/// A port in use: the error names the listener, the address and the key to change, and
+/// says the OS's reason once.
+#[test]
+fn serve_on_a_taken_port_says_what_to_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        format!(
+            "[server]\ndata_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+             [xmpp]\ncomponent_listen = \"127.0.0.1:0\"\nclient_listen = \"127.0.0.1:{port}\"\n\
+             [http]\nlisten = \"127.0.0.1:0\"\n[cti]\nlisten = \"127.0.0.1:0\"\n"
+        ),
+    )
+    .unwrap();
+    let run = run_in(dir.path(), &["serve", "-c", "c.toml"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let error = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default();
+    assert!(
+        error.contains(&format!("cannot bind the c2s listener to 127.0.0.1:{port}")),
+        "{run:?}"
+    );
+    assert!(error.contains("set xmpp.client_listen"), "{error}");
+    assert_eq!(error.matches("(os error 98)").count(), 1, "{error}");
 }

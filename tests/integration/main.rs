@@ -6,6 +6,7 @@ mod support;
 
 mod call_bridge;
 mod cli;
+mod cli_checks;
 mod cti;
 mod dns;
 mod hardening;
@@ -17,3 +18,4 @@ mod xmpp_client;
 mod xmpp_component;
 mod xsi_actions;
 mod xsi_events;
+mod xsi_profile;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine as _;
+use futures::SinkExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_xmpp::parsers::presence::Presence;
@@ -13,7 +14,7 @@ use tokio_xmpp::parsers::presence::Presence;
 use bridgehead::config::Config;
 use bridgehead::store::Role;
 
-use crate::support::client::{login, wait_for};
+use crate::support::client::{login, raw_next, raw_session, wait_for, CLIENT_NS};
 use crate::support::server::{embedded_config, TestServer};
 
 const ANN: &str = "ann@localhost";
@@ -227,5 +228,135 @@ async fn go_sendxmpp_sends_a_message() {
         String::from_utf8_lossy(&output.stderr)
     );
     ben.send_end().await.unwrap();
+    setup.server.stop().await;
+}
+
+const SM: &str = "urn:xmpp:sm:3";
+
+fn ping(id: &str) -> minidom::Element {
+    minidom::Element::builder("iq", CLIENT_NS)
+        .attr(rxml::xml_ncname!("type").to_owned(), "get")
+        .attr(rxml::xml_ncname!("id").to_owned(), id)
+        .attr(rxml::xml_ncname!("to").to_owned(), "localhost")
+        .append(minidom::Element::bare("ping", "urn:xmpp:ping"))
+        .build()
+}
+
+/// XEP-0198 with a client whose `h` lags, as xmpp.js 0.14's does (it never counts iq
+/// results): `<r/>` comes after `sm_request_after_stanzas` stanzas or when one waited
+/// `sm_request_after_secs`, never in answer to the client's `<a/>`, one at a time.
+#[tokio::test]
+async fn acks_are_requested_by_count_or_time_never_in_answer_to_an_ack() {
+    let setup = start_with(|c| {
+        c.xmpp.sm_request_after_stanzas = 3;
+        c.xmpp.sm_request_after_secs = 2;
+    })
+    .await;
+    let mut ann = raw_session(setup.c2s(), &setup.ca, "localhost", "ann", "ann-pass", "js").await;
+    ann.send(&minidom::Element::bare("enable", SM))
+        .await
+        .unwrap();
+    assert!(raw_next(&mut ann).await.unwrap().is("enabled", SM));
+
+    for n in 0..3 {
+        ann.send(&ping(&n.to_string())).await.unwrap();
+    }
+    let mut names = Vec::new();
+    for _ in 0..4 {
+        names.push(raw_next(&mut ann).await.unwrap().name().to_owned());
+    }
+    assert_eq!(
+        names,
+        ["iq", "iq", "iq", "r"],
+        "one request after three stanzas"
+    );
+
+    // The lagging answer: no new request comes back for it.
+    ann.send(
+        &minidom::Element::builder("a", SM)
+            .attr(rxml::xml_ncname!("h").to_owned(), "0")
+            .build(),
+    )
+    .await
+    .unwrap();
+    ann.send(&ping("after-ack")).await.unwrap();
+    let next = raw_next(&mut ann).await.unwrap();
+    assert_eq!(next.attr("id"), Some("after-ack"), "{next:?}");
+
+    // That one result waits; the timer asks for it.
+    let asked = raw_next(&mut ann).await.unwrap();
+    assert!(asked.is("r", SM), "{asked:?}");
+    setup.server.stop().await;
+}
+
+/// Runs xmpp.js's idle script against `service`; its JSON report.
+async fn xmppjs_idle(setup: &Setup, service: &str, idle_ms: u64) -> serde_json::Value {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/xmppjs");
+    assert!(
+        std::path::Path::new(dir)
+            .join("node_modules/@xmpp/client")
+            .is_dir(),
+        "@xmpp/client is not installed: tests/run installs it (npm ci in {dir})"
+    );
+    let output = tokio::process::Command::new("node")
+        .current_dir(dir)
+        .args(["idle_acks.mjs", service, "localhost", "ann", "ann-pass"])
+        .arg(idle_ms.to_string())
+        .env("NODE_EXTRA_CA_CERTS", &setup.ca)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("node runs (tests/run installs it)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "xmpp.js: {}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim()).expect("one JSON line")
+}
+
+/// xmpp.js 0.14 (npm `@xmpp/client`) over STARTTLS and over WebSocket: it logs in, enables
+/// XEP-0198, makes five requests and idles for three seconds. The server asks for acks
+/// by count or after `sm_request_after_secs` (30 s), so an idle session sees none; before,
+/// a lagging `h` drew about 160 `<r/>` a second.
+#[tokio::test]
+async fn xmppjs_over_tcp_and_websocket_is_not_asked_for_acks_while_idle() {
+    let setup = start_with(|_| {}).await;
+    let tcp = format!("xmpp://127.0.0.1:{}", setup.c2s().port());
+    let https = setup.server.addrs.https.expect("the HTTPS listener is on");
+    let ws = format!("wss://localhost:{}/xmpp-websocket", https.port());
+    for service in [tcp, ws] {
+        let report = xmppjs_idle(&setup, &service, 3000).await;
+        assert_eq!(report["jid"], "ann@localhost/xmppjs", "{service}: {report}");
+        assert_eq!(report["sm"], true, "{service}: {report}");
+        assert!(
+            report["idleRequests"].as_u64().unwrap() <= 1,
+            "{service}: {report}"
+        );
+    }
+    setup.server.stop().await;
+}
+
+/// The default listeners take both families: `https://[::1]:…/` (the development
+/// certificate names `::1`) and `https://127.0.0.1:…/` reach the same listener.
+#[tokio::test]
+async fn the_https_listener_answers_on_ipv6_and_ipv4() {
+    let setup = start_with(|c| {
+        c.http.listen = bridgehead::config::Listen::any(0);
+    })
+    .await;
+    let port = setup.server.addrs.https.unwrap().port();
+    for ip in [
+        std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        std::net::IpAddr::from([127, 0, 0, 1]),
+    ] {
+        let https = crate::support::https::Https::new((ip, port).into(), &setup.ca);
+        let reply = https
+            .request(hyper::Method::GET, "/.well-known/host-meta", &[], None)
+            .await;
+        assert_eq!(reply.status, 200, "{ip}: {}", reply.body);
+    }
     setup.server.stop().await;
 }

@@ -54,6 +54,20 @@ fn valid_ok(reply: Reply) -> Reply {
 /// An error reply: the status, an ErrorInfo that validates, and the error code.
 fn error_info(reply: &Reply, status: u16) -> u32 {
     assert_eq!(reply.status, status, "{reply:?}");
+    if reply
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("application/json"))
+    {
+        let json = reply.json();
+        assert!(
+            json["ErrorInfo"]["summaryEnglish"]["$"].is_string(),
+            "{json}"
+        );
+        return json["ErrorInfo"]["errorCode"]["$"]
+            .as_str()
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("no errorCode in {json}"));
+    }
     assert_valid(&reply.body);
     let code = reply
         .body
@@ -91,7 +105,12 @@ async fn profile_services_devices_and_calls_in_xml_and_json() {
         "<serviceProvider isEnterprise=\"true\">acme</serviceProvider>",
         "<number>+15550101</number>",
         "<extension>101</extension>",
-        "/user/alice@acme.test/profile/Device</devices>",
+        "<additionalDetails/>",
+        "<fac>/v2.0/user/alice@acme.test/profile/Fac</fac>",
+        "<registrations>/v2.0/user/alice@acme.test/profile/Registrations</registrations>",
+        "<scheduleList>/v2.0/user/alice@acme.test/profile/Schedule</scheduleList>",
+        "<portalPasswordChange>/v2.0/user/alice@acme.test/profile/Password/Portal</portalPasswordChange>",
+        "<countryCode>1</countryCode>",
     ] {
         assert!(profile.body.contains(part), "{part} in {}", profile.body);
     }
@@ -146,9 +165,9 @@ async fn profile_services_devices_and_calls_in_xml_and_json() {
             "{name}"
         );
     }
-    assert!(services.body.contains(
-        "<uri>/com.broadsoft.xsi-actions/v2.0/user/alice@acme.test/services/DoNotDisturb</uri>"
-    ));
+    assert!(services
+        .body
+        .contains("<uri>/v2.0/user/alice@acme.test/services/DoNotDisturb</uri>"));
 
     let devices = valid_ok(setup.https.get(&url(ALICE, "profile/Device"), &alice).await);
     assert!(devices.body.contains("<deviceName>alice-pc</deviceName>"));
@@ -683,6 +702,12 @@ async fn every_error_is_an_error_info_with_its_status() {
     ] {
         let reply = put(content_type, body.clone()).await;
         assert_eq!(error_info(&reply, 400), 120_001, "{body}");
+        // The error comes back in the body's own representation.
+        assert_eq!(
+            reply.header("content-type").map(|t| t.starts_with(content_type)),
+            Some(true),
+            "{body}"
+        );
     }
     // A value out of range: 400 invalid, naming the field.
     let rings = setup

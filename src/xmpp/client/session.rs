@@ -16,7 +16,7 @@ use crate::xmpp::error::{StreamCondition, XmppError};
 use crate::xmpp::keepalive::{self, Due, KeepAlive};
 use crate::xmpp::roster::{bare_of, SessionPresence, ROSTER};
 use crate::xmpp::router::{take_batch, Outbound};
-use crate::xmpp::sm::{self, StreamManagement, SM};
+use crate::xmpp::sm::{self, AckRequests, StreamManagement, SM};
 use crate::xmpp::{ns, services, stanza};
 
 impl ClientService {
@@ -116,18 +116,29 @@ impl ClientService {
         let mut tokens = burst;
         let mut refilled = Instant::now();
         let mut keepalive = KeepAlive::new(interval, patience);
+        let acks = AckRequests {
+            after_stanzas: self.settings.sm_request_after_stanzas,
+            after: Duration::from_secs(self.settings.sm_request_after_secs),
+        };
         loop {
             let now = Instant::now();
             tokens = (tokens + now.duration_since(refilled).as_secs_f64() * rate).min(burst);
             refilled = now;
-            // One timer for both the keep-alive and, while throttled, the token refill.
+            // One timer for the keep-alive, an ack request and, while throttled, the token
+            // refill.
             let mut wake = keepalive.wake();
+            if let Some(at) = bound.sm.as_ref().and_then(|sm| sm.request_at(&acks)) {
+                wake = wake.min(at);
+            }
             if tokens < 1.0 {
                 wake = wake.min(now + Duration::from_secs_f64((1.0 - tokens) / rate));
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(Some(StreamCondition::SystemShutdown)),
                 _ = tokio::time::sleep_until(wake) => {
+                    if self.request_ack(transport, &mut bound.sm, &acks)? {
+                        transport.flush().await?;
+                    }
                     if Instant::now() < keepalive.wake() {
                         continue;
                     }
@@ -144,10 +155,15 @@ impl ClientService {
                     let Some(element) = inbound? else { return Ok(None) };
                     tokens -= 1.0;
                     keepalive.heard();
+                    // An `<a/>` or `<r/>` of the client's never brings a request of ours.
+                    let nonza = element.ns() == SM;
                     // Boxed: roster work is transient and must not size every idle session.
                     Box::pin(self.inbound(transport, bound, element)).await?;
-                    if let Some(condition) = self.request_ack(transport, &mut bound.sm)? {
-                        return Ok(Some(condition));
+                    if !nonza {
+                        if let Some(condition) = self.check_unacked(&bound.sm) {
+                            return Ok(Some(condition));
+                        }
+                        self.request_ack(transport, &mut bound.sm, &acks)?;
                     }
                     transport.flush().await?;
                 }
@@ -156,9 +172,10 @@ impl ClientService {
                     for stanza in &stanzas {
                         send(transport, &mut bound.sm, stanza)?;
                     }
-                    if let Some(condition) = self.request_ack(transport, &mut bound.sm)? {
+                    if let Some(condition) = self.check_unacked(&bound.sm) {
                         return Ok(Some(condition));
                     }
+                    self.request_ack(transport, &mut bound.sm, &acks)?;
                     transport.flush().await?;
                     if close.is_some() {
                         return Ok(close);
@@ -314,25 +331,29 @@ impl ClientService {
         Ok(None)
     }
 
-    /// XEP-0198: asks for an acknowledgement when stanzas wait for one and no request is
-    /// out; a client that leaves more than `sm_max_unacked` unacknowledged is closed.
-    pub(super) fn request_ack<T: Transport>(
+    /// XEP-0198: a client that leaves more than `sm_max_unacked` unacknowledged is closed.
+    fn check_unacked(&self, sm: &Option<StreamManagement>) -> Option<StreamCondition> {
+        let unacked = sm.as_ref()?.unacked();
+        (unacked > self.settings.sm_max_unacked).then(|| {
+            tracing::info!(unacked, "the client does not acknowledge");
+            StreamCondition::ResourceConstraint
+        })
+    }
+
+    /// XEP-0198: writes an `<r/>` when one is due (see `sm`); whether it did.
+    fn request_ack<T: Transport>(
         &self,
         transport: &mut T,
         sm: &mut Option<StreamManagement>,
-    ) -> Result<Option<StreamCondition>, XmppError> {
-        let Some(state) = sm.as_mut() else {
-            return Ok(None);
-        };
-        if state.unacked() > self.settings.sm_max_unacked {
-            tracing::info!(unacked = state.unacked(), "the client does not acknowledge");
-            return Ok(Some(StreamCondition::ResourceConstraint));
+        acks: &AckRequests,
+    ) -> Result<bool, XmppError> {
+        match sm.as_mut() {
+            Some(state) if state.request_due(acks) => {
+                transport.write(&state.request())?;
+                Ok(true)
+            }
+            _ => Ok(false),
         }
-        if state.unacked() > 0 && !state.requested {
-            transport.write(&StreamManagement::nonza("r", &[]))?;
-            state.requested = true;
-        }
-        Ok(None)
     }
 
     /// Routes a stanza; what the router leaves to the server is answered.

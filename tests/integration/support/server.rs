@@ -21,11 +21,11 @@ pub fn embedded_config(dir: &Path) -> Config {
     let mut config = Config::embedded();
     config.server.data_dir = dir.to_owned();
     config.server.fqdn = Some("bridgehead.test".to_owned());
-    config.admin.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    config.xmpp.component_listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    config.xmpp.client_listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    config.cti.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.admin.listen = SocketAddr::from(([127, 0, 0, 1], 0)).into();
+    config.xmpp.component_listen = SocketAddr::from(([127, 0, 0, 1], 0)).into();
+    config.xmpp.client_listen = SocketAddr::from(([127, 0, 0, 1], 0)).into();
+    config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0)).into();
+    config.cti.listen = SocketAddr::from(([127, 0, 0, 1], 0)).into();
     config.validate().expect("test config is valid");
     config
 }
