@@ -12,6 +12,7 @@ mod dns;
 mod hardening;
 mod pki_issue;
 mod pki_verify;
+mod readme;
 mod real_clients;
 mod serve;
 mod xmpp_client;

@@ -309,6 +309,11 @@ pub(super) fn diagnose(input: &VerifyInput, walk: &PathWalk, purpose: Purpose) -
                     "; if \"{issuer}\" is your root CA, the trust bundle does not hold it: is it \
                      the right bundle?"
                 ));
+            } else if ca_issuer_urls.is_empty() {
+                reason.push_str(
+                    "; add the intermediate to the chain (after the leaf) or pass it with \
+                     --intermediates",
+                );
             } else {
                 reason.push_str(&format!(
                     "; download it from its AIA caIssuers URL {} and add it to the chain or pass \
