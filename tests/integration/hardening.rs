@@ -13,7 +13,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use bridgehead::config::{ComponentConfig, Config, OnConflict, Secret};
-use bridgehead::store::Role;
 
 use crate::support::client::{
     plain_auth, raw_login, raw_next, raw_session, raw_tls, CLIENT_NS, SASL,
@@ -50,17 +49,7 @@ async fn start_with(adjust: impl FnOnce(&mut Config)) -> Setup {
     adjust(&mut config);
     config.validate().unwrap();
     let server = TestServer::start(config).await;
-    crate::support::acme::add_user(
-        server.store.as_ref(),
-        ANN,
-        "ann-pass",
-        ("Ann", "Test"),
-        ("ent", "grp"),
-        Role::User,
-        None,
-        None,
-    )
-    .await;
+    crate::support::acme::add_xmpp_user(server.store.as_ref(), ANN, "Ann").await;
     Setup {
         ca: dir.path().join("pki/ca.crt"),
         _dir: dir,

@@ -12,7 +12,6 @@ use tokio::net::TcpStream;
 use tokio_xmpp::parsers::presence::Presence;
 
 use bridgehead::config::Config;
-use bridgehead::store::Role;
 
 use crate::support::client::{login, raw_next, raw_session, wait_for, CLIENT_NS};
 use crate::support::server::{embedded_config, TestServer};
@@ -40,18 +39,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Setup {
     config.validate().unwrap();
     let server = TestServer::start(config).await;
     for (user, name) in [(ANN, "Ann"), (BEN, "Ben")] {
-        let password = format!("{}-pass", user.split('@').next().unwrap());
-        crate::support::acme::add_user(
-            server.store.as_ref(),
-            user,
-            &password,
-            (name, "Test"),
-            ("ent", "grp"),
-            Role::User,
-            None,
-            None,
-        )
-        .await;
+        crate::support::acme::add_xmpp_user(server.store.as_ref(), user, name).await;
     }
     Setup {
         ca: dir.path().join("pki/ca.crt"),

@@ -13,7 +13,6 @@ use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
 use tokio_xmpp::{Client, Stanza};
 
 use bridgehead::config::{ComponentConfig, Config, OnConflict, Secret};
-use bridgehead::store::Role;
 
 use crate::support::client::{
     login, plain_auth, raw_login, raw_next, raw_open, raw_session, raw_tls, try_login, wait_for,
@@ -73,18 +72,7 @@ async fn start_with(adjust: impl FnOnce(&mut Config)) -> Setup {
     config.validate().unwrap();
     let server = TestServer::start(config).await;
     for (user, name) in [(ANN, "Ann"), (BEN, "Ben")] {
-        let password = format!("{}-pass", user.split('@').next().unwrap());
-        crate::support::acme::add_user(
-            server.store.as_ref(),
-            user,
-            &password,
-            (name, "Test"),
-            ("ent", "grp"),
-            Role::User,
-            None,
-            None,
-        )
-        .await;
+        crate::support::acme::add_xmpp_user(server.store.as_ref(), user, name).await;
     }
     Setup {
         ca: dir.path().join("pki/ca.crt"),

@@ -52,6 +52,23 @@ pub async fn add_user(
         .unwrap();
 }
 
+/// A plain user `jid` of enterprise `ent`, group `grp`, password `<local part>-pass`, first
+/// name `first`: the XMPP tests' accounts.
+pub async fn add_xmpp_user(store: &dyn Store, jid: &str, first: &str) {
+    let password = format!("{}-pass", jid.split('@').next().unwrap());
+    add_user(
+        store,
+        jid,
+        &password,
+        (first, "Test"),
+        ("ent", "grp"),
+        Role::User,
+        None,
+        None,
+    )
+    .await;
+}
+
 /// Acme has groups sales and support; Other is another enterprise.
 pub async fn populate(store: &dyn Store) {
     let people = [
