@@ -15,6 +15,7 @@
 //! settings were stored, so a subscriber that applies events in sequence ends with what the
 //! store holds.
 
+pub mod access;
 pub mod directory;
 pub mod events;
 pub mod services;
@@ -25,6 +26,7 @@ use crate::config::QuotasConfig;
 
 use crate::store::{CallLogKind, CallLogRecord, Device, PersonalContact, Store, StoreError, User};
 
+pub use access::{may_reach, Reach};
 pub use directory::{DirectoryEntry, DirectoryPage, DirectoryQuery, DirectoryScope};
 pub use events::{EventBus, EventKind, TelephonyEvent};
 pub use services::{ServiceName, ServiceSettings};

@@ -73,3 +73,60 @@ fn secret_file_is_read_during_validation() {
         "Some(Secret(***))"
     );
 }
+
+/// Every table of the production example (and every entry of its arrays of tables) refuses
+/// a key it does not know, naming the key's path: no section silently ignores a typo.
+#[test]
+fn every_table_of_the_example_refuses_an_unknown_key() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/bridgehead.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let example: toml::Table = text.parse().unwrap();
+    // Every table's path, with the table itself.
+    fn tables(table: &toml::Table, path: String, out: &mut Vec<String>) {
+        out.push(path.clone());
+        for (key, value) in table {
+            let prefix = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            match value {
+                toml::Value::Table(t) => tables(t, prefix, out),
+                toml::Value::Array(items) => {
+                    for (n, item) in items.iter().enumerate() {
+                        if let toml::Value::Table(t) = item {
+                            tables(t, format!("{prefix}[{n}]"), out);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut paths = Vec::new();
+    tables(&example, String::new(), &mut paths);
+    assert!(paths.len() >= 10, "{paths:?}");
+    for path in paths {
+        let mut injected = example.clone();
+        let mut table = &mut injected;
+        for part in path.split('.').filter(|p| !p.is_empty()) {
+            table = match part.split_once('[') {
+                Some((key, index)) => {
+                    let n: usize = index.trim_end_matches(']').parse().unwrap();
+                    table[key].as_array_mut().unwrap()[n].as_table_mut().unwrap()
+                }
+                None => table[part].as_table_mut().unwrap(),
+            };
+        }
+        table.insert("no_such_key".into(), toml::Value::Boolean(true));
+        let expected = if path.is_empty() {
+            "no_such_key".to_owned()
+        } else {
+            format!("{path}.no_such_key")
+        };
+        match parse(&toml::to_string(&injected).unwrap()) {
+            Err(ConfigError::Parse { key, .. }) => assert_eq!(key, expected),
+            other => panic!("{expected}: {other:?}"),
+        }
+    }
+}

@@ -28,7 +28,7 @@ use crate::config::XsiConfig;
 use crate::http::{self, Handler, RequestContext, ResponseBody};
 use crate::store::{CallLogKind, CallLogRecord, PersonalContact, Role, User};
 use crate::telephony::directory::{page_of, Pattern};
-use crate::telephony::{DirectoryQuery, DirectoryScope, ServiceName, Telephony};
+use crate::telephony::{may_reach, DirectoryQuery, DirectoryScope, Reach, ServiceName, Telephony};
 
 use super::auth::Authenticator;
 use super::codec::{self, Format};
@@ -197,19 +197,6 @@ fn user_uri(user_id: &str, rest: &str) -> String {
     )
 }
 
-/// True when `caller` may read and change `target`'s resources.
-fn may_access(caller: &User, target: &User) -> bool {
-    caller.id.eq_ignore_ascii_case(&target.id)
-        || match caller.role {
-            Role::SystemAdmin => true,
-            Role::EnterpriseAdmin => caller.enterprise_id == target.enterprise_id,
-            Role::GroupAdmin => {
-                caller.enterprise_id == target.enterprise_id && caller.group_id == target.group_id
-            }
-            Role::User => false,
-        }
-}
-
 impl XsiActions {
     /// The handler, over the telephony model, checking credentials with `auth`.
     pub fn new(telephony: Telephony, config: Arc<XsiConfig>, auth: Authenticator) -> Self {
@@ -244,7 +231,13 @@ impl XsiActions {
             .user(target_id)
             .await?
             .ok_or_else(|| ApiError::UnknownUser(target_id.to_owned()))?;
-        if may_access(caller, &target) {
+        if may_reach(
+            caller,
+            Reach::User {
+                id: &target.id,
+                record: Some(&target),
+            },
+        ) {
             Ok(target)
         } else {
             Err(ApiError::Forbidden)

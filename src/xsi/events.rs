@@ -33,8 +33,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::mpsc;
 
 use crate::http::{self, Handler, RequestContext, ResponseBody};
-use crate::store::{Role, SubscriptionRecord, SubscriptionTarget, User};
-use crate::telephony::{ServiceName, Telephony};
+use crate::store::{SubscriptionRecord, SubscriptionTarget, User};
+use crate::telephony::{may_reach, Reach, ServiceName, Telephony};
 
 use self::hub::{ChannelRequest, Hub, HubError, Owner, SubscribeRequest, PACKAGES};
 use super::auth::Authenticator;
@@ -171,34 +171,24 @@ impl From<HubError> for ApiError {
     }
 }
 
-/// True when `user` may subscribe to `target`.
+/// True when `user` may subscribe to `target` (the rule is `telephony::access`'s).
 fn may_watch(user: &User, target: &SubscriptionTarget, target_user: Option<&User>) -> bool {
-    match (target, user.role) {
-        (_, Role::SystemAdmin) => true,
-        (SubscriptionTarget::User { user_id }, role) => {
-            user_id.eq_ignore_ascii_case(&user.id)
-                || target_user.is_some_and(|t| match role {
-                    Role::EnterpriseAdmin => t.enterprise_id == user.enterprise_id,
-                    Role::GroupAdmin => {
-                        t.enterprise_id == user.enterprise_id && t.group_id == user.group_id
-                    }
-                    _ => false,
-                })
-        }
-        (
-            SubscriptionTarget::Group {
-                enterprise_id,
-                group_id,
-            },
-            Role::GroupAdmin,
-        ) => *enterprise_id == user.enterprise_id && *group_id == user.group_id,
-        (
-            SubscriptionTarget::Group { enterprise_id, .. }
-            | SubscriptionTarget::Enterprise { enterprise_id },
-            Role::EnterpriseAdmin,
-        ) => *enterprise_id == user.enterprise_id,
-        _ => false,
-    }
+    let reach = match target {
+        SubscriptionTarget::User { user_id } => Reach::User {
+            id: user_id,
+            record: target_user,
+        },
+        SubscriptionTarget::Group {
+            enterprise_id,
+            group_id,
+        } => Reach::Group {
+            enterprise_id,
+            group_id,
+        },
+        SubscriptionTarget::Enterprise { enterprise_id } => Reach::Enterprise { enterprise_id },
+        SubscriptionTarget::System => Reach::System,
+    };
+    may_reach(user, reach)
 }
 
 fn describe(record: &SubscriptionRecord, expires: Option<u64>) -> documents::Subscription {
