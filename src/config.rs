@@ -6,9 +6,10 @@
 //! every problem at once. Secrets given as `*_file` are read during validation, so a
 //! validated config holds them resolved.
 //!
-//! The sections live beside this file: `server.rs` ([server], [tls], [store], [admin]),
-//! `xmpp.rs` ([xmpp], [[components]]), `xsi.rs` ([http], [xsi], [xsi_events], [cti]),
-//! `limits.rs` ([limits], [quotas]), `listen.rs` (listener addresses); `validate.rs` holds the cross-field rules.
+//! The sections live beside this file: `server.rs` (`[server]`, `[tls]`, `[store]`,
+//! `[admin]`), `xmpp.rs` (`[xmpp]`, `[[components]]`), `xsi.rs` (`[http]`, `[xsi]`,
+//! `[xsi_events]`, `[cti]`), `limits.rs` (`[limits]`, `[quotas]`), `listen.rs` (listener
+//! addresses); `validate.rs` holds the cross-field rules.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

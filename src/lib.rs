@@ -7,23 +7,23 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`cli`] | the command line (`serve`, `check-config`, `pki`, `user`, `component`) |
+//! | [`cli`] | the command line (`serve`, `check-config`, `pki`, `user`, `component`, `device`) |
 //! | [`config`] | the TOML file: typed, unknown keys refused, validated as a whole |
 //! | [`server`] | `Server::bind(config)` → bound listeners → `Bound::run(shutdown)` |
 //! | [`shutdown`] | the cancellation token and task tracker every long-lived task obeys |
-//! | [`net`] | the one accept loop (connection limit, `TCP_NODELAY`, per-connection span) |
+//! | [`net`] | the one accept loop: every address of a listener, pre-authentication budgets, connection limits, `TCP_NODELAY`, per-connection span |
 //! | [`tls`] | the only place that builds rustls configs; start-up certificate checks |
 //! | [`pki`] | verify, inspect and issue certificates (sync, no tokio) |
 //! | [`store`] | persistence behind a trait; SQLite by default |
-//! | [`credentials`] | SCRAM-SHA-1/256 password verifiers (no clear passwords stored) |
+//! | [`credentials`] | SCRAM-SHA-1/256 password verifiers (no clear passwords stored), the login limiter |
 //! | [`dns`] | SRV discovery with RFC 2782 ordering, A/AAAA fallback |
 //! | [`embedded`] | the development PKI and demo data of the zero-config mode |
 //! | [`admin`] | the plain-HTTP admin listener (`/healthz`, `/metrics`) |
 //! | [`telemetry`] | metrics, rendered for Prometheus |
-//! | [`xmpp`] | XEP-0114 components: stream framing, sessions, router, server services |
+//! | [`xmpp`] | XEP-0114 components, c2s and WebSocket clients (SASL, rosters, presence, XEP-0198), the router, server services |
 //! | [`http`] | the HTTPS front: TLS, HTTP/1.1 + HTTP/2, limits, affinity cookie, dispatch |
-//! | [`telephony`] | directory, service settings, call logs, the event bus |
-//! | [`xsi`] | XSI-Actions: auth, resources, XML and BadgerFish JSON, ErrorInfo |
+//! | [`telephony`] | directory, who may reach whom, service settings, call logs, the event bus |
+//! | [`xsi`] | XSI-Actions and XSI-Events (channels, subscriptions, acks), CTI: auth, resources, XML and BadgerFish JSON, ErrorInfo |
 //!
 //! `xmpp`, `xsi` and `pki` never import each other: they meet in `telephony` and the
 //! shared modules. See `docs/ARCHITECTURE.md` for the data path.

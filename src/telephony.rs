@@ -2,8 +2,9 @@
 //! their service settings, call logs, and the event bus that announces every change.
 //!
 //! XSI-Actions reads and changes it through the [`Telephony`] handle built in
-//! `server.rs`; XSI-Events (and later call control) subscribes to its [`EventBus`]. A change
-//! of a service setting follows one path whatever interface made it:
+//! `server.rs`; XSI-Events subscribes to its [`EventBus`]. Who may reach whom is decided in
+//! one place, [`access`]. A change of a service setting follows one path whatever interface
+//! made it:
 //!
 //! ```text
 //! set_service(user, settings)

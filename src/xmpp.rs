@@ -1,5 +1,6 @@
-//! The XMPP server: call bridges as XEP-0114 components (and, with the client issue, c2s
-//! and WebSocket sessions), joined by a router.
+//! The XMPP server: call bridges as XEP-0114 components ([`component`]), clients over c2s
+//! with STARTTLS and SASL ([`client`]) and over WebSocket ([`websocket`]), with rosters,
+//! presence and XEP-0198 stream management, all joined by one [`router`].
 //!
 //! Stanzas are handled namespace-agnostically (xmpp-parsers fixes one stanza namespace per
 //! build): a session reads minidom elements from its stream ([`stream`]), the router looks

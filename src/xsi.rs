@@ -1,5 +1,6 @@
-//! The XSP edge: XSI-Actions over the shared HTTPS front (and, with its issue,
-//! XSI-Events and CTI).
+//! The XSP edge: XSI-Actions ([`actions`]) and XSI-Events ([`events`]) over the shared
+//! HTTPS front, and the same two over mutual TLS on the CTI listener (where the client
+//! certificate, not a password, names the application).
 //!
 //! A request to `/com.broadsoft.xsi-actions/v2.0/…` goes through [`actions::XsiActions`]:
 //!

@@ -113,7 +113,9 @@ fn every_table_of_the_example_refuses_an_unknown_key() {
             table = match part.split_once('[') {
                 Some((key, index)) => {
                     let n: usize = index.trim_end_matches(']').parse().unwrap();
-                    table[key].as_array_mut().unwrap()[n].as_table_mut().unwrap()
+                    table[key].as_array_mut().unwrap()[n]
+                        .as_table_mut()
+                        .unwrap()
                 }
                 None => table[part].as_table_mut().unwrap(),
             };

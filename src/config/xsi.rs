@@ -114,11 +114,11 @@ pub struct CtiConfig {
     pub enabled: Option<bool>,
     /// Addresses of the CTI listener. Default `[::]:8012` (both families).
     pub listen: Listen,
-    /// The CAs a client certificate must chain to. Required with a configured [tls]
+    /// The CAs a client certificate must chain to. Required with a configured `[tls]`
     /// certificate; with the development PKI, its CA.
     pub trust_file: Option<PathBuf>,
     /// The CNs admitted (each one application identity, e.g. `bwcticlient.webex.com`).
-    /// Required with a configured [tls] certificate; with the development PKI,
+    /// Required with a configured `[tls]` certificate; with the development PKI,
     /// `cti-client.<domain>` (its CTI client certificate).
     pub allowed_client_ids: Vec<String>,
     /// Connections open at once. Default 1000.

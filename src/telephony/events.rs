@@ -1,11 +1,13 @@
 //! The event bus: every change in the telephony model is published once, as a typed
 //! [`TelephonyEvent`] carrying its user and a per-user sequence number.
 //!
-//! Subscribers (XSI-Events channels, later call control) get a bounded
+//! Subscribers (today the XSI-Events delivery task in `server.rs`) get a bounded
 //! `tokio::sync::broadcast` receiver. A subscriber that falls more than the bus capacity
-//! behind receives `RecvError::Lagged` and must treat it as lost events. It resynchronises
-//! from the store; it never skips silently. Sequence numbers are assigned and sent under one
-//! lock, so for any user the bus order is the sequence order.
+//! (`xsi.event_bus_capacity`) behind receives `RecvError::Lagged`: those events are lost,
+//! and the delivery task logs how many at `error` level. Nothing resynchronises them yet:
+//! the settings themselves are in the store, so a client that re-reads them is right again.
+//! Sequence numbers are assigned and sent under one lock, so for any user the bus order is
+//! the sequence order.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,4 +1,4 @@
-//! Client sessions (RFC 6120, RFC 6121): the c2s listener and, through [`Transport`], XMPP
+//! Client sessions (RFC 6120, RFC 6121): the c2s listener and, through `Transport`, XMPP
 //! over WebSocket ([`super::websocket`]) share everything after the first byte.
 //!
 //! ```text

@@ -47,7 +47,7 @@ pub enum Outbound {
 const WRITE_BATCH: usize = 64;
 
 /// What a session writes next: `first` and whatever else is queued, up to
-/// [`WRITE_BATCH`] stanzas, stopping at a close command (returned second; the stanzas
+/// `WRITE_BATCH` stanzas, stopping at a close command (returned second; the stanzas
 /// before it are still written).
 pub fn take_batch(
     first: Option<Outbound>,
