@@ -20,7 +20,8 @@ pub mod stanza;
 pub mod stream;
 pub mod websocket;
 
-/// Namespaces the XMPP server speaks.
+/// Every namespace the XMPP server speaks, in one place (modules re-export the ones they
+/// are about, e.g. `sm::SM`).
 pub mod ns {
     /// RFC 6120 stream namespace.
     pub const STREAM: &str = "http://etherx.jabber.org/streams";
@@ -32,4 +33,34 @@ pub mod ns {
     pub const COMPONENT: &str = "jabber:component:accept";
     /// Client streams.
     pub const CLIENT: &str = "jabber:client";
+    /// STARTTLS (RFC 6120 §5).
+    pub const TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
+    /// SASL (RFC 6120 §6).
+    pub const SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
+    /// XEP-0440 SASL channel-binding type capability.
+    pub const SASL_CB: &str = "urn:xmpp:sasl-cb:0";
+    /// Resource binding (RFC 6120 §7).
+    pub const BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
+    /// The legacy session establishment (RFC 3921), answered for old clients.
+    pub const SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
+    /// Bridgehead's credential check asked of `auth_via_component`.
+    pub const COMPONENT_AUTH: &str = "urn:bridgehead:auth:0";
+    /// XEP-0198 stream management.
+    pub const SM: &str = "urn:xmpp:sm:3";
+    /// RFC 6121 rosters.
+    pub const ROSTER: &str = "jabber:iq:roster";
+    /// RFC 7395 WebSocket framing.
+    pub const FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
+    /// XEP-0156 alternative connection method: WebSocket.
+    pub const ALT_CONNECTION_WEBSOCKET: &str = "urn:xmpp:alt-connections:websocket";
+    /// XEP-0030 service discovery, info.
+    pub const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
+    /// XEP-0030 service discovery, items.
+    pub const DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
+    /// XEP-0199 ping.
+    pub const PING: &str = "urn:xmpp:ping";
+    /// XEP-0092 software version.
+    pub const VERSION: &str = "jabber:iq:version";
+    /// XEP-0202 entity time.
+    pub const TIME: &str = "urn:xmpp:time";
 }

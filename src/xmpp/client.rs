@@ -68,16 +68,7 @@ use crate::net::listener::{Admission, PhaseEnd};
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 
-/// STARTTLS (RFC 6120 §5).
-pub const TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
-/// SASL (RFC 6120 §6).
-pub const SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
-/// Resource binding (RFC 6120 §7).
-pub const BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
-/// The legacy session establishment (RFC 3921), offered as optional for old clients.
-pub const SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
-/// The credential check asked of `auth_via_component`.
-pub const COMPONENT_AUTH: &str = "urn:bridgehead:auth:0";
+pub use super::ns::{BIND, COMPONENT_AUTH, SASL, SESSION, TLS};
 
 use park::Parked;
 pub(crate) use transport::Transport;

@@ -74,7 +74,7 @@ pub fn ping(stream_ns: &str, server: &str, peer: &str, sequence: u64) -> Element
         stream_ns,
         &[("type", "get"), ("id", &id), ("from", server), ("to", peer)],
     )
-    .append(Element::bare("ping", "urn:xmpp:ping"))
+    .append(Element::bare("ping", super::ns::PING))
     .build()
 }
 

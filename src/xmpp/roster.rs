@@ -36,8 +36,7 @@ use super::stanza::attr;
 use crate::config::QuotasConfig;
 use crate::store::{RosterItem, RosterSubscription, Store, StoreError};
 
-/// The roster namespace.
-pub const ROSTER: &str = "jabber:iq:roster";
+pub use super::ns::ROSTER;
 
 /// What the roster logic knows of one bound session.
 #[derive(Debug)]

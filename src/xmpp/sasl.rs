@@ -33,8 +33,7 @@ use crate::credentials::{digest, hmac, ScramHash, ScramVerifier};
 pub const TLS_EXPORTER: &str = "tls-exporter";
 /// The exporter label RFC 9266 defines.
 pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-Channel-Binding";
-/// XEP-0440: which channel-binding types the server supports.
-pub const SASL_CB: &str = "urn:xmpp:sasl-cb:0";
+pub use super::ns::SASL_CB;
 
 /// SASL mechanisms Bridgehead speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,11 +7,7 @@ use minidom::Element;
 use super::router::{Delivery, Router};
 use super::stanza::{self, Kind};
 
-const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
-const DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
-const PING: &str = "urn:xmpp:ping";
-const VERSION: &str = "jabber:iq:version";
-const TIME: &str = "urn:xmpp:time";
+use super::ns::{DISCO_INFO, DISCO_ITEMS, PING, TIME, VERSION};
 
 /// The result to `request`, carrying `body` if any.
 fn result_with(request: &Element, body: Option<Element>) -> Element {

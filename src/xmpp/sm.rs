@@ -37,8 +37,7 @@ use minidom::Element;
 
 use super::stanza;
 
-/// The stream management namespace.
-pub const SM: &str = "urn:xmpp:sm:3";
+pub use super::ns::SM;
 
 /// Why an acknowledgement was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

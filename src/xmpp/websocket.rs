@@ -46,10 +46,9 @@ use crate::http::{full, text, Handler, RequestContext, ResponseBody};
 pub const PATH: &str = "/xmpp-websocket";
 /// Where XEP-0156 discovery is mounted (`host-meta` and `host-meta.json`).
 pub const HOST_META: &str = "/.well-known/host-meta";
-/// RFC 7395 framing.
-pub const FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
+use super::ns::ALT_CONNECTION_WEBSOCKET as ALT_CONNECTION;
+pub use super::ns::FRAMING;
 const XRD: &str = "http://docs.oasis-open.org/ns/xri/xrd-1.0";
-const ALT_CONNECTION: &str = "urn:xmpp:alt-connections:websocket";
 
 fn header_has_token(request: &Request<Incoming>, name: &str, token: &str) -> bool {
     request.headers().get_all(name).iter().any(|value| {
