@@ -478,7 +478,7 @@ impl Bound {
                 }),
             );
         }
-        spawn_event_delivery(&shutdown, self.hub.clone(), self.telephony.clone());
+        crate::xsi::events::spawn_background(&shutdown, self.hub.clone(), self.telephony.clone());
         spawn_store_maintenance(&shutdown, Arc::clone(&self.store));
         for (listener, front) in self.https.into_iter().chain(self.cti) {
             let for_connections = shutdown.clone();
@@ -498,52 +498,6 @@ impl Bound {
             shutdown.cancelled().await;
         }
     }
-}
-
-/// The XSI-Events background work: one task carries telephony events to the hub in bus
-/// order, another runs the hub's timers. On shutdown every channel gets its
-/// ChannelTerminatedEvent and its stream ends, so graceful HTTP shutdown does not wait on
-/// open channels.
-fn spawn_event_delivery(shutdown: &Shutdown, hub: Hub, telephony: Telephony) {
-    let mut events = telephony.events().subscribe();
-    let (delivery_hub, delivery_shutdown) = (hub.clone(), shutdown.clone());
-    shutdown.spawn(async move {
-        loop {
-            let event = tokio::select! {
-                _ = delivery_shutdown.cancelled() => break,
-                event = events.recv() => event,
-            };
-            match event {
-                Ok(event) => delivery_hub.deliver(&event),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(lost)) => {
-                    tracing::error!(
-                        lost,
-                        "event delivery fell behind the telephony bus; events were lost"
-                    );
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-            }
-        }
-    });
-    let timer_shutdown = shutdown.clone();
-    shutdown.spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
-        loop {
-            tokio::select! {
-                _ = timer_shutdown.cancelled() => {
-                    hub.close_all();
-                    break;
-                }
-                _ = tick.tick() => {
-                    for expired in hub.tick(std::time::Instant::now()) {
-                        if let Err(e) = hub.remove_subscription(&expired, true).await {
-                            tracing::warn!(error = %e, subscription = %expired, "cannot end an expired subscription");
-                        }
-                    }
-                }
-            }
-        }
-    });
 }
 
 /// Store housekeeping every second, off the request path, until shutdown.

@@ -18,8 +18,11 @@
 //! node that holds it (`node:uuid`), and a request for another node's channel gets 404
 //! (documented; forwarding comes with clustering). The hub ([`hub`]) does the delivery.
 
+mod background;
 pub mod documents;
 pub mod hub;
+
+pub use background::spawn_background;
 
 use std::convert::Infallible;
 use std::pin::Pin;
