@@ -172,3 +172,29 @@ fn pem_blocks(path: &Path, bytes: &[u8]) -> Result<Vec<pem::Pem>, PkiError> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any bytes, raw or in PEM armour, give certificates or a `PkiError`, never a
+        /// panic: what a damaged file does to `pki verify`.
+        #[test]
+        fn any_input_is_read_or_refused(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let path = Path::new("input.pem");
+            let _ = parse_certificates(path, "input", &bytes);
+            let mut der = bytes.clone();
+            der.insert(0, 0x30);
+            let _ = parse_certificates(path, "input", &der);
+            let armoured = format!(
+                "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+                base64::engine::general_purpose::STANDARD.encode(&der)
+            );
+            let _ = parse_certificates(path, "input", armoured.as_bytes());
+        }
+    }
+}

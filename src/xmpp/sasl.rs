@@ -550,4 +550,34 @@ mod tests {
         assert_eq!(decode("!!"), Err(Failure::IncorrectEncoding));
         assert_eq!(decode("="), Ok(Vec::new()));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Whatever a client sends, the SASL parsers answer with a value or a failure.
+        #[test]
+        fn any_bytes_are_parsed_or_refused(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..96)) {
+            let _ = parse_plain(&bytes);
+            for mechanism in [Mechanism::ScramSha256, Mechanism::ScramSha1Plus] {
+                let _ = parse_client_first(&bytes, mechanism, true);
+            }
+            let _ = decode(&String::from_utf8_lossy(&bytes));
+        }
+
+        /// Client-first messages with any user name round-trip SCRAM's escaping.
+        #[test]
+        fn escaped_user_names_come_back(name in "[a-z=,@.]{1,16}", nonce in "[!-+--~]{1,24}") {
+            let escaped = name.replace('=', "=3D").replace(',', "=2C");
+            let message = format!("n,,n={escaped},r={nonce}");
+            let first = parse_client_first(message.as_bytes(), Mechanism::ScramSha256, false).unwrap();
+            proptest::prop_assert_eq!(first.username, name);
+        }
+
+        /// PLAIN messages come apart into what was put in.
+        #[test]
+        fn plain_round_trips(user in "[^\\x00]{1,16}", password in "[^\\x00]{1,16}") {
+            let credentials = parse_plain(format!("\0{user}\0{password}").as_bytes()).unwrap();
+            proptest::prop_assert_eq!((credentials.username, credentials.password), (user, password));
+        }
+    }
 }

@@ -196,3 +196,27 @@ fn check_document(xml: &str, root: &str, max_depth: usize) -> Result<(), String>
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// A PUT body of any bytes, declared XML or JSON, is read or refused with 400,
+        /// never a panic.
+        #[test]
+        fn any_body_is_read_or_refused(
+            body in "(<DoNotDisturb xmlns=\"http://schema.broadsoft.com/xsi\">|\\{\"DoNotDisturb\":)?[<>/a-zA-Z\"{}:,$ ]{0,80}"
+        ) {
+            for format in [Format::Xml, Format::Json] {
+                let parsed: Result<crate::xsi::model::DoNotDisturb, ApiError> =
+                    parse(body.as_bytes(), format, "DoNotDisturb", 64);
+                if let Err(e) = parsed {
+                    proptest::prop_assert_eq!(e.status(), hyper::StatusCode::BAD_REQUEST, "{:?}", e);
+                }
+            }
+        }
+    }
+}

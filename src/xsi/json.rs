@@ -305,4 +305,44 @@ mod tests {
         assert!(xml_to_json("<!DOCTYPE x [<!ENTITY a 'b'>]><x>&a;</x>").is_err());
         assert!(xml_to_json("<x>&undefined;</x>").is_err());
     }
+
+    /// A small XML tree: element names from a short alphabet, text that needs escaping.
+    fn trees() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let name = proptest::sample::select(vec!["a", "b", "active", "entry"]);
+        let text = "[ -~àé€☎<>&\"']{0,12}";
+        let leaf = (name.clone(), text).prop_map(|(n, t)| {
+            let escaped = t
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;");
+            format!("<{n}>{escaped}</{n}>")
+        });
+        leaf.prop_recursive(4, 32, 4, move |inner| {
+            (name.clone(), proptest::collection::vec(inner, 1..4))
+                .prop_map(|(n, children)| format!("<{n}>{}</{n}>", children.concat()))
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+        /// XML → BadgerFish → XML → BadgerFish gives the same JSON: nothing is lost or
+        /// invented on the way, whatever the text holds.
+        #[test]
+        fn badgerfish_round_trips(body in trees()) {
+            let xml = format!("<Doc xmlns=\"http://schema.broadsoft.com/xsi\">{body}</Doc>");
+            let json = xml_to_json(&xml).unwrap();
+            let again = xml_to_json(&json_to_xml(&json).unwrap()).unwrap();
+            proptest::prop_assert_eq!(json, again);
+        }
+
+        /// Any JSON value is converted or refused, never a panic.
+        #[test]
+        fn any_json_is_converted_or_refused(text in "[\\[\\]{}\":,$@a-z0-9 ]{0,64}") {
+            if let Ok(value) = serde_json::from_str::<Value>(&text) {
+                let _ = json_to_xml(&value);
+            }
+        }
+    }
 }

@@ -129,7 +129,7 @@ fn serve_refuses_a_certificate_without_the_host_fqdn() {
         "{run:?}"
     );
     let run = run_in(dir.path(), &["check-config", "-c", "bridgehead.toml"]);
-    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.code, 2, "an unusable certificate is an error: {run:?}");
     assert!(
         run.stderr
             .contains("host FQDN host9.example.com is not covered"),
