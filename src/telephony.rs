@@ -25,7 +25,9 @@ use std::sync::Arc;
 
 use crate::config::QuotasConfig;
 
-use crate::store::{CallLogKind, CallLogRecord, Device, PersonalContact, Store, StoreError, User};
+use crate::store::{
+    CallLogKind, CallLogRecord, Device, Enterprise, Group, PersonalContact, Store, StoreError, User,
+};
 
 pub use access::{may_reach, Reach};
 pub use directory::{DirectoryEntry, DirectoryPage, DirectoryQuery, DirectoryScope};
@@ -115,6 +117,34 @@ impl Telephony {
     /// Moves whenever users may have changed (see [`Store::users_generation`]).
     pub fn users_generation(&self) -> u64 {
         self.store.users_generation()
+    }
+
+    /// Adds `user`. Its enterprise and group are created, named by their ids, when they do
+    /// not exist yet; existing ones are left as they are.
+    pub async fn add_user(&self, user: &User) -> Result<(), TelephonyError> {
+        let enterprises = self.store.enterprises().await?;
+        if !enterprises.iter().any(|e| e.id == user.enterprise_id) {
+            self.store
+                .put_enterprise(&Enterprise {
+                    id: user.enterprise_id.clone(),
+                    name: user.enterprise_id.clone(),
+                })
+                .await?;
+        }
+        let groups = self.store.groups().await?;
+        if !groups
+            .iter()
+            .any(|g| g.id == user.group_id && g.enterprise_id == user.enterprise_id)
+        {
+            self.store
+                .put_group(&Group {
+                    id: user.group_id.clone(),
+                    enterprise_id: user.enterprise_id.clone(),
+                    name: user.group_id.clone(),
+                })
+                .await?;
+        }
+        Ok(self.store.add_user(user).await?)
     }
 
     /// Gives `user` a new password. With `old`, it must be the current one (users changing

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::{read_first_line, usage, ConfigArgs};
 use crate::credentials::PasswordVerifiers;
-use crate::store::{Enterprise, Group, Role, Store, User};
+use crate::store::{Role, Store, User};
 
 /// How a password is given.
 #[derive(Debug, Args)]
@@ -125,34 +125,13 @@ pub(super) async fn user_command(command: UserCommand) -> anyhow::Result<u8> {
                 "password",
             )?;
             let verifiers = PasswordVerifiers::new(&secret, config.store.scram_iterations)?;
-            if !store
-                .enterprises()
-                .await?
-                .iter()
-                .any(|e| e.id == enterprise)
-            {
-                store
-                    .put_enterprise(&Enterprise {
-                        id: enterprise.clone(),
-                        name: enterprise.clone(),
-                    })
-                    .await?;
-            }
-            if !store
-                .groups()
-                .await?
-                .iter()
-                .any(|g| g.id == group && g.enterprise_id == enterprise)
-            {
-                store
-                    .put_group(&Group {
-                        id: group.clone(),
-                        enterprise_id: enterprise.clone(),
-                        name: group.clone(),
-                    })
-                    .await?;
-            }
-            store
+            // The model creates the user's enterprise and group when they are new.
+            let telephony = crate::telephony::Telephony::new(
+                std::sync::Arc::new(store),
+                crate::telephony::EventBus::new(1),
+                config.quotas.clone(),
+            );
+            telephony
                 .add_user(&User {
                     id: id.clone(),
                     first_name,
