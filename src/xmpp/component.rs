@@ -427,7 +427,7 @@ impl ComponentService {
             ));
         }
         match services::deliver(&self.router, element, |d| self.directory.is_known(d)) {
-            Delivery::Bounced(condition) => tracing::debug!(condition, "stanza bounced"),
+            Delivery::Bounced(condition) => tracing::debug!(%condition, "stanza bounced"),
             Delivery::Held => tracing::debug!("stanza held for a component that is away"),
             Delivery::Delivered | Delivery::Dropped | Delivery::ToServer => {}
         }

@@ -64,6 +64,69 @@ impl fmt::Display for StreamCondition {
     }
 }
 
+/// RFC 6120 §8.3.3 stanza-error conditions Bridgehead sends, each with its error type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StanzaCondition {
+    /// The request is malformed.
+    BadRequest,
+    /// A resource or item of that name exists (a bind to a taken resource).
+    Conflict,
+    /// No such item (XEP-0198: no session to resume).
+    ItemNotFound,
+    /// An address is not a valid JID.
+    JidMalformed,
+    /// The request breaks a rule of the resource (a roster item too large).
+    NotAcceptable,
+    /// The action is not allowed (a roster change to another user's roster).
+    NotAllowed,
+    /// The recipient is not online now.
+    RecipientUnavailable,
+    /// No server or component of that name.
+    RemoteServerNotFound,
+    /// A queue or quota is full.
+    ResourceConstraint,
+    /// The addressee does not offer this.
+    ServiceUnavailable,
+    /// The request is not expected now (XEP-0198 before it is enabled).
+    UnexpectedRequest,
+}
+
+impl StanzaCondition {
+    /// The element name of the condition.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StanzaCondition::BadRequest => "bad-request",
+            StanzaCondition::Conflict => "conflict",
+            StanzaCondition::ItemNotFound => "item-not-found",
+            StanzaCondition::JidMalformed => "jid-malformed",
+            StanzaCondition::NotAcceptable => "not-acceptable",
+            StanzaCondition::NotAllowed => "not-allowed",
+            StanzaCondition::RecipientUnavailable => "recipient-unavailable",
+            StanzaCondition::RemoteServerNotFound => "remote-server-not-found",
+            StanzaCondition::ResourceConstraint => "resource-constraint",
+            StanzaCondition::ServiceUnavailable => "service-unavailable",
+            StanzaCondition::UnexpectedRequest => "unexpected-request",
+        }
+    }
+
+    /// The error type RFC 6120 §8.3.3 gives the condition (`type` of `<error/>`).
+    pub fn error_type(self) -> &'static str {
+        match self {
+            StanzaCondition::ResourceConstraint | StanzaCondition::RecipientUnavailable => "wait",
+            StanzaCondition::BadRequest | StanzaCondition::JidMalformed => "modify",
+            // RFC 6120's example gives not-acceptable `modify`; Bridgehead has always sent
+            // `cancel`, and the refactor keeps the wire as it was.
+            _ => "cancel",
+        }
+    }
+}
+
+impl fmt::Display for StanzaCondition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why an XMPP stream ended or could not proceed.
 #[derive(Debug, thiserror::Error)]
 pub enum XmppError {

@@ -23,6 +23,7 @@
 //! or the session ending) goes to the same contacts and to everyone the resource sent
 //! directed presence to.
 
+use crate::xmpp::error::StanzaCondition;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -272,13 +273,13 @@ impl Rosters {
                 let items: Vec<&Element> =
                     query.children().filter(|c| c.is("item", ROSTER)).collect();
                 let [item] = items.as_slice() else {
-                    return stanza::error_reply(request, "bad-request");
+                    return stanza::error_reply(request, StanzaCondition::BadRequest);
                 };
                 let Some(contact) = item.attr("jid").and_then(bare_of) else {
-                    return stanza::error_reply(request, "jid-malformed");
+                    return stanza::error_reply(request, StanzaCondition::JidMalformed);
                 };
                 if contact == session.bare {
-                    return stanza::error_reply(request, "not-allowed");
+                    return stanza::error_reply(request, StanzaCondition::NotAllowed);
                 }
                 if item.attr("subscription") == Some("remove") {
                     self.remove(&session.bare, &contact).await;
@@ -297,7 +298,7 @@ impl Rosters {
                         .collect();
                     if let Err(why) = self.check_item_text(name.as_deref(), &groups) {
                         tracing::info!(user = %session.bare, why, "roster set refused");
-                        return stanza::error_reply(request, "not-acceptable");
+                        return stanza::error_reply(request, StanzaCondition::NotAcceptable);
                     }
                     let _guard = self.changes.lock().await;
                     let mut updated = self.item(&session.bare, &contact).await;
@@ -307,15 +308,18 @@ impl Rosters {
                         Ok(()) => {}
                         Err(StoreError::Full { limit }) => {
                             tracing::info!(user = %session.bare, limit, "roster is full");
-                            return stanza::error_reply(request, "resource-constraint");
+                            return stanza::error_reply(
+                                request,
+                                StanzaCondition::ResourceConstraint,
+                            );
                         }
-                        Err(_) => return stanza::error_reply(request, "not-allowed"),
+                        Err(_) => return stanza::error_reply(request, StanzaCondition::NotAllowed),
                     }
                     self.push(&session.bare, &updated, false);
                 }
                 Some(stanza::iq_result(request).build())
             }
-            _ => stanza::error_reply(request, "bad-request"),
+            _ => stanza::error_reply(request, StanzaCondition::BadRequest),
         }
     }
 

@@ -22,6 +22,7 @@
 mod clients;
 mod requests;
 
+use crate::xmpp::error::StanzaCondition;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -130,7 +131,7 @@ pub enum Delivery {
     /// Held for a component that dropped moments ago.
     Held,
     /// Bounced to the sender with this stanza error.
-    Bounced(&'static str),
+    Bounced(StanzaCondition),
     /// Dropped without an answer (an error stanza, or presence nobody takes).
     Dropped,
 }
@@ -161,7 +162,7 @@ pub enum RequestError {
     Timeout,
     /// The request could not be delivered (`condition`).
     #[error("the request was not delivered: {0}")]
-    Undelivered(&'static str),
+    Undelivered(StanzaCondition),
 }
 
 #[derive(Debug)]
@@ -256,7 +257,7 @@ impl Router {
         slot.connections.push(Connection { id, queue: tx });
         drop(slots);
         for stanza in overflow {
-            self.bounce(stanza, "resource-constraint");
+            self.bounce(stanza, StanzaCondition::ResourceConstraint);
         }
         Ok(Attachment { id, queue: rx })
     }
@@ -295,7 +296,7 @@ impl Router {
         }
         let count = expired.len();
         for stanza in expired {
-            self.bounce(stanza, "recipient-unavailable");
+            self.bounce(stanza, StanzaCondition::RecipientUnavailable);
         }
         count
     }
@@ -341,7 +342,7 @@ impl Router {
             return Delivery::ToServer;
         };
         let Ok(jid) = jid::Jid::new(&to) else {
-            return self.bounce(stanza, "jid-malformed");
+            return self.bounce(stanza, StanzaCondition::JidMalformed);
         };
         let domain = jid.domain().as_str().to_ascii_lowercase();
         if domain == self.inner.domain {
@@ -360,11 +361,11 @@ impl Router {
                 crate::telemetry::held(&domain);
                 return Delivery::Held;
             }
-            Err(stanza) if known => self.bounce(stanza, "service-unavailable"),
-            Err(stanza) => self.bounce(stanza, "remote-server-not-found"),
+            Err(stanza) if known => self.bounce(stanza, StanzaCondition::ServiceUnavailable),
+            Err(stanza) => self.bounce(stanza, StanzaCondition::RemoteServerNotFound),
         };
         if let Delivery::Bounced(condition) = delivery {
-            crate::telemetry::bounced(if known { &domain } else { "unknown" }, condition);
+            crate::telemetry::bounced(if known { &domain } else { "unknown" }, condition.as_str());
         }
         delivery
     }
@@ -423,10 +424,10 @@ impl Router {
     }
 
     /// Sends `condition` back to the stanza's sender (unless it is an error, or presence).
-    fn bounce(&self, stanza: Element, condition: &'static str) -> Delivery {
+    fn bounce(&self, stanza: Element, condition: StanzaCondition) -> Delivery {
         match stanza::error_reply(&stanza, condition) {
             Some(reply) => {
-                tracing::debug!(condition, to = ?stanza.attr("to"), "bouncing stanza");
+                tracing::debug!(%condition, to = ?stanza.attr("to"), "bouncing stanza");
                 match self.route(reply, |_| false) {
                     Delivery::Delivered | Delivery::Held | Delivery::ToServer => {
                         Delivery::Bounced(condition)

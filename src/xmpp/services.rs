@@ -2,6 +2,7 @@
 //! XEP-0030 disco#info and disco#items (items = connected components), XEP-0199 ping,
 //! XEP-0092 software version, XEP-0202 entity time. Anything else gets the proper error.
 
+use crate::xmpp::error::StanzaCondition;
 use minidom::Element;
 
 use super::router::{Delivery, Router};
@@ -67,13 +68,13 @@ pub fn answer(router: &Router, request: &Element) -> Option<Element> {
     }
     if stanza::kind(request) != Some(Kind::Iq) {
         // Messages to the server domain are not stored or relayed; presence is ignored.
-        return stanza::error_reply(request, "service-unavailable");
+        return stanza::error_reply(request, StanzaCondition::ServiceUnavailable);
     }
     if request.attr("type") != Some("get") {
-        return stanza::error_reply(request, "service-unavailable");
+        return stanza::error_reply(request, StanzaCondition::ServiceUnavailable);
     }
     let Some(payload) = request.children().next() else {
-        return stanza::error_reply(request, "bad-request");
+        return stanza::error_reply(request, StanzaCondition::BadRequest);
     };
     let body = match (payload.name(), payload.ns().as_str()) {
         ("ping", PING) => None,
@@ -115,7 +116,7 @@ pub fn answer(router: &Router, request: &Element) -> Option<Element> {
                     .build(),
             )
         }
-        _ => return stanza::error_reply(request, "service-unavailable"),
+        _ => return stanza::error_reply(request, StanzaCondition::ServiceUnavailable),
     };
     Some(result_with(request, body))
 }
@@ -126,7 +127,7 @@ pub fn answer(router: &Router, request: &Element) -> Option<Element> {
 fn answer_for_account(router: &Router, request: &Element, account: &str) -> Option<Element> {
     let is_get = stanza::kind(request) == Some(Kind::Iq) && request.attr("type") == Some("get");
     if !is_get || !router.is_online(account) {
-        return stanza::error_reply(request, "service-unavailable");
+        return stanza::error_reply(request, StanzaCondition::ServiceUnavailable);
     }
     let payload = request.children().next()?;
     let body = match (payload.name(), payload.ns().as_str()) {
@@ -134,7 +135,7 @@ fn answer_for_account(router: &Router, request: &Element, account: &str) -> Opti
         ("query", DISCO_INFO) if payload.attr("node").is_none() => {
             Some(disco_info("account", "registered", &[DISCO_INFO, PING]))
         }
-        _ => return stanza::error_reply(request, "service-unavailable"),
+        _ => return stanza::error_reply(request, StanzaCondition::ServiceUnavailable),
     };
     Some(result_with(request, body))
 }

@@ -28,6 +28,7 @@
 //! client that keeps Nagle's algorithm on does not stall on a delayed ACK for its `<a/>`
 //! after every stanza. A client that never catches up is ended by `sm_max_unacked` alone.
 
+use crate::xmpp::error::StanzaCondition;
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -159,9 +160,9 @@ impl StreamManagement {
 }
 
 /// `<failed/>` with a stanza error condition.
-pub fn failed(condition: &str) -> Element {
+pub fn failed(condition: StanzaCondition) -> Element {
     Element::builder("failed", SM)
-        .append(Element::bare(condition, super::ns::STANZAS))
+        .append(Element::bare(condition.as_str(), super::ns::STANZAS))
         .build()
 }
 

@@ -1,6 +1,7 @@
 //! Stanza-level helpers on namespace-agnostic elements: what kind of stanza an element is,
 //! and the RFC 6120 §8.3 error reply to it.
 
+use crate::xmpp::error::StanzaCondition;
 use minidom::Element;
 
 use super::ns;
@@ -89,20 +90,11 @@ pub fn priority(presence: &Element) -> i32 {
 }
 
 /// The error type RFC 6120 §8.3.3 gives a condition.
-fn error_type(condition: &str) -> &'static str {
-    match condition {
-        "resource-constraint" | "remote-server-timeout" | "recipient-unavailable" => "wait",
-        "not-authorized" => "auth",
-        "bad-request" | "jid-malformed" | "feature-not-implemented" => "modify",
-        _ => "cancel",
-    }
-}
-
-/// The error reply to `stanza` with `condition` (a stanza-error condition name), or `None`
+/// The error reply to `stanza` with `condition`, or `None`
 /// when none may be sent: errors are never answered, and neither is presence, except
 /// presence probes, subscriptions and directed available presence are simply dropped too
 /// (RFC 6121 lets a server ignore presence to an unavailable entity).
-pub fn error_reply(stanza: &Element, condition: &str) -> Option<Element> {
+pub fn error_reply(stanza: &Element, condition: StanzaCondition) -> Option<Element> {
     let kind = kind(stanza)?;
     if stanza.attr("type") == Some("error") || kind == Kind::Presence {
         return None;
@@ -123,8 +115,8 @@ pub fn error_reply(stanza: &Element, condition: &str) -> Option<Element> {
         reply = reply.attr(rxml::xml_ncname!("id").to_owned(), id);
     }
     let error = Element::builder("error", stanza_ns)
-        .attr(rxml::xml_ncname!("type").to_owned(), error_type(condition))
-        .append(Element::builder(condition, ns::STANZAS).build())
+        .attr(rxml::xml_ncname!("type").to_owned(), condition.error_type())
+        .append(Element::builder(condition.as_str(), ns::STANZAS).build())
         .build();
     Some(reply.append(error).build())
 }
@@ -141,7 +133,7 @@ mod tests {
             .attr(rxml::xml_ncname!("from").to_owned(), "a@x/r")
             .attr(rxml::xml_ncname!("to").to_owned(), "b.x")
             .build();
-        let reply = error_reply(&iq, "service-unavailable").unwrap();
+        let reply = error_reply(&iq, StanzaCondition::ServiceUnavailable).unwrap();
         assert_eq!(reply.attr("to"), Some("a@x/r"));
         assert_eq!(reply.attr("from"), Some("b.x"));
         assert_eq!(reply.attr("id"), Some("q1"));
@@ -161,10 +153,10 @@ mod tests {
                 .attr(rxml::xml_ncname!("type").to_owned(), kind)
                 .build();
             assert!(
-                error_reply(&stanza, "service-unavailable").is_none(),
+                error_reply(&stanza, StanzaCondition::ServiceUnavailable).is_none(),
                 "{name} {kind}"
             );
         }
-        assert!(error_reply(&Element::bare("foo", "urn:x"), "bad-request").is_none());
+        assert!(error_reply(&Element::bare("foo", "urn:x"), StanzaCondition::BadRequest).is_none());
     }
 }

@@ -3,6 +3,7 @@
 //! fails here is closed with its stream error, after the server's header when it had not
 //! been sent; a refused bind is answered at once.
 
+use crate::xmpp::error::StanzaCondition;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -205,15 +206,16 @@ impl ClientService {
         request: &Element,
         bind: &Element,
     ) -> Result<Option<Box<Bound>>, XmppError> {
-        let reply_error =
-            |transport: &mut T, condition: &str| -> Result<Option<Box<Bound>>, XmppError> {
-                if let Some(error) = stanza::error_reply(request, condition) {
-                    transport.write(&error)?;
-                }
-                Ok(None)
-            };
+        let reply_error = |transport: &mut T,
+                           condition: StanzaCondition|
+         -> Result<Option<Box<Bound>>, XmppError> {
+            if let Some(error) = stanza::error_reply(request, condition) {
+                transport.write(&error)?;
+            }
+            Ok(None)
+        };
         if request.attr("type") != Some("set") {
-            return reply_error(transport, "bad-request");
+            return reply_error(transport, StanzaCondition::BadRequest);
         }
         let resource = bind
             .get_child("resource", BIND)
@@ -221,7 +223,7 @@ impl ClientService {
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| format!("bh-{}", hex::encode(rand::random::<[u8; 6]>())));
         let Ok(full) = jid::FullJid::new(&format!("{bare}/{resource}")) else {
-            return reply_error(transport, "bad-request");
+            return reply_error(transport, StanzaCondition::BadRequest);
         };
         let resource = full.resource().as_str().to_owned();
         let attachment =
@@ -230,7 +232,7 @@ impl ClientService {
                 .attach_client(bare, &resource, self.settings.resource_conflict)
             {
                 Ok(attachment) => attachment,
-                Err(_) => return reply_error(transport, "conflict"),
+                Err(_) => return reply_error(transport, StanzaCondition::Conflict),
             };
         let full = format!("{bare}/{resource}");
         transport.write(

@@ -4,6 +4,7 @@
 //! and updates presence and the router. A malformed `<resume/>` is refused without taking
 //! the parked session over.
 
+use crate::xmpp::error::StanzaCondition;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,7 +90,7 @@ impl ClientService {
         let previd = request.attr("previd").unwrap_or_default();
         // A malformed request leaves the parked session as it was.
         let Some(handled) = request.attr("h").and_then(|h| h.parse::<u32>().ok()) else {
-            transport.write(&sm::failed("bad-request"))?;
+            transport.write(&sm::failed(StanzaCondition::BadRequest))?;
             transport.flush().await?;
             return Ok(None);
         };
@@ -115,14 +116,14 @@ impl ClientService {
             None => None,
         };
         let Some(mut resumed) = taken else {
-            transport.write(&sm::failed("item-not-found"))?;
+            transport.write(&sm::failed(StanzaCondition::ItemNotFound))?;
             transport.flush().await?;
             return Ok(None);
         };
         let Some(state) = resumed.sm.as_mut() else {
             // Only sessions with stream management are parked; ended like any other.
             self.end_session(&mut resumed).await;
-            transport.write(&sm::failed("item-not-found"))?;
+            transport.write(&sm::failed(StanzaCondition::ItemNotFound))?;
             transport.flush().await?;
             return Ok(None);
         };

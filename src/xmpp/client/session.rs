@@ -3,6 +3,7 @@
 //! stanzas from the client (own JID checks, iqs to the account, presence, routing) and the
 //! end of the session.
 
+use crate::xmpp::error::StanzaCondition;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,7 +85,9 @@ impl ClientService {
             undelivered.push(*stanza);
         }
         for stanza in undelivered {
-            if let Some(bounce) = stanza::error_reply(&stanza, "recipient-unavailable") {
+            if let Some(bounce) =
+                stanza::error_reply(&stanza, StanzaCondition::RecipientUnavailable)
+            {
                 self.route(bounce);
             }
         }
@@ -232,7 +235,7 @@ impl ClientService {
                 bound.sm = Some(state);
             }
             ("enable", Some(_)) | ("r", None) => {
-                transport.write(&sm::failed("unexpected-request"))?
+                transport.write(&sm::failed(StanzaCondition::UnexpectedRequest))?
             }
             ("r", Some(state)) => transport.write(&state.answer())?,
             ("a", Some(state)) => {
@@ -311,7 +314,7 @@ impl ClientService {
                     return Ok(None);
                 };
                 let Some(to) = to else {
-                    return Ok(stanza::error_reply(&element, "jid-malformed"));
+                    return Ok(stanza::error_reply(&element, StanzaCondition::JidMalformed));
                 };
                 match element.attr("type") {
                     Some(kind @ ("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed")) => {

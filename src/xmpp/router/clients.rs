@@ -2,6 +2,7 @@
 //! `resource_conflict` policy, their presence, and RFC 6121 §8.5 delivery to a local
 //! account (full JID, bare JID by type and priority, or the server's answer).
 
+use crate::xmpp::error::StanzaCondition;
 use std::collections::HashMap;
 
 use minidom::Element;
@@ -136,7 +137,7 @@ impl Router {
                 (Some(session), _) => targets.push((session.id, session.queue.clone())),
                 (None, Some(stanza::Kind::Iq)) if to.resource().is_some() => {
                     drop(clients);
-                    return self.bounce(stanza, "service-unavailable");
+                    return self.bounce(stanza, StanzaCondition::ServiceUnavailable);
                 }
                 (None, Some(stanza::Kind::Iq)) => return Delivery::ToServer,
                 (None, Some(stanza::Kind::Presence)) if to.resource().is_some() => {
@@ -175,7 +176,7 @@ impl Router {
                 (None, Some(stanza::Kind::Message)) => {
                     if stanza_type == "groupchat" {
                         drop(clients);
-                        return self.bounce(stanza, "service-unavailable");
+                        return self.bounce(stanza, StanzaCondition::ServiceUnavailable);
                     }
                     let available = sessions
                         .iter()
@@ -193,7 +194,7 @@ impl Router {
         if targets.is_empty() {
             return match kind {
                 Some(stanza::Kind::Message) if stanza_type != "headline" => {
-                    self.bounce(stanza, "service-unavailable")
+                    self.bounce(stanza, StanzaCondition::ServiceUnavailable)
                 }
                 _ => Delivery::Dropped,
             };
@@ -225,7 +226,9 @@ impl Router {
         }
         match refused {
             _ if delivered => Delivery::Delivered,
-            Some(Outbound::Stanza(stanza)) => self.bounce(*stanza, "resource-constraint"),
+            Some(Outbound::Stanza(stanza)) => {
+                self.bounce(*stanza, StanzaCondition::ResourceConstraint)
+            }
             _ => Delivery::Dropped,
         }
     }

@@ -1,6 +1,7 @@
 //! Requests the server makes of a component (`auth_via_component`): the iq goes out, the
 //! answer from the entity asked comes back to the waiting caller, or a timeout.
 
+use crate::xmpp::error::StanzaCondition;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -35,7 +36,9 @@ impl Router {
                 _ => Err(RequestError::Timeout),
             },
             Delivery::Bounced(condition) => Err(RequestError::Undelivered(condition)),
-            _ => Err(RequestError::Undelivered("service-unavailable")),
+            _ => Err(RequestError::Undelivered(
+                StanzaCondition::ServiceUnavailable,
+            )),
         };
         self.pending().remove(&id);
         outcome

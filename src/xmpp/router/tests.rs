@@ -1,4 +1,5 @@
 use super::*;
+use crate::xmpp::error::StanzaCondition;
 
 fn policy(max: u32, on_conflict: OnConflict) -> ComponentPolicy {
     ComponentPolicy {
@@ -110,7 +111,7 @@ fn undeliverable_stanzas_bounce_with_the_right_condition() {
     assert_eq!(
         router.route(message("x@c.example.com", "y@down.example.com"), |d| d
             == "down.example.com"),
-        Delivery::Bounced("service-unavailable")
+        Delivery::Bounced(StanzaCondition::ServiceUnavailable)
     );
     let bounce = stanza_of(sender.queue.try_recv().ok());
     assert_eq!(bounce.attr("type"), Some("error"));
@@ -123,7 +124,7 @@ fn undeliverable_stanzas_bounce_with_the_right_condition() {
 
     assert_eq!(
         router.route(message("x@c.example.com", "y@elsewhere.org"), |_| false),
-        Delivery::Bounced("remote-server-not-found")
+        Delivery::Bounced(StanzaCondition::RemoteServerNotFound)
     );
     let mut error = message("x@c.example.com", "y@elsewhere.org");
     error.set_attr(
@@ -157,7 +158,7 @@ fn a_full_queue_disconnects_the_slow_consumer_and_bounces() {
     );
     assert_eq!(
         router.route(message("x@c.example.com", "slow.example.com"), |_| true),
-        Delivery::Bounced("service-unavailable")
+        Delivery::Bounced(StanzaCondition::ServiceUnavailable)
     );
     assert_eq!(router.connection_count("slow.example.com"), 0);
     assert!(slow.queue.try_recv().is_ok());
@@ -184,7 +185,7 @@ fn held_stanzas_reach_the_component_when_it_returns() {
     }
     assert_eq!(
         router.route(message("x@c.example.com", "r2@b.example.com"), |_| true),
-        Delivery::Bounced("service-unavailable"),
+        Delivery::Bounced(StanzaCondition::ServiceUnavailable),
         "the hold is bounded"
     );
     assert!(sender.queue.try_recv().is_ok(), "the overflow was bounced");
@@ -228,7 +229,7 @@ fn held_stanzas_that_expire_are_bounced() {
         .has_child("recipient-unavailable", crate::xmpp::ns::STANZAS));
     assert_eq!(
         router.route(message("x@c.example.com", "b.example.com"), |_| true),
-        Delivery::Bounced("service-unavailable"),
+        Delivery::Bounced(StanzaCondition::ServiceUnavailable),
         "after the hold, stanzas bounce at once"
     );
 }
