@@ -256,19 +256,19 @@ impl Server {
             None
         };
 
+        let directory =
+            Arc::new(ComponentDirectory::load(&config.components, Arc::clone(&store)).await?);
         let router = Router::new(
             &config.server.domain,
             config.xmpp.send_queue_len,
             config.xmpp.hold_max_stanzas,
+            Arc::clone(&directory) as Arc<dyn crate::xmpp::router::KnownComponents>,
         );
-        let directory =
-            Arc::new(ComponentDirectory::load(&config.components, Arc::clone(&store)).await?);
         let clients = Arc::new(ClientService::new(
             &config,
             Some(Arc::clone(&component_tls)),
             router.clone(),
             Arc::clone(&store),
-            Arc::clone(&directory),
         ));
         let client = if config.xmpp.client_enabled {
             let listener = bind_listener(

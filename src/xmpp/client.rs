@@ -55,7 +55,6 @@ use std::time::Duration;
 use minidom::Element;
 use tokio::net::TcpStream;
 
-use super::component::ComponentDirectory;
 use super::error::XmppError;
 use super::ns;
 use super::roster::{Rosters, SessionPresence};
@@ -86,7 +85,6 @@ pub struct ClientService {
     tls: Option<tokio_rustls::TlsAcceptor>,
     router: Router,
     store: Arc<dyn Store>,
-    components: Arc<ComponentDirectory>,
     rosters: Rosters,
     throttle: LoginLimiter,
     decoy_key: [u8; 32],
@@ -172,16 +170,10 @@ impl ClientService {
         tls: Option<Arc<rustls::ServerConfig>>,
         router: Router,
         store: Arc<dyn Store>,
-        components: Arc<ComponentDirectory>,
     ) -> Self {
         let settings = config.xmpp.clone();
         let scram_iterations = config.store.scram_iterations;
-        let rosters = Rosters::new(
-            Arc::clone(&store),
-            router.clone(),
-            Arc::clone(&components),
-            config.quotas.clone(),
-        );
+        let rosters = Rosters::new(Arc::clone(&store), router.clone(), config.quotas.clone());
         let throttle = LoginLimiter::new(LoginBudgets {
             per_account_per_address: settings.failed_logins_per_account_per_minute,
             per_address: settings.failed_logins_per_address_per_minute,
@@ -197,7 +189,6 @@ impl ClientService {
             tls: tls.map(tokio_rustls::TlsAcceptor::from),
             router,
             store,
-            components,
             rosters,
             throttle,
             decoy_key: rand::random(),
@@ -215,7 +206,7 @@ impl ClientService {
     }
 
     fn route(&self, stanza: Element) -> super::router::Delivery {
-        self.router.route(stanza, |d| self.components.is_known(d))
+        self.router.route(stanza)
     }
 
     /// Runs one c2s connection to its end. Each phase runs in a future of its own, and the

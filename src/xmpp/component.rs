@@ -143,6 +143,12 @@ impl ComponentDirectory {
     }
 }
 
+impl super::router::KnownComponents for ComponentDirectory {
+    fn is_known(&self, domain: &str) -> bool {
+        ComponentDirectory::is_known(self, domain)
+    }
+}
+
 /// Everything a component connection needs, shared by all of them.
 pub struct ComponentService {
     settings: XmppConfig,
@@ -426,10 +432,10 @@ impl ComponentService {
                 format!("from={:?} is not at {name}", element.attr("from")),
             ));
         }
-        match services::deliver(&self.router, element, |d| self.directory.is_known(d)) {
+        match services::deliver(&self.router, element) {
             Delivery::Bounced(condition) => tracing::debug!(%condition, "stanza bounced"),
             Delivery::Held => tracing::debug!("stanza held for a component that is away"),
-            Delivery::Delivered | Delivery::Dropped | Delivery::ToServer => {}
+            Delivery::Delivered | Delivery::Dropped | Delivery::ToServer(_) => {}
         }
         Ok(())
     }

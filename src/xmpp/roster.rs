@@ -29,7 +29,6 @@ use std::sync::Arc;
 
 use minidom::Element;
 
-use super::component::ComponentDirectory;
 use super::ns;
 use super::router::Router;
 use super::stanza;
@@ -57,7 +56,6 @@ pub struct SessionPresence {
 pub struct Rosters {
     store: Arc<dyn Store>,
     router: Router,
-    components: Arc<ComponentDirectory>,
     quotas: Arc<QuotasConfig>,
     changes: Arc<tokio::sync::Mutex<()>>,
 }
@@ -140,23 +138,17 @@ pub fn bare_of(jid: &str) -> Option<String> {
 
 impl Rosters {
     /// Rosters over `store`, delivering through `router`.
-    pub fn new(
-        store: Arc<dyn Store>,
-        router: Router,
-        components: Arc<ComponentDirectory>,
-        quotas: QuotasConfig,
-    ) -> Self {
+    pub fn new(store: Arc<dyn Store>, router: Router, quotas: QuotasConfig) -> Self {
         Rosters {
             store,
             router,
-            components,
             quotas: Arc::new(quotas),
             changes: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
     fn route(&self, stanza: Element) {
-        self.router.route(stanza, |d| self.components.is_known(d));
+        self.router.route(stanza);
     }
 
     fn is_local(&self, bare: &str) -> bool {

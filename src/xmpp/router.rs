@@ -126,14 +126,35 @@ pub struct Attachment {
 pub enum Delivery {
     /// Queued for a connection.
     Delivered,
-    /// Addressed to the server itself; the caller answers it.
-    ToServer,
+    /// Addressed to the server itself: handed back (not copied) for the caller to answer.
+    ToServer(Box<Element>),
     /// Held for a component that dropped moments ago.
     Held,
     /// Bounced to the sender with this stanza error.
     Bounced(StanzaCondition),
     /// Dropped without an answer (an error stanza, or presence nobody takes).
     Dropped,
+}
+
+/// The component names the router knows (configured or stored, connected or not): a
+/// stanza to one that is not connected bounces with `service-unavailable`, to any other
+/// domain with `remote-server-not-found`, and only a known component's presence probes are
+/// answered. The component directory is the one the server uses; tests give a closure.
+pub trait KnownComponents: Send + Sync {
+    /// Whether `domain` (lower case) names a component.
+    fn is_known(&self, domain: &str) -> bool;
+}
+
+impl std::fmt::Debug for dyn KnownComponents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KnownComponents")
+    }
+}
+
+impl<F: Fn(&str) -> bool + Send + Sync> KnownComponents for F {
+    fn is_known(&self, domain: &str) -> bool {
+        self(domain)
+    }
 }
 
 /// One bound client resource.
@@ -167,6 +188,8 @@ pub enum RequestError {
 
 #[derive(Debug)]
 struct Inner {
+    /// The component names (see [`KnownComponents`]).
+    known: Arc<dyn KnownComponents>,
     domain: String,
     queue_len: usize,
     hold_limit: usize,
@@ -185,10 +208,16 @@ pub struct Router {
 
 impl Router {
     /// A router for the server `domain`; each connection queue holds `queue_len` items and
-    /// each held component at most `hold_limit` stanzas.
-    pub fn new(domain: &str, queue_len: usize, hold_limit: usize) -> Self {
+    /// each held component at most `hold_limit` stanzas; `known` names the components.
+    pub fn new(
+        domain: &str,
+        queue_len: usize,
+        hold_limit: usize,
+        known: Arc<dyn KnownComponents>,
+    ) -> Self {
         Router {
             inner: Arc::new(Inner {
+                known,
                 domain: domain.to_ascii_lowercase(),
                 queue_len: queue_len.max(1),
                 hold_limit,
@@ -320,8 +349,7 @@ impl Router {
             .map_or(0, |s| s.connections.len())
     }
 
-    /// Routes `stanza`. `is_known_component` says whether a domain is a configured
-    /// component (connected or not).
+    /// Routes `stanza`.
     ///
     /// Stanzas to the server's own domain: to the bare domain, the caller answers
     /// ([`Delivery::ToServer`]), unless it is the answer to a [`Router::request`]. To a
@@ -332,14 +360,10 @@ impl Router {
     /// available resource; an iq to a bare JID is the server's to answer on the account's
     /// behalf ([`Delivery::ToServer`]). A presence probe from a component is answered with
     /// the user's current presence.
-    pub fn route(&self, stanza: Element, is_known_component: impl Fn(&str) -> bool) -> Delivery {
-        self.route_with(stanza, &is_known_component)
-    }
-
-    fn route_with(&self, stanza: Element, is_known_component: &dyn Fn(&str) -> bool) -> Delivery {
+    pub fn route(&self, stanza: Element) -> Delivery {
         let to = stanza.attr("to").map(str::to_owned);
         let Some(to) = to else {
-            return Delivery::ToServer;
+            return Delivery::ToServer(Box::new(stanza));
         };
         let Ok(jid) = jid::Jid::new(&to) else {
             return self.bounce(stanza, StanzaCondition::JidMalformed);
@@ -348,10 +372,10 @@ impl Router {
         if domain == self.inner.domain {
             return match jid.node() {
                 None => self.answer_pending(stanza),
-                Some(_) => self.deliver_local(&jid, stanza, is_known_component),
+                Some(_) => self.deliver_local(&jid, stanza),
             };
         }
-        let known = is_known_component(&domain);
+        let known = self.inner.known.is_known(&domain);
         let delivery = match self.deliver(&domain, &to, stanza) {
             Ok(true) => {
                 crate::telemetry::routed(&domain);
@@ -428,8 +452,8 @@ impl Router {
         match stanza::error_reply(&stanza, condition) {
             Some(reply) => {
                 tracing::debug!(%condition, to = ?stanza.attr("to"), "bouncing stanza");
-                match self.route(reply, |_| false) {
-                    Delivery::Delivered | Delivery::Held | Delivery::ToServer => {
+                match self.route(reply) {
+                    Delivery::Delivered | Delivery::Held | Delivery::ToServer(_) => {
                         Delivery::Bounced(condition)
                     }
                     _ => Delivery::Dropped,

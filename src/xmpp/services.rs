@@ -41,16 +41,11 @@ fn disco_info(category: &str, kind: &str, features: &[&str]) -> Element {
 
 /// Routes `stanza` from a session; what the router leaves to the server (stanzas to the
 /// server domain or to an account's bare JID) is answered here, and the answer routed.
-pub fn deliver(
-    router: &Router,
-    stanza: Element,
-    is_known_component: impl Fn(&str) -> bool,
-) -> Delivery {
-    let request = stanza.clone();
-    let delivery = router.route(stanza, &is_known_component);
-    if delivery == Delivery::ToServer {
-        if let Some(answer) = answer(router, &request) {
-            router.route(answer, &is_known_component);
+pub fn deliver(router: &Router, stanza: Element) -> Delivery {
+    let delivery = router.route(stanza);
+    if let Delivery::ToServer(request) = &delivery {
+        if let Some(answer) = answer(router, request) {
+            router.route(answer);
         }
     }
     delivery

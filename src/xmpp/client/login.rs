@@ -262,11 +262,7 @@ impl ClientService {
         )
         .build();
         let timeout = Duration::from_secs(self.settings.auth_via_component_timeout_secs);
-        match self
-            .router
-            .request(request, component, timeout, |d| self.components.is_known(d))
-            .await
-        {
+        match self.router.request(request, component, timeout).await {
             Ok(answer) if answer.attr("type") == Some("result") => Ok(()),
             Ok(_) => Err(Failure::NotAuthorized),
             Err(RequestError::Timeout) | Err(RequestError::Undelivered(_)) => {

@@ -361,7 +361,7 @@ impl ClientService {
 
     /// Routes a stanza; what the router leaves to the server is answered.
     pub(super) fn deliver(&self, element: Element) {
-        services::deliver(&self.router, element, |d| self.components.is_known(d));
+        services::deliver(&self.router, element);
     }
 
     /// An iq to the user's own account (or with no `to`).

@@ -117,12 +117,7 @@ impl Router {
     }
 
     /// Delivery to an account at the server's domain (see [`Router::route`]).
-    pub(super) fn deliver_local(
-        &self,
-        to: &jid::Jid,
-        stanza: Element,
-        is_known_component: &dyn Fn(&str) -> bool,
-    ) -> Delivery {
+    pub(super) fn deliver_local(&self, to: &jid::Jid, stanza: Element) -> Delivery {
         let bare = to.to_bare().as_str().to_lowercase();
         let kind = stanza::kind(&stanza);
         let stanza_type = stanza.attr("type").unwrap_or_default().to_owned();
@@ -139,14 +134,16 @@ impl Router {
                     drop(clients);
                     return self.bounce(stanza, StanzaCondition::ServiceUnavailable);
                 }
-                (None, Some(stanza::Kind::Iq)) => return Delivery::ToServer,
+                (None, Some(stanza::Kind::Iq)) => return Delivery::ToServer(Box::new(stanza)),
                 (None, Some(stanza::Kind::Presence)) if to.resource().is_some() => {
                     return Delivery::Dropped;
                 }
                 (None, Some(stanza::Kind::Presence)) if stanza_type == "probe" => {
                     let prober = stanza.attr("from").unwrap_or_default().to_owned();
                     let from_component = jid::Jid::new(&prober).is_ok_and(|jid| {
-                        is_known_component(&jid.domain().as_str().to_ascii_lowercase())
+                        self.inner
+                            .known
+                            .is_known(&jid.domain().as_str().to_ascii_lowercase())
                     });
                     if !from_component {
                         return Delivery::Dropped;
@@ -161,7 +158,7 @@ impl Router {
                         .collect();
                     drop(clients);
                     for answer in answers {
-                        self.route_with(answer, is_known_component);
+                        self.route(answer);
                     }
                     return Delivery::Delivered;
                 }

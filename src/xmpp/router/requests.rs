@@ -19,7 +19,6 @@ impl Router {
         request: Element,
         responder: &str,
         timeout: Duration,
-        is_known_component: impl Fn(&str) -> bool,
     ) -> Result<Element, RequestError> {
         let id = request.attr("id").unwrap_or_default().to_owned();
         let (tx, rx) = oneshot::channel();
@@ -30,7 +29,7 @@ impl Router {
                 answer: tx,
             },
         );
-        let outcome = match self.route(request, is_known_component) {
+        let outcome = match self.route(request) {
             Delivery::Delivered | Delivery::Held => match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(answer)) => Ok(answer),
                 _ => Err(RequestError::Timeout),
@@ -70,6 +69,6 @@ impl Router {
                 }
             }
         }
-        Delivery::ToServer
+        Delivery::ToServer(Box::new(stanza))
     }
 }
