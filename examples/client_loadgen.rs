@@ -550,10 +550,11 @@ async fn roundtrips(
 ) {
     use futures::StreamExt;
     use tokio_xmpp::{Client, Event, IqRequest};
-    let connector = starttls::BenchConnector {
+    let connector = starttls::StartTlsConnector {
         addr: target.addr,
         tls,
         nodelay,
+        binding: starttls::Binding::None,
     };
     let mut online = Vec::new();
     for n in 0..clients {

@@ -104,6 +104,12 @@ pub struct CheckConfigArgs {
 impl ConfigArgs {
     /// Loads and validates the configuration.
     pub fn load(&self) -> anyhow::Result<Config> {
+        Ok(self.load_with(crate::config::Files::Check)?)
+    }
+
+    /// Loads the configuration (or the embedded one), applies `--data-dir`, and validates
+    /// it with or without its files.
+    fn load_with(&self, files: crate::config::Files) -> Result<Config, crate::config::ConfigError> {
         let mut config = match &self.config {
             Some(path) => Config::load(path)?,
             None => Config::embedded(),
@@ -111,7 +117,7 @@ impl ConfigArgs {
         if let Some(dir) = &self.data_dir {
             config.server.data_dir = dir.clone();
         }
-        config.validate()?;
+        config.validate_with(files)?;
         Ok(config)
     }
 
@@ -203,32 +209,21 @@ const CHECK_ERRORS: u8 = 2;
 const CHECK_UNREADABLE: u8 = 3;
 
 async fn check_config(args: CheckConfigArgs) -> anyhow::Result<u8> {
-    let mut config = match &args.config.config {
-        Some(path) => match Config::load(path) {
-            Ok(config) => config,
-            Err(error @ crate::config::ConfigError::Read { .. }) => {
-                eprintln!("error: {error}");
-                return Ok(CHECK_UNREADABLE);
-            }
-            Err(error) => {
-                eprintln!("error: {error}");
-                return Ok(CHECK_ERRORS);
-            }
-        },
-        None => Config::embedded(),
-    };
-    if let Some(dir) = &args.config.data_dir {
-        config.server.data_dir = dir.clone();
-    }
     let files = if args.syntax_only {
         crate::config::Files::Skip
     } else {
         crate::config::Files::Check
     };
-    if let Err(error) = config.validate_with(files) {
-        eprintln!("error: {error}");
-        return Ok(CHECK_ERRORS);
-    }
+    let config = match args.config.load_with(files) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Ok(match error {
+                crate::config::ConfigError::Read { .. } => CHECK_UNREADABLE,
+                _ => CHECK_ERRORS,
+            });
+        }
+    };
     println!("configuration: OK");
     let mut warnings = 0;
     for warning in notified_components_unknown(&config).await {

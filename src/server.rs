@@ -66,23 +66,23 @@ pub enum ServerError {
 }
 
 impl ServerError {
-    /// A bind failure of `listener`, with what to change for the common causes.
-    pub fn bind(listener: &'static str, addr: SocketAddr, source: std::io::Error) -> Self {
-        let key = match listener {
-            "admin" => "admin.listen",
-            "c2s" => "xmpp.client_listen",
-            "component" => "xmpp.component_listen",
-            "https" => "http.listen",
-            "cti" => "cti.listen",
-            _ => "the listener's address",
-        };
+    /// A bind failure of `listener`, whose addresses are the configuration key `key`, with
+    /// what to change for the common causes.
+    pub fn bind(
+        listener: &'static str,
+        key: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    ) -> Self {
         let hint = match source.kind() {
             std::io::ErrorKind::AddrInUse => format!(
-                " (another process listens on port {}: stop it, or set {key} to a free                  address)",
+                " (another process listens on port {}: stop it, or set {key} to a free \
+                 address)",
                 addr.port()
             ),
             std::io::ErrorKind::PermissionDenied if addr.port() < 1024 => format!(
-                " (ports below 1024 need CAP_NET_BIND_SERVICE: grant it, or set {key} to a                  port above 1023)"
+                " (ports below 1024 need CAP_NET_BIND_SERVICE: grant it, or set {key} to a \
+                 port above 1023)"
             ),
             std::io::ErrorKind::AddrNotAvailable => {
                 format!(" (no interface of this host has that address: check {key})")
@@ -155,16 +155,17 @@ pub fn identity_files(config: &Config) -> IdentityFiles {
     }
 }
 
-/// Binds one listener, naming it in the error.
+/// Binds one listener, naming it and its configuration key in the error.
 fn bind_listener(
     name: &'static str,
+    key: &'static str,
     listen: &crate::config::Listen,
     max_connections: usize,
     limits: &crate::config::LimitsConfig,
 ) -> Result<Listener, ServerError> {
     let preauth = crate::net::listener::PreAuthLimits::from_config(limits);
     Listener::bind(name, listen.addrs(), max_connections, preauth)
-        .map_err(|(addr, source)| ServerError::bind(name, addr, source))
+        .map_err(|(addr, source)| ServerError::bind(name, key, addr, source))
 }
 
 /// The CTI trust bundle and CN allow-list: configured, or the development PKI's CA and
@@ -248,8 +249,10 @@ impl Server {
         let metrics = crate::telemetry::install();
         let mut addrs = LocalAddrs::default();
         let admin = if config.admin.enabled {
-            let listener = crate::admin::bind(config.admin.listen.addrs())
-                .map_err(|(addr, source)| ServerError::bind("admin", addr, source))?;
+            let listener =
+                crate::admin::bind(config.admin.listen.addrs()).map_err(|(addr, source)| {
+                    ServerError::bind("admin", "admin.listen", addr, source)
+                })?;
             addrs.admin = listener.local_addr().ok();
             Some(listener)
         } else {
@@ -273,6 +276,7 @@ impl Server {
         let client = if config.xmpp.client_enabled {
             let listener = bind_listener(
                 "c2s",
+                "xmpp.client_listen",
                 &config.xmpp.client_listen,
                 config.xmpp.max_client_connections,
                 &config.limits,
@@ -286,6 +290,7 @@ impl Server {
             let listen = &config.xmpp.component_listen;
             let listener = bind_listener(
                 "component",
+                "xmpp.component_listen",
                 listen,
                 config.xmpp.max_component_connections,
                 &config.limits,
@@ -324,6 +329,7 @@ impl Server {
         let (https, cti) = if config.http.enabled {
             let listener = bind_listener(
                 "https",
+                "http.listen",
                 &config.http.listen,
                 config.http.max_connections,
                 &config.limits,
@@ -363,6 +369,7 @@ impl Server {
             let cti = if config.cti_enabled() {
                 let listener = bind_listener(
                     "cti",
+                    "cti.listen",
                     &config.cti.listen,
                     config.cti.max_connections,
                     &config.limits,

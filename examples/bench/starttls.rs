@@ -1,7 +1,8 @@
-//! A tokio-xmpp `ServerConnector` for the load generators: STARTTLS to a fixed address,
-//! trusting the bench server's development CA, with Nagle's algorithm left as tokio-xmpp
-//! leaves it (on) unless asked otherwise. Real tokio-xmpp clients keep it on and enable
-//! XEP-0198 whenever it is offered, so this is how they meet the server.
+//! A tokio-xmpp `ServerConnector`: STARTTLS to a fixed address, trusting a given CA, with
+//! Nagle's algorithm on or off and a chosen channel binding. The load generators use it
+//! (Nagle on, as tokio-xmpp leaves it; real tokio-xmpp clients also enable XEP-0198 whenever
+//! it is offered), and the integration tests include this same file (`#[path]`) for their
+//! tokio-xmpp clients.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,15 +18,30 @@ use tokio_xmpp::xmlstream::{
     initiate_stream, PendingFeaturesRecv, ReadError, StreamHeader, Timeouts, XmppStreamElement,
 };
 
+/// What channel binding the client claims.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(dead_code)] // the load generators claim none
+pub(crate) enum Binding {
+    /// None: the client picks plain SCRAM (`n`).
+    None,
+    /// RFC 9266 `tls-exporter`, computed the way tokio-xmpp's own connector does.
+    Exporter,
+    /// `tls-exporter` with bytes of another channel (a man in the middle).
+    Forged,
+}
+
+/// STARTTLS to `addr`, trusting what `tls` trusts.
 #[derive(Clone, Debug)]
-pub(crate) struct BenchConnector {
+pub(crate) struct StartTlsConnector {
     pub(crate) addr: SocketAddr,
     pub(crate) tls: Arc<rustls::ClientConfig>,
     /// `TCP_NODELAY` on the client's socket (tokio-xmpp's default: off, Nagle on).
     pub(crate) nodelay: bool,
+    pub(crate) binding: Binding,
 }
 
-fn header(domain: &str) -> StreamHeader<'_> {
+/// The stream header of a client stream to `domain`.
+pub(crate) fn header(domain: &str) -> StreamHeader<'_> {
     StreamHeader {
         to: Some(domain.into()),
         from: None,
@@ -33,7 +49,7 @@ fn header(domain: &str) -> StreamHeader<'_> {
     }
 }
 
-impl ServerConnector for BenchConnector {
+impl ServerConnector for StartTlsConnector {
     type Stream = BufStream<TlsStream<TcpStream>>;
 
     async fn connect(
@@ -52,7 +68,10 @@ impl ServerConnector for BenchConnector {
         let tcp = TcpStream::connect(self.addr).await?;
         tcp.set_nodelay(self.nodelay)?;
         let pending = initiate_stream(BufStream::new(tcp), ns, header(domain), timeouts).await?;
-        let (_, mut stream) = pending.recv_features::<XmppStreamElement>().await?;
+        let (features, mut stream) = pending.recv_features::<XmppStreamElement>().await?;
+        if !features.can_starttls() {
+            return Err(std::io::Error::other("the server does not offer STARTTLS").into());
+        }
         stream
             .send(&XmppStreamElement::Starttls(starttls::Nonza::Request(
                 starttls::Request,
@@ -71,7 +90,23 @@ impl ServerConnector for BenchConnector {
         let tls = tokio_rustls::TlsConnector::from(Arc::clone(&self.tls))
             .connect(name, tcp)
             .await?;
+        let binding = match self.binding {
+            Binding::None => sasl::common::ChannelBinding::None,
+            Binding::Exporter | Binding::Forged => {
+                let exported = tls
+                    .get_ref()
+                    .1
+                    .export_keying_material(vec![0u8; 32], b"EXPORTER-Channel-Binding", None)
+                    .map_err(std::io::Error::other)?;
+                let bytes = if self.binding == Binding::Forged {
+                    vec![0u8; 32]
+                } else {
+                    exported
+                };
+                sasl::common::ChannelBinding::TlsExporter(bytes)
+            }
+        };
         let pending = initiate_stream(BufStream::new(tls), ns, header(domain), timeouts).await?;
-        Ok((pending, sasl::common::ChannelBinding::None))
+        Ok((pending, binding))
     }
 }

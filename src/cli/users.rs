@@ -23,6 +23,18 @@ pub struct PasswordArgs {
     pub password_stdin: bool,
 }
 
+impl PasswordArgs {
+    /// Reads the password and makes its verifiers at `iterations`.
+    fn verifiers(&self, iterations: u32) -> anyhow::Result<PasswordVerifiers> {
+        let secret = read_first_line(
+            self.password_file.as_deref(),
+            self.password_stdin,
+            "password",
+        )?;
+        Ok(PasswordVerifiers::new(&secret, iterations)?)
+    }
+}
+
 /// `user` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -119,12 +131,7 @@ pub(super) async fn user_command(command: UserCommand) -> anyhow::Result<u8> {
             if store.user(&id).await?.is_some() {
                 bail!("user {id} already exists");
             }
-            let secret = read_first_line(
-                password.password_file.as_deref(),
-                password.password_stdin,
-                "password",
-            )?;
-            let verifiers = PasswordVerifiers::new(&secret, config.store.scram_iterations)?;
+            let verifiers = password.verifiers(config.store.scram_iterations)?;
             // The model creates the user's enterprise and group when they are new.
             let telephony = crate::telephony::Telephony::new(
                 std::sync::Arc::new(store),
@@ -156,12 +163,7 @@ pub(super) async fn user_command(command: UserCommand) -> anyhow::Result<u8> {
             if store.user(&id).await?.is_none() {
                 bail!("no user {id}");
             }
-            let secret = read_first_line(
-                password.password_file.as_deref(),
-                password.password_stdin,
-                "password",
-            )?;
-            let verifiers = PasswordVerifiers::new(&secret, config.store.scram_iterations)?;
+            let verifiers = password.verifiers(config.store.scram_iterations)?;
             store.set_password(&id, &verifiers).await?;
             println!("password of {id} changed");
             Ok(0)

@@ -37,22 +37,19 @@ impl Format {
             form_urlencoded::parse(q.as_bytes())
                 .any(|(k, v)| k == "format" && v.eq_ignore_ascii_case("json"))
         });
-        let accepts_json = headers
+        let (mut accepts_json, mut accepts_xml) = (false, false);
+        for accept in headers
             .get_all(ACCEPT)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .any(|v| v.to_ascii_lowercase().contains("application/json"));
+        {
+            let accept = accept.to_ascii_lowercase();
+            accepts_json |= accept.contains("application/json");
+            accepts_xml |= accept.contains("xml");
+        }
         // A JSON body is answered in JSON, errors included, unless XML is asked for.
-        let sends_json = headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
-        let asks_xml = headers
-            .get_all(ACCEPT)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| v.to_ascii_lowercase().contains("xml"));
-        if asked_in_query || accepts_json || (sends_json && !asks_xml) {
+        let sends_json = matches!(Format::of_body(headers), Ok(Format::Json));
+        if asked_in_query || accepts_json || (sends_json && !accepts_xml) {
             Format::Json
         } else {
             Format::Xml

@@ -12,20 +12,20 @@ use minidom::Element;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use bridgehead::config::{ComponentConfig, Config, OnConflict, Secret};
+use bridgehead::config::{Config, OnConflict};
 
 use crate::support::client::{
     plain_auth, raw_login, raw_next, raw_session, raw_tls, CLIENT_NS, SASL,
 };
 use crate::support::component;
 use crate::support::https::{basic, EventChannel, Https, EVENTS};
-use crate::support::server::{embedded_config, http_get, TestServer};
+use crate::support::server::{component_config, http_get, start_in_temp_dir, TestServer};
 
 const DOMAIN: &str = "localhost";
 const ANN: &str = "ann@localhost";
 const BRIDGE: &str = "bridge1.localhost";
 const BRIDGE_SECRET: &str = "bridge-secret";
-const SM: &str = "urn:xmpp:sm:3";
+use bridgehead::xmpp::ns::SM;
 const ACTIONS: &str = "/com.broadsoft.xsi-actions/v2.0";
 
 struct Setup {
@@ -35,24 +35,20 @@ struct Setup {
 }
 
 async fn start_with(adjust: impl FnOnce(&mut Config)) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = embedded_config(dir.path());
-    config.components = vec![ComponentConfig {
-        name: BRIDGE.to_owned(),
-        secret: Some(Secret::new(BRIDGE_SECRET.to_owned())),
-        secret_file: None,
-        max_connections: 1,
-        on_conflict: OnConflict::Replace,
-        hold_secs: 0,
-    }];
-    config.xmpp.auth_failure_delay_ms = 50;
-    adjust(&mut config);
-    config.validate().unwrap();
-    let server = TestServer::start(config).await;
-    crate::support::acme::add_xmpp_user(server.store.as_ref(), ANN, "Ann").await;
+    let configure = |config: &mut Config| {
+        config.components = vec![component_config(
+            BRIDGE,
+            BRIDGE_SECRET,
+            1,
+            OnConflict::Replace,
+        )];
+        config.xmpp.auth_failure_delay_ms = 50;
+        adjust(config);
+    };
+    let (dir, ca, server) = start_in_temp_dir(configure, &[(ANN, "Ann")]).await;
     Setup {
-        ca: dir.path().join("pki/ca.crt"),
         _dir: dir,
+        ca,
         server,
     }
 }

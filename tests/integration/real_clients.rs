@@ -14,7 +14,7 @@ use tokio_xmpp::parsers::presence::Presence;
 use bridgehead::config::Config;
 
 use crate::support::client::{login, raw_next, raw_session, wait_for, CLIENT_NS};
-use crate::support::server::{embedded_config, TestServer};
+use crate::support::server::{start_in_temp_dir, TestServer};
 
 const ANN: &str = "ann@localhost";
 const BEN: &str = "ben@localhost";
@@ -33,17 +33,10 @@ impl Setup {
 
 /// A default server with users ann and ben (passwords `ann-pass`, `ben-pass`).
 pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = embedded_config(dir.path());
-    adjust(&mut config);
-    config.validate().unwrap();
-    let server = TestServer::start(config).await;
-    for (user, name) in [(ANN, "Ann"), (BEN, "Ben")] {
-        crate::support::acme::add_xmpp_user(server.store.as_ref(), user, name).await;
-    }
+    let (dir, ca, server) = start_in_temp_dir(adjust, &[(ANN, "Ann"), (BEN, "Ben")]).await;
     Setup {
-        ca: dir.path().join("pki/ca.crt"),
         _dir: dir,
+        ca,
         server,
     }
 }
@@ -219,7 +212,7 @@ async fn go_sendxmpp_sends_a_message() {
     setup.server.stop().await;
 }
 
-const SM: &str = "urn:xmpp:sm:3";
+use bridgehead::xmpp::ns::SM;
 
 fn ping(id: &str) -> minidom::Element {
     minidom::Element::builder("iq", CLIENT_NS)

@@ -12,14 +12,14 @@ use tokio_xmpp::parsers::message::{Lang, Message};
 use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
 use tokio_xmpp::{Client, Stanza};
 
-use bridgehead::config::{ComponentConfig, Config, OnConflict, Secret};
+use bridgehead::config::{Config, OnConflict};
 
 use crate::support::client::{
     login, plain_auth, raw_login, raw_next, raw_open, raw_session, raw_tls, try_login, wait_for,
     Binding, CLIENT_NS, SASL,
 };
 use crate::support::component::{self, stanza_error, stream_error, COMPONENT_NS};
-use crate::support::server::{embedded_config, TestServer};
+use crate::support::server::{component_config, start_in_temp_dir, TestServer};
 use crate::support::wait_until;
 
 const DOMAIN: &str = "localhost";
@@ -57,26 +57,20 @@ impl Setup {
 }
 
 async fn start_with(adjust: impl FnOnce(&mut Config)) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = embedded_config(dir.path());
-    config.components = vec![ComponentConfig {
-        name: BRIDGE.to_owned(),
-        secret: Some(Secret::new(BRIDGE_SECRET.to_owned())),
-        secret_file: None,
-        max_connections: 1,
-        on_conflict: OnConflict::Replace,
-        hold_secs: 0,
-    }];
-    config.xmpp.auth_failure_delay_ms = 300;
-    adjust(&mut config);
-    config.validate().unwrap();
-    let server = TestServer::start(config).await;
-    for (user, name) in [(ANN, "Ann"), (BEN, "Ben")] {
-        crate::support::acme::add_xmpp_user(server.store.as_ref(), user, name).await;
-    }
+    let configure = |config: &mut Config| {
+        config.components = vec![component_config(
+            BRIDGE,
+            BRIDGE_SECRET,
+            1,
+            OnConflict::Replace,
+        )];
+        config.xmpp.auth_failure_delay_ms = 300;
+        adjust(config);
+    };
+    let (dir, ca, server) = start_in_temp_dir(configure, &[(ANN, "Ann"), (BEN, "Ben")]).await;
     Setup {
-        ca: dir.path().join("pki/ca.crt"),
         _dir: dir,
+        ca,
         server,
     }
 }
@@ -933,7 +927,7 @@ async fn scram_plus_binds_the_login_to_the_tls_channel() {
     setup.server.stop().await;
 }
 
-const SM: &str = "urn:xmpp:sm:3";
+use bridgehead::xmpp::ns::SM;
 
 /// The next element on a raw stream that is not one of the server's `<r/>` requests.
 async fn next_skipping_requests(stream: &mut crate::support::client::Raw) -> Element {

@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use futures::SinkExt;
 use minidom::Element;
 
-use bridgehead::config::{ComponentConfig, Config, OnConflict, Secret};
+use bridgehead::config::{ComponentConfig, Config, OnConflict};
 
 use crate::support::component::{
     self, connect, next, raw_exchange, stanza, stanza_error, stream_error, COMPONENT_NS,
 };
-use crate::support::server::{embedded_config, TestServer};
+use crate::support::server::{component_config, start_in_temp_dir, TestServer};
 
 struct Setup {
     _dir: tempfile::TempDir,
@@ -20,32 +20,24 @@ struct Setup {
 }
 
 fn component(name: &str, max: u32, on_conflict: OnConflict) -> ComponentConfig {
-    ComponentConfig {
-        name: name.to_owned(),
-        secret: Some(Secret::new(format!("secret-of-{name}"))),
-        secret_file: None,
-        max_connections: max,
-        on_conflict,
-        hold_secs: 0,
-    }
+    component_config(name, &format!("secret-of-{name}"), max, on_conflict)
 }
 
 async fn start_with(adjust: impl FnOnce(&mut Config)) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = embedded_config(dir.path());
-    config.components = vec![
-        component("bridge1.localhost", 1, OnConflict::Replace),
-        component("bridge2.localhost", 1, OnConflict::Replace),
-        component("strict.localhost", 1, OnConflict::Reject),
-        component("cluster.localhost", 2, OnConflict::Balance),
-        component("offline.localhost", 1, OnConflict::Replace),
-    ];
-    adjust(&mut config);
-    config.validate().unwrap();
-    let server = TestServer::start(config).await;
+    let configure = |config: &mut Config| {
+        config.components = vec![
+            component("bridge1.localhost", 1, OnConflict::Replace),
+            component("bridge2.localhost", 1, OnConflict::Replace),
+            component("strict.localhost", 1, OnConflict::Reject),
+            component("cluster.localhost", 2, OnConflict::Balance),
+            component("offline.localhost", 1, OnConflict::Replace),
+        ];
+        adjust(config);
+    };
+    let (dir, ca, server) = start_in_temp_dir(configure, &[]).await;
     Setup {
-        ca: dir.path().join("pki/ca.crt"),
         _dir: dir,
+        ca,
         server,
     }
 }

@@ -13,13 +13,9 @@ use minidom::Element;
 use tokio::io::BufStream;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
-use tokio_xmpp::connect::ServerConnector;
 use tokio_xmpp::parsers::jid::Jid;
 use tokio_xmpp::parsers::stream_features::StreamFeatures;
-use tokio_xmpp::xmlstream::{
-    initiate_stream, PendingFeaturesRecv, ReadError, StreamHeader, Timeouts, XmlStream,
-    XmppStreamElement,
-};
+use tokio_xmpp::xmlstream::{initiate_stream, ReadError, Timeouts, XmlStream};
 use tokio_xmpp::{Client, Event, Stanza};
 
 pub const CLIENT_NS: &str = "jabber:client";
@@ -37,90 +33,9 @@ pub fn client_tls(ca_pem: &Path) -> Arc<rustls::ClientConfig> {
     bridgehead::tls::client_config(&roots).unwrap()
 }
 
-/// What channel binding the test client claims.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Binding {
-    /// None: the client picks plain SCRAM (`n`).
-    None,
-    /// RFC 9266 `tls-exporter`, computed the way tokio-xmpp's own connector does.
-    Exporter,
-    /// `tls-exporter` with bytes of another channel (a man in the middle).
-    Forged,
-}
-
-/// STARTTLS to a fixed address, trusting the development CA.
-#[derive(Clone, Debug)]
-pub struct TestConnector {
-    pub addr: SocketAddr,
-    pub tls: Arc<rustls::ClientConfig>,
-    pub binding: Binding,
-}
-
-fn header(domain: &str) -> StreamHeader<'_> {
-    StreamHeader {
-        to: Some(domain.into()),
-        from: None,
-        id: None,
-    }
-}
-
-impl ServerConnector for TestConnector {
-    type Stream = BufStream<TlsStream<TcpStream>>;
-
-    async fn connect(
-        &self,
-        jid: &Jid,
-        ns: &'static str,
-        timeouts: Timeouts,
-    ) -> Result<
-        (
-            PendingFeaturesRecv<Self::Stream>,
-            sasl::common::ChannelBinding,
-        ),
-        tokio_xmpp::Error,
-    > {
-        let domain = jid.domain().as_str();
-        let tcp = TcpStream::connect(self.addr).await?;
-        tcp.set_nodelay(true)?;
-        let pending = initiate_stream(BufStream::new(tcp), ns, header(domain), timeouts).await?;
-        let (features, mut stream) = pending.recv_features::<XmppStreamElement>().await?;
-        assert!(features.can_starttls(), "the server offers STARTTLS");
-        stream
-            .send(&XmppStreamElement::Starttls(
-                tokio_xmpp::parsers::starttls::Nonza::Request(
-                    tokio_xmpp::parsers::starttls::Request,
-                ),
-            ))
-            .await?;
-        loop {
-            match stream.next().await {
-                Some(Ok(XmppStreamElement::Starttls(
-                    tokio_xmpp::parsers::starttls::Nonza::Proceed(_),
-                ))) => break,
-                Some(Ok(_)) | Some(Err(ReadError::SoftTimeout)) => {}
-                _ => return Err(tokio_xmpp::Error::Disconnected),
-            }
-        }
-        let tcp = stream.into_inner().into_inner();
-        let name = rustls_pki_types::ServerName::try_from(domain.to_owned())
-            .map_err(std::io::Error::other)?;
-        let tls = tokio_rustls::TlsConnector::from(Arc::clone(&self.tls))
-            .connect(name, tcp)
-            .await?;
-        let exported = tls
-            .get_ref()
-            .1
-            .export_keying_material(vec![0u8; 32], b"EXPORTER-Channel-Binding", None)
-            .map_err(std::io::Error::other)?;
-        let binding = match self.binding {
-            Binding::None => sasl::common::ChannelBinding::None,
-            Binding::Exporter => sasl::common::ChannelBinding::TlsExporter(exported),
-            Binding::Forged => sasl::common::ChannelBinding::TlsExporter(vec![0u8; 32]),
-        };
-        let pending = initiate_stream(BufStream::new(tls), ns, header(domain), timeouts).await?;
-        Ok((pending, binding))
-    }
-}
+#[path = "../../../examples/bench/starttls.rs"]
+mod starttls;
+pub(crate) use starttls::{header, Binding, StartTlsConnector};
 
 /// A logged-in tokio-xmpp client and the JID it was bound to.
 pub async fn login(addr: SocketAddr, ca_pem: &Path, jid: &str, password: &str) -> (Client, Jid) {
@@ -138,9 +53,10 @@ pub async fn try_login(
     password: &str,
     binding: Binding,
 ) -> Result<(Client, Jid), String> {
-    let connector = TestConnector {
+    let connector = StartTlsConnector {
         addr,
         tls: client_tls(ca_pem),
+        nodelay: true,
         binding,
     };
     let mut client = Client::new_with_connector(

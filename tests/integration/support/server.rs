@@ -80,3 +80,39 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let body = response.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
 }
+
+/// A server on [`embedded_config`] changed by `adjust`, with its data and development CA
+/// in a fresh directory, and the XMPP test accounts `users` (`(jid, first name)`, password
+/// `<local part>-pass`). Returns the directory, the CA file and the server.
+pub async fn start_in_temp_dir(
+    adjust: impl FnOnce(&mut Config),
+    users: &[(&str, &str)],
+) -> (tempfile::TempDir, std::path::PathBuf, TestServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = embedded_config(dir.path());
+    adjust(&mut config);
+    config.validate().unwrap();
+    let server = TestServer::start(config).await;
+    for (jid, first) in users {
+        super::acme::add_xmpp_user(server.store.as_ref(), jid, first).await;
+    }
+    let ca = dir.path().join("pki/ca.crt");
+    (dir, ca, server)
+}
+
+/// A `[[components]]` entry with an inline secret and no hold.
+pub fn component_config(
+    name: &str,
+    secret: &str,
+    max_connections: u32,
+    on_conflict: bridgehead::config::OnConflict,
+) -> bridgehead::config::ComponentConfig {
+    bridgehead::config::ComponentConfig {
+        name: name.to_owned(),
+        secret: Some(bridgehead::config::Secret::new(secret.to_owned())),
+        secret_file: None,
+        max_connections,
+        on_conflict,
+        hold_secs: 0,
+    }
+}
