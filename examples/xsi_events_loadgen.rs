@@ -466,7 +466,8 @@ async fn latency(client: &Arc<Client>, channels: usize, rate: u64, secs: u64) {
 }
 
 async fn add_users(config: &bridgehead::config::Config, count: usize) {
-    use bridgehead::store::{Enterprise, Group, Role, SqliteStore, Store, StoreError, User};
+    use bridgehead::store::{DirectoryStore, SqliteStore, StoreError};
+    use bridgehead::telephony::{Enterprise, Group, Role, User};
     let store = SqliteStore::open(&config.store_path()).expect("bench store");
     store
         .put_enterprise(&Enterprise {

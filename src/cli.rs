@@ -39,6 +39,27 @@ use devices::device_command;
 use toolkit::pki_command;
 use users::user_command;
 
+/// The CLI spells roles and conflict policies as the store and the config do.
+impl clap::ValueEnum for crate::telephony::Role {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Self::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
+    }
+}
+
+impl clap::ValueEnum for crate::telephony::OnConflict {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Self::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
+    }
+}
+
 /// Exit code for usage errors and unreadable input.
 pub const EXIT_USAGE: u8 = 3;
 
@@ -268,7 +289,7 @@ async fn notified_components_unknown(config: &Config) -> Vec<String> {
         .collect();
     if config.store_path().is_file() {
         if let Ok(store) = SqliteStore::open(&config.store_path()) {
-            if let Ok(records) = crate::store::Store::components(&store).await {
+            if let Ok(records) = crate::store::ComponentStore::components(&store).await {
                 known.extend(records.into_iter().map(|r| r.name.to_ascii_lowercase()));
             }
         }

@@ -27,7 +27,7 @@ pub use limits::{LimitsConfig, QuotasConfig, MAX_XML_DEPTH_CEILING};
 pub use listen::Listen;
 pub use server::{host_name, AdminConfig, ServerConfig, StoreBackend, StoreConfig, TlsConfig};
 pub use validate::{check_domain, read_secret_file, Files};
-pub use xmpp::{ComponentConfig, OnConflict, ResourceConflict, XmppConfig};
+pub use xmpp::{ComponentConfig, ResourceConflict, XmppConfig};
 pub use xsi::{CtiConfig, HttpConfig, XsiConfig, XsiEventsConfig};
 
 /// A problem with one key of the configuration.

@@ -17,11 +17,13 @@ use rand::distributions::{Alphanumeric, DistString};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::config::{Config, OnConflict};
+use crate::config::Config;
 use crate::credentials::PasswordVerifiers;
 use crate::pki::issue::{self, IssuerMaterial, KeyType, Kind, Request};
 use crate::pki::PkiError;
-use crate::store::{ComponentRecord, Device, Enterprise, Group, Role, Store, StoreError, User};
+use crate::store::{Store, StoreError};
+use crate::telephony::OnConflict;
+use crate::telephony::{ComponentRecord, Device, Enterprise, Group, Role, User};
 use crate::tls::IdentityFiles;
 
 /// The files of the development PKI.

@@ -48,6 +48,9 @@ pub enum ServerError {
     /// The store cannot be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// What the model holds cannot be read at start-up (components, subscriptions).
+    #[error("cannot load the telephony model: {0}")]
+    Telephony(#[from] crate::telephony::TelephonyError),
     /// Demo data cannot be created.
     #[error("cannot create the demo data: {0}")]
     DemoData(#[from] DemoDataError),
@@ -259,8 +262,13 @@ impl Server {
             None
         };
 
+        let telephony = Telephony::new(
+            Arc::clone(&store),
+            EventBus::new(config.xsi.event_bus_capacity),
+            config.quotas.clone(),
+        );
         let directory =
-            Arc::new(ComponentDirectory::load(&config.components, Arc::clone(&store)).await?);
+            Arc::new(ComponentDirectory::load(&config.components, telephony.clone()).await?);
         let router = Router::new(
             &config.server.domain,
             config.xmpp.send_queue_len,
@@ -271,7 +279,7 @@ impl Server {
             &config,
             Some(Arc::clone(&component_tls)),
             router.clone(),
-            Arc::clone(&store),
+            telephony.clone(),
         ));
         let client = if config.xmpp.client_enabled {
             let listener = bind_listener(
@@ -314,13 +322,8 @@ impl Server {
             None
         };
 
-        let telephony = Telephony::new(
-            Arc::clone(&store),
-            EventBus::new(config.xsi.event_bus_capacity),
-            config.quotas.clone(),
-        );
         let hub = Hub::load(
-            Arc::clone(&store),
+            telephony.clone(),
             config.xsi_events.clone(),
             config.quotas.clone(),
             &config.server.node_id(),

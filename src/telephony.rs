@@ -1,10 +1,14 @@
-//! The telephony model both faces share: users, groups and enterprises (the directory),
-//! their service settings, call logs, and the event bus that announces every change.
+//! The telephony model both faces share: its records ([`model`]: users, groups and
+//! enterprises with their roles, devices, personal contacts, call logs, registered
+//! components, XMPP rosters, XSI-Events subscriptions), service settings ([`services`]),
+//! the directory search, and the event bus that announces every change.
 //!
-//! XSI-Actions reads and changes it through the [`Telephony`] handle built in
-//! `server.rs`; XSI-Events subscribes to its [`EventBus`]. Who may reach whom is decided in
-//! one place, [`access`]. A change of a service setting follows one path whatever interface
-//! made it:
+//! `server.rs` builds one [`Telephony`] handle over the store and hands clones to both
+//! faces: XMPP reads users (SASL), rosters and registered components through it; XSI-Actions
+//! reads and changes users, settings and contacts; XSI-Events keeps its subscriptions
+//! through it and subscribes to its [`EventBus`]. Neither face holds the store. Who may
+//! reach whom is decided in one place, [`access`]. A change of a service setting follows
+//! one path whatever interface made it:
 //!
 //! ```text
 //! set_service(user, settings)
@@ -17,21 +21,28 @@
 //! store holds.
 
 pub mod access;
+mod components;
 pub mod directory;
 pub mod events;
+pub mod model;
+mod rosters;
 pub mod services;
+mod subscriptions;
 
 use std::sync::Arc;
 
 use crate::config::QuotasConfig;
 
-use crate::store::{
-    CallLogKind, CallLogRecord, Device, Enterprise, Group, PersonalContact, Store, StoreError, User,
-};
+use crate::store::{Store, StoreError};
 
 pub use access::{may_reach, Reach};
 pub use directory::{DirectoryEntry, DirectoryPage, DirectoryQuery, DirectoryScope};
 pub use events::{EventBus, EventKind, TelephonyEvent};
+pub use model::{
+    CallLogKind, CallLogRecord, ComponentRecord, Device, Enterprise, Group, OnConflict,
+    PersonalContact, Role, RosterItem, RosterSubscription, SubscriptionRecord, SubscriptionTarget,
+    UnknownValue, User, CALL_LOG_LIMIT,
+};
 pub use services::{ServiceName, ServiceSettings};
 
 /// Why a telephony operation failed.

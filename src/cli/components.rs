@@ -8,9 +8,10 @@ use clap::Subcommand;
 use serde::Serialize;
 
 use super::{read_first_line, usage, ConfigArgs};
-use crate::config::OnConflict;
 use crate::embedded::random_secret;
-use crate::store::{ComponentRecord, Store};
+use crate::store::ComponentStore;
+use crate::telephony::ComponentRecord;
+use crate::telephony::OnConflict;
 
 /// `component` subcommands.
 #[derive(Debug, Subcommand)]

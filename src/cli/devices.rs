@@ -6,7 +6,7 @@ use anyhow::bail;
 use clap::Subcommand;
 
 use super::ConfigArgs;
-use crate::store::Store;
+use crate::store::DirectoryStore;
 
 /// `device` subcommands.
 #[derive(Debug, Subcommand)]
@@ -63,7 +63,7 @@ pub(super) async fn device_command(command: DeviceCommand) -> anyhow::Result<u8>
             let domain = user.rsplit_once('@').map_or("", |(_, d)| d);
             let line_port = line_port.unwrap_or_else(|| format!("{name}@{domain}"));
             store
-                .add_device(&crate::store::Device {
+                .add_device(&crate::telephony::Device {
                     user_id: user.clone(),
                     name: name.clone(),
                     device_type,

@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use super::{read_first_line, usage, ConfigArgs};
 use crate::credentials::PasswordVerifiers;
-use crate::store::{Role, Store, User};
+use crate::store::DirectoryStore;
+use crate::telephony::{Role, User};
 
 /// How a password is given.
 #[derive(Debug, Args)]

@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use super::{Config, ConfigError, ConfigProblem, OnConflict, Secret, MAX_XML_DEPTH_CEILING};
+use super::{Config, ConfigError, ConfigProblem, Secret, MAX_XML_DEPTH_CEILING};
+use crate::telephony::OnConflict;
 
 /// Whether validation looks at the files the configuration names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

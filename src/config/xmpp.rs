@@ -4,9 +4,10 @@
 use std::path::PathBuf;
 
 use super::Listen;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::Secret;
+use crate::telephony::OnConflict;
 
 /// `[xmpp]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -152,43 +153,6 @@ impl Default for XmppConfig {
             sm_max_unacked: 1000,
             sm_request_after_stanzas: 250,
             sm_request_after_secs: 30,
-        }
-    }
-}
-
-/// What happens when a component connects while its name already has a live connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum OnConflict {
-    /// The new connection wins; the old one gets the `conflict` stream error.
-    #[default]
-    Replace,
-    /// The new connection gets the `conflict` stream error.
-    Reject,
-    /// Up to `max_connections` share the name (a bridge cluster).
-    Balance,
-}
-
-impl OnConflict {
-    /// The config spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OnConflict::Replace => "replace",
-            OnConflict::Reject => "reject",
-            OnConflict::Balance => "balance",
-        }
-    }
-}
-
-impl std::str::FromStr for OnConflict {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "replace" => Ok(OnConflict::Replace),
-            "reject" => Ok(OnConflict::Reject),
-            "balance" => Ok(OnConflict::Balance),
-            other => Err(format!("unknown on_conflict policy \"{other}\"")),
         }
     }
 }

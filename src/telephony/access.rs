@@ -9,7 +9,7 @@
 //! | enterprise admin | the users and groups of its enterprise, and the enterprise |
 //! | system admin | everything, the system included |
 
-use crate::store::{Role, User};
+use crate::telephony::{Role, User};
 
 /// What a request or subscription is about.
 #[derive(Debug, Clone, Copy)]

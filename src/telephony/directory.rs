@@ -7,7 +7,7 @@
 //! name, first name, then user id, and paged with `start` (1-based) and `results`.
 //! `totalAvailableRecords` counts every match.
 
-use crate::store::{PersonalContact, User};
+use crate::telephony::{PersonalContact, User};
 
 /// Which directory.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 use super::services::ServiceSettings;
-use crate::store::User;
+use crate::telephony::User;
 
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +98,7 @@ mod tests {
             extension: None,
             enterprise_id: "e".to_owned(),
             group_id: "g".to_owned(),
-            role: crate::store::Role::User,
+            role: crate::telephony::Role::User,
             verifiers: crate::credentials::PasswordVerifiers::new("x", 4096).unwrap(),
         }
     }

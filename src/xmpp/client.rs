@@ -65,7 +65,7 @@ use crate::config::{Config, XmppConfig};
 use crate::credentials::{LoginBudgets, LoginLimiter};
 use crate::net::listener::{Admission, PhaseEnd};
 use crate::shutdown::Shutdown;
-use crate::store::Store;
+use crate::telephony::Telephony;
 
 pub use super::ns::{BIND, COMPONENT_AUTH, SASL, SESSION, TLS};
 
@@ -84,7 +84,7 @@ pub struct ClientService {
     domain: String,
     tls: Option<tokio_rustls::TlsAcceptor>,
     router: Router,
-    store: Arc<dyn Store>,
+    telephony: Telephony,
     rosters: Rosters,
     throttle: LoginLimiter,
     decoy_key: [u8; 32],
@@ -169,11 +169,11 @@ impl ClientService {
         config: &Config,
         tls: Option<Arc<rustls::ServerConfig>>,
         router: Router,
-        store: Arc<dyn Store>,
+        telephony: Telephony,
     ) -> Self {
         let settings = config.xmpp.clone();
         let scram_iterations = config.store.scram_iterations;
-        let rosters = Rosters::new(Arc::clone(&store), router.clone(), config.quotas.clone());
+        let rosters = Rosters::new(telephony.clone(), router.clone(), config.quotas.clone());
         let throttle = LoginLimiter::new(LoginBudgets {
             per_account_per_address: settings.failed_logins_per_account_per_minute,
             per_address: settings.failed_logins_per_address_per_minute,
@@ -188,7 +188,7 @@ impl ClientService {
             settings,
             tls: tls.map(tokio_rustls::TlsAcceptor::from),
             router,
-            store,
+            telephony,
             rosters,
             throttle,
             decoy_key: rand::random(),

@@ -11,7 +11,8 @@
 //! ```
 //!
 //! Everything up to the handshake answer runs under one deadline (`handshake_timeout_secs`).
-//! `to` must name a component from the config file or the store (`host-unknown` otherwise).
+//! `to` must name a component from the config file or one registered with `bridgehead component
+//! add` (`host-unknown` otherwise).
 //! The TLS handshake runs under `[limits] tls_handshake_timeout_secs`, and everything before
 //! the handshake answer counts against the listener's pre-authentication budget (see
 //! `net::listener`): a flood of idle sockets cannot keep a bridge out. The handshake is
@@ -45,7 +46,7 @@ use crate::config::{ComponentConfig, Config, XmppConfig};
 use crate::credentials::{LoginBudgets, LoginLimiter};
 use crate::net::listener::Admission;
 use crate::shutdown::Shutdown;
-use crate::store::Store;
+use crate::telephony::Telephony;
 
 /// A component's credentials and policy.
 #[derive(Clone)]
@@ -54,10 +55,11 @@ struct ComponentEntry {
     policy: ComponentPolicy,
 }
 
-/// Components from the config file and the store. Config wins for a name in both.
+/// Components from the config file and those registered in the telephony model. Config
+/// wins for a name in both.
 pub struct ComponentDirectory {
     configured: HashMap<String, ComponentEntry>,
-    store: Arc<dyn Store>,
+    telephony: Telephony,
     known: RwLock<HashSet<String>>,
 }
 
@@ -70,11 +72,11 @@ impl std::fmt::Debug for ComponentDirectory {
 }
 
 impl ComponentDirectory {
-    /// The directory over validated config components and the store.
+    /// The directory over validated config components and the registered ones.
     pub async fn load(
         configured: &[ComponentConfig],
-        store: Arc<dyn Store>,
-    ) -> Result<Self, crate::store::StoreError> {
+        telephony: Telephony,
+    ) -> Result<Self, crate::telephony::TelephonyError> {
         let configured: HashMap<String, ComponentEntry> = configured
             .iter()
             .map(|c| {
@@ -96,12 +98,12 @@ impl ComponentDirectory {
             })
             .collect();
         let mut known: HashSet<String> = configured.keys().cloned().collect();
-        for stored in store.components().await? {
+        for stored in telephony.registered_components().await? {
             known.insert(stored.name.to_ascii_lowercase());
         }
         Ok(ComponentDirectory {
             configured,
-            store,
+            telephony,
             known: RwLock::new(known),
         })
     }
@@ -111,13 +113,11 @@ impl ComponentDirectory {
         if let Some(entry) = self.configured.get(&name) {
             return Some(entry.clone());
         }
-        // The store is asked each time, so `bridgehead component add` works without a restart.
-        let stored = match self.store.components().await {
-            Ok(all) => all
-                .into_iter()
-                .find(|c| c.name.eq_ignore_ascii_case(&name))?,
+        // Asked each time, so `bridgehead component add` works without a restart.
+        let stored = match self.telephony.registered_component(&name).await {
+            Ok(found) => found?,
             Err(e) => {
-                tracing::error!(error = %e, "cannot read components from the store");
+                tracing::error!(error = %e, "cannot read the registered components");
                 return None;
             }
         };

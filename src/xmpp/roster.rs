@@ -1,8 +1,8 @@
 //! Rosters and presence subscriptions (RFC 6121) for client sessions.
 //!
-//! A user's roster lives in the store (`roster_items`): one row per contact with the
-//! subscription state (`none`, `to`, `from`, `both`), `ask='subscribe'` while a request of
-//! the user's is unanswered, and `pending_in` while a contact's request to the user is.
+//! The telephony model keeps a user's roster (`Telephony::roster`, one item per contact):
+//! the subscription state (`none`, `to`, `from`, `both`), `ask='subscribe'` while a request
+//! of the user's is unanswered, and `pending_in` while a contact's request to the user is.
 //!
 //! | the user sends to contact C | the user's item for C | C's item for the user (C local) |
 //! |---|---|---|
@@ -23,7 +23,6 @@
 //! or the session ending) goes to the same contacts and to everyone the resource sent
 //! directed presence to.
 
-use crate::xmpp::error::StanzaCondition;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -34,7 +33,8 @@ use super::router::Router;
 use super::stanza;
 use super::stanza::attr;
 use crate::config::QuotasConfig;
-use crate::store::{RosterItem, RosterSubscription, Store, StoreError};
+use crate::telephony::{RosterItem, RosterSubscription, Telephony, TelephonyError};
+use crate::xmpp::error::StanzaCondition;
 
 pub use super::ns::ROSTER;
 
@@ -54,7 +54,7 @@ pub struct SessionPresence {
 /// Roster storage and presence fan-out, shared by all client sessions.
 #[derive(Clone)]
 pub struct Rosters {
-    store: Arc<dyn Store>,
+    telephony: Telephony,
     router: Router,
     quotas: Arc<QuotasConfig>,
     changes: Arc<tokio::sync::Mutex<()>>,
@@ -137,10 +137,10 @@ pub fn bare_of(jid: &str) -> Option<String> {
 }
 
 impl Rosters {
-    /// Rosters over `store`, delivering through `router`.
-    pub fn new(store: Arc<dyn Store>, router: Router, quotas: QuotasConfig) -> Self {
+    /// Rosters kept by `telephony`, delivering through `router`.
+    pub fn new(telephony: Telephony, router: Router, quotas: QuotasConfig) -> Self {
         Rosters {
-            store,
+            telephony,
             router,
             quotas: Arc::new(quotas),
             changes: Arc::new(tokio::sync::Mutex::new(())),
@@ -157,7 +157,7 @@ impl Rosters {
     }
 
     async fn items(&self, user: &str) -> Vec<RosterItem> {
-        match self.store.roster(user).await {
+        match self.telephony.roster(user).await {
             Ok(items) => items,
             Err(e) => {
                 tracing::warn!(error = %e, user, "cannot read a roster");
@@ -168,7 +168,7 @@ impl Rosters {
 
     /// One item (a fresh one when the user has none for `contact`): one store read.
     async fn item(&self, user: &str, contact: &str) -> RosterItem {
-        let stored = match self.store.roster_item(user, contact).await {
+        let stored = match self.telephony.roster_item(user, contact).await {
             Ok(stored) => stored,
             Err(e) => {
                 tracing::warn!(error = %e, user, "cannot read a roster item");
@@ -182,13 +182,8 @@ impl Rosters {
     }
 
     /// Stores `item` within `max_roster_items`.
-    async fn put(&self, user: &str, item: &RosterItem) -> Result<(), StoreError> {
-        let limit = self.quotas.max_roster_items.get();
-        let stored = self.store.put_roster_item(user, item, limit).await;
-        if matches!(stored, Err(StoreError::Full { .. })) {
-            crate::telemetry::quota_refusal("max_roster_items");
-        }
-        stored
+    async fn put(&self, user: &str, item: &RosterItem) -> Result<(), TelephonyError> {
+        self.telephony.put_roster_item(user, item).await
     }
 
     /// The roster set's `name` and groups, or the `not-acceptable` reason.
@@ -298,7 +293,7 @@ impl Rosters {
                     updated.groups = groups;
                     match self.put(&session.bare, &updated).await {
                         Ok(()) => {}
-                        Err(StoreError::Full { limit }) => {
+                        Err(TelephonyError::Quota { limit, .. }) => {
                             tracing::info!(user = %session.bare, limit, "roster is full");
                             return stanza::error_reply(
                                 request,
@@ -319,7 +314,7 @@ impl Rosters {
         let item = {
             let _guard = self.changes.lock().await;
             let item = self.item(user, contact).await;
-            if let Err(e) = self.store.remove_roster_item(user, contact).await {
+            if let Err(e) = self.telephony.remove_roster_item(user, contact).await {
                 tracing::warn!(error = %e, user, "cannot remove a roster item");
                 return;
             }

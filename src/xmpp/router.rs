@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::error::StreamCondition;
 use super::stanza;
-use crate::config::OnConflict;
+use crate::telephony::OnConflict;
 
 /// What a session is asked to write or do.
 #[derive(Debug)]

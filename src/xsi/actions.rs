@@ -26,9 +26,9 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
 use crate::config::XsiConfig;
 use crate::http::{self, Handler, RequestContext, ResponseBody};
-use crate::store::{CallLogKind, CallLogRecord, PersonalContact, Role, User};
 use crate::telephony::directory::{page_of, Pattern};
 use crate::telephony::{may_reach, DirectoryQuery, DirectoryScope, Reach, ServiceName, Telephony};
+use crate::telephony::{CallLogKind, CallLogRecord, PersonalContact, Role, User};
 
 use super::auth::Authenticator;
 use super::codec::{self, Format};

@@ -26,8 +26,8 @@ use hmac::Mac;
 
 use crate::config::XsiConfig;
 use crate::credentials::{LoginBudgets, LoginLimiter, PasswordVerifiers};
-use crate::store::User;
 use crate::telephony::Telephony;
+use crate::telephony::User;
 
 use super::error::ApiError;
 

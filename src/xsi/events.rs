@@ -36,8 +36,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::mpsc;
 
 use crate::http::{self, Handler, RequestContext, ResponseBody};
-use crate::store::{SubscriptionRecord, SubscriptionTarget, User};
 use crate::telephony::{may_reach, Reach, ServiceName, Telephony};
+use crate::telephony::{SubscriptionRecord, SubscriptionTarget, User};
 
 use self::hub::{ChannelRequest, Hub, HubError, Owner, SubscribeRequest, PACKAGES};
 use super::auth::Authenticator;
@@ -166,7 +166,7 @@ impl From<HubError> for ApiError {
                 reason: why,
             },
             HubError::Quota { what, limit } => ApiError::QuotaExceeded { what, limit },
-            HubError::Store(e) => {
+            HubError::Telephony(e) => {
                 tracing::error!(error = %e, "store failed while serving XSI-Events");
                 ApiError::Internal
             }

@@ -11,7 +11,8 @@ use std::time::Duration;
 use futures::SinkExt;
 use minidom::Element;
 
-use bridgehead::config::{ComponentConfig, OnConflict, Secret};
+use bridgehead::config::{ComponentConfig, Secret};
+use bridgehead::telephony::OnConflict;
 
 use crate::support::component::{self, next, stanza, COMPONENT_NS};
 use crate::support::dns::{a, dns_server, srv};

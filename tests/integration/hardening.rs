@@ -12,7 +12,8 @@ use minidom::Element;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use bridgehead::config::{Config, OnConflict};
+use bridgehead::config::Config;
+use bridgehead::telephony::OnConflict;
 
 use crate::support::client::{
     plain_auth, raw_login, raw_next, raw_session, raw_tls, CLIENT_NS, SASL,

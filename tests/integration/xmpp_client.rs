@@ -12,7 +12,8 @@ use tokio_xmpp::parsers::message::{Lang, Message};
 use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
 use tokio_xmpp::{Client, Stanza};
 
-use bridgehead::config::{Config, OnConflict};
+use bridgehead::config::Config;
+use bridgehead::telephony::OnConflict;
 
 use crate::support::client::{
     login, plain_auth, raw_login, raw_next, raw_open, raw_session, raw_tls, try_login, wait_for,

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use futures::SinkExt;
 use minidom::Element;
 
-use bridgehead::config::{ComponentConfig, Config, OnConflict};
+use bridgehead::config::{ComponentConfig, Config};
+use bridgehead::telephony::OnConflict;
 
 use crate::support::component::{
     self, connect, next, raw_exchange, stanza, stanza_error, stream_error, COMPONENT_NS,

@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use bridgehead::config::Config;
 use bridgehead::credentials::PasswordVerifiers;
-use bridgehead::store::{CallLogKind, CallLogRecord, Device};
+use bridgehead::telephony::{CallLogKind, CallLogRecord, Device};
 use bridgehead::telephony::{EventKind, ServiceSettings};
 
 use crate::support::acme::{auth, populate, start_acme, url, ALICE, UTF8_PASSWORD};

@@ -2,9 +2,9 @@
 //! SQLite's constraint errors become `Exists` / `Missing`.
 
 use crate::credentials::PasswordVerifiers;
-use crate::store::{
-    CallLogKind, CallLogRecord, ComponentRecord, Role, RosterItem, RosterSubscription, StoreError,
-    User,
+use crate::store::StoreError;
+use crate::telephony::{
+    CallLogKind, CallLogRecord, ComponentRecord, RosterItem, RosterSubscription, User,
 };
 
 /// A roster item from a `SELECT jid, name, groups, subscription, ask_out, pending_in` row.
@@ -44,7 +44,7 @@ pub(super) fn user_from_row(row: &rusqlite::Row<'_>) -> Result<User, StoreError>
         extension: row.get("extension")?,
         enterprise_id: row.get("enterprise_id")?,
         group_id: row.get("group_id")?,
-        role: Role::parse(&role)?,
+        role: role.parse()?,
         verifiers: serde_json::from_str(&verifiers)
             .map_err(|e| StoreError::Corrupt(format!("password verifiers: {e}")))?,
     })
@@ -56,7 +56,7 @@ pub(super) fn component_from_row(row: &rusqlite::Row<'_>) -> Result<ComponentRec
         name: row.get("name")?,
         secret: row.get("secret")?,
         max_connections: row.get("max_connections")?,
-        on_conflict: policy.parse().map_err(StoreError::Corrupt)?,
+        on_conflict: policy.parse()?,
         hold_secs: row.get::<_, i64>("hold_secs")?.max(0) as u64,
     })
 }

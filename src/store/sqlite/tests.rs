@@ -1,6 +1,12 @@
 use super::*;
-use crate::config::OnConflict;
-use crate::store::{Role, RosterSubscription};
+use crate::credentials::PasswordVerifiers;
+use crate::store::{
+    CallLogStore, ComponentStore, ContactStore, DirectoryStore, RosterStore, SettingsStore, Store,
+};
+use crate::telephony::{
+    CallLogKind, CallLogRecord, ComponentRecord, Device, Enterprise, Group, OnConflict,
+    PersonalContact, Role, RosterItem, RosterSubscription, User, CALL_LOG_LIMIT,
+};
 
 fn user(id: &str) -> User {
     User {

@@ -43,7 +43,7 @@ impl ClientService {
         username: &str,
         authzid: Option<&str>,
         peer: IpAddr,
-    ) -> Result<(String, Option<crate::store::User>, Reservation<'_>), (Failure, Option<String>)>
+    ) -> Result<(String, Option<crate::telephony::User>, Reservation<'_>), (Failure, Option<String>)>
     {
         let Some(account) = self.account_id(username) else {
             // No account can have this name: counted against the address only.
@@ -57,7 +57,7 @@ impl ClientService {
             crate::telemetry::throttled_attempt("sasl");
             return Err((Failure::TemporaryAuthFailure, Some(account)));
         };
-        match self.store.user(&account).await {
+        match self.telephony.user(&account).await {
             Ok(user) => Ok((account, user, attempt)),
             Err(e) => {
                 tracing::error!(error = %e, "cannot read a user for a login");

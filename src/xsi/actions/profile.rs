@@ -16,7 +16,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 
 use crate::http::{self, RequestContext, ResponseBody};
-use crate::store::User;
+use crate::telephony::User;
 
 use super::{user_uri, XsiActions};
 use crate::xsi::codec::{self, Format};

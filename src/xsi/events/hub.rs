@@ -40,8 +40,8 @@ use hyper::body::Bytes;
 use tokio::sync::mpsc;
 
 use crate::config::{QuotasConfig, XsiEventsConfig};
-use crate::store::{Store, StoreError, SubscriptionRecord, SubscriptionTarget};
-use crate::telephony::{EventKind, ServiceName, TelephonyEvent};
+use crate::telephony::{EventKind, ServiceName, Telephony, TelephonyError, TelephonyEvent};
+use crate::telephony::{SubscriptionRecord, SubscriptionTarget};
 
 use super::documents::{EventData, TerminationReason};
 use delivery::{covers, enqueue, redeliver_from, resend, terminate};
@@ -78,9 +78,9 @@ pub enum HubError {
         /// The limit.
         limit: usize,
     },
-    /// The store failed.
+    /// The telephony model (its store) failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Telephony(#[from] TelephonyError),
 }
 
 /// What opening a channel returns.
@@ -343,7 +343,7 @@ impl State {
 #[derive(Clone)]
 pub struct Hub {
     state: Arc<Mutex<State>>,
-    store: Arc<dyn Store>,
+    telephony: Telephony,
     config: Arc<XsiEventsConfig>,
     quotas: Arc<QuotasConfig>,
     node_id: Arc<str>,
@@ -388,20 +388,20 @@ pub const PACKAGES: [&str; 9] = [
 ];
 
 impl Hub {
-    /// A hub for this node, with the subscriptions the store holds.
+    /// A hub for this node, with the subscriptions the telephony model keeps.
     pub async fn load(
-        store: Arc<dyn Store>,
+        telephony: Telephony,
         config: XsiEventsConfig,
         quotas: QuotasConfig,
         node_id: &str,
-    ) -> Result<Self, StoreError> {
+    ) -> Result<Self, TelephonyError> {
         let mut state = State::default();
-        for subscription in store.subscriptions().await? {
+        for subscription in telephony.subscriptions().await? {
             state.add_subscription(subscription);
         }
         Ok(Hub {
             state: Arc::new(Mutex::new(state)),
-            store,
+            telephony,
             config: Arc::new(config),
             quotas: Arc::new(quotas),
             node_id: node_id.into(),

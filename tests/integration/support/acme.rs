@@ -2,7 +2,8 @@
 //! one with a non-ASCII password) and enterprise other. Passwords are `<local part>-pass`.
 
 use bridgehead::credentials::PasswordVerifiers;
-use bridgehead::store::{Enterprise, Group, Role, Store, User};
+use bridgehead::store::Store;
+use bridgehead::telephony::{Enterprise, Group, Role, User};
 
 use super::https::{basic, XSI};
 use super::server::{embedded_config, TestServer};

@@ -105,7 +105,7 @@ pub fn component_config(
     name: &str,
     secret: &str,
     max_connections: u32,
-    on_conflict: bridgehead::config::OnConflict,
+    on_conflict: bridgehead::telephony::OnConflict,
 ) -> bridgehead::config::ComponentConfig {
     bridgehead::config::ComponentConfig {
         name: name.to_owned(),

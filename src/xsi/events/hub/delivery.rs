@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use rand::Rng;
 
-use crate::store::{SubscriptionRecord, SubscriptionTarget};
 use crate::telephony::TelephonyEvent;
+use crate::telephony::{SubscriptionRecord, SubscriptionTarget};
 use crate::xsi::events::documents::{self, Envelope, EventData, TerminationReason};
 
 /// True when `target` covers the user `event` is about.

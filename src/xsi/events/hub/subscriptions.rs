@@ -3,7 +3,7 @@
 
 use super::delivery::{enqueue, target_id};
 use super::{new_id, quota, Hub, HubError, Owner, SubscribeRequest, NEVER_EXPIRES};
-use crate::store::SubscriptionRecord;
+use crate::telephony::SubscriptionRecord;
 use crate::xsi::events::documents::EventData;
 
 impl Hub {
@@ -71,7 +71,7 @@ impl Hub {
             }
             state.add_subscription(record.clone());
         }
-        if let Err(e) = self.store.put_subscription(&record).await {
+        if let Err(e) = self.telephony.put_subscription(&record).await {
             self.state().remove_subscription(&record.id);
             return Err(e.into());
         }
@@ -117,7 +117,7 @@ impl Hub {
                 .then(|| time::OffsetDateTime::now_utc().unix_timestamp() + granted as i64);
             record.clone()
         };
-        self.store.put_subscription(&record).await?;
+        self.telephony.put_subscription(&record).await?;
         Ok(granted)
     }
 
@@ -127,7 +127,7 @@ impl Hub {
             .state()
             .remove_subscription(id)
             .ok_or_else(|| HubError::NotFound(format!("subscription {id}")))?;
-        self.store.remove_subscription(id).await?;
+        self.telephony.remove_subscription(id).await?;
         if announce {
             let target = target_id(&record.target);
             let mut state = self.state();

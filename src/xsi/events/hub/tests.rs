@@ -1,25 +1,11 @@
 use super::*;
 use crate::credentials::PasswordVerifiers;
-use crate::store::{Enterprise, Group, Role, SqliteStore, User};
-use crate::telephony::ServiceSettings;
+use crate::store::SqliteStore;
+use crate::telephony::{EventBus, Role, ServiceSettings, Telephony, User};
 
 async fn hub(dir: &std::path::Path, config: XsiEventsConfig) -> (Hub, Vec<User>) {
     let store = SqliteStore::open(&dir.join("db.sqlite3")).unwrap();
-    store
-        .put_enterprise(&Enterprise {
-            id: "e".into(),
-            name: "E".into(),
-        })
-        .await
-        .unwrap();
-    store
-        .put_group(&Group {
-            id: "g".into(),
-            enterprise_id: "e".into(),
-            name: "G".into(),
-        })
-        .await
-        .unwrap();
+    let telephony = Telephony::new(Arc::new(store), EventBus::new(16), QuotasConfig::default());
     let verifiers = PasswordVerifiers::new("x", 4096).unwrap();
     let mut users = Vec::new();
     for id in ["a@example.com", "b@example.com"] {
@@ -34,11 +20,11 @@ async fn hub(dir: &std::path::Path, config: XsiEventsConfig) -> (Hub, Vec<User>)
             role: Role::User,
             verifiers: verifiers.clone(),
         };
-        store.add_user(&user).await.unwrap();
+        telephony.add_user(&user).await.unwrap();
         users.push(user);
     }
     (
-        Hub::load(Arc::new(store), config, QuotasConfig::default(), "node")
+        Hub::load(telephony, config, QuotasConfig::default(), "node")
             .await
             .unwrap(),
         users,
