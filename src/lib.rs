@@ -14,7 +14,7 @@
 //! | [`net`] | the one accept loop: every address of a listener, pre-authentication budgets, connection limits, `TCP_NODELAY`, per-connection span |
 //! | [`tls`] | the only place that builds rustls configs; start-up certificate checks |
 //! | [`pki`] | verify, inspect and issue certificates (sync, no tokio) |
-//! | [`store`] | persistence behind a trait; SQLite by default |
+//! | [`store`] | persistence of the model's records, one small trait per concern; SQLite by default |
 //! | [`credentials`] | SCRAM-SHA-1/256 password verifiers (no clear passwords stored), the login limiter |
 //! | [`dns`] | SRV discovery with RFC 2782 ordering, A/AAAA fallback |
 //! | [`embedded`] | the development PKI and demo data of the zero-config mode |
@@ -22,7 +22,7 @@
 //! | [`telemetry`] | metrics, rendered for Prometheus |
 //! | [`xmpp`] | XEP-0114 components, c2s and WebSocket clients (SASL, rosters, presence, XEP-0198), the router, server services |
 //! | [`http`] | the HTTPS front: TLS, HTTP/1.1 + HTTP/2, limits, affinity cookie, dispatch |
-//! | [`telephony`] | directory, who may reach whom, service settings, call logs, the event bus |
+//! | [`telephony`] | the model: its records, who may reach whom, the service catalogue, rosters, subscriptions, call logs, the event bus; the only way `xmpp` and `xsi` reach the store |
 //! | [`xsi`] | XSI-Actions and XSI-Events (channels, subscriptions, acks), CTI: auth, resources, XML and BadgerFish JSON, ErrorInfo |
 //!
 //! `xmpp`, `xsi` and `pki` never import each other: they meet in `telephony` and the

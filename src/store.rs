@@ -172,7 +172,7 @@ pub trait ContactStore: Send + Sync + 'static {
 /// Users' call logs.
 #[async_trait]
 pub trait CallLogStore: Send + Sync + 'static {
-    /// Records a call in a user's log, keeping the newest [`CALL_LOG_LIMIT`] per kind.
+    /// Records a call in a user's log, keeping the newest [`CALL_LOG_LIMIT`](crate::telephony::CALL_LOG_LIMIT) per kind.
     async fn add_call_log(&self, record: &CallLogRecord) -> Result<(), StoreError>;
 
     /// A user's call logs of `kind` (all kinds with `None`), newest first.

@@ -125,7 +125,7 @@ impl Telephony {
         Ok(self.store.user(id).await?)
     }
 
-    /// Moves whenever users may have changed (see [`Store::users_generation`]).
+    /// Moves whenever users may have changed (see [`DirectoryStore::users_generation`](crate::store::DirectoryStore::users_generation)).
     pub fn users_generation(&self) -> u64 {
         self.store.users_generation()
     }
@@ -204,7 +204,7 @@ impl Telephony {
 
     /// The services assigned to a user. Every user has every service Bridgehead offers.
     pub fn services(&self, _user: &User) -> &'static [ServiceName] {
-        &ServiceName::ALL
+        ServiceName::ALL
     }
 
     /// A user's current settings of `service` (its defaults when never set).

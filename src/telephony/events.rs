@@ -88,6 +88,7 @@ impl EventBus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telephony::services::DoNotDisturb;
 
     fn user(id: &str) -> User {
         User {
@@ -108,10 +109,10 @@ mod tests {
         let bus = EventBus::new(16);
         let mut receiver = bus.subscribe();
         let dnd = |active| {
-            EventKind::ServiceChanged(ServiceSettings::DoNotDisturb {
+            EventKind::ServiceChanged(ServiceSettings::from(DoNotDisturb {
                 active,
                 ring_splash: false,
-            })
+            }))
         };
         bus.publish(&user("alice@example.com"), dnd(true));
         bus.publish(&user("bob@example.com"), dnd(true));

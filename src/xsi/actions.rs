@@ -126,7 +126,8 @@ impl Resource {
             ["user", u, "services", name] => Resource::Service(
                 user(u),
                 ServiceName::ALL
-                    .into_iter()
+                    .iter()
+                    .copied()
                     .find(|s| s.as_str().eq_ignore_ascii_case(name))
                     .ok_or_else(unknown)?,
             ),

@@ -19,6 +19,7 @@ use serde::Serialize;
 use super::error::ApiError;
 use super::json;
 use super::model::XSI_NS;
+use crate::telephony::services::Node;
 
 /// A representation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +109,11 @@ pub fn render<T: Serialize>(
     root: Option<&str>,
     format: Format,
 ) -> Result<Bytes, ApiError> {
-    let xml = to_xml(document, root)?;
+    encode(to_xml(document, root)?, format)
+}
+
+/// An XML document (with its declaration) in `format`.
+pub fn encode(xml: String, format: Format) -> Result<Bytes, ApiError> {
     match format {
         Format::Xml => Ok(Bytes::from(xml)),
         Format::Json => {
@@ -131,10 +136,74 @@ pub fn parse<T: DeserializeOwned>(
     root: &'static str,
     max_depth: usize,
 ) -> Result<T, ApiError> {
-    let malformed = |detail: String| ApiError::Malformed {
+    let xml = checked_xml(body, format, root, max_depth)?;
+    quick_xml::de::from_str(&xml).map_err(|e| malformed(root, e.to_string()))
+}
+
+/// Reads a request body in `format` as a tree of elements (local names, trimmed text)
+/// whose root is `root`, nested at most `max_depth` deep: for documents whose fields the
+/// model declares (service settings).
+pub fn parse_tree(
+    body: &[u8],
+    format: Format,
+    root: &'static str,
+    max_depth: usize,
+) -> Result<Node, ApiError> {
+    let xml = checked_xml(body, format, root, max_depth)?;
+    let mut reader = quick_xml::Reader::from_str(&xml);
+    let mut stack: Vec<Node> = Vec::new();
+    let element = |start: &quick_xml::events::BytesStart<'_>| Node {
+        name: String::from_utf8_lossy(start.local_name().as_ref()).into_owned(),
+        ..Node::default()
+    };
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|e| malformed(root, e.to_string()))?;
+        let closed = match &event {
+            Event::Start(start) => {
+                stack.push(element(start));
+                continue;
+            }
+            Event::Empty(start) => element(start),
+            Event::End(_) => match stack.pop() {
+                Some(node) => node,
+                None => return Err(malformed(root, "unbalanced end tag".into())),
+            },
+            Event::Eof => return Err(malformed(root, "the document ends early".into())),
+            other => {
+                let text = json::text_of(other).map_err(|e| malformed(root, e.to_string()))?;
+                if let (Some(open), Some(text)) = (stack.last_mut(), text) {
+                    open.text.push_str(&text);
+                }
+                continue;
+            }
+        };
+        let mut closed = closed;
+        closed.text = closed.text.trim().to_owned();
+        match stack.last_mut() {
+            Some(parent) => parent.children.push(closed),
+            None => return Ok(closed),
+        }
+    }
+}
+
+fn malformed(root: &'static str, detail: String) -> ApiError {
+    ApiError::Malformed {
         expected: root,
         detail,
-    };
+    }
+}
+
+/// The body as XML (a JSON body converted from BadgerFish), its root, namespace and depth
+/// checked.
+fn checked_xml(
+    body: &[u8],
+    format: Format,
+    root: &'static str,
+    max_depth: usize,
+) -> Result<String, ApiError> {
+    let malformed = |detail: String| malformed(root, detail);
     let xml = match format {
         Format::Xml => std::str::from_utf8(body)
             .map_err(|_| malformed("the body is not UTF-8".into()))?
@@ -146,7 +215,7 @@ pub fn parse<T: DeserializeOwned>(
         }
     };
     check_document(&xml, root, max_depth).map_err(malformed)?;
-    quick_xml::de::from_str(&xml).map_err(|e| malformed(e.to_string()))
+    Ok(xml)
 }
 
 /// The document's root must be `root` in the XSI namespace (a JSON body may leave the
@@ -208,8 +277,7 @@ mod tests {
             body in "(<DoNotDisturb xmlns=\"http://schema.broadsoft.com/xsi\">|\\{\"DoNotDisturb\":)?[<>/a-zA-Z\"{}:,$ ]{0,80}"
         ) {
             for format in [Format::Xml, Format::Json] {
-                let parsed: Result<crate::xsi::model::DoNotDisturb, ApiError> =
-                    parse(body.as_bytes(), format, "DoNotDisturb", 64);
+                let parsed = parse_tree(body.as_bytes(), format, "DoNotDisturb", 64);
                 if let Err(e) = parsed {
                     proptest::prop_assert_eq!(e.status(), hyper::StatusCode::BAD_REQUEST, "{:?}", e);
                 }

@@ -39,7 +39,7 @@ use crate::http::{self, Handler, RequestContext, ResponseBody};
 use crate::telephony::{may_reach, Reach, ServiceName, Telephony};
 use crate::telephony::{SubscriptionRecord, SubscriptionTarget, User};
 
-use self::hub::{ChannelRequest, Hub, HubError, Owner, SubscribeRequest, PACKAGES};
+use self::hub::{ChannelRequest, Hub, HubError, Owner, SubscribeRequest};
 use super::auth::Authenticator;
 use super::codec::{self, Format};
 use super::error::ApiError;
@@ -450,7 +450,7 @@ impl XsiEvents {
                 reason: "an event or eventPackageList is required".into(),
             });
         }
-        if let Some(unknown) = events.iter().find(|e| !PACKAGES.contains(&e.as_str())) {
+        if let Some(unknown) = events.iter().find(|e| !hub::is_package(e)) {
             return Err(ApiError::Invalid {
                 field: "event".into(),
                 reason: format!("\"{unknown}\" is not an event package Bridgehead delivers"),
@@ -478,8 +478,8 @@ impl XsiEvents {
         // The narrowest target (a user) gets the current state at once.
         let mut initial = Vec::new();
         if let Some(user) = &target_user {
-            for service in ServiceName::ALL {
-                if events.iter().any(|e| e == hub::package_of(service)) {
+            for &service in ServiceName::ALL {
+                if events.iter().any(|e| e == service.display_name()) {
                     initial.push((
                         user.id.clone(),
                         self.telephony.service(&user.id, service).await?,

@@ -45,34 +45,9 @@ pub fn xml_to_json(xml: &str) -> Result<Value, JsonError> {
                     .ok_or_else(|| JsonError::Xml("unbalanced end tag".into()))?;
                 close(frame, &mut stack, &mut root);
             }
-            Event::Text(text) => {
-                let text = text.decode().map_err(|e| xml_error(&e))?;
-                let text = quick_xml::escape::unescape(&text).map_err(|e| xml_error(&e))?;
-                if let Some(frame) = stack.last_mut() {
+            Event::Text(_) | Event::GeneralRef(_) | Event::CData(_) => {
+                if let (Some(frame), Some(text)) = (stack.last_mut(), text_of(&event)?) {
                     frame.2.push_str(&text);
-                }
-            }
-            Event::GeneralRef(reference) => {
-                let name = reference.decode().map_err(|e| xml_error(&e))?;
-                let resolved = quick_xml::escape::resolve_predefined_entity(&name)
-                    .map(str::to_owned)
-                    .or_else(|| {
-                        reference
-                            .resolve_char_ref()
-                            .ok()
-                            .flatten()
-                            .map(String::from)
-                    })
-                    .ok_or_else(|| JsonError::Xml(format!("unknown entity &{name};")))?;
-                if let Some(frame) = stack.last_mut() {
-                    frame.2.push_str(&resolved);
-                }
-            }
-            Event::CData(data) => {
-                if let Some(frame) = stack.last_mut() {
-                    frame
-                        .2
-                        .push_str(&String::from_utf8_lossy(&data.into_inner()));
                 }
             }
             Event::DocType(_) => return Err(JsonError::Xml("a DOCTYPE is not allowed".into())),
@@ -81,6 +56,35 @@ pub fn xml_to_json(xml: &str) -> Result<Value, JsonError> {
         }
     }
     root.ok_or_else(|| JsonError::Xml("no root element".into()))
+}
+
+/// The character data of a text, entity reference or CDATA event (`None` for others),
+/// with entities resolved.
+pub(super) fn text_of(event: &Event<'_>) -> Result<Option<String>, JsonError> {
+    let xml_error = |e: &dyn std::fmt::Display| JsonError::Xml(e.to_string());
+    Ok(Some(match event {
+        Event::Text(text) => {
+            let text = text.decode().map_err(|e| xml_error(&e))?;
+            quick_xml::escape::unescape(&text)
+                .map_err(|e| xml_error(&e))?
+                .into_owned()
+        }
+        Event::GeneralRef(reference) => {
+            let name = reference.decode().map_err(|e| xml_error(&e))?;
+            quick_xml::escape::resolve_predefined_entity(&name)
+                .map(str::to_owned)
+                .or_else(|| {
+                    reference
+                        .resolve_char_ref()
+                        .ok()
+                        .flatten()
+                        .map(String::from)
+                })
+                .ok_or_else(|| JsonError::Xml(format!("unknown entity &{name};")))?
+        }
+        Event::CData(data) => String::from_utf8_lossy(data.as_ref()).into_owned(),
+        _ => return Ok(None),
+    }))
 }
 
 fn open(start: &BytesStart<'_>) -> Result<(String, Map<String, Value>, String), JsonError> {

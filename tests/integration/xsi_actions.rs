@@ -10,6 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use bridgehead::config::Config;
 use bridgehead::credentials::PasswordVerifiers;
+use bridgehead::telephony::services::DoNotDisturb;
 use bridgehead::telephony::{CallLogKind, CallLogRecord, Device};
 use bridgehead::telephony::{EventKind, ServiceSettings};
 
@@ -935,10 +936,10 @@ async fn a_settings_change_is_published_on_the_event_bus() {
         assert_eq!(event.sequence, sequence);
         assert_eq!(
             event.kind,
-            EventKind::ServiceChanged(ServiceSettings::DoNotDisturb {
+            EventKind::ServiceChanged(ServiceSettings::from(DoNotDisturb {
                 active,
                 ring_splash: false
-            })
+            }))
         );
     }
     assert!(events.try_recv().is_err(), "nothing else was published");

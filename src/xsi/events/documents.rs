@@ -338,94 +338,13 @@ pub fn subscription_event(envelope: &Envelope<'_>, data: &EventData) -> Vec<u8> 
             let event_type = format!("xsi:{}Event", settings.name().as_str());
             writer.start("xsi:eventData", &[("xsi1:type", event_type.as_str())]);
             writer.start("xsi:info", &[]);
-            service_info(&mut writer, settings);
+            crate::xsi::services::write_fields(&mut writer.0, "xsi:", &settings.fields());
             writer.end("xsi:info");
             writer.end("xsi:eventData");
         }
     }
     writer.end("xsi:Event");
     writer.finish()
-}
-
-fn boolean(value: bool) -> &'static str {
-    if value {
-        "true"
-    } else {
-        "false"
-    }
-}
-
-/// The service's fields, in the order of its Actions document.
-fn service_info(writer: &mut Writer, settings: &ServiceSettings) {
-    match settings {
-        ServiceSettings::DoNotDisturb {
-            active,
-            ring_splash,
-        } => {
-            writer.text("xsi:active", boolean(*active));
-            writer.text("xsi:ringSplash", boolean(*ring_splash));
-        }
-        ServiceSettings::CallForwardingAlways {
-            active,
-            forward_to,
-            ring_splash,
-        } => {
-            writer.text("xsi:active", boolean(*active));
-            if let Some(to) = forward_to {
-                writer.text("xsi:forwardToPhoneNumber", to);
-            }
-            writer.text("xsi:ringSplash", boolean(*ring_splash));
-        }
-        ServiceSettings::CallForwardingBusy { active, forward_to } => {
-            writer.text("xsi:active", boolean(*active));
-            if let Some(to) = forward_to {
-                writer.text("xsi:forwardToPhoneNumber", to);
-            }
-        }
-        ServiceSettings::CallForwardingNoAnswer {
-            active,
-            forward_to,
-            number_of_rings,
-        } => {
-            writer.text("xsi:active", boolean(*active));
-            if let Some(to) = forward_to {
-                writer.text("xsi:forwardToPhoneNumber", to);
-            }
-            writer.text("xsi:numberOfRings", &number_of_rings.to_string());
-        }
-        ServiceSettings::RemoteOffice { active, number } => {
-            writer.text("xsi:active", boolean(*active));
-            if let Some(number) = number {
-                writer.text("xsi:remoteOfficeNumber", number);
-            }
-        }
-        ServiceSettings::SimultaneousRingPersonal {
-            active,
-            do_not_ring_if_on_call,
-            locations,
-        } => {
-            writer.text("xsi:active", boolean(*active));
-            writer.text(
-                "xsi:incomingCalls",
-                if *do_not_ring_if_on_call {
-                    crate::xsi::model::DO_NOT_RING_IF_ON_A_CALL
-                } else {
-                    crate::xsi::model::RING_FOR_ALL
-                },
-            );
-            writer.start("xsi:simRingLocations", &[]);
-            for location in locations {
-                writer.start("xsi:simRingLocation", &[]);
-                writer.text("xsi:address", &location.address);
-                writer.text(
-                    "xsi:answerConfirmationRequired",
-                    boolean(location.answer_confirmation_required),
-                );
-                writer.end("xsi:simRingLocation");
-            }
-            writer.end("xsi:simRingLocations");
-        }
-    }
 }
 
 #[cfg(test)]
@@ -449,10 +368,12 @@ mod tests {
                 channel_id: "c1",
                 target_id: "alice@example.com",
             },
-            &EventData::Service(ServiceSettings::DoNotDisturb {
-                active: true,
-                ring_splash: false,
-            }),
+            &EventData::Service(ServiceSettings::from(
+                crate::telephony::services::DoNotDisturb {
+                    active: true,
+                    ring_splash: false,
+                },
+            )),
         ))
         .unwrap();
         assert!(!event.contains('\n'));

@@ -369,23 +369,15 @@ fn bytes(document: Vec<u8>) -> Bytes {
     Bytes::from(document)
 }
 
-/// The package a service's events belong to.
-pub fn package_of(service: ServiceName) -> &'static str {
-    service.display_name()
-}
+/// The call event packages, accepted for subscriptions (call events arrive with call
+/// control).
+pub const CALL_PACKAGES: [&str; 3] = ["Basic Call", "Standard Call", "Advanced Call"];
 
-/// The event packages Bridgehead delivers or accepts subscriptions for.
-pub const PACKAGES: [&str; 9] = [
-    "Do Not Disturb",
-    "Call Forwarding Always",
-    "Call Forwarding Busy",
-    "Call Forwarding No Answer",
-    "Remote Office",
-    "Simultaneous Ring Personal",
-    "Basic Call",
-    "Standard Call",
-    "Advanced Call",
-];
+/// Whether Bridgehead delivers or accepts subscriptions for the event package `name`:
+/// every service of the catalogue (its display name), and the call packages.
+pub fn is_package(name: &str) -> bool {
+    ServiceName::ALL.iter().any(|s| s.display_name() == name) || CALL_PACKAGES.contains(&name)
+}
 
 impl Hub {
     /// A hub for this node, with the subscriptions the telephony model keeps.
@@ -434,7 +426,7 @@ impl Hub {
     /// Sends one telephony event to every subscription that covers it.
     pub fn deliver(&self, event: &TelephonyEvent) {
         let EventKind::ServiceChanged(settings) = &event.kind;
-        let package = package_of(settings.name());
+        let package = settings.name().display_name();
         let mut state = self.state();
         for subscription in state.matching(event, package) {
             enqueue(

@@ -1,6 +1,7 @@
 use super::*;
 use crate::credentials::PasswordVerifiers;
 use crate::store::SqliteStore;
+use crate::telephony::services::DoNotDisturb;
 use crate::telephony::{EventBus, Role, ServiceSettings, Telephony, User};
 
 async fn hub(dir: &std::path::Path, config: XsiEventsConfig) -> (Hub, Vec<User>) {
@@ -62,10 +63,10 @@ fn dnd(user: &User, sequence: u64) -> TelephonyEvent {
         enterprise_id: user.enterprise_id.clone(),
         group_id: user.group_id.clone(),
         sequence,
-        kind: EventKind::ServiceChanged(ServiceSettings::DoNotDisturb {
+        kind: EventKind::ServiceChanged(ServiceSettings::from(DoNotDisturb {
             active: sequence % 2 == 1,
             ring_splash: false,
-        }),
+        })),
     }
 }
 
