@@ -16,7 +16,7 @@ use bridgehead::telephony::OnConflict;
 
 use crate::support::component::{self, next, stanza, COMPONENT_NS};
 use crate::support::dns::{a, dns_server, srv};
-use crate::support::server::{embedded_config, TestServer};
+use crate::support::server::Setup;
 
 /// Builds the example once per test run (a separate package: it needs tokio-xmpp's
 /// `component` feature, which must stay out of the server's build).
@@ -49,42 +49,37 @@ fn component(name: &str) -> ComponentConfig {
     }
 }
 
-struct Setup {
-    dir: tempfile::TempDir,
-    domain: String,
-    server: TestServer,
-}
-
 /// A server for the XMPP domain `domain` (the development PKI names it and the FQDN).
 async fn start(domain: &str) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = embedded_config(dir.path());
-    config.server.domain = domain.to_owned();
-    config.server.fqdn = Some(format!("xmpp1.{domain}"));
-    config.components = vec![
-        component(&format!("bridge1.{domain}")),
-        component(&format!("caller.{domain}")),
-    ];
-    config.validate().unwrap();
-    let server = TestServer::start(config).await;
-    Setup {
-        dir,
-        domain: domain.to_owned(),
-        server,
-    }
+    let domain = domain.to_owned();
+    Setup::builder()
+        .config(move |config| {
+            config.server.fqdn = Some(format!("xmpp1.{domain}"));
+            config.components = vec![
+                component(&format!("bridge1.{domain}")),
+                component(&format!("caller.{domain}")),
+            ];
+            config.server.domain = domain;
+        })
+        .start()
+        .await
 }
 
 impl Setup {
-    fn bridge(&self) -> String {
-        format!("bridge1.{}", self.domain)
+    fn domain(&self) -> &str {
+        self.server.router.domain()
+    }
+
+    fn bridge_name(&self) -> String {
+        format!("bridge1.{}", self.domain())
     }
 
     /// The example bridge as a process, with `extra` arguments.
     fn bridge_command(&self, extra: &[&str]) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(bridge_binary());
         command
-            .args(["--name", &self.bridge(), "--max-sessions", "1", "--ca"])
-            .arg(self.dir.path().join("pki/ca.crt"))
+            .args(["--name", &self.bridge_name(), "--max-sessions", "1", "--ca"])
+            .arg(&self.ca)
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -94,14 +89,14 @@ impl Setup {
 
     fn run_bridge(&self, extra: &[&str]) -> tokio::process::Child {
         self.bridge_command(extra)
-            .env("BRIDGE_SECRET", format!("secret-of-{}", self.bridge()))
+            .env("BRIDGE_SECRET", format!("secret-of-{}", self.bridge_name()))
             .spawn()
             .expect("start the example bridge")
     }
 
     /// Waits until the bridge's connection is registered with the router.
     async fn bridge_online(&self) {
-        let (router, bridge) = (&self.server.router, self.bridge());
+        let (router, bridge) = (&self.server.router, self.bridge_name());
         let online = crate::support::wait_until(Duration::from_secs(10), || {
             router.connection_count(&bridge) == 1
         })
@@ -111,14 +106,14 @@ impl Setup {
 
     /// Talks to the bridge from another component: disco#info, ping, an echoed message.
     async fn exercise_bridge(&self) {
-        let caller_name = format!("caller.{}", self.domain);
+        let caller_name = format!("caller.{}", self.domain());
         let alice = format!("alice@{caller_name}");
-        let bridge = self.bridge();
+        let bridge = self.bridge_name();
         let room = format!("room7@{bridge}");
         let mut caller = component::connect_in_domain(
             self.server.addrs.component.unwrap(),
-            &self.dir.path().join("pki/ca.crt"),
-            &self.domain,
+            &self.ca,
+            self.domain(),
             &caller_name,
             &format!("secret-of-{caller_name}"),
         )
@@ -263,5 +258,8 @@ async fn the_example_bridge_gives_up_on_a_wrong_secret() {
         .expect("the bridge stops after one refused session")
         .unwrap();
     assert_eq!(status.code(), Some(1));
-    assert_eq!(setup.server.router.connection_count(&setup.bridge()), 0);
+    assert_eq!(
+        setup.server.router.connection_count(&setup.bridge_name()),
+        0
+    );
 }

@@ -8,10 +8,10 @@ use std::time::Duration;
 use hyper::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::acme::{start_acme, url, ALICE};
+use crate::support::acme::{url, ALICE};
 use crate::support::https::{assert_valid, EventChannel, Https, EVENTS};
 use crate::support::openssl::{Key, OpenSsl};
-use crate::support::server::http_get;
+use crate::support::server::{http_get, Setup};
 
 const CTI_EKU: &str = "extendedKeyUsage=clientAuth,1.3.6.1.4.1.6431.1.1.8.2.1.3";
 
@@ -33,8 +33,9 @@ fn client(server_ca: &Path, chain: &Path, key: &Path) -> rustls::ClientConfig {
 
 #[tokio::test]
 async fn a_cti_application_subscribes_without_passwords_and_gets_client_id_events() {
-    let (dir, server) = start_acme(|_| {}).await;
-    let pki = dir.path().join("pki");
+    let setup = Setup::builder().acme().start().await;
+    let server = &setup.server;
+    let pki = setup.dir.path().join("pki");
     let cti = Https::with_tls(
         server.addrs.cti.unwrap(),
         client(
@@ -176,12 +177,19 @@ async fn every_wrong_certificate_is_refused_with_its_reason() {
         CTI_EKU,
     );
     let trust = pki.path("root.crt");
-    let (dir, server) = start_acme(|c| {
-        c.cti.trust_file = Some(trust.clone());
-        c.cti.allowed_client_ids = vec!["bwcticlient.example.com".into()];
-    })
-    .await;
-    let server_ca = dir.path().join("pki/ca.crt");
+    let setup = Setup::builder()
+        .acme()
+        .config({
+            let trust = trust.clone();
+            move |c| {
+                c.cti.trust_file = Some(trust);
+                c.cti.allowed_client_ids = vec!["bwcticlient.example.com".into()];
+            }
+        })
+        .start()
+        .await;
+    let server = &setup.server;
+    let server_ca = setup.ca.clone();
     let addr = server.addrs.cti.unwrap();
     let tls = |name: &str| {
         client(

@@ -3,7 +3,6 @@
 //! and the protocol details that used to hang or lose data.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,8 +18,8 @@ use crate::support::client::{
     plain_auth, raw_login, raw_next, raw_session, raw_tls, CLIENT_NS, SASL,
 };
 use crate::support::component;
-use crate::support::https::{basic, EventChannel, Https, EVENTS};
-use crate::support::server::{component_config, http_get, start_in_temp_dir, TestServer};
+use crate::support::https::{basic, EventChannel, EVENTS};
+use crate::support::server::{component_config, http_get, Setup};
 
 const DOMAIN: &str = "localhost";
 const ANN: &str = "ann@localhost";
@@ -29,47 +28,30 @@ const BRIDGE_SECRET: &str = "bridge-secret";
 use bridgehead::xmpp::ns::SM;
 const ACTIONS: &str = "/com.broadsoft.xsi-actions/v2.0";
 
-struct Setup {
-    _dir: tempfile::TempDir,
-    ca: PathBuf,
-    server: TestServer,
-}
-
-async fn start_with(adjust: impl FnOnce(&mut Config)) -> Setup {
-    let configure = |config: &mut Config| {
-        config.components = vec![component_config(
-            BRIDGE,
-            BRIDGE_SECRET,
-            1,
-            OnConflict::Replace,
-        )];
-        config.xmpp.auth_failure_delay_ms = 50;
-        adjust(config);
-    };
-    let (dir, ca, server) = start_in_temp_dir(configure, &[(ANN, "Ann")]).await;
-    Setup {
-        _dir: dir,
-        ca,
-        server,
-    }
+async fn start_with(adjust: impl FnOnce(&mut Config) + 'static) -> Setup {
+    Setup::builder()
+        .config(|config| {
+            config.components = vec![component_config(
+                BRIDGE,
+                BRIDGE_SECRET,
+                1,
+                OnConflict::Replace,
+            )];
+            config.xmpp.auth_failure_delay_ms = 50;
+        })
+        .config(adjust)
+        .xmpp_users(&[(ANN, "Ann")])
+        .start()
+        .await
 }
 
 impl Setup {
-    fn c2s(&self) -> SocketAddr {
-        self.server.addrs.client.unwrap()
-    }
-    fn components(&self) -> SocketAddr {
-        self.server.addrs.component.unwrap()
-    }
-    fn https(&self) -> Https {
-        Https::new(self.server.addrs.https.unwrap(), &self.ca)
-    }
-
     /// The node still serves: `/healthz` answers and a bridge logs in.
     async fn assert_alive(&self) {
         let (status, body) = http_get(self.server.addrs.admin.unwrap(), "/healthz").await;
         assert_eq!((status, body.trim()), (200, "ok"));
-        let bridge = component::connect(self.components(), &self.ca, BRIDGE, BRIDGE_SECRET).await;
+        let bridge =
+            component::connect(self.component_addr(), &self.ca, BRIDGE, BRIDGE_SECRET).await;
         assert!(bridge.is_ok(), "a bridge still logs in");
     }
 }
@@ -107,7 +89,7 @@ async fn deep_nesting_is_refused_on_every_transport_and_the_server_lives() {
         assert!(answer.contains("policy-violation"), "c2s {depth}: {answer}");
 
         // A component.
-        let bridge = component::connect(setup.components(), &setup.ca, BRIDGE, BRIDGE_SECRET)
+        let bridge = component::connect(setup.component_addr(), &setup.ca, BRIDGE, BRIDGE_SECRET)
             .await
             .unwrap();
         let mut io = bridge.into_inner();
@@ -287,7 +269,7 @@ async fn parallel_wrong_passwords_get_at_most_the_budget_checked() {
 
     // Component handshakes: 200 at once against 5.
     let handshakes =
-        (0..200).map(|_| component::connect(setup.components(), &setup.ca, BRIDGE, "wrong"));
+        (0..200).map(|_| component::connect(setup.component_addr(), &setup.ca, BRIDGE, "wrong"));
     let refused = futures::future::join_all(handshakes).await;
     assert!(refused.iter().all(Result::is_err));
     setup.server.stop().await;
@@ -349,13 +331,13 @@ async fn a_bridge_logs_in_at_once_while_idle_sockets_flood_the_port() {
         let socket = TcpSocket::new_v4().unwrap();
         let host = IpAddr::from([127, 0, 1 + (i / 250) as u8, 2 + (i % 110) as u8]);
         socket.bind(SocketAddr::new(host, 0)).unwrap();
-        if let Ok(stream) = socket.connect(setup.components()).await {
+        if let Ok(stream) = socket.connect(setup.component_addr()).await {
             idle.push(stream);
         }
     }
     assert!(idle.len() >= 1000, "{} idle sockets", idle.len());
     let started = Instant::now();
-    let bridge = component::connect(setup.components(), &setup.ca, BRIDGE, BRIDGE_SECRET).await;
+    let bridge = component::connect(setup.component_addr(), &setup.ca, BRIDGE, BRIDGE_SECRET).await;
     assert!(bridge.is_ok(), "the bridge logs in");
     assert!(
         started.elapsed() < Duration::from_secs(1),
@@ -368,7 +350,7 @@ async fn a_bridge_logs_in_at_once_while_idle_sockets_flood_the_port() {
     for _ in 0..64 {
         let socket = TcpSocket::new_v4().unwrap();
         socket.bind(SocketAddr::from(([127, 0, 9, 9], 0))).unwrap();
-        from_one.push(socket.connect(setup.components()).await.unwrap());
+        from_one.push(socket.connect(setup.component_addr()).await.unwrap());
     }
     let reads = from_one.iter_mut().map(|stream| async move {
         let mut byte = [0u8; 1];
@@ -392,7 +374,7 @@ async fn shutdown_does_not_wait_for_half_open_tls() {
     for addr in [
         setup.server.addrs.https.unwrap(),
         setup.server.addrs.cti.unwrap(),
-        setup.components(),
+        setup.component_addr(),
         setup.c2s(),
     ] {
         idle.push(TcpStream::connect(addr).await.unwrap());
@@ -659,26 +641,26 @@ async fn event_quotas_hold_at_and_just_past_their_limits() {
             "<channelSetId>{set}</channelSetId><priority>1</priority><weight>100</weight><expires>3600</expires>"
         )
     };
-    let first = EventChannel::open(&https, &auth, &channel("set-a"))
+    let first = EventChannel::open(https, &auth, &channel("set-a"))
         .await
         .unwrap();
-    let second = EventChannel::open(&https, &auth, &channel("set-a"))
+    let second = EventChannel::open(https, &auth, &channel("set-a"))
         .await
         .unwrap();
-    let third = EventChannel::open(&https, &auth, &channel("set-a")).await;
+    let third = EventChannel::open(https, &auth, &channel("set-a")).await;
     assert_eq!(
         third.err().map(|r| r.status),
         Some(403),
         "max_channels_per_user"
     );
     drop(second);
-    let other_set = EventChannel::open(&https, &auth, &channel("set-b")).await;
+    let other_set = EventChannel::open(https, &auth, &channel("set-b")).await;
     assert_eq!(
         other_set.err().map(|r| r.status),
         Some(403),
         "max_channel_sets_per_user"
     );
-    let long = EventChannel::open(&https, &auth, &channel(&"s".repeat(33))).await;
+    let long = EventChannel::open(https, &auth, &channel(&"s".repeat(33))).await;
     assert_eq!(
         long.err().map(|r| r.status),
         Some(400),

@@ -2,7 +2,6 @@
 //! broke it: go-sendxmpp (Debian) logging in, whitespace at every point of a c2s stream
 //! and before a component's header.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -14,31 +13,18 @@ use tokio_xmpp::parsers::presence::Presence;
 use bridgehead::config::Config;
 
 use crate::support::client::{login, raw_next, raw_session, wait_for, CLIENT_NS};
-use crate::support::server::{start_in_temp_dir, TestServer};
+use crate::support::server::Setup;
 
 const ANN: &str = "ann@localhost";
 const BEN: &str = "ben@localhost";
 
-pub struct Setup {
-    _dir: tempfile::TempDir,
-    pub ca: PathBuf,
-    pub server: TestServer,
-}
-
-impl Setup {
-    pub fn c2s(&self) -> std::net::SocketAddr {
-        self.server.addrs.client.expect("the c2s listener is on")
-    }
-}
-
 /// A default server with users ann and ben (passwords `ann-pass`, `ben-pass`).
-pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Setup {
-    let (dir, ca, server) = start_in_temp_dir(adjust, &[(ANN, "Ann"), (BEN, "Ben")]).await;
-    Setup {
-        _dir: dir,
-        ca,
-        server,
-    }
+pub async fn start_with(adjust: impl FnOnce(&mut Config) + 'static) -> Setup {
+    Setup::builder()
+        .config(adjust)
+        .xmpp_users(&[(ANN, "Ann"), (BEN, "Ben")])
+        .start()
+        .await
 }
 
 /// Bytes on a stream, read until a marker shows up.

@@ -2,7 +2,6 @@
 //! raw streams for what good clients never send, a WebSocket client, and components on
 //! tokio-xmpp's `xmlstream`.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::SinkExt;
@@ -20,7 +19,7 @@ use crate::support::client::{
     Binding, CLIENT_NS, SASL,
 };
 use crate::support::component::{self, stanza_error, stream_error, COMPONENT_NS};
-use crate::support::server::{component_config, start_in_temp_dir, TestServer};
+use crate::support::server::{component_config, Setup};
 use crate::support::wait_until;
 
 const DOMAIN: &str = "localhost";
@@ -29,23 +28,13 @@ const BEN: &str = "ben@localhost";
 const BRIDGE: &str = "bridge1.localhost";
 const BRIDGE_SECRET: &str = "bridge-secret";
 
-struct Setup {
-    _dir: tempfile::TempDir,
-    ca: PathBuf,
-    server: TestServer,
-}
-
 impl Setup {
-    fn c2s(&self) -> std::net::SocketAddr {
-        self.server.addrs.client.expect("the c2s listener is on")
-    }
-
     async fn login(&self, jid: &str) -> (Client, Jid) {
         let password = format!("{}-pass", jid.split('@').next().unwrap());
         login(self.c2s(), &self.ca, jid, &password).await
     }
 
-    async fn bridge(&self) -> component::Stream {
+    async fn bridge_login(&self) -> component::Stream {
         component::connect(
             self.server.addrs.component.unwrap(),
             &self.ca,
@@ -57,23 +46,21 @@ impl Setup {
     }
 }
 
-async fn start_with(adjust: impl FnOnce(&mut Config)) -> Setup {
-    let configure = |config: &mut Config| {
-        config.components = vec![component_config(
-            BRIDGE,
-            BRIDGE_SECRET,
-            1,
-            OnConflict::Replace,
-        )];
-        config.xmpp.auth_failure_delay_ms = 300;
-        adjust(config);
-    };
-    let (dir, ca, server) = start_in_temp_dir(configure, &[(ANN, "Ann"), (BEN, "Ben")]).await;
-    Setup {
-        _dir: dir,
-        ca,
-        server,
-    }
+async fn start_with(adjust: impl FnOnce(&mut Config) + 'static) -> Setup {
+    Setup::builder()
+        .config(|config| {
+            config.components = vec![component_config(
+                BRIDGE,
+                BRIDGE_SECRET,
+                1,
+                OnConflict::Replace,
+            )];
+            config.xmpp.auth_failure_delay_ms = 300;
+        })
+        .config(adjust)
+        .xmpp_users(&[(ANN, "Ann"), (BEN, "Ben")])
+        .start()
+        .await
 }
 
 fn element_of(stanza: &Stanza) -> Element {
@@ -136,7 +123,7 @@ async fn bridge_next(bridge: &mut component::Stream, name: &str) -> Element {
 #[tokio::test]
 async fn scram_clients_exchange_messages_with_each_other_and_a_component() {
     let setup = start_with(|_| {}).await;
-    let mut bridge = setup.bridge().await;
+    let mut bridge = setup.bridge_login().await;
     let (mut ann, ann_jid) = setup.login(ANN).await;
     let (mut ben, ben_jid) = setup.login(BEN).await;
     assert_eq!(ann_jid.to_bare().as_str(), ANN);
@@ -519,7 +506,7 @@ async fn stanzas_over_the_rate_are_read_later() {
 #[tokio::test]
 async fn components_learn_of_logins_and_sessions_survive_their_restart() {
     let setup = start_with(|c| c.xmpp.login_notify = vec![BRIDGE.to_owned()]).await;
-    let mut bridge = setup.bridge().await;
+    let mut bridge = setup.bridge_login().await;
     let (mut ann, ann_jid) = setup.login(ANN).await;
     let available = bridge_next(&mut bridge, "presence").await;
     assert_eq!(available.attr("from"), Some(ann_jid.as_str()));
@@ -535,7 +522,7 @@ async fn components_learn_of_logins_and_sessions_survive_their_restart() {
         .await,
         "the server notices the bridge left"
     );
-    let mut bridge = setup.bridge().await;
+    let mut bridge = setup.bridge_login().await;
     ann.send_stanza(chat(BRIDGE, "still here")).await.unwrap();
     let message = bridge_next(&mut bridge, "message").await;
     assert_eq!(body_of(&message).as_deref(), Some("still here"));
@@ -579,7 +566,7 @@ async fn a_component_checks_credentials_of_accounts_the_store_does_not_know() {
     })
     .await;
     // Nobody answers yet: temporary-auth-failure after the timeout.
-    let mut bridge = setup.bridge().await;
+    let mut bridge = setup.bridge_login().await;
     let (mut stream, features) = raw_tls(setup.c2s(), &setup.ca, DOMAIN).await;
     assert_eq!(
         features.sasl_mechanisms.iter().collect::<Vec<_>>(),

@@ -1,8 +1,6 @@
 //! XEP-0114 components against the real server over real TLS, with a tokio-xmpp
 //! `xmlstream` client.
 
-use std::path::PathBuf;
-
 use futures::SinkExt;
 use minidom::Element;
 
@@ -12,35 +10,26 @@ use bridgehead::telephony::OnConflict;
 use crate::support::component::{
     self, connect, next, raw_exchange, stanza, stanza_error, stream_error, COMPONENT_NS,
 };
-use crate::support::server::{component_config, start_in_temp_dir, TestServer};
-
-struct Setup {
-    _dir: tempfile::TempDir,
-    ca: PathBuf,
-    server: TestServer,
-}
+use crate::support::server::{component_config, Setup};
 
 fn component(name: &str, max: u32, on_conflict: OnConflict) -> ComponentConfig {
     component_config(name, &format!("secret-of-{name}"), max, on_conflict)
 }
 
-async fn start_with(adjust: impl FnOnce(&mut Config)) -> Setup {
-    let configure = |config: &mut Config| {
-        config.components = vec![
-            component("bridge1.localhost", 1, OnConflict::Replace),
-            component("bridge2.localhost", 1, OnConflict::Replace),
-            component("strict.localhost", 1, OnConflict::Reject),
-            component("cluster.localhost", 2, OnConflict::Balance),
-            component("offline.localhost", 1, OnConflict::Replace),
-        ];
-        adjust(config);
-    };
-    let (dir, ca, server) = start_in_temp_dir(configure, &[]).await;
-    Setup {
-        _dir: dir,
-        ca,
-        server,
-    }
+async fn start_with(adjust: impl FnOnce(&mut Config) + 'static) -> Setup {
+    Setup::builder()
+        .config(|config| {
+            config.components = vec![
+                component("bridge1.localhost", 1, OnConflict::Replace),
+                component("bridge2.localhost", 1, OnConflict::Replace),
+                component("strict.localhost", 1, OnConflict::Reject),
+                component("cluster.localhost", 2, OnConflict::Balance),
+                component("offline.localhost", 1, OnConflict::Replace),
+            ];
+        })
+        .config(adjust)
+        .start()
+        .await
 }
 
 async fn start() -> Setup {
@@ -48,14 +37,15 @@ async fn start() -> Setup {
 }
 
 impl Setup {
-    fn addr(&self) -> std::net::SocketAddr {
-        self.server.addrs.component.unwrap()
-    }
-
-    async fn login(&self, name: &str) -> component::Stream {
-        connect(self.addr(), &self.ca, name, &format!("secret-of-{name}"))
-            .await
-            .unwrap_or_else(|e| panic!("{name} refused: {e:?}"))
+    async fn component_login(&self, name: &str) -> component::Stream {
+        connect(
+            self.component_addr(),
+            &self.ca,
+            name,
+            &format!("secret-of-{name}"),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name} refused: {e:?}"))
     }
 }
 
@@ -78,28 +68,38 @@ fn iq_get(from: &str, to: &str, id: &str, payload: Element) -> Element {
 #[tokio::test]
 async fn a_component_handshakes_over_tls() {
     let setup = start().await;
-    let stream = setup.login("bridge1.localhost").await;
+    let stream = setup.component_login("bridge1.localhost").await;
     drop(stream);
     // The demo component from the store works as well as configured ones.
     let credentials: toml::Value = toml::from_str(
-        &std::fs::read_to_string(setup._dir.path().join("demo-credentials.toml")).unwrap(),
+        &std::fs::read_to_string(setup.dir.path().join("demo-credentials.toml")).unwrap(),
     )
     .unwrap();
     let secret = credentials["components"][0]["secret"].as_str().unwrap();
-    connect(setup.addr(), &setup.ca, "bridge.localhost", secret)
-        .await
-        .expect("store component");
+    connect(
+        setup.component_addr(),
+        &setup.ca,
+        "bridge.localhost",
+        secret,
+    )
+    .await
+    .expect("store component");
 }
 
 #[tokio::test]
 async fn a_bad_secret_gets_not_authorized_and_an_unknown_name_host_unknown() {
     let setup = start().await;
-    let refused = connect(setup.addr(), &setup.ca, "bridge1.localhost", "wrong")
-        .await
-        .err()
-        .unwrap();
+    let refused = connect(
+        setup.component_addr(),
+        &setup.ca,
+        "bridge1.localhost",
+        "wrong",
+    )
+    .await
+    .err()
+    .unwrap();
     assert_eq!(stream_error(&refused).as_deref(), Some("not-authorized"));
-    let refused = connect(setup.addr(), &setup.ca, "nobody.localhost", "x")
+    let refused = connect(setup.component_addr(), &setup.ca, "nobody.localhost", "x")
         .await
         .err()
         .unwrap();
@@ -110,15 +110,20 @@ async fn a_bad_secret_gets_not_authorized_and_an_unknown_name_host_unknown() {
 async fn repeated_bad_secrets_are_throttled_per_address() {
     let setup = start_with(|c| c.xmpp.failed_handshakes_per_minute = 2).await;
     for _ in 0..2 {
-        let refused = connect(setup.addr(), &setup.ca, "bridge1.localhost", "wrong")
-            .await
-            .err()
-            .unwrap();
+        let refused = connect(
+            setup.component_addr(),
+            &setup.ca,
+            "bridge1.localhost",
+            "wrong",
+        )
+        .await
+        .err()
+        .unwrap();
         assert_eq!(stream_error(&refused).as_deref(), Some("not-authorized"));
     }
     // Now even the right secret is refused from this address for the rest of the minute.
     let refused = connect(
-        setup.addr(),
+        setup.component_addr(),
         &setup.ca,
         "bridge1.localhost",
         "secret-of-bridge1.localhost",
@@ -132,8 +137,8 @@ async fn repeated_bad_secrets_are_throttled_per_address() {
 #[tokio::test]
 async fn stanzas_flow_between_components() {
     let setup = start().await;
-    let mut one = setup.login("bridge1.localhost").await;
-    let mut two = setup.login("bridge2.localhost").await;
+    let mut one = setup.component_login("bridge1.localhost").await;
+    let mut two = setup.component_login("bridge2.localhost").await;
     one.send(&message(
         "conf@bridge1.localhost/a",
         "room@bridge2.localhost/b",
@@ -154,8 +159,8 @@ async fn stanzas_flow_between_components() {
 #[tokio::test]
 async fn the_server_answers_ping_disco_and_version() {
     let setup = start().await;
-    let mut one = setup.login("bridge1.localhost").await;
-    let _two = setup.login("bridge2.localhost").await;
+    let mut one = setup.component_login("bridge1.localhost").await;
+    let _two = setup.component_login("bridge2.localhost").await;
     one.send(&iq_get(
         "bridge1.localhost",
         "localhost",
@@ -256,7 +261,7 @@ async fn the_server_answers_ping_disco_and_version() {
 #[tokio::test]
 async fn unroutable_stanzas_get_errors_never_silence() {
     let setup = start().await;
-    let mut one = setup.login("bridge1.localhost").await;
+    let mut one = setup.component_login("bridge1.localhost").await;
     one.send(&iq_get(
         "bridge1.localhost",
         "call@offline.localhost",
@@ -309,8 +314,8 @@ async fn unroutable_stanzas_get_errors_never_silence() {
 #[tokio::test]
 async fn replace_moves_the_name_to_the_new_connection() {
     let setup = start().await;
-    let mut old = setup.login("bridge1.localhost").await;
-    let _new = setup.login("bridge1.localhost").await;
+    let mut old = setup.component_login("bridge1.localhost").await;
+    let _new = setup.component_login("bridge1.localhost").await;
     let closed = next(&mut old).await.unwrap();
     assert_eq!(stream_error(&closed).as_deref(), Some("conflict"));
     assert_eq!(setup.server.router.connection_count("bridge1.localhost"), 1);
@@ -319,9 +324,9 @@ async fn replace_moves_the_name_to_the_new_connection() {
 #[tokio::test]
 async fn reject_refuses_the_second_connection() {
     let setup = start().await;
-    let _first = setup.login("strict.localhost").await;
+    let _first = setup.component_login("strict.localhost").await;
     let refused = connect(
-        setup.addr(),
+        setup.component_addr(),
         &setup.ca,
         "strict.localhost",
         "secret-of-strict.localhost",
@@ -335,10 +340,10 @@ async fn reject_refuses_the_second_connection() {
 #[tokio::test]
 async fn balance_spreads_stanzas_and_fails_over() {
     let setup = start().await;
-    let mut a = setup.login("cluster.localhost").await;
-    let mut b = setup.login("cluster.localhost").await;
+    let mut a = setup.component_login("cluster.localhost").await;
+    let mut b = setup.component_login("cluster.localhost").await;
     let refused = connect(
-        setup.addr(),
+        setup.component_addr(),
         &setup.ca,
         "cluster.localhost",
         "secret-of-cluster.localhost",
@@ -351,7 +356,7 @@ async fn balance_spreads_stanzas_and_fails_over() {
         Some("conflict"),
         "max_connections = 2"
     );
-    let mut sender = setup.login("bridge1.localhost").await;
+    let mut sender = setup.component_login("bridge1.localhost").await;
     for i in 0..2 {
         sender
             .send(&message(
@@ -394,7 +399,7 @@ async fn balance_spreads_stanzas_and_fails_over() {
 #[tokio::test]
 async fn a_spoofed_from_ends_the_stream_with_invalid_from() {
     let setup = start().await;
-    let mut one = setup.login("bridge1.localhost").await;
+    let mut one = setup.component_login("bridge1.localhost").await;
     one.send(&message(
         "someone@bridge2.localhost",
         "x@bridge2.localhost",
@@ -411,8 +416,8 @@ async fn a_spoofed_from_ends_the_stream_with_invalid_from() {
 #[tokio::test]
 async fn a_component_that_stops_reading_is_disconnected() {
     let setup = start_with(|c| c.xmpp.send_queue_len = 4).await;
-    let _stalled = setup.login("bridge2.localhost").await; // never read from again
-    let mut sender = setup.login("bridge1.localhost").await;
+    let _stalled = setup.component_login("bridge2.localhost").await; // never read from again
+    let mut sender = setup.component_login("bridge1.localhost").await;
     let body = "x".repeat(100_000);
     let mut bounced = None;
     'flood: for batch in 0..200 {
@@ -450,13 +455,13 @@ async fn a_component_that_stops_reading_is_disconnected() {
     );
     wait_for_connections(&setup, "bridge2.localhost", 0).await;
     // The sender is unaffected and the name is free again.
-    setup.login("bridge2.localhost").await;
+    setup.component_login("bridge2.localhost").await;
 }
 
 #[tokio::test]
 async fn an_oversized_stanza_is_a_policy_violation() {
     let setup = start_with(|c| c.xmpp.max_stanza_bytes = 10_000).await;
-    let mut one = setup.login("bridge1.localhost").await;
+    let mut one = setup.component_login("bridge1.localhost").await;
     one.send(&message(
         "bridge1.localhost",
         "x@bridge2.localhost",
@@ -467,7 +472,7 @@ async fn an_oversized_stanza_is_a_policy_violation() {
     let closed = next(&mut one).await.unwrap();
     assert_eq!(stream_error(&closed).as_deref(), Some("policy-violation"));
     // Other sessions are unaffected.
-    setup.login("bridge2.localhost").await;
+    setup.component_login("bridge2.localhost").await;
 }
 
 #[tokio::test]
@@ -482,7 +487,7 @@ async fn malformed_input_and_entity_bombs_get_stream_errors() {
         ("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='bridge1.localhost'>".to_owned(), "invalid-namespace"),
     ];
     for (input, condition) in cases {
-        let reply = raw_exchange(setup.addr(), &setup.ca, input.as_bytes()).await;
+        let reply = raw_exchange(setup.component_addr(), &setup.ca, input.as_bytes()).await;
         assert!(
             reply.contains(&format!("<{condition}")),
             "{condition}: {reply}"
@@ -492,14 +497,16 @@ async fn malformed_input_and_entity_bombs_get_stream_errors() {
             "the stream is closed: {reply}"
         );
     }
-    setup.login("bridge1.localhost").await;
+    setup.component_login("bridge1.localhost").await;
 }
 
 #[tokio::test]
 async fn garbage_instead_of_tls_and_half_open_connections_do_no_harm() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let setup = start_with(|c| c.xmpp.handshake_timeout_secs = 1).await;
-    let mut garbage = tokio::net::TcpStream::connect(setup.addr()).await.unwrap();
+    let mut garbage = tokio::net::TcpStream::connect(setup.component_addr())
+        .await
+        .unwrap();
     garbage
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
@@ -511,7 +518,9 @@ async fn garbage_instead_of_tls_and_half_open_connections_do_no_harm() {
     )
     .await;
     // A connection that never speaks is dropped after the handshake deadline.
-    let mut silent = tokio::net::TcpStream::connect(setup.addr()).await.unwrap();
+    let mut silent = tokio::net::TcpStream::connect(setup.component_addr())
+        .await
+        .unwrap();
     let started = std::time::Instant::now();
     let _ = tokio::time::timeout(
         std::time::Duration::from_secs(5),
@@ -522,19 +531,19 @@ async fn garbage_instead_of_tls_and_half_open_connections_do_no_harm() {
         started.elapsed() < std::time::Duration::from_secs(4),
         "closed by the deadline"
     );
-    setup.login("bridge1.localhost").await;
+    setup.component_login("bridge1.localhost").await;
 }
 
 #[tokio::test]
 async fn shutdown_closes_streams_with_system_shutdown() {
     let setup = start().await;
-    let mut one = setup.login("bridge1.localhost").await;
-    let Setup { server, _dir, .. } = setup;
+    let mut one = setup.component_login("bridge1.localhost").await;
+    let Setup { server, dir, .. } = setup;
     let stopping = tokio::spawn(server.stop());
     let closed = next(&mut one).await.unwrap();
     assert_eq!(stream_error(&closed).as_deref(), Some("system-shutdown"));
     stopping.await.unwrap();
-    drop(_dir);
+    drop(dir);
 }
 
 async fn wait_for_connections(setup: &Setup, name: &str, count: usize) {
@@ -554,8 +563,8 @@ async fn an_idle_component_is_pinged_and_dropped_when_silent() {
     })
     .await;
     // One answers its pings and stays; the other stays silent and is dropped.
-    let mut lively = setup.login("bridge1.localhost").await;
-    let mut silent = setup.login("bridge2.localhost").await;
+    let mut lively = setup.component_login("bridge1.localhost").await;
+    let mut silent = setup.component_login("bridge2.localhost").await;
     let answering = tokio::spawn(async move {
         for _ in 0..3 {
             let ping = next(&mut lively).await.unwrap();
@@ -597,8 +606,8 @@ async fn a_restarting_component_with_hold_loses_nothing() {
         c.components.extend([held, brief]);
     })
     .await;
-    let mut sender = setup.login("bridge1.localhost").await;
-    let first = setup.login("held.localhost").await;
+    let mut sender = setup.component_login("bridge1.localhost").await;
+    let first = setup.component_login("held.localhost").await;
     drop(first);
     wait_for_connections(&setup, "held.localhost", 0).await;
     sender
@@ -623,7 +632,7 @@ async fn a_restarting_component_with_hold_loses_nothing() {
         Some("p1"),
         "no bounce came first"
     );
-    let mut back = setup.login("held.localhost").await;
+    let mut back = setup.component_login("held.localhost").await;
     let delivered = next(&mut back).await.unwrap();
     assert_eq!(
         delivered.get_child("body", COMPONENT_NS).unwrap().text(),
@@ -631,7 +640,7 @@ async fn a_restarting_component_with_hold_loses_nothing() {
     );
 
     // A hold that runs out is answered with recipient-unavailable.
-    let gone = setup.login("brief.localhost").await;
+    let gone = setup.component_login("brief.localhost").await;
     drop(gone);
     wait_for_connections(&setup, "brief.localhost", 0).await;
     sender
@@ -653,9 +662,15 @@ async fn a_restarting_component_with_hold_loses_nothing() {
 #[tokio::test]
 async fn metrics_count_handshakes_routing_and_bounces() {
     let setup = start().await;
-    let mut one = setup.login("bridge1.localhost").await;
-    let mut two = setup.login("bridge2.localhost").await;
-    let _ = connect(setup.addr(), &setup.ca, "bridge1.localhost", "wrong").await;
+    let mut one = setup.component_login("bridge1.localhost").await;
+    let mut two = setup.component_login("bridge2.localhost").await;
+    let _ = connect(
+        setup.component_addr(),
+        &setup.ca,
+        "bridge1.localhost",
+        "wrong",
+    )
+    .await;
     one.send(&message(
         "bridge1.localhost",
         "bridge2.localhost",
@@ -701,7 +716,7 @@ async fn slixmpp_and_tokio_xmpp_components_talk_through_bridgehead() {
     })
     .await;
     let mut ours = component::connect_plain(
-        setup.addr(),
+        setup.component_addr(),
         "bridge1.localhost",
         "secret-of-bridge1.localhost",
     )
@@ -717,7 +732,7 @@ async fn slixmpp_and_tokio_xmpp_components_talk_through_bridgehead() {
             "slix.localhost",
             "secret-of-slix.localhost",
             "127.0.0.1",
-            &setup.addr().port().to_string(),
+            &setup.component_addr().port().to_string(),
             "echo@bridge1.localhost",
         ])
         .kill_on_drop(true)
@@ -755,7 +770,7 @@ async fn slixmpp_and_tokio_xmpp_components_talk_through_bridgehead() {
 #[tokio::test]
 async fn openssl_s_client_verifies_the_component_listener_chain() {
     let setup = start().await;
-    let addr = setup.addr().to_string();
+    let addr = setup.component_addr().to_string();
     let ca = setup.ca.clone();
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new("openssl")

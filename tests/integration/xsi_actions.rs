@@ -14,24 +14,16 @@ use bridgehead::telephony::services::DoNotDisturb;
 use bridgehead::telephony::{CallLogKind, CallLogRecord, Device};
 use bridgehead::telephony::{EventKind, ServiceSettings};
 
-use crate::support::acme::{auth, populate, start_acme, url, ALICE, UTF8_PASSWORD};
+use crate::support::acme::{auth, populate, url, ALICE, UTF8_PASSWORD};
 use crate::support::https::{assert_valid, basic, Https, Reply, XSI};
-use crate::support::server::{embedded_config, TestServer};
-
-struct Setup {
-    dir: tempfile::TempDir,
-    server: TestServer,
-    https: Https,
-}
+use crate::support::server::{embedded_config, Setup, TestServer};
 
 fn ca(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("pki/ca.crt")
 }
 
-async fn start_with(adjust: impl FnOnce(&mut Config)) -> Setup {
-    let (dir, server) = start_acme(adjust).await;
-    let https = Https::new(server.addrs.https.unwrap(), &ca(&dir));
-    Setup { dir, server, https }
+async fn start_with(adjust: impl FnOnce(&mut Config) + 'static) -> Setup {
+    Setup::builder().acme().config(adjust).start().await
 }
 
 async fn start() -> Setup {
@@ -97,7 +89,7 @@ async fn profile_services_devices_and_calls_in_xml_and_json() {
         .unwrap();
     let alice = auth(ALICE);
 
-    let profile = valid_ok(setup.https.get(&url(ALICE, "profile"), &alice).await);
+    let profile = valid_ok(setup.https().get(&url(ALICE, "profile"), &alice).await);
     for part in [
         "<userId>alice@acme.test</userId>",
         "<firstName>Alice</firstName>",
@@ -116,7 +108,7 @@ async fn profile_services_devices_and_calls_in_xml_and_json() {
         assert!(profile.body.contains(part), "{part} in {}", profile.body);
     }
     let json = setup
-        .https
+        .https()
         .get(&format!("{}?format=json", url(ALICE, "profile")), &alice)
         .await;
     assert_eq!(json.status, 200);
@@ -136,7 +128,7 @@ async fn profile_services_devices_and_calls_in_xml_and_json() {
     );
     // Accept: application/json works as well as ?format=json.
     let accept = setup
-        .https
+        .https()
         .request(
             Method::GET,
             &url(ALICE, "services"),
@@ -152,7 +144,7 @@ async fn profile_services_devices_and_calls_in_xml_and_json() {
         6
     );
 
-    let services = valid_ok(setup.https.get(&url(ALICE, "services"), &alice).await);
+    let services = valid_ok(setup.https().get(&url(ALICE, "services"), &alice).await);
     for name in [
         "Do Not Disturb",
         "Call Forwarding Always",
@@ -170,13 +162,18 @@ async fn profile_services_devices_and_calls_in_xml_and_json() {
         .body
         .contains("<uri>/v2.0/user/alice@acme.test/services/DoNotDisturb</uri>"));
 
-    let devices = valid_ok(setup.https.get(&url(ALICE, "profile/Device"), &alice).await);
+    let devices = valid_ok(
+        setup
+            .https()
+            .get(&url(ALICE, "profile/Device"), &alice)
+            .await,
+    );
     assert!(devices.body.contains("<deviceName>alice-pc</deviceName>"));
     assert!(devices
         .body
         .contains("<deviceType>Business Communicator - PC</deviceType>"));
 
-    let calls = valid_ok(setup.https.get(&url(ALICE, "calls"), &alice).await);
+    let calls = valid_ok(setup.https().get(&url(ALICE, "calls"), &alice).await);
     assert!(
         calls
             .body
@@ -187,14 +184,14 @@ async fn profile_services_devices_and_calls_in_xml_and_json() {
 
     // Versions needs no credentials.
     let versions = setup
-        .https
+        .https()
         .request(Method::GET, &format!("{XSI}/versions"), &[], None)
         .await;
     let versions = valid_ok(versions);
     assert!(versions.body.contains("<version>v2.0</version>"));
     // The protocol version header is accepted.
     let versioned = setup
-        .https
+        .https()
         .request(
             Method::GET,
             &url(ALICE, "profile"),
@@ -267,7 +264,7 @@ async fn every_service_round_trips_in_xml_and_json() {
     ];
     for (service, put, expected, json_put, json_expected) in cases {
         let path = url(ALICE, &format!("services/{service}"));
-        let default = valid_ok(setup.https.get(&path, &alice).await);
+        let default = valid_ok(setup.https().get(&path, &alice).await);
         assert!(
             default.body.contains("<active>false</active>"),
             "{}",
@@ -277,10 +274,10 @@ async fn every_service_round_trips_in_xml_and_json() {
         let body =
             format!("<{service} xmlns=\"http://schema.broadsoft.com/xsi\">{put}</{service}>");
         assert_valid(&body);
-        let reply = setup.https.put_xml(&path, &alice, &body).await;
+        let reply = setup.https().put_xml(&path, &alice, &body).await;
         assert_eq!(reply.status, 200, "{service}: {reply:?}");
         assert!(reply.body.is_empty());
-        let now = valid_ok(setup.https.get(&path, &alice).await);
+        let now = valid_ok(setup.https().get(&path, &alice).await);
         for part in expected {
             assert!(now.body.contains(part), "{service}: {part} in {}", now.body);
         }
@@ -288,7 +285,7 @@ async fn every_service_round_trips_in_xml_and_json() {
         let mut document = serde_json::Map::new();
         document.insert(service.to_owned(), json_put);
         let reply = setup
-            .https
+            .https()
             .request(
                 Method::PUT,
                 &path,
@@ -301,7 +298,7 @@ async fn every_service_round_trips_in_xml_and_json() {
             .await;
         assert_eq!(reply.status, 200, "{service} JSON PUT: {reply:?}");
         let json = setup
-            .https
+            .https()
             .get(&format!("{path}?format=json"), &alice)
             .await
             .json();
@@ -320,7 +317,10 @@ async fn authentication_and_access_by_role() {
     let profile = url(ALICE, "profile");
 
     // No credentials: 401 with the Basic challenge and an ErrorInfo.
-    let none = setup.https.request(Method::GET, &profile, &[], None).await;
+    let none = setup
+        .https()
+        .request(Method::GET, &profile, &[], None)
+        .await;
     assert_eq!(error_info(&none, 401), 120_101);
     assert_eq!(
         none.header("www-authenticate"),
@@ -333,13 +333,13 @@ async fn authentication_and_access_by_role() {
         "Basic !!!".to_owned(),
         "Bearer abc".to_owned(),
     ] {
-        let reply = setup.https.get(&profile, &wrong).await;
+        let reply = setup.https().get(&profile, &wrong).await;
         assert_eq!(error_info(&reply, 401), 120_102, "{wrong}");
         assert!(reply.header("www-authenticate").is_some());
     }
     // A non-ASCII password, UTF-8 encoded, works.
     let zoe = setup
-        .https
+        .https()
         .get(
             &url("zoe@acme.test", "profile"),
             &basic("zoe@acme.test", UTF8_PASSWORD),
@@ -349,19 +349,19 @@ async fn authentication_and_access_by_role() {
     // User ids are case-insensitive.
     valid_ok(
         setup
-            .https
+            .https()
             .get(&profile, &basic("ALICE@acme.test", "alice-pass"))
             .await,
     );
 
     // Users reach only their own resources; another user's is 403, existing or not.
     let other = setup
-        .https
+        .https()
         .get(&url("bob@acme.test", "profile"), &auth(ALICE))
         .await;
     assert_eq!(error_info(&other, 403), 120_103);
     let missing = setup
-        .https
+        .https()
         .get(&url("ghost@acme.test", "profile"), &auth(ALICE))
         .await;
     assert_eq!(error_info(&missing, 403), 120_103);
@@ -370,12 +370,12 @@ async fn authentication_and_access_by_role() {
     let gadmin = auth("gadmin@acme.test");
     valid_ok(
         setup
-            .https
+            .https()
             .get(&url("bob@acme.test", "services"), &gadmin)
             .await,
     );
     let reply = setup
-        .https
+        .https()
         .put_xml(
             &url("bob@acme.test", "services/DoNotDisturb"),
             &gadmin,
@@ -384,21 +384,21 @@ async fn authentication_and_access_by_role() {
         .await;
     assert_eq!(reply.status, 200);
     let carol = setup
-        .https
+        .https()
         .get(&url("carol@acme.test", "profile"), &gadmin)
         .await;
     assert_eq!(error_info(&carol, 403), 120_103);
     // An enterprise admin reaches every group of its enterprise, not another enterprise;
     // an unknown user is 404 for an admin.
     let eadmin = auth("eadmin@acme.test");
-    valid_ok(setup.https.get(&url(ALICE, "profile"), &eadmin).await);
+    valid_ok(setup.https().get(&url(ALICE, "profile"), &eadmin).await);
     let dave = setup
-        .https
+        .https()
         .get(&url("dave@other.test", "profile"), &eadmin)
         .await;
     assert_eq!(error_info(&dave, 403), 120_103);
     let ghost = setup
-        .https
+        .https()
         .get(&url("ghost@acme.test", "profile"), &eadmin)
         .await;
     assert_eq!(error_info(&ghost, 404), 120_201);
@@ -409,18 +409,18 @@ async fn failed_logins_are_throttled_per_user() {
     let setup = start_with(|c| c.xsi.failed_logins_per_user_per_minute = 3).await;
     let profile = url(ALICE, "profile");
     for _ in 0..3 {
-        let reply = setup.https.get(&profile, &basic(ALICE, "guess")).await;
+        let reply = setup.https().get(&profile, &basic(ALICE, "guess")).await;
         assert_eq!(reply.status, 401);
     }
     // Now even the right password waits.
-    let throttled = setup.https.get(&profile, &auth(ALICE)).await;
+    let throttled = setup.https().get(&profile, &auth(ALICE)).await;
     assert_eq!(error_info(&throttled, 429), 120_104);
     let retry: u64 = throttled.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
     // Another user is not affected.
     valid_ok(
         setup
-            .https
+            .https()
             .get(&url("bob@acme.test", "profile"), &auth("bob@acme.test"))
             .await,
     );
@@ -430,8 +430,8 @@ async fn failed_logins_are_throttled_per_user() {
 async fn a_password_change_drops_the_remembered_login() {
     let setup = start().await;
     let profile = url(ALICE, "profile");
-    valid_ok(setup.https.get(&profile, &auth(ALICE)).await);
-    valid_ok(setup.https.get(&profile, &auth(ALICE)).await); // from the cache
+    valid_ok(setup.https().get(&profile, &auth(ALICE)).await);
+    valid_ok(setup.https().get(&profile, &auth(ALICE)).await); // from the cache
     let changed = PasswordVerifiers::new("new-secret", 4096).unwrap();
     assert!(setup
         .server
@@ -439,9 +439,14 @@ async fn a_password_change_drops_the_remembered_login() {
         .set_password(ALICE, &changed)
         .await
         .unwrap());
-    let old = setup.https.get(&profile, &auth(ALICE)).await;
+    let old = setup.https().get(&profile, &auth(ALICE)).await;
     assert_eq!(error_info(&old, 401), 120_102);
-    valid_ok(setup.https.get(&profile, &basic(ALICE, "new-secret")).await);
+    valid_ok(
+        setup
+            .https()
+            .get(&profile, &basic(ALICE, "new-secret"))
+            .await,
+    );
 }
 
 fn user_ids(body: &str) -> Vec<String> {
@@ -466,7 +471,7 @@ async fn directory_search_and_paging() {
     let enterprise = |query: &str| url(ALICE, &format!("directories/Enterprise{query}"));
 
     // The whole enterprise (not the other one), sorted by last name.
-    let all = valid_ok(setup.https.get(&enterprise(""), &alice).await);
+    let all = valid_ok(setup.https().get(&enterprise(""), &alice).await);
     assert_eq!(number_in(&all.body, "totalAvailableRecords"), 7);
     assert_eq!(number_in(&all.body, "startIndex"), 1);
     let ids = user_ids(&all.body);
@@ -474,34 +479,39 @@ async fn directory_search_and_paging() {
     assert!(!ids.contains(&"dave@other.test".to_owned()));
 
     // Wildcards, case, and OR mode.
-    let j = valid_ok(setup.https.get(&enterprise("?lastName=J*"), &alice).await);
+    let j = valid_ok(setup.https().get(&enterprise("?lastName=J*"), &alice).await);
     assert_eq!(user_ids(&j.body), ["dan@acme.test"]);
-    let case = valid_ok(setup.https.get(&enterprise("?lastName=*son"), &alice).await);
+    let case = valid_ok(
+        setup
+            .https()
+            .get(&enterprise("?lastName=*son"), &alice)
+            .await,
+    );
     assert_eq!(user_ids(&case.body), ["alice@acme.test", "dan@acme.test"]);
     let exact_case = valid_ok(
         setup
-            .https
+            .https()
             .get(&enterprise("?firstName=alice"), &alice)
             .await,
     );
     assert_eq!(number_in(&exact_case.body, "totalAvailableRecords"), 0);
     let insensitive = valid_ok(
         setup
-            .https
+            .https()
             .get(&enterprise("?firstName=alice/i"), &alice)
             .await,
     );
     assert_eq!(user_ids(&insensitive.body), ["alice@acme.test"]);
     let and = valid_ok(
         setup
-            .https
+            .https()
             .get(&enterprise("?firstName=Bob&extension=103"), &alice)
             .await,
     );
     assert_eq!(number_in(&and.body, "totalAvailableRecords"), 0);
     let or = valid_ok(
         setup
-            .https
+            .https()
             .get(
                 &enterprise("?firstName=Bob&extension=103&searchCriteriaModeOr=true"),
                 &alice,
@@ -511,7 +521,7 @@ async fn directory_search_and_paging() {
     assert_eq!(user_ids(&or.body), ["bob@acme.test", "carol@acme.test"]);
     let number = valid_ok(
         setup
-            .https
+            .https()
             .get(&enterprise("?number=%2B1555010*"), &alice)
             .await,
     );
@@ -520,7 +530,7 @@ async fn directory_search_and_paging() {
     // Paging: two per page, the third page has the fifth and sixth.
     let page = valid_ok(
         setup
-            .https
+            .https()
             .get(&enterprise("?start=5&results=2"), &alice)
             .await,
     );
@@ -528,7 +538,7 @@ async fn directory_search_and_paging() {
     assert_eq!(number_in(&page.body, "numberOfRecords"), 2);
     assert_eq!(number_in(&page.body, "totalAvailableRecords"), 7);
     assert_eq!(user_ids(&page.body), ids[4..6]);
-    let past = valid_ok(setup.https.get(&enterprise("?start=50"), &alice).await);
+    let past = valid_ok(setup.https().get(&enterprise("?start=50"), &alice).await);
     assert_eq!(number_in(&past.body, "numberOfRecords"), 0);
     for bad in [
         "?start=0",
@@ -537,14 +547,14 @@ async fn directory_search_and_paging() {
         "?start=x",
         "?searchCriteriaModeOr=maybe",
     ] {
-        let reply = setup.https.get(&enterprise(bad), &alice).await;
+        let reply = setup.https().get(&enterprise(bad), &alice).await;
         assert_eq!(error_info(&reply, 400), 120_003, "{bad}");
     }
 
     // The group directory holds only the caller's group.
     let group = valid_ok(
         setup
-            .https
+            .https()
             .get(&url(ALICE, "directories/Group"), &alice)
             .await,
     );
@@ -560,7 +570,7 @@ async fn directory_search_and_paging() {
         ]
     );
     let json = setup
-        .https
+        .https()
         .get(
             &format!("{}?format=json", url(ALICE, "directories/Group")),
             &alice,
@@ -582,7 +592,7 @@ async fn personal_directory_and_call_logs() {
     let alice = auth(ALICE);
     let personal = url(ALICE, "directories/Personal");
     let add = |body: &'static str| {
-        let https = setup.https.clone();
+        let https = setup.https().clone();
         let personal = personal.clone();
         let alice = alice.clone();
         async move {
@@ -605,10 +615,10 @@ async fn personal_directory_and_call_logs() {
     assert_eq!(error_info(&duplicate, 409), 120_204);
     let bad_number = add("<Personal xmlns=\"http://schema.broadsoft.com/xsi\"><entry><name>X</name><number>not a number</number></entry></Personal>").await;
     assert_eq!(error_info(&bad_number, 400), 120_002);
-    let list = valid_ok(setup.https.get(&personal, &alice).await);
+    let list = valid_ok(setup.https().get(&personal, &alice).await);
     assert!(list.body.contains("<entry><name>Dentist</name><number>+15550199</number></entry><entry><name>Taxi</name><number>2222</number></entry>"), "{}", list.body);
     let delete = |query: &'static str| {
-        let https = setup.https.clone();
+        let https = setup.https().clone();
         let (path, alice) = (format!("{personal}{query}"), alice.clone());
         async move {
             https
@@ -643,7 +653,7 @@ async fn personal_directory_and_call_logs() {
     }
     let logs = valid_ok(
         setup
-            .https
+            .https()
             .get(&url(ALICE, "directories/CallLogs"), &alice)
             .await,
     );
@@ -651,7 +661,7 @@ async fn personal_directory_and_call_logs() {
     assert!(logs.body.contains("<received/>"), "{}", logs.body);
     let missed = valid_ok(
         setup
-            .https
+            .https()
             .get(&url(ALICE, "directories/CallLogs/Missed"), &alice)
             .await,
     );
@@ -663,7 +673,7 @@ async fn personal_directory_and_call_logs() {
     );
     valid_ok(
         setup
-            .https
+            .https()
             .get(&url(ALICE, "directories/CallLogs/Received"), &alice)
             .await,
     );
@@ -675,7 +685,7 @@ async fn every_error_is_an_error_info_with_its_status() {
     let alice = auth(ALICE);
     let dnd = url(ALICE, "services/DoNotDisturb");
     let put = |content_type: &'static str, body: String| {
-        let https = setup.https.clone();
+        let https = setup.https().clone();
         let (dnd, alice) = (dnd.clone(), alice.clone());
         async move {
             https
@@ -712,7 +722,7 @@ async fn every_error_is_an_error_info_with_its_status() {
     }
     // A value out of range: 400 invalid, naming the field.
     let rings = setup
-        .https
+        .https()
         .put_xml(
             &url(ALICE, "services/CallForwardingNoAnswer"),
             &alice,
@@ -722,7 +732,7 @@ async fn every_error_is_an_error_info_with_its_status() {
     assert_eq!(error_info(&rings, 400), 120_002);
     assert!(rings.body.contains("numberOfRings"), "{}", rings.body);
     let on_without_target = setup
-        .https
+        .https()
         .put_xml(
             &url(ALICE, "services/CallForwardingAlways"),
             &alice,
@@ -736,18 +746,18 @@ async fn every_error_is_an_error_info_with_its_status() {
         url(ALICE, "nothing-here"),
         format!("/com.broadsoft.xsi-actions/v1.0/user/{ALICE}/profile"),
     ] {
-        let reply = setup.https.get(&path, &alice).await;
+        let reply = setup.https().get(&path, &alice).await;
         assert_eq!(error_info(&reply, 404), 120_202, "{path}");
     }
     // A method the resource does not take: 405 with Allow.
     let post = setup
-        .https
+        .https()
         .request(Method::POST, &dnd, &[("authorization", &alice)], None)
         .await;
     assert_eq!(error_info(&post, 405), 120_301);
     assert_eq!(post.header("allow"), Some("GET, PUT"));
     let delete = setup
-        .https
+        .https()
         .request(
             Method::DELETE,
             &url(ALICE, "profile"),
@@ -768,7 +778,7 @@ async fn every_error_is_an_error_info_with_its_status() {
     assert_eq!(error_info(&too_large, 413), 120_303);
     // Errors come in JSON when JSON was asked for.
     let json = setup
-        .https
+        .https()
         .get(
             &format!("{}?format=json", url(ALICE, "services/Nope")),
             &alice,
@@ -778,12 +788,12 @@ async fn every_error_is_an_error_info_with_its_status() {
     assert_eq!(json.json()["ErrorInfo"]["errorCode"]["$"], "120202");
     // Paths outside XSI get a plain 404, still with the cookie.
     let outside = setup
-        .https
+        .https()
         .request(Method::GET, "/elsewhere", &[], None)
         .await;
     assert_eq!(outside.status, 404);
     // Nothing was stored by the refused requests.
-    let dnd_now = valid_ok(setup.https.get(&dnd, &alice).await);
+    let dnd_now = valid_ok(setup.https().get(&dnd, &alice).await);
     assert!(dnd_now.body.contains("<active>false</active>"));
 }
 
@@ -809,7 +819,7 @@ async fn slow_and_oversized_clients_are_cut_off() {
     })
     .await;
     // Slowloris: a request head that never ends is dropped after the header timeout.
-    let mut slow = setup.https.tls_stream().await;
+    let mut slow = setup.https().tls_stream().await;
     slow.write_all(b"GET /com.broadsoft.xsi-actions/v2.0/versions HTTP/1.1\r\nHost: x\r\nX-Slow: ")
         .await
         .unwrap();
@@ -817,7 +827,7 @@ async fn slow_and_oversized_clients_are_cut_off() {
     assert!(answer.is_some(), "the server closes a slowloris connection");
 
     // A body that never arrives gets 408.
-    let mut stalled = setup.https.tls_stream().await;
+    let mut stalled = setup.https().tls_stream().await;
     let head = format!(
         "PUT {} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Type: application/xml\r\nContent-Length: 100\r\n\r\n<DoNotDisturb",
         url(ALICE, "services/DoNotDisturb"),
@@ -832,7 +842,7 @@ async fn slow_and_oversized_clients_are_cut_off() {
 
     // Headers larger than http.max_header_bytes are refused by hyper's parser (before any
     // handler runs, so this one response carries no affinity cookie).
-    let mut huge = setup.https.tls_stream().await;
+    let mut huge = setup.https().tls_stream().await;
     let head = format!(
         "GET {XSI}/versions HTTP/1.1\r\nHost: x\r\nX-Padding: {}\r\n\r\n",
         "p".repeat(10_000)
@@ -844,7 +854,7 @@ async fn slow_and_oversized_clients_are_cut_off() {
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
 
     // An idle keep-alive connection is closed by the server.
-    let mut idle = setup.https.tls_stream().await;
+    let mut idle = setup.https().tls_stream().await;
     idle.write_all(b"GET /com.broadsoft.xsi-actions/v2.0/versions HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
@@ -857,7 +867,7 @@ async fn slow_and_oversized_clients_are_cut_off() {
 #[tokio::test]
 async fn http2_is_chosen_by_alpn() {
     let setup = start().await;
-    let h2 = Https::h2(setup.server.addrs.https.unwrap(), &ca(&setup.dir));
+    let h2 = Https::h2(setup.server.addrs.https.unwrap(), &setup.ca);
     let reply = h2.get(&url(ALICE, "profile"), &auth(ALICE)).await;
     assert_eq!(reply.version, hyper::Version::HTTP_2);
     valid_ok(reply);
@@ -874,7 +884,7 @@ async fn settings_survive_a_restart() {
     let body = "<CallForwardingAlways xmlns=\"http://schema.broadsoft.com/xsi\"><active>true</active><forwardToPhoneNumber>+15559999</forwardToPhoneNumber></CallForwardingAlways>";
     {
         let server = TestServer::start(config()).await;
-        populate(server.store.as_ref()).await;
+        populate(&server.telephony).await;
         let https = Https::new(server.addrs.https.unwrap(), &ca(&dir));
         let reply = https
             .put_xml(
@@ -908,7 +918,7 @@ async fn a_settings_change_is_published_on_the_event_bus() {
     let mut events = setup.server.telephony.events().subscribe();
     for active in ["true", "false"] {
         let reply = setup
-            .https
+            .https()
             .put_xml(
                 &url(ALICE, "services/DoNotDisturb"),
                 &auth(ALICE),
@@ -919,7 +929,7 @@ async fn a_settings_change_is_published_on_the_event_bus() {
     }
     // A refused change publishes nothing.
     let refused = setup
-        .https
+        .https()
         .put_xml(
             &url(ALICE, "services/CallForwardingNoAnswer"),
             &auth(ALICE),
@@ -953,7 +963,7 @@ async fn keep_alive_and_connection_limits_hold() {
     })
     .await;
     // The second request on a connection is told the connection closes after it.
-    let tls = setup.https.tls_stream().await;
+    let tls = setup.https().tls_stream().await;
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
             .await
@@ -985,9 +995,9 @@ async fn keep_alive_and_connection_limits_hold() {
     // With max_connections = 1, a second client waits (after its TLS handshake, in the
     // pre-authentication budget) while the first is open.
     drop(sender);
-    let held = setup.https.tls_stream().await;
+    let held = setup.https().tls_stream().await;
     let (mut waiting, connection) = hyper::client::conn::http1::handshake(
-        hyper_util::rt::TokioIo::new(setup.https.tls_stream().await),
+        hyper_util::rt::TokioIo::new(setup.https().tls_stream().await),
     )
     .await
     .unwrap();
@@ -1012,7 +1022,7 @@ async fn personal_directory_and_call_logs_in_json() {
     let alice = auth(ALICE);
     let personal = url(ALICE, "directories/Personal");
     let created = setup
-        .https
+        .https()
         .request(
             Method::POST,
             &personal,
@@ -1022,7 +1032,7 @@ async fn personal_directory_and_call_logs_in_json() {
         .await;
     assert_eq!(created.status, 201, "{created:?}");
     let listed = setup
-        .https
+        .https()
         .get(&format!("{personal}?format=json"), &alice)
         .await
         .json();
@@ -1044,7 +1054,7 @@ async fn personal_directory_and_call_logs_in_json() {
         .await
         .unwrap();
     let logs = setup
-        .https
+        .https()
         .get(
             &format!("{}?format=json", url(ALICE, "directories/CallLogs")),
             &alice,

@@ -8,24 +8,12 @@ use hyper::Method;
 
 use bridgehead::config::Config;
 
-use crate::support::acme::{auth, populate, start_acme, url, ALICE};
-use crate::support::https::{assert_valid, between, EventChannel, Https, Reply, EVENTS};
-use crate::support::server::{embedded_config, TestServer};
+use crate::support::acme::{auth, url, ALICE};
+use crate::support::https::{assert_valid, between, EventChannel, Reply, EVENTS};
+use crate::support::server::Setup;
 
-struct Setup {
-    _dir: tempfile::TempDir,
-    server: TestServer,
-    https: Https,
-}
-
-async fn start_with(adjust: impl FnOnce(&mut Config)) -> Setup {
-    let (dir, server) = start_acme(adjust).await;
-    let https = Https::new(server.addrs.https.unwrap(), &dir.path().join("pki/ca.crt"));
-    Setup {
-        _dir: dir,
-        server,
-        https,
-    }
+async fn start_with(adjust: impl FnOnce(&mut Config) + 'static) -> Setup {
+    Setup::builder().acme().config(adjust).start().await
 }
 
 async fn start() -> Setup {
@@ -38,13 +26,13 @@ fn channel_body(set: &str, extra: &str) -> String {
 
 impl Setup {
     async fn open(&self, user: &str, set: &str) -> EventChannel {
-        EventChannel::open(&self.https, &auth(user), &channel_body(set, ""))
+        EventChannel::open(self.https(), &auth(user), &channel_body(set, ""))
             .await
             .unwrap_or_else(|reply| panic!("channel refused: {reply:?}"))
     }
 
     async fn post(&self, user: &str, path: &str, body: &str) -> Reply {
-        self.https
+        self.https()
             .request(
                 Method::POST,
                 path,
@@ -83,7 +71,7 @@ impl Setup {
 
     async fn set_dnd(&self, user: &str, active: bool) {
         let reply = self
-            .https
+            .https()
             .put_xml(
                 &url(user, "services/DoNotDisturb"),
                 &auth(user),
@@ -160,7 +148,7 @@ async fn channel_subscription_event_ack_and_heartbeat() {
 
     // A heartbeat is answered, and echoed on the stream, byte for byte.
     let heartbeat = setup
-        .https
+        .https()
         .request(
             Method::PUT,
             &format!("{EVENTS}/channel/{}/heartbeat", channel.id),
@@ -176,7 +164,7 @@ async fn channel_subscription_event_ack_and_heartbeat() {
 
     // The channel set, the subscription list and one subscription.
     let set = setup
-        .https
+        .https()
         .get(&format!("{EVENTS}/channelset/alice-set"), &auth(ALICE))
         .await;
     assert_eq!(set.status, 200);
@@ -185,7 +173,7 @@ async fn channel_subscription_event_ack_and_heartbeat() {
         .body
         .contains(&format!("<channelId>{}</channelId>", channel.id)));
     let list = setup
-        .https
+        .https()
         .get(
             &format!("{EVENTS}/subscription?event=Do%20Not%20Disturb"),
             &auth(ALICE),
@@ -194,7 +182,7 @@ async fn channel_subscription_event_ack_and_heartbeat() {
     assert_valid(&list.body);
     assert!(list.body.contains(&subscription_id), "{}", list.body);
     let one = setup
-        .https
+        .https()
         .get(
             &format!("{EVENTS}/subscription/{subscription_id}"),
             &auth(ALICE),
@@ -208,7 +196,7 @@ async fn channel_subscription_event_ack_and_heartbeat() {
         one.body
     );
     let renewed = setup
-        .https
+        .https()
         .request(Method::PUT, &format!("{EVENTS}/subscription/{subscription_id}"), &[("authorization", &auth(ALICE))], Some("<Subscription xmlns=\"http://schema.broadsoft.com/xsi\"><expires>2147483647</expires></Subscription>"))
         .await;
     assert_valid(&renewed.body);
@@ -220,7 +208,7 @@ async fn channel_subscription_event_ack_and_heartbeat() {
 
     // DELETE ends the channel with ExplicitDelete, then the stream ends.
     let deleted = setup
-        .https
+        .https()
         .request(
             Method::DELETE,
             &format!("{EVENTS}/channel/{}", channel.id),
@@ -255,7 +243,7 @@ async fn unknown_channels_and_other_peoples_resources_are_refused() {
         ),
     ] {
         let reply = setup
-            .https
+            .https()
             .request(
                 Method::PUT,
                 &format!("{EVENTS}/channel/{id}/heartbeat"),
@@ -310,7 +298,7 @@ async fn unknown_channels_and_other_peoples_resources_are_refused() {
     assert_eq!(bad.status, 400);
     // No credentials: 401.
     let none = setup
-        .https
+        .https()
         .request(Method::GET, &format!("{EVENTS}/subscription"), &[], None)
         .await;
     assert_eq!(none.status, 401);
@@ -361,11 +349,11 @@ async fn group_subscriptions_carry_every_member_in_order() {
 #[tokio::test]
 async fn event_responses_steer_delivery() {
     let setup = start().await;
-    let mut first = EventChannel::open(&setup.https, &auth(ALICE), &channel_body("alice-set", ""))
+    let mut first = EventChannel::open(setup.https(), &auth(ALICE), &channel_body("alice-set", ""))
         .await
         .unwrap();
     let mut second = EventChannel::open(
-        &setup.https,
+        setup.https(),
         &auth(ALICE),
         &channel_body("alice-set", "").replace("<priority>1</priority>", "<priority>2</priority>"),
     )
@@ -418,7 +406,7 @@ async fn event_responses_steer_delivery() {
     let gone = event(&mut second).await;
     setup.ack(ALICE, &gone, 481).await;
     let list = setup
-        .https
+        .https()
         .get(&format!("{EVENTS}/subscription"), &auth(ALICE))
         .await;
     assert!(!list.body.contains("<subscription>"), "{}", list.body);
@@ -507,14 +495,14 @@ async fn channels_and_subscriptions_expire_and_silent_channels_end() {
 async fn a_second_channel_set_of_the_same_application_ends_the_first() {
     let setup = start().await;
     let mut old = EventChannel::open(
-        &setup.https,
+        setup.https(),
         &auth(ALICE),
         &channel_body("set-1", "<applicationId>softphone</applicationId>"),
     )
     .await
     .unwrap();
     let _new = EventChannel::open(
-        &setup.https,
+        setup.https(),
         &auth(ALICE),
         &channel_body("set-2", "<applicationId>softphone</applicationId>"),
     )
@@ -530,20 +518,8 @@ async fn a_second_channel_set_of_the_same_application_ends_the_first() {
 
 #[tokio::test]
 async fn events_wait_for_a_channel_and_subscriptions_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = || {
-        let mut config = embedded_config(dir.path());
-        config.validate().unwrap();
-        config
-    };
-    {
-        let server = TestServer::start(config()).await;
-        populate(server.store.as_ref()).await;
-        let setup = Setup {
-            https: Https::new(server.addrs.https.unwrap(), &dir.path().join("pki/ca.crt")),
-            _dir: tempfile::tempdir().unwrap(),
-            server,
-        };
+    let dir = {
+        let setup = start().await;
         // No channel open: the initial state and two changes wait, in order.
         assert_eq!(
             setup
@@ -564,22 +540,17 @@ async fn events_wait_for_a_channel_and_subscriptions_survive_a_restart() {
         }
         assert_eq!(states, [false, true, false]);
         // On shutdown the channel is told, and its stream ends.
-        setup.server.stop().await;
+        let dir = setup.stop().await;
         let ended = event(&mut channel).await;
         assert!(
             ended.contains("xsi1:type=\"xsi:ChannelTerminatedEvent\""),
             "{ended}"
         );
         assert!(channel.ended().await);
-    }
-    // After a restart the subscription is still there.
-    let server = TestServer::start(config()).await;
-    let https = Https::new(server.addrs.https.unwrap(), &dir.path().join("pki/ca.crt"));
-    let setup = Setup {
-        https,
-        _dir: tempfile::tempdir().unwrap(),
-        server,
+        dir
     };
+    // After a restart the subscription is still there.
+    let setup = Setup::builder().start_in(dir).await;
     let mut channel = setup.open(ALICE, "kept-set").await;
     setup.set_dnd(ALICE, true).await;
     let e = event(&mut channel).await;

@@ -5,13 +5,12 @@
 
 use hyper::Method;
 
-use crate::support::acme::{auth, start_acme, url, ALICE};
-use crate::support::https::{assert_valid, basic, Https, Reply};
+use crate::support::acme::{auth, url, ALICE};
+use crate::support::https::{assert_valid, basic, Reply};
+use crate::support::server::Setup;
 
-async fn start() -> (tempfile::TempDir, crate::support::server::TestServer, Https) {
-    let (dir, server) = start_acme(|_| {}).await;
-    let https = Https::new(server.addrs.https.unwrap(), &dir.path().join("pki/ca.crt"));
-    (dir, server, https)
+async fn start() -> Setup {
+    Setup::builder().acme().start().await
 }
 
 fn valid(reply: Reply) -> Reply {
@@ -24,7 +23,8 @@ fn valid(reply: Reply) -> Reply {
 /// clients do, answers 200 (the portal password takes PUT only: 405).
 #[tokio::test]
 async fn every_linked_uri_resolves_against_the_actions_root() {
-    let (_dir, server, https) = start().await;
+    let setup = start().await;
+    let https = setup.https();
     let alice = auth(ALICE);
     let profile = valid(https.get(&url(ALICE, "profile"), &alice).await);
     let services = valid(https.get(&url(ALICE, "services"), &alice).await);
@@ -64,14 +64,15 @@ async fn every_linked_uri_resolves_against_the_actions_root() {
         "{}",
         fac.body
     );
-    server.stop().await;
+    setup.server.stop().await;
 }
 
 /// `PUT profile/Password/Portal`: users give their current password; the new one works at
 /// once and the old one no longer does; an administrator needs no old password.
 #[tokio::test]
 async fn the_portal_password_changes_the_password() {
-    let (_dir, server, https) = start().await;
+    let setup = start().await;
+    let https = setup.https();
     let portal = url(ALICE, "profile/Password/Portal");
     let put = |who: String, body: &'static str| {
         let (https, portal) = (&https, &portal);
@@ -121,14 +122,15 @@ async fn the_portal_password_changes_the_password() {
         https.get(&url(ALICE, "profile"), &auth(ALICE)).await.status,
         200
     );
-    server.stop().await;
+    setup.server.stop().await;
 }
 
 /// The personal directory pages like the others and is searched by name and number;
 /// `searchCriteriaModeOr=False` (Python's spelling) is read like `false`.
 #[tokio::test]
 async fn the_personal_directory_has_paging_counters_and_booleans_any_case() {
-    let (_dir, server, https) = start().await;
+    let setup = start().await;
+    let https = setup.https();
     let alice = auth(ALICE);
     let personal = url(ALICE, "directories/Personal");
     let added = https
@@ -205,7 +207,7 @@ async fn the_personal_directory_has_paging_counters_and_booleans_any_case() {
         .get(&format!("{personal}?searchCriteriaModeOr=perhaps"), &alice)
         .await;
     assert_eq!(wrong.status, 400);
-    server.stop().await;
+    setup.server.stop().await;
 }
 
 /// wxcadm 4.6 (PyPI; 4.7 is an empty deprecation release) drives its `XSI` class against
@@ -214,18 +216,18 @@ async fn the_personal_directory_has_paging_counters_and_booleans_any_case() {
 /// XSI endpoint and the Person that names the user), see `tests/interop/wxcadm_xsi.py`.
 #[tokio::test]
 async fn wxcadm_reads_profile_registrations_fac_services_and_directories() {
-    let (dir, server, _https) = start().await;
+    let setup = start().await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/wxcadm_xsi.py");
     let endpoint = format!(
         "https://localhost:{}/com.broadsoft.xsi-actions",
-        server.addrs.https.unwrap().port()
+        setup.server.addrs.https.unwrap().port()
     );
     let output = tokio::process::Command::new("python3")
         .arg(script)
         .arg(&endpoint)
         .arg(ALICE)
         .arg("alice-pass")
-        .env("REQUESTS_CA_BUNDLE", dir.path().join("pki/ca.crt"))
+        .env("REQUESTS_CA_BUNDLE", &setup.ca)
         .kill_on_drop(true)
         .output()
         .await
@@ -248,5 +250,5 @@ async fn wxcadm_reads_profile_registrations_fac_services_and_directories() {
     ] {
         assert!(stdout.contains(line), "{line}: {stdout}");
     }
-    server.stop().await;
+    setup.server.stop().await;
 }

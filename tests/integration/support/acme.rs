@@ -2,18 +2,16 @@
 //! one with a non-ASCII password) and enterprise other. Passwords are `<local part>-pass`.
 
 use bridgehead::credentials::PasswordVerifiers;
-use bridgehead::store::Store;
-use bridgehead::telephony::{Enterprise, Group, Role, User};
+use bridgehead::telephony::{Role, Telephony, User};
 
 use super::https::{basic, XSI};
-use super::server::{embedded_config, TestServer};
 
 pub const ALICE: &str = "alice@acme.test";
 pub const UTF8_PASSWORD: &str = "zö€-pässwörd ☎";
 
 #[allow(clippy::too_many_arguments)]
 pub async fn add_user(
-    store: &dyn Store,
+    telephony: &Telephony,
     id: &str,
     password: &str,
     (first, last): (&str, &str),
@@ -22,22 +20,8 @@ pub async fn add_user(
     number: Option<&str>,
     extension: Option<&str>,
 ) {
-    store
-        .put_enterprise(&Enterprise {
-            id: enterprise.into(),
-            name: enterprise.into(),
-        })
-        .await
-        .unwrap();
-    store
-        .put_group(&Group {
-            id: group.into(),
-            enterprise_id: enterprise.into(),
-            name: group.into(),
-        })
-        .await
-        .unwrap();
-    store
+    // The enterprise and group are created, named by their ids, when they are new.
+    telephony
         .add_user(&User {
             id: id.into(),
             first_name: first.into(),
@@ -55,10 +39,10 @@ pub async fn add_user(
 
 /// A plain user `jid` of enterprise `ent`, group `grp`, password `<local part>-pass`, first
 /// name `first`: the XMPP tests' accounts.
-pub async fn add_xmpp_user(store: &dyn Store, jid: &str, first: &str) {
+pub async fn add_xmpp_user(telephony: &Telephony, jid: &str, first: &str) {
     let password = format!("{}-pass", jid.split('@').next().unwrap());
     add_user(
-        store,
+        telephony,
         jid,
         &password,
         (first, "Test"),
@@ -71,7 +55,7 @@ pub async fn add_xmpp_user(store: &dyn Store, jid: &str, first: &str) {
 }
 
 /// Acme has groups sales and support; Other is another enterprise.
-pub async fn populate(store: &dyn Store) {
+pub async fn populate(telephony: &Telephony) {
     let people = [
         (
             ALICE,
@@ -125,7 +109,7 @@ pub async fn populate(store: &dyn Store) {
     for (id, name, group, role, number, ext) in people {
         let password = format!("{}-pass", id.split('@').next().unwrap());
         add_user(
-            store,
+            telephony,
             id,
             &password,
             name,
@@ -137,7 +121,7 @@ pub async fn populate(store: &dyn Store) {
         .await;
     }
     add_user(
-        store,
+        telephony,
         "zoe@acme.test",
         UTF8_PASSWORD,
         ("Zoë", "Zimmer"),
@@ -148,7 +132,7 @@ pub async fn populate(store: &dyn Store) {
     )
     .await;
     add_user(
-        store,
+        telephony,
         "dave@other.test",
         "dave-pass",
         ("Dave", "Other"),
@@ -166,18 +150,4 @@ pub fn auth(user: &str) -> String {
 
 pub fn url(user: &str, rest: &str) -> String {
     format!("{XSI}/user/{user}/{rest}")
-}
-
-/// A server on ephemeral ports (its data in the returned directory) holding the acme
-/// directory; `adjust` changes the configuration first.
-pub async fn start_acme(
-    adjust: impl FnOnce(&mut bridgehead::config::Config),
-) -> (tempfile::TempDir, TestServer) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = embedded_config(dir.path());
-    adjust(&mut config);
-    config.validate().unwrap();
-    let server = TestServer::start(config).await;
-    populate(server.store.as_ref()).await;
-    (dir, server)
 }

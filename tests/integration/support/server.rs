@@ -81,23 +81,113 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
-/// A server on [`embedded_config`] changed by `adjust`, with its data and development CA
-/// in a fresh directory, and the XMPP test accounts `users` (`(jid, first name)`, password
-/// `<local part>-pass`). Returns the directory, the CA file and the server.
-pub async fn start_in_temp_dir(
-    adjust: impl FnOnce(&mut Config),
-    users: &[(&str, &str)],
-) -> (tempfile::TempDir, std::path::PathBuf, TestServer) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = embedded_config(dir.path());
-    adjust(&mut config);
-    config.validate().unwrap();
-    let server = TestServer::start(config).await;
-    for (jid, first) in users {
-        super::acme::add_xmpp_user(server.store.as_ref(), jid, first).await;
+/// A running server with its directory (data, development PKI), for every integration
+/// test that needs one: `Setup::builder()` … `.start().await`. Tests add their own helper
+/// methods in their files.
+pub struct Setup {
+    /// The data directory (removed on drop).
+    pub dir: tempfile::TempDir,
+    /// The development CA that signed the server's certificates.
+    pub ca: std::path::PathBuf,
+    /// The server.
+    pub server: TestServer,
+    https: std::sync::OnceLock<super::https::Https>,
+}
+
+/// A change to the configuration.
+type Adjust = Box<dyn FnOnce(&mut Config)>;
+
+/// How a [`Setup`] starts: the embedded configuration on ephemeral ports, changed by
+/// `config`, with test accounts added once it runs.
+#[derive(Default)]
+pub struct Builder {
+    adjust: Vec<Adjust>,
+    xmpp_users: Vec<(String, String)>,
+    acme: bool,
+}
+
+impl Builder {
+    /// Changes the configuration (after [`embedded_config`], before validation); several
+    /// calls apply in order.
+    pub fn config(mut self, adjust: impl FnOnce(&mut Config) + 'static) -> Self {
+        self.adjust.push(Box::new(adjust));
+        self
     }
-    let ca = dir.path().join("pki/ca.crt");
-    (dir, ca, server)
+
+    /// XMPP test accounts `(jid, first name)`, password `<local part>-pass`.
+    pub fn xmpp_users(mut self, users: &[(&str, &str)]) -> Self {
+        self.xmpp_users
+            .extend(users.iter().map(|(j, f)| (j.to_string(), f.to_string())));
+        self
+    }
+
+    /// The XSI test directory of `support::acme` (enterprise, groups, users, contacts).
+    pub fn acme(mut self) -> Self {
+        self.acme = true;
+        self
+    }
+
+    /// Starts the server in a fresh directory and adds the accounts.
+    pub async fn start(self) -> Setup {
+        self.start_in(tempfile::tempdir().unwrap()).await
+    }
+
+    /// Starts the server over `dir` (one a stopped [`Setup`] returned: a restart) and adds
+    /// the accounts.
+    pub async fn start_in(self, dir: tempfile::TempDir) -> Setup {
+        let mut config = embedded_config(dir.path());
+        for adjust in self.adjust {
+            adjust(&mut config);
+        }
+        config.validate().unwrap();
+        let server = TestServer::start(config).await;
+        for (jid, first) in &self.xmpp_users {
+            super::acme::add_xmpp_user(&server.telephony, jid, first).await;
+        }
+        if self.acme {
+            super::acme::populate(&server.telephony).await;
+        }
+        let ca = dir.path().join("pki/ca.crt");
+        Setup {
+            dir,
+            ca,
+            server,
+            https: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl Setup {
+    /// A builder (see [`Builder`]).
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// Stops the server (draining its connections) and hands back its directory.
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.server.stop().await;
+        self.dir
+    }
+
+    /// The c2s listener.
+    pub fn c2s(&self) -> SocketAddr {
+        self.server.addrs.client.expect("the c2s listener is on")
+    }
+
+    /// The component listener.
+    pub fn component_addr(&self) -> SocketAddr {
+        self.server
+            .addrs
+            .component
+            .expect("the component listener is on")
+    }
+
+    /// An HTTPS client of the XSI listener that trusts the development CA.
+    pub fn https(&self) -> &super::https::Https {
+        self.https.get_or_init(|| {
+            super::https::Https::new(self.server.addrs.https.expect("HTTPS is on"), &self.ca)
+        })
+    }
 }
 
 /// A `[[components]]` entry with an inline secret and no hold.
