@@ -205,7 +205,7 @@ fn usage(message: impl Into<String>) -> anyhow::Error {
 
 async fn serve(args: ConfigArgs) -> anyhow::Result<u8> {
     let config = args.load()?;
-    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    let grace = Duration::from_secs(config.server.shutdown_grace_secs.get());
     let bound = Server::bind(config).await?;
     let shutdown = Shutdown::new();
     let trigger = shutdown.clone();

@@ -16,6 +16,18 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+/// A nonzero integer constant (a default), checked when compiling.
+macro_rules! nonzero {
+    ($value:expr) => {
+        const {
+            match std::num::NonZero::new($value) {
+                Some(value) => value,
+                None => panic!("a nonzero default is zero"),
+            }
+        }
+    };
+}
+
 mod limits;
 mod listen;
 mod server;
@@ -156,7 +168,11 @@ impl Config {
         let deserializer = toml::Deserializer::new(text);
         serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let key = e.path().to_string();
-            let message = e.inner().message().to_owned();
+            let message = match e.inner().message() {
+                // serde's words for a 0 given to a NonZero field.
+                m if m.contains("expected a nonzero") => "must be at least 1".to_owned(),
+                m => m.to_owned(),
+            };
             let at = e
                 .inner()
                 .span()

@@ -161,7 +161,7 @@ impl HttpsFront {
         HttpsFront {
             handshake: config
                 .limits
-                .tls_handshake_within(limits.handshake_timeout_secs),
+                .tls_handshake_within(limits.handshake_timeout_secs.get()),
             max_xml_depth: config.limits.max_xml_depth.get(),
             tls: tokio_rustls::TlsAcceptor::from(tls),
             routes,
@@ -204,7 +204,7 @@ impl HttpsFront {
         // HTTP authenticates each request; the connection leaves the pre-authentication
         // budget once its TLS handshake is done (the header read timeout bounds the rest).
         // At max_connections it waits there for a slot, as long as an idle connection lives.
-        let idle = Duration::from_secs(self.limits.idle_timeout_secs);
+        let idle = Duration::from_secs(self.limits.idle_timeout_secs.get());
         if let Err(end) = admission.phase(idle, admission.wait_for_slot()).await {
             tracing::debug!(%end, "no connection slot came free");
             return;
@@ -241,17 +241,19 @@ impl HttpsFront {
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(self.limits.header_read_timeout_secs))
+            .header_read_timeout(Duration::from_secs(
+                self.limits.header_read_timeout_secs.get(),
+            ))
             .max_buf_size(self.limits.max_header_bytes.max(8192));
         builder
             .http2()
             .timer(TokioTimer::new())
-            .max_concurrent_streams(self.limits.max_concurrent_streams)
+            .max_concurrent_streams(self.limits.max_concurrent_streams.get())
             .max_header_list_size(self.limits.max_header_bytes as u32);
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
         tokio::pin!(connection);
 
-        let idle_limit = Duration::from_secs(self.limits.idle_timeout_secs);
+        let idle_limit = Duration::from_secs(self.limits.idle_timeout_secs.get());
         let mut idle_check = tokio::time::interval(Duration::from_secs(1).min(idle_limit));
         let mut closing = false;
         loop {
@@ -292,7 +294,7 @@ impl HttpsFront {
         crate::telemetry::http_response(response.status().as_u16());
         let headers = response.headers_mut();
         headers.append(SET_COOKIE, self.affinity_cookie.clone());
-        if is_http1 && number >= self.limits.max_requests_per_connection {
+        if is_http1 && number >= self.limits.max_requests_per_connection.get() {
             headers.insert(CONNECTION, HeaderValue::from_static("close"));
         }
         // The request counts as in flight until its body has been sent or dropped.

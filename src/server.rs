@@ -264,14 +264,14 @@ impl Server {
 
         let telephony = Telephony::new(
             Arc::clone(&store),
-            EventBus::new(config.xsi.event_bus_capacity),
+            EventBus::new(config.xsi.event_bus_capacity.get()),
             config.quotas.clone(),
         );
         let directory =
             Arc::new(ComponentDirectory::load(&config.components, telephony.clone()).await?);
         let router = Router::new(
             &config.server.domain,
-            config.xmpp.send_queue_len,
+            config.xmpp.send_queue_len.get(),
             config.xmpp.hold_max_stanzas,
             Arc::clone(&directory) as Arc<dyn crate::xmpp::router::KnownComponents>,
         );
@@ -286,7 +286,7 @@ impl Server {
                 "c2s",
                 "xmpp.client_listen",
                 &config.xmpp.client_listen,
-                config.xmpp.max_client_connections,
+                config.xmpp.max_client_connections.get(),
                 &config.limits,
             )?;
             addrs.client = listener.local_addr().ok();
@@ -300,7 +300,7 @@ impl Server {
                 "component",
                 "xmpp.component_listen",
                 listen,
-                config.xmpp.max_component_connections,
+                config.xmpp.max_component_connections.get(),
                 &config.limits,
             )?;
             addrs.component = listener.local_addr().ok();
@@ -334,7 +334,7 @@ impl Server {
                 "https",
                 "http.listen",
                 &config.http.listen,
-                config.http.max_connections,
+                config.http.max_connections.get(),
                 &config.limits,
             )?;
             addrs.https = listener.local_addr().ok();

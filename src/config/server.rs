@@ -1,6 +1,8 @@
 //! `[server]`, `[tls]`, `[store]` and `[admin]`: the node's identity, its certificate, its
 //! store and its admin listener.
 
+use std::num::NonZeroU64;
+
 use std::path::PathBuf;
 
 use super::Listen;
@@ -23,7 +25,7 @@ pub struct ServerConfig {
     /// in a config file; `serve` without `--config` turns it on.
     pub demo_data: bool,
     /// How long a stop waits for connections to finish. Default 10 s.
-    pub shutdown_grace_secs: u64,
+    pub shutdown_grace_secs: NonZeroU64,
 }
 
 impl Default for ServerConfig {
@@ -34,7 +36,7 @@ impl Default for ServerConfig {
             node_id: None,
             data_dir: PathBuf::from("./data"),
             demo_data: false,
-            shutdown_grace_secs: 10,
+            shutdown_grace_secs: nonzero!(10),
         }
     }
 }

@@ -132,3 +132,29 @@ fn every_table_of_the_example_refuses_an_unknown_key() {
         }
     }
 }
+
+/// Counts, sizes and timeouts that must be at least 1 are `NonZero` types: a 0 fails the
+/// parse with the key's path, whichever section it is in.
+#[test]
+fn zero_is_refused_where_at_least_one_is_needed() {
+    for (section, key) in [
+        ("server", "shutdown_grace_secs"),
+        ("xmpp", "send_queue_len"),
+        ("xmpp", "sm_request_after_secs"),
+        ("http", "max_body_bytes"),
+        ("xsi", "event_bus_capacity"),
+        ("xsi_events", "max_delivery_attempts"),
+        ("limits", "max_xml_depth"),
+        ("quotas", "max_roster_items"),
+    ] {
+        match parse(&format!("[{section}]\n{key} = 0\n")).unwrap_err() {
+            ConfigError::Parse {
+                key: path, message, ..
+            } => {
+                assert_eq!(path, format!("{section}.{key}"));
+                assert!(message.starts_with("must be at least 1"), "{message}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

@@ -38,16 +38,16 @@ pub async fn read_body(
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
-        return Err(BodyError::TooLarge { limit });
+    if declared.is_some_and(|length| length > limit.get() as u64) {
+        return Err(BodyError::TooLarge { limit: limit.get() });
     }
-    let timeout = Duration::from_secs(limits.body_read_timeout_secs);
-    let collect = Limited::new(request.into_body(), limit).collect();
+    let timeout = Duration::from_secs(limits.body_read_timeout_secs.get());
+    let collect = Limited::new(request.into_body(), limit.get()).collect();
     match tokio::time::timeout(timeout, collect).await {
         Err(_) => Err(BodyError::Timeout(timeout)),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(BodyError::TooLarge { limit })
+            Err(BodyError::TooLarge { limit: limit.get() })
         }
         Ok(Err(e)) => Err(BodyError::Io(e.to_string())),
     }

@@ -175,16 +175,18 @@ impl ClientService {
         let scram_iterations = config.store.scram_iterations;
         let rosters = Rosters::new(telephony.clone(), router.clone(), config.quotas.clone());
         let throttle = LoginLimiter::new(LoginBudgets {
-            per_account_per_address: settings.failed_logins_per_account_per_minute,
-            per_address: settings.failed_logins_per_address_per_minute,
-            per_account: settings.failed_logins_per_account_all_addresses_per_minute,
+            per_account_per_address: settings.failed_logins_per_account_per_minute.get(),
+            per_address: settings.failed_logins_per_address_per_minute.get(),
+            per_account: settings
+                .failed_logins_per_account_all_addresses_per_minute
+                .get(),
         });
         ClientService {
             domain: router.domain().to_owned(),
             limits: ElementLimits::from_config(config),
             tls_handshake: config
                 .limits
-                .tls_handshake_within(settings.login_timeout_secs),
+                .tls_handshake_within(settings.login_timeout_secs.get()),
             settings,
             tls: tls.map(tokio_rustls::TlsAcceptor::from),
             router,
@@ -219,8 +221,8 @@ impl ClientService {
         admission: Admission,
         shutdown: Shutdown,
     ) {
-        let deadline =
-            tokio::time::Instant::now() + Duration::from_secs(self.settings.login_timeout_secs);
+        let deadline = tokio::time::Instant::now()
+            + Duration::from_secs(self.settings.login_timeout_secs.get());
         let phase = Phase {
             peer: peer.ip(),
             deadline,
@@ -286,7 +288,7 @@ impl ClientService {
         let phase = Phase {
             peer,
             deadline: tokio::time::Instant::now()
-                + Duration::from_secs(self.settings.login_timeout_secs),
+                + Duration::from_secs(self.settings.login_timeout_secs.get()),
             // The HTTPS connection it came on was admitted already.
             admission: None,
             shutdown: &shutdown,

@@ -180,7 +180,7 @@ impl ComponentService {
             limits: ElementLimits::from_config(config),
             tls_handshake: config
                 .limits
-                .tls_handshake_within(config.xmpp.handshake_timeout_secs),
+                .tls_handshake_within(config.xmpp.handshake_timeout_secs.get()),
             tls: tls.map(tokio_rustls::TlsAcceptor::from),
             router,
             directory,
@@ -226,8 +226,8 @@ impl ComponentService {
         let (read_half, write_half) = tokio::io::split(io);
         let mut reader = StreamReader::new(BufReader::new(read_half), self.limits);
         let mut writer = StreamWriter::new(write_half, ns::COMPONENT)
-            .with_write_timeout(Duration::from_secs(self.settings.write_timeout_secs));
-        let deadline = Duration::from_secs(self.settings.handshake_timeout_secs);
+            .with_write_timeout(Duration::from_secs(self.settings.write_timeout_secs.get()));
+        let deadline = Duration::from_secs(self.settings.handshake_timeout_secs.get());
         let mut header_sent = false;
         let opened = admission
             .phase(
@@ -244,7 +244,7 @@ impl ComponentService {
             .unwrap_or_else(|end| {
                 Err(XmppError::unfinished(
                     end,
-                    self.settings.handshake_timeout_secs,
+                    self.settings.handshake_timeout_secs.get(),
                 ))
             });
         let (name, mut attachment, hold_secs) = match opened {
@@ -383,8 +383,8 @@ impl ComponentService {
         W: AsyncWrite + Unpin,
     {
         let mut keepalive = KeepAlive::new(
-            Duration::from_secs(self.settings.component_ping_interval_secs),
-            Duration::from_secs(self.settings.component_ping_timeout_secs),
+            Duration::from_secs(self.settings.component_ping_interval_secs.get()),
+            Duration::from_secs(self.settings.component_ping_timeout_secs.get()),
         );
         loop {
             tokio::select! {

@@ -78,8 +78,8 @@ impl WebSocketEndpoint {
     pub fn new(clients: Arc<ClientService>, settings: &crate::config::XmppConfig) -> Self {
         WebSocketEndpoint {
             clients,
-            max_message_bytes: settings.max_stanza_bytes,
-            write_timeout: Duration::from_secs(settings.write_timeout_secs),
+            max_message_bytes: settings.max_stanza_bytes.get(),
+            write_timeout: Duration::from_secs(settings.write_timeout_secs.get()),
         }
     }
 }

@@ -406,7 +406,7 @@ impl XsiActions {
     fn directory_query(&self, query: Option<&str>) -> Result<DirectoryQuery, ApiError> {
         let mut parsed = DirectoryQuery {
             start: 1,
-            results: self.config.directory_page_size,
+            results: self.config.directory_page_size.get(),
             ..DirectoryQuery::default()
         };
         let bad = |name: &str, reason: String| ApiError::BadQuery {
@@ -444,7 +444,7 @@ impl XsiActions {
                     parsed.results = value
                         .parse()
                         .ok()
-                        .filter(|n| (1..=max).contains(n))
+                        .filter(|n| (1..=max.get()).contains(n))
                         .ok_or_else(|| bad("results", format!("must be from 1 to {max}")))?
                 }
                 _ => {}

@@ -102,15 +102,15 @@ impl Authenticator {
         // A verifier no password matches, for the same work on unknown users.
         let dummy = PasswordVerifiers::decoy(scram_iterations);
         let failures = Arc::new(LoginLimiter::new(LoginBudgets {
-            per_account_per_address: config.failed_logins_per_user_per_minute,
-            per_address: config.failed_logins_per_address_per_minute,
-            per_account: config.failed_logins_per_user_all_addresses_per_minute,
+            per_account_per_address: config.failed_logins_per_user_per_minute.get(),
+            per_address: config.failed_logins_per_address_per_minute.get(),
+            per_account: config.failed_logins_per_user_all_addresses_per_minute.get(),
         }));
         // An absurdly long configured lifetime means "until the process ends".
         let ttl = Duration::from_secs(config.auth_cache_secs.min(100 * 365 * 86_400));
         let cache = (config.auth_cache_secs > 0).then(|| {
             moka::sync::Cache::builder()
-                .max_capacity(config.auth_cache_entries as u64)
+                .max_capacity(config.auth_cache_entries.get() as u64)
                 .time_to_live(ttl)
                 .build()
         });

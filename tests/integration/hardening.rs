@@ -230,8 +230,8 @@ async fn plain_login(addr: SocketAddr, ca: &std::path::Path, password: &str) -> 
 async fn parallel_wrong_passwords_get_at_most_the_budget_checked() {
     let setup = start_with(|c| {
         c.limits.max_preauth_connections_per_address = std::num::NonZeroUsize::new(1000).unwrap();
-        c.xmpp.failed_logins_per_address_per_minute = 1000;
-        c.xsi.failed_logins_per_address_per_minute = 1000;
+        c.xmpp.failed_logins_per_address_per_minute = 1000.try_into().unwrap();
+        c.xsi.failed_logins_per_address_per_minute = 1000.try_into().unwrap();
         c.xmpp.failed_handshakes_per_minute = 5;
     })
     .await;
@@ -415,7 +415,7 @@ async fn c2s_garbage_gets_a_header_and_the_stream_error() {
 
 #[tokio::test]
 async fn a_refused_bind_is_answered_at_once() {
-    let setup = start_with(|c| c.xmpp.login_timeout_secs = 30).await;
+    let setup = start_with(|c| c.xmpp.login_timeout_secs = 30.try_into().unwrap()).await;
     let (mut stream, _) = raw_login(setup.c2s(), &setup.ca, DOMAIN, "ann", "ann-pass").await;
     let bind = Element::builder("iq", CLIENT_NS)
         .attr(rxml::xml_ncname!("type").to_owned(), "get")

@@ -215,8 +215,8 @@ fn ping(id: &str) -> minidom::Element {
 #[tokio::test]
 async fn acks_are_requested_by_count_or_time_never_in_answer_to_an_ack() {
     let setup = start_with(|c| {
-        c.xmpp.sm_request_after_stanzas = 3;
-        c.xmpp.sm_request_after_secs = 2;
+        c.xmpp.sm_request_after_stanzas = 3.try_into().unwrap();
+        c.xmpp.sm_request_after_secs = 2.try_into().unwrap();
     })
     .await;
     let mut ann = raw_session(setup.c2s(), &setup.ca, "localhost", "ann", "ann-pass", "js").await;

@@ -320,7 +320,8 @@ async fn roster_subscriptions_and_presence_between_two_users() {
 
 #[tokio::test]
 async fn wrong_passwords_are_refused_slowly_then_throttled() {
-    let setup = start_with(|c| c.xmpp.failed_logins_per_account_per_minute = 2).await;
+    let setup =
+        start_with(|c| c.xmpp.failed_logins_per_account_per_minute = 2.try_into().unwrap()).await;
     for (user, password) in [("ann", "wrong"), ("nobody", "whatever")] {
         let (mut stream, _) = raw_tls(setup.c2s(), &setup.ca, DOMAIN).await;
         let started = Instant::now();
@@ -444,7 +445,7 @@ async fn bad_input_gets_the_protocol_errors() {
     assert!(out.contains("not-well-formed"), "{out}");
 
     // An oversized stanza.
-    let setup2 = start_with(|c| c.xmpp.max_stanza_bytes = 10_000).await;
+    let setup2 = start_with(|c| c.xmpp.max_stanza_bytes = 10_000.try_into().unwrap()).await;
     let mut stream = raw_session(setup2.c2s(), &setup2.ca, DOMAIN, "ann", "ann-pass", "r3").await;
     stream
         .send(&raw(
@@ -469,8 +470,8 @@ async fn bad_input_gets_the_protocol_errors() {
 #[tokio::test]
 async fn stanzas_over_the_rate_are_read_later() {
     let setup = start_with(|c| {
-        c.xmpp.client_stanzas_per_second = 10;
-        c.xmpp.client_stanza_burst = 5;
+        c.xmpp.client_stanzas_per_second = 10.try_into().unwrap();
+        c.xmpp.client_stanza_burst = 5.try_into().unwrap();
     })
     .await;
     let mut stream = raw_session(setup.c2s(), &setup.ca, DOMAIN, "ann", "ann-pass", "rate").await;
@@ -562,7 +563,7 @@ async fn components_learn_of_logins_and_sessions_survive_their_restart() {
 async fn a_component_checks_credentials_of_accounts_the_store_does_not_know() {
     let setup = start_with(|c| {
         c.xmpp.auth_via_component = Some(BRIDGE.to_owned());
-        c.xmpp.auth_via_component_timeout_secs = 1;
+        c.xmpp.auth_via_component_timeout_secs = 1.try_into().unwrap();
     })
     .await;
     // Nobody answers yet: temporary-auth-failure after the timeout.
@@ -1044,10 +1045,10 @@ async fn stream_management_acks_and_resumes_a_broken_session() {
 #[tokio::test]
 async fn a_client_that_stops_reading_is_disconnected() {
     let setup = start_with(|c| {
-        c.xmpp.send_queue_len = 16;
-        c.xmpp.write_timeout_secs = 1;
-        c.xmpp.client_stanzas_per_second = 100_000;
-        c.xmpp.client_stanza_burst = 100_000;
+        c.xmpp.send_queue_len = 16.try_into().unwrap();
+        c.xmpp.write_timeout_secs = 1.try_into().unwrap();
+        c.xmpp.client_stanzas_per_second = 100_000.try_into().unwrap();
+        c.xmpp.client_stanza_burst = 100_000.try_into().unwrap();
     })
     .await;
     let (mut ben, _) = setup.login(BEN).await;

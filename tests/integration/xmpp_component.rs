@@ -415,7 +415,7 @@ async fn a_spoofed_from_ends_the_stream_with_invalid_from() {
 /// sender gets errors back instead of the server buffering without bound.
 #[tokio::test]
 async fn a_component_that_stops_reading_is_disconnected() {
-    let setup = start_with(|c| c.xmpp.send_queue_len = 4).await;
+    let setup = start_with(|c| c.xmpp.send_queue_len = 4.try_into().unwrap()).await;
     let _stalled = setup.component_login("bridge2.localhost").await; // never read from again
     let mut sender = setup.component_login("bridge1.localhost").await;
     let body = "x".repeat(100_000);
@@ -460,7 +460,7 @@ async fn a_component_that_stops_reading_is_disconnected() {
 
 #[tokio::test]
 async fn an_oversized_stanza_is_a_policy_violation() {
-    let setup = start_with(|c| c.xmpp.max_stanza_bytes = 10_000).await;
+    let setup = start_with(|c| c.xmpp.max_stanza_bytes = 10_000.try_into().unwrap()).await;
     let mut one = setup.component_login("bridge1.localhost").await;
     one.send(&message(
         "bridge1.localhost",
@@ -503,7 +503,7 @@ async fn malformed_input_and_entity_bombs_get_stream_errors() {
 #[tokio::test]
 async fn garbage_instead_of_tls_and_half_open_connections_do_no_harm() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let setup = start_with(|c| c.xmpp.handshake_timeout_secs = 1).await;
+    let setup = start_with(|c| c.xmpp.handshake_timeout_secs = 1.try_into().unwrap()).await;
     let mut garbage = tokio::net::TcpStream::connect(setup.component_addr())
         .await
         .unwrap();
@@ -558,8 +558,8 @@ async fn wait_for_connections(setup: &Setup, name: &str, count: usize) {
 #[tokio::test]
 async fn an_idle_component_is_pinged_and_dropped_when_silent() {
     let setup = start_with(|c| {
-        c.xmpp.component_ping_interval_secs = 1;
-        c.xmpp.component_ping_timeout_secs = 1;
+        c.xmpp.component_ping_interval_secs = 1.try_into().unwrap();
+        c.xmpp.component_ping_timeout_secs = 1.try_into().unwrap();
     })
     .await;
     // One answers its pings and stays; the other stays silent and is dropped.

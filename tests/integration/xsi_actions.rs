@@ -406,7 +406,8 @@ async fn authentication_and_access_by_role() {
 
 #[tokio::test]
 async fn failed_logins_are_throttled_per_user() {
-    let setup = start_with(|c| c.xsi.failed_logins_per_user_per_minute = 3).await;
+    let setup =
+        start_with(|c| c.xsi.failed_logins_per_user_per_minute = 3.try_into().unwrap()).await;
     let profile = url(ALICE, "profile");
     for _ in 0..3 {
         let reply = setup.https().get(&profile, &basic(ALICE, "guess")).await;
@@ -681,7 +682,7 @@ async fn personal_directory_and_call_logs() {
 
 #[tokio::test]
 async fn every_error_is_an_error_info_with_its_status() {
-    let setup = start_with(|c| c.http.max_body_bytes = 2048).await;
+    let setup = start_with(|c| c.http.max_body_bytes = 2048.try_into().unwrap()).await;
     let alice = auth(ALICE);
     let dnd = url(ALICE, "services/DoNotDisturb");
     let put = |content_type: &'static str, body: String| {
@@ -812,9 +813,9 @@ async fn read_until_closed(
 #[tokio::test]
 async fn slow_and_oversized_clients_are_cut_off() {
     let setup = start_with(|c| {
-        c.http.header_read_timeout_secs = 1;
-        c.http.body_read_timeout_secs = 1;
-        c.http.idle_timeout_secs = 1;
+        c.http.header_read_timeout_secs = 1.try_into().unwrap();
+        c.http.body_read_timeout_secs = 1.try_into().unwrap();
+        c.http.idle_timeout_secs = 1.try_into().unwrap();
         c.http.max_header_bytes = 4096;
     })
     .await;
@@ -958,8 +959,8 @@ async fn a_settings_change_is_published_on_the_event_bus() {
 #[tokio::test]
 async fn keep_alive_and_connection_limits_hold() {
     let setup = start_with(|c| {
-        c.http.max_requests_per_connection = 2;
-        c.http.max_connections = 1;
+        c.http.max_requests_per_connection = 2.try_into().unwrap();
+        c.http.max_connections = 1.try_into().unwrap();
     })
     .await;
     // The second request on a connection is told the connection closes after it.

@@ -422,8 +422,8 @@ async fn event_responses_steer_delivery() {
 #[tokio::test]
 async fn unacknowledged_events_are_resent_then_the_channel_ends() {
     let setup = start_with(|c| {
-        c.xsi_events.ack_timeout_secs = 1;
-        c.xsi_events.max_delivery_attempts = 2;
+        c.xsi_events.ack_timeout_secs = 1.try_into().unwrap();
+        c.xsi_events.max_delivery_attempts = 2.try_into().unwrap();
     })
     .await;
     let mut channel = setup.open(ALICE, "alice-set").await;
@@ -457,7 +457,7 @@ async fn channels_and_subscriptions_expire_and_silent_channels_end() {
     let setup = start_with(|c| {
         c.xsi_events.min_expires_secs = 1;
         c.xsi_events.max_expires_secs = 2;
-        c.xsi_events.event_timeout_secs = 60;
+        c.xsi_events.event_timeout_secs = 60.try_into().unwrap();
     })
     .await;
     let mut channel = setup.open(ALICE, "alice-set").await;
@@ -482,7 +482,7 @@ async fn channels_and_subscriptions_expire_and_silent_channels_end() {
     assert!(channel.ended().await);
 
     // Without heartbeats a channel ends after the event timeout.
-    let quiet = start_with(|c| c.xsi_events.event_timeout_secs = 1).await;
+    let quiet = start_with(|c| c.xsi_events.event_timeout_secs = 1.try_into().unwrap()).await;
     let mut channel = quiet.open(ALICE, "quiet-set").await;
     let ended = channel.next_within(Duration::from_secs(5)).await.unwrap();
     assert!(

@@ -261,7 +261,7 @@ impl ClientService {
                 .build(),
         )
         .build();
-        let timeout = Duration::from_secs(self.settings.auth_via_component_timeout_secs);
+        let timeout = Duration::from_secs(self.settings.auth_via_component_timeout_secs.get());
         match self.router.request(request, component, timeout).await {
             Ok(answer) if answer.attr("type") == Some("result") => Ok(()),
             Ok(_) => Err(Failure::NotAuthorized),

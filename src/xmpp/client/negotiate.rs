@@ -27,7 +27,12 @@ impl ClientService {
         phase
             .run(phase.deadline, self.negotiate(transport, phase.peer))
             .await
-            .unwrap_or_else(|end| Err(XmppError::unfinished(end, self.settings.login_timeout_secs)))
+            .unwrap_or_else(|end| {
+                Err(XmppError::unfinished(
+                    end,
+                    self.settings.login_timeout_secs.get(),
+                ))
+            })
     }
 
     /// Runs the session of a transport that negotiated (or closes it with the reason).

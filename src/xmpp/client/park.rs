@@ -61,7 +61,7 @@ impl ClientService {
                     }
                     item = bound.queue.recv() => match (item, bound.sm.as_mut()) {
                         (Some(Outbound::Stanza(stanza)), Some(sm)) => {
-                            if sm.sent(*stanza) > service.settings.sm_max_unacked {
+                            if sm.sent(*stanza) > service.settings.sm_max_unacked.get() {
                                 break;
                             }
                         }

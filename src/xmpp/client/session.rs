@@ -112,16 +112,16 @@ impl ClientService {
         shutdown: &Shutdown,
     ) -> Result<Option<StreamCondition>, XmppError> {
         use tokio::time::Instant;
-        let interval = Duration::from_secs(self.settings.client_ping_interval_secs);
-        let patience = Duration::from_secs(self.settings.client_ping_timeout_secs);
-        let rate = f64::from(self.settings.client_stanzas_per_second);
-        let burst = f64::from(self.settings.client_stanza_burst);
+        let interval = Duration::from_secs(self.settings.client_ping_interval_secs.get());
+        let patience = Duration::from_secs(self.settings.client_ping_timeout_secs.get());
+        let rate = f64::from(self.settings.client_stanzas_per_second.get());
+        let burst = f64::from(self.settings.client_stanza_burst.get());
         let mut tokens = burst;
         let mut refilled = Instant::now();
         let mut keepalive = KeepAlive::new(interval, patience);
         let acks = AckRequests {
-            after_stanzas: self.settings.sm_request_after_stanzas,
-            after: Duration::from_secs(self.settings.sm_request_after_secs),
+            after_stanzas: self.settings.sm_request_after_stanzas.get(),
+            after: Duration::from_secs(self.settings.sm_request_after_secs.get()),
         };
         loop {
             let now = Instant::now();
@@ -337,7 +337,7 @@ impl ClientService {
     /// XEP-0198: a client that leaves more than `sm_max_unacked` unacknowledged is closed.
     fn check_unacked(&self, sm: &Option<StreamManagement>) -> Option<StreamCondition> {
         let unacked = sm.as_ref()?.unacked();
-        (unacked > self.settings.sm_max_unacked).then(|| {
+        (unacked > self.settings.sm_max_unacked.get()).then(|| {
             tracing::info!(unacked, "the client does not acknowledge");
             StreamCondition::ResourceConstraint
         })

@@ -58,8 +58,9 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> TcpTransport<S> {
                 BufReader::with_capacity(READ_BUFFER, read_half),
                 service.limits,
             ),
-            writer: StreamWriter::new(write_half, ns::CLIENT)
-                .with_write_timeout(Duration::from_secs(service.settings.write_timeout_secs)),
+            writer: StreamWriter::new(write_half, ns::CLIENT).with_write_timeout(
+                Duration::from_secs(service.settings.write_timeout_secs.get()),
+            ),
             secure,
             opened: false,
             channel_binding: None,

@@ -33,7 +33,7 @@ impl ElementLimits {
     /// The limits the configuration sets.
     pub fn from_config(config: &crate::config::Config) -> Self {
         ElementLimits {
-            max_bytes: config.xmpp.max_stanza_bytes,
+            max_bytes: config.xmpp.max_stanza_bytes.get(),
             max_depth: config.limits.max_xml_depth.get(),
         }
     }

@@ -434,7 +434,7 @@ impl Hub {
                 &subscription,
                 &event.user_id,
                 EventData::Service(settings.clone()),
-                self.config.backlog_max_events,
+                self.config.backlog_max_events.get(),
             );
         }
     }
@@ -443,8 +443,8 @@ impl Hub {
     /// sets. After a full pass, empty sets are forgotten and the subscriptions that expired
     /// are returned (to be removed and announced by the caller).
     pub fn tick(&self, now: Instant) -> Vec<String> {
-        let ack_timeout = Duration::from_secs(self.config.ack_timeout_secs);
-        let event_timeout = Duration::from_secs(self.config.event_timeout_secs);
+        let ack_timeout = Duration::from_secs(self.config.ack_timeout_secs.get());
+        let event_timeout = Duration::from_secs(self.config.event_timeout_secs.get());
         let backlog_age = Duration::from_secs(self.config.backlog_max_age_secs);
         let max_attempts = self.config.max_delivery_attempts;
         let mut state = self.state();
@@ -490,7 +490,7 @@ impl Hub {
                 let Some(mut unacked) = set.unacked.remove(&event_id) else {
                     continue;
                 };
-                if unacked.attempts >= max_attempts {
+                if unacked.attempts >= max_attempts.get() {
                     if let Some(c) = set.channels.iter_mut().find(|c| c.id == unacked.channel_id) {
                         c.unresponsive = true;
                     }

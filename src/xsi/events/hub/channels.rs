@@ -22,7 +22,7 @@ impl Hub {
         self.check_ids(&request.channel_set_id, request.application_id.as_deref())?;
         let (expires, expires_at) = self.grant(request.expires);
         let channel_id = format!("{}:{}", self.node_id, new_id());
-        let (queue, stream) = mpsc::channel(self.config.channel_queue_len.max(2));
+        let (queue, stream) = mpsc::channel(self.config.channel_queue_len.get().max(2));
         let answer = crate::xsi::codec::to_xml(
             &documents::Channel {
                 xmlns: crate::xsi::model::XSI_NS,
@@ -65,7 +65,7 @@ impl Hub {
             )));
         }
         set.channels.retain(|c| !c.queue.is_closed());
-        if set.channels.len() >= self.config.max_channels_per_set {
+        if set.channels.len() >= self.config.max_channels_per_set.get() {
             return Err(HubError::Refused(format!(
                 "channel set {} has its maximum of {} channels",
                 request.channel_set_id, self.config.max_channels_per_set

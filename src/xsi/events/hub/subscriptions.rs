@@ -82,7 +82,7 @@ impl Hub {
                 &record,
                 &user,
                 EventData::Service(settings),
-                self.config.backlog_max_events,
+                self.config.backlog_max_events.get(),
             );
         }
         Ok((record, granted))
@@ -136,7 +136,7 @@ impl Hub {
                 &record,
                 &target,
                 EventData::SubscriptionTerminated,
-                self.config.backlog_max_events,
+                self.config.backlog_max_events.get(),
             );
         }
         tracing::info!(subscription = %id, "subscription ended");

@@ -105,7 +105,7 @@ async fn sequence_numbers_wrap_from_the_largest_to_one() {
 async fn a_channel_that_stops_reading_is_ended_and_others_are_not_held_up() {
     let dir = tempfile::tempdir().unwrap();
     let config = XsiEventsConfig {
-        channel_queue_len: 4,
+        channel_queue_len: 4.try_into().unwrap(),
         ..XsiEventsConfig::default()
     };
     let (hub, users) = hub(dir.path(), config).await;
