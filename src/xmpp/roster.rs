@@ -42,9 +42,9 @@ pub use super::ns::ROSTER;
 #[derive(Debug)]
 pub struct SessionPresence {
     /// `user@domain`, lower-case.
-    pub bare: String,
-    /// `user@domain/resource`.
-    pub full: String,
+    pub bare: jid::BareJid,
+    /// `user@domain/resource`, as bound.
+    pub full: jid::FullJid,
     /// The router's id of the session.
     pub id: u64,
     /// Entities the resource sent directed available presence to.
@@ -247,7 +247,7 @@ impl Rosters {
             Some("get") => {
                 let mut result = Element::builder("query", ROSTER);
                 for item in self
-                    .items(&session.bare)
+                    .items(session.bare.as_str())
                     .await
                     .iter()
                     .filter(|i| visible(i))
@@ -265,11 +265,11 @@ impl Rosters {
                 let Some(contact) = item.attr("jid").and_then(bare_of) else {
                     return stanza::error_reply(request, StanzaCondition::JidMalformed);
                 };
-                if contact == session.bare {
+                if contact == session.bare.as_str() {
                     return stanza::error_reply(request, StanzaCondition::NotAllowed);
                 }
                 if item.attr("subscription") == Some("remove") {
-                    self.remove(&session.bare, &contact).await;
+                    self.remove(session.bare.as_str(), &contact).await;
                 } else {
                     let name = item
                         .attr("name")
@@ -288,10 +288,10 @@ impl Rosters {
                         return stanza::error_reply(request, StanzaCondition::NotAcceptable);
                     }
                     let _guard = self.changes.lock().await;
-                    let mut updated = self.item(&session.bare, &contact).await;
+                    let mut updated = self.item(session.bare.as_str(), &contact).await;
                     updated.name = name;
                     updated.groups = groups;
-                    match self.put(&session.bare, &updated).await {
+                    match self.put(session.bare.as_str(), &updated).await {
                         Ok(()) => {}
                         Err(TelephonyError::Quota { limit, .. }) => {
                             tracing::info!(user = %session.bare, limit, "roster is full");
@@ -302,7 +302,7 @@ impl Rosters {
                         }
                         Err(_) => return stanza::error_reply(request, StanzaCondition::NotAllowed),
                     }
-                    self.push(&session.bare, &updated, false);
+                    self.push(session.bare.as_str(), &updated, false);
                 }
                 Some(stanza::iq_result(request).build())
             }
@@ -421,17 +421,17 @@ impl Rosters {
             Some("unavailable") => false,
             _ => return,
         };
-        stanza::set_address(&mut stanza, "from", &session.full);
+        stanza::set_address(&mut stanza, "from", session.full.as_str());
         let was_available = self.router.set_client_presence(
-            &session.bare,
+            session.bare.as_str(),
             session.id,
             available.then(|| stanza.clone()),
         );
         if !available && !was_available {
             return;
         }
-        let items = self.items(&session.bare).await;
-        let mut recipients: Vec<String> = vec![session.bare.clone()];
+        let items = self.items(session.bare.as_str()).await;
+        let mut recipients: Vec<String> = vec![session.bare.to_string()];
         recipients.extend(
             items
                 .iter()
@@ -451,18 +451,18 @@ impl Rosters {
             for item in &items {
                 if item.subscription.to_contact() && self.is_local(&item.jid) {
                     for mut current in self.router.available_presences(&item.jid) {
-                        stanza::set_address(&mut current, "to", &session.full);
+                        stanza::set_address(&mut current, "to", session.full.as_str());
                         self.route(current);
                     }
                 }
                 if item.pending_in {
-                    self.route(presence(Some("subscribe"), &item.jid, &session.full));
+                    self.route(presence(Some("subscribe"), &item.jid, session.full.as_str()));
                 }
             }
             // The user's other resources.
-            for mut current in self.router.available_presences(&session.bare) {
+            for mut current in self.router.available_presences(session.bare.as_str()) {
                 if current.attr("from") != Some(session.full.as_str()) {
-                    stanza::set_address(&mut current, "to", &session.full);
+                    stanza::set_address(&mut current, "to", session.full.as_str());
                     self.route(current);
                 }
             }
@@ -474,7 +474,7 @@ impl Rosters {
     pub fn directed(&self, session: &mut SessionPresence, stanza: Element, to: &str) {
         if stanza.attr("type") == Some("unavailable") {
             session.directed.remove(to);
-        } else if stanza.attr("type").is_none() && !self.is_local_bare(to, &session.bare) {
+        } else if stanza.attr("type").is_none() && !self.is_local_bare(to, session.bare.as_str()) {
             session.directed.insert(to.to_owned());
         }
         self.route(stanza);
@@ -489,12 +489,12 @@ impl Rosters {
         let unavailable = stanza::element(
             "presence",
             ns::CLIENT,
-            &[("type", "unavailable"), ("from", &session.full)],
+            &[("type", "unavailable"), ("from", session.full.as_str())],
         )
         .build();
         self.broadcast(session, unavailable).await;
         for to in std::mem::take(&mut session.directed) {
-            self.route(presence(Some("unavailable"), &session.full, &to));
+            self.route(presence(Some("unavailable"), session.full.as_str(), &to));
         }
     }
 }

@@ -239,7 +239,6 @@ impl ClientService {
                 Ok(attachment) => attachment,
                 Err(_) => return reply_error(transport, StanzaCondition::Conflict),
             };
-        let full = format!("{bare}/{resource}");
         transport.write(
             &stanza::iq_result(request)
                 .append(
@@ -251,7 +250,7 @@ impl ClientService {
         )?;
         Ok(Some(Box::new(Bound {
             presence: SessionPresence {
-                bare: bare.to_owned(),
+                bare: full.to_bare(),
                 full,
                 id: attachment.id,
                 directed: Default::default(),

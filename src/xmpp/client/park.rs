@@ -37,7 +37,7 @@ impl ClientService {
         self.parked().insert(
             id.clone(),
             Parked {
-                account: bound.presence.bare.clone(),
+                account: bound.presence.bare.to_string(),
                 takeover,
             },
         );

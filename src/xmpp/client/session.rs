@@ -35,7 +35,7 @@ impl ClientService {
                 tracing::info!("client session resumed");
             } else {
                 tracing::info!("client session bound");
-                self.notify_login(&bound.presence.full, None);
+                self.notify_login(bound.presence.full.as_str(), None);
             }
             let end = match transport.flush().await {
                 Ok(()) => self.run(transport, &mut bound, &shutdown).await,
@@ -74,8 +74,8 @@ impl ClientService {
     pub(super) async fn end_session(&self, bound: &mut Bound) {
         self.rosters.ended(&mut bound.presence).await;
         self.router
-            .detach_client(&bound.presence.bare, bound.presence.id);
-        self.notify_login(&bound.presence.full, Some("unavailable"));
+            .detach_client(bound.presence.bare.as_str(), bound.presence.id);
+        self.notify_login(bound.presence.full.as_str(), Some("unavailable"));
         let mut undelivered = bound
             .sm
             .as_mut()
@@ -148,7 +148,7 @@ impl ClientService {
                     match keepalive.due() {
                         Due::TimedOut => return Ok(Some(StreamCondition::ConnectionTimeout)),
                         Due::Ping(sequence) => {
-                            let ping = keepalive::ping(ns::CLIENT, &self.domain, &bound.presence.full, sequence);
+                            let ping = keepalive::ping(ns::CLIENT, &self.domain, bound.presence.full.as_str(), sequence);
                             send(transport, &mut bound.sm, &ping)?;
                             transport.flush().await?;
                         }
@@ -282,7 +282,7 @@ impl ClientService {
             ));
         }
         if let Some(from) = element.attr("from") {
-            let own = from == session.full || from.eq_ignore_ascii_case(&session.bare);
+            let own = from == session.full.as_str() || from.eq_ignore_ascii_case(session.bare.as_str());
             if !own {
                 return Err(XmppError::stream(
                     StreamCondition::InvalidFrom,
@@ -290,7 +290,7 @@ impl ClientService {
                 ));
             }
         }
-        stanza::set_address(&mut element, "from", &session.full);
+        stanza::set_address(&mut element, "from", session.full.as_str());
         crate::telemetry::client_stanza(kind.as_str());
         let to_bare = element.attr("to").map(bare_of);
         match kind {
@@ -319,8 +319,8 @@ impl ClientService {
                 match element.attr("type") {
                     Some(kind @ ("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed")) => {
                         let kind = kind.to_owned();
-                        if to != session.bare {
-                            self.rosters.subscription(&session.bare, &kind, &to).await;
+                        if to != session.bare.as_str() {
+                            self.rosters.subscription(session.bare.as_str(), &kind, &to).await;
                         }
                     }
                     Some("probe") => {}
@@ -383,10 +383,10 @@ impl ClientService {
         // Ping, disco and the rest are answered like any iq to the server or the account.
         let mut asked = request.clone();
         if asked.attr("to").is_none() {
-            stanza::set_address(&mut asked, "to", &session.bare);
+            stanza::set_address(&mut asked, "to", session.bare.as_str());
         }
         let mut answer = services::answer(&self.router, &asked)?;
-        stanza::set_address(&mut answer, "to", &session.full);
+        stanza::set_address(&mut answer, "to", session.full.as_str());
         Some(answer)
     }
 }
