@@ -2,7 +2,7 @@
 //! Call Forwarding variants, Remote Office, Simultaneous Ring Personal) is declared once,
 //! and everything else derives from that declaration.
 //!
-//! A service is one line of the [`catalogue!`] below (its name, its XSI-Events package
+//! A service is one line of the `catalogue!` below (its name, its XSI-Events package
 //! name, its feature access codes) plus, in [`settings`], its settings struct declared with
 //! [`fields!`](fields) (each field with its XSI element name) and its [`Service`] impl
 //! (defaults and validation). From those come [`ServiceName`] (URL names, package names,

@@ -18,6 +18,21 @@ use crate::xmpp::router::RequestError;
 use crate::xmpp::sasl::{self, Failure, Mechanism, ScramExchange};
 use crate::xmpp::{ns, stanza};
 
+/// Proof that SASL succeeded on this stream, for this account. Only
+/// [`ClientService::authenticate`] makes one, and binding or resuming a session needs one:
+/// a stream that has not authenticated cannot reach the router.
+#[derive(Debug)]
+pub(super) struct Authenticated {
+    account: String,
+}
+
+impl Authenticated {
+    /// The account: `user@domain`, lower-case.
+    pub(super) fn account(&self) -> &str {
+        &self.account
+    }
+}
+
 impl ClientService {
     /// The store id of a SASL username (`alice` or `alice@domain`), if it names one here.
     pub(super) fn account_id(&self, username: &str) -> Option<String> {
@@ -66,13 +81,13 @@ impl ClientService {
         }
     }
 
-    /// One SASL exchange: `Some(account)` on success; `None` after a failure was sent.
+    /// One SASL exchange: `Some` on success; `None` after a failure was sent.
     pub(super) async fn authenticate<T: Transport>(
         &self,
         transport: &mut T,
         auth: &Element,
         peer: IpAddr,
-    ) -> Result<Option<String>, XmppError> {
+    ) -> Result<Option<Authenticated>, XmppError> {
         let outcome = self.sasl_exchange(transport, auth, peer).await?;
         let mechanism = auth
             .attr("mechanism")
@@ -88,7 +103,7 @@ impl ClientService {
                 transport.write(&success.build())?;
                 transport.flush().await?;
                 tracing::info!(account = %account, transport = T::NAME, mechanism, "client authenticated");
-                Ok(Some(account))
+                Ok(Some(Authenticated { account }))
             }
             Err((failure, account)) => {
                 let result = if failure == Failure::TemporaryAuthFailure {

@@ -1,7 +1,15 @@
-//! The stream before a session: headers, features, STARTTLS, SASL (see `login`),
-//! `<resume/>` (see `park`) and resource binding, under the login deadline. A stream that
-//! fails here is closed with its stream error, after the server's header when it had not
-//! been sent; a refused bind is answered at once.
+//! The stream before a session, under the login deadline, in two phases whose types keep
+//! them apart:
+//!
+//! ```text
+//! authenticate_stream: header, features, STARTTLS | SASL (login) ──▶ Authenticated
+//! bind_stream(&Authenticated): header, features, bind | <resume/> (park) ──▶ Bound
+//! ```
+//!
+//! Only `login` makes an [`Authenticated`], and only a `Bound` (from bind or resume) runs
+//! the session loop that routes stanzas. A stream that fails here is closed with its
+//! stream error, after the server's header when it had not been sent; a refused bind is
+//! answered at once.
 
 use crate::xmpp::error::StanzaCondition;
 use std::net::IpAddr;
@@ -9,6 +17,7 @@ use std::sync::Arc;
 
 use minidom::Element;
 
+use super::login::Authenticated;
 use super::transport::Transport;
 use super::{Bound, ClientService, Negotiated, Phase, BIND, SASL, SESSION, TLS};
 use crate::xmpp::error::{StreamCondition, XmppError};
@@ -130,76 +139,118 @@ impl ClientService {
             .collect()
     }
 
-    /// Stream headers, features, STARTTLS, SASL and resource binding.
+    /// Stream headers, features, STARTTLS, SASL and resource binding, in two typed
+    /// phases: [`Self::authenticate_stream`] ends in STARTTLS or an [`Authenticated`]
+    /// account, which alone lets [`Self::bind_stream`] bind or resume a session.
     pub(super) async fn negotiate<T: Transport>(
         &self,
         transport: &mut T,
         peer: IpAddr,
     ) -> Result<Negotiated, XmppError> {
-        let mut account: Option<String> = None;
+        match self.authenticate_stream(transport, peer).await? {
+            BeforeSession::StartTls => Ok(Negotiated::StartTls),
+            BeforeSession::Authenticated(account) => {
+                transport.restart();
+                self.bind_stream(transport, &account).await
+            }
+        }
+    }
+
+    /// Reads a stream header, answers it with the server's and the features.
+    async fn open_stream<T: Transport>(
+        &self,
+        transport: &mut T,
+        account: Option<&Authenticated>,
+    ) -> Result<(), XmppError> {
+        let header = transport.read_open().await?;
+        transport.write_open(&self.domain, &hex::encode(rand::random::<[u8; 16]>()))?;
+        if header
+            .default_ns
+            .as_deref()
+            .is_some_and(|n| n != ns::CLIENT)
+        {
+            return Err(XmppError::stream(
+                StreamCondition::InvalidNamespace,
+                format!("stream namespace {:?}", header.default_ns),
+            ));
+        }
+        let to = header.to.unwrap_or_default().to_ascii_lowercase();
+        if to != self.domain {
+            return Err(XmppError::stream(
+                StreamCondition::HostUnknown,
+                format!("this server is {}, not {to:?}", self.domain),
+            ));
+        }
+        transport.write(&self.features(transport, account.map(Authenticated::account)))?;
+        transport.flush().await?;
+        Ok(())
+    }
+
+    /// Before authentication: STARTTLS (once, on a plain stream) and SASL. Anything else
+    /// ends the stream with `not-authorized`.
+    async fn authenticate_stream<T: Transport>(
+        &self,
+        transport: &mut T,
+        peer: IpAddr,
+    ) -> Result<BeforeSession, XmppError> {
+        self.open_stream(transport, None).await?;
         loop {
-            let header = transport.read_open().await?;
-            transport.write_open(&self.domain, &hex::encode(rand::random::<[u8; 16]>()))?;
-            if header
-                .default_ns
-                .as_deref()
-                .is_some_and(|n| n != ns::CLIENT)
-            {
-                return Err(XmppError::stream(
-                    StreamCondition::InvalidNamespace,
-                    format!("stream namespace {:?}", header.default_ns),
-                ));
+            let Some(element) = transport.read().await? else {
+                return Err(XmppError::Closed);
+            };
+            let starttls_possible = !transport.is_secure() && self.tls.is_some();
+            if element.is("starttls", TLS) && starttls_possible {
+                transport.write(&Element::bare("proceed", TLS))?;
+                transport.flush().await?;
+                return Ok(BeforeSession::StartTls);
             }
-            let to = header.to.unwrap_or_default().to_ascii_lowercase();
-            if to != self.domain {
-                return Err(XmppError::stream(
-                    StreamCondition::HostUnknown,
-                    format!("this server is {}, not {to:?}", self.domain),
-                ));
-            }
-            transport.write(&self.features(transport, account.as_deref()))?;
-            transport.flush().await?;
-            loop {
-                let Some(element) = transport.read().await? else {
-                    return Err(XmppError::Closed);
-                };
-                let starttls_possible = !transport.is_secure() && self.tls.is_some();
-                if element.is("starttls", TLS) && starttls_possible && account.is_none() {
-                    transport.write(&Element::bare("proceed", TLS))?;
-                    transport.flush().await?;
-                    return Ok(Negotiated::StartTls);
+            let may_authenticate =
+                transport.is_secure() || !self.settings.require_tls || self.tls.is_none();
+            if element.is("auth", SASL) && may_authenticate {
+                match self.authenticate(transport, &element, peer).await? {
+                    Some(account) => return Ok(BeforeSession::Authenticated(account)),
+                    None => continue,
                 }
-                let may_authenticate =
-                    transport.is_secure() || !self.settings.require_tls || self.tls.is_none();
-                if element.is("auth", SASL) && account.is_none() && may_authenticate {
-                    if let Some(bare) = self.authenticate(transport, &element, peer).await? {
-                        account = Some(bare);
-                        transport.restart();
-                        break;
+            }
+            return Err(XmppError::stream(
+                StreamCondition::NotAuthorized,
+                format!("<{}> before authentication", element.name()),
+            ));
+        }
+    }
+
+    /// After authentication, on the restarted stream: resource binding or an XEP-0198
+    /// resumption. Anything else ends the stream with `not-authorized`.
+    async fn bind_stream<T: Transport>(
+        &self,
+        transport: &mut T,
+        account: &Authenticated,
+    ) -> Result<Negotiated, XmppError> {
+        self.open_stream(transport, Some(account)).await?;
+        loop {
+            let Some(element) = transport.read().await? else {
+                return Err(XmppError::Closed);
+            };
+            if element.is("resume", SM) {
+                match self.resume(transport, account, &element).await? {
+                    Some(bound) => return Ok(Negotiated::Bound(bound)),
+                    None => continue,
+                }
+            }
+            if stanza::kind(&element) == Some(stanza::Kind::Iq) {
+                if let Some(bind) = element.get_child("bind", BIND) {
+                    if let Some(bound) = self.bind(transport, account, &element, bind)? {
+                        return Ok(Negotiated::Bound(bound));
                     }
+                    // The refusal goes out now: the client waits for it.
+                    transport.flush().await?;
                     continue;
                 }
-                if let (Some(bare), true) = (&account, element.is("resume", SM)) {
-                    match self.resume(transport, bare, &element).await? {
-                        Some(bound) => return Ok(Negotiated::Bound(bound)),
-                        None => continue,
-                    }
-                }
-                if let (Some(bare), Some(stanza::Kind::Iq)) = (&account, stanza::kind(&element)) {
-                    if let Some(bind) = element.get_child("bind", BIND) {
-                        if let Some(bound) = self.bind(transport, bare, &element, bind)? {
-                            return Ok(Negotiated::Bound(bound));
-                        }
-                        // The refusal goes out now: the client waits for it.
-                        transport.flush().await?;
-                        continue;
-                    }
-                }
-                return Err(XmppError::stream(
-                    StreamCondition::NotAuthorized,
-                    format!("<{}> before authentication and binding", element.name()),
-                ));
             }
+            return Err(XmppError::stream(
+                StreamCondition::NotAuthorized,
+                format!("<{}> before binding", element.name()),
+            ));
         }
     }
 
@@ -207,7 +258,7 @@ impl ClientService {
     pub(super) fn bind<T: Transport>(
         &self,
         transport: &mut T,
-        bare: &str,
+        account: &Authenticated,
         request: &Element,
         bind: &Element,
     ) -> Result<Option<Box<Bound>>, XmppError> {
@@ -227,6 +278,7 @@ impl ClientService {
             .map(|r| r.text().trim().to_owned())
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| format!("bh-{}", hex::encode(rand::random::<[u8; 6]>())));
+        let bare = account.account();
         let Ok(full) = jid::FullJid::new(&format!("{bare}/{resource}")) else {
             return reply_error(transport, StanzaCondition::BadRequest);
         };
@@ -260,4 +312,12 @@ impl ClientService {
             resumed: false,
         })))
     }
+}
+
+/// How the phase before authentication ended.
+enum BeforeSession {
+    /// The client asked for TLS; `<proceed/>` was sent.
+    StartTls,
+    /// SASL succeeded; the stream restarts.
+    Authenticated(Authenticated),
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use minidom::Element;
 use tokio::sync::oneshot;
 
+use super::login::Authenticated;
 use super::transport::Transport;
 use super::{send, Bound, ClientService};
 use crate::shutdown::Shutdown;
@@ -84,9 +85,10 @@ impl ClientService {
     pub(super) async fn resume<T: Transport>(
         &self,
         transport: &mut T,
-        account: &str,
+        account: &Authenticated,
         request: &Element,
     ) -> Result<Option<Box<Bound>>, XmppError> {
+        let account = account.account();
         let previd = request.attr("previd").unwrap_or_default();
         // A malformed request leaves the parked session as it was.
         let Some(handled) = request.attr("h").and_then(|h| h.parse::<u32>().ok()) else {
