@@ -45,6 +45,8 @@ mod login;
 mod negotiate;
 mod park;
 mod session;
+#[cfg(test)]
+mod tests;
 mod transport;
 
 use std::collections::HashMap;

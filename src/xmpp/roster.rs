@@ -456,7 +456,11 @@ impl Rosters {
                     }
                 }
                 if item.pending_in {
-                    self.route(presence(Some("subscribe"), &item.jid, session.full.as_str()));
+                    self.route(presence(
+                        Some("subscribe"),
+                        &item.jid,
+                        session.full.as_str(),
+                    ));
                 }
             }
             // The user's other resources.

@@ -282,7 +282,8 @@ impl ClientService {
             ));
         }
         if let Some(from) = element.attr("from") {
-            let own = from == session.full.as_str() || from.eq_ignore_ascii_case(session.bare.as_str());
+            let own =
+                from == session.full.as_str() || from.eq_ignore_ascii_case(session.bare.as_str());
             if !own {
                 return Err(XmppError::stream(
                     StreamCondition::InvalidFrom,
@@ -320,7 +321,9 @@ impl ClientService {
                     Some(kind @ ("subscribe" | "subscribed" | "unsubscribe" | "unsubscribed")) => {
                         let kind = kind.to_owned();
                         if to != session.bare.as_str() {
-                            self.rosters.subscription(session.bare.as_str(), &kind, &to).await;
+                            self.rosters
+                                .subscription(session.bare.as_str(), &kind, &to)
+                                .await;
                         }
                     }
                     Some("probe") => {}

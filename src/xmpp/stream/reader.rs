@@ -155,6 +155,15 @@ fn parser_options(max_stanza_bytes: usize) -> rxml::Options {
 }
 
 fn parse_error(e: std::io::Error) -> XmppError {
+    // The connection ended inside the stream (a FIN without `</stream:stream>`): it was
+    // lost, not malformed, so a resumable session parks (XEP-0198).
+    let ended = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rxml::Error>())
+        .is_some_and(|inner| matches!(inner, rxml::Error::InvalidEof(_)));
+    if ended {
+        return XmppError::Closed;
+    }
     if e.kind() == std::io::ErrorKind::InvalidData {
         XmppError::stream(StreamCondition::NotWellFormed, e.to_string())
     } else {
