@@ -24,15 +24,17 @@
 //! others, and memory is bounded by the queue lengths, the backlog limits and the
 //! channels-per-set limit.
 //!
-//! The files: this one holds the hub's state and its timers (`deliver`, `tick`);
-//! `hub/channels.rs` a channel's life, `hub/subscriptions.rs` subscriptions,
-//! `hub/delivery.rs` how an event reaches a channel of its set.
+//! The files: this one holds the hub's handle, its public requests and `deliver`;
+//! `hub/state.rs` the state and its indexes, `hub/channels.rs` a channel's life,
+//! `hub/subscriptions.rs` subscriptions, `hub/delivery.rs` how an event reaches a channel
+//! of its set and its acknowledgement, `hub/timers.rs` the timer sweep and shutdown.
 
 mod channels;
 mod delivery;
+mod state;
 mod subscriptions;
+mod timers;
 
-use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,11 +42,12 @@ use hyper::body::Bytes;
 use tokio::sync::mpsc;
 
 use crate::config::{QuotasConfig, XsiEventsConfig};
+use crate::telephony::SubscriptionTarget;
 use crate::telephony::{EventKind, ServiceName, Telephony, TelephonyError, TelephonyEvent};
-use crate::telephony::{SubscriptionRecord, SubscriptionTarget};
 
-use super::documents::{EventData, TerminationReason};
-use delivery::{covers, enqueue, redeliver_from, resend, terminate};
+use super::documents::EventData;
+use delivery::enqueue;
+use state::{Channel, ChannelSet, Pending, State, Unacked};
 
 /// `expires` that asks for a channel or subscription that never expires.
 pub const NEVER_EXPIRES: u64 = 2_147_483_647;
@@ -124,219 +127,6 @@ pub struct SubscribeRequest {
     pub application_id: Option<String>,
     /// Current state to deliver at once: (user, settings).
     pub initial: Vec<(String, crate::telephony::ServiceSettings)>,
-}
-
-struct Channel {
-    id: String,
-    priority: u32,
-    weight: u32,
-    expires_at: Option<Instant>,
-    last_heartbeat: Instant,
-    queue: mpsc::Sender<Bytes>,
-    unresponsive: bool,
-}
-
-#[derive(Clone)]
-struct Pending {
-    event_id: String,
-    sequence: u32,
-    subscription_id: String,
-    application_id: String,
-    target_id: String,
-    data: EventData,
-    queued_at: Instant,
-}
-
-struct Unacked {
-    pending: Pending,
-    channel_id: String,
-    sent_at: Instant,
-    attempts: u32,
-    tried: Vec<String>,
-}
-
-struct ChannelSet {
-    owner: Owner,
-    application_id: Option<String>,
-    channels: Vec<Channel>,
-    next_sequence: u32,
-    backlog: VecDeque<Pending>,
-    unacked: HashMap<String, Unacked>,
-}
-
-/// The hub's state, indexed so that no request or event walks every set or subscription.
-#[derive(Default)]
-struct State {
-    sets: HashMap<String, ChannelSet>,
-    /// Owner id → the ids of its channel sets.
-    owner_sets: HashMap<String, HashSet<String>>,
-    subscriptions: HashMap<String, SubscriptionRecord>,
-    /// Owner id → how many subscriptions it owns (for `max_subscriptions_per_user`).
-    owner_subscriptions: HashMap<String, usize>,
-    /// Lower-cased user id → the subscriptions that target that user.
-    user_subscriptions: HashMap<String, HashSet<String>>,
-    /// Subscriptions with a group, enterprise or system target.
-    broad_subscriptions: HashSet<String>,
-    /// Set ids in the order the timer sweep visits them, and where it stands.
-    sweep_order: Vec<String>,
-    sweep_cursor: usize,
-}
-
-/// Sets the timer sweep visits per tick, so that the lock is held briefly however many
-/// sets there are. With 10,000 sets every set is visited every 2.5 s (4 ticks a second).
-const SWEEP_BATCH: usize = 1024;
-
-impl State {
-    /// The set `set_id`, created (and indexed under `owner`) if new.
-    fn set_entry(
-        &mut self,
-        set_id: &str,
-        owner: &Owner,
-        application_id: Option<String>,
-    ) -> &mut ChannelSet {
-        if !self.sets.contains_key(set_id) {
-            self.owner_sets
-                .entry(owner.id.clone())
-                .or_default()
-                .insert(set_id.to_owned());
-            self.sweep_order.push(set_id.to_owned());
-        }
-        self.sets
-            .entry(set_id.to_owned())
-            .or_insert_with(|| ChannelSet {
-                owner: owner.clone(),
-                application_id,
-                channels: Vec::new(),
-                next_sequence: 1,
-                backlog: VecDeque::new(),
-                unacked: HashMap::new(),
-            })
-    }
-
-    /// How many of `owner`'s sets have an open channel, and how many channels they hold.
-    fn open_channels_of(&self, owner: &Owner) -> (usize, usize) {
-        let sets = self
-            .owner_sets
-            .get(&owner.id)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| self.sets.get(id));
-        sets.fold((0, 0), |(sets, channels), set| {
-            let open = set.channels.iter().filter(|c| !c.queue.is_closed()).count();
-            (sets + usize::from(open > 0), channels + open)
-        })
-    }
-
-    /// The ids of `owner`'s sets.
-    fn owner_set_ids(&self, owner: &Owner) -> Vec<String> {
-        self.owner_sets
-            .get(&owner.id)
-            .map(|ids| ids.iter().cloned().collect())
-            .unwrap_or_default()
-    }
-
-    fn add_subscription(&mut self, record: SubscriptionRecord) {
-        *self
-            .owner_subscriptions
-            .entry(record.owner.clone())
-            .or_insert(0) += 1;
-        match &record.target {
-            SubscriptionTarget::User { user_id } => {
-                self.user_subscriptions
-                    .entry(user_id.to_lowercase())
-                    .or_default()
-                    .insert(record.id.clone());
-            }
-            _ => {
-                self.broad_subscriptions.insert(record.id.clone());
-            }
-        }
-        self.subscriptions.insert(record.id.clone(), record);
-    }
-
-    fn remove_subscription(&mut self, id: &str) -> Option<SubscriptionRecord> {
-        let record = self.subscriptions.remove(id)?;
-        if let Some(count) = self.owner_subscriptions.get_mut(&record.owner) {
-            *count -= 1;
-            if *count == 0 {
-                self.owner_subscriptions.remove(&record.owner);
-            }
-        }
-        if let SubscriptionTarget::User { user_id } = &record.target {
-            let key = user_id.to_lowercase();
-            if let Some(ids) = self.user_subscriptions.get_mut(&key) {
-                ids.remove(id);
-                if ids.is_empty() {
-                    self.user_subscriptions.remove(&key);
-                }
-            }
-        } else {
-            self.broad_subscriptions.remove(id);
-        }
-        Some(record)
-    }
-
-    /// The subscriptions that cover `event`'s user for `package`.
-    fn matching(&self, event: &TelephonyEvent, package: &str) -> Vec<SubscriptionRecord> {
-        let direct = self
-            .user_subscriptions
-            .get(&event.user_id.to_lowercase())
-            .into_iter()
-            .flatten();
-        direct
-            .chain(self.broad_subscriptions.iter())
-            .filter_map(|id| self.subscriptions.get(id))
-            .filter(|s| s.events.iter().any(|e| e == package) && covers(&s.target, event))
-            .cloned()
-            .collect()
-    }
-
-    /// Drops sets that hold nothing: no channel, no waiting or unacknowledged event, no
-    /// subscription.
-    fn forget_empty_sets(&mut self) {
-        let subscribed: HashSet<&str> = self
-            .subscriptions
-            .values()
-            .map(|s| s.channel_set_id.as_str())
-            .collect();
-        let empty: Vec<(String, String)> = self
-            .sets
-            .iter()
-            .filter(|(id, set)| {
-                set.channels.is_empty()
-                    && set.backlog.is_empty()
-                    && set.unacked.is_empty()
-                    && !subscribed.contains(id.as_str())
-            })
-            .map(|(id, set)| (id.clone(), set.owner.id.clone()))
-            .collect();
-        for (id, owner) in empty {
-            self.sets.remove(&id);
-            if let Some(ids) = self.owner_sets.get_mut(&owner) {
-                ids.remove(&id);
-                if ids.is_empty() {
-                    self.owner_sets.remove(&owner);
-                }
-            }
-        }
-        let sets = &self.sets;
-        self.sweep_order.retain(|id| sets.contains_key(id));
-        self.sweep_cursor = 0;
-    }
-
-    /// The next batch of set ids for the timer sweep, and whether this batch ends a pass.
-    fn next_sweep_batch(&mut self) -> (Vec<String>, bool) {
-        let total = self.sweep_order.len();
-        if total <= SWEEP_BATCH {
-            return (self.sweep_order.clone(), true);
-        }
-        let start = self.sweep_cursor.min(total);
-        let end = (start + SWEEP_BATCH).min(total);
-        let batch = self.sweep_order[start..end].to_vec();
-        let pass_done = end == total;
-        self.sweep_cursor = if pass_done { 0 } else { end };
-        (batch, pass_done)
-    }
 }
 
 /// The hub; cheap to clone.
@@ -436,104 +226,6 @@ impl Hub {
                 EventData::Service(settings.clone()),
                 self.config.backlog_max_events.get(),
             );
-        }
-    }
-
-    /// Timers: resends, heartbeat timeouts, expiries, backlog age, for the next batch of
-    /// sets. After a full pass, empty sets are forgotten and the subscriptions that expired
-    /// are returned (to be removed and announced by the caller).
-    pub fn tick(&self, now: Instant) -> Vec<String> {
-        let ack_timeout = Duration::from_secs(self.config.ack_timeout_secs.get());
-        let event_timeout = Duration::from_secs(self.config.event_timeout_secs.get());
-        let backlog_age = Duration::from_secs(self.config.backlog_max_age_secs);
-        let max_attempts = self.config.max_delivery_attempts;
-        let mut state = self.state();
-        let (batch, pass_done) = state.next_sweep_batch();
-        for set_id in batch {
-            let Some(set) = state.sets.get_mut(&set_id) else {
-                continue;
-            };
-            // Channels that ended: client gone, expired, or silent past the event timeout.
-            let mut ended = Vec::new();
-            set.channels.retain(|c| {
-                let reason = if c.queue.is_closed() {
-                    Some(None)
-                } else if c.expires_at.is_some_and(|at| at <= now) {
-                    Some(Some(TerminationReason::Expired))
-                } else if now.duration_since(c.last_heartbeat) >= event_timeout {
-                    Some(Some(TerminationReason::NonResponsiveChannel))
-                } else {
-                    None
-                };
-                match reason {
-                    Some(reason) => {
-                        if let Some(reason) = reason {
-                            terminate(c, reason);
-                        }
-                        ended.push(c.id.clone());
-                        false
-                    }
-                    None => true,
-                }
-            });
-            for id in ended {
-                redeliver_from(set, &id, now);
-            }
-            // Unacknowledged events: send again, or give up on the channel.
-            let overdue: Vec<String> = set
-                .unacked
-                .iter()
-                .filter(|(_, u)| now.duration_since(u.sent_at) >= ack_timeout)
-                .map(|(id, _)| id.clone())
-                .collect();
-            for event_id in overdue {
-                let Some(mut unacked) = set.unacked.remove(&event_id) else {
-                    continue;
-                };
-                if unacked.attempts >= max_attempts.get() {
-                    if let Some(c) = set.channels.iter_mut().find(|c| c.id == unacked.channel_id) {
-                        c.unresponsive = true;
-                    }
-                    unacked.attempts = 0;
-                }
-                if set.channels.iter().all(|c| c.unresponsive) {
-                    for channel in set.channels.drain(..) {
-                        terminate(&channel, TerminationReason::NonResponsiveChannel);
-                    }
-                    set.backlog.push_front(unacked.pending);
-                    continue;
-                }
-                resend(set, unacked, now);
-            }
-            // The backlog keeps events for a while only.
-            while set
-                .backlog
-                .front()
-                .is_some_and(|p| now.duration_since(p.queued_at) >= backlog_age)
-            {
-                set.backlog.pop_front();
-            }
-        }
-        if !pass_done {
-            return Vec::new();
-        }
-        state.forget_empty_sets();
-        let unix_now = time::OffsetDateTime::now_utc().unix_timestamp();
-        state
-            .subscriptions
-            .values()
-            .filter(|s| s.expires_at.is_some_and(|at| at <= unix_now))
-            .map(|s| s.id.clone())
-            .collect()
-    }
-
-    /// Ends every channel (server shutdown): clients should open new ones elsewhere.
-    pub fn close_all(&self) {
-        let mut state = self.state();
-        for set in state.sets.values_mut() {
-            for channel in set.channels.drain(..) {
-                terminate(&channel, TerminationReason::Expired);
-            }
         }
     }
 
