@@ -12,33 +12,23 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use bridgehead::config::Config;
-use bridgehead::telephony::OnConflict;
 
 use crate::support::client::{
     plain_auth, raw_login, raw_next, raw_session, raw_tls, CLIENT_NS, SASL,
 };
 use crate::support::component;
 use crate::support::https::{basic, EventChannel, EVENTS};
-use crate::support::server::{component_config, http_get, Setup};
+use crate::support::server::{http_get, Setup, BRIDGE, BRIDGE_SECRET};
 
 const DOMAIN: &str = "localhost";
 const ANN: &str = "ann@localhost";
-const BRIDGE: &str = "bridge1.localhost";
-const BRIDGE_SECRET: &str = "bridge-secret";
 use bridgehead::xmpp::ns::SM;
 const ACTIONS: &str = "/com.broadsoft.xsi-actions/v2.0";
 
 async fn start_with(adjust: impl FnOnce(&mut Config) + 'static) -> Setup {
     Setup::builder()
-        .config(|config| {
-            config.components = vec![component_config(
-                BRIDGE,
-                BRIDGE_SECRET,
-                1,
-                OnConflict::Replace,
-            )];
-            config.xmpp.auth_failure_delay_ms = 50;
-        })
+        .bridge()
+        .config(|config| config.xmpp.auth_failure_delay_ms = 50)
         .config(adjust)
         .xmpp_users(&[(ANN, "Ann")])
         .start()

@@ -12,21 +12,18 @@ use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
 use tokio_xmpp::{Client, Stanza};
 
 use bridgehead::config::Config;
-use bridgehead::telephony::OnConflict;
 
 use crate::support::client::{
     login, plain_auth, raw_login, raw_next, raw_open, raw_session, raw_tls, try_login, wait_for,
     Binding, CLIENT_NS, SASL,
 };
 use crate::support::component::{self, stanza_error, stream_error, COMPONENT_NS};
-use crate::support::server::{component_config, Setup};
+use crate::support::server::{Setup, BRIDGE, BRIDGE_SECRET};
 use crate::support::wait_until;
 
 const DOMAIN: &str = "localhost";
 const ANN: &str = "ann@localhost";
 const BEN: &str = "ben@localhost";
-const BRIDGE: &str = "bridge1.localhost";
-const BRIDGE_SECRET: &str = "bridge-secret";
 
 impl Setup {
     async fn login(&self, jid: &str) -> (Client, Jid) {
@@ -48,15 +45,8 @@ impl Setup {
 
 async fn start_with(adjust: impl FnOnce(&mut Config) + 'static) -> Setup {
     Setup::builder()
-        .config(|config| {
-            config.components = vec![component_config(
-                BRIDGE,
-                BRIDGE_SECRET,
-                1,
-                OnConflict::Replace,
-            )];
-            config.xmpp.auth_failure_delay_ms = 300;
-        })
+        .bridge()
+        .config(|config| config.xmpp.auth_failure_delay_ms = 300)
         .config(adjust)
         .xmpp_users(&[(ANN, "Ann"), (BEN, "Ben")])
         .start()

@@ -138,8 +138,8 @@ impl Node {
         )
     }
 
-    /// Logs ann in and binds `resource`, in real time; returns the pipe.
-    async fn login(&self, resource: &str) -> (Peer, tokio::task::JoinHandle<()>) {
+    /// Logs ann in (SASL PLAIN, the restarted stream's features), in real time.
+    async fn authenticate(&self) -> (Peer, tokio::task::JoinHandle<()>) {
         let (mut peer, task) = self.connect();
         peer.send(HEADER).await;
         peer.until("</stream:features>").await;
@@ -151,6 +151,12 @@ impl Node {
         peer.until("<success").await;
         peer.send(HEADER).await;
         peer.until("</stream:features>").await;
+        (peer, task)
+    }
+
+    /// Logs ann in and binds `resource`; returns the pipe.
+    async fn login(&self, resource: &str) -> (Peer, tokio::task::JoinHandle<()>) {
+        let (mut peer, task) = self.authenticate().await;
         peer.send(&format!(
             "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
              <resource>{resource}</resource></bind></iq>"
@@ -246,23 +252,6 @@ async fn an_unacknowledged_stanza_brings_one_request_after_its_time() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_dropped_session_can_resume_until_its_timeout() {
     let node = node(|c| c.xmpp.sm_resume_timeout_secs = 300.try_into().unwrap()).await;
-    let resume_after = |node: &Node| {
-        let (mut peer, task) = node.connect();
-        async move {
-            peer.send(HEADER).await;
-            peer.until("</stream:features>").await;
-            let plain = base64::engine::general_purpose::STANDARD.encode("\0ann\0ann-pass");
-            peer.send(&format!(
-                "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{plain}</auth>"
-            ))
-            .await;
-            peer.until("<success").await;
-            peer.send(HEADER).await;
-            peer.until("</stream:features>").await;
-            (peer, task)
-        }
-    };
-
     let (mut peer, task) = node.login("phone").await;
     peer.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
         .await;
@@ -284,7 +273,7 @@ async fn a_dropped_session_can_resume_until_its_timeout() {
     node.message_to("phone", "while away");
     tokio::time::advance(Duration::from_secs(299)).await;
     tokio::time::resume();
-    let (mut peer, task) = resume_after(&node).await;
+    let (mut peer, task) = node.authenticate().await;
     peer.send(&format!(
         "<resume xmlns='urn:xmpp:sm:3' previd='{id}' h='0'/>"
     ))
@@ -310,7 +299,7 @@ async fn a_dropped_session_can_resume_until_its_timeout() {
         "the parked session timed out"
     );
     tokio::time::resume();
-    let (mut peer, _task) = resume_after(&node).await;
+    let (mut peer, _task) = node.authenticate().await;
     peer.send(&format!(
         "<resume xmlns='urn:xmpp:sm:3' previd='{id}' h='1'/>"
     ))

@@ -81,6 +81,11 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
+/// The component [`Builder::bridge`] adds.
+pub const BRIDGE: &str = "bridge1.localhost";
+/// Its secret.
+pub const BRIDGE_SECRET: &str = "bridge-secret";
+
 /// A running server with its directory (data, development PKI), for every integration
 /// test that needs one: `Setup::builder()` … `.start().await`. Tests add their own helper
 /// methods in their files.
@@ -112,6 +117,19 @@ impl Builder {
     pub fn config(mut self, adjust: impl FnOnce(&mut Config) + 'static) -> Self {
         self.adjust.push(Box::new(adjust));
         self
+    }
+
+    /// The test bridge: component [`BRIDGE`] with secret [`BRIDGE_SECRET`], one connection,
+    /// `replace` on conflict.
+    pub fn bridge(self) -> Self {
+        self.config(|config| {
+            config.components.push(component_config(
+                BRIDGE,
+                BRIDGE_SECRET,
+                1,
+                bridgehead::telephony::OnConflict::Replace,
+            ))
+        })
     }
 
     /// XMPP test accounts `(jid, first name)`, password `<local part>-pass`.
