@@ -10,6 +10,11 @@ use super::fields::{fields, invalid, BadValue, FieldValue, ListItem, Node, Value
 use super::{check_address, check_target, Service};
 use crate::telephony::TelephonyError;
 
+/// The rule of every Call Forwarding variant: a target when on, a valid one when given.
+fn forwarding(active: bool, forward_to: Option<&str>) -> Result<(), TelephonyError> {
+    check_target("forwardToPhoneNumber", active, forward_to)
+}
+
 /// Default rings before Call Forwarding No Answer forwards.
 pub const DEFAULT_NUMBER_OF_RINGS: u8 = 3;
 
@@ -44,11 +49,7 @@ fields! {
 
 impl Service for CallForwardingAlways {
     fn validate(&self) -> Result<(), TelephonyError> {
-        check_target(
-            "forwardToPhoneNumber",
-            self.active,
-            self.forward_to.as_deref(),
-        )
+        forwarding(self.active, self.forward_to.as_deref())
     }
 }
 
@@ -65,11 +66,7 @@ fields! {
 
 impl Service for CallForwardingBusy {
     fn validate(&self) -> Result<(), TelephonyError> {
-        check_target(
-            "forwardToPhoneNumber",
-            self.active,
-            self.forward_to.as_deref(),
-        )
+        forwarding(self.active, self.forward_to.as_deref())
     }
 }
 
@@ -103,11 +100,7 @@ impl Service for CallForwardingNoAnswer {
                 format!("{} is not between 2 and 20", self.number_of_rings),
             ));
         }
-        check_target(
-            "forwardToPhoneNumber",
-            self.active,
-            self.forward_to.as_deref(),
-        )
+        forwarding(self.active, self.forward_to.as_deref())
     }
 }
 
