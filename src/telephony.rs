@@ -21,6 +21,7 @@
 //! store holds.
 
 pub mod access;
+pub mod calls;
 mod components;
 pub mod directory;
 pub mod events;
