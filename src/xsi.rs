@@ -10,9 +10,11 @@
 //!   Authorization: Basic ── auth::Authenticator (cache, throttle) ── 401 / 429
 //!   method allowed? ── 405 + Allow
 //!   target user: self, or within the caller's role (group / enterprise / system admin) ── 403 / 404
-//!   GET  → telephony (store) → model document → codec (XML or BadgerFish JSON)
-//!   PUT  → http::read_body (size, time) → codec::parse (root, namespace) → merge onto the
-//!          current settings → Telephony::set_service (validate, store, publish event) → 200
+//!   GET  → Telephony → model document (services: the catalogue's fields) → codec (XML or
+//!          BadgerFish JSON)
+//!   PUT  → http::read_body (size, time) → codec (root, namespace, depth) → the catalogue's
+//!          fields laid over the current settings → Telephony::set_service (validate, store,
+//!          publish event) → 200
 //! every error → error::ApiError → status + ErrorInfo in the request's representation
 //! ```
 //!
