@@ -17,7 +17,8 @@ failed=0
 for path in profile profile/Device profile/Fac profile/Registrations services \
     services/DoNotDisturb services/CallForwardingAlways services/CallForwardingBusy \
     services/CallForwardingNoAnswer services/RemoteOffice services/SimultaneousRingPersonal \
-    directories/Enterprise directories/Group directories/Personal directories/CallLogs calls; do
+    directories/Enterprise directories/Group directories/Personal directories/CallLogs calls \
+    calls/HookStatus; do
   body=$(curl -sS --cacert "$data_dir/pki/ca.crt" -u "$user:$password" "$base/user/$user/$path")
   if out=$(printf '%s' "$body" | xmllint --noout --schema "$xsd_dir/XSISchema.xsd" - 2>&1); then
     echo "OK   $path"

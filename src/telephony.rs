@@ -95,6 +95,7 @@ pub struct Telephony {
     events: EventBus,
     quotas: Arc<QuotasConfig>,
     user_locks: Arc<[tokio::sync::Mutex<()>]>,
+    calls: Arc<calls::CallRegistry>,
 }
 
 impl std::fmt::Debug for Telephony {
@@ -113,12 +114,18 @@ impl Telephony {
             user_locks: (0..USER_LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
+            calls: Arc::default(),
         }
     }
 
     /// The event bus.
     pub fn events(&self) -> &EventBus {
         &self.events
+    }
+
+    /// The calls in progress on this node.
+    pub fn calls(&self) -> &calls::CallRegistry {
+        &self.calls
     }
 
     /// One user, if it exists.

@@ -16,10 +16,17 @@
 //! Every change goes through [`Call::apply`]; an action the state does not allow (answering
 //! a released call, holding an alerting one, declining an answered one) is a
 //! [`CallError`] that names the call, its state and the action, which XSI turns into its
-//! `ErrorInfo`. Placing, routing and carrying calls over the bridges (Rayo) and their
-//! events build on this model; they are not here yet.
+//! `ErrorInfo`.
+//!
+//! [`CallRegistry`] holds the calls in progress on this node, per user: what `GET calls`,
+//! `GET calls/HookStatus` and the `CallSubscriptionEvent` of an XSI-Events subscription
+//! report. What it does now: it is read by those three; placing, routing and carrying calls
+//! over the bridges (Rayo), which add calls to it, are the next step of call control and
+//! not here yet, so every user is on hook with no calls.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Mutex;
 
 use time::OffsetDateTime;
 
@@ -374,6 +381,68 @@ impl Call {
     }
 }
 
+/// Whether a user is on a call (XSD `HookStatusType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookStatus {
+    /// At least one call that is not released.
+    OffHook,
+    /// No call.
+    OnHook,
+}
+
+impl HookStatus {
+    /// The XSD spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookStatus::OffHook => "Off-Hook",
+            HookStatus::OnHook => "On-Hook",
+        }
+    }
+}
+
+/// The calls in progress on this node, by user (ids compared ASCII case-insensitively).
+#[derive(Debug, Default)]
+pub struct CallRegistry {
+    calls: Mutex<HashMap<String, Vec<Call>>>,
+}
+
+impl CallRegistry {
+    fn calls(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Call>>> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps `call` (replacing the user's call with the same id); a released call leaves.
+    pub fn track(&self, call: Call) {
+        let key = call.user_id.to_ascii_lowercase();
+        let mut calls = self.calls();
+        let user = calls.entry(key.clone()).or_default();
+        user.retain(|c| c.id != call.id);
+        if !call.is_released() {
+            user.push(call);
+        }
+        if user.is_empty() {
+            calls.remove(&key);
+        }
+    }
+
+    /// A user's calls, oldest first.
+    pub fn calls_of(&self, user_id: &str) -> Vec<Call> {
+        self.calls()
+            .get(&user_id.to_ascii_lowercase())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Whether the user is on a call.
+    pub fn hook_status(&self, user_id: &str) -> HookStatus {
+        if self.calls().contains_key(&user_id.to_ascii_lowercase()) {
+            HookStatus::OffHook
+        } else {
+            HookStatus::OnHook
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -523,6 +592,34 @@ mod tests {
         assert_eq!(declined.release_cause, Some(ReleaseCause::Forbidden));
         assert_eq!(declined.releasing_party, Some(ReleasingParty::Local));
         assert!(!declined.was_answered(), "a missed call");
+    }
+
+    #[test]
+    fn the_registry_keeps_calls_until_they_are_released() {
+        let registry = CallRegistry::default();
+        assert_eq!(
+            registry.hook_status("alice@example.com"),
+            HookStatus::OnHook
+        );
+        let mut c = call(Personality::Originator);
+        registry.track(c.clone());
+        assert_eq!(
+            registry.hook_status("Alice@Example.com"),
+            HookStatus::OffHook
+        );
+        c.apply(CallAction::RemoteAnswer, t0()).unwrap();
+        registry.track(c.clone());
+        let calls = registry.calls_of("alice@example.com");
+        assert_eq!(calls.len(), 1, "the same call, updated");
+        assert_eq!(calls[0].state, CallState::Active);
+        c.apply(CallAction::Release { decline: false }, t0())
+            .unwrap();
+        registry.track(c);
+        assert!(registry.calls_of("alice@example.com").is_empty());
+        assert_eq!(
+            registry.hook_status("alice@example.com"),
+            HookStatus::OnHook
+        );
     }
 
     #[test]

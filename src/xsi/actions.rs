@@ -88,6 +88,7 @@ enum Resource {
     Personal(String),
     CallLogs(String, Option<CallLogKind>),
     Calls(String),
+    HookStatus(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +152,9 @@ impl Resource {
                 Resource::CallLogs(user(u), Some(kind))
             }
             ["user", u, "calls"] => Resource::Calls(user(u)),
+            ["user", u, "calls", h] if h.eq_ignore_ascii_case("HookStatus") => {
+                Resource::HookStatus(user(u))
+            }
             _ => return Err(unknown()),
         })
     }
@@ -184,7 +188,8 @@ impl Resource {
             | Resource::Directory(u, _)
             | Resource::Personal(u)
             | Resource::CallLogs(u, _)
-            | Resource::Calls(u) => Some(u),
+            | Resource::Calls(u)
+            | Resource::HookStatus(u) => Some(u),
         }
     }
 }
@@ -312,9 +317,25 @@ impl XsiActions {
             Resource::Calls(_) => {
                 let calls = model::Calls {
                     xmlns: XSI_NS,
-                    call: Vec::new(),
+                    call: self
+                        .telephony
+                        .calls()
+                        .calls_of(&target.id)
+                        .into_iter()
+                        .map(|c| model::CallEntry {
+                            uri: user_uri(&target.id, &format!("calls/{}", c.id)),
+                            call_id: c.id.to_string(),
+                        })
+                        .collect(),
                 };
                 Ok(ok(codec::render(&calls, None, format)?, format))
+            }
+            Resource::HookStatus(_) => {
+                let status = model::HookStatus {
+                    xmlns: XSI_NS,
+                    hook_status: self.telephony.calls().hook_status(&target.id).as_str(),
+                };
+                Ok(ok(codec::render(&status, None, format)?, format))
             }
         }
     }

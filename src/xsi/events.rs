@@ -39,6 +39,7 @@ use crate::http::{self, Handler, RequestContext, ResponseBody};
 use crate::telephony::{may_reach, Reach, ServiceName, Telephony};
 use crate::telephony::{SubscriptionRecord, SubscriptionTarget, User};
 
+use self::documents::EventData;
 use self::hub::{ChannelRequest, Hub, HubError, Owner, SubscribeRequest};
 use super::auth::Authenticator;
 use super::codec::{self, Format};
@@ -475,16 +476,22 @@ impl XsiEvents {
             },
             (other, _) => other,
         };
-        // The narrowest target (a user) gets the current state at once.
+        // The narrowest target (a user) gets the current state at once: each service's
+        // settings, and for a call package the CallSubscriptionEvent.
         let mut initial = Vec::new();
         if let Some(user) = &target_user {
             for &service in ServiceName::ALL {
                 if events.iter().any(|e| e == service.display_name()) {
-                    initial.push((
-                        user.id.clone(),
-                        self.telephony.service(&user.id, service).await?,
-                    ));
+                    let settings = self.telephony.service(&user.id, service).await?;
+                    initial.push((user.id.clone(), EventData::Service(settings)));
                 }
+            }
+            if events
+                .iter()
+                .any(|e| hub::CALL_PACKAGES.contains(&e.as_str()))
+            {
+                let hook_status = self.telephony.calls().hook_status(&user.id);
+                initial.push((user.id.clone(), EventData::CallSubscription(hook_status)));
             }
         }
         let (record, granted) = self

@@ -379,6 +379,18 @@ pub struct CallEntry {
     pub uri: String,
 }
 
+/// `<HookStatus>`: whether the user is on a call.
+#[derive(Debug, Serialize)]
+#[serde(rename = "HookStatus")]
+pub struct HookStatus {
+    /// The namespace.
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    /// `On-Hook` or `Off-Hook`.
+    #[serde(rename = "hookStatus")]
+    pub hook_status: &'static str,
+}
+
 /// `<Calls>`: the user's active calls.
 #[derive(Debug, Serialize)]
 #[serde(rename = "Calls")]

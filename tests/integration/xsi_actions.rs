@@ -181,6 +181,17 @@ async fn profile_services_devices_and_calls_in_xml_and_json() {
         "{}",
         calls.body
     );
+    let hook = valid_ok(
+        setup
+            .https()
+            .get(&url(ALICE, "calls/HookStatus"), &alice)
+            .await,
+    );
+    assert!(
+        hook.body.contains("<HookStatus xmlns=\"http://schema.broadsoft.com/xsi\"><hookStatus>On-Hook</hookStatus></HookStatus>"),
+        "{}",
+        hook.body
+    );
 
     // Versions needs no credentials.
     let versions = setup

@@ -97,6 +97,32 @@ fn sequence(event: &str) -> u32 {
 
 const DND: &str = "<event>Do Not Disturb</event>";
 
+/// Monitoring (Nagios XSI checks, CTI consumers) subscribes to Basic Call and waits for the
+/// CallSubscriptionEvent: it comes at once, with the user's hook status.
+#[tokio::test]
+async fn a_call_subscription_is_answered_at_once_with_the_hook_status() {
+    let setup = start().await;
+    let mut channel = setup.open(ALICE, "alice-set").await;
+    for package in ["Basic Call", "Advanced Call"] {
+        let subscribed = setup
+            .subscribe(
+                ALICE,
+                &format!("user/{ALICE}"),
+                "alice-set",
+                &format!("<event>{package}</event>"),
+            )
+            .await;
+        assert_eq!(subscribed.status, 200, "{subscribed:?}");
+        let first = event(&mut channel).await;
+        assert!(
+            first.contains("<xsi:eventData xsi1:type=\"xsi:CallSubscriptionEvent\"><xsi:hookStatus>On-Hook</xsi:hookStatus></xsi:eventData>"),
+            "{first}"
+        );
+        assert!(first.contains(&format!("<xsi:targetId>{ALICE}</xsi:targetId>")));
+        assert_eq!(setup.ack(ALICE, &first, 200).await.status, 200);
+    }
+}
+
 #[tokio::test]
 async fn channel_subscription_event_ack_and_heartbeat() {
     let setup = start().await;

@@ -8,6 +8,7 @@
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use serde::{Deserialize, Serialize};
 
+use crate::telephony::calls::HookStatus;
 use crate::telephony::ServiceSettings;
 use crate::xsi::model::XSI_NS;
 
@@ -219,6 +220,10 @@ pub enum EventData {
     Service(ServiceSettings),
     /// The subscription ended.
     SubscriptionTerminated,
+    /// The answer to a new call subscription (Basic, Standard or Advanced Call) of one
+    /// user: the user's hook status. (The user's current calls go with it once call
+    /// control places calls; until then there are none.)
+    CallSubscription(HookStatus),
 }
 
 /// The envelope fields of one `SubscriptionEvent`.
@@ -333,6 +338,14 @@ pub fn subscription_event(envelope: &Envelope<'_>, data: &EventData) -> Vec<u8> 
             let mut element = BytesStart::new("xsi:eventData");
             element.push_attribute(("xsi1:type", "xsi:SubscriptionTerminatedEvent"));
             writer.event(Event::Empty(element));
+        }
+        EventData::CallSubscription(hook_status) => {
+            writer.start(
+                "xsi:eventData",
+                &[("xsi1:type", "xsi:CallSubscriptionEvent")],
+            );
+            writer.text("xsi:hookStatus", hook_status.as_str());
+            writer.end("xsi:eventData");
         }
         EventData::Service(settings) => {
             let event_type = format!("xsi:{}Event", settings.name().as_str());

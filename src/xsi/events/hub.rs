@@ -126,7 +126,7 @@ pub struct SubscribeRequest {
     /// The subscriber's application.
     pub application_id: Option<String>,
     /// Current state to deliver at once: (user, settings).
-    pub initial: Vec<(String, crate::telephony::ServiceSettings)>,
+    pub initial: Vec<(String, EventData)>,
 }
 
 /// The hub; cheap to clone.

@@ -76,12 +76,12 @@ impl Hub {
             return Err(e.into());
         }
         let mut state = self.state();
-        for (user, settings) in initial {
+        for (user, data) in initial {
             enqueue(
                 &mut state,
                 &record,
                 &user,
-                EventData::Service(settings),
+                data,
                 self.config.backlog_max_events.get(),
             );
         }
