@@ -23,6 +23,7 @@
 pub mod access;
 pub mod calls;
 mod components;
+pub mod dialing;
 pub mod directory;
 pub mod events;
 pub mod model;
@@ -71,6 +72,9 @@ pub enum TelephonyError {
         /// The limit.
         limit: usize,
     },
+    /// No call bridge can carry the call.
+    #[error("no call bridge is available to carry the call")]
+    NoCallBridge,
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),

@@ -89,6 +89,7 @@ enum Resource {
     CallLogs(String, Option<CallLogKind>),
     Calls(String),
     HookStatus(String),
+    NewCall(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +156,7 @@ impl Resource {
             ["user", u, "calls", h] if h.eq_ignore_ascii_case("HookStatus") => {
                 Resource::HookStatus(user(u))
             }
+            ["user", u, "calls", n] if n.eq_ignore_ascii_case("new") => Resource::NewCall(user(u)),
             _ => return Err(unknown()),
         })
     }
@@ -164,6 +166,7 @@ impl Resource {
             Resource::Service(..) => "GET, PUT",
             Resource::PortalPassword(_) => "PUT",
             Resource::Personal(_) => "GET, POST, DELETE",
+            Resource::NewCall(_) => "POST",
             _ => "GET",
         }
     }
@@ -189,7 +192,8 @@ impl Resource {
             | Resource::Personal(u)
             | Resource::CallLogs(u, _)
             | Resource::Calls(u)
-            | Resource::HookStatus(u) => Some(u),
+            | Resource::HookStatus(u)
+            | Resource::NewCall(u) => Some(u),
         }
     }
 }
@@ -330,6 +334,7 @@ impl XsiActions {
                 };
                 Ok(ok(codec::render(&calls, None, format)?, format))
             }
+            Resource::NewCall(_) => self.new_call(request.uri().query(), &target, format).await,
             Resource::HookStatus(_) => {
                 let status = model::HookStatus {
                     xmlns: XSI_NS,
@@ -338,6 +343,37 @@ impl XsiActions {
                 Ok(ok(codec::render(&status, None, format)?, format))
             }
         }
+    }
+
+    /// `POST calls/new?address=…`: 201 with `CallStartInfo` and the call's `Location`.
+    async fn new_call(
+        &self,
+        query: Option<&str>,
+        user: &User,
+        format: Format,
+    ) -> Result<Response<ResponseBody>, ApiError> {
+        let address = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .find(|(k, _)| k == "address")
+            .map(|(_, v)| v.into_owned())
+            .ok_or_else(|| ApiError::BadQuery {
+                name: "address".into(),
+                reason: "the address to call is required".into(),
+            })?;
+        let call = self.telephony.place_call(user, &address).await?;
+        let info = model::CallStartInfo {
+            xmlns: XSI_NS,
+            call_id: call.id.to_string(),
+            external_tracking_id: call.ext_tracking_id.clone(),
+        };
+        let mut response = ok(codec::render(&info, None, format)?, format);
+        *response.status_mut() = StatusCode::CREATED;
+        let location = user_uri(&user.id, &format!("calls/{}", call.id));
+        if let Ok(location) = HeaderValue::from_str(&location) {
+            response
+                .headers_mut()
+                .insert(hyper::header::LOCATION, location);
+        }
+        Ok(response)
     }
 
     fn services(&self, user: &User, format: Format) -> Result<Response<ResponseBody>, ApiError> {

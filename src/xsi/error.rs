@@ -87,6 +87,9 @@ pub enum ApiError {
     /// The body did not arrive in time.
     #[error("the request body did not arrive in time")]
     BodyTimeout,
+    /// No call bridge can carry the call (`POST calls/new`).
+    #[error("no call bridge is available to carry the call")]
+    NoCallBridge,
     /// Something failed inside the server (logged; not described to the client).
     #[error("internal error")]
     Internal,
@@ -110,6 +113,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::NoCallBridge => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -133,6 +137,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => 120_302,
             ApiError::TooLarge { .. } => 120_303,
             ApiError::BodyTimeout => 120_304,
+            ApiError::NoCallBridge => 120_401,
             ApiError::Internal => 120_901,
         }
     }
@@ -148,6 +153,7 @@ impl From<TelephonyError> for ApiError {
             TelephonyError::UnknownUser(user) => ApiError::UnknownUser(user),
             TelephonyError::Exists(what) => ApiError::Exists(what),
             TelephonyError::Quota { what, limit } => ApiError::QuotaExceeded { what, limit },
+            TelephonyError::NoCallBridge => ApiError::NoCallBridge,
             TelephonyError::Store(e) => {
                 tracing::error!(error = %e, "store failed while serving XSI");
                 ApiError::Internal

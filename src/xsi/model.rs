@@ -379,6 +379,21 @@ pub struct CallEntry {
     pub uri: String,
 }
 
+/// `<CallStartInfo>`: the answer to `POST calls/new`.
+#[derive(Debug, Serialize)]
+#[serde(rename = "CallStartInfo")]
+pub struct CallStartInfo {
+    /// The namespace.
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    /// The new call's id.
+    #[serde(rename = "callId")]
+    pub call_id: String,
+    /// The id both sides share.
+    #[serde(rename = "externalTrackingId")]
+    pub external_tracking_id: String,
+}
+
 /// `<HookStatus>`: whether the user is on a call.
 #[derive(Debug, Serialize)]
 #[serde(rename = "HookStatus")]

@@ -1078,3 +1078,45 @@ async fn personal_directory_and_call_logs_in_json() {
         "+15550102"
     );
 }
+
+/// `POST calls/new`: the address is required and must be a number or SIP address; a valid
+/// one is resolved, and with no call bridge able to carry calls the answer is the
+/// documented 503 (errorCode 120401). The role rules hold as for every resource.
+#[tokio::test]
+async fn a_new_call_needs_an_address_and_a_call_bridge() {
+    let setup = start().await;
+    let alice = auth(ALICE);
+    let post = |path: String, who: String| {
+        let https = setup.https();
+        async move {
+            https
+                .request(Method::POST, &path, &[("authorization", &who)], None)
+                .await
+        }
+    };
+    let missing = post(url(ALICE, "calls/new"), alice.clone()).await;
+    assert_eq!(error_info(&missing, 400), 120_003);
+    assert!(missing.body.contains("address"), "{}", missing.body);
+    let invalid = post(url(ALICE, "calls/new?address=bob"), alice.clone()).await;
+    assert_eq!(error_info(&invalid, 400), 120_002);
+    for address in [
+        "102",
+        "bob%40acme.test",
+        "tel:%2B15550102",
+        "sip:someone%40example.com",
+    ] {
+        let refused = post(
+            url(ALICE, &format!("calls/new?address={address}")),
+            alice.clone(),
+        )
+        .await;
+        assert_eq!(error_info(&refused, 503), 120_401, "{address}");
+        assert!(refused.body.contains("no call bridge"), "{}", refused.body);
+    }
+    // Another user's calls are not bob's to place; GET is not a way to place one.
+    let foreign = post(url(ALICE, "calls/new?address=102"), auth("bob@acme.test")).await;
+    assert_eq!(error_info(&foreign, 403), 120_103);
+    let get = setup.https().get(&url(ALICE, "calls/new"), &alice).await;
+    assert_eq!(error_info(&get, 405), 120_301);
+    setup.server.stop().await;
+}

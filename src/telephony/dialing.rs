@@ -1,0 +1,232 @@
+//! Where a call goes: the address a user dials (`POST calls/new?address=…`), read the way
+//! BroadWorks reads it and resolved against the directory.
+//!
+//! | address | read as |
+//! |---|---|
+//! | `sip:bob@acme.test`, `bob@acme.test` | a local user with that id, else a SIP URI on the network |
+//! | `tel:+15550102`, `+15550102`, `15550102` | a local user with that number, else a number on the network |
+//! | `102` | an extension in the caller's group, then enterprise; else a number on the network |
+//!
+//! Whether a local user is Group or Enterprise to the caller (XSD `CallType`) follows from
+//! their groups; everything else is Network.
+//!
+//! What the code does now: [`Telephony::place_call`] resolves the destination and then
+//! refuses with [`TelephonyError::NoCallBridge`]: calls are carried by call bridges over
+//! Rayo, and Bridgehead does not dial over Rayo yet, so no bridge is eligible.
+
+use super::calls::CallType;
+use super::services::check_address;
+use super::{Telephony, TelephonyError, User};
+
+/// A resolved destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// A user of this system.
+    Local {
+        /// The user.
+        user: Box<User>,
+        /// What the user is to the caller.
+        call_type: CallType,
+    },
+    /// Anyone else: a `tel:` or `sip:` URI for a bridge's SIP side.
+    Network {
+        /// `tel:+15550100` or `sip:bob@example.com`.
+        uri: String,
+    },
+}
+
+/// The address without its scheme: `(sip address, number)`, one of them set.
+fn parse(address: &str) -> Result<(Option<String>, Option<String>), TelephonyError> {
+    let address = address.trim();
+    if let Some(number) = address.strip_prefix("tel:") {
+        check_address("address", number)?;
+        return Ok((None, Some(number.to_owned())));
+    }
+    check_address("address", address)?;
+    if address.contains('@') {
+        let sip = address.strip_prefix("sip:").unwrap_or(address);
+        return Ok((Some(sip.to_ascii_lowercase()), None));
+    }
+    Ok((None, Some(address.to_owned())))
+}
+
+fn call_type(caller: &User, callee: &User) -> CallType {
+    if caller.enterprise_id != callee.enterprise_id {
+        CallType::Network
+    } else if caller.group_id == callee.group_id {
+        CallType::Group
+    } else {
+        CallType::Enterprise
+    }
+}
+
+/// Digits only (a leading `+` dropped), for comparing numbers however they are written.
+fn digits(number: &str) -> &str {
+    number.strip_prefix('+').unwrap_or(number)
+}
+
+impl Telephony {
+    /// Resolves what `caller` dialled (see the module docs); an address that is neither a
+    /// number nor a SIP address is [`TelephonyError::Invalid`] (`address`).
+    pub async fn resolve(
+        &self,
+        caller: &User,
+        address: &str,
+    ) -> Result<Destination, TelephonyError> {
+        let (sip, number) = parse(address)?;
+        let users = self.store.users().await?;
+        let local = |user: &User| Destination::Local {
+            call_type: call_type(caller, user),
+            user: Box::new(user.clone()),
+        };
+        if let Some(sip) = sip {
+            return Ok(
+                match users.iter().find(|u| u.id.eq_ignore_ascii_case(&sip)) {
+                    Some(user) => local(user),
+                    None => Destination::Network {
+                        uri: format!("sip:{sip}"),
+                    },
+                },
+            );
+        }
+        let number = number.unwrap_or_default();
+        let by_number = users.iter().find(|u| {
+            u.number
+                .as_deref()
+                .is_some_and(|n| digits(n) == digits(&number))
+        });
+        let by_extension = || {
+            let in_group = users.iter().find(|u| {
+                u.extension.as_deref() == Some(number.as_str())
+                    && call_type(caller, u) == CallType::Group
+            });
+            in_group.or_else(|| {
+                users.iter().find(|u| {
+                    u.extension.as_deref() == Some(number.as_str())
+                        && call_type(caller, u) == CallType::Enterprise
+                })
+            })
+        };
+        Ok(match by_number.or_else(by_extension) {
+            Some(user) => local(user),
+            None => Destination::Network {
+                uri: format!("tel:{number}"),
+            },
+        })
+    }
+
+    /// Places a call for `caller` to `address`: the destination is resolved (an invalid
+    /// address fails first), then, as no call bridge can carry calls yet (see the module
+    /// docs), [`TelephonyError::NoCallBridge`].
+    pub async fn place_call(
+        &self,
+        caller: &User,
+        address: &str,
+    ) -> Result<super::calls::Call, TelephonyError> {
+        let destination = self.resolve(caller, address).await?;
+        tracing::warn!(
+            user = %caller.id,
+            ?destination,
+            "call refused: no call bridge is eligible (none dials over Rayo yet)"
+        );
+        Err(TelephonyError::NoCallBridge)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::QuotasConfig;
+    use crate::credentials::PasswordVerifiers;
+    use crate::store::SqliteStore;
+    use crate::telephony::{EventBus, Role};
+
+    fn user(id: &str, group: &str, enterprise: &str, number: &str, ext: &str) -> User {
+        User {
+            id: id.into(),
+            first_name: id.split('@').next().unwrap_or_default().into(),
+            last_name: String::new(),
+            number: Some(number.into()),
+            extension: Some(ext.into()),
+            enterprise_id: enterprise.into(),
+            group_id: group.into(),
+            role: Role::User,
+            verifiers: PasswordVerifiers::new("x", 4096).unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn addresses_resolve_to_local_users_or_the_network() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db.sqlite3")).unwrap();
+        let telephony = Telephony::new(Arc::new(store), EventBus::new(4), QuotasConfig::default());
+        let alice = user("alice@acme.test", "sales", "acme", "+15550101", "101");
+        for u in [
+            alice.clone(),
+            user("bob@acme.test", "sales", "acme", "+15550102", "102"),
+            user("carol@acme.test", "support", "acme", "+15550103", "103"),
+            user("dave@other.test", "g", "other", "+15550104", "102"),
+        ] {
+            telephony.add_user(&u).await.unwrap();
+        }
+        let resolve = |address: &'static str| {
+            let (telephony, alice) = (telephony.clone(), alice.clone());
+            async move { telephony.resolve(&alice, address).await }
+        };
+        let local = |d: Destination| match d {
+            Destination::Local { user, call_type } => (user.id, call_type),
+            other => panic!("not local: {other:?}"),
+        };
+        for address in [
+            "sip:bob@acme.test",
+            "Bob@Acme.Test",
+            "tel:+15550102",
+            "15550102",
+            "102",
+        ] {
+            assert_eq!(
+                local(resolve(address).await.unwrap()),
+                ("bob@acme.test".to_owned(), CallType::Group),
+                "{address}"
+            );
+        }
+        assert_eq!(
+            local(resolve("103").await.unwrap()),
+            ("carol@acme.test".to_owned(), CallType::Enterprise)
+        );
+        assert_eq!(
+            local(resolve("dave@other.test").await.unwrap()),
+            ("dave@other.test".to_owned(), CallType::Network)
+        );
+        assert_eq!(
+            resolve("+4930123456").await.unwrap(),
+            Destination::Network {
+                uri: "tel:+4930123456".into()
+            }
+        );
+        assert_eq!(
+            resolve("sip:someone@example.com").await.unwrap(),
+            Destination::Network {
+                uri: "sip:someone@example.com".into()
+            }
+        );
+        for bad in ["", "bob", "tel:", "sip:@x", "55 50"] {
+            assert!(
+                matches!(
+                    resolve(bad).await,
+                    Err(TelephonyError::Invalid {
+                        field: "address",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            telephony.place_call(&alice, "102").await,
+            Err(TelephonyError::NoCallBridge)
+        ));
+    }
+}
