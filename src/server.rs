@@ -266,7 +266,8 @@ impl Server {
             Arc::clone(&store),
             EventBus::new(config.xsi.event_bus_capacity.get()),
             config.quotas.clone(),
-        );
+        )
+        .with_node_id(&config.server.node_id());
         let directory =
             Arc::new(ComponentDirectory::load(&config.components, telephony.clone()).await?);
         let router = Router::new(
@@ -275,6 +276,10 @@ impl Server {
             config.xmpp.hold_max_stanzas,
             Arc::clone(&directory) as Arc<dyn crate::xmpp::router::KnownComponents>,
         );
+        telephony.set_carrier(Arc::new(crate::xmpp::rayo::RayoClient::new(
+            router.clone(),
+            std::time::Duration::from_secs(config.xmpp.rayo_timeout_secs.get()),
+        )));
         let clients = Arc::new(ClientService::new(
             &config,
             Some(Arc::clone(&component_tls)),

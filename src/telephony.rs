@@ -100,6 +100,9 @@ pub struct Telephony {
     quotas: Arc<QuotasConfig>,
     user_locks: Arc<[tokio::sync::Mutex<()>]>,
     calls: Arc<calls::CallRegistry>,
+    carrier: Arc<std::sync::OnceLock<Arc<dyn calls::CallCarrier>>>,
+    call_numbers: Arc<std::sync::atomic::AtomicU64>,
+    node_id: Arc<str>,
 }
 
 impl std::fmt::Debug for Telephony {
@@ -119,6 +122,23 @@ impl Telephony {
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
             calls: Arc::default(),
+            carrier: Arc::default(),
+            call_numbers: Arc::default(),
+            node_id: "local".into(),
+        }
+    }
+
+    /// The model with call ids of node `node_id` (`callhalf-<node>-<n>`).
+    pub fn with_node_id(mut self, node_id: &str) -> Self {
+        self.node_id = node_id.into();
+        self
+    }
+
+    /// What carries this node's calls (once: the XMPP face's Rayo client). Until it is
+    /// set, calls are refused with [`TelephonyError::NoCallBridge`].
+    pub fn set_carrier(&self, carrier: Arc<dyn calls::CallCarrier>) {
+        if self.carrier.set(carrier).is_err() {
+            tracing::warn!("a second call carrier was ignored");
         }
     }
 

@@ -11,6 +11,7 @@ pub mod client;
 pub mod component;
 pub mod error;
 pub mod keepalive;
+pub mod rayo;
 pub mod roster;
 pub mod router;
 pub mod sasl;
@@ -63,4 +64,6 @@ pub mod ns {
     pub const VERSION: &str = "jabber:iq:version";
     /// XEP-0202 entity time.
     pub const TIME: &str = "urn:xmpp:time";
+    /// XEP-0327 Rayo (call control over the component link).
+    pub const RAYO: &str = "urn:xmpp:rayo:1";
 }

@@ -105,6 +105,9 @@ pub struct XmppConfig {
     pub sm_request_after_stanzas: NonZeroUsize,
     /// XEP-0198: or once a stanza sent since the last `<r/>` waited this long. Default 30 s.
     pub sm_request_after_secs: NonZeroU64,
+    /// Rayo: how long a call bridge has to answer a disco#info or a `dial` before the next
+    /// bridge is tried. Default 10 s.
+    pub rayo_timeout_secs: NonZeroU64,
 }
 
 /// What binding a resource that is already in use does.
@@ -155,6 +158,7 @@ impl Default for XmppConfig {
             sm_max_unacked: nonzero!(1000),
             sm_request_after_stanzas: nonzero!(250),
             sm_request_after_secs: nonzero!(30),
+            rayo_timeout_secs: nonzero!(10),
         }
     }
 }

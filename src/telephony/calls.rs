@@ -381,6 +381,36 @@ impl Call {
     }
 }
 
+/// What carries calls: the call bridges, reached by the XMPP face over Rayo
+/// (`xmpp::rayo`). `server.rs` hands it to [`super::Telephony::set_carrier`], so that
+/// neither face imports the other.
+#[async_trait::async_trait]
+pub trait CallCarrier: Send + Sync {
+    /// Asks a bridge to place a call from `from` to `to` (`sip:` or `tel:` URIs). The
+    /// first bridge that accepts answers with its reference to the call.
+    async fn dial(&self, from: &str, to: &str) -> Result<Dialed, DialError>;
+}
+
+/// A call a bridge accepted to place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dialed {
+    /// The bridge (its component domain).
+    pub bridge: String,
+    /// The bridge's reference to the call (Rayo: the call's JID).
+    pub call_ref: String,
+}
+
+/// Why no bridge placed a call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DialError {
+    /// No connected bridge carries calls.
+    #[error("no call bridge is connected")]
+    NoBridge,
+    /// Every eligible bridge refused or did not answer: `(bridge, why)` for each.
+    #[error("every call bridge refused: {0:?}")]
+    Refused(Vec<(String, String)>),
+}
+
 /// Whether a user is on a call (XSD `HookStatusType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HookStatus {

@@ -10,11 +10,13 @@
 //! Whether a local user is Group or Enterprise to the caller (XSD `CallType`) follows from
 //! their groups; everything else is Network.
 //!
-//! What the code does now: [`Telephony::place_call`] resolves the destination and then
-//! refuses with [`TelephonyError::NoCallBridge`]: calls are carried by call bridges over
-//! Rayo, and Bridgehead does not dial over Rayo yet, so no bridge is eligible.
+//! [`Telephony::place_call`] resolves the destination and asks the node's
+//! [`CallCarrier`](super::calls::CallCarrier) (the Rayo client of the XMPP face) to dial
+//! it: `sip:<user id>` for a local user, the `tel:`/`sip:` URI otherwise. What the code
+//! does now: the caller's side of a placed call is kept (Alerting); the bridge's call
+//! events, the callee's side, call actions and XSI call events are the next steps.
 
-use super::calls::CallType;
+use super::calls::{Call, CallId, CallType, Personality, RemoteParty};
 use super::services::check_address;
 use super::{Telephony, TelephonyError, User};
 
@@ -116,20 +118,62 @@ impl Telephony {
     }
 
     /// Places a call for `caller` to `address`: the destination is resolved (an invalid
-    /// address fails first), then, as no call bridge can carry calls yet (see the module
-    /// docs), [`TelephonyError::NoCallBridge`].
-    pub async fn place_call(
-        &self,
-        caller: &User,
-        address: &str,
-    ) -> Result<super::calls::Call, TelephonyError> {
+    /// address fails first), a call bridge dials it, and the caller's call (Originator,
+    /// Alerting, its `extTrackingId` the bridge's reference) is kept in the registry.
+    /// [`TelephonyError::NoCallBridge`] when no bridge is connected or every one refused.
+    pub async fn place_call(&self, caller: &User, address: &str) -> Result<Call, TelephonyError> {
         let destination = self.resolve(caller, address).await?;
-        tracing::warn!(
-            user = %caller.id,
-            ?destination,
-            "call refused: no call bridge is eligible (none dials over Rayo yet)"
+        let (to, remote) = match &destination {
+            Destination::Local { user, call_type } => (
+                format!("sip:{}", user.id),
+                RemoteParty {
+                    name: Some(
+                        format!("{} {}", user.first_name, user.last_name)
+                            .trim()
+                            .to_owned(),
+                    )
+                    .filter(|n| !n.is_empty()),
+                    address: user.number.as_ref().map(|n| format!("tel:{n}")),
+                    user_id: Some(user.id.clone()),
+                    call_type: *call_type,
+                },
+            ),
+            Destination::Network { uri } => (
+                uri.clone(),
+                RemoteParty {
+                    name: None,
+                    address: Some(uri.clone()),
+                    user_id: None,
+                    call_type: CallType::Network,
+                },
+            ),
+        };
+        let Some(carrier) = self.carrier.get() else {
+            tracing::warn!(user = %caller.id, %to, "call refused: nothing carries calls on this node");
+            return Err(TelephonyError::NoCallBridge);
+        };
+        let dialed = match carrier.dial(&format!("sip:{}", caller.id), &to).await {
+            Ok(dialed) => dialed,
+            Err(e) => {
+                tracing::warn!(user = %caller.id, %to, error = %e, "call refused: no call bridge placed it");
+                return Err(TelephonyError::NoCallBridge);
+            }
+        };
+        let n = self
+            .call_numbers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        let call = Call::new(
+            CallId::new(&self.node_id, n),
+            dialed.call_ref,
+            caller.id.clone(),
+            Personality::Originator,
+            remote,
+            time::OffsetDateTime::now_utc(),
         );
-        Err(TelephonyError::NoCallBridge)
+        tracing::info!(user = %caller.id, call = %call.id, bridge = %dialed.bridge, %to, "call placed");
+        self.calls.track(call.clone());
+        Ok(call)
     }
 }
 

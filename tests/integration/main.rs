@@ -5,6 +5,7 @@
 mod support;
 
 mod call_bridge;
+mod calls;
 mod cli;
 mod cli_checks;
 mod cti;

@@ -1,0 +1,179 @@
+//! Rayo (XEP-0327) towards the call bridges: Bridgehead is the Rayo client, each bridge
+//! (an XEP-0114 component) a Rayo server.
+//!
+//! ```text
+//! Telephony::place_call ── CallCarrier::dial(from, to)
+//!   connected components not asked yet ── disco#info ──▶ (all at once)
+//!                                      ◀── features include urn:xmpp:rayo:1? ── eligible
+//!   (an answer is remembered while the component stays connected; a component that
+//!    did not answer counts as no bridge for a minute, then is asked again)
+//!   eligible bridges, round-robin from the next one:
+//!   <iq type='set' to=bridge><dial xmlns='urn:xmpp:rayo:1' to=… from=…/></iq>
+//!   ◀── <iq type='result'><ref xmlns='urn:xmpp:rayo:1' uri='xmpp:callid@bridge'/></iq>
+//!       an error, no ref, or no answer within rayo_timeout_secs: the next bridge
+//! ```
+//!
+//! What the code does now: discovery and `dial`. The call's events (`ringing`,
+//! `answered`, `end`), incoming `offer`s and the commands on a call (`answer`, `hangup`,
+//! hold and retrieve) are the next steps of call control.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use minidom::Element;
+
+use super::ns::{DISCO_INFO, RAYO};
+use super::router::Router;
+use super::stanza;
+use crate::telephony::calls::{CallCarrier, DialError, Dialed};
+
+/// How long a component that did not answer disco#info counts as no bridge.
+const UNANSWERED_FOR: Duration = Duration::from_secs(60);
+
+/// The Rayo client of this node; cheap to share.
+#[derive(Debug)]
+pub struct RayoClient {
+    router: Router,
+    timeout: Duration,
+    /// Components asked: whether they advertised Rayo, and until when a missing answer
+    /// counts as "no".
+    known: Mutex<HashMap<String, (bool, Option<Instant>)>>,
+    next: AtomicUsize,
+    ids: AtomicUsize,
+}
+
+impl RayoClient {
+    /// A client routing through `router`, waiting `timeout` for each answer.
+    pub fn new(router: Router, timeout: Duration) -> Self {
+        RayoClient {
+            router,
+            timeout,
+            known: Mutex::new(HashMap::new()),
+            next: AtomicUsize::new(0),
+            ids: AtomicUsize::new(0),
+        }
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, (bool, Option<Instant>)>> {
+        self.known.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn request(&self, to: &str, kind: &str, payload: Element) -> Element {
+        let id = format!("bh-rayo-{}", self.ids.fetch_add(1, Ordering::Relaxed));
+        stanza::element(
+            "iq",
+            super::ns::COMPONENT,
+            &[
+                ("type", kind),
+                ("id", &id),
+                ("from", self.router.domain()),
+                ("to", to),
+            ],
+        )
+        .append(payload)
+        .build()
+    }
+
+    /// Whether `component` advertises Rayo; `None` when it does not answer.
+    async fn supports_rayo(&self, component: &str) -> Option<bool> {
+        let query = Element::builder("query", DISCO_INFO).build();
+        let asked = self.request(component, "get", query);
+        match self.router.request(asked, component, self.timeout).await {
+            Ok(answer) => Some(answer.get_child("query", DISCO_INFO).is_some_and(|q| {
+                q.children()
+                    .any(|f| f.is("feature", DISCO_INFO) && f.attr("var") == Some(RAYO))
+            })),
+            Err(e) => {
+                tracing::debug!(%component, error = %e, "no disco#info answer");
+                None
+            }
+        }
+    }
+
+    /// The connected components that advertise Rayo, starting from the next in turn.
+    /// Components not asked yet are asked now, all at once.
+    async fn candidates(&self) -> Vec<String> {
+        let connected = self.router.connected_components();
+        let unknown: Vec<String> = {
+            let mut known = self.known();
+            let now = Instant::now();
+            known.retain(|name, (_, until)| {
+                connected.contains(name) && until.is_none_or(|until| until > now)
+            });
+            connected
+                .iter()
+                .filter(|name| !known.contains_key(*name))
+                .cloned()
+                .collect()
+        };
+        let answers = futures_util::future::join_all(unknown.into_iter().map(|name| async move {
+            let rayo = self.supports_rayo(&name).await;
+            (name, rayo)
+        }))
+        .await;
+        let mut known = self.known();
+        for (name, rayo) in answers {
+            let entry = match rayo {
+                Some(true) => {
+                    tracing::info!(component = %name, "call bridge: advertises Rayo");
+                    (true, None)
+                }
+                Some(false) => (false, None),
+                None => (false, Some(Instant::now() + UNANSWERED_FOR)),
+            };
+            known.insert(name, entry);
+        }
+        let mut bridges: Vec<String> = connected
+            .into_iter()
+            .filter(|name| known.get(name).is_some_and(|(rayo, _)| *rayo))
+            .collect();
+        bridges.sort();
+        if bridges.is_empty() {
+            return bridges;
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % bridges.len();
+        bridges.rotate_left(start);
+        bridges
+    }
+}
+
+#[async_trait::async_trait]
+impl CallCarrier for RayoClient {
+    async fn dial(&self, from: &str, to: &str) -> Result<Dialed, DialError> {
+        let candidates = self.candidates().await;
+        if candidates.is_empty() {
+            return Err(DialError::NoBridge);
+        }
+        let mut refusals = Vec::new();
+        for bridge in candidates {
+            let dial = stanza::attr(
+                stanza::attr(Element::builder("dial", RAYO), "to", to),
+                "from",
+                from,
+            )
+            .build();
+            let asked = self.request(&bridge, "set", dial);
+            let why = match self.router.request(asked, &bridge, self.timeout).await {
+                Ok(answer) if answer.attr("type") == Some("result") => {
+                    match answer.get_child("ref", RAYO).and_then(|r| r.attr("uri")) {
+                        Some(uri) => {
+                            let call_ref = uri.strip_prefix("xmpp:").unwrap_or(uri).to_owned();
+                            return Ok(Dialed { bridge, call_ref });
+                        }
+                        None => "the answer has no <ref/>".to_owned(),
+                    }
+                }
+                Ok(answer) => answer
+                    .get_child("error", super::ns::COMPONENT)
+                    .and_then(|e| e.children().next())
+                    .map_or_else(|| "an error".to_owned(), |c| c.name().to_owned()),
+                Err(e) => e.to_string(),
+            };
+            tracing::info!(%bridge, %why, "a call bridge did not place a call");
+            refusals.push((bridge, why));
+        }
+        Err(DialError::Refused(refusals))
+    }
+}

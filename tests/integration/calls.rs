@@ -1,0 +1,231 @@
+//! Call control through a call bridge over Rayo (XEP-0327). The bridge here is a scripted
+//! XEP-0114 component on a real TLS connection: it answers the server's disco#info with
+//! the Rayo feature and every `dial` with a call reference, or refuses it.
+
+use std::time::Duration;
+
+use futures::SinkExt;
+use hyper::Method;
+use minidom::Element;
+
+use bridgehead::telephony::OnConflict;
+
+use crate::support::acme::{auth, url, ALICE};
+use crate::support::component::{self, next, stanza, COMPONENT_NS};
+use crate::support::https::assert_valid;
+use crate::support::server::{component_config, Setup};
+
+const RAYO: &str = "urn:xmpp:rayo:1";
+const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
+const BRIDGE: &str = "rayo.localhost";
+
+/// What the scripted bridge does with a `dial`.
+#[derive(Clone, Copy)]
+enum OnDial {
+    Accept,
+    Refuse,
+}
+
+/// Runs the bridge: answers disco#info (with Rayo) and dials; sends each dial's
+/// `(to, from)` on `dials`.
+async fn run_bridge(
+    mut stream: component::Stream,
+    on_dial: OnDial,
+    dials: tokio::sync::mpsc::UnboundedSender<(String, String)>,
+) {
+    let mut n = 0;
+    while let Some(element) = next(&mut stream).await {
+        if !element.is("iq", COMPONENT_NS) {
+            continue;
+        }
+        let (from, to, id) = (
+            element.attr("from").unwrap_or_default().to_owned(),
+            element.attr("to").unwrap_or_default().to_owned(),
+            element.attr("id").unwrap_or_default().to_owned(),
+        );
+        let answer = |kind: &str, children: Vec<Element>| {
+            stanza(
+                "iq",
+                &[("type", kind), ("id", &id), ("from", &to), ("to", &from)],
+                children,
+            )
+        };
+        let reply = if element.get_child("query", DISCO_INFO).is_some() {
+            let feature = |var: &str| {
+                Element::builder("feature", DISCO_INFO)
+                    .attr(rxml::xml_ncname!("var").to_owned(), var)
+                    .build()
+            };
+            answer(
+                "result",
+                vec![Element::builder("query", DISCO_INFO)
+                    .append(feature(DISCO_INFO))
+                    .append(feature(RAYO))
+                    .build()],
+            )
+        } else if let Some(dial) = element.get_child("dial", RAYO) {
+            let _ = dials.send((
+                dial.attr("to").unwrap_or_default().to_owned(),
+                dial.attr("from").unwrap_or_default().to_owned(),
+            ));
+            n += 1;
+            match on_dial {
+                OnDial::Accept => answer(
+                    "result",
+                    vec![Element::builder("ref", RAYO)
+                        .attr(
+                            rxml::xml_ncname!("uri").to_owned(),
+                            format!("xmpp:call{n}@{BRIDGE}"),
+                        )
+                        .build()],
+                ),
+                OnDial::Refuse => answer(
+                    "error",
+                    vec![Element::builder("error", COMPONENT_NS)
+                        .attr(rxml::xml_ncname!("type").to_owned(), "cancel")
+                        .append(
+                            Element::builder(
+                                "service-unavailable",
+                                "urn:ietf:params:xml:ns:xmpp-stanzas",
+                            )
+                            .build(),
+                        )
+                        .build()],
+                ),
+            }
+        } else {
+            continue;
+        };
+        if stream.send(&reply).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn start(
+    on_dial: OnDial,
+) -> (
+    Setup,
+    tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
+) {
+    let setup = Setup::builder()
+        .acme()
+        .config(|c| {
+            c.components.push(component_config(
+                BRIDGE,
+                "rayo-secret",
+                1,
+                OnConflict::Replace,
+            ))
+        })
+        .start()
+        .await;
+    let stream = component::connect(setup.component_addr(), &setup.ca, BRIDGE, "rayo-secret")
+        .await
+        .expect("the bridge logs in");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(run_bridge(stream, on_dial, tx));
+    (setup, rx)
+}
+
+/// POST calls/new until the bridge is eligible (its disco#info answer is in) or 5 s pass.
+async fn place(setup: &Setup, address: &str, expect: u16) -> crate::support::https::Reply {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let reply = setup
+            .https()
+            .request(
+                Method::POST,
+                &url(ALICE, &format!("calls/new?address={address}")),
+                &[("authorization", &auth(ALICE))],
+                None,
+            )
+            .await;
+        if reply.status == expect || tokio::time::Instant::now() > deadline {
+            return reply;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_rayo_bridge_dials_a_new_call() {
+    let (setup, mut dials) = start(OnDial::Accept).await;
+    let placed = place(&setup, "102", 201).await;
+    assert_eq!(placed.status, 201, "{placed:?}");
+    assert_valid(&placed.body);
+    assert!(
+        placed
+            .body
+            .contains("<externalTrackingId>call1@rayo.localhost</externalTrackingId>"),
+        "{}",
+        placed.body
+    );
+    let location = placed.header("location").expect("a Location").to_owned();
+    assert!(
+        location.starts_with("/v2.0/user/alice@acme.test/calls/callhalf-"),
+        "{location}"
+    );
+    assert_eq!(
+        dials.recv().await.unwrap(),
+        (
+            "sip:bob@acme.test".to_owned(),
+            "sip:alice@acme.test".to_owned()
+        ),
+        "extension 102 is bob, dialled as his SIP address"
+    );
+    // The caller's call is kept: listed, and the caller is off hook.
+    let alice = auth(ALICE);
+    let calls = setup.https().get(&url(ALICE, "calls"), &alice).await;
+    assert_valid(&calls.body);
+    let call_id = location.rsplit('/').next().unwrap();
+    assert!(
+        calls.body.contains(&format!("<callId>{call_id}</callId>")),
+        "{}",
+        calls.body
+    );
+    let hook = setup
+        .https()
+        .get(&url(ALICE, "calls/HookStatus"), &alice)
+        .await;
+    assert!(
+        hook.body.contains("<hookStatus>Off-Hook</hookStatus>"),
+        "{}",
+        hook.body
+    );
+    // A number off the directory goes to the bridge as a tel: URI.
+    let network = place(&setup, "%2B4930123456", 201).await;
+    assert_eq!(network.status, 201, "{network:?}");
+    assert_eq!(dials.recv().await.unwrap().0, "tel:+4930123456");
+    setup.server.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_dial_is_the_documented_error() {
+    let (setup, mut dials) = start(OnDial::Refuse).await;
+    // Until the bridge is eligible the answer is 503 too: wait for its first dial.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let refused = loop {
+        let reply = place(&setup, "102", 503).await;
+        if dials.try_recv().is_ok() || tokio::time::Instant::now() > deadline {
+            break reply;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert!(
+        refused.body.contains("<errorCode>120401</errorCode>"),
+        "{}",
+        refused.body
+    );
+    let hook = setup
+        .https()
+        .get(&url(ALICE, "calls/HookStatus"), &auth(ALICE))
+        .await;
+    assert!(
+        hook.body.contains("On-Hook"),
+        "no call was kept: {}",
+        hook.body
+    );
+    setup.server.stop().await;
+}
