@@ -73,6 +73,8 @@ pub struct QuotasConfig {
     pub max_channels_per_user: NonZeroUsize,
     /// Entries in one personal directory; a POST that would pass it gets 403. Default 1000.
     pub max_personal_entries: NonZeroUsize,
+    /// Calls in progress of one user; `POST calls/new` past it gets 403. Default 8.
+    pub max_calls_per_user: NonZeroUsize,
 }
 
 impl Default for QuotasConfig {
@@ -86,6 +88,7 @@ impl Default for QuotasConfig {
             max_channel_sets_per_user: nz(8),
             max_channels_per_user: nz(16),
             max_personal_entries: nz(1000),
+            max_calls_per_user: nz(8),
         }
     }
 }

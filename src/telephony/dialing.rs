@@ -123,6 +123,14 @@ impl Telephony {
     /// [`TelephonyError::NoCallBridge`] when no bridge is connected or every one refused.
     pub async fn place_call(&self, caller: &User, address: &str) -> Result<Call, TelephonyError> {
         let destination = self.resolve(caller, address).await?;
+        let limit = self.quotas.max_calls_per_user.get();
+        if self.calls.calls_of(&caller.id).len() >= limit {
+            crate::telemetry::quota_refusal("max_calls_per_user");
+            return Err(TelephonyError::Quota {
+                what: "calls in progress",
+                limit,
+            });
+        }
         let (to, remote) = match &destination {
             Destination::Local { user, call_type } => (
                 format!("sip:{}", user.id),

@@ -116,7 +116,8 @@ async fn start(
                 "rayo-secret",
                 1,
                 OnConflict::Replace,
-            ))
+            ));
+            c.quotas.max_calls_per_user = 3.try_into().unwrap();
         })
         .start()
         .await;
@@ -197,6 +198,17 @@ async fn a_rayo_bridge_dials_a_new_call() {
     let network = place(&setup, "%2B4930123456", 201).await;
     assert_eq!(network.status, 201, "{network:?}");
     assert_eq!(dials.recv().await.unwrap().0, "tel:+4930123456");
+    // Calls in progress are bounded per user ([quotas] max_calls_per_user, here 3): the
+    // next one is refused before anything is dialled.
+    assert_eq!(place(&setup, "103", 201).await.status, 201);
+    assert_eq!(dials.recv().await.unwrap().0, "sip:carol@acme.test");
+    let over = place(&setup, "103", 403).await;
+    assert!(
+        over.body.contains("<errorCode>120205</errorCode>"),
+        "{}",
+        over.body
+    );
+    assert!(dials.try_recv().is_err(), "nothing was dialled");
     setup.server.stop().await;
 }
 
