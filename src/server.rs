@@ -276,10 +276,12 @@ impl Server {
             config.xmpp.hold_max_stanzas,
             Arc::clone(&directory) as Arc<dyn crate::xmpp::router::KnownComponents>,
         );
-        telephony.set_carrier(Arc::new(crate::xmpp::rayo::RayoClient::new(
+        let rayo = Arc::new(crate::xmpp::rayo::RayoClient::new(
             router.clone(),
+            telephony.clone(),
             std::time::Duration::from_secs(config.xmpp.rayo_timeout_secs.get()),
-        )));
+        ));
+        telephony.set_carrier(Arc::clone(&rayo) as Arc<dyn crate::telephony::calls::CallCarrier>);
         let clients = Arc::new(ClientService::new(
             &config,
             Some(Arc::clone(&component_tls)),
@@ -321,6 +323,7 @@ impl Server {
                 config.xmpp.component_tls.then_some(component_tls),
                 router.clone(),
                 directory,
+                rayo,
             );
             Some((listener, Arc::new(service)))
         } else {

@@ -463,6 +463,15 @@ impl CallRegistry {
             .unwrap_or_default()
     }
 
+    /// The call whose `extTrackingId` (the bridge's reference) is `call_ref`.
+    pub fn find_by_ref(&self, call_ref: &str) -> Option<Call> {
+        self.calls()
+            .values()
+            .flatten()
+            .find(|c| c.ext_tracking_id.eq_ignore_ascii_case(call_ref))
+            .cloned()
+    }
+
     /// Whether the user is on a call.
     pub fn hook_status(&self, user_id: &str) -> HookStatus {
         if self.calls().contains_key(&user_id.to_ascii_lowercase()) {

@@ -16,8 +16,9 @@
 //! does now: the caller's side of a placed call is kept (Alerting); the bridge's call
 //! events, the callee's side, call actions and XSI call events are the next steps.
 
-use super::calls::{Call, CallId, CallType, Personality, RemoteParty};
+use super::calls::{Call, CallAction, CallError, CallId, CallType, Personality, RemoteParty};
 use super::services::check_address;
+use super::{CallLogKind, CallLogRecord};
 use super::{Telephony, TelephonyError, User};
 
 /// A resolved destination.
@@ -182,6 +183,62 @@ impl Telephony {
         tracing::info!(user = %caller.id, call = %call.id, bridge = %dialed.bridge, %to, "call placed");
         self.calls.track(call.clone());
         Ok(call)
+    }
+}
+
+impl Telephony {
+    /// What the bridge reports about the call it knows as `call_ref` (its Rayo events):
+    /// applied to that call. A call that ends leaves the registry and is written to its
+    /// user's call log (placed; received or missed for an incoming call). `Ok(None)` when
+    /// no call has that reference.
+    pub fn call_event(
+        &self,
+        call_ref: &str,
+        action: CallAction,
+    ) -> Result<Option<Call>, CallError> {
+        let Some(mut call) = self.calls.find_by_ref(call_ref) else {
+            return Ok(None);
+        };
+        call.apply(action, time::OffsetDateTime::now_utc())?;
+        self.calls.track(call.clone());
+        if call.is_released() {
+            let record = call_log_record(&call);
+            let telephony = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = telephony.record_call(record).await {
+                    tracing::warn!(error = %e, "cannot write a call log record");
+                }
+            });
+        }
+        Ok(Some(call))
+    }
+}
+
+/// The call log record of a finished call.
+fn call_log_record(call: &Call) -> CallLogRecord {
+    let kind = match (call.personality, call.was_answered()) {
+        (Personality::Originator | Personality::ClickToDial, _) => CallLogKind::Placed,
+        (Personality::Terminator, true) => CallLogKind::Received,
+        (Personality::Terminator, false) => CallLogKind::Missed,
+    };
+    let number = call
+        .remote
+        .address
+        .as_deref()
+        .map(|a| a.strip_prefix("tel:").unwrap_or(a).to_owned())
+        .or_else(|| call.remote.user_id.clone())
+        .unwrap_or_default();
+    CallLogRecord {
+        id: 0,
+        user_id: call.user_id.clone(),
+        kind,
+        name: call.remote.name.clone(),
+        number,
+        country_code: None,
+        time: call
+            .start_time
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
     }
 }
 

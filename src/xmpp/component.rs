@@ -158,6 +158,7 @@ pub struct ComponentService {
     router: Router,
     directory: Arc<ComponentDirectory>,
     failures: LoginLimiter,
+    rayo: Arc<super::rayo::RayoClient>,
 }
 
 impl std::fmt::Debug for ComponentService {
@@ -173,9 +174,11 @@ impl ComponentService {
         tls: Option<Arc<rustls::ServerConfig>>,
         router: Router,
         directory: Arc<ComponentDirectory>,
+        rayo: Arc<super::rayo::RayoClient>,
     ) -> Self {
         let per_address = config.xmpp.failed_handshakes_per_minute;
         ComponentService {
+            rayo,
             settings: config.xmpp.clone(),
             limits: ElementLimits::from_config(config),
             tls_handshake: config
@@ -431,6 +434,10 @@ impl ComponentService {
                 StreamCondition::InvalidFrom,
                 format!("from={:?} is not at {name}", element.attr("from")),
             ));
+        }
+        // Rayo call events to the server are the call model's, not routed.
+        if self.rayo.event(&element) {
+            return Ok(());
         }
         match services::deliver(&self.router, element) {
             Delivery::Bounced(condition) => tracing::debug!(%condition, "stanza bounced"),

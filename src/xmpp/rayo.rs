@@ -13,9 +13,20 @@
 //!       an error, no ref, or no answer within rayo_timeout_secs: the next bridge
 //! ```
 //!
-//! What the code does now: discovery and `dial`. The call's events (`ringing`,
-//! `answered`, `end`), incoming `offer`s and the commands on a call (`answer`, `hangup`,
-//! hold and retrieve) are the next steps of call control.
+//! The bridge then reports the call's progress as presence from the call's JID
+//! (`callid@bridge`) to the server:
+//!
+//! ```text
+//! <ringing/>            nothing changes (the caller's call is already Alerting)
+//! <answered/>           the far end answered: Active
+//! <end><hungup/></end>  released by the far end; <busy/>, <reject/>, <timeout/>, <error/>
+//!                       give the release cause (Busy, Forbidden, Request Timeout,
+//!                       Server Failure); the call leaves the registry for the call log
+//! ```
+//!
+//! What the code does now: discovery, `dial` and those three events for the caller's
+//! call. Incoming `offer`s, the callee's side and the commands on a call (`answer`,
+//! `hangup`, hold and retrieve) are the next steps of call control.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,7 +38,8 @@ use minidom::Element;
 use super::ns::{DISCO_INFO, RAYO};
 use super::router::Router;
 use super::stanza;
-use crate::telephony::calls::{CallCarrier, DialError, Dialed};
+use crate::telephony::calls::{CallAction, CallCarrier, DialError, Dialed, ReleaseCause};
+use crate::telephony::Telephony;
 
 /// How long a component that did not answer disco#info counts as no bridge.
 const UNANSWERED_FOR: Duration = Duration::from_secs(60);
@@ -36,6 +48,7 @@ const UNANSWERED_FOR: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub struct RayoClient {
     router: Router,
+    telephony: Telephony,
     timeout: Duration,
     /// Components asked: whether they advertised Rayo, and until when a missing answer
     /// counts as "no".
@@ -45,10 +58,12 @@ pub struct RayoClient {
 }
 
 impl RayoClient {
-    /// A client routing through `router`, waiting `timeout` for each answer.
-    pub fn new(router: Router, timeout: Duration) -> Self {
+    /// A client routing through `router`, waiting `timeout` for each answer, reporting
+    /// call events to `telephony`.
+    pub fn new(router: Router, telephony: Telephony, timeout: Duration) -> Self {
         RayoClient {
             router,
+            telephony,
             timeout,
             known: Mutex::new(HashMap::new()),
             next: AtomicUsize::new(0),
@@ -74,6 +89,48 @@ impl RayoClient {
         )
         .append(payload)
         .build()
+    }
+
+    /// Whether `stanza` (from a component, to the server) is a Rayo call event; if so it is
+    /// applied to its call (see the module docs).
+    pub fn event(&self, stanza: &Element) -> bool {
+        if !stanza.is("presence", super::ns::COMPONENT)
+            || !stanza
+                .attr("to")
+                .is_some_and(|to| to.eq_ignore_ascii_case(self.router.domain()))
+        {
+            return false;
+        }
+        let Some(event) = stanza.children().find(|c| c.ns() == RAYO) else {
+            return false;
+        };
+        let call_ref = stanza.attr("from").unwrap_or_default();
+        let action = match event.name() {
+            "answered" => CallAction::RemoteAnswer,
+            "end" => {
+                CallAction::RemoteRelease(event.children().find_map(|reason| match reason.name() {
+                    "busy" => Some(ReleaseCause::Busy),
+                    "reject" => Some(ReleaseCause::Forbidden),
+                    "timeout" => Some(ReleaseCause::RequestTimeout),
+                    "error" => Some(ReleaseCause::ServerFailure),
+                    _ => None,
+                }))
+            }
+            other => {
+                tracing::debug!(%call_ref, event = other, "Rayo event without a state change");
+                return true;
+            }
+        };
+        match self.telephony.call_event(call_ref, action) {
+            Ok(Some(call)) => {
+                tracing::info!(call = %call.id, state = call.state.as_str(), "call event from a bridge")
+            }
+            Ok(None) => tracing::info!(%call_ref, "a Rayo event for no known call"),
+            Err(e) => {
+                tracing::info!(%call_ref, error = %e, "a Rayo event the call's state refuses")
+            }
+        }
+        true
     }
 
     /// Whether `component` advertises Rayo; `None` when it does not answer.

@@ -27,14 +27,27 @@ enum OnDial {
 }
 
 /// Runs the bridge: answers disco#info (with Rayo) and dials; sends each dial's
-/// `(to, from)` on `dials`.
+/// `(to, from)` on `dials`; sends what comes on `send` (its call events).
 async fn run_bridge(
     mut stream: component::Stream,
     on_dial: OnDial,
     dials: tokio::sync::mpsc::UnboundedSender<(String, String)>,
+    mut send: tokio::sync::mpsc::UnboundedReceiver<Element>,
 ) {
     let mut n = 0;
-    while let Some(element) = next(&mut stream).await {
+    loop {
+        let element = tokio::select! {
+            element = next(&mut stream) => match element {
+                Some(element) => element,
+                None => return,
+            },
+            Some(event) = send.recv() => {
+                if stream.send(&event).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
         if !element.is("iq", COMPONENT_NS) {
             continue;
         }
@@ -102,11 +115,14 @@ async fn run_bridge(
     }
 }
 
+/// The server with the scripted bridge logged in: the dials it receives, and a way to
+/// make it send.
 async fn start(
     on_dial: OnDial,
 ) -> (
     Setup,
     tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
+    tokio::sync::mpsc::UnboundedSender<Element>,
 ) {
     let setup = Setup::builder()
         .acme()
@@ -125,8 +141,9 @@ async fn start(
         .await
         .expect("the bridge logs in");
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(run_bridge(stream, on_dial, tx));
-    (setup, rx)
+    let (send, to_send) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(run_bridge(stream, on_dial, tx, to_send));
+    (setup, rx, send)
 }
 
 /// POST calls/new until the bridge is eligible (its disco#info answer is in) or 5 s pass.
@@ -151,7 +168,7 @@ async fn place(setup: &Setup, address: &str, expect: u16) -> crate::support::htt
 
 #[tokio::test]
 async fn a_rayo_bridge_dials_a_new_call() {
-    let (setup, mut dials) = start(OnDial::Accept).await;
+    let (setup, mut dials, bridge) = start(OnDial::Accept).await;
     let placed = place(&setup, "102", 201).await;
     assert_eq!(placed.status, 201, "{placed:?}");
     assert_valid(&placed.body);
@@ -194,14 +211,53 @@ async fn a_rayo_bridge_dials_a_new_call() {
         "{}",
         hook.body
     );
+    // The bridge reports the far end answering, then hanging up: the call becomes
+    // Active, then leaves the list for alice's placed calls log.
+    let event = |child: Element| {
+        stanza(
+            "presence",
+            &[("from", "call1@rayo.localhost"), ("to", "localhost")],
+            vec![child],
+        )
+    };
+    bridge
+        .send(event(Element::builder("answered", RAYO).build()))
+        .unwrap();
+    bridge
+        .send(event(
+            Element::builder("end", RAYO)
+                .append(Element::builder("hungup", RAYO).build())
+                .build(),
+        ))
+        .unwrap();
+    let ended = crate::support::wait_until_async(Duration::from_secs(5), || async {
+        let hook = setup
+            .https()
+            .get(&url(ALICE, "calls/HookStatus"), &auth(ALICE))
+            .await;
+        hook.body.contains("On-Hook")
+    })
+    .await;
+    assert!(ended, "the call ended");
+    let logs = crate::support::wait_until_async(Duration::from_secs(5), || async {
+        let placed = setup
+            .https()
+            .get(&url(ALICE, "directories/CallLogs/Placed"), &auth(ALICE))
+            .await;
+        placed.body.contains("<phoneNumber>+15550102</phoneNumber>")
+    })
+    .await;
+    assert!(logs, "the call is in alice's placed calls");
     // A number off the directory goes to the bridge as a tel: URI.
     let network = place(&setup, "%2B4930123456", 201).await;
     assert_eq!(network.status, 201, "{network:?}");
     assert_eq!(dials.recv().await.unwrap().0, "tel:+4930123456");
-    // Calls in progress are bounded per user ([quotas] max_calls_per_user, here 3): the
-    // next one is refused before anything is dialled.
-    assert_eq!(place(&setup, "103", 201).await.status, 201);
-    assert_eq!(dials.recv().await.unwrap().0, "sip:carol@acme.test");
+    // Calls in progress are bounded per user ([quotas] max_calls_per_user, here 3; the
+    // first call ended): the next one is refused before anything is dialled.
+    for _ in 0..2 {
+        assert_eq!(place(&setup, "103", 201).await.status, 201);
+        assert_eq!(dials.recv().await.unwrap().0, "sip:carol@acme.test");
+    }
     let over = place(&setup, "103", 403).await;
     assert!(
         over.body.contains("<errorCode>120205</errorCode>"),
@@ -214,7 +270,7 @@ async fn a_rayo_bridge_dials_a_new_call() {
 
 #[tokio::test]
 async fn a_refused_dial_is_the_documented_error() {
-    let (setup, mut dials) = start(OnDial::Refuse).await;
+    let (setup, mut dials, _bridge) = start(OnDial::Refuse).await;
     // Until the bridge is eligible the answer is 503 too: wait for its first dial.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     let refused = loop {

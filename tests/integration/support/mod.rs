@@ -92,3 +92,21 @@ pub async fn wait_until(limit: std::time::Duration, mut condition: impl FnMut() 
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// [`wait_until`] for a condition that has to await (an HTTP request, say).
+pub async fn wait_until_async<F, Fut>(limit: std::time::Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if condition().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
