@@ -472,6 +472,21 @@ impl CallRegistry {
             .cloned()
     }
 
+    /// The references of every call a bridge (component domain `bridge`) carries: those
+    /// whose reference is `…@bridge`.
+    pub fn refs_of_bridge(&self, bridge: &str) -> Vec<String> {
+        self.calls()
+            .values()
+            .flatten()
+            .filter(|c| {
+                c.ext_tracking_id
+                    .rsplit_once('@')
+                    .is_some_and(|(_, domain)| domain.eq_ignore_ascii_case(bridge))
+            })
+            .map(|c| c.ext_tracking_id.clone())
+            .collect()
+    }
+
     /// Whether the user is on a call.
     pub fn hook_status(&self, user_id: &str) -> HookStatus {
         if self.calls().contains_key(&user_id.to_ascii_lowercase()) {

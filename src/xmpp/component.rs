@@ -274,6 +274,9 @@ impl ComponentService {
                 )
                 .await;
             self.router.detach(&name, attachment.id, hold_secs);
+            if self.router.connection_count(&name) == 0 {
+                self.rayo.bridge_gone(&name);
+            }
             crate::telemetry::component_connections(-1.0);
             match end {
                 Ok(condition) => {

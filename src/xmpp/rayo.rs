@@ -24,8 +24,11 @@
 //!                       Server Failure); the call leaves the registry for the call log
 //! ```
 //!
-//! What the code does now: discovery, `dial` and those three events for the caller's
-//! call. Incoming `offer`s, the callee's side and the commands on a call (`answer`,
+//! When a bridge's last connection drops, every call it carried is released
+//! (Temporarily Unavailable): no call outlives its bridge.
+//!
+//! What the code does now: discovery, `dial`, those three events for the caller's call,
+//! and the release on disconnect. Incoming `offer`s, the callee's side and the commands on a call (`answer`,
 //! `hangup`, hold and retrieve) are the next steps of call control.
 
 use std::collections::HashMap;
@@ -131,6 +134,19 @@ impl RayoClient {
             }
         }
         true
+    }
+
+    /// The bridge `component` has no connection left: its calls are gone with it, so each
+    /// is released (Temporarily Unavailable), never left behind.
+    pub fn bridge_gone(&self, component: &str) {
+        for call_ref in self.telephony.calls().refs_of_bridge(component) {
+            let released = self.telephony.call_event(
+                &call_ref,
+                CallAction::RemoteRelease(Some(ReleaseCause::TemporarilyUnavailable)),
+            );
+            tracing::info!(%component, %call_ref, ok = released.is_ok(), "call released: its bridge disconnected");
+        }
+        self.known().remove(&component.to_ascii_lowercase());
     }
 
     /// Whether `component` advertises Rayo; `None` when it does not answer.

@@ -41,11 +41,15 @@ async fn run_bridge(
                 Some(element) => element,
                 None => return,
             },
-            Some(event) = send.recv() => {
-                if stream.send(&event).await.is_err() {
-                    return;
+            event = send.recv() => match event {
+                // Dropping the sender disconnects the bridge.
+                None => return,
+                Some(event) => {
+                    if stream.send(&event).await.is_err() {
+                        return;
+                    }
+                    continue;
                 }
-                continue;
             }
         };
         if !element.is("iq", COMPONENT_NS) {
@@ -265,6 +269,16 @@ async fn a_rayo_bridge_dials_a_new_call() {
         over.body
     );
     assert!(dials.try_recv().is_err(), "nothing was dialled");
+    // The bridge disconnects mid-call: its three calls are released, none is left behind.
+    drop(bridge);
+    let released = crate::support::wait_until_async(Duration::from_secs(5), || async {
+        let calls = setup.https().get(&url(ALICE, "calls"), &auth(ALICE)).await;
+        calls
+            .body
+            .contains("<Calls xmlns=\"http://schema.broadsoft.com/xsi\"/>")
+    })
+    .await;
+    assert!(released, "the bridge's calls were released");
     setup.server.stop().await;
 }
 
