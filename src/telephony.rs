@@ -75,6 +75,12 @@ pub enum TelephonyError {
     /// No call bridge can carry the call.
     #[error("no call bridge is available to carry the call")]
     NoCallBridge,
+    /// The user has no call by that id.
+    #[error("call {0} does not exist")]
+    UnknownCall(String),
+    /// The call's state does not allow the action.
+    #[error(transparent)]
+    Call(#[from] calls::CallError),
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),

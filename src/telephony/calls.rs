@@ -389,6 +389,9 @@ pub trait CallCarrier: Send + Sync {
     /// Asks a bridge to place a call from `from` to `to` (`sip:` or `tel:` URIs). The
     /// first bridge that accepts answers with its reference to the call.
     async fn dial(&self, from: &str, to: &str) -> Result<Dialed, DialError>;
+
+    /// Tells the bridge carrying the call `call_ref` to end it.
+    async fn hangup(&self, call_ref: &str) -> Result<(), DialError>;
 }
 
 /// A call a bridge accepted to place.

@@ -187,6 +187,37 @@ impl Telephony {
 }
 
 impl Telephony {
+    /// Releases `user`'s call `call_id` (declines it, for a ringing incoming call, with
+    /// `decline`): the call ends at once (released by the user), is written to the call
+    /// log, and its bridge is told to hang up (in the background; a bridge that does not
+    /// confirm is logged).
+    pub async fn release_call(
+        &self,
+        user: &User,
+        call_id: &str,
+        decline: bool,
+    ) -> Result<Call, TelephonyError> {
+        let call = self
+            .calls
+            .calls_of(&user.id)
+            .into_iter()
+            .find(|c| c.id.as_str() == call_id)
+            .ok_or_else(|| TelephonyError::UnknownCall(call_id.to_owned()))?;
+        let released = self
+            .call_event(&call.ext_tracking_id, CallAction::Release { decline })?
+            .ok_or_else(|| TelephonyError::UnknownCall(call_id.to_owned()))?;
+        if let Some(carrier) = self.carrier.get().cloned() {
+            // The call is over for the user now; the bridge's confirmation is not waited for.
+            let (call_ref, id) = (released.ext_tracking_id.clone(), released.id.clone());
+            tokio::spawn(async move {
+                if let Err(e) = carrier.hangup(&call_ref).await {
+                    tracing::warn!(call = %id, error = %e, "the bridge did not confirm the hangup");
+                }
+            });
+        }
+        Ok(released)
+    }
+
     /// What the bridge reports about the call it knows as `call_ref` (its Rayo events):
     /// applied to that call. A call that ends leaves the registry and is written to its
     /// user's call log (placed; received or missed for an incoming call). `Ok(None)` when

@@ -249,4 +249,18 @@ impl CallCarrier for RayoClient {
         }
         Err(DialError::Refused(refusals))
     }
+
+    async fn hangup(&self, call_ref: &str) -> Result<(), DialError> {
+        let bridge = call_ref
+            .rsplit_once('@')
+            .map_or(call_ref, |(_, d)| d)
+            .to_owned();
+        let hangup = Element::builder("hangup", RAYO).build();
+        let asked = self.request(call_ref, "set", hangup);
+        match self.router.request(asked, &bridge, self.timeout).await {
+            Ok(answer) if answer.attr("type") == Some("result") => Ok(()),
+            Ok(_) => Err(DialError::Refused(vec![(bridge, "an error".into())])),
+            Err(e) => Err(DialError::Refused(vec![(bridge, e.to_string())])),
+        }
+    }
 }

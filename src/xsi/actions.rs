@@ -37,6 +37,7 @@ use super::model::{self, XSI_NS};
 use super::response::{basic_challenge, empty, ok, respond};
 use super::services;
 
+mod calls;
 mod profile;
 
 /// Where XSI-Actions is mounted on the HTTPS front.
@@ -90,6 +91,7 @@ enum Resource {
     Calls(String),
     HookStatus(String),
     NewCall(String),
+    Call(String, String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +159,7 @@ impl Resource {
                 Resource::HookStatus(user(u))
             }
             ["user", u, "calls", n] if n.eq_ignore_ascii_case("new") => Resource::NewCall(user(u)),
+            ["user", u, "calls", id] => Resource::Call(user(u), (*id).to_owned()),
             _ => return Err(unknown()),
         })
     }
@@ -167,6 +170,7 @@ impl Resource {
             Resource::PortalPassword(_) => "PUT",
             Resource::Personal(_) => "GET, POST, DELETE",
             Resource::NewCall(_) => "POST",
+            Resource::Call(..) => "GET, DELETE",
             _ => "GET",
         }
     }
@@ -193,7 +197,8 @@ impl Resource {
             | Resource::CallLogs(u, _)
             | Resource::Calls(u)
             | Resource::HookStatus(u)
-            | Resource::NewCall(u) => Some(u),
+            | Resource::NewCall(u)
+            | Resource::Call(u, _) => Some(u),
         }
     }
 }
@@ -318,62 +323,20 @@ impl XsiActions {
             }
             Resource::Personal(_) => self.personal(request, context, &target, format).await,
             Resource::CallLogs(_, kind) => self.call_logs(&target, kind, format).await,
-            Resource::Calls(_) => {
-                let calls = model::Calls {
-                    xmlns: XSI_NS,
-                    call: self
-                        .telephony
-                        .calls()
-                        .calls_of(&target.id)
-                        .into_iter()
-                        .map(|c| model::CallEntry {
-                            uri: user_uri(&target.id, &format!("calls/{}", c.id)),
-                            call_id: c.id.to_string(),
-                        })
-                        .collect(),
-                };
-                Ok(ok(codec::render(&calls, None, format)?, format))
+            Resource::Calls(_) => self.calls(&target, format),
+            Resource::Call(_, id) => {
+                self.call(
+                    request.method(),
+                    request.uri().query(),
+                    &target,
+                    &id,
+                    format,
+                )
+                .await
             }
             Resource::NewCall(_) => self.new_call(request.uri().query(), &target, format).await,
-            Resource::HookStatus(_) => {
-                let status = model::HookStatus {
-                    xmlns: XSI_NS,
-                    hook_status: self.telephony.calls().hook_status(&target.id).as_str(),
-                };
-                Ok(ok(codec::render(&status, None, format)?, format))
-            }
+            Resource::HookStatus(_) => self.hook_status(&target, format),
         }
-    }
-
-    /// `POST calls/new?address=…`: 201 with `CallStartInfo` and the call's `Location`.
-    async fn new_call(
-        &self,
-        query: Option<&str>,
-        user: &User,
-        format: Format,
-    ) -> Result<Response<ResponseBody>, ApiError> {
-        let address = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-            .find(|(k, _)| k == "address")
-            .map(|(_, v)| v.into_owned())
-            .ok_or_else(|| ApiError::BadQuery {
-                name: "address".into(),
-                reason: "the address to call is required".into(),
-            })?;
-        let call = self.telephony.place_call(user, &address).await?;
-        let info = model::CallStartInfo {
-            xmlns: XSI_NS,
-            call_id: call.id.to_string(),
-            external_tracking_id: call.ext_tracking_id.clone(),
-        };
-        let mut response = ok(codec::render(&info, None, format)?, format);
-        *response.status_mut() = StatusCode::CREATED;
-        let location = user_uri(&user.id, &format!("calls/{}", call.id));
-        if let Ok(location) = HeaderValue::from_str(&location) {
-            response
-                .headers_mut()
-                .insert(hyper::header::LOCATION, location);
-        }
-        Ok(response)
     }
 
     fn services(&self, user: &User, format: Format) -> Result<Response<ResponseBody>, ApiError> {

@@ -87,6 +87,9 @@ pub enum ApiError {
     /// The body did not arrive in time.
     #[error("the request body did not arrive in time")]
     BodyTimeout,
+    /// The call's state does not allow the action.
+    #[error("{0}")]
+    CallRefused(String),
     /// No call bridge can carry the call (`POST calls/new`).
     #[error("no call bridge is available to carry the call")]
     NoCallBridge,
@@ -114,6 +117,7 @@ impl ApiError {
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::NoCallBridge => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::CallRefused(_) => StatusCode::BAD_REQUEST,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -138,6 +142,7 @@ impl ApiError {
             ApiError::TooLarge { .. } => 120_303,
             ApiError::BodyTimeout => 120_304,
             ApiError::NoCallBridge => 120_401,
+            ApiError::CallRefused(_) => 120_402,
             ApiError::Internal => 120_901,
         }
     }
@@ -154,6 +159,8 @@ impl From<TelephonyError> for ApiError {
             TelephonyError::Exists(what) => ApiError::Exists(what),
             TelephonyError::Quota { what, limit } => ApiError::QuotaExceeded { what, limit },
             TelephonyError::NoCallBridge => ApiError::NoCallBridge,
+            TelephonyError::UnknownCall(id) => ApiError::UnknownEntry(format!("call {id}")),
+            TelephonyError::Call(e) => ApiError::CallRefused(e.to_string()),
             TelephonyError::Store(e) => {
                 tracing::error!(error = %e, "store failed while serving XSI");
                 ApiError::Internal

@@ -379,6 +379,72 @@ pub struct CallEntry {
     pub uri: String,
 }
 
+/// `<Call>`: one of the user's calls (BroadWorks' `Call` type, the fields Bridgehead keeps,
+/// in the XSD's order).
+#[derive(Debug, Serialize)]
+#[serde(rename = "Call")]
+pub struct CallDocument {
+    /// The namespace.
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    /// The call id.
+    #[serde(rename = "callId")]
+    pub call_id: String,
+    /// The id both sides share.
+    #[serde(rename = "extTrackingId")]
+    pub ext_tracking_id: String,
+    /// `Originator`, `Terminator`, `Click-to-Dial`.
+    pub personality: &'static str,
+    /// `Alerting`, `Active`, `Held`, `Remote Held`, `Released`.
+    pub state: &'static str,
+    /// Why it failed.
+    #[serde(rename = "releaseCause", skip_serializing_if = "Option::is_none")]
+    pub release_cause: Option<ReleaseCauseDocument>,
+    /// `localRelease` or `remoteRelease`.
+    #[serde(rename = "releasingParty", skip_serializing_if = "Option::is_none")]
+    pub releasing_party: Option<&'static str>,
+    /// The other side.
+    #[serde(rename = "remoteParty")]
+    pub remote_party: PartyInformation,
+    /// Milliseconds since the epoch.
+    #[serde(rename = "startTime")]
+    pub start_time: i64,
+    /// When answered.
+    #[serde(rename = "answerTime", skip_serializing_if = "Option::is_none")]
+    pub answer_time: Option<i64>,
+    /// When held (while held).
+    #[serde(rename = "heldTime", skip_serializing_if = "Option::is_none")]
+    pub held_time: Option<i64>,
+    /// When released.
+    #[serde(rename = "releaseTime", skip_serializing_if = "Option::is_none")]
+    pub release_time: Option<i64>,
+}
+
+/// `<releaseCause>`.
+#[derive(Debug, Serialize)]
+pub struct ReleaseCauseDocument {
+    /// The cause.
+    #[serde(rename = "internalReleaseCause")]
+    pub internal_release_cause: &'static str,
+}
+
+/// `<remoteParty>` (XSD `PartyInformation`).
+#[derive(Debug, Serialize)]
+pub struct PartyInformation {
+    /// Display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `tel:` or `sip:` address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// The user id of a local party.
+    #[serde(rename = "userId", skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// `Group`, `Enterprise`, `Network`.
+    #[serde(rename = "callType", skip_serializing_if = "Option::is_none")]
+    pub call_type: Option<&'static str>,
+}
+
 /// `<CallStartInfo>`: the answer to `POST calls/new`.
 #[derive(Debug, Serialize)]
 #[serde(rename = "CallStartInfo")]

@@ -80,6 +80,9 @@ async fn run_bridge(
                     .append(feature(RAYO))
                     .build()],
             )
+        } else if element.get_child("hangup", RAYO).is_some() {
+            let _ = dials.send(("hangup".to_owned(), to.clone()));
+            answer("result", Vec::new())
         } else if let Some(dial) = element.get_child("dial", RAYO) {
             let _ = dials.send((
                 dial.attr("to").unwrap_or_default().to_owned(),
@@ -224,9 +227,31 @@ async fn a_rayo_bridge_dials_a_new_call() {
             vec![child],
         )
     };
+    let call = |id: String| {
+        let https = setup.https();
+        let alice = auth(ALICE);
+        async move { https.get(&url(ALICE, &format!("calls/{id}")), &alice).await }
+    };
+    let alerting = call(call_id.to_owned()).await;
+    assert_valid(&alerting.body);
+    for part in [
+        "<personality>Originator</personality><state>Alerting</state>",
+        "<userId>bob@acme.test</userId><callType>Group</callType>",
+    ] {
+        assert!(alerting.body.contains(part), "{}", alerting.body);
+    }
     bridge
         .send(event(Element::builder("answered", RAYO).build()))
         .unwrap();
+    let active = crate::support::wait_until_async(Duration::from_secs(5), || async {
+        call(call_id.to_owned())
+            .await
+            .body
+            .contains("<state>Active</state><remoteParty>")
+    })
+    .await;
+    assert!(active, "the far end answered");
+    assert!(call(call_id.to_owned()).await.body.contains("<answerTime>"));
     bridge
         .send(event(
             Element::builder("end", RAYO)
@@ -267,6 +292,49 @@ async fn a_rayo_bridge_dials_a_new_call() {
         over.body.contains("<errorCode>120205</errorCode>"),
         "{}",
         over.body
+    );
+    // The caller releases one: the bridge is told to hang up, the call is gone. Declining
+    // is for a ringing incoming call only.
+    let calls = setup.https().get(&url(ALICE, "calls"), &alice).await;
+    let id = calls
+        .body
+        .split("<callId>")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_owned();
+    let delete = |query: &str| {
+        let https = setup.https();
+        let path = url(ALICE, &format!("calls/{id}{query}"));
+        async move {
+            https
+                .request(
+                    Method::DELETE,
+                    &path,
+                    &[("authorization", &auth(ALICE))],
+                    None,
+                )
+                .await
+        }
+    };
+    let declined = delete("?decline=true").await;
+    assert_eq!(declined.status, 400, "{declined:?}");
+    assert!(
+        declined.body.contains("<errorCode>120402</errorCode>"),
+        "{}",
+        declined.body
+    );
+    assert_eq!(delete("").await.status, 200);
+    let (hangup, to) = dials.recv().await.unwrap();
+    assert_eq!(hangup, "hangup");
+    assert!(to.ends_with("@rayo.localhost"), "{to}");
+    let again = delete("").await;
+    assert!(
+        again.body.contains("<errorCode>120203</errorCode>"),
+        "{}",
+        again.body
     );
     assert!(dials.try_recv().is_err(), "nothing was dialled");
     // The bridge disconnects mid-call: its three calls are released, none is left behind.
