@@ -107,8 +107,6 @@ pub struct Telephony {
     user_locks: Arc<[tokio::sync::Mutex<()>]>,
     calls: Arc<calls::CallRegistry>,
     carrier: Arc<std::sync::OnceLock<Arc<dyn calls::CallCarrier>>>,
-    call_numbers: Arc<std::sync::atomic::AtomicU64>,
-    node_id: Arc<str>,
 }
 
 impl std::fmt::Debug for Telephony {
@@ -127,16 +125,14 @@ impl Telephony {
             user_locks: (0..USER_LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
-            calls: Arc::default(),
+            calls: Arc::new(calls::CallRegistry::new("local")),
             carrier: Arc::default(),
-            call_numbers: Arc::default(),
-            node_id: "local".into(),
         }
     }
 
-    /// The model with call ids of node `node_id` (`callhalf-<node>-<n>`).
+    /// The model with call ids of node `node_id` (`callhalf-<node>-<n>`); before any call.
     pub fn with_node_id(mut self, node_id: &str) -> Self {
-        self.node_id = node_id.into();
+        self.calls = Arc::new(calls::CallRegistry::new(node_id));
         self
     }
 

@@ -26,6 +26,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use time::OffsetDateTime;
@@ -433,13 +434,33 @@ impl HookStatus {
     }
 }
 
-/// The calls in progress on this node, by user (ids compared ASCII case-insensitively).
-#[derive(Debug, Default)]
+/// The calls in progress on this node, by user (ids compared ASCII case-insensitively),
+/// and the numbering of their ids.
+#[derive(Debug)]
 pub struct CallRegistry {
     calls: Mutex<HashMap<String, Vec<Call>>>,
+    node_id: String,
+    numbers: AtomicU64,
 }
 
 impl CallRegistry {
+    /// An empty registry whose call ids name node `node_id`.
+    pub fn new(node_id: &str) -> Self {
+        CallRegistry {
+            calls: Mutex::default(),
+            node_id: node_id.to_owned(),
+            numbers: AtomicU64::new(0),
+        }
+    }
+
+    /// A call id not used before on this node (`callhalf-<node>-<n>`).
+    pub fn new_id(&self) -> CallId {
+        CallId::new(
+            &self.node_id,
+            self.numbers.fetch_add(1, Ordering::Relaxed) + 1,
+        )
+    }
+
     fn calls(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Call>>> {
         self.calls.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -464,6 +485,15 @@ impl CallRegistry {
             .get(&user_id.to_ascii_lowercase())
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// The user's call `id`.
+    pub fn call_of(&self, user_id: &str, id: &str) -> Option<Call> {
+        self.calls()
+            .get(&user_id.to_ascii_lowercase())?
+            .iter()
+            .find(|c| c.id.as_str() == id)
+            .cloned()
     }
 
     /// The call whose `extTrackingId` (the bridge's reference) is `call_ref`.
@@ -653,7 +683,7 @@ mod tests {
 
     #[test]
     fn the_registry_keeps_calls_until_they_are_released() {
-        let registry = CallRegistry::default();
+        let registry = CallRegistry::new("node1");
         assert_eq!(
             registry.hook_status("alice@example.com"),
             HookStatus::OnHook

@@ -16,7 +16,7 @@
 //! does now: the caller's side of a placed call is kept (Alerting); the bridge's call
 //! events, the callee's side, call actions and XSI call events are the next steps.
 
-use super::calls::{Call, CallAction, CallError, CallId, CallType, Personality, RemoteParty};
+use super::calls::{Call, CallAction, CallError, CallType, Personality, RemoteParty};
 use super::services::check_address;
 use super::{CallLogKind, CallLogRecord};
 use super::{Telephony, TelephonyError, User};
@@ -168,12 +168,8 @@ impl Telephony {
                 return Err(TelephonyError::NoCallBridge);
             }
         };
-        let n = self
-            .call_numbers
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1;
         let call = Call::new(
-            CallId::new(&self.node_id, n),
+            self.calls.new_id(),
             dialed.call_ref,
             caller.id.clone(),
             Personality::Originator,
@@ -191,7 +187,7 @@ impl Telephony {
     /// `decline`): the call ends at once (released by the user), is written to the call
     /// log, and its bridge is told to hang up (in the background; a bridge that does not
     /// confirm is logged).
-    pub async fn release_call(
+    pub fn release_call(
         &self,
         user: &User,
         call_id: &str,
@@ -199,9 +195,7 @@ impl Telephony {
     ) -> Result<Call, TelephonyError> {
         let call = self
             .calls
-            .calls_of(&user.id)
-            .into_iter()
-            .find(|c| c.id.as_str() == call_id)
+            .call_of(&user.id, call_id)
             .ok_or_else(|| TelephonyError::UnknownCall(call_id.to_owned()))?;
         let released = self
             .call_event(&call.ext_tracking_id, CallAction::Release { decline })?
@@ -279,21 +273,15 @@ mod tests {
 
     use super::*;
     use crate::config::QuotasConfig;
-    use crate::credentials::PasswordVerifiers;
+
     use crate::store::SqliteStore;
-    use crate::telephony::{EventBus, Role};
+    use crate::telephony::EventBus;
 
     fn user(id: &str, group: &str, enterprise: &str, number: &str, ext: &str) -> User {
         User {
-            id: id.into(),
-            first_name: id.split('@').next().unwrap_or_default().into(),
-            last_name: String::new(),
             number: Some(number.into()),
             extension: Some(ext.into()),
-            enterprise_id: enterprise.into(),
-            group_id: group.into(),
-            role: Role::User,
-            verifiers: PasswordVerifiers::new("x", 4096).unwrap(),
+            ..User::test(id, enterprise, group)
         }
     }
 

@@ -91,17 +91,7 @@ mod tests {
     use crate::telephony::services::DoNotDisturb;
 
     fn user(id: &str) -> User {
-        User {
-            id: id.to_owned(),
-            first_name: String::new(),
-            last_name: String::new(),
-            number: None,
-            extension: None,
-            enterprise_id: "e".to_owned(),
-            group_id: "g".to_owned(),
-            role: crate::telephony::Role::User,
-            verifiers: crate::credentials::PasswordVerifiers::new("x", 4096).unwrap(),
-        }
+        User::test(id, "e", "g")
     }
 
     #[tokio::test]

@@ -377,5 +377,26 @@ pub struct RosterItem {
     pub pending_in: bool,
 }
 
+#[cfg(test)]
+impl User {
+    /// A plain user for tests: `id` in group `group` of enterprise `enterprise`, first name
+    /// its local part, password `<local part>-pass`.
+    pub(crate) fn test(id: &str, enterprise: &str, group: &str) -> User {
+        let local = id.split('@').next().unwrap_or_default();
+        User {
+            id: id.to_owned(),
+            first_name: local.to_owned(),
+            last_name: String::new(),
+            number: None,
+            extension: None,
+            enterprise_id: enterprise.to_owned(),
+            group_id: group.to_owned(),
+            role: Role::User,
+            verifiers: PasswordVerifiers::new(&format!("{local}-pass"), 4096)
+                .expect("a test password is valid"),
+        }
+    }
+}
+
 /// Call log records kept per user and kind; older ones are dropped as new ones arrive.
 pub const CALL_LOG_LIMIT: usize = 100;

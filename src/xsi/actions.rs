@@ -324,16 +324,13 @@ impl XsiActions {
             Resource::Personal(_) => self.personal(request, context, &target, format).await,
             Resource::CallLogs(_, kind) => self.call_logs(&target, kind, format).await,
             Resource::Calls(_) => self.calls(&target, format),
-            Resource::Call(_, id) => {
-                self.call(
-                    request.method(),
-                    request.uri().query(),
-                    &target,
-                    &id,
-                    format,
-                )
-                .await
-            }
+            Resource::Call(_, id) => self.call(
+                request.method(),
+                request.uri().query(),
+                &target,
+                &id,
+                format,
+            ),
             Resource::NewCall(_) => self.new_call(request.uri().query(), &target, format).await,
             Resource::HookStatus(_) => self.hook_status(&target, format),
         }

@@ -21,8 +21,12 @@ pub(crate) fn write_fields(
 ) {
     // Writing to a Vec cannot fail.
     for field in fields {
-        let name = format!("{prefix}{}", field.name);
-        let start = BytesStart::new(name.as_str());
+        let name: std::borrow::Cow<'_, str> = if prefix.is_empty() {
+            field.name.into()
+        } else {
+            format!("{prefix}{}", field.name).into()
+        };
+        let start = BytesStart::new(name.as_ref());
         match &field.value {
             Value::Fields(children) if children.is_empty() => {
                 let _ = writer.write_event(Event::Empty(start));
@@ -37,7 +41,7 @@ pub(crate) fn write_fields(
                 write_fields(writer, prefix, children);
             }
         }
-        let _ = writer.write_event(Event::End(BytesEnd::new(name.as_str())));
+        let _ = writer.write_event(Event::End(BytesEnd::new(name.as_ref())));
     }
 }
 

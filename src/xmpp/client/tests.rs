@@ -13,10 +13,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use super::transport::TcpTransport;
 use super::ClientService;
 use crate::config::Config;
-use crate::credentials::PasswordVerifiers;
 use crate::shutdown::Shutdown;
 use crate::store::SqliteStore;
-use crate::telephony::{EventBus, Role, Telephony, User};
+use crate::telephony::{EventBus, Telephony, User};
 use crate::xmpp::router::Router;
 
 const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
@@ -94,17 +93,7 @@ async fn node(adjust: impl FnOnce(&mut Config)) -> Node {
     let store = SqliteStore::open(&dir.path().join("db.sqlite3")).unwrap();
     let telephony = Telephony::new(Arc::new(store), EventBus::new(16), config.quotas.clone());
     telephony
-        .add_user(&User {
-            id: "ann@localhost".into(),
-            first_name: "Ann".into(),
-            last_name: String::new(),
-            number: None,
-            extension: None,
-            enterprise_id: "e".into(),
-            group_id: "g".into(),
-            role: Role::User,
-            verifiers: PasswordVerifiers::new("ann-pass", 4096).unwrap(),
-        })
+        .add_user(&User::test("ann@localhost", "e", "g"))
         .await
         .unwrap();
     let router = Router::new("localhost", 64, 16, Arc::new(|_: &str| false));

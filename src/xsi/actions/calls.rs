@@ -89,7 +89,7 @@ impl XsiActions {
     }
 
     /// `GET calls/{id}`: the `Call`; `DELETE calls/{id}`: releases it.
-    pub(super) async fn call(
+    pub(super) fn call(
         &self,
         method: &Method,
         query: Option<&str>,
@@ -100,15 +100,13 @@ impl XsiActions {
         if method == Method::DELETE {
             let decline = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
                 .any(|(k, v)| k == "decline" && v.eq_ignore_ascii_case("true"));
-            self.telephony.release_call(user, call_id, decline).await?;
+            self.telephony.release_call(user, call_id, decline)?;
             return Ok(empty(StatusCode::OK));
         }
         let call = self
             .telephony
             .calls()
-            .calls_of(&user.id)
-            .into_iter()
-            .find(|c| c.id.as_str() == call_id)
+            .call_of(&user.id, call_id)
             .ok_or_else(|| ApiError::UnknownEntry(format!("call {call_id}")))?;
         Ok(ok(
             codec::render(&call_document(&call), None, format)?,

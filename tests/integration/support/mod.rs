@@ -81,16 +81,7 @@ pub fn run_with_stdin(dir: &Path, args: &[&str], input: &str) -> Run {
 
 /// Polls `condition` every 20 ms until it holds or `limit` passes; whether it held.
 pub async fn wait_until(limit: std::time::Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if condition() {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_until_async(limit, || std::future::ready(condition())).await
 }
 
 /// [`wait_until`] for a condition that has to await (an HTTP request, say).

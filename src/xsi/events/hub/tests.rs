@@ -1,26 +1,14 @@
 use super::*;
-use crate::credentials::PasswordVerifiers;
 use crate::store::SqliteStore;
 use crate::telephony::services::DoNotDisturb;
-use crate::telephony::{EventBus, Role, ServiceSettings, Telephony, User};
+use crate::telephony::{EventBus, ServiceSettings, Telephony, User};
 
 async fn hub(dir: &std::path::Path, config: XsiEventsConfig) -> (Hub, Vec<User>) {
     let store = SqliteStore::open(&dir.join("db.sqlite3")).unwrap();
     let telephony = Telephony::new(Arc::new(store), EventBus::new(16), QuotasConfig::default());
-    let verifiers = PasswordVerifiers::new("x", 4096).unwrap();
     let mut users = Vec::new();
     for id in ["a@example.com", "b@example.com"] {
-        let user = User {
-            id: id.into(),
-            first_name: String::new(),
-            last_name: String::new(),
-            number: None,
-            extension: None,
-            enterprise_id: "e".into(),
-            group_id: "g".into(),
-            role: Role::User,
-            verifiers: verifiers.clone(),
-        };
+        let user = User::test(id, "e", "g");
         telephony.add_user(&user).await.unwrap();
         users.push(user);
     }
