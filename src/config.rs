@@ -8,7 +8,7 @@
 //!
 //! The sections live beside this file: `server.rs` (`[server]`, `[tls]`, `[store]`,
 //! `[admin]`), `xmpp.rs` (`[xmpp]`, `[[components]]`), `xsi.rs` (`[http]`, `[xsi]`,
-//! `[xsi_events]`, `[cti]`), `limits.rs` (`[limits]`, `[quotas]`), `listen.rs` (listener
+//! `[xsi_events]`, `[cti]`), `limits.rs` (`[limits]`, `[quotas]`), `calls.rs` (`[calls]`), `listen.rs` (listener
 //! addresses); `validate.rs` holds the cross-field rules.
 
 use std::fmt;
@@ -28,6 +28,7 @@ macro_rules! nonzero {
     };
 }
 
+mod calls;
 mod limits;
 mod listen;
 mod server;
@@ -35,6 +36,7 @@ mod validate;
 mod xmpp;
 mod xsi;
 
+pub use calls::CallsConfig;
 pub use limits::{LimitsConfig, QuotasConfig, MAX_XML_DEPTH_CEILING};
 pub use listen::Listen;
 pub use server::{host_name, AdminConfig, ServerConfig, StoreBackend, StoreConfig, TlsConfig};
@@ -141,6 +143,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// What one user may store or hold open.
     pub quotas: QuotasConfig,
+    /// Call timers and per-bridge call limits.
+    pub calls: CallsConfig,
     /// XEP-0114 components declared in the file (more can be added with
     /// `bridgehead component add`).
     pub components: Vec<ComponentConfig>,

@@ -267,7 +267,8 @@ impl Server {
             EventBus::new(config.xsi.event_bus_capacity.get()),
             config.quotas.clone(),
         )
-        .with_node_id(&config.server.node_id());
+        .with_node_id(&config.server.node_id())
+        .with_calls_config(config.calls.clone());
         let directory =
             Arc::new(ComponentDirectory::load(&config.components, telephony.clone()).await?);
         let router = Router::new(
@@ -464,17 +465,24 @@ impl Bound {
             ));
         }
         // Held stanzas of components that did not come back in time are bounced.
-        let router = self.router.clone();
+        // Calls whose ringing or dial timer ran out end (checked every second).
+        let (router, telephony) = (self.router.clone(), self.telephony.clone());
         let sweeper_shutdown = shutdown.clone();
         shutdown.spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+            let mut calls_checked = std::time::Instant::now();
             loop {
                 tokio::select! {
                     _ = sweeper_shutdown.cancelled() => break,
                     _ = tick.tick() => {
-                        let expired = router.expire_held(std::time::Instant::now());
+                        let now = std::time::Instant::now();
+                        let expired = router.expire_held(now);
                         if expired > 0 {
                             tracing::info!(expired, "held stanzas expired and were bounced");
+                        }
+                        if now.duration_since(calls_checked) >= std::time::Duration::from_secs(1) {
+                            calls_checked = now;
+                            telephony.expire_calls(time::OffsetDateTime::now_utc());
                         }
                     }
                 }

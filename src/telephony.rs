@@ -21,6 +21,7 @@
 //! store holds.
 
 pub mod access;
+mod call_control;
 pub mod calls;
 mod components;
 pub mod dialing;
@@ -33,17 +34,17 @@ mod subscriptions;
 
 use std::sync::Arc;
 
-use crate::config::QuotasConfig;
+use crate::config::{CallsConfig, QuotasConfig};
 
 use crate::store::{Store, StoreError};
 
 pub use access::{may_reach, Reach};
 pub use directory::{DirectoryEntry, DirectoryPage, DirectoryQuery, DirectoryScope};
-pub use events::{EventBus, EventKind, TelephonyEvent};
+pub use events::{CallEvent, EventBus, EventKind, TelephonyEvent};
 pub use model::{
     CallLogKind, CallLogRecord, ComponentRecord, Device, Enterprise, Group, OnConflict,
     PersonalContact, Role, RosterItem, RosterSubscription, SubscriptionRecord, SubscriptionTarget,
-    UnknownValue, User, CALL_LOG_LIMIT,
+    UnknownValue, User, UserScope, CALL_LOG_LIMIT,
 };
 pub use services::{ServiceName, ServiceSettings};
 
@@ -81,6 +82,9 @@ pub enum TelephonyError {
     /// The call's state does not allow the action.
     #[error(transparent)]
     Call(#[from] calls::CallError),
+    /// The bridge carrying the call refused or did not confirm.
+    #[error(transparent)]
+    Carrier(#[from] calls::CarrierError),
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
@@ -106,6 +110,7 @@ pub struct Telephony {
     quotas: Arc<QuotasConfig>,
     user_locks: Arc<[tokio::sync::Mutex<()>]>,
     calls: Arc<calls::CallRegistry>,
+    calls_config: Arc<CallsConfig>,
     carrier: Arc<std::sync::OnceLock<Arc<dyn calls::CallCarrier>>>,
 }
 
@@ -126,6 +131,7 @@ impl Telephony {
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
             calls: Arc::new(calls::CallRegistry::new("local")),
+            calls_config: Arc::default(),
             carrier: Arc::default(),
         }
     }
@@ -133,6 +139,12 @@ impl Telephony {
     /// The model with call ids of node `node_id` (`callhalf-<node>-<n>`); before any call.
     pub fn with_node_id(mut self, node_id: &str) -> Self {
         self.calls = Arc::new(calls::CallRegistry::new(node_id));
+        self
+    }
+
+    /// The model with these call timers and per-bridge limits.
+    pub fn with_calls_config(mut self, config: CallsConfig) -> Self {
+        self.calls_config = Arc::new(config);
         self
     }
 
@@ -279,7 +291,7 @@ impl Telephony {
         tracing::info!(user = %user.id, service = settings.name().as_str(), "service settings changed");
         Ok(self
             .events
-            .publish(user, EventKind::ServiceChanged(settings)))
+            .publish(&user.scope(), EventKind::ServiceChanged(settings)))
     }
 
     fn user_lock(&self, user_id: &str) -> &tokio::sync::Mutex<()> {

@@ -146,6 +146,7 @@ fn zero_is_refused_where_at_least_one_is_needed() {
         ("xsi_events", "max_delivery_attempts"),
         ("limits", "max_xml_depth"),
         ("quotas", "max_roster_items"),
+        ("calls", "ringing_timeout_secs"),
     ] {
         match parse(&format!("[{section}]\n{key} = 0\n")).unwrap_err() {
             ConfigError::Parse {

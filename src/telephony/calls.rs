@@ -6,9 +6,9 @@
 //!                 answer (Terminator, Click-to-Dial)
 //!                 far end answers (Originator)
 //!   Alerting ───────────────────────────────────────▶ Active ◀──── retrieve ──── Held
-//!      │                                              │  ▲ │ ────── hold ────────▶ │
-//!      │                                 far end holds│  │ │far end retrieves       │
-//!      │                                              ▼  │                          │
+//!      │ │                                            │  ▲ │ ────── hold ────────▶ │
+//!      │ │ redirect (Terminator)         far end holds│  │ │far end retrieves       │
+//!      │ └──────▶ Detached                            ▼  │                          │
 //!      │                                         Remote Held                        │
 //!      └─────────────── release (any side, any state but Released) ──▶ Released ◀──┘
 //! ```
@@ -16,20 +16,29 @@
 //! Every change goes through [`Call::apply`]; an action the state does not allow (answering
 //! a released call, holding an alerting one, declining an answered one) is a
 //! [`CallError`] that names the call, its state and the action, which XSI turns into its
-//! `ErrorInfo`.
+//! `ErrorInfo`. Each change that reaches the user is one [`CallEventKind`] (the XSI call
+//! events), published on the event bus by `telephony::call_control`.
 //!
-//! [`CallRegistry`] holds the calls in progress on this node, per user: what `GET calls`,
-//! `GET calls/HookStatus` and the `CallSubscriptionEvent` of an XSI-Events subscription
-//! report. What it does now: it is read by those three; placing, routing and carrying calls
-//! over the bridges (Rayo), which add calls to it, are the next step of call control and
-//! not here yet, so every user is on hook with no calls.
+//! The files: this one holds the call and its state machine; `calls/registry.rs` the calls
+//! in progress on this node; `calls/carrier.rs` the port to what carries calls (the bridges,
+//! over Rayo, in the XMPP face).
 
-use std::collections::HashMap;
+mod carrier;
+mod registry;
+#[cfg(test)]
+mod tests;
+
+pub use carrier::{
+    CallCarrier, CarrierCommand, CarrierError, DialRequest, Dialed, Offer, RejectReason,
+    LOCAL_USER_HEADER, MAX_REDIRECTS, REDIRECTS_HEADER, TRACKING_HEADER,
+};
+pub use registry::{CallRegistry, Tracked};
+
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use time::OffsetDateTime;
+
+use super::UserScope;
 
 /// A user's call id: unique on this node (`callhalf-<node>-<n>`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -91,6 +100,9 @@ pub enum CallState {
     Held,
     /// Held by the far end.
     RemoteHeld,
+    /// Sent elsewhere before it was answered (Call Forwarding Always, Do Not Disturb): the
+    /// user is no longer on it.
+    Detached,
     /// Over.
     Released,
 }
@@ -103,6 +115,7 @@ impl CallState {
             CallState::Active => "Active",
             CallState::Held => "Held",
             CallState::RemoteHeld => "Remote Held",
+            CallState::Detached => "Detached",
             CallState::Released => "Released",
         }
     }
@@ -196,6 +209,42 @@ impl ReleasingParty {
     }
 }
 
+/// Why a call was sent elsewhere (XSD `RedirectReason`, the reasons Bridgehead uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedirectReason {
+    /// Call Forwarding Always.
+    Unconditional,
+    /// Do Not Disturb (with Call Forwarding Busy's destination).
+    DoNotDisturb,
+    /// The user was at the call limit (Call Forwarding Busy).
+    UserBusy,
+    /// The user sent the ringing call on (blind transfer of an alerting call).
+    Deflection,
+}
+
+impl RedirectReason {
+    /// The XSD spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedirectReason::Unconditional => "unconditional",
+            RedirectReason::DoNotDisturb => "do-not-disturb",
+            RedirectReason::UserBusy => "user-busy",
+            RedirectReason::Deflection => "deflection",
+        }
+    }
+}
+
+/// Where a redirected call went (XSD `Redirect`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// The new destination, a `tel:` or `sip:` URI.
+    pub address: String,
+    /// Why.
+    pub reason: RedirectReason,
+    /// When.
+    pub time: OffsetDateTime,
+}
+
 /// Something that happens to a user's call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallAction {
@@ -218,6 +267,8 @@ pub enum CallAction {
     },
     /// The far end (or the network) ends the call, with a cause when it failed.
     RemoteRelease(Option<ReleaseCause>),
+    /// The ringing call is sent to another destination (Terminator only).
+    Redirect(RedirectReason),
 }
 
 impl CallAction {
@@ -233,6 +284,79 @@ impl CallAction {
             CallAction::Release { decline: false } => "release",
             CallAction::Release { decline: true } => "decline",
             CallAction::RemoteRelease(_) => "far-end release",
+            CallAction::Redirect(_) => "redirect",
+        }
+    }
+}
+
+/// What a user's subscriptions are told about one of the user's calls (the XSI call events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallEventKind {
+    /// The user placed a call.
+    Originated,
+    /// A call came to the user.
+    Received,
+    /// The call was answered (by either side).
+    Answered,
+    /// The user held it.
+    Held,
+    /// The user took it back.
+    Retrieved,
+    /// Something else changed: the far end held or retrieved it.
+    Updated,
+    /// It was sent elsewhere before the user answered.
+    Redirected,
+    /// It ended.
+    Released,
+}
+
+/// Basic Call: what every call subscription gets.
+pub const BASIC_CALL: &str = "Basic Call";
+/// Standard Call: Basic Call, plus held, retrieved, transferred and updated.
+pub const STANDARD_CALL: &str = "Standard Call";
+/// Advanced Call: Standard Call, plus redirected and detached.
+pub const ADVANCED_CALL: &str = "Advanced Call";
+/// The call event packages, narrowest first.
+pub const CALL_PACKAGES: [&str; 3] = [BASIC_CALL, STANDARD_CALL, ADVANCED_CALL];
+
+impl CallEventKind {
+    /// The XSD type of its event data (`CallReceivedEvent` …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallEventKind::Originated => "CallOriginatedEvent",
+            CallEventKind::Received => "CallReceivedEvent",
+            CallEventKind::Answered => "CallAnsweredEvent",
+            CallEventKind::Held => "CallHeldEvent",
+            CallEventKind::Retrieved => "CallRetrievedEvent",
+            CallEventKind::Updated => "CallUpdatedEvent",
+            CallEventKind::Redirected => "CallRedirectedEvent",
+            CallEventKind::Released => "CallReleasedEvent",
+        }
+    }
+
+    /// The event packages that carry it.
+    pub fn packages(self) -> &'static [&'static str] {
+        match self {
+            CallEventKind::Originated
+            | CallEventKind::Received
+            | CallEventKind::Answered
+            | CallEventKind::Released => &CALL_PACKAGES,
+            CallEventKind::Held | CallEventKind::Retrieved | CallEventKind::Updated => {
+                &CALL_PACKAGES[1..]
+            }
+            CallEventKind::Redirected => &CALL_PACKAGES[2..],
+        }
+    }
+
+    /// The event a successful `action` makes.
+    pub fn of(action: CallAction) -> Self {
+        match action {
+            CallAction::Answer | CallAction::RemoteAnswer => CallEventKind::Answered,
+            CallAction::Hold => CallEventKind::Held,
+            CallAction::Retrieve => CallEventKind::Retrieved,
+            CallAction::RemoteHold | CallAction::RemoteRetrieve => CallEventKind::Updated,
+            CallAction::Release { .. } | CallAction::RemoteRelease(_) => CallEventKind::Released,
+            CallAction::Redirect(_) => CallEventKind::Redirected,
         }
     }
 }
@@ -258,8 +382,10 @@ pub struct Call {
     pub id: CallId,
     /// The id both sides share (`extTrackingId`).
     pub ext_tracking_id: String,
+    /// What the carrying bridge calls this side (Rayo: the call's JID `callid@bridge`).
+    pub call_ref: String,
     /// The user whose side this is.
-    pub user_id: String,
+    pub user: UserScope,
     /// How the user came to be on it.
     pub personality: Personality,
     /// Where it stands.
@@ -274,6 +400,10 @@ pub struct Call {
     pub held_time: Option<OffsetDateTime>,
     /// Time spent held before the current hold, in milliseconds.
     pub total_held_ms: u64,
+    /// Where it was sent, when it was redirected.
+    pub redirect: Option<Redirect>,
+    /// When the user left it (redirected).
+    pub detached_time: Option<OffsetDateTime>,
     /// When it ended.
     pub release_time: Option<OffsetDateTime>,
     /// Why it failed, when it did.
@@ -283,11 +413,12 @@ pub struct Call {
 }
 
 impl Call {
-    /// A new call of `user_id` at `start`: Alerting.
+    /// A new call of `user` at `start`, carried as `call_ref`: Alerting.
     pub fn new(
         id: CallId,
         ext_tracking_id: String,
-        user_id: String,
+        call_ref: String,
+        user: UserScope,
         personality: Personality,
         remote: RemoteParty,
         start: OffsetDateTime,
@@ -295,7 +426,8 @@ impl Call {
         Call {
             id,
             ext_tracking_id,
-            user_id,
+            call_ref,
+            user,
             personality,
             state: CallState::Alerting,
             remote,
@@ -303,15 +435,17 @@ impl Call {
             answer_time: None,
             held_time: None,
             total_held_ms: 0,
+            redirect: None,
+            detached_time: None,
             release_time: None,
             release_cause: None,
             releasing_party: None,
         }
     }
 
-    /// Whether the call is over.
-    pub fn is_released(&self) -> bool {
-        self.state == CallState::Released
+    /// Whether the user is no longer on the call (released or detached).
+    pub fn is_over(&self) -> bool {
+        matches!(self.state, CallState::Released | CallState::Detached)
     }
 
     /// Whether the call was answered: a finished call that never was is a missed call
@@ -336,7 +470,13 @@ impl Call {
             {
                 S::Released
             }
-            (S::Released, _) | (_, A::Release { decline: true }) => return Err(self.refuse(action)),
+            (S::Alerting, A::Redirect(_)) if self.personality == Personality::Terminator => {
+                S::Detached
+            }
+            (S::Released | S::Detached, _)
+            | (_, A::Release { decline: true } | A::Redirect(_)) => {
+                return Err(self.refuse(action))
+            }
             (_, A::Release { decline: false } | A::RemoteRelease(_)) => S::Released,
             _ => return Err(self.refuse(action)),
         };
@@ -356,6 +496,7 @@ impl Call {
                 self.releasing_party = Some(ReleasingParty::Remote);
                 self.release_cause = cause;
             }
+            A::Redirect(_) => self.detached_time = Some(at),
             A::RemoteHold | A::RemoteRetrieve => {}
         }
         if next == S::Released {
@@ -382,39 +523,6 @@ impl Call {
     }
 }
 
-/// What carries calls: the call bridges, reached by the XMPP face over Rayo
-/// (`xmpp::rayo`). `server.rs` hands it to [`super::Telephony::set_carrier`], so that
-/// neither face imports the other.
-#[async_trait::async_trait]
-pub trait CallCarrier: Send + Sync {
-    /// Asks a bridge to place a call from `from` to `to` (`sip:` or `tel:` URIs). The
-    /// first bridge that accepts answers with its reference to the call.
-    async fn dial(&self, from: &str, to: &str) -> Result<Dialed, DialError>;
-
-    /// Tells the bridge carrying the call `call_ref` to end it.
-    async fn hangup(&self, call_ref: &str) -> Result<(), DialError>;
-}
-
-/// A call a bridge accepted to place.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dialed {
-    /// The bridge (its component domain).
-    pub bridge: String,
-    /// The bridge's reference to the call (Rayo: the call's JID).
-    pub call_ref: String,
-}
-
-/// Why no bridge placed a call.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DialError {
-    /// No connected bridge carries calls.
-    #[error("no call bridge is connected")]
-    NoBridge,
-    /// Every eligible bridge refused or did not answer: `(bridge, why)` for each.
-    #[error("every call bridge refused: {0:?}")]
-    Refused(Vec<(String, String)>),
-}
-
 /// Whether a user is on a call (XSD `HookStatusType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HookStatus {
@@ -431,291 +539,5 @@ impl HookStatus {
             HookStatus::OffHook => "Off-Hook",
             HookStatus::OnHook => "On-Hook",
         }
-    }
-}
-
-/// The calls in progress on this node, by user (ids compared ASCII case-insensitively),
-/// and the numbering of their ids.
-#[derive(Debug)]
-pub struct CallRegistry {
-    calls: Mutex<HashMap<String, Vec<Call>>>,
-    node_id: String,
-    numbers: AtomicU64,
-}
-
-impl CallRegistry {
-    /// An empty registry whose call ids name node `node_id`.
-    pub fn new(node_id: &str) -> Self {
-        CallRegistry {
-            calls: Mutex::default(),
-            node_id: node_id.to_owned(),
-            numbers: AtomicU64::new(0),
-        }
-    }
-
-    /// A call id not used before on this node (`callhalf-<node>-<n>`).
-    pub fn new_id(&self) -> CallId {
-        CallId::new(
-            &self.node_id,
-            self.numbers.fetch_add(1, Ordering::Relaxed) + 1,
-        )
-    }
-
-    fn calls(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Call>>> {
-        self.calls.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Keeps `call` (replacing the user's call with the same id); a released call leaves.
-    pub fn track(&self, call: Call) {
-        let key = call.user_id.to_ascii_lowercase();
-        let mut calls = self.calls();
-        let user = calls.entry(key.clone()).or_default();
-        user.retain(|c| c.id != call.id);
-        if !call.is_released() {
-            user.push(call);
-        }
-        if user.is_empty() {
-            calls.remove(&key);
-        }
-    }
-
-    /// A user's calls, oldest first.
-    pub fn calls_of(&self, user_id: &str) -> Vec<Call> {
-        self.calls()
-            .get(&user_id.to_ascii_lowercase())
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    /// The user's call `id`.
-    pub fn call_of(&self, user_id: &str, id: &str) -> Option<Call> {
-        self.calls()
-            .get(&user_id.to_ascii_lowercase())?
-            .iter()
-            .find(|c| c.id.as_str() == id)
-            .cloned()
-    }
-
-    /// The call whose `extTrackingId` (the bridge's reference) is `call_ref`.
-    pub fn find_by_ref(&self, call_ref: &str) -> Option<Call> {
-        self.calls()
-            .values()
-            .flatten()
-            .find(|c| c.ext_tracking_id.eq_ignore_ascii_case(call_ref))
-            .cloned()
-    }
-
-    /// The references of every call a bridge (component domain `bridge`) carries: those
-    /// whose reference is `…@bridge`.
-    pub fn refs_of_bridge(&self, bridge: &str) -> Vec<String> {
-        self.calls()
-            .values()
-            .flatten()
-            .filter(|c| {
-                c.ext_tracking_id
-                    .rsplit_once('@')
-                    .is_some_and(|(_, domain)| domain.eq_ignore_ascii_case(bridge))
-            })
-            .map(|c| c.ext_tracking_id.clone())
-            .collect()
-    }
-
-    /// Whether the user is on a call.
-    pub fn hook_status(&self, user_id: &str) -> HookStatus {
-        if self.calls().contains_key(&user_id.to_ascii_lowercase()) {
-            HookStatus::OffHook
-        } else {
-            HookStatus::OnHook
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use time::Duration;
-
-    const ALL_ACTIONS: [CallAction; 9] = [
-        CallAction::Answer,
-        CallAction::RemoteAnswer,
-        CallAction::Hold,
-        CallAction::Retrieve,
-        CallAction::RemoteHold,
-        CallAction::RemoteRetrieve,
-        CallAction::Release { decline: false },
-        CallAction::Release { decline: true },
-        CallAction::RemoteRelease(None),
-    ];
-
-    fn t0() -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
-    }
-
-    fn call(personality: Personality) -> Call {
-        Call::new(
-            CallId::new("node1", 7),
-            "ext-1".into(),
-            "alice@example.com".into(),
-            personality,
-            RemoteParty {
-                name: Some("Bob".into()),
-                address: Some("tel:2002".into()),
-                user_id: Some("bob@example.com".into()),
-                call_type: CallType::Group,
-            },
-            t0(),
-        )
-    }
-
-    /// A call of `personality` brought to `state` by legal actions.
-    fn in_state(personality: Personality, state: CallState) -> Call {
-        let mut c = call(personality);
-        let answer = if personality.answers() {
-            CallAction::Answer
-        } else {
-            CallAction::RemoteAnswer
-        };
-        let path: &[CallAction] = match state {
-            CallState::Alerting => &[],
-            CallState::Active => &[answer],
-            CallState::Held => &[answer, CallAction::Hold],
-            CallState::RemoteHeld => &[answer, CallAction::RemoteHold],
-            CallState::Released => &[CallAction::Release { decline: false }],
-        };
-        for &action in path {
-            c.apply(action, t0()).unwrap();
-        }
-        assert_eq!(c.state, state);
-        c
-    }
-
-    /// What each (personality, state, action) leads to; `None` is refused. Every
-    /// combination is listed: the table is the specification.
-    fn expected(p: Personality, s: CallState, a: CallAction) -> Option<CallState> {
-        use CallAction as A;
-        use CallState as S;
-        match (s, a) {
-            (S::Released, _) => None,
-            (S::Alerting, A::Answer) => p.answers().then_some(S::Active),
-            (S::Alerting, A::RemoteAnswer) => (!p.answers()).then_some(S::Active),
-            (S::Alerting, A::Release { decline: true }) => {
-                (p == Personality::Terminator).then_some(S::Released)
-            }
-            (_, A::Release { decline: true }) => None,
-            (_, A::Release { decline: false } | A::RemoteRelease(_)) => Some(S::Released),
-            (S::Active, A::Hold) => Some(S::Held),
-            (S::Held, A::Retrieve) => Some(S::Active),
-            (S::Active, A::RemoteHold) => Some(S::RemoteHeld),
-            (S::RemoteHeld, A::RemoteRetrieve) => Some(S::Active),
-            _ => None,
-        }
-    }
-
-    #[test]
-    fn every_transition_is_allowed_or_refused_as_the_table_says() {
-        let states = [
-            CallState::Alerting,
-            CallState::Active,
-            CallState::Held,
-            CallState::RemoteHeld,
-            CallState::Released,
-        ];
-        let personalities = [
-            Personality::Originator,
-            Personality::Terminator,
-            Personality::ClickToDial,
-        ];
-        for p in personalities {
-            for s in states {
-                for a in ALL_ACTIONS {
-                    let mut c = in_state(p, s);
-                    let before = c.clone();
-                    let result = c.apply(a, t0() + Duration::seconds(5));
-                    match expected(p, s, a) {
-                        Some(next) => {
-                            assert!(result.is_ok(), "{p:?} {s:?} {a:?}: {result:?}");
-                            assert_eq!(c.state, next, "{p:?} {s:?} {a:?}");
-                        }
-                        None => {
-                            let error = result.expect_err(&format!("{p:?} {s:?} {a:?} allowed"));
-                            assert_eq!(error.state, s.as_str());
-                            assert_eq!(error.action, a.as_str());
-                            assert_eq!(c, before, "a refused action changes nothing");
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn times_and_causes_are_recorded() {
-        let mut c = call(Personality::Terminator);
-        c.apply(CallAction::Answer, t0() + Duration::seconds(2))
-            .unwrap();
-        c.apply(CallAction::Hold, t0() + Duration::seconds(10))
-            .unwrap();
-        c.apply(CallAction::Retrieve, t0() + Duration::seconds(13))
-            .unwrap();
-        c.apply(CallAction::Hold, t0() + Duration::seconds(20))
-            .unwrap();
-        c.apply(
-            CallAction::RemoteRelease(Some(ReleaseCause::TemporarilyUnavailable)),
-            t0() + Duration::seconds(21),
-        )
-        .unwrap();
-        assert_eq!(c.answer_time, Some(t0() + Duration::seconds(2)));
-        assert_eq!(c.total_held_ms, 4_000, "3 s and then 1 s held");
-        assert_eq!(c.held_time, None);
-        assert_eq!(c.release_time, Some(t0() + Duration::seconds(21)));
-        assert_eq!(c.releasing_party, Some(ReleasingParty::Remote));
-        assert_eq!(c.release_cause, Some(ReleaseCause::TemporarilyUnavailable));
-        assert!(c.was_answered());
-
-        let mut declined = call(Personality::Terminator);
-        declined
-            .apply(CallAction::Release { decline: true }, t0())
-            .unwrap();
-        assert_eq!(declined.release_cause, Some(ReleaseCause::Forbidden));
-        assert_eq!(declined.releasing_party, Some(ReleasingParty::Local));
-        assert!(!declined.was_answered(), "a missed call");
-    }
-
-    #[test]
-    fn the_registry_keeps_calls_until_they_are_released() {
-        let registry = CallRegistry::new("node1");
-        assert_eq!(
-            registry.hook_status("alice@example.com"),
-            HookStatus::OnHook
-        );
-        let mut c = call(Personality::Originator);
-        registry.track(c.clone());
-        assert_eq!(
-            registry.hook_status("Alice@Example.com"),
-            HookStatus::OffHook
-        );
-        c.apply(CallAction::RemoteAnswer, t0()).unwrap();
-        registry.track(c.clone());
-        let calls = registry.calls_of("alice@example.com");
-        assert_eq!(calls.len(), 1, "the same call, updated");
-        assert_eq!(calls[0].state, CallState::Active);
-        c.apply(CallAction::Release { decline: false }, t0())
-            .unwrap();
-        registry.track(c);
-        assert!(registry.calls_of("alice@example.com").is_empty());
-        assert_eq!(
-            registry.hook_status("alice@example.com"),
-            HookStatus::OnHook
-        );
-    }
-
-    #[test]
-    fn a_refusal_names_the_call_state_and_action() {
-        let mut c = in_state(Personality::Originator, CallState::Alerting);
-        let error = c.apply(CallAction::Hold, t0()).unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "cannot hold call callhalf-node1-7: it is Alerting (Originator)"
-        );
     }
 }

@@ -10,15 +10,21 @@
 //! Whether a local user is Group or Enterprise to the caller (XSD `CallType`) follows from
 //! their groups; everything else is Network.
 //!
+//! An address that comes with no caller (the called party of an offer from a bridge's SIP
+//! side) is read the same way, except that an extension must be unique in the directory.
+//!
 //! [`Telephony::place_call`] resolves the destination and asks the node's
 //! [`CallCarrier`](super::calls::CallCarrier) (the Rayo client of the XMPP face) to dial
-//! it: `sip:<user id>` for a local user, the `tel:`/`sip:` URI otherwise. What the code
-//! does now: the caller's side of a placed call is kept (Alerting); the bridge's call
-//! events, the callee's side, call actions and XSI call events are the next steps.
+//! it: `sip:<user id>` with the [`LOCAL_USER_HEADER`] for a local user (the bridge offers
+//! it back for that user, see `telephony::call_control`), the `tel:`/`sip:` URI otherwise,
+//! and the call's `extTrackingId` in the [`TRACKING_HEADER`]. The caller's call
+//! (Originator, Alerting) is kept and announced (CallOriginated).
 
-use super::calls::{Call, CallAction, CallError, CallType, Personality, RemoteParty};
+use super::calls::{
+    Call, CallEventKind, CallType, DialRequest, Personality, RemoteParty, LOCAL_USER_HEADER,
+    TRACKING_HEADER,
+};
 use super::services::check_address;
-use super::{CallLogKind, CallLogRecord};
 use super::{Telephony, TelephonyError, User};
 
 /// A resolved destination.
@@ -68,6 +74,50 @@ fn digits(number: &str) -> &str {
     number.strip_prefix('+').unwrap_or(number)
 }
 
+/// The party `user` is to someone whose relation to the user is `call_type`.
+pub(super) fn party(user: &User, call_type: CallType) -> RemoteParty {
+    RemoteParty {
+        name: Some(
+            format!("{} {}", user.first_name, user.last_name)
+                .trim()
+                .to_owned(),
+        )
+        .filter(|n| !n.is_empty()),
+        address: user.number.as_ref().map(|n| format!("tel:{n}")),
+        user_id: Some(user.id.clone()),
+        call_type,
+    }
+}
+
+impl Destination {
+    /// What the destination is to the caller.
+    pub fn party(&self) -> RemoteParty {
+        match self {
+            Destination::Local { user, call_type } => party(user, *call_type),
+            Destination::Network { uri } => RemoteParty {
+                name: None,
+                address: Some(uri.clone()),
+                user_id: None,
+                call_type: CallType::Network,
+            },
+        }
+    }
+
+    /// How a bridge is asked to reach it, for a call with `extTrackingId` `tracking_id`
+    /// from `from`.
+    pub fn dial_request(&self, from: String, tracking_id: &str) -> DialRequest {
+        let mut headers = vec![(TRACKING_HEADER.to_owned(), tracking_id.to_owned())];
+        let to = match self {
+            Destination::Local { user, .. } => {
+                headers.push((LOCAL_USER_HEADER.to_owned(), user.id.clone()));
+                format!("sip:{}", user.id)
+            }
+            Destination::Network { uri } => uri.clone(),
+        };
+        DialRequest { from, to, headers }
+    }
+}
+
 impl Telephony {
     /// Resolves what `caller` dialled (see the module docs); an address that is neither a
     /// number nor a SIP address is [`TelephonyError::Invalid`] (`address`).
@@ -76,39 +126,52 @@ impl Telephony {
         caller: &User,
         address: &str,
     ) -> Result<Destination, TelephonyError> {
+        self.resolve_for(Some(caller), address).await
+    }
+
+    /// [`Telephony::resolve`] with an optional caller: without one, every local user is
+    /// Network and an extension must be unique.
+    pub(super) async fn resolve_for(
+        &self,
+        caller: Option<&User>,
+        address: &str,
+    ) -> Result<Destination, TelephonyError> {
         let (sip, number) = parse(address)?;
-        let users = self.store.users().await?;
         let local = |user: &User| Destination::Local {
-            call_type: call_type(caller, user),
+            call_type: caller.map_or(CallType::Network, |c| call_type(c, user)),
             user: Box::new(user.clone()),
         };
         if let Some(sip) = sip {
-            return Ok(
-                match users.iter().find(|u| u.id.eq_ignore_ascii_case(&sip)) {
-                    Some(user) => local(user),
-                    None => Destination::Network {
-                        uri: format!("sip:{sip}"),
-                    },
+            return Ok(match self.store.user(&sip).await? {
+                Some(user) => local(&user),
+                None => Destination::Network {
+                    uri: format!("sip:{sip}"),
                 },
-            );
+            });
         }
         let number = number.unwrap_or_default();
+        let users = self.store.users().await?;
         let by_number = users.iter().find(|u| {
             u.number
                 .as_deref()
                 .is_some_and(|n| digits(n) == digits(&number))
         });
-        let by_extension = || {
-            let in_group = users.iter().find(|u| {
+        let with_extension = |kind: Option<CallType>| {
+            let mut found = users.iter().filter(|u| {
                 u.extension.as_deref() == Some(number.as_str())
-                    && call_type(caller, u) == CallType::Group
+                    && caller.map(|c| call_type(c, u)) == kind
             });
-            in_group.or_else(|| {
-                users.iter().find(|u| {
-                    u.extension.as_deref() == Some(number.as_str())
-                        && call_type(caller, u) == CallType::Enterprise
-                })
-            })
+            let first = found.next();
+            // Without a caller an extension only counts when one user has it.
+            match (kind, found.next()) {
+                (None, Some(_)) => None,
+                _ => first,
+            }
+        };
+        let by_extension = || match caller {
+            Some(_) => with_extension(Some(CallType::Group))
+                .or_else(|| with_extension(Some(CallType::Enterprise))),
+            None => with_extension(None),
         };
         Ok(match by_number.or_else(by_extension) {
             Some(user) => local(user),
@@ -120,48 +183,26 @@ impl Telephony {
 
     /// Places a call for `caller` to `address`: the destination is resolved (an invalid
     /// address fails first), a call bridge dials it, and the caller's call (Originator,
-    /// Alerting, its `extTrackingId` the bridge's reference) is kept in the registry.
-    /// [`TelephonyError::NoCallBridge`] when no bridge is connected or every one refused.
+    /// Alerting) is kept and announced. [`TelephonyError::NoCallBridge`] when no bridge is
+    /// connected or every one refused.
     pub async fn place_call(&self, caller: &User, address: &str) -> Result<Call, TelephonyError> {
         let destination = self.resolve(caller, address).await?;
         let limit = self.quotas.max_calls_per_user.get();
-        if self.calls.calls_of(&caller.id).len() >= limit {
+        if self.calls.count_of(&caller.id) >= limit {
             crate::telemetry::quota_refusal("max_calls_per_user");
             return Err(TelephonyError::Quota {
                 what: "calls in progress",
                 limit,
             });
         }
-        let (to, remote) = match &destination {
-            Destination::Local { user, call_type } => (
-                format!("sip:{}", user.id),
-                RemoteParty {
-                    name: Some(
-                        format!("{} {}", user.first_name, user.last_name)
-                            .trim()
-                            .to_owned(),
-                    )
-                    .filter(|n| !n.is_empty()),
-                    address: user.number.as_ref().map(|n| format!("tel:{n}")),
-                    user_id: Some(user.id.clone()),
-                    call_type: *call_type,
-                },
-            ),
-            Destination::Network { uri } => (
-                uri.clone(),
-                RemoteParty {
-                    name: None,
-                    address: Some(uri.clone()),
-                    user_id: None,
-                    call_type: CallType::Network,
-                },
-            ),
-        };
+        let tracking_id = self.calls.new_tracking_id();
+        let request = destination.dial_request(format!("sip:{}", caller.id), &tracking_id);
+        let to = request.to.clone();
         let Some(carrier) = self.carrier.get() else {
             tracing::warn!(user = %caller.id, %to, "call refused: nothing carries calls on this node");
             return Err(TelephonyError::NoCallBridge);
         };
-        let dialed = match carrier.dial(&format!("sip:{}", caller.id), &to).await {
+        let dialed = match carrier.dial(request).await {
             Ok(dialed) => dialed,
             Err(e) => {
                 tracing::warn!(user = %caller.id, %to, error = %e, "call refused: no call bridge placed it");
@@ -170,100 +211,16 @@ impl Telephony {
         };
         let call = Call::new(
             self.calls.new_id(),
+            tracking_id,
             dialed.call_ref,
-            caller.id.clone(),
+            caller.scope(),
             Personality::Originator,
-            remote,
+            destination.party(),
             time::OffsetDateTime::now_utc(),
         );
         tracing::info!(user = %caller.id, call = %call.id, bridge = %dialed.bridge, %to, "call placed");
-        self.calls.track(call.clone());
+        self.keep(call.clone(), CallEventKind::Originated);
         Ok(call)
-    }
-}
-
-impl Telephony {
-    /// Releases `user`'s call `call_id` (declines it, for a ringing incoming call, with
-    /// `decline`): the call ends at once (released by the user), is written to the call
-    /// log, and its bridge is told to hang up (in the background; a bridge that does not
-    /// confirm is logged).
-    pub fn release_call(
-        &self,
-        user: &User,
-        call_id: &str,
-        decline: bool,
-    ) -> Result<Call, TelephonyError> {
-        let call = self
-            .calls
-            .call_of(&user.id, call_id)
-            .ok_or_else(|| TelephonyError::UnknownCall(call_id.to_owned()))?;
-        let released = self
-            .call_event(&call.ext_tracking_id, CallAction::Release { decline })?
-            .ok_or_else(|| TelephonyError::UnknownCall(call_id.to_owned()))?;
-        if let Some(carrier) = self.carrier.get().cloned() {
-            // The call is over for the user now; the bridge's confirmation is not waited for.
-            let (call_ref, id) = (released.ext_tracking_id.clone(), released.id.clone());
-            tokio::spawn(async move {
-                if let Err(e) = carrier.hangup(&call_ref).await {
-                    tracing::warn!(call = %id, error = %e, "the bridge did not confirm the hangup");
-                }
-            });
-        }
-        Ok(released)
-    }
-
-    /// What the bridge reports about the call it knows as `call_ref` (its Rayo events):
-    /// applied to that call. A call that ends leaves the registry and is written to its
-    /// user's call log (placed; received or missed for an incoming call). `Ok(None)` when
-    /// no call has that reference.
-    pub fn call_event(
-        &self,
-        call_ref: &str,
-        action: CallAction,
-    ) -> Result<Option<Call>, CallError> {
-        let Some(mut call) = self.calls.find_by_ref(call_ref) else {
-            return Ok(None);
-        };
-        call.apply(action, time::OffsetDateTime::now_utc())?;
-        self.calls.track(call.clone());
-        if call.is_released() {
-            let record = call_log_record(&call);
-            let telephony = self.clone();
-            tokio::spawn(async move {
-                if let Err(e) = telephony.record_call(record).await {
-                    tracing::warn!(error = %e, "cannot write a call log record");
-                }
-            });
-        }
-        Ok(Some(call))
-    }
-}
-
-/// The call log record of a finished call.
-fn call_log_record(call: &Call) -> CallLogRecord {
-    let kind = match (call.personality, call.was_answered()) {
-        (Personality::Originator | Personality::ClickToDial, _) => CallLogKind::Placed,
-        (Personality::Terminator, true) => CallLogKind::Received,
-        (Personality::Terminator, false) => CallLogKind::Missed,
-    };
-    let number = call
-        .remote
-        .address
-        .as_deref()
-        .map(|a| a.strip_prefix("tel:").unwrap_or(a).to_owned())
-        .or_else(|| call.remote.user_id.clone())
-        .unwrap_or_default();
-    CallLogRecord {
-        id: 0,
-        user_id: call.user_id.clone(),
-        kind,
-        name: call.remote.name.clone(),
-        number,
-        country_code: None,
-        time: call
-            .start_time
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
     }
 }
 

@@ -1,6 +1,10 @@
 //! The event bus: every change in the telephony model is published once, as a typed
 //! [`TelephonyEvent`] carrying its user and a per-user sequence number.
 //!
+//! What is published: a user's service settings after each change, each change to one of
+//! the user's calls ([`CallEvent`]), and the user's hook status when a first call starts or
+//! the last one ends.
+//!
 //! Subscribers (today the XSI-Events delivery task in `server.rs`) get a bounded
 //! `tokio::sync::broadcast` receiver. A subscriber that falls more than the bus capacity
 //! (`xsi.event_bus_capacity`) behind receives `RecvError::Lagged`: those events are lost,
@@ -14,14 +18,28 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
+use super::calls::{Call, CallEventKind, HookStatus};
 use super::services::ServiceSettings;
-use crate::telephony::User;
+use super::UserScope;
+
+/// A change to one of a user's calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallEvent {
+    /// What changed.
+    pub kind: CallEventKind,
+    /// The user's call after the change.
+    pub call: Call,
+}
 
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventKind {
     /// A user's service settings changed; these are the new settings.
     ServiceChanged(ServiceSettings),
+    /// One of the user's calls changed.
+    Call(Box<CallEvent>),
+    /// The user went off hook (a first call) or on hook (the last call ended).
+    HookStatus(HookStatus),
 }
 
 /// One change, for one user.
@@ -63,7 +81,7 @@ impl EventBus {
     }
 
     /// Publishes `kind` for `user` with the user's next sequence number.
-    pub fn publish(&self, user: &User, kind: EventKind) -> Arc<TelephonyEvent> {
+    pub fn publish(&self, user: &UserScope, kind: EventKind) -> Arc<TelephonyEvent> {
         let key = user.id.to_ascii_lowercase();
         // A poisoned lock only means a panic elsewhere mid-publish; the map stays usable.
         let mut sequences = self
@@ -90,8 +108,8 @@ mod tests {
     use super::*;
     use crate::telephony::services::DoNotDisturb;
 
-    fn user(id: &str) -> User {
-        User::test(id, "e", "g")
+    fn user(id: &str) -> UserScope {
+        crate::telephony::User::test(id, "e", "g").scope()
     }
 
     #[tokio::test]

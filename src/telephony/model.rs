@@ -121,6 +121,29 @@ pub struct User {
     pub verifiers: PasswordVerifiers,
 }
 
+/// A user and where the user sits: what call records and events carry so that group and
+/// enterprise subscriptions match them without a directory lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserScope {
+    /// `user@domain`.
+    pub id: String,
+    /// Enterprise.
+    pub enterprise_id: String,
+    /// Group within the enterprise.
+    pub group_id: String,
+}
+
+impl User {
+    /// The user's [`UserScope`].
+    pub fn scope(&self) -> UserScope {
+        UserScope {
+            id: self.id.clone(),
+            enterprise_id: self.enterprise_id.clone(),
+            group_id: self.group_id.clone(),
+        }
+    }
+}
+
 /// What happens when a component connects while its name already has a live connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -10,7 +10,7 @@
 //! | `user/{u}/directories/Enterprise`, `…/Group` | GET (search, paging) | `Enterprise`, `Group` |
 //! | `user/{u}/directories/Personal` | GET (search `name`/`number`, paging), POST (add entries → 201), DELETE `?name=` | `Personal` |
 //! | `user/{u}/directories/CallLogs[/Placed\|Received\|Missed]` | GET | `CallLogs`, `Placed` … |
-//! | `user/{u}/calls` | GET | `Calls` |
+//! | `user/{u}/calls…` | GET, POST, PUT, DELETE | `Calls`, `Call`, `CallStartInfo`, `HookStatus` (see `calls`) |
 //!
 //! Service names in paths are matched without regard to case (`services/donotdisturb`),
 //! as BroadWorks does, and so are boolean query values (`searchCriteriaModeOr=False`).
@@ -92,6 +92,7 @@ enum Resource {
     HookStatus(String),
     NewCall(String),
     Call(String, String),
+    CallVerb(String, String, calls::CallVerb),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +161,11 @@ impl Resource {
             }
             ["user", u, "calls", n] if n.eq_ignore_ascii_case("new") => Resource::NewCall(user(u)),
             ["user", u, "calls", id] => Resource::Call(user(u), (*id).to_owned()),
+            ["user", u, "calls", id, verb] => Resource::CallVerb(
+                user(u),
+                (*id).to_owned(),
+                calls::CallVerb::parse(verb).ok_or_else(unknown)?,
+            ),
             _ => return Err(unknown()),
         })
     }
@@ -171,6 +177,7 @@ impl Resource {
             Resource::Personal(_) => "GET, POST, DELETE",
             Resource::NewCall(_) => "POST",
             Resource::Call(..) => "GET, DELETE",
+            Resource::CallVerb(..) => "PUT",
             _ => "GET",
         }
     }
@@ -198,7 +205,8 @@ impl Resource {
             | Resource::Calls(u)
             | Resource::HookStatus(u)
             | Resource::NewCall(u)
-            | Resource::Call(u, _) => Some(u),
+            | Resource::Call(u, _)
+            | Resource::CallVerb(u, ..) => Some(u),
         }
     }
 }
@@ -332,6 +340,7 @@ impl XsiActions {
                 format,
             ),
             Resource::NewCall(_) => self.new_call(request.uri().query(), &target, format).await,
+            Resource::CallVerb(_, id, verb) => self.call_verb(&target, &id, verb).await,
             Resource::HookStatus(_) => self.hook_status(&target, format),
         }
     }

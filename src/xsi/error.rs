@@ -93,6 +93,9 @@ pub enum ApiError {
     /// No call bridge can carry the call (`POST calls/new`).
     #[error("no call bridge is available to carry the call")]
     NoCallBridge,
+    /// The bridge carrying the call refused the action or did not confirm it.
+    #[error("{0}")]
+    BridgeFailed(String),
     /// Something failed inside the server (logged; not described to the client).
     #[error("internal error")]
     Internal,
@@ -118,6 +121,7 @@ impl ApiError {
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::NoCallBridge => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::CallRefused(_) => StatusCode::BAD_REQUEST,
+            ApiError::BridgeFailed(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -143,6 +147,7 @@ impl ApiError {
             ApiError::BodyTimeout => 120_304,
             ApiError::NoCallBridge => 120_401,
             ApiError::CallRefused(_) => 120_402,
+            ApiError::BridgeFailed(_) => 120_403,
             ApiError::Internal => 120_901,
         }
     }
@@ -161,6 +166,10 @@ impl From<TelephonyError> for ApiError {
             TelephonyError::NoCallBridge => ApiError::NoCallBridge,
             TelephonyError::UnknownCall(id) => ApiError::UnknownEntry(format!("call {id}")),
             TelephonyError::Call(e) => ApiError::CallRefused(e.to_string()),
+            TelephonyError::Carrier(e) => {
+                tracing::warn!(error = %e, "a call bridge failed a call action");
+                ApiError::BridgeFailed(e.to_string())
+            }
             TelephonyError::Store(e) => {
                 tracing::error!(error = %e, "store failed while serving XSI");
                 ApiError::Internal

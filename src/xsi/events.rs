@@ -490,8 +490,14 @@ impl XsiEvents {
                 .iter()
                 .any(|e| hub::CALL_PACKAGES.contains(&e.as_str()))
             {
-                let hook_status = self.telephony.calls().hook_status(&user.id);
-                initial.push((user.id.clone(), EventData::CallSubscription(hook_status)));
+                let calls = self.telephony.calls();
+                initial.push((
+                    user.id.clone(),
+                    EventData::CallSubscription {
+                        hook_status: calls.hook_status(&user.id),
+                        calls: calls.calls_of(&user.id),
+                    },
+                ));
             }
         }
         let (record, granted) = self

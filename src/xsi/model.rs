@@ -406,6 +406,12 @@ pub struct CallDocument {
     /// The other side.
     #[serde(rename = "remoteParty")]
     pub remote_party: PartyInformation,
+    /// Where it was redirected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<RedirectDocument>,
+    /// Present when the user may answer it through XSI (`Talk`).
+    #[serde(rename = "allowAnswer", skip_serializing_if = "Option::is_none")]
+    pub allow_answer: Option<Empty>,
     /// Milliseconds since the epoch.
     #[serde(rename = "startTime")]
     pub start_time: i64,
@@ -415,9 +421,73 @@ pub struct CallDocument {
     /// When held (while held).
     #[serde(rename = "heldTime", skip_serializing_if = "Option::is_none")]
     pub held_time: Option<i64>,
+    /// Milliseconds held before the current hold, when it was held.
+    #[serde(rename = "totalHeldTime", skip_serializing_if = "Option::is_none")]
+    pub total_held_time: Option<u64>,
+    /// When the user left it (redirected).
+    #[serde(rename = "detachedTime", skip_serializing_if = "Option::is_none")]
+    pub detached_time: Option<i64>,
     /// When released.
     #[serde(rename = "releaseTime", skip_serializing_if = "Option::is_none")]
     pub release_time: Option<i64>,
+}
+
+/// An element with no content (XSD `EmptyContent`).
+#[derive(Debug, Serialize)]
+pub struct Empty {}
+
+/// `<redirect>` (XSD `Redirect`).
+#[derive(Debug, Serialize)]
+pub struct RedirectDocument {
+    /// The new destination.
+    pub address: String,
+    /// `unconditional`, `do-not-disturb`, `user-busy`, `deflection`.
+    pub reason: &'static str,
+    /// Milliseconds since the epoch.
+    #[serde(rename = "redirectTime")]
+    pub redirect_time: i64,
+}
+
+/// Milliseconds since the epoch (XSD `Timestamp`).
+fn millis(at: time::OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+impl CallDocument {
+    /// The document of `call`.
+    pub fn of(call: &crate::telephony::calls::Call) -> Self {
+        use crate::telephony::calls::CallState;
+        CallDocument {
+            xmlns: XSI_NS,
+            call_id: call.id.to_string(),
+            ext_tracking_id: call.ext_tracking_id.clone(),
+            personality: call.personality.as_str(),
+            state: call.state.as_str(),
+            release_cause: call.release_cause.map(|cause| ReleaseCauseDocument {
+                internal_release_cause: cause.as_str(),
+            }),
+            releasing_party: call.releasing_party.map(|p| p.as_str()),
+            remote_party: PartyInformation {
+                name: call.remote.name.clone(),
+                address: call.remote.address.clone(),
+                user_id: call.remote.user_id.clone(),
+                call_type: Some(call.remote.call_type.as_str()),
+            },
+            redirect: call.redirect.as_ref().map(|r| RedirectDocument {
+                address: r.address.clone(),
+                reason: r.reason.as_str(),
+                redirect_time: millis(r.time),
+            }),
+            allow_answer: (call.state == CallState::Alerting && call.personality.answers())
+                .then_some(Empty {}),
+            start_time: millis(call.start_time),
+            answer_time: call.answer_time.map(millis),
+            held_time: call.held_time.map(millis),
+            total_held_time: (call.total_held_ms > 0).then_some(call.total_held_ms),
+            detached_time: call.detached_time.map(millis),
+            release_time: call.release_time.map(millis),
+        }
+    }
 }
 
 /// `<releaseCause>`.

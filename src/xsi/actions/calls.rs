@@ -7,15 +7,17 @@
 //! | `calls/new?address=…` | POST | 201 `CallStartInfo`, `Location` (dialled by a call bridge) |
 //! | `calls/{callId}` | GET | `Call` |
 //! | `calls/{callId}[?decline=true]` | DELETE | releases the call (declines a ringing incoming one) |
+//! | `calls/{callId}/Talk` | PUT | answers a ringing call, takes a held one back |
+//! | `calls/{callId}/Hold` | PUT | holds an active call |
 //!
 //! The model (`telephony::calls`) decides what a call's state allows; a refusal is 400
-//! with errorCode 120402.
+//! with errorCode 120402. A bridge that refuses or does not confirm an action is 502
+//! with errorCode 120403, and the call is unchanged.
 
 use hyper::header::HeaderValue;
 use hyper::{Method, Response, StatusCode};
 
 use crate::http::ResponseBody;
-use crate::telephony::calls::Call;
 use crate::telephony::User;
 
 use super::{user_uri, XsiActions};
@@ -24,37 +26,39 @@ use crate::xsi::error::ApiError;
 use crate::xsi::model::{self, XSI_NS};
 use crate::xsi::response::{empty, ok};
 
-/// Milliseconds since the epoch (XSD `Timestamp`).
-fn millis(at: time::OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+/// An action on one call (`PUT calls/{id}/{verb}`; the verb matched without regard to case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CallVerb {
+    /// Answer, or retrieve.
+    Talk,
+    /// Hold.
+    Hold,
 }
 
-/// The `Call` document of `call`.
-fn call_document(call: &Call) -> model::CallDocument {
-    model::CallDocument {
-        xmlns: XSI_NS,
-        call_id: call.id.to_string(),
-        ext_tracking_id: call.ext_tracking_id.clone(),
-        personality: call.personality.as_str(),
-        state: call.state.as_str(),
-        release_cause: call.release_cause.map(|cause| model::ReleaseCauseDocument {
-            internal_release_cause: cause.as_str(),
-        }),
-        releasing_party: call.releasing_party.map(|p| p.as_str()),
-        remote_party: model::PartyInformation {
-            name: call.remote.name.clone(),
-            address: call.remote.address.clone(),
-            user_id: call.remote.user_id.clone(),
-            call_type: Some(call.remote.call_type.as_str()),
-        },
-        start_time: millis(call.start_time),
-        answer_time: call.answer_time.map(millis),
-        held_time: call.held_time.map(millis),
-        release_time: call.release_time.map(millis),
+impl CallVerb {
+    pub(super) fn parse(verb: &str) -> Option<Self> {
+        [("Talk", CallVerb::Talk), ("Hold", CallVerb::Hold)]
+            .into_iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(verb))
+            .map(|(_, v)| v)
     }
 }
 
 impl XsiActions {
+    /// `PUT calls/{id}/Talk|Hold`: 200 once the bridge confirmed.
+    pub(super) async fn call_verb(
+        &self,
+        user: &User,
+        call_id: &str,
+        verb: CallVerb,
+    ) -> Result<Response<ResponseBody>, ApiError> {
+        match verb {
+            CallVerb::Talk => self.telephony.talk(user, call_id).await?,
+            CallVerb::Hold => self.telephony.hold(user, call_id).await?,
+        };
+        Ok(empty(StatusCode::OK))
+    }
+
     pub(super) fn calls(
         &self,
         user: &User,
@@ -109,7 +113,7 @@ impl XsiActions {
             .call_of(&user.id, call_id)
             .ok_or_else(|| ApiError::UnknownEntry(format!("call {call_id}")))?;
         Ok(ok(
-            codec::render(&call_document(&call), None, format)?,
+            codec::render(&model::CallDocument::of(&call), None, format)?,
             format,
         ))
     }

@@ -8,9 +8,9 @@
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use serde::{Deserialize, Serialize};
 
-use crate::telephony::calls::HookStatus;
+use crate::telephony::calls::{Call, CallEventKind, HookStatus};
 use crate::telephony::ServiceSettings;
-use crate::xsi::model::XSI_NS;
+use crate::xsi::model::{CallDocument, XSI_NS};
 
 /// The XML Schema instance namespace (`xsi1:` in events).
 pub const XSI_INSTANCE_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
@@ -221,9 +221,17 @@ pub enum EventData {
     /// The subscription ended.
     SubscriptionTerminated,
     /// The answer to a new call subscription (Basic, Standard or Advanced Call) of one
-    /// user: the user's hook status. (The user's current calls go with it once call
-    /// control places calls; until then there are none.)
-    CallSubscription(HookStatus),
+    /// user: the user's calls in progress and hook status.
+    CallSubscription {
+        /// Off hook when there are calls.
+        hook_status: HookStatus,
+        /// The calls, oldest first.
+        calls: Vec<Call>,
+    },
+    /// The user went off or on hook.
+    HookStatus(HookStatus),
+    /// A change to one of the user's calls.
+    Call(CallEventKind, Box<Call>),
 }
 
 /// The envelope fields of one `SubscriptionEvent`.
@@ -278,6 +286,51 @@ impl Writer {
         self.start(name, &[]);
         self.event(Event::Text(BytesText::new(value)));
         self.end(name);
+    }
+
+    /// Writes the serde document `document` as element `name`, every element with the
+    /// `xsi:` prefix and without its own namespace declaration (the envelope declares it).
+    fn prefixed<T: Serialize>(&mut self, name: &str, document: &T) {
+        let Ok(xml) = quick_xml::se::to_string_with_root(name, document) else {
+            tracing::error!(name, "cannot write an event document");
+            return;
+        };
+        let rename = |start: &BytesStart<'_>| {
+            let mut renamed = BytesStart::new(format!(
+                "xsi:{}",
+                String::from_utf8_lossy(start.name().as_ref())
+            ));
+            renamed.extend_attributes(
+                start
+                    .attributes()
+                    .flatten()
+                    .filter(|a| a.key.as_ref() != b"xmlns"),
+            );
+            renamed
+        };
+        let mut reader = quick_xml::Reader::from_str(&xml);
+        loop {
+            match reader.read_event() {
+                Ok(Event::Start(start)) => self.event(Event::Start(rename(&start))),
+                Ok(Event::Empty(start)) => self.event(Event::Empty(rename(&start))),
+                Ok(Event::End(end)) => self.end(&format!(
+                    "xsi:{}",
+                    String::from_utf8_lossy(end.name().as_ref())
+                )),
+                Ok(Event::Text(text)) => self.event(Event::Text(text)),
+                Ok(Event::Eof) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// `<xsi:calls>` with one `<xsi:call>` per call.
+    fn calls(&mut self, calls: &[Call]) {
+        self.start("xsi:calls", &[]);
+        for call in calls {
+            self.prefixed("call", &CallDocument::of(call));
+        }
+        self.end("xsi:calls");
     }
 
     fn finish(self) -> Vec<u8> {
@@ -339,12 +392,31 @@ pub fn subscription_event(envelope: &Envelope<'_>, data: &EventData) -> Vec<u8> 
             element.push_attribute(("xsi1:type", "xsi:SubscriptionTerminatedEvent"));
             writer.event(Event::Empty(element));
         }
-        EventData::CallSubscription(hook_status) => {
+        EventData::CallSubscription { hook_status, calls } => {
             writer.start(
                 "xsi:eventData",
                 &[("xsi1:type", "xsi:CallSubscriptionEvent")],
             );
+            if !calls.is_empty() {
+                writer.calls(calls);
+            }
             writer.text("xsi:hookStatus", hook_status.as_str());
+            writer.end("xsi:eventData");
+        }
+        EventData::HookStatus(hook_status) => {
+            writer.start("xsi:eventData", &[("xsi1:type", "xsi:HookStatusEvent")]);
+            writer.text("xsi:hookStatus", hook_status.as_str());
+            writer.end("xsi:eventData");
+        }
+        EventData::Call(kind, call) => {
+            let event_type = format!("xsi:{}", kind.as_str());
+            writer.start("xsi:eventData", &[("xsi1:type", event_type.as_str())]);
+            // A redirection lists the calls redirected; every other call event has one.
+            if *kind == CallEventKind::Redirected {
+                writer.calls(std::slice::from_ref(call));
+            } else {
+                writer.prefixed("call", &CallDocument::of(call));
+            }
             writer.end("xsi:eventData");
         }
         EventData::Service(settings) => {

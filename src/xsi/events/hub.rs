@@ -159,9 +159,7 @@ fn bytes(document: Vec<u8>) -> Bytes {
     Bytes::from(document)
 }
 
-/// The call event packages, accepted for subscriptions (call events arrive with call
-/// control).
-pub const CALL_PACKAGES: [&str; 3] = ["Basic Call", "Standard Call", "Advanced Call"];
+pub use crate::telephony::calls::CALL_PACKAGES;
 
 /// Whether Bridgehead delivers or accepts subscriptions for the event package `name`:
 /// every service of the catalogue (its display name), and the call packages.
@@ -213,17 +211,29 @@ impl Hub {
             .is_some_and(|(node, _)| node != &*self.node_id)
     }
 
-    /// Sends one telephony event to every subscription that covers it.
+    /// Sends one telephony event to every subscription that covers it: a service change
+    /// to the subscriptions of that service's package, a call event to those of a call
+    /// package that carries it.
     pub fn deliver(&self, event: &TelephonyEvent) {
-        let EventKind::ServiceChanged(settings) = &event.kind;
-        let package = settings.name().display_name();
+        let service_package;
+        let (packages, data): (&[&str], EventData) = match &event.kind {
+            EventKind::ServiceChanged(settings) => {
+                service_package = [settings.name().display_name()];
+                (&service_package, EventData::Service(settings.clone()))
+            }
+            EventKind::Call(call) => (
+                call.kind.packages(),
+                EventData::Call(call.kind, Box::new(call.call.clone())),
+            ),
+            EventKind::HookStatus(status) => (&CALL_PACKAGES, EventData::HookStatus(*status)),
+        };
         let mut state = self.state();
-        for subscription in state.matching(event, package) {
+        for subscription in state.matching(event, packages) {
             enqueue(
                 &mut state,
                 &subscription,
                 &event.user_id,
-                EventData::Service(settings.clone()),
+                data.clone(),
                 self.config.backlog_max_events.get(),
             );
         }

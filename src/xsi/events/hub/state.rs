@@ -163,11 +163,11 @@ impl State {
         Some(record)
     }
 
-    /// The subscriptions that cover `event`'s user for `package`.
+    /// The subscriptions that cover `event`'s user for one of `packages`.
     pub(super) fn matching(
         &self,
         event: &TelephonyEvent,
-        package: &str,
+        packages: &[&str],
     ) -> Vec<SubscriptionRecord> {
         let direct = self
             .user_subscriptions
@@ -177,7 +177,9 @@ impl State {
         direct
             .chain(self.broad_subscriptions.iter())
             .filter_map(|id| self.subscriptions.get(id))
-            .filter(|s| s.events.iter().any(|e| e == package) && covers(&s.target, event))
+            .filter(|s| {
+                s.events.iter().any(|e| packages.contains(&e.as_str())) && covers(&s.target, event)
+            })
             .cloned()
             .collect()
     }
