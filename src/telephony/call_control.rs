@@ -96,7 +96,8 @@ impl Telephony {
         action: CallAction,
         command: CarrierCommand,
     ) -> Result<Call, TelephonyError> {
-        call.clone().apply(action, time::OffsetDateTime::now_utc())?;
+        call.clone()
+            .apply(action, time::OffsetDateTime::now_utc())?;
         let carrier = self
             .carrier
             .get()

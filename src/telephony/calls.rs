@@ -473,8 +473,7 @@ impl Call {
             (S::Alerting, A::Redirect(_)) if self.personality == Personality::Terminator => {
                 S::Detached
             }
-            (S::Released | S::Detached, _)
-            | (_, A::Release { decline: true } | A::Redirect(_)) => {
+            (S::Released | S::Detached, _) | (_, A::Release { decline: true } | A::Redirect(_)) => {
                 return Err(self.refuse(action))
             }
             (_, A::Release { decline: false } | A::RemoteRelease(_)) => S::Released,

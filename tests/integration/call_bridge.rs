@@ -3,9 +3,7 @@
 //! answers disco#info and pings, and echoes messages — found by an explicit address and
 //! by `_xmpp-component._tcp` SRV records from a DNS server on loopback.
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use futures::SinkExt;
@@ -16,27 +14,7 @@ use bridgehead::telephony::OnConflict;
 
 use crate::support::component::{self, next, stanza, COMPONENT_NS};
 use crate::support::dns::{a, dns_server, srv};
-use crate::support::server::Setup;
-
-/// Builds the example once per test run (a separate package: it needs tokio-xmpp's
-/// `component` feature, which must stay out of the server's build).
-fn bridge_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("call_bridge");
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--manifest-path"])
-            .arg(root.join("examples/call_bridge/Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&target)
-            .stdin(Stdio::null())
-            .status()
-            .expect("run cargo");
-        assert!(status.success(), "the example call bridge builds");
-        target.join("debug/call_bridge")
-    })
-}
+use crate::support::server::{bridge_binary, Setup};
 
 fn component(name: &str) -> ComponentConfig {
     ComponentConfig {

@@ -6,6 +6,7 @@ mod support;
 
 mod call_bridge;
 mod calls;
+mod calls_bridged;
 mod cli;
 mod cli_checks;
 mod cti;

@@ -16,9 +16,16 @@
 //!    for the XMPP domain (not the SRV target: the certificate names the domain);
 //! 3. opens a `jabber:component:accept` stream to its name and proves its secret with the
 //!    XEP-0114 handshake (tokio-xmpp does this part);
-//! 4. serves: disco#info (a `gateway/sip` identity), XEP-0199 pings, and echoes every chat
-//!    or normal message back to its sender; other requests get `service-unavailable`;
-//! 5. when the connection drops, reconnects with a capped exponential back-off.
+//! 4. serves: disco#info (a `gateway/sip` identity and the Rayo feature), XEP-0199 pings,
+//!    Rayo call control (`rayo`: calls between Bridgehead users are joined here, every
+//!    other call goes over SIP, `sip`), and echoes every chat or normal message back to its
+//!    sender; other requests get `service-unavailable`;
+//! 5. when the connection drops, ends its calls and reconnects with a capped exponential
+//!    back-off.
+
+mod connect;
+mod rayo;
+mod sip;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,10 +34,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use futures::{SinkExt, StreamExt};
-use tokio::io::BufStream;
-use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
-use tokio_xmpp::connect::ServerConnector;
+use tokio::sync::mpsc;
 use tokio_xmpp::jid::Jid;
 use tokio_xmpp::parsers::disco::{DiscoInfoQuery, DiscoInfoResult, Identity};
 use tokio_xmpp::parsers::iq::Iq;
@@ -38,13 +42,11 @@ use tokio_xmpp::parsers::message::{Message, MessageType};
 use tokio_xmpp::parsers::ns;
 use tokio_xmpp::parsers::ping::Ping;
 use tokio_xmpp::parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
-use tokio_xmpp::xmlstream::{initiate_stream, PendingFeaturesRecv, StreamHeader, Timeouts};
+use tokio_xmpp::xmlstream::Timeouts;
 use tokio_xmpp::{Component, Stanza};
 
-use bridgehead::dns::{Discovery, Endpoint, XMPP_COMPONENT_SERVICE};
-
-/// The XEP-0114 port call bridges use by default.
-const DEFAULT_COMPONENT_PORT: u16 = 5223;
+use connect::BridgeConnector;
+use sip::{Sip, SipEvent};
 
 #[derive(Parser, Debug)]
 #[command(about = "Example Bridgehead call bridge (XEP-0114 component over direct TLS)")]
@@ -75,161 +77,14 @@ struct Args {
     /// Stop after this many connections have ended (default: reconnect forever).
     #[arg(long)]
     max_sessions: Option<u32>,
-}
-
-/// Connects over direct TLS to the first reachable endpoint, trusting our CA.
-#[derive(Clone)]
-struct BridgeConnector {
-    domain: String,
-    server: Option<String>,
-    discovery: Discovery,
-    tls: Arc<tokio_rustls::rustls::ClientConfig>,
-}
-
-impl std::fmt::Debug for BridgeConnector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BridgeConnector")
-            .field("domain", &self.domain)
-            .field("server", &self.server)
-            .finish_non_exhaustive()
-    }
-}
-
-impl BridgeConnector {
-    async fn endpoints(&self) -> std::io::Result<Vec<Endpoint>> {
-        if let Some(server) = &self.server {
-            let (host, port) = server
-                .rsplit_once(':')
-                .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse().ok()?)))
-                .ok_or_else(|| {
-                    std::io::Error::other(format!("--server {server}: want HOST:PORT"))
-                })?;
-            return Ok(vec![Endpoint {
-                host: host.to_owned(),
-                port,
-            }]);
-        }
-        self.discovery
-            .endpoints(XMPP_COMPONENT_SERVICE, &self.domain, DEFAULT_COMPONENT_PORT)
-            .await
-            .map_err(std::io::Error::other)
-    }
-
-    async fn tcp(&self) -> std::io::Result<TcpStream> {
-        let mut last_error = std::io::Error::other("no endpoint to try");
-        for endpoint in self.endpoints().await? {
-            let addresses = self
-                .discovery
-                .addresses(&endpoint.host)
-                .await
-                .map_err(std::io::Error::other)?;
-            for ip in addresses {
-                let addr = SocketAddr::new(ip, endpoint.port);
-                match TcpStream::connect(addr).await {
-                    Ok(tcp) => {
-                        tcp.set_nodelay(true)?;
-                        tracing::info!(%addr, host = %endpoint.host, "connected");
-                        return Ok(tcp);
-                    }
-                    Err(e) => {
-                        tracing::warn!(%addr, error = %e, "cannot connect, trying the next");
-                        last_error = e;
-                    }
-                }
-            }
-        }
-        Err(last_error)
-    }
-}
-
-impl ServerConnector for BridgeConnector {
-    type Stream = BufStream<TlsStream<TcpStream>>;
-
-    async fn connect(
-        &self,
-        jid: &Jid,
-        ns: &'static str,
-        timeouts: Timeouts,
-    ) -> Result<
-        (
-            PendingFeaturesRecv<Self::Stream>,
-            sasl::common::ChannelBinding,
-        ),
-        tokio_xmpp::Error,
-    > {
-        let tcp = self.tcp().await?;
-        let name = tokio_rustls::rustls::pki_types::ServerName::try_from(self.domain.clone())
-            .map_err(std::io::Error::other)?;
-        let tls = tokio_rustls::TlsConnector::from(Arc::clone(&self.tls))
-            .connect(name, tcp)
-            .await?;
-        let header = StreamHeader {
-            to: Some(jid.domain().as_str().to_owned().into()),
-            from: None,
-            id: None,
-        };
-        let stream = initiate_stream(BufStream::new(tls), ns, header, timeouts).await?;
-        Ok((stream, sasl::common::ChannelBinding::None))
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct CredentialsFile {
-    #[serde(default)]
-    components: Vec<ComponentCredentials>,
-}
-
-#[derive(serde::Deserialize)]
-struct ComponentCredentials {
-    name: String,
-    secret: String,
-}
-
-fn secret(args: &Args) -> Result<String, String> {
-    if let Some(secret) = &args.secret {
-        return Ok(secret.clone());
-    }
-    let path = args
-        .credentials
-        .as_ref()
-        .ok_or("give --secret (or BRIDGE_SECRET) or --credentials FILE")?;
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let file: CredentialsFile =
-        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    file.components
-        .into_iter()
-        .find(|c| c.name == args.name)
-        .map(|c| c.secret)
-        .ok_or_else(|| format!("{} has no secret for {}", path.display(), args.name))
-}
-
-fn connector(args: &Args) -> Result<BridgeConnector, String> {
-    let domain = match &args.domain {
-        Some(domain) => domain.clone(),
-        None => args
-            .name
-            .split_once('.')
-            .map(|(_, rest)| rest.to_owned())
-            .ok_or("--name has no domain part; give --domain")?,
-    };
-    let roots: Vec<_> = bridgehead::pki::input::read_certificates(&args.ca)
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .map(|c| c.der)
-        .collect();
-    let tls = bridgehead::tls::client_config(&roots).map_err(|e| e.to_string())?;
-    let discovery = if args.dns_servers.is_empty() {
-        Discovery::system()
-    } else {
-        Discovery::with_name_servers(&args.dns_servers)
-    }
-    .map_err(|e| e.to_string())?;
-    Ok(BridgeConnector {
-        domain,
-        server: args.server.clone(),
-        discovery,
-        tls,
-    })
+    /// Listen for SIP (UDP) here: incoming INVITEs become calls for Bridgehead users.
+    /// Without it (and --sip-peer) the bridge joins calls between Bridgehead users only.
+    #[arg(long)]
+    sip_listen: Option<SocketAddr>,
+    /// Send outgoing calls (to numbers and SIP addresses that are not Bridgehead users)
+    /// to this SIP peer (UDP), e.g. a SIP trunk or PBX.
+    #[arg(long)]
+    sip_peer: Option<SocketAddr>,
 }
 
 /// What the bridge answers to one stanza, if anything.
@@ -250,7 +105,7 @@ fn answer(me: &Jid, stanza: Stanza) -> Option<Stanza> {
                         "en",
                         "Bridgehead example call bridge",
                     )],
-                    features: [ns::DISCO_INFO, ns::PING]
+                    features: [ns::DISCO_INFO, ns::PING, rayo::RAYO]
                         .into_iter()
                         .map(str::to_owned)
                         .collect(),
@@ -304,22 +159,49 @@ fn unavailable(id: String) -> Iq {
     )
 }
 
-/// One connection: log in, then answer stanzas until the stream ends.
-async fn session(connector: BridgeConnector, name: &str, secret: &str) -> Result<(), String> {
+/// One connection: log in, then answer stanzas and carry calls until the stream ends.
+async fn session(
+    connector: BridgeConnector,
+    name: &str,
+    secret: &str,
+    sip: Option<(&Arc<Sip>, &mut mpsc::Receiver<SipEvent>)>,
+) -> Result<(), String> {
+    let server = Jid::new(connector.domain()).map_err(|e| e.to_string())?;
     let mut component = Component::new_with_connector(name, secret, connector, Timeouts::default())
         .await
         .map_err(|e| format!("login failed: {e}"))?;
     let me = Jid::from(component.jid.clone());
     tracing::info!(component = %me, "registered with the XMPP server");
-    while let Some(stanza) = component.next().await {
-        if let Some(reply) = answer(&me, stanza) {
-            component
-                .send(reply)
-                .await
-                .map_err(|e| format!("send failed: {e}"))?;
+    let (sip, mut sip_events) = match sip {
+        Some((sip, events)) => (Some(Arc::clone(sip)), Some(events)),
+        None => (None, None),
+    };
+    let mut bridge = rayo::Bridge::new(me.clone(), server, sip);
+    let outcome = 'session: loop {
+        let out: Vec<Stanza> = tokio::select! {
+            stanza = component.next() => match stanza {
+                None => break Ok(()),
+                Some(Stanza::Iq(iq)) => match bridge.command(&iq) {
+                    Some(out) => out,
+                    None => answer(&me, Stanza::Iq(iq)).into_iter().collect(),
+                },
+                Some(stanza) => answer(&me, stanza).into_iter().collect(),
+            },
+            Some(event) = async {
+                match sip_events.as_mut() {
+                    Some(events) => events.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => bridge.sip_event(event),
+        };
+        for stanza in out {
+            if let Err(e) = component.send(stanza).await {
+                break 'session Err(format!("send failed: {e}"));
+            }
         }
-    }
-    Ok(())
+    };
+    bridge.close_all();
+    outcome
 }
 
 #[tokio::main]
@@ -331,20 +213,37 @@ async fn main() {
         )
         .init();
     let args = Args::parse();
-    let (secret, connector) = match secret(&args).and_then(|s| Ok((s, connector(&args)?))) {
-        Ok(ready) => ready,
-        Err(e) => {
-            eprintln!("call_bridge: {e}");
-            std::process::exit(2);
+    let (secret, connector) =
+        match connect::secret(&args).and_then(|s| Ok((s, connect::connector(&args)?))) {
+            Ok(ready) => ready,
+            Err(e) => {
+                eprintln!("call_bridge: {e}");
+                std::process::exit(2);
+            }
+        };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let mut sip = None;
+    if args.sip_listen.is_some() || args.sip_peer.is_some() {
+        let listen = args
+            .sip_listen
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        match Sip::start(listen, args.sip_peer, cancel.clone()).await {
+            Ok(started) => sip = Some(started),
+            Err(e) => {
+                eprintln!("call_bridge: {e}");
+                std::process::exit(2);
+            }
         }
-    };
+    }
     let mut backoff = Duration::from_millis(500);
     let mut sessions = 0u32;
     loop {
+        let sip = sip.as_mut().map(|(sip, events)| (&*sip, events));
         let outcome = tokio::select! {
-            outcome = session(connector.clone(), &args.name, &secret) => outcome,
+            outcome = session(connector.clone(), &args.name, &secret, sip) => outcome,
             _ = tokio::signal::ctrl_c() => {
                 tracing::info!("stopping");
+                cancel.cancel();
                 return;
             }
         };

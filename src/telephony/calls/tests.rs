@@ -171,10 +171,15 @@ fn the_registry_keeps_calls_until_they_are_released() {
         HookStatus::OnHook
     );
     let mut c = call(Personality::Originator);
-    assert_eq!(registry.track(c.clone()).hook_changed, Some(HookStatus::OffHook));
+    assert_eq!(
+        registry.track(c.clone()).hook_changed,
+        Some(HookStatus::OffHook)
+    );
     assert_eq!(registry.count_on_bridge("Bridge.example.com"), 1);
     assert_eq!(
-        registry.find_by_ref("CALL7@bridge.example.com").map(|c| c.id),
+        registry
+            .find_by_ref("CALL7@bridge.example.com")
+            .map(|c| c.id),
         Some(c.id.clone())
     );
     assert_eq!(

@@ -3,9 +3,7 @@
 
 use minidom::Element;
 
-use crate::telephony::calls::{
-    CallAction, CarrierCommand, DialRequest, Offer, ReleaseCause,
-};
+use crate::telephony::calls::{CallAction, CarrierCommand, DialRequest, Offer, ReleaseCause};
 use crate::xmpp::ns::{RAYO, RAYO_HOLD};
 use crate::xmpp::stanza;
 
@@ -20,7 +18,10 @@ pub(super) enum CallReport {
     Nothing(String),
 }
 
-fn headers(builder: minidom::ElementBuilder, headers: &[(String, String)]) -> minidom::ElementBuilder {
+fn headers(
+    builder: minidom::ElementBuilder,
+    headers: &[(String, String)],
+) -> minidom::ElementBuilder {
     headers.iter().fold(builder, |builder, (name, value)| {
         builder.append(stanza::element("header", RAYO, &[("name", name), ("value", value)]).build())
     })
@@ -29,7 +30,11 @@ fn headers(builder: minidom::ElementBuilder, headers: &[(String, String)]) -> mi
 /// `<dial to from><header/>…</dial>`.
 pub(super) fn dial(request: &DialRequest) -> Element {
     headers(
-        stanza::element("dial", RAYO, &[("to", &request.to), ("from", &request.from)]),
+        stanza::element(
+            "dial",
+            RAYO,
+            &[("to", &request.to), ("from", &request.from)],
+        ),
         &request.headers,
     )
     .build()
@@ -95,14 +100,20 @@ mod tests {
     use crate::telephony::calls::RejectReason;
 
     fn presence(child: Element) -> Element {
-        stanza::element("presence", crate::xmpp::ns::COMPONENT, &[]).append(child).build()
+        stanza::element("presence", crate::xmpp::ns::COMPONENT, &[])
+            .append(child)
+            .build()
     }
 
     #[test]
     fn reports_are_read_from_their_elements() {
-        let offer = stanza::element("offer", RAYO, &[("to", "sip:bob@acme.test"), ("from", "tel:+1555")])
-            .append(stanza::element("header", RAYO, &[("name", "X-A"), ("value", "1")]).build())
-            .build();
+        let offer = stanza::element(
+            "offer",
+            RAYO,
+            &[("to", "sip:bob@acme.test"), ("from", "tel:+1555")],
+        )
+        .append(stanza::element("header", RAYO, &[("name", "X-A"), ("value", "1")]).build())
+        .build();
         assert_eq!(
             report(&presence(offer), "c1@bridge"),
             Some(CallReport::Offer(Offer {
@@ -117,7 +128,9 @@ mod tests {
             .build();
         assert_eq!(
             report(&presence(end), "c1@bridge"),
-            Some(CallReport::Action(CallAction::RemoteRelease(Some(ReleaseCause::Busy))))
+            Some(CallReport::Action(CallAction::RemoteRelease(Some(
+                ReleaseCause::Busy
+            ))))
         );
         assert_eq!(
             report(&presence(Element::builder("held", RAYO_HOLD).build()), "c"),
@@ -127,7 +140,10 @@ mod tests {
             report(&presence(Element::builder("ringing", RAYO).build()), "c"),
             Some(CallReport::Nothing("ringing".into()))
         );
-        assert_eq!(report(&presence(Element::builder("x", "other").build()), "c"), None);
+        assert_eq!(
+            report(&presence(Element::builder("x", "other").build()), "c"),
+            None
+        );
     }
 
     #[test]
@@ -141,6 +157,11 @@ mod tests {
             headers: vec![("H".into(), "v".into())],
         }));
         assert_eq!(redirect.attr("to"), Some("tel:+1"));
-        assert_eq!(redirect.get_child("header", RAYO).and_then(|h| h.attr("value")), Some("v"));
+        assert_eq!(
+            redirect
+                .get_child("header", RAYO)
+                .and_then(|h| h.attr("value")),
+            Some("v")
+        );
     }
 }

@@ -5,6 +5,7 @@ pub mod acme;
 pub mod client;
 pub mod component;
 pub mod dns;
+pub mod events;
 pub mod https;
 pub mod openssl;
 pub mod server;

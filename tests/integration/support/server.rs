@@ -1,7 +1,9 @@
 //! An in-process server on ephemeral ports, stopped when dropped.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
 
 use bridgehead::config::Config;
 use bridgehead::server::{Bound, LocalAddrs, Server};
@@ -223,4 +225,24 @@ pub fn component_config(
         on_conflict,
         hold_secs: 0,
     }
+}
+
+/// Builds the example once per test run (a separate package: it needs tokio-xmpp's
+/// `component` feature, which must stay out of the server's build).
+pub fn bridge_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("call_bridge");
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--manifest-path"])
+            .arg(root.join("examples/call_bridge/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target)
+            .stdin(Stdio::null())
+            .status()
+            .expect("run cargo");
+        assert!(status.success(), "the example call bridge builds");
+        target.join("debug/call_bridge")
+    })
 }

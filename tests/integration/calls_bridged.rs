@@ -1,0 +1,344 @@
+//! Calls end to end through the real example bridge (`examples/call_bridge`, a process on
+//! a real TLS component connection): users place, answer, hold, retrieve and release
+//! calls over XSI-Actions and watch them on real streaming XSI-Events channels. Every
+//! document is validated against `schemas/`.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use hyper::Method;
+
+use crate::support::acme::{auth, url, ALICE};
+use crate::support::events::event;
+use crate::support::https::{assert_valid, between, EventChannel, Reply};
+use crate::support::server::{bridge_binary, Setup, BRIDGE, BRIDGE_SECRET};
+
+const BOB: &str = "bob@acme.test";
+const CAROL: &str = "carol@acme.test";
+
+/// The server with the acme users and the example bridge connected (`extra` arguments).
+async fn start(extra: &[&str]) -> (Setup, tokio::process::Child) {
+    let setup = Setup::builder().acme().bridge().start().await;
+    let bridge = tokio::process::Command::new(bridge_binary())
+        .args(["--name", BRIDGE, "--max-sessions", "1", "--ca"])
+        .arg(&setup.ca)
+        .arg("--server")
+        .arg(setup.component_addr().to_string())
+        .args(extra)
+        .env("BRIDGE_SECRET", BRIDGE_SECRET)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the example bridge");
+    let router = &setup.server.router;
+    let online = crate::support::wait_until(Duration::from_secs(10), || {
+        router.connection_count(BRIDGE) == 1
+    })
+    .await;
+    assert!(online, "the example bridge did not register");
+    (setup, bridge)
+}
+
+/// A user's open channel with an Advanced Call subscription on it (its first event, the
+/// CallSubscriptionEvent, read and acknowledged).
+struct Watcher {
+    user: &'static str,
+    channel: EventChannel,
+}
+
+impl Watcher {
+    async fn open(setup: &Setup, user: &'static str) -> Watcher {
+        let set = format!("{user}-set");
+        let mut channel = setup.open(user, &set).await;
+        let subscribed = setup
+            .subscribe(
+                user,
+                &format!("user/{user}"),
+                &set,
+                "<event>Advanced Call</event>",
+            )
+            .await;
+        assert_eq!(subscribed.status, 200, "{subscribed:?}");
+        let first = event(&mut channel).await;
+        assert!(first.contains("CallSubscriptionEvent"), "{first}");
+        assert_eq!(setup.ack(user, &first, 200).await.status, 200);
+        Watcher { user, channel }
+    }
+
+    /// The next event, which must be `kind` (`CallReceivedEvent` …), acknowledged.
+    async fn expect(&mut self, setup: &Setup, kind: &str) -> String {
+        let document = tokio::time::timeout(Duration::from_secs(10), event(&mut self.channel))
+            .await
+            .unwrap_or_else(|_| panic!("{}: no {kind} within 10 s", self.user));
+        assert!(
+            document.contains(&format!("xsi1:type=\"xsi:{kind}\"")),
+            "{}: expected {kind}, got {document}",
+            self.user
+        );
+        assert_eq!(setup.ack(self.user, &document, 200).await.status, 200);
+        document
+    }
+}
+
+fn call_id(event: &str) -> String {
+    between(event, "<xsi:callId>", "</xsi:callId>").to_owned()
+}
+
+async fn act(setup: &Setup, method: Method, user: &str, path: &str) -> Reply {
+    setup
+        .https()
+        .request(
+            method,
+            &url(user, path),
+            &[("authorization", &auth(user))],
+            None,
+        )
+        .await
+}
+
+async fn call_logs_show(setup: &Setup, user: &str, kind: &str, number: &str) -> bool {
+    crate::support::wait_until_async(Duration::from_secs(5), || async {
+        let logs = setup
+            .https()
+            .get(
+                &url(user, &format!("directories/CallLogs/{kind}")),
+                &auth(user),
+            )
+            .await;
+        logs.body
+            .contains(&format!("<phoneNumber>{number}</phoneNumber>"))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn alice_calls_bob_through_the_example_bridge() {
+    let (setup, _bridge) = start(&[]).await;
+    let mut alice = Watcher::open(&setup, ALICE).await;
+    let mut bob = Watcher::open(&setup, BOB).await;
+
+    let placed = act(&setup, Method::POST, ALICE, "calls/new?address=102").await;
+    assert_eq!(placed.status, 201, "{placed:?}");
+    assert_valid(&placed.body);
+    let tracking = between(
+        &placed.body,
+        "<externalTrackingId>",
+        "</externalTrackingId>",
+    )
+    .to_owned();
+
+    let originated = alice.expect(&setup, "CallOriginatedEvent").await;
+    assert!(
+        originated.contains(
+            "<xsi:personality>Originator</xsi:personality><xsi:state>Alerting</xsi:state>"
+        ),
+        "{originated}"
+    );
+    let alice_call = call_id(&originated);
+    assert!(alice
+        .expect(&setup, "HookStatusEvent")
+        .await
+        .contains("Off-Hook"));
+    let received = bob.expect(&setup, "CallReceivedEvent").await;
+    for part in [
+        "<xsi:personality>Terminator</xsi:personality><xsi:state>Alerting</xsi:state>",
+        "<xsi:userId>alice@acme.test</xsi:userId><xsi:callType>Group</xsi:callType>",
+        "<xsi:allowAnswer/>",
+        &format!("<xsi:extTrackingId>{tracking}</xsi:extTrackingId>"),
+    ] {
+        assert!(received.contains(part), "{part}: {received}");
+    }
+    let bob_call = call_id(&received);
+    bob.expect(&setup, "HookStatusEvent").await;
+
+    // Holding a ringing call is refused with the model's ErrorInfo; nothing changes.
+    let refused = act(&setup, Method::PUT, BOB, &format!("calls/{bob_call}/Hold")).await;
+    assert_eq!(refused.status, 400, "{refused:?}");
+    assert!(
+        refused.body.contains("<errorCode>120402</errorCode>"),
+        "{}",
+        refused.body
+    );
+
+    let answered = act(&setup, Method::PUT, BOB, &format!("calls/{bob_call}/Talk")).await;
+    assert_eq!(answered.status, 200, "{answered:?}");
+    assert!(bob
+        .expect(&setup, "CallAnsweredEvent")
+        .await
+        .contains("<xsi:state>Active</xsi:state>"));
+    assert!(alice
+        .expect(&setup, "CallAnsweredEvent")
+        .await
+        .contains("<xsi:answerTime>"));
+
+    assert_eq!(
+        act(
+            &setup,
+            Method::PUT,
+            ALICE,
+            &format!("calls/{alice_call}/Hold")
+        )
+        .await
+        .status,
+        200
+    );
+    assert!(alice
+        .expect(&setup, "CallHeldEvent")
+        .await
+        .contains("<xsi:state>Held</xsi:state>"));
+    assert!(bob
+        .expect(&setup, "CallUpdatedEvent")
+        .await
+        .contains("<xsi:state>Remote Held</xsi:state>"));
+    assert_eq!(
+        act(
+            &setup,
+            Method::PUT,
+            ALICE,
+            &format!("calls/{alice_call}/Talk")
+        )
+        .await
+        .status,
+        200
+    );
+    assert!(alice
+        .expect(&setup, "CallRetrievedEvent")
+        .await
+        .contains("<xsi:totalHeldTime>"));
+    assert!(bob
+        .expect(&setup, "CallUpdatedEvent")
+        .await
+        .contains("<xsi:state>Active</xsi:state>"));
+
+    let call = act(&setup, Method::GET, BOB, &format!("calls/{bob_call}")).await;
+    assert_valid(&call.body);
+
+    assert_eq!(
+        act(
+            &setup,
+            Method::DELETE,
+            ALICE,
+            &format!("calls/{alice_call}")
+        )
+        .await
+        .status,
+        200
+    );
+    assert!(alice
+        .expect(&setup, "CallReleasedEvent")
+        .await
+        .contains("<xsi:releasingParty>localRelease</xsi:releasingParty>"));
+    assert!(alice
+        .expect(&setup, "HookStatusEvent")
+        .await
+        .contains("On-Hook"));
+    assert!(bob
+        .expect(&setup, "CallReleasedEvent")
+        .await
+        .contains("<xsi:releasingParty>remoteRelease</xsi:releasingParty>"));
+    assert!(bob
+        .expect(&setup, "HookStatusEvent")
+        .await
+        .contains("On-Hook"));
+    assert!(call_logs_show(&setup, ALICE, "Placed", "+15550102").await);
+    assert!(call_logs_show(&setup, BOB, "Received", "+15550101").await);
+    setup.server.stop().await;
+}
+
+/// Bob's Do Not Disturb refuses the call (busy, a missed call nowhere); his Call
+/// Forwarding Always sends it to Carol, and he is told (CallRedirected).
+#[tokio::test]
+async fn do_not_disturb_refuses_and_call_forwarding_always_redirects() {
+    let (setup, _bridge) = start(&[]).await;
+    let mut alice = Watcher::open(&setup, ALICE).await;
+    let mut bob = Watcher::open(&setup, BOB).await;
+    let mut carol = Watcher::open(&setup, CAROL).await;
+
+    setup.set_dnd(BOB, true).await;
+    assert_eq!(
+        act(&setup, Method::POST, ALICE, "calls/new?address=102")
+            .await
+            .status,
+        201
+    );
+    alice.expect(&setup, "CallOriginatedEvent").await;
+    alice.expect(&setup, "HookStatusEvent").await;
+    let released = alice.expect(&setup, "CallReleasedEvent").await;
+    assert!(
+        released.contains("<xsi:internalReleaseCause>Busy</xsi:internalReleaseCause>"),
+        "{released}"
+    );
+    alice.expect(&setup, "HookStatusEvent").await;
+    setup.set_dnd(BOB, false).await;
+
+    let cfa = setup
+        .https()
+        .put_xml(
+            &url(BOB, "services/CallForwardingAlways"),
+            &auth(BOB),
+            "<CallForwardingAlways xmlns=\"http://schema.broadsoft.com/xsi\"><active>true</active><forwardToPhoneNumber>103</forwardToPhoneNumber><ringSplash>false</ringSplash></CallForwardingAlways>",
+        )
+        .await;
+    assert_eq!(cfa.status, 200, "{cfa:?}");
+    assert_eq!(
+        act(&setup, Method::POST, ALICE, "calls/new?address=102")
+            .await
+            .status,
+        201
+    );
+    alice.expect(&setup, "CallOriginatedEvent").await;
+    alice.expect(&setup, "HookStatusEvent").await;
+    let redirected = bob.expect(&setup, "CallRedirectedEvent").await;
+    for part in [
+        "<xsi:state>Detached</xsi:state>",
+        "<xsi:redirect><xsi:address>sip:carol@acme.test</xsi:address><xsi:reason>unconditional</xsi:reason>",
+    ] {
+        assert!(redirected.contains(part), "{part}: {redirected}");
+    }
+    let received = carol.expect(&setup, "CallReceivedEvent").await;
+    assert!(
+        received.contains("<xsi:userId>alice@acme.test</xsi:userId>"),
+        "{received}"
+    );
+    setup.server.stop().await;
+}
+
+/// The bridge killed mid-call: both users' calls are released within a bound.
+#[tokio::test]
+async fn a_bridge_killed_mid_call_releases_both_sides() {
+    let (setup, mut bridge) = start(&[]).await;
+    let mut alice = Watcher::open(&setup, ALICE).await;
+    let mut bob = Watcher::open(&setup, BOB).await;
+    assert_eq!(
+        act(&setup, Method::POST, ALICE, "calls/new?address=102")
+            .await
+            .status,
+        201
+    );
+    alice.expect(&setup, "CallOriginatedEvent").await;
+    alice.expect(&setup, "HookStatusEvent").await;
+    let bob_call = call_id(&bob.expect(&setup, "CallReceivedEvent").await);
+    bob.expect(&setup, "HookStatusEvent").await;
+    assert_eq!(
+        act(&setup, Method::PUT, BOB, &format!("calls/{bob_call}/Talk"))
+            .await
+            .status,
+        200
+    );
+    bob.expect(&setup, "CallAnsweredEvent").await;
+    alice.expect(&setup, "CallAnsweredEvent").await;
+
+    bridge.start_kill().expect("kill the bridge");
+    let started = std::time::Instant::now();
+    for watcher in [&mut alice, &mut bob] {
+        let released = watcher.expect(&setup, "CallReleasedEvent").await;
+        assert!(released.contains("Temporarily Unavailable"), "{released}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "released in {:?}",
+        started.elapsed()
+    );
+    setup.server.stop().await;
+}
