@@ -7,6 +7,7 @@ mod support;
 mod call_bridge;
 mod calls;
 mod calls_bridged;
+mod calls_sip;
 mod cli;
 mod cli_checks;
 mod cti;
