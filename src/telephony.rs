@@ -31,6 +31,7 @@ pub mod model;
 mod rosters;
 pub mod services;
 mod subscriptions;
+mod transfers;
 
 use std::sync::Arc;
 

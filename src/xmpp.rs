@@ -66,6 +66,7 @@ pub mod ns {
     pub const TIME: &str = "urn:xmpp:time";
     /// XEP-0327 Rayo (call control over the component link).
     pub const RAYO: &str = "urn:xmpp:rayo:1";
-    /// Bridgehead's Rayo extension: `hold`/`unhold` commands, `held`/`unheld` events.
-    pub const RAYO_HOLD: &str = "urn:bridgehead:rayo:hold:1";
+    /// Bridgehead's Rayo extension (docs/call-control.md): `hold`, `unhold`, `transfer` and
+    /// `dtmf` commands, `held` and `unheld` events.
+    pub const RAYO_EXT: &str = "urn:bridgehead:rayo:1";
 }

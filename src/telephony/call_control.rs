@@ -67,7 +67,7 @@ impl Telephony {
         self.calls.count_on_bridge(bridge) < self.calls_config.max_calls_per_bridge.get()
     }
 
-    fn call_of(&self, user: &User, call_id: &str) -> Result<Call, TelephonyError> {
+    pub(super) fn call_of(&self, user: &User, call_id: &str) -> Result<Call, TelephonyError> {
         self.calls
             .call_of(&user.id, call_id)
             .ok_or_else(|| TelephonyError::UnknownCall(call_id.to_owned()))
@@ -90,7 +90,7 @@ impl Telephony {
 
     /// Asks the bridge to do `command` for `action` on `call`, and applies the action once
     /// it confirms.
-    async fn command(
+    pub(super) async fn command(
         &self,
         call: Call,
         action: CallAction,
@@ -159,7 +159,12 @@ impl Telephony {
             return Ok(None);
         };
         call.apply(action, time::OffsetDateTime::now_utc())?;
-        self.keep(call.clone(), CallEventKind::of(action));
+        match CallEventKind::of(action) {
+            Some(kind) => self.keep(call.clone(), kind),
+            None => {
+                self.calls.track(call.clone());
+            }
+        }
         Ok(Some(call))
     }
 
@@ -290,7 +295,7 @@ impl Telephony {
     /// call was redirected too often), and tells the user (CallRedirected).
     async fn redirect(
         &self,
-        mut call: Call,
+        call: Call,
         offer: &Offer,
         reason: RedirectReason,
         to: &Option<String>,
@@ -313,16 +318,27 @@ impl Telephony {
         request
             .headers
             .push((REDIRECTS_HEADER.to_owned(), (redirects + 1).to_string()));
+        self.detach(call, reason, &request.to)?;
+        Ok(CarrierCommand::Redirect(request))
+    }
+
+    /// The ringing `call` went to `to` for `reason`: the user is off it (CallRedirected).
+    pub(super) fn detach(
+        &self,
+        mut call: Call,
+        reason: RedirectReason,
+        to: &str,
+    ) -> Result<(), CallError> {
         let now = time::OffsetDateTime::now_utc();
         call.apply(CallAction::Redirect(reason), now)?;
         call.redirect = Some(Redirect {
-            address: request.to.clone(),
+            address: to.to_owned(),
             reason,
             time: now,
         });
-        tracing::info!(user = %call.user.id, to = %request.to, reason = reason.as_str(), "incoming call redirected");
+        tracing::info!(user = %call.user.id, %to, reason = reason.as_str(), "incoming call redirected");
         self.keep(call, CallEventKind::Redirected);
-        Ok(CarrierCommand::Redirect(request))
+        Ok(())
     }
 }
 

@@ -269,6 +269,11 @@ pub enum CallAction {
     RemoteRelease(Option<ReleaseCause>),
     /// The ringing call is sent to another destination (Terminator only).
     Redirect(RedirectReason),
+    /// The user hands the connected call to someone else and leaves it (blind or
+    /// consultative transfer).
+    Transfer,
+    /// The user sends DTMF tones on the connected call (no change of state).
+    SendDtmf,
 }
 
 impl CallAction {
@@ -285,6 +290,8 @@ impl CallAction {
             CallAction::Release { decline: true } => "decline",
             CallAction::RemoteRelease(_) => "far-end release",
             CallAction::Redirect(_) => "redirect",
+            CallAction::Transfer => "transfer",
+            CallAction::SendDtmf => "send DTMF on",
         }
     }
 }
@@ -306,6 +313,8 @@ pub enum CallEventKind {
     Updated,
     /// It was sent elsewhere before the user answered.
     Redirected,
+    /// The far end transferred it: the remote party changed.
+    Transferred,
     /// It ended.
     Released,
 }
@@ -330,6 +339,7 @@ impl CallEventKind {
             CallEventKind::Retrieved => "CallRetrievedEvent",
             CallEventKind::Updated => "CallUpdatedEvent",
             CallEventKind::Redirected => "CallRedirectedEvent",
+            CallEventKind::Transferred => "CallTransferredEvent",
             CallEventKind::Released => "CallReleasedEvent",
         }
     }
@@ -341,23 +351,27 @@ impl CallEventKind {
             | CallEventKind::Received
             | CallEventKind::Answered
             | CallEventKind::Released => &CALL_PACKAGES,
-            CallEventKind::Held | CallEventKind::Retrieved | CallEventKind::Updated => {
-                &CALL_PACKAGES[1..]
-            }
+            CallEventKind::Held
+            | CallEventKind::Retrieved
+            | CallEventKind::Updated
+            | CallEventKind::Transferred => &CALL_PACKAGES[1..],
             CallEventKind::Redirected => &CALL_PACKAGES[2..],
         }
     }
 
-    /// The event a successful `action` makes.
-    pub fn of(action: CallAction) -> Self {
-        match action {
+    /// The event a successful `action` makes, if it makes one.
+    pub fn of(action: CallAction) -> Option<Self> {
+        Some(match action {
             CallAction::Answer | CallAction::RemoteAnswer => CallEventKind::Answered,
             CallAction::Hold => CallEventKind::Held,
             CallAction::Retrieve => CallEventKind::Retrieved,
             CallAction::RemoteHold | CallAction::RemoteRetrieve => CallEventKind::Updated,
-            CallAction::Release { .. } | CallAction::RemoteRelease(_) => CallEventKind::Released,
+            CallAction::Release { .. } | CallAction::RemoteRelease(_) | CallAction::Transfer => {
+                CallEventKind::Released
+            }
             CallAction::Redirect(_) => CallEventKind::Redirected,
-        }
+            CallAction::SendDtmf => return None,
+        })
     }
 }
 
@@ -473,6 +487,8 @@ impl Call {
             (S::Alerting, A::Redirect(_)) if self.personality == Personality::Terminator => {
                 S::Detached
             }
+            (S::Active | S::Held | S::RemoteHeld, A::Transfer) => S::Released,
+            (S::Active, A::SendDtmf) => S::Active,
             (S::Released | S::Detached, _) | (_, A::Release { decline: true } | A::Redirect(_)) => {
                 return Err(self.refuse(action))
             }
@@ -496,7 +512,11 @@ impl Call {
                 self.release_cause = cause;
             }
             A::Redirect(_) => self.detached_time = Some(at),
-            A::RemoteHold | A::RemoteRetrieve => {}
+            A::Transfer => {
+                self.end_hold(at);
+                self.releasing_party = Some(ReleasingParty::Local);
+            }
+            A::RemoteHold | A::RemoteRetrieve | A::SendDtmf => {}
         }
         if next == S::Released {
             self.release_time = Some(at);

@@ -13,7 +13,7 @@
 //!       an error, no ref, or no answer within rayo_timeout_secs: the next bridge
 //! CallCarrier::command(call_ref, …) ── <iq type='set' to='callid@bridge'>…</iq>, awaited:
 //!   <accept/> <answer/> <reject><busy/|decline/|error/></reject> <redirect to=…/> <hangup/>
-//!   and, in urn:bridgehead:rayo:hold:1 (docs/call-control.md), <hold/> <unhold/>
+//!   and, in urn:bridgehead:rayo:1 (docs/call-control.md), <hold/> <unhold/>
 //! ```
 //!
 //! The bridge reports each call's progress as presence from the call's JID
@@ -24,7 +24,7 @@
 //!                       and its answer (accept, reject or redirect) goes back to the call
 //! <ringing/>            nothing changes (the caller's call is already Alerting)
 //! <answered/>           the far end answered: Active
-//! <held/> <unheld/>     (urn:bridgehead:rayo:hold:1) the far end held, retrieved the call
+//! <held/> <unheld/>     (urn:bridgehead:rayo:1) the far end held, retrieved the call
 //! <end><hungup/></end>  released by the far end; <busy/>, <reject/>, <timeout/>, <error/>
 //!                       give the release cause (Busy, Forbidden, Request Timeout,
 //!                       Server Failure)

@@ -164,7 +164,12 @@ impl Resource {
             ["user", u, "calls", id, verb] => Resource::CallVerb(
                 user(u),
                 (*id).to_owned(),
-                calls::CallVerb::parse(verb).ok_or_else(unknown)?,
+                calls::CallVerb::parse(verb, None).ok_or_else(unknown)?,
+            ),
+            ["user", u, "calls", id, verb, other] => Resource::CallVerb(
+                user(u),
+                (*id).to_owned(),
+                calls::CallVerb::parse(verb, Some(other)).ok_or_else(unknown)?,
             ),
             _ => return Err(unknown()),
         })
@@ -340,7 +345,10 @@ impl XsiActions {
                 format,
             ),
             Resource::NewCall(_) => self.new_call(request.uri().query(), &target, format).await,
-            Resource::CallVerb(_, id, verb) => self.call_verb(&target, &id, verb).await,
+            Resource::CallVerb(_, id, verb) => {
+                self.call_verb(request.uri().query(), &target, &id, verb)
+                    .await
+            }
             Resource::HookStatus(_) => self.hook_status(&target, format),
         }
     }

@@ -249,6 +249,178 @@ async fn alice_calls_bob_through_the_example_bridge() {
     setup.server.stop().await;
 }
 
+/// Bob hands alice on to carol (blind transfer), then carol deflects a ringing call to bob;
+/// alice joins her two calls (transfer with consultation).
+#[tokio::test]
+async fn calls_are_transferred_blind_deflected_and_with_consultation() {
+    let (setup, _bridge) = start(&[]).await;
+    let mut alice = Watcher::open(&setup, ALICE).await;
+    let mut bob = Watcher::open(&setup, BOB).await;
+    let mut carol = Watcher::open(&setup, CAROL).await;
+
+    // alice → bob, answered; bob transfers alice to carol (extension 103).
+    assert_eq!(
+        act(&setup, Method::POST, ALICE, "calls/new?address=102")
+            .await
+            .status,
+        201
+    );
+    let alice_call = call_id(&alice.expect(&setup, "CallOriginatedEvent").await);
+    alice.expect(&setup, "HookStatusEvent").await;
+    let bob_call = call_id(&bob.expect(&setup, "CallReceivedEvent").await);
+    bob.expect(&setup, "HookStatusEvent").await;
+    assert_eq!(
+        act(&setup, Method::PUT, BOB, &format!("calls/{bob_call}/Talk"))
+            .await
+            .status,
+        200
+    );
+    bob.expect(&setup, "CallAnsweredEvent").await;
+    alice.expect(&setup, "CallAnsweredEvent").await;
+    let missing = act(
+        &setup,
+        Method::PUT,
+        BOB,
+        &format!("calls/{bob_call}/BlindTransfer"),
+    )
+    .await;
+    assert_eq!(missing.status, 400, "the address is required: {missing:?}");
+    let moved = act(
+        &setup,
+        Method::PUT,
+        BOB,
+        &format!("calls/{bob_call}/BlindTransfer?address=103"),
+    )
+    .await;
+    assert_eq!(moved.status, 200, "{moved:?}");
+    bob.expect(&setup, "CallReleasedEvent").await;
+    bob.expect(&setup, "HookStatusEvent").await;
+    let transferred = alice.expect(&setup, "CallTransferredEvent").await;
+    assert!(
+        transferred.contains("<xsi:userId>carol@acme.test</xsi:userId>"),
+        "{transferred}"
+    );
+    let received = carol.expect(&setup, "CallReceivedEvent").await;
+    assert!(
+        received.contains("<xsi:userId>alice@acme.test</xsi:userId>"),
+        "{received}"
+    );
+    let carol_call = call_id(&received);
+    carol.expect(&setup, "HookStatusEvent").await;
+    assert_eq!(
+        act(
+            &setup,
+            Method::PUT,
+            CAROL,
+            &format!("calls/{carol_call}/Talk")
+        )
+        .await
+        .status,
+        200
+    );
+    carol.expect(&setup, "CallAnsweredEvent").await;
+
+    // alice holds carol and calls bob, who answers; alice joins bob and carol.
+    assert_eq!(
+        act(
+            &setup,
+            Method::PUT,
+            ALICE,
+            &format!("calls/{alice_call}/Hold")
+        )
+        .await
+        .status,
+        200
+    );
+    alice.expect(&setup, "CallHeldEvent").await;
+    carol.expect(&setup, "CallUpdatedEvent").await;
+    assert_eq!(
+        act(&setup, Method::POST, ALICE, "calls/new?address=102")
+            .await
+            .status,
+        201
+    );
+    let second = call_id(&alice.expect(&setup, "CallOriginatedEvent").await);
+    let bob_call = call_id(&bob.expect(&setup, "CallReceivedEvent").await);
+    bob.expect(&setup, "HookStatusEvent").await;
+    assert_eq!(
+        act(&setup, Method::PUT, BOB, &format!("calls/{bob_call}/Talk"))
+            .await
+            .status,
+        200
+    );
+    bob.expect(&setup, "CallAnsweredEvent").await;
+    alice.expect(&setup, "CallAnsweredEvent").await;
+    let joined = act(
+        &setup,
+        Method::PUT,
+        ALICE,
+        &format!("calls/{alice_call}/ConsultTransfer/{second}"),
+    )
+    .await;
+    assert_eq!(joined.status, 200, "{joined:?}");
+    alice.expect(&setup, "CallReleasedEvent").await;
+    alice.expect(&setup, "CallReleasedEvent").await;
+    alice.expect(&setup, "HookStatusEvent").await;
+    assert!(bob
+        .expect(&setup, "CallTransferredEvent")
+        .await
+        .contains("<xsi:userId>carol@acme.test</xsi:userId>"));
+    assert!(carol
+        .expect(&setup, "CallTransferredEvent")
+        .await
+        .contains("<xsi:userId>bob@acme.test</xsi:userId>"));
+    // bob and carol are joined at the bridge: bob hangs up, carol's call ends.
+    assert_eq!(
+        act(&setup, Method::DELETE, BOB, &format!("calls/{bob_call}"))
+            .await
+            .status,
+        200
+    );
+    bob.expect(&setup, "CallReleasedEvent").await;
+    bob.expect(&setup, "HookStatusEvent").await;
+    assert!(carol
+        .expect(&setup, "CallReleasedEvent")
+        .await
+        .contains("remoteRelease"));
+    carol.expect(&setup, "HookStatusEvent").await;
+
+    // A ringing call is deflected: alice calls bob, bob sends it to carol.
+    assert_eq!(
+        act(&setup, Method::POST, ALICE, "calls/new?address=102")
+            .await
+            .status,
+        201
+    );
+    alice.expect(&setup, "CallOriginatedEvent").await;
+    alice.expect(&setup, "HookStatusEvent").await;
+    let bob_call = call_id(&bob.expect(&setup, "CallReceivedEvent").await);
+    bob.expect(&setup, "HookStatusEvent").await;
+    let deflected = act(
+        &setup,
+        Method::PUT,
+        BOB,
+        &format!("calls/{bob_call}/BlindTransfer?address=103"),
+    )
+    .await;
+    assert_eq!(deflected.status, 200, "{deflected:?}");
+    assert!(bob
+        .expect(&setup, "CallRedirectedEvent")
+        .await
+        .contains("<xsi:reason>deflection</xsi:reason>"));
+    assert!(bob
+        .expect(&setup, "HookStatusEvent")
+        .await
+        .contains("On-Hook"));
+    let received = carol.expect(&setup, "CallReceivedEvent").await;
+    assert!(
+        received.contains("<xsi:userId>alice@acme.test</xsi:userId>"),
+        "{received}"
+    );
+    carol.expect(&setup, "HookStatusEvent").await;
+    setup.server.stop().await;
+}
+
 /// Bob's Do Not Disturb refuses the call (busy, a missed call nowhere); his Call
 /// Forwarding Always sends it to Carol, and he is told (CallRedirected).
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! The bridge's Rayo server (XEP-0327 core, plus Bridgehead's `urn:bridgehead:rayo:hold:1`):
+//! The bridge's Rayo server (XEP-0327 core, plus Bridgehead's `urn:bridgehead:rayo:1`):
 //! one table of calls, each a Rayo call toward a Bridgehead user (`callid@bridge`) whose
 //! far end is another Rayo call (a call between two Bridgehead users, joined here) or a
 //! SIP dialog.
@@ -13,6 +13,9 @@
 //! redirect on X             → a new call for the new address takes X's place
 //! hangup on X               → <end><hungup/></end> on its far end (SIP: BYE, CANCEL, 487)
 //! hold, unhold on X         → <held/>, <unheld/> on its far end (SIP: acknowledged only)
+//! transfer to=T on X        → X's far end gets a new call to T, X ends (blind transfer)
+//! transfer to-call=Y on X   → the far ends of X and Y are joined, X and Y end
+//! dtmf tones on X           → <dtmf signal/> per tone on its far end (SIP: INFO)
 //! SIP 180 / 200 / end       → <ringing/> / <answered/> / <end> on the Rayo call
 //! ```
 //!
@@ -37,7 +40,7 @@ use crate::sip::{self, End, Sip, SipEvent};
 /// Rayo core.
 pub const RAYO: &str = "urn:xmpp:rayo:1";
 /// Bridgehead's hold extension.
-pub const RAYO_HOLD: &str = "urn:bridgehead:rayo:hold:1";
+pub const RAYO_EXT: &str = "urn:bridgehead:rayo:1";
 /// The header naming a Bridgehead user: the call is joined here, not sent to SIP.
 const LOCAL_USER_HEADER: &str = "X-Bridgehead-User";
 
@@ -60,6 +63,18 @@ struct Call {
     /// Who calls, as the offer says it.
     from: String,
     far: Far,
+    /// Whether the call is connected (answered on either side).
+    answered: bool,
+}
+
+impl Call {
+    fn new(from: String, far: Far) -> Self {
+        Call {
+            from,
+            far,
+            answered: false,
+        }
+    }
 }
 
 /// The calls of one XMPP session.
@@ -168,7 +183,7 @@ impl Bridge {
         else {
             return None;
         };
-        if payload.ns() != RAYO && payload.ns() != RAYO_HOLD {
+        if payload.ns() != RAYO && payload.ns() != RAYO_EXT {
             return None;
         }
         let mut out = Vec::new();
@@ -208,13 +223,8 @@ impl Bridge {
         let a = self.new_id();
         let far = if is_local(&headers) {
             let b = self.new_id();
-            self.calls.insert(
-                b.clone(),
-                Call {
-                    from: from.clone(),
-                    far: Far::Rayo(a.clone()),
-                },
-            );
+            self.calls
+                .insert(b.clone(), Call::new(from.clone(), Far::Rayo(a.clone())));
             out.extend(self.offer(&b, &to, &from, &headers));
             Far::Rayo(b)
         } else {
@@ -227,7 +237,7 @@ impl Bridge {
             }
         };
         tracing::info!(call = %a, %to, %from, "dialled");
-        self.calls.insert(a.clone(), Call { from, far });
+        self.calls.insert(a.clone(), Call::new(from, far));
         let uri = format!("xmpp:{a}@{}", self.me.domain());
         Iq::Result {
             from: None,
@@ -289,17 +299,57 @@ impl Bridge {
                     let _ = leg.dialog.ringing(None, None);
                 }),
             },
-            "answer" => match far_rayo {
-                Some(peer) => out.extend(self.event(&peer, rayo("answered"))),
-                None => self.with_sip(call, |leg| {
-                    leg.answered = true;
-                    sip::answer(&leg.dialog);
-                }),
+            "answer" => {
+                self.mark_answered(call);
+                match far_rayo {
+                    Some(peer) => {
+                        if !self.calls.get(&peer).is_some_and(|p| p.answered) {
+                            self.mark_answered(&peer);
+                            out.extend(self.event(&peer, rayo("answered")));
+                        }
+                    }
+                    None => self.with_sip(call, |leg| {
+                        leg.answered = true;
+                        sip::answer(&leg.dialog);
+                    }),
+                }
+            }
+            "transfer" => match payload.attr("to-call") {
+                Some(other) => {
+                    let other = other.strip_prefix("xmpp:").unwrap_or(other);
+                    let other = other.split_once('@').map_or(other, |(node, _)| node);
+                    self.join(call, other);
+                }
+                None => {
+                    let to = payload.attr("to").unwrap_or_default().to_owned();
+                    let from = payload.attr("from").unwrap_or_default().to_owned();
+                    if let Some(moved) = self.calls.get_mut(call) {
+                        moved.from = from;
+                    }
+                    self.redirect(call, &to, &headers_of(payload), out);
+                }
             },
+            "dtmf" => {
+                let tones = payload.attr("tones").unwrap_or_default().to_owned();
+                match far_rayo {
+                    Some(peer) => {
+                        for tone in tones.chars().filter(|c| *c != ',') {
+                            let signal = Element::builder("dtmf", RAYO)
+                                .attr(
+                                    tokio_xmpp::minidom::rxml::xml_ncname!("signal").to_owned(),
+                                    tone.to_string(),
+                                )
+                                .build();
+                            out.extend(self.event(&peer, signal));
+                        }
+                    }
+                    None => self.with_sip(call, |leg| sip::dtmf(&leg.dialog, &tones)),
+                }
+            }
             "hold" | "unhold" => {
                 if let Some(peer) = far_rayo {
                     let event = if command == "hold" { "held" } else { "unheld" };
-                    out.extend(self.event(&peer, Element::builder(event, RAYO_HOLD).build()));
+                    out.extend(self.event(&peer, Element::builder(event, RAYO_EXT).build()));
                 }
             }
             "reject" => {
@@ -317,6 +367,39 @@ impl Bridge {
                 self.redirect(call, &to, &headers_of(payload), out);
             }
             other => tracing::debug!(%call, command = other, "command without an effect"),
+        }
+    }
+
+    fn mark_answered(&mut self, call: &str) {
+        if let Some(call) = self.calls.get_mut(call) {
+            call.answered = true;
+        }
+    }
+
+    /// Calls `x` and `y` end here and their far ends are joined (consultative transfer).
+    fn join(&mut self, x: &str, y: &str) {
+        let (Some(cx), Some(cy)) = (self.calls.remove(x), self.calls.remove(y)) else {
+            return;
+        };
+        match (cx.far, cy.far) {
+            (Far::Rayo(p), Far::Rayo(q)) => {
+                self.set_far(&p, Far::Rayo(q.clone()));
+                self.set_far(&q, Far::Rayo(p));
+            }
+            (Far::Rayo(p), Far::Sip(leg)) | (Far::Sip(leg), Far::Rayo(p)) => {
+                self.set_far(&p, Far::Sip(leg));
+            }
+            (Far::Sip(a), Far::Sip(b)) => {
+                // The example does not bridge two SIP dialogs: both end.
+                sip::end(a.dialog, a.incoming, a.answered, None);
+                sip::end(b.dialog, b.incoming, b.answered, None);
+            }
+        }
+    }
+
+    fn set_far(&mut self, call: &str, far: Far) {
+        if let Some(call) = self.calls.get_mut(call) {
+            call.far = far;
         }
     }
 
@@ -363,13 +446,7 @@ impl Bridge {
                 if let Some(peer_call) = self.calls.get_mut(&peer) {
                     peer_call.far = Far::Rayo(new.clone());
                 }
-                self.calls.insert(
-                    new,
-                    Call {
-                        from: old.from,
-                        far: Far::Rayo(peer),
-                    },
-                );
+                self.calls.insert(new, Call::new(old.from, Far::Rayo(peer)));
             }
             Far::Rayo(peer) => match self.sip_out(to, &old.from, headers) {
                 Ok(leg) => {
@@ -386,13 +463,7 @@ impl Bridge {
             Far::Sip(leg) if is_local(headers) => {
                 let new = self.new_id();
                 out.extend(self.offer(&new, to, &old.from, headers));
-                self.calls.insert(
-                    new,
-                    Call {
-                        from: old.from,
-                        far: Far::Sip(leg),
-                    },
-                );
+                self.calls.insert(new, Call::new(old.from, Far::Sip(leg)));
             }
             // A SIP caller redirected back to SIP is refused: the example does not
             // chain two SIP dialogs.
@@ -423,18 +494,13 @@ impl Bridge {
             } => {
                 let b = self.new_id();
                 let offer = self.offer(&b, &to, &from, &headers);
-                self.calls.insert(
-                    b,
-                    Call {
-                        from,
-                        far: Far::Sip(SipLeg {
-                            dialog,
-                            call_id,
-                            incoming: true,
-                            answered: false,
-                        }),
-                    },
-                );
+                let far = Far::Sip(SipLeg {
+                    dialog,
+                    call_id,
+                    incoming: true,
+                    answered: false,
+                });
+                self.calls.insert(b, Call::new(from, far));
                 offer.into_iter().collect()
             }
             SipEvent::Ringing(call_id) => find(&self.calls, &call_id)
@@ -445,12 +511,16 @@ impl Bridge {
                 let Some(call) = find(&self.calls, &call_id) else {
                     return Vec::new();
                 };
-                let mut first = false;
+                // Said once, for an outgoing dialog of a call not connected yet (a call
+                // transferred to SIP is connected already).
+                let mut outgoing = false;
                 self.with_sip(&call, |leg| {
-                    first = !leg.answered && !leg.incoming;
+                    outgoing = !leg.incoming;
                     leg.answered = true;
                 });
-                if first {
+                let was_answered = self.calls.get(&call).is_some_and(|c| c.answered);
+                self.mark_answered(&call);
+                if outgoing && !was_answered {
                     self.event(&call, rayo("answered")).into_iter().collect()
                 } else {
                     Vec::new()

@@ -347,6 +347,21 @@ pub fn answer(dialog: &InviteDialog) {
     }
 }
 
+/// Sends `tones` on a SIP call, one INFO (`application/dtmf-relay`) per tone.
+pub fn dtmf(dialog: &InviteDialog, tones: &str) {
+    let (dialog, tones) = (dialog.clone(), tones.to_owned());
+    tokio::spawn(async move {
+        for tone in tones.chars().filter(|c| *c != ',') {
+            let body = format!("Signal={tone}\r\nDuration=160\r\n");
+            let headers = vec![Header::ContentType("application/dtmf-relay".into())];
+            if let Err(e) = dialog.info(Some(headers), Some(body.into_bytes())).await {
+                tracing::info!(error = %e, "sending DTMF");
+                return;
+            }
+        }
+    });
+}
+
 /// Ends a SIP call: BYE when answered, CANCEL for an unanswered outgoing one, 487 for an
 /// unanswered incoming one; `code` for a refused incoming one.
 pub fn end(dialog: InviteDialog, incoming: bool, answered: bool, code: Option<StatusCode>) {

@@ -55,6 +55,13 @@ pub enum CarrierCommand {
     Hold,
     /// Take it back from hold (Bridgehead's own Rayo extension).
     Retrieve,
+    /// Connect its far end to someone new, without the user (blind transfer).
+    Transfer(DialRequest),
+    /// Connect its far end to the far end of the user's other call `0` (its reference),
+    /// without the user (transfer with consultation).
+    ConsultTransfer(String),
+    /// Play these DTMF tones to the far end.
+    Dtmf(String),
 }
 
 impl CarrierCommand {
@@ -68,6 +75,8 @@ impl CarrierCommand {
             CarrierCommand::Hangup => "hangup",
             CarrierCommand::Hold => "hold",
             CarrierCommand::Retrieve => "unhold",
+            CarrierCommand::Transfer(_) | CarrierCommand::ConsultTransfer(_) => "transfer",
+            CarrierCommand::Dtmf(_) => "dtmf",
         }
     }
 }

@@ -155,6 +155,17 @@ impl CallRegistry {
             .cloned()
     }
 
+    /// The calls sharing `extTrackingId` `tracking_id` (the sides of one call).
+    pub fn with_tracking_id(&self, tracking_id: &str) -> Vec<Call> {
+        self.calls()
+            .by_user
+            .values()
+            .flatten()
+            .filter(|c| c.ext_tracking_id == tracking_id)
+            .cloned()
+            .collect()
+    }
+
     /// The references of every call a bridge (component domain `bridge`) carries.
     pub fn refs_of_bridge(&self, bridge: &str) -> Vec<String> {
         let bridge = bridge.to_ascii_lowercase();

@@ -4,7 +4,7 @@ use super::*;
 use crate::telephony::UserScope;
 use time::Duration;
 
-const ALL_ACTIONS: [CallAction; 10] = [
+const ALL_ACTIONS: [CallAction; 12] = [
     CallAction::Answer,
     CallAction::RemoteAnswer,
     CallAction::Hold,
@@ -15,6 +15,8 @@ const ALL_ACTIONS: [CallAction; 10] = [
     CallAction::Release { decline: true },
     CallAction::RemoteRelease(None),
     CallAction::Redirect(RedirectReason::Unconditional),
+    CallAction::Transfer,
+    CallAction::SendDtmf,
 ];
 
 fn t0() -> OffsetDateTime {
@@ -74,6 +76,9 @@ fn expected(p: Personality, s: CallState, a: CallAction) -> Option<CallState> {
         (S::Released | S::Detached, _) => None,
         (S::Alerting, A::Redirect(_)) => (p == Personality::Terminator).then_some(S::Detached),
         (_, A::Redirect(_)) => None,
+        (S::Active | S::Held | S::RemoteHeld, A::Transfer) => Some(S::Released),
+        (S::Active, A::SendDtmf) => Some(S::Active),
+        (_, A::Transfer | A::SendDtmf) => None,
         (S::Alerting, A::Answer) => p.answers().then_some(S::Active),
         (S::Alerting, A::RemoteAnswer) => (!p.answers()).then_some(S::Active),
         (S::Alerting, A::Release { decline: true }) => {

@@ -4,7 +4,7 @@
 use minidom::Element;
 
 use crate::telephony::calls::{CallAction, CarrierCommand, DialRequest, Offer, ReleaseCause};
-use crate::xmpp::ns::{RAYO, RAYO_HOLD};
+use crate::xmpp::ns::{RAYO, RAYO_EXT};
 use crate::xmpp::stanza;
 
 /// What a bridge's presence from a call says.
@@ -54,8 +54,26 @@ pub(super) fn command(command: &CarrierCommand) -> Element {
             &request.headers,
         )
         .build(),
-        CarrierCommand::Hold => Element::builder("hold", RAYO_HOLD).build(),
-        CarrierCommand::Retrieve => Element::builder("unhold", RAYO_HOLD).build(),
+        CarrierCommand::Hold => Element::builder("hold", RAYO_EXT).build(),
+        CarrierCommand::Retrieve => Element::builder("unhold", RAYO_EXT).build(),
+        CarrierCommand::Transfer(request) => headers(
+            stanza::element(
+                "transfer",
+                RAYO_EXT,
+                &[("to", &request.to), ("from", &request.from)],
+            ),
+            &request.headers,
+        )
+        .build(),
+        CarrierCommand::ConsultTransfer(other) => stanza::element(
+            "transfer",
+            RAYO_EXT,
+            &[("to-call", &format!("xmpp:{other}"))],
+        )
+        .build(),
+        CarrierCommand::Dtmf(tones) => {
+            stanza::element("dtmf", RAYO_EXT, &[("tones", tones)]).build()
+        }
     }
 }
 
@@ -63,7 +81,7 @@ pub(super) fn command(command: &CarrierCommand) -> Element {
 pub(super) fn report(presence: &Element, call_ref: &str) -> Option<CallReport> {
     let event = presence
         .children()
-        .find(|c| c.ns() == RAYO || c.ns() == RAYO_HOLD)?;
+        .find(|c| c.ns() == RAYO || c.ns() == RAYO_EXT)?;
     let action = match (event.ns().as_str(), event.name()) {
         (RAYO, "offer") => {
             return Some(CallReport::Offer(Offer {
@@ -87,8 +105,8 @@ pub(super) fn report(presence: &Element, call_ref: &str) -> Option<CallReport> {
                 _ => None,
             }))
         }
-        (RAYO_HOLD, "held") => CallAction::RemoteHold,
-        (RAYO_HOLD, "unheld") => CallAction::RemoteRetrieve,
+        (RAYO_EXT, "held") => CallAction::RemoteHold,
+        (RAYO_EXT, "unheld") => CallAction::RemoteRetrieve,
         (_, other) => return Some(CallReport::Nothing(other.to_owned())),
     };
     Some(CallReport::Action(action))
@@ -133,7 +151,7 @@ mod tests {
             ))))
         );
         assert_eq!(
-            report(&presence(Element::builder("held", RAYO_HOLD).build()), "c"),
+            report(&presence(Element::builder("held", RAYO_EXT).build()), "c"),
             Some(CallReport::Action(CallAction::RemoteHold))
         );
         assert_eq!(
@@ -150,7 +168,7 @@ mod tests {
     fn commands_are_written_in_their_namespaces() {
         let reject = command(&CarrierCommand::Reject(RejectReason::Busy));
         assert!(reject.is("reject", RAYO) && reject.get_child("busy", RAYO).is_some());
-        assert!(command(&CarrierCommand::Hold).is("hold", RAYO_HOLD));
+        assert!(command(&CarrierCommand::Hold).is("hold", RAYO_EXT));
         let redirect = command(&CarrierCommand::Redirect(DialRequest {
             from: "sip:a@x".into(),
             to: "tel:+1".into(),

@@ -9,6 +9,9 @@
 //! | `calls/{callId}[?decline=true]` | DELETE | releases the call (declines a ringing incoming one) |
 //! | `calls/{callId}/Talk` | PUT | answers a ringing call, takes a held one back |
 //! | `calls/{callId}/Hold` | PUT | holds an active call |
+//! | `calls/{callId}/BlindTransfer?address=…` | PUT | hands the call to the address (a ringing one is deflected) |
+//! | `calls/{callId}/ConsultTransfer/{callId2}` | PUT | joins the far ends of two calls |
+//! | `calls/{callId}/TransmitDTMF?playdtmf=…` | PUT | sends tones on an active call |
 //!
 //! The model (`telephony::calls`) decides what a call's state allows; a refusal is 400
 //! with errorCode 120402. A bridge that refuses or does not confirm an action is 502
@@ -27,34 +30,71 @@ use crate::xsi::model::{self, XSI_NS};
 use crate::xsi::response::{empty, ok};
 
 /// An action on one call (`PUT calls/{id}/{verb}`; the verb matched without regard to case).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum CallVerb {
     /// Answer, or retrieve.
     Talk,
     /// Hold.
     Hold,
+    /// Hand the call to `?address=`.
+    BlindTransfer,
+    /// Send `?playdtmf=` tones.
+    TransmitDtmf,
+    /// Join with the user's other call.
+    ConsultTransfer(String),
 }
 
 impl CallVerb {
-    pub(super) fn parse(verb: &str) -> Option<Self> {
-        [("Talk", CallVerb::Talk), ("Hold", CallVerb::Hold)]
-            .into_iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(verb))
-            .map(|(_, v)| v)
+    /// The verb of `calls/{id}/{verb}[/{other}]`.
+    pub(super) fn parse(verb: &str, other: Option<&str>) -> Option<Self> {
+        let is = |name: &str| verb.eq_ignore_ascii_case(name);
+        Some(match other {
+            Some(other) if is("ConsultTransfer") => CallVerb::ConsultTransfer(other.to_owned()),
+            Some(_) => return None,
+            None if is("Talk") => CallVerb::Talk,
+            None if is("Hold") => CallVerb::Hold,
+            None if is("BlindTransfer") => CallVerb::BlindTransfer,
+            None if is("TransmitDTMF") => CallVerb::TransmitDtmf,
+            None => return None,
+        })
     }
 }
 
+/// The query parameter `name`, required.
+fn required(query: Option<&str>, name: &str, what: &str) -> Result<String, ApiError> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| ApiError::BadQuery {
+            name: name.into(),
+            reason: format!("{what} is required"),
+        })
+}
+
 impl XsiActions {
-    /// `PUT calls/{id}/Talk|Hold`: 200 once the bridge confirmed.
+    /// `PUT calls/{id}/{verb}`: 200 once the bridge confirmed.
     pub(super) async fn call_verb(
         &self,
+        query: Option<&str>,
         user: &User,
         call_id: &str,
         verb: CallVerb,
     ) -> Result<Response<ResponseBody>, ApiError> {
+        let telephony = &self.telephony;
         match verb {
-            CallVerb::Talk => self.telephony.talk(user, call_id).await?,
-            CallVerb::Hold => self.telephony.hold(user, call_id).await?,
+            CallVerb::Talk => telephony.talk(user, call_id).await?,
+            CallVerb::Hold => telephony.hold(user, call_id).await?,
+            CallVerb::BlindTransfer => {
+                let address = required(query, "address", "the address to transfer to")?;
+                telephony.blind_transfer(user, call_id, &address).await?
+            }
+            CallVerb::TransmitDtmf => {
+                let tones = required(query, "playdtmf", "the tones to play")?;
+                telephony.transmit_dtmf(user, call_id, &tones).await?
+            }
+            CallVerb::ConsultTransfer(other) => {
+                telephony.consult_transfer(user, call_id, &other).await?
+            }
         };
         Ok(empty(StatusCode::OK))
     }
@@ -125,13 +165,7 @@ impl XsiActions {
         user: &User,
         format: Format,
     ) -> Result<Response<ResponseBody>, ApiError> {
-        let address = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-            .find(|(k, _)| k == "address")
-            .map(|(_, v)| v.into_owned())
-            .ok_or_else(|| ApiError::BadQuery {
-                name: "address".into(),
-                reason: "the address to call is required".into(),
-            })?;
+        let address = required(query, "address", "the address to call")?;
         let call = self.telephony.place_call(user, &address).await?;
         let info = model::CallStartInfo {
             xmlns: XSI_NS,
