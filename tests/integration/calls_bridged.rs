@@ -10,7 +10,7 @@ use hyper::Method;
 
 use crate::support::acme::{auth, url, ALICE};
 use crate::support::events::event;
-use crate::support::https::{assert_valid, between, EventChannel, Reply};
+use crate::support::https::{assert_valid, between, EventChannel, Https, Reply, EVENTS};
 use crate::support::server::{bridge_binary, Setup, BRIDGE, BRIDGE_SECRET};
 
 const BOB: &str = "bob@acme.test";
@@ -515,5 +515,96 @@ async fn a_bridge_killed_mid_call_releases_both_sides() {
         "released in {:?}",
         started.elapsed()
     );
+    setup.server.stop().await;
+}
+
+/// A CTI application subscribed at system level sees every call; it and a group admin
+/// control the calls of users they may reach, and a user cannot touch another's calls.
+#[tokio::test]
+async fn a_system_cti_subscription_sees_every_call_and_admins_control_calls() {
+    let (setup, _bridge) = start(&[]).await;
+    let pki = setup.dir.path().join("pki");
+    let cti = Https::with_tls(
+        setup.server.addrs.cti.unwrap(),
+        crate::cti::client(
+            &pki.join("ca.crt"),
+            &pki.join("cti-client-chain.pem"),
+            &pki.join("cti-client.key"),
+        ),
+    );
+    let mut channel = EventChannel::open(
+        &cti,
+        "",
+        "<channelSetId>cti-set</channelSetId><expires>3600</expires>",
+    )
+    .await
+    .unwrap();
+    let subscribed = cti
+        .request(
+            Method::POST,
+            &format!("{EVENTS}/system"),
+            &[("content-type", "application/xml")],
+            Some("<Subscription xmlns=\"http://schema.broadsoft.com/xsi\"><event>Basic Call</event><expires>3600</expires><channelSetId>cti-set</channelSetId><applicationId>crm</applicationId></Subscription>"),
+        )
+        .await;
+    assert_eq!(subscribed.status, 200, "{subscribed:?}");
+
+    // The application places a call for alice: it goes to bob.
+    let placed = cti
+        .request(
+            Method::POST,
+            &url(ALICE, "calls/new?address=102"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(placed.status, 201, "{placed:?}");
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let document = tokio::time::timeout(Duration::from_secs(10), event(&mut channel))
+            .await
+            .expect("call events reach the CTI channel");
+        if document.contains("CallOriginatedEvent") || document.contains("CallReceivedEvent") {
+            seen.push((
+                between(&document, "<xsi:targetId>", "</xsi:targetId>").to_owned(),
+                call_id(&document),
+            ));
+        }
+    }
+    seen.sort();
+    assert_eq!(
+        seen.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),
+        [ALICE, BOB],
+        "both sides of the call"
+    );
+    let bob_call = &seen[1].1;
+    // alice may not answer bob's call; bob's group admin may.
+    let denied = act(
+        &setup,
+        Method::PUT,
+        ALICE,
+        &format!("calls/{bob_call}/Talk"),
+    )
+    .await;
+    assert_eq!(denied.status, 403, "{denied:?}");
+    let answered = setup
+        .https()
+        .request(
+            Method::PUT,
+            &url(BOB, &format!("calls/{bob_call}/Talk")),
+            &[("authorization", &auth("gadmin@acme.test"))],
+            None,
+        )
+        .await;
+    assert_eq!(answered.status, 200, "{answered:?}");
+    let released = cti
+        .request(
+            Method::DELETE,
+            &url(BOB, &format!("calls/{bob_call}")),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(released.status, 200, "{released:?}");
     setup.server.stop().await;
 }

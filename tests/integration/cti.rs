@@ -16,7 +16,7 @@ use crate::support::server::{http_get, Setup};
 const CTI_EKU: &str = "extendedKeyUsage=clientAuth,1.3.6.1.4.1.6431.1.1.8.2.1.3";
 
 /// A client configuration trusting the server's CA and presenting `chain` + `key`.
-fn client(server_ca: &Path, chain: &Path, key: &Path) -> rustls::ClientConfig {
+pub fn client(server_ca: &Path, chain: &Path, key: &Path) -> rustls::ClientConfig {
     let roots: Vec<_> = bridgehead::pki::input::read_certificates(server_ca)
         .unwrap()
         .into_iter()
