@@ -610,3 +610,73 @@ async fn a_system_cti_subscription_sees_every_call_and_admins_control_calls() {
     assert_eq!(released.status, 200, "{released:?}");
     setup.server.stop().await;
 }
+
+/// wxcadm 4.6 (PyPI) places a call with its own XSI call control, and holds, retrieves
+/// and releases it once bob answers (`tests/interop/wxcadm_calls.py`).
+#[tokio::test]
+async fn wxcadm_places_holds_and_releases_a_call() {
+    let (setup, _bridge) = start(&[]).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/wxcadm_calls.py");
+    let endpoint = format!(
+        "https://localhost:{}/com.broadsoft.xsi-actions",
+        setup.server.addrs.https.unwrap().port()
+    );
+    let wxcadm = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg(&endpoint)
+        .arg(ALICE)
+        .arg("alice-pass")
+        .arg("102")
+        .env("REQUESTS_CA_BUNDLE", &setup.ca)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs (tests/run installs wxcadm)");
+    // bob answers as soon as the call rings.
+    let setup_ref = &setup;
+    let ringing = crate::support::wait_until_async(Duration::from_secs(20), move || async move {
+        act(setup_ref, Method::GET, BOB, "calls")
+            .await
+            .body
+            .contains("<callId>")
+    })
+    .await;
+    let calls = act(&setup, Method::GET, BOB, "calls").await;
+    let bob_call = between(&calls.body, "<callId>", "</callId>").to_owned();
+    assert!(ringing, "bob's phone rang");
+    assert_eq!(
+        act(&setup, Method::PUT, BOB, &format!("calls/{bob_call}/Talk"))
+            .await
+            .status,
+        200
+    );
+    let output = tokio::time::timeout(Duration::from_secs(60), wxcadm.wait_with_output())
+        .await
+        .expect("wxcadm finished")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for line in [
+        "placed: callhalf-",
+        "answered: tel:+15550102",
+        "held",
+        "retrieved",
+        "released",
+    ] {
+        assert!(stdout.contains(line), "{line}: {stdout}");
+    }
+    let released = crate::support::wait_until_async(Duration::from_secs(5), || async {
+        act(&setup, Method::GET, BOB, "calls/HookStatus")
+            .await
+            .body
+            .contains("On-Hook")
+    })
+    .await;
+    assert!(released, "bob's side ended with alice's");
+    setup.server.stop().await;
+}
