@@ -7,7 +7,25 @@
 #   examples/check-broadworks-xsd.sh /tmp/libxsi/xsd /tmp/bh
 #
 # Needs curl and xmllint. Prints one line per document; exits 1 if any does not validate.
+#
+# Streamed events are checked from files: the call tests keep every event they read when
+# XSI_EVENT_DUMP names a directory, and a third argument `--events DIR` validates them:
+#
+#   mkdir /tmp/events && XSI_EVENT_DUMP=/tmp/events cargo test --test integration calls_
+#   examples/check-broadworks-xsd.sh /tmp/libxsi/xsd --events /tmp/events
 set -euo pipefail
+if [ "${2:-}" = "--events" ]; then
+  failed=0
+  for file in "${3:?the directory of event documents}"/*.xml; do
+    if out=$(xmllint --noout --schema "$1/XSISchema.xsd" "$file" 2>&1); then
+      echo "OK   $(basename "$file")"
+    else
+      echo "FAIL $(basename "$file"): $(printf '%s\n' "$out" | grep -v 'fails to validate' | head -3 | tr '\n' ' ')"
+      failed=1
+    fi
+  done
+  exit $failed
+fi
 xsd_dir=${1:?the libxsi xsd/ folder}
 data_dir=${2:?the data directory of the server}
 base=${3:-https://localhost:8443/com.broadsoft.xsi-actions/v2.0}

@@ -18,7 +18,20 @@ const CAROL: &str = "carol@acme.test";
 
 /// The server with the acme users and the example bridge connected (`extra` arguments).
 pub async fn start(extra: &[&str]) -> (Setup, tokio::process::Child) {
-    let setup = Setup::builder().acme().bridge().start().await;
+    start_with(|_| {}, extra).await
+}
+
+/// [`start`] with a changed configuration.
+async fn start_with(
+    adjust: impl FnOnce(&mut bridgehead::config::Config) + 'static,
+    extra: &[&str],
+) -> (Setup, tokio::process::Child) {
+    let setup = Setup::builder()
+        .acme()
+        .bridge()
+        .config(adjust)
+        .start()
+        .await;
     let bridge = tokio::process::Command::new(bridge_binary())
         .args(["--name", BRIDGE, "--max-sessions", "1", "--ca"])
         .arg(&setup.ca)
@@ -78,6 +91,14 @@ impl Watcher {
             self.user
         );
         assert_eq!(setup.ack(self.user, &document, 200).await.status, 200);
+        // XSI_EVENT_DUMP=DIR keeps every event, for examples/check-broadworks-xsd.sh.
+        if let Some(dir) = std::env::var_os("XSI_EVENT_DUMP") {
+            let name = between(&document, "<xsi:eventID>", "</xsi:eventID>");
+            let _ = std::fs::write(
+                std::path::Path::new(&dir).join(format!("{kind}-{name}.xml")),
+                &document,
+            );
+        }
         document
     }
 }
@@ -678,5 +699,93 @@ async fn wxcadm_places_holds_and_releases_a_call() {
     })
     .await;
     assert!(released, "bob's side ended with alice's");
+    setup.server.stop().await;
+}
+
+/// A call released before it is answered is in the callee's missed calls; one nobody
+/// answers ends when `[calls] ringing_timeout_secs` runs out (Request Timeout); a bridge
+/// at `[calls] max_calls_per_bridge` takes no more calls.
+#[tokio::test]
+async fn unanswered_calls_are_missed_and_timers_and_limits_hold() {
+    let (setup, _bridge) = start_with(
+        |config| {
+            config.calls.ringing_timeout_secs = 1.try_into().unwrap();
+            config.calls.max_calls_per_bridge = 2.try_into().unwrap();
+        },
+        &[],
+    )
+    .await;
+    let mut alice = Watcher::open(&setup, ALICE).await;
+    let mut bob = Watcher::open(&setup, BOB).await;
+
+    // alice gives up before bob answers.
+    assert_eq!(
+        act(&setup, Method::POST, ALICE, "calls/new?address=102")
+            .await
+            .status,
+        201
+    );
+    let alice_call = call_id(&alice.expect(&setup, "CallOriginatedEvent").await);
+    alice.expect(&setup, "HookStatusEvent").await;
+    bob.expect(&setup, "CallReceivedEvent").await;
+    bob.expect(&setup, "HookStatusEvent").await;
+    assert_eq!(
+        act(
+            &setup,
+            Method::DELETE,
+            ALICE,
+            &format!("calls/{alice_call}")
+        )
+        .await
+        .status,
+        200
+    );
+    bob.expect(&setup, "CallReleasedEvent").await;
+    assert!(
+        call_logs_show(&setup, BOB, "Missed", "+15550101").await,
+        "a missed call"
+    );
+
+    // Nobody answers: the ringing timer ends bob's side, and the bridge ends alice's.
+    assert_eq!(
+        act(&setup, Method::POST, ALICE, "calls/new?address=102")
+            .await
+            .status,
+        201
+    );
+    bob.expect(&setup, "HookStatusEvent").await;
+    bob.expect(&setup, "CallReceivedEvent").await;
+    bob.expect(&setup, "HookStatusEvent").await;
+    let timed_out = bob.expect(&setup, "CallReleasedEvent").await;
+    assert!(
+        timed_out.contains("<xsi:internalReleaseCause>Request Timeout</xsi:internalReleaseCause>"),
+        "{timed_out}"
+    );
+    let ended = crate::support::wait_until_async(Duration::from_secs(5), || async {
+        act(&setup, Method::GET, ALICE, "calls/HookStatus")
+            .await
+            .body
+            .contains("On-Hook")
+    })
+    .await;
+    assert!(ended, "alice's side ended with bob's");
+
+    // One call between two local users is two Rayo calls (alice's and bob's): with
+    // max_calls_per_bridge = 2 it fills the only bridge, and the next call is refused.
+    assert_eq!(
+        act(&setup, Method::POST, ALICE, "calls/new?address=102")
+            .await
+            .status,
+        201
+    );
+    bob.expect(&setup, "HookStatusEvent").await;
+    bob.expect(&setup, "CallReceivedEvent").await;
+    let refused = act(&setup, Method::POST, ALICE, "calls/new?address=103").await;
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert!(
+        refused.body.contains("<errorCode>120401</errorCode>"),
+        "{}",
+        refused.body
+    );
     setup.server.stop().await;
 }
