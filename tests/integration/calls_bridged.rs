@@ -10,7 +10,7 @@ use hyper::Method;
 
 use crate::support::acme::{auth, url, ALICE};
 use crate::support::events::event;
-use crate::support::https::{assert_valid, between, EventChannel, Https, Reply, EVENTS};
+use crate::support::https::{assert_valid, between, EventChannel, Reply, EVENTS};
 use crate::support::server::{bridge_binary, Setup, BRIDGE, BRIDGE_SECRET};
 
 const BOB: &str = "bob@acme.test";
@@ -80,19 +80,15 @@ impl Watcher {
         Watcher { user, channel }
     }
 
-    /// The next event, which must be `kind` (`CallReceivedEvent` …), acknowledged.
-    pub async fn expect(&mut self, setup: &Setup, kind: &str) -> String {
+    /// The next event, acknowledged (and kept under `XSI_EVENT_DUMP=DIR`, for
+    /// `examples/check-broadworks-xsd.sh`).
+    async fn next(&mut self, setup: &Setup) -> String {
         let document = tokio::time::timeout(Duration::from_secs(10), event(&mut self.channel))
             .await
-            .unwrap_or_else(|_| panic!("{}: no {kind} within 10 s", self.user));
-        assert!(
-            document.contains(&format!("xsi1:type=\"xsi:{kind}\"")),
-            "{}: expected {kind}, got {document}",
-            self.user
-        );
+            .unwrap_or_else(|_| panic!("{}: no event within 10 s", self.user));
         assert_eq!(setup.ack(self.user, &document, 200).await.status, 200);
-        // XSI_EVENT_DUMP=DIR keeps every event, for examples/check-broadworks-xsd.sh.
         if let Some(dir) = std::env::var_os("XSI_EVENT_DUMP") {
+            let kind = between(&document, "<xsi:eventData xsi1:type=\"xsi:", "\"");
             let name = between(&document, "<xsi:eventID>", "</xsi:eventID>");
             let _ = std::fs::write(
                 std::path::Path::new(&dir).join(format!("{kind}-{name}.xml")),
@@ -101,11 +97,92 @@ impl Watcher {
         }
         document
     }
+
+    /// The next event, which must be `kind` (`CallReceivedEvent` …).
+    pub async fn expect(&mut self, setup: &Setup, kind: &str) -> String {
+        let document = self.next(setup).await;
+        assert!(
+            document.contains(&format!("xsi1:type=\"xsi:{kind}\"")),
+            "{}: expected {kind}, got {document}",
+            self.user
+        );
+        document
+    }
+
+    /// The next event, which must be `kind` and contain `part`.
+    async fn expect_with(&mut self, setup: &Setup, kind: &str, part: &str) -> String {
+        let document = self.expect(setup, kind).await;
+        assert!(
+            document.contains(part),
+            "{}: {part} not in {document}",
+            self.user
+        );
+        document
+    }
+
+    /// The next event that is not a HookStatusEvent, which must be `kind`.
+    async fn expect_call_event(&mut self, setup: &Setup, kind: &str) -> String {
+        loop {
+            let document = self.next(setup).await;
+            if !document.contains("xsi1:type=\"xsi:HookStatusEvent\"") {
+                assert!(
+                    document.contains(&format!("xsi1:type=\"xsi:{kind}\"")),
+                    "{}: expected {kind}, got {document}",
+                    self.user
+                );
+                return document;
+            }
+        }
+    }
+}
+
+/// `caller` calls `callee` at `address`, who answers: both calls' ids, once both sides saw
+/// CallAnswered (hook status events on the way are read).
+async fn connected(
+    setup: &Setup,
+    caller: &mut Watcher,
+    callee: &mut Watcher,
+    address: &str,
+) -> (String, String) {
+    expect_status(
+        setup,
+        Method::POST,
+        caller.user,
+        &format!("calls/new?address={address}"),
+        201,
+    )
+    .await;
+    let caller_call = call_id(&caller.expect_call_event(setup, "CallOriginatedEvent").await);
+    let callee_call = call_id(&callee.expect_call_event(setup, "CallReceivedEvent").await);
+    expect_status(
+        setup,
+        Method::PUT,
+        callee.user,
+        &format!("calls/{callee_call}/Talk"),
+        200,
+    )
+    .await;
+    callee.expect_call_event(setup, "CallAnsweredEvent").await;
+    caller.expect_call_event(setup, "CallAnsweredEvent").await;
+    (caller_call, callee_call)
 }
 
 /// The first `callId` in an event.
 pub fn call_id(event: &str) -> String {
     between(event, "<xsi:callId>", "</xsi:callId>").to_owned()
+}
+
+/// `method` on `user`'s `path` as that user, which must answer `status`.
+async fn expect_status(
+    setup: &Setup,
+    method: Method,
+    user: &str,
+    path: &str,
+    status: u16,
+) -> Reply {
+    let reply = act(setup, method, user, path).await;
+    assert_eq!(reply.status, status, "{user} {path}: {reply:?}");
+    reply
 }
 
 /// `method` on `user`'s `path` as that user.
@@ -160,10 +237,9 @@ async fn alice_calls_bob_through_the_example_bridge() {
         "{originated}"
     );
     let alice_call = call_id(&originated);
-    assert!(alice
-        .expect(&setup, "HookStatusEvent")
-        .await
-        .contains("Off-Hook"));
+    alice
+        .expect_with(&setup, "HookStatusEvent", "Off-Hook")
+        .await;
     let received = bob.expect(&setup, "CallReceivedEvent").await;
     for part in [
         "<xsi:personality>Terminator</xsi:personality><xsi:state>Alerting</xsi:state>",
@@ -187,91 +263,78 @@ async fn alice_calls_bob_through_the_example_bridge() {
 
     let answered = act(&setup, Method::PUT, BOB, &format!("calls/{bob_call}/Talk")).await;
     assert_eq!(answered.status, 200, "{answered:?}");
-    assert!(bob
-        .expect(&setup, "CallAnsweredEvent")
-        .await
-        .contains("<xsi:state>Active</xsi:state>"));
-    assert!(alice
-        .expect(&setup, "CallAnsweredEvent")
-        .await
-        .contains("<xsi:answerTime>"));
+    bob.expect_with(&setup, "CallAnsweredEvent", "<xsi:state>Active</xsi:state>")
+        .await;
+    alice
+        .expect_with(&setup, "CallAnsweredEvent", "<xsi:answerTime>")
+        .await;
 
-    assert_eq!(
-        act(
-            &setup,
-            Method::PUT,
-            ALICE,
-            &format!("calls/{alice_call}/Hold")
-        )
-        .await
-        .status,
-        200
-    );
-    assert!(alice
-        .expect(&setup, "CallHeldEvent")
-        .await
-        .contains("<xsi:state>Held</xsi:state>"));
-    assert!(bob
-        .expect(&setup, "CallUpdatedEvent")
-        .await
-        .contains("<xsi:state>Remote Held</xsi:state>"));
-    assert_eq!(
-        act(
-            &setup,
-            Method::PUT,
-            ALICE,
-            &format!("calls/{alice_call}/Talk")
-        )
-        .await
-        .status,
-        200
-    );
-    assert!(alice
-        .expect(&setup, "CallRetrievedEvent")
-        .await
-        .contains("<xsi:totalHeldTime>"));
-    assert!(bob
-        .expect(&setup, "CallUpdatedEvent")
-        .await
-        .contains("<xsi:state>Active</xsi:state>"));
+    expect_status(
+        &setup,
+        Method::PUT,
+        ALICE,
+        &format!("calls/{alice_call}/Hold"),
+        200,
+    )
+    .await;
+    alice
+        .expect_with(&setup, "CallHeldEvent", "<xsi:state>Held</xsi:state>")
+        .await;
+    bob.expect_with(
+        &setup,
+        "CallUpdatedEvent",
+        "<xsi:state>Remote Held</xsi:state>",
+    )
+    .await;
+    expect_status(
+        &setup,
+        Method::PUT,
+        ALICE,
+        &format!("calls/{alice_call}/Talk"),
+        200,
+    )
+    .await;
+    alice
+        .expect_with(&setup, "CallRetrievedEvent", "<xsi:totalHeldTime>")
+        .await;
+    bob.expect_with(&setup, "CallUpdatedEvent", "<xsi:state>Active</xsi:state>")
+        .await;
 
     let call = act(&setup, Method::GET, BOB, &format!("calls/{bob_call}")).await;
     assert_valid(&call.body);
 
-    assert_eq!(
-        act(
+    expect_status(
+        &setup,
+        Method::DELETE,
+        ALICE,
+        &format!("calls/{alice_call}"),
+        200,
+    )
+    .await;
+    alice
+        .expect_with(
             &setup,
-            Method::DELETE,
-            ALICE,
-            &format!("calls/{alice_call}")
+            "CallReleasedEvent",
+            "<xsi:releasingParty>localRelease</xsi:releasingParty>",
         )
-        .await
-        .status,
-        200
-    );
-    assert!(alice
-        .expect(&setup, "CallReleasedEvent")
-        .await
-        .contains("<xsi:releasingParty>localRelease</xsi:releasingParty>"));
-    assert!(alice
-        .expect(&setup, "HookStatusEvent")
-        .await
-        .contains("On-Hook"));
-    assert!(bob
-        .expect(&setup, "CallReleasedEvent")
-        .await
-        .contains("<xsi:releasingParty>remoteRelease</xsi:releasingParty>"));
-    assert!(bob
-        .expect(&setup, "HookStatusEvent")
-        .await
-        .contains("On-Hook"));
+        .await;
+    alice
+        .expect_with(&setup, "HookStatusEvent", "On-Hook")
+        .await;
+    bob.expect_with(
+        &setup,
+        "CallReleasedEvent",
+        "<xsi:releasingParty>remoteRelease</xsi:releasingParty>",
+    )
+    .await;
+    bob.expect_with(&setup, "HookStatusEvent", "On-Hook").await;
     assert!(call_logs_show(&setup, ALICE, "Placed", "+15550102").await);
     assert!(call_logs_show(&setup, BOB, "Received", "+15550101").await);
     setup.server.stop().await;
 }
 
-/// Bob hands alice on to carol (blind transfer), then carol deflects a ringing call to bob;
-/// alice joins her two calls (transfer with consultation).
+/// Bob hands alice on to carol (blind transfer); alice joins her two calls (transfer with
+/// consultation); bob deflects a ringing call to carol.
 #[tokio::test]
 async fn calls_are_transferred_blind_deflected_and_with_consultation() {
     let (setup, _bridge) = start(&[]).await;
@@ -280,40 +343,17 @@ async fn calls_are_transferred_blind_deflected_and_with_consultation() {
     let mut carol = Watcher::open(&setup, CAROL).await;
 
     // alice → bob, answered; bob transfers alice to carol (extension 103).
-    assert_eq!(
-        act(&setup, Method::POST, ALICE, "calls/new?address=102")
-            .await
-            .status,
-        201
-    );
-    let alice_call = call_id(&alice.expect(&setup, "CallOriginatedEvent").await);
-    alice.expect(&setup, "HookStatusEvent").await;
-    let bob_call = call_id(&bob.expect(&setup, "CallReceivedEvent").await);
-    bob.expect(&setup, "HookStatusEvent").await;
-    assert_eq!(
-        act(&setup, Method::PUT, BOB, &format!("calls/{bob_call}/Talk"))
-            .await
-            .status,
-        200
-    );
-    bob.expect(&setup, "CallAnsweredEvent").await;
-    alice.expect(&setup, "CallAnsweredEvent").await;
-    let missing = act(
+    let (alice_call, bob_call) = connected(&setup, &mut alice, &mut bob, "102").await;
+    let transfer = format!("calls/{bob_call}/BlindTransfer");
+    expect_status(&setup, Method::PUT, BOB, &transfer, 400).await; // the address is required
+    expect_status(
         &setup,
         Method::PUT,
         BOB,
-        &format!("calls/{bob_call}/BlindTransfer"),
+        &format!("{transfer}?address=103"),
+        200,
     )
     .await;
-    assert_eq!(missing.status, 400, "the address is required: {missing:?}");
-    let moved = act(
-        &setup,
-        Method::PUT,
-        BOB,
-        &format!("calls/{bob_call}/BlindTransfer?address=103"),
-    )
-    .await;
-    assert_eq!(moved.status, 200, "{moved:?}");
     bob.expect(&setup, "CallReleasedEvent").await;
     bob.expect(&setup, "HookStatusEvent").await;
     let transferred = alice.expect(&setup, "CallTransferredEvent").await;
@@ -328,48 +368,39 @@ async fn calls_are_transferred_blind_deflected_and_with_consultation() {
     );
     let carol_call = call_id(&received);
     carol.expect(&setup, "HookStatusEvent").await;
-    assert_eq!(
-        act(
-            &setup,
-            Method::PUT,
-            CAROL,
-            &format!("calls/{carol_call}/Talk")
-        )
-        .await
-        .status,
-        200
-    );
+    expect_status(
+        &setup,
+        Method::PUT,
+        CAROL,
+        &format!("calls/{carol_call}/Talk"),
+        200,
+    )
+    .await;
     carol.expect(&setup, "CallAnsweredEvent").await;
 
     // alice holds carol and calls bob, who answers; alice joins bob and carol.
-    assert_eq!(
-        act(
-            &setup,
-            Method::PUT,
-            ALICE,
-            &format!("calls/{alice_call}/Hold")
-        )
-        .await
-        .status,
-        200
-    );
+    expect_status(
+        &setup,
+        Method::PUT,
+        ALICE,
+        &format!("calls/{alice_call}/Hold"),
+        200,
+    )
+    .await;
     alice.expect(&setup, "CallHeldEvent").await;
     carol.expect(&setup, "CallUpdatedEvent").await;
-    assert_eq!(
-        act(&setup, Method::POST, ALICE, "calls/new?address=102")
-            .await
-            .status,
-        201
-    );
+    expect_status(&setup, Method::POST, ALICE, "calls/new?address=102", 201).await;
     let second = call_id(&alice.expect(&setup, "CallOriginatedEvent").await);
     let bob_call = call_id(&bob.expect(&setup, "CallReceivedEvent").await);
     bob.expect(&setup, "HookStatusEvent").await;
-    assert_eq!(
-        act(&setup, Method::PUT, BOB, &format!("calls/{bob_call}/Talk"))
-            .await
-            .status,
-        200
-    );
+    expect_status(
+        &setup,
+        Method::PUT,
+        BOB,
+        &format!("calls/{bob_call}/Talk"),
+        200,
+    )
+    .await;
     bob.expect(&setup, "CallAnsweredEvent").await;
     alice.expect(&setup, "CallAnsweredEvent").await;
     let joined = act(
@@ -383,36 +414,37 @@ async fn calls_are_transferred_blind_deflected_and_with_consultation() {
     alice.expect(&setup, "CallReleasedEvent").await;
     alice.expect(&setup, "CallReleasedEvent").await;
     alice.expect(&setup, "HookStatusEvent").await;
-    assert!(bob
-        .expect(&setup, "CallTransferredEvent")
-        .await
-        .contains("<xsi:userId>carol@acme.test</xsi:userId>"));
-    assert!(carol
-        .expect(&setup, "CallTransferredEvent")
-        .await
-        .contains("<xsi:userId>bob@acme.test</xsi:userId>"));
+    bob.expect_with(
+        &setup,
+        "CallTransferredEvent",
+        "<xsi:userId>carol@acme.test</xsi:userId>",
+    )
+    .await;
+    carol
+        .expect_with(
+            &setup,
+            "CallTransferredEvent",
+            "<xsi:userId>bob@acme.test</xsi:userId>",
+        )
+        .await;
     // bob and carol are joined at the bridge: bob hangs up, carol's call ends.
-    assert_eq!(
-        act(&setup, Method::DELETE, BOB, &format!("calls/{bob_call}"))
-            .await
-            .status,
-        200
-    );
+    expect_status(
+        &setup,
+        Method::DELETE,
+        BOB,
+        &format!("calls/{bob_call}"),
+        200,
+    )
+    .await;
     bob.expect(&setup, "CallReleasedEvent").await;
     bob.expect(&setup, "HookStatusEvent").await;
-    assert!(carol
-        .expect(&setup, "CallReleasedEvent")
-        .await
-        .contains("remoteRelease"));
+    carol
+        .expect_with(&setup, "CallReleasedEvent", "remoteRelease")
+        .await;
     carol.expect(&setup, "HookStatusEvent").await;
 
     // A ringing call is deflected: alice calls bob, bob sends it to carol.
-    assert_eq!(
-        act(&setup, Method::POST, ALICE, "calls/new?address=102")
-            .await
-            .status,
-        201
-    );
+    expect_status(&setup, Method::POST, ALICE, "calls/new?address=102", 201).await;
     alice.expect(&setup, "CallOriginatedEvent").await;
     alice.expect(&setup, "HookStatusEvent").await;
     let bob_call = call_id(&bob.expect(&setup, "CallReceivedEvent").await);
@@ -425,14 +457,13 @@ async fn calls_are_transferred_blind_deflected_and_with_consultation() {
     )
     .await;
     assert_eq!(deflected.status, 200, "{deflected:?}");
-    assert!(bob
-        .expect(&setup, "CallRedirectedEvent")
-        .await
-        .contains("<xsi:reason>deflection</xsi:reason>"));
-    assert!(bob
-        .expect(&setup, "HookStatusEvent")
-        .await
-        .contains("On-Hook"));
+    bob.expect_with(
+        &setup,
+        "CallRedirectedEvent",
+        "<xsi:reason>deflection</xsi:reason>",
+    )
+    .await;
+    bob.expect_with(&setup, "HookStatusEvent", "On-Hook").await;
     let received = carol.expect(&setup, "CallReceivedEvent").await;
     assert!(
         received.contains("<xsi:userId>alice@acme.test</xsi:userId>"),
@@ -452,12 +483,7 @@ async fn do_not_disturb_refuses_and_call_forwarding_always_redirects() {
     let mut carol = Watcher::open(&setup, CAROL).await;
 
     setup.set_dnd(BOB, true).await;
-    assert_eq!(
-        act(&setup, Method::POST, ALICE, "calls/new?address=102")
-            .await
-            .status,
-        201
-    );
+    expect_status(&setup, Method::POST, ALICE, "calls/new?address=102", 201).await;
     alice.expect(&setup, "CallOriginatedEvent").await;
     alice.expect(&setup, "HookStatusEvent").await;
     let released = alice.expect(&setup, "CallReleasedEvent").await;
@@ -477,12 +503,7 @@ async fn do_not_disturb_refuses_and_call_forwarding_always_redirects() {
         )
         .await;
     assert_eq!(cfa.status, 200, "{cfa:?}");
-    assert_eq!(
-        act(&setup, Method::POST, ALICE, "calls/new?address=102")
-            .await
-            .status,
-        201
-    );
+    expect_status(&setup, Method::POST, ALICE, "calls/new?address=102", 201).await;
     alice.expect(&setup, "CallOriginatedEvent").await;
     alice.expect(&setup, "HookStatusEvent").await;
     let redirected = bob.expect(&setup, "CallRedirectedEvent").await;
@@ -506,24 +527,7 @@ async fn a_bridge_killed_mid_call_releases_both_sides() {
     let (setup, mut bridge) = start(&[]).await;
     let mut alice = Watcher::open(&setup, ALICE).await;
     let mut bob = Watcher::open(&setup, BOB).await;
-    assert_eq!(
-        act(&setup, Method::POST, ALICE, "calls/new?address=102")
-            .await
-            .status,
-        201
-    );
-    alice.expect(&setup, "CallOriginatedEvent").await;
-    alice.expect(&setup, "HookStatusEvent").await;
-    let bob_call = call_id(&bob.expect(&setup, "CallReceivedEvent").await);
-    bob.expect(&setup, "HookStatusEvent").await;
-    assert_eq!(
-        act(&setup, Method::PUT, BOB, &format!("calls/{bob_call}/Talk"))
-            .await
-            .status,
-        200
-    );
-    bob.expect(&setup, "CallAnsweredEvent").await;
-    alice.expect(&setup, "CallAnsweredEvent").await;
+    connected(&setup, &mut alice, &mut bob, "102").await;
 
     bridge.start_kill().expect("kill the bridge");
     let started = std::time::Instant::now();
@@ -544,15 +548,7 @@ async fn a_bridge_killed_mid_call_releases_both_sides() {
 #[tokio::test]
 async fn a_system_cti_subscription_sees_every_call_and_admins_control_calls() {
     let (setup, _bridge) = start(&[]).await;
-    let pki = setup.dir.path().join("pki");
-    let cti = Https::with_tls(
-        setup.server.addrs.cti.unwrap(),
-        crate::cti::client(
-            &pki.join("ca.crt"),
-            &pki.join("cti-client-chain.pem"),
-            &pki.join("cti-client.key"),
-        ),
-    );
+    let cti = crate::cti::cti_client(&setup);
     let mut channel = EventChannel::open(
         &cti,
         "",
@@ -666,12 +662,14 @@ async fn wxcadm_places_holds_and_releases_a_call() {
     let calls = act(&setup, Method::GET, BOB, "calls").await;
     let bob_call = between(&calls.body, "<callId>", "</callId>").to_owned();
     assert!(ringing, "bob's phone rang");
-    assert_eq!(
-        act(&setup, Method::PUT, BOB, &format!("calls/{bob_call}/Talk"))
-            .await
-            .status,
-        200
-    );
+    expect_status(
+        &setup,
+        Method::PUT,
+        BOB,
+        &format!("calls/{bob_call}/Talk"),
+        200,
+    )
+    .await;
     let output = tokio::time::timeout(Duration::from_secs(60), wxcadm.wait_with_output())
         .await
         .expect("wxcadm finished")
@@ -719,27 +717,19 @@ async fn unanswered_calls_are_missed_and_timers_and_limits_hold() {
     let mut bob = Watcher::open(&setup, BOB).await;
 
     // alice gives up before bob answers.
-    assert_eq!(
-        act(&setup, Method::POST, ALICE, "calls/new?address=102")
-            .await
-            .status,
-        201
-    );
+    expect_status(&setup, Method::POST, ALICE, "calls/new?address=102", 201).await;
     let alice_call = call_id(&alice.expect(&setup, "CallOriginatedEvent").await);
     alice.expect(&setup, "HookStatusEvent").await;
     bob.expect(&setup, "CallReceivedEvent").await;
     bob.expect(&setup, "HookStatusEvent").await;
-    assert_eq!(
-        act(
-            &setup,
-            Method::DELETE,
-            ALICE,
-            &format!("calls/{alice_call}")
-        )
-        .await
-        .status,
-        200
-    );
+    expect_status(
+        &setup,
+        Method::DELETE,
+        ALICE,
+        &format!("calls/{alice_call}"),
+        200,
+    )
+    .await;
     bob.expect(&setup, "CallReleasedEvent").await;
     assert!(
         call_logs_show(&setup, BOB, "Missed", "+15550101").await,
@@ -747,12 +737,7 @@ async fn unanswered_calls_are_missed_and_timers_and_limits_hold() {
     );
 
     // Nobody answers: the ringing timer ends bob's side, and the bridge ends alice's.
-    assert_eq!(
-        act(&setup, Method::POST, ALICE, "calls/new?address=102")
-            .await
-            .status,
-        201
-    );
+    expect_status(&setup, Method::POST, ALICE, "calls/new?address=102", 201).await;
     bob.expect(&setup, "HookStatusEvent").await;
     bob.expect(&setup, "CallReceivedEvent").await;
     bob.expect(&setup, "HookStatusEvent").await;
@@ -772,12 +757,7 @@ async fn unanswered_calls_are_missed_and_timers_and_limits_hold() {
 
     // One call between two local users is two Rayo calls (alice's and bob's): with
     // max_calls_per_bridge = 2 it fills the only bridge, and the next call is refused.
-    assert_eq!(
-        act(&setup, Method::POST, ALICE, "calls/new?address=102")
-            .await
-            .status,
-        201
-    );
+    expect_status(&setup, Method::POST, ALICE, "calls/new?address=102", 201).await;
     bob.expect(&setup, "HookStatusEvent").await;
     bob.expect(&setup, "CallReceivedEvent").await;
     let refused = act(&setup, Method::POST, ALICE, "calls/new?address=103").await;

@@ -16,7 +16,7 @@ use crate::support::server::{http_get, Setup};
 const CTI_EKU: &str = "extendedKeyUsage=clientAuth,1.3.6.1.4.1.6431.1.1.8.2.1.3";
 
 /// A client configuration trusting the server's CA and presenting `chain` + `key`.
-pub fn client(server_ca: &Path, chain: &Path, key: &Path) -> rustls::ClientConfig {
+fn client(server_ca: &Path, chain: &Path, key: &Path) -> rustls::ClientConfig {
     let roots: Vec<_> = bridgehead::pki::input::read_certificates(server_ca)
         .unwrap()
         .into_iter()
@@ -31,19 +31,25 @@ pub fn client(server_ca: &Path, chain: &Path, key: &Path) -> rustls::ClientConfi
     (*bridgehead::tls::client_config_with_identity(&roots, chain, key).unwrap()).clone()
 }
 
-#[tokio::test]
-async fn a_cti_application_subscribes_without_passwords_and_gets_client_id_events() {
-    let setup = Setup::builder().acme().start().await;
-    let server = &setup.server;
+/// The CTI port of `setup`, with the development PKI's CTI client certificate.
+pub fn cti_client(setup: &Setup) -> Https {
     let pki = setup.dir.path().join("pki");
-    let cti = Https::with_tls(
-        server.addrs.cti.unwrap(),
+    Https::with_tls(
+        setup.server.addrs.cti.unwrap(),
         client(
             &pki.join("ca.crt"),
             &pki.join("cti-client-chain.pem"),
             &pki.join("cti-client.key"),
         ),
-    );
+    )
+}
+
+#[tokio::test]
+async fn a_cti_application_subscribes_without_passwords_and_gets_client_id_events() {
+    let setup = Setup::builder().acme().start().await;
+    let server = &setup.server;
+    let pki = setup.dir.path().join("pki");
+    let cti = cti_client(&setup);
     // XSI-Actions with application rights: any user's resources, no Basic credentials.
     let profile = cti
         .request(Method::GET, &url(ALICE, "profile"), &[], None)
