@@ -28,6 +28,7 @@ pub mod dialing;
 pub mod directory;
 pub mod events;
 pub mod model;
+mod records;
 mod rosters;
 pub mod services;
 mod subscriptions;
@@ -112,6 +113,8 @@ pub struct Telephony {
     user_locks: Arc<[tokio::sync::Mutex<()>]>,
     calls: Arc<calls::CallRegistry>,
     calls_config: Arc<CallsConfig>,
+    users: Arc<records::Remembered<String, Option<User>>>,
+    settings: Arc<records::Remembered<(String, ServiceName), ServiceSettings>>,
     carrier: Arc<std::sync::OnceLock<Arc<dyn calls::CallCarrier>>>,
 }
 
@@ -133,6 +136,8 @@ impl Telephony {
                 .collect(),
             calls: Arc::new(calls::CallRegistry::new("local")),
             calls_config: Arc::default(),
+            users: Arc::new(records::Remembered::new()),
+            settings: Arc::new(records::Remembered::new()),
             carrier: Arc::default(),
         }
     }
@@ -167,9 +172,17 @@ impl Telephony {
         &self.calls
     }
 
-    /// One user, if it exists.
+    /// One user, if it exists (remembered while users do not change, see `records`).
     pub async fn user(&self, id: &str) -> Result<Option<User>, TelephonyError> {
-        Ok(self.store.user(id).await?)
+        let key = id.to_ascii_lowercase();
+        // Read before the user, so a change that races this read is seen next time.
+        let generation = self.store.users_generation();
+        if let Some(user) = self.users.get(&key, generation) {
+            return Ok(user);
+        }
+        let user = self.store.user(id).await?;
+        self.users.put(key, generation, user.clone());
+        Ok(user)
     }
 
     /// Moves whenever users may have changed (see [`DirectoryStore::users_generation`](crate::store::DirectoryStore::users_generation)).
@@ -260,7 +273,12 @@ impl Telephony {
         user_id: &str,
         service: ServiceName,
     ) -> Result<ServiceSettings, TelephonyError> {
-        match self
+        let key = (user_id.to_ascii_lowercase(), service);
+        let generation = self.store.users_generation();
+        if let Some(settings) = self.settings.get(&key, generation) {
+            return Ok(settings);
+        }
+        let settings = match self
             .store
             .service_settings(user_id, service.as_str())
             .await?
@@ -270,9 +288,11 @@ impl Telephony {
                     "{} settings of {user_id}: {e}",
                     service.as_str()
                 )))
-            }),
-            None => Ok(ServiceSettings::default_for(service)),
-        }
+            })?,
+            None => ServiceSettings::default_for(service),
+        };
+        self.settings.put(key, generation, settings.clone());
+        Ok(settings)
     }
 
     /// Validates, stores and announces new settings for a user's service. `user` is the
@@ -289,6 +309,8 @@ impl Telephony {
         self.store
             .put_service_settings(&user.id, settings.name().as_str(), &json)
             .await?;
+        self.settings
+            .forget(&(user.id.to_ascii_lowercase(), settings.name()));
         tracing::info!(user = %user.id, service = settings.name().as_str(), "service settings changed");
         Ok(self
             .events

@@ -47,6 +47,16 @@ impl Telephony {
         let tracked = self.calls.track(call.clone());
         let user = call.user.clone();
         let record = (call.state == CallState::Released).then(|| call_log_record(&call));
+        if record.is_some() {
+            tracing::info!(
+                user = %user.id,
+                call = %call.id,
+                answered = call.was_answered(),
+                cause = call.release_cause.map_or("", |c| c.as_str()),
+                by = call.releasing_party.map_or("", |p| p.as_str()),
+                "call ended"
+            );
+        }
         self.events
             .publish(&user, EventKind::Call(Box::new(CallEvent { kind, call })));
         if let Some(hook) = tracked.hook_changed {
@@ -199,7 +209,7 @@ impl Telephony {
 
     async fn route_offer(&self, offer: &Offer) -> Result<CarrierCommand, TelephonyError> {
         let callee = match offer.header(LOCAL_USER_HEADER) {
-            Some(id) => self.store.user(id).await?,
+            Some(id) => self.user(id).await?,
             None => match self.resolve_for(None, &offer.to).await? {
                 Destination::Local { user, .. } => Some(*user),
                 Destination::Network { .. } => None,
@@ -309,7 +319,6 @@ impl Telephony {
             return Ok(CarrierCommand::Reject(RejectReason::Busy));
         };
         let callee = self
-            .store
             .user(&call.user.id)
             .await?
             .ok_or_else(|| TelephonyError::UnknownUser(call.user.id.clone()))?;

@@ -142,7 +142,7 @@ impl Telephony {
             user: Box::new(user.clone()),
         };
         if let Some(sip) = sip {
-            return Ok(match self.store.user(&sip).await? {
+            return Ok(match self.user(&sip).await? {
                 Some(user) => local(&user),
                 None => Destination::Network {
                     uri: format!("sip:{sip}"),

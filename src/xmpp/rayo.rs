@@ -127,7 +127,7 @@ impl Shared {
     fn apply(&self, call_ref: &str, action: CallAction) {
         match self.telephony.call_event(call_ref, action) {
             Ok(Some(call)) => {
-                tracing::info!(call = %call.id, state = call.state.as_str(), "call event from a bridge")
+                tracing::debug!(call = %call.id, state = call.state.as_str(), "call event from a bridge")
             }
             Ok(None) => tracing::info!(%call_ref, "a Rayo event for no known call"),
             Err(e) => {
