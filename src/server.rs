@@ -482,7 +482,7 @@ impl Bound {
                         }
                         if now.duration_since(calls_checked) >= std::time::Duration::from_secs(1) {
                             calls_checked = now;
-                            telephony.expire_calls(time::OffsetDateTime::now_utc());
+                            telephony.expire_calls(time::OffsetDateTime::now_utc()).await;
                         }
                     }
                 }

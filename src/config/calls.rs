@@ -15,6 +15,9 @@ pub struct CallsConfig {
     /// How long a placed call waits for the far end to answer before it ends (Request
     /// Timeout). Default 120 s.
     pub dial_timeout_secs: NonZeroU64,
+    /// One ring, as Call Forwarding No Answer counts them: a call is forwarded after
+    /// `numberOfRings` of these. Default 6 s (BroadWorks' ring cycle).
+    pub ring_secs: NonZeroU64,
     /// Calls one bridge carries at once; a dial to a full bridge goes to the next one,
     /// and an offer from it is rejected (busy). Default 10000.
     pub max_calls_per_bridge: NonZeroUsize,
@@ -25,6 +28,7 @@ impl Default for CallsConfig {
         CallsConfig {
             ringing_timeout_secs: nonzero!(60),
             dial_timeout_secs: nonzero!(120),
+            ring_secs: nonzero!(6),
             max_calls_per_bridge: nonzero!(10_000),
         }
     }

@@ -57,8 +57,15 @@ impl Telephony {
                 "call ended"
             );
         }
+        // A redirected call is no longer presented to the user: CallDetached follows.
+        let detached = (kind == CallEventKind::Redirected).then(|| call.clone());
         self.events
             .publish(&user, EventKind::Call(Box::new(CallEvent { kind, call })));
+        if let Some(call) = detached {
+            let kind = CallEventKind::Detached;
+            self.events
+                .publish(&user, EventKind::Call(Box::new(CallEvent { kind, call })));
+        }
         if let Some(hook) = tracked.hook_changed {
             self.events.publish(&user, EventKind::HookStatus(hook));
         }
@@ -178,8 +185,9 @@ impl Telephony {
         Ok(Some(call))
     }
 
-    /// Ends the calls whose timers ran out (see the module docs).
-    pub fn expire_calls(&self, now: time::OffsetDateTime) {
+    /// Ends the calls whose timers ran out (see the module docs), and forwards those that
+    /// rang long enough for their user's Call Forwarding No Answer.
+    pub async fn expire_calls(&self, now: time::OffsetDateTime) {
         let seconds = |n: std::num::NonZeroU64| {
             time::Duration::seconds(i64::try_from(n.get()).unwrap_or(i64::MAX))
         };
@@ -192,6 +200,7 @@ impl Telephony {
                 self.command_later(&call.call_ref, CarrierCommand::Hangup);
             }
         }
+        self.forward_unanswered(now).await;
     }
 
     /// A bridge offers a call (Rayo `offer`): what the bridge is to do with it. The

@@ -218,6 +218,8 @@ pub enum RedirectReason {
     DoNotDisturb,
     /// The user was at the call limit (Call Forwarding Busy).
     UserBusy,
+    /// Nobody answered (Call Forwarding No Answer).
+    NoAnswer,
     /// The user sent the ringing call on (blind transfer of an alerting call).
     Deflection,
 }
@@ -229,6 +231,7 @@ impl RedirectReason {
             RedirectReason::Unconditional => "unconditional",
             RedirectReason::DoNotDisturb => "do-not-disturb",
             RedirectReason::UserBusy => "user-busy",
+            RedirectReason::NoAnswer => "no-answer",
             RedirectReason::Deflection => "deflection",
         }
     }
@@ -315,6 +318,8 @@ pub enum CallEventKind {
     Redirected,
     /// The far end transferred it: the remote party changed.
     Transferred,
+    /// It is no longer presented to the user (after a redirection).
+    Detached,
     /// It ended.
     Released,
 }
@@ -340,6 +345,7 @@ impl CallEventKind {
             CallEventKind::Updated => "CallUpdatedEvent",
             CallEventKind::Redirected => "CallRedirectedEvent",
             CallEventKind::Transferred => "CallTransferredEvent",
+            CallEventKind::Detached => "CallDetachedEvent",
             CallEventKind::Released => "CallReleasedEvent",
         }
     }
@@ -355,7 +361,7 @@ impl CallEventKind {
             | CallEventKind::Retrieved
             | CallEventKind::Updated
             | CallEventKind::Transferred => &CALL_PACKAGES[1..],
-            CallEventKind::Redirected => &CALL_PACKAGES[2..],
+            CallEventKind::Redirected | CallEventKind::Detached => &CALL_PACKAGES[2..],
         }
     }
 

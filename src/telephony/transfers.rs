@@ -11,13 +11,16 @@
 //!     <transfer to-call='xmpp:other'/>: their far ends are joined
 //!     the user: CallReleased twice; each far end, when local: CallTransferred
 //! TransmitDTMF?playdtmf=… on an Active call: <dtmf tones=…/>, no event
+//! a call ringing numberOfRings × [calls] ring_secs for a user with Call Forwarding No Answer on
+//!     Rayo redirect to its number (no-answer)  the user: CallRedirected
 //! ```
 
 use super::calls::{
     Call, CallAction, CallEventKind, CallState, CarrierCommand, Personality, RedirectReason,
     RemoteParty,
 };
-use super::{Telephony, TelephonyError, User};
+use super::services::ServiceSettings;
+use super::{ServiceName, Telephony, TelephonyError, User};
 
 /// The tones `TransmitDTMF` accepts: digits, `*`, `#`, `A`–`D`, and `,` (a pause).
 fn check_tones(tones: &str) -> Result<(), TelephonyError> {
@@ -34,6 +37,24 @@ fn check_tones(tones: &str) -> Result<(), TelephonyError> {
             reason: format!("{tones:?} is not 1 to 64 of 0-9, *, #, A-D and ,"),
         })
     }
+}
+
+impl Telephony {
+    /// One ring.
+    fn ring(&self) -> time::Duration {
+        time::Duration::seconds(i64::try_from(self.calls_config.ring_secs.get()).unwrap_or(6))
+    }
+}
+
+/// The far end of `call` as a dial's `from`: `sip:<user id>` for a local user, else its
+/// address.
+fn far_end(call: &Call) -> String {
+    call.remote
+        .user_id
+        .as_ref()
+        .map(|id| format!("sip:{id}"))
+        .or_else(|| call.remote.address.clone())
+        .unwrap_or_default()
 }
 
 impl Telephony {
@@ -57,32 +78,11 @@ impl Telephony {
     ) -> Result<Call, TelephonyError> {
         let call = self.call_of(user, call_id)?;
         let destination = self.resolve(user, address).await?;
-        let from = call
-            .remote
-            .user_id
-            .as_ref()
-            .map(|id| format!("sip:{id}"))
-            .or_else(|| call.remote.address.clone())
-            .unwrap_or_default();
-        let request = destination.dial_request(from, &call.ext_tracking_id);
+        let request = destination.dial_request(far_end(&call), &call.ext_tracking_id);
         if call.state == CallState::Alerting && call.personality == Personality::Terminator {
-            let reason = RedirectReason::Deflection;
-            call.clone().apply(
-                CallAction::Redirect(reason),
-                time::OffsetDateTime::now_utc(),
-            )?;
-            let to = request.to.clone();
-            let carrier = self
-                .carrier
-                .get()
-                .cloned()
-                .ok_or(TelephonyError::NoCallBridge)?;
-            carrier
-                .command(&call.call_ref, CarrierCommand::Redirect(request))
-                .await?;
-            let current = self.call_of(user, call_id)?;
-            self.detach(current.clone(), reason, &to)?;
-            return Ok(current);
+            return self
+                .deflect(user, call, request, RedirectReason::Deflection)
+                .await;
         }
         let released = self
             .command(
@@ -94,6 +94,81 @@ impl Telephony {
         tracing::info!(user = %user.id, call = %call.id, %address, "call transferred");
         self.transferred(&call, &destination.party());
         Ok(released)
+    }
+
+    /// Sends the ringing `call` of `user` to `request`'s destination (Rayo `redirect`),
+    /// once the bridge confirms: the user's call is Detached (CallRedirected).
+    async fn deflect(
+        &self,
+        user: &User,
+        call: Call,
+        request: super::calls::DialRequest,
+        reason: RedirectReason,
+    ) -> Result<Call, TelephonyError> {
+        call.clone().apply(
+            CallAction::Redirect(reason),
+            time::OffsetDateTime::now_utc(),
+        )?;
+        let to = request.to.clone();
+        let carrier = self
+            .carrier
+            .get()
+            .cloned()
+            .ok_or(TelephonyError::NoCallBridge)?;
+        carrier
+            .command(&call.call_ref, CarrierCommand::Redirect(request))
+            .await?;
+        let current = self.call_of(user, call.id.as_str())?;
+        self.detach(current.clone(), reason, &to)?;
+        Ok(current)
+    }
+
+    /// Call Forwarding No Answer: each ringing call of a user who has it on goes to its
+    /// number once it has rung `numberOfRings` × `[calls] ring_secs`.
+    pub(super) async fn forward_unanswered(&self, now: time::OffsetDateTime) {
+        let first_due = now - self.ring() * 2;
+        for call in self
+            .calls
+            .unanswered(first_due, time::OffsetDateTime::UNIX_EPOCH)
+        {
+            if call.personality != Personality::Terminator {
+                continue;
+            }
+            if let Err(e) = self.forward_if_due(&call, now).await {
+                tracing::warn!(call = %call.id, error = %e, "Call Forwarding No Answer failed");
+            }
+        }
+    }
+
+    async fn forward_if_due(
+        &self,
+        call: &Call,
+        now: time::OffsetDateTime,
+    ) -> Result<(), TelephonyError> {
+        let ServiceSettings::CallForwardingNoAnswer(cfna) = self
+            .service(&call.user.id, ServiceName::CallForwardingNoAnswer)
+            .await?
+        else {
+            return Ok(());
+        };
+        let rang = self.ring() * u32::from(cfna.number_of_rings);
+        let (true, Some(to), true) = (
+            cfna.active,
+            cfna.forward_to.as_deref(),
+            now >= call.start_time + rang,
+        ) else {
+            return Ok(());
+        };
+        let Some(user) = self.user(&call.user.id).await? else {
+            return Ok(());
+        };
+        let request = self
+            .resolve(&user, to)
+            .await?
+            .dial_request(far_end(call), &call.ext_tracking_id);
+        self.deflect(&user, call.clone(), request, RedirectReason::NoAnswer)
+            .await?;
+        Ok(())
     }
 
     /// `ConsultTransfer/{other}`: joins the far ends of two of the user's calls.

@@ -463,6 +463,7 @@ async fn calls_are_transferred_blind_deflected_and_with_consultation() {
         "<xsi:reason>deflection</xsi:reason>",
     )
     .await;
+    bob.expect(&setup, "CallDetachedEvent").await;
     bob.expect_with(&setup, "HookStatusEvent", "On-Hook").await;
     let received = carol.expect(&setup, "CallReceivedEvent").await;
     assert!(
@@ -474,10 +475,12 @@ async fn calls_are_transferred_blind_deflected_and_with_consultation() {
 }
 
 /// Bob's Do Not Disturb refuses the call (busy, a missed call nowhere); his Call
-/// Forwarding Always sends it to Carol, and he is told (CallRedirected).
+/// Forwarding Always sends it to Carol, and he is told (CallRedirected); so does his Call
+/// Forwarding No Answer once the call rang its rings.
 #[tokio::test]
-async fn do_not_disturb_refuses_and_call_forwarding_always_redirects() {
-    let (setup, _bridge) = start(&[]).await;
+async fn do_not_disturb_refuses_and_call_forwarding_redirects() {
+    let (setup, _bridge) =
+        start_with(|config| config.calls.ring_secs = 1.try_into().unwrap(), &[]).await;
     let mut alice = Watcher::open(&setup, ALICE).await;
     let mut bob = Watcher::open(&setup, BOB).await;
     let mut carol = Watcher::open(&setup, CAROL).await;
@@ -513,11 +516,52 @@ async fn do_not_disturb_refuses_and_call_forwarding_always_redirects() {
     ] {
         assert!(redirected.contains(part), "{part}: {redirected}");
     }
+    bob.expect(&setup, "CallDetachedEvent").await;
     let received = carol.expect(&setup, "CallReceivedEvent").await;
     assert!(
         received.contains("<xsi:userId>alice@acme.test</xsi:userId>"),
         "{received}"
     );
+    let carol_call = call_id(&received);
+    carol.expect(&setup, "HookStatusEvent").await;
+    expect_status(
+        &setup,
+        Method::DELETE,
+        CAROL,
+        &format!("calls/{carol_call}"),
+        200,
+    )
+    .await;
+    carol.expect(&setup, "CallReleasedEvent").await;
+    carol.expect(&setup, "HookStatusEvent").await;
+
+    // No answer: after two one-second rings the call goes to carol.
+    for (service, body) in [
+        ("CallForwardingAlways", "<CallForwardingAlways xmlns=\"http://schema.broadsoft.com/xsi\"><active>false</active></CallForwardingAlways>"),
+        ("CallForwardingNoAnswer", "<CallForwardingNoAnswer xmlns=\"http://schema.broadsoft.com/xsi\"><active>true</active><forwardToPhoneNumber>103</forwardToPhoneNumber><numberOfRings>2</numberOfRings></CallForwardingNoAnswer>"),
+    ] {
+        let put = setup
+            .https()
+            .put_xml(&url(BOB, &format!("services/{service}")), &auth(BOB), body)
+            .await;
+        assert_eq!(put.status, 200, "{put:?}");
+    }
+    expect_status(&setup, Method::POST, ALICE, "calls/new?address=102", 201).await;
+    bob.expect(&setup, "CallReceivedEvent").await;
+    bob.expect(&setup, "HookStatusEvent").await;
+    let started = std::time::Instant::now();
+    bob.expect_with(
+        &setup,
+        "CallRedirectedEvent",
+        "<xsi:reason>no-answer</xsi:reason>",
+    )
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "it rang first"
+    );
+    bob.expect(&setup, "CallDetachedEvent").await;
+    carol.expect(&setup, "CallReceivedEvent").await;
     setup.server.stop().await;
 }
 
