@@ -122,6 +122,44 @@ async fn run_bridge(
     }
 }
 
+/// What a scripted bridge received (its dials), and a way to make it send.
+type Scripted = (
+    tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
+    tokio::sync::mpsc::UnboundedSender<Element>,
+);
+
+/// Logs in the scripted bridge `name` and runs it.
+async fn connect_bridge(setup: &Setup, name: &str, on_dial: OnDial) -> Scripted {
+    let stream = component::connect(setup.component_addr(), &setup.ca, name, "rayo-secret")
+        .await
+        .expect("the bridge logs in");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (send, to_send) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(run_bridge(stream, on_dial, tx, to_send));
+    (rx, send)
+}
+
+/// The server (bridges `names` registered) with the scripted bridge [`BRIDGE`] logged in.
+async fn start_with_bridges(on_dial: OnDial, names: &'static [&'static str]) -> (Setup, Scripted) {
+    let setup = Setup::builder()
+        .acme()
+        .config(move |c| {
+            for name in names {
+                c.components.push(component_config(
+                    name,
+                    "rayo-secret",
+                    1,
+                    OnConflict::Replace,
+                ));
+            }
+            c.quotas.max_calls_per_user = 3.try_into().unwrap();
+        })
+        .start()
+        .await;
+    let bridge = connect_bridge(&setup, BRIDGE, on_dial).await;
+    (setup, bridge)
+}
+
 /// The server with the scripted bridge logged in: the dials it receives, and a way to
 /// make it send.
 async fn start(
@@ -131,25 +169,7 @@ async fn start(
     tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
     tokio::sync::mpsc::UnboundedSender<Element>,
 ) {
-    let setup = Setup::builder()
-        .acme()
-        .config(|c| {
-            c.components.push(component_config(
-                BRIDGE,
-                "rayo-secret",
-                1,
-                OnConflict::Replace,
-            ));
-            c.quotas.max_calls_per_user = 3.try_into().unwrap();
-        })
-        .start()
-        .await;
-    let stream = component::connect(setup.component_addr(), &setup.ca, BRIDGE, "rayo-secret")
-        .await
-        .expect("the bridge logs in");
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let (send, to_send) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(run_bridge(stream, on_dial, tx, to_send));
+    let (setup, (rx, send)) = start_with_bridges(on_dial, &[BRIDGE]).await;
     (setup, rx, send)
 }
 
@@ -363,6 +383,34 @@ async fn a_refused_dial_is_the_documented_error() {
         hook.body.contains("On-Hook"),
         "no call was kept: {}",
         hook.body
+    );
+    setup.server.stop().await;
+}
+
+/// A bridge that refuses a dial passes it to the next one, and new calls are spread over
+/// the bridges in turn.
+#[tokio::test]
+async fn a_refused_dial_goes_to_the_next_bridge_and_calls_are_spread() {
+    const OTHER: &str = "rayo2.localhost";
+    let (setup, (mut refusing, _keep)) = start_with_bridges(OnDial::Refuse, &[BRIDGE, OTHER]).await;
+    let (mut accepting, _keep_other) = connect_bridge(&setup, OTHER, OnDial::Accept).await;
+    let online = crate::support::wait_until(Duration::from_secs(5), || {
+        setup.server.router.connection_count(OTHER) == 1
+    })
+    .await;
+    assert!(online, "the second bridge is connected");
+    // The first call tries rayo.localhost first (name order), which refuses.
+    let first = place(&setup, "102").await;
+    assert_eq!(first.status, 201, "{first:?}");
+    assert_eq!(refusing.recv().await.unwrap().0, "sip:bob@acme.test");
+    assert_eq!(accepting.recv().await.unwrap().0, "sip:bob@acme.test");
+    // The next call starts with the other bridge.
+    let second = place(&setup, "103").await;
+    assert_eq!(second.status, 201, "{second:?}");
+    assert_eq!(accepting.recv().await.unwrap().0, "sip:carol@acme.test");
+    assert!(
+        refusing.try_recv().is_err(),
+        "the refusing bridge was not asked first"
     );
     setup.server.stop().await;
 }
