@@ -571,7 +571,25 @@ async fn a_bridge_killed_mid_call_releases_both_sides() {
     let (setup, mut bridge) = start(&[]).await;
     let mut alice = Watcher::open(&setup, ALICE).await;
     let mut bob = Watcher::open(&setup, BOB).await;
-    connected(&setup, &mut alice, &mut bob, "102").await;
+    let (_, bob_call) = connected(&setup, &mut alice, &mut bob, "102").await;
+    // A new call subscription (monitoring, a second application) gets the call in progress.
+    let subscribed = setup
+        .subscribe(
+            BOB,
+            &format!("user/{BOB}"),
+            &format!("{BOB}-set"),
+            "<event>Basic Call</event>",
+        )
+        .await;
+    assert_eq!(subscribed.status, 200, "{subscribed:?}");
+    let current = bob.expect(&setup, "CallSubscriptionEvent").await;
+    for part in [
+        &format!("<xsi:calls><xsi:call><xsi:callId>{bob_call}</xsi:callId>"),
+        "<xsi:state>Active</xsi:state>",
+        "</xsi:calls><xsi:hookStatus>Off-Hook</xsi:hookStatus>",
+    ] {
+        assert!(current.contains(part), "{part}: {current}");
+    }
 
     bridge.start_kill().expect("kill the bridge");
     let started = std::time::Instant::now();
