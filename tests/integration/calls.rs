@@ -139,8 +139,13 @@ async fn connect_bridge(setup: &Setup, name: &str, on_dial: OnDial) -> Scripted 
     (rx, send)
 }
 
-/// The server (bridges `names` registered) with the scripted bridge [`BRIDGE`] logged in.
-async fn start_with_bridges(on_dial: OnDial, names: &'static [&'static str]) -> (Setup, Scripted) {
+/// The server (bridges `names` registered, `[calls]` changed by `calls`) with the scripted
+/// bridge [`BRIDGE`] logged in.
+async fn start_with_bridges(
+    on_dial: OnDial,
+    names: &'static [&'static str],
+    calls: fn(&mut bridgehead::config::CallsConfig),
+) -> (Setup, Scripted) {
     let setup = Setup::builder()
         .acme()
         .config(move |c| {
@@ -153,6 +158,7 @@ async fn start_with_bridges(on_dial: OnDial, names: &'static [&'static str]) -> 
                 ));
             }
             c.quotas.max_calls_per_user = 3.try_into().unwrap();
+            calls(&mut c.calls);
         })
         .start()
         .await;
@@ -169,7 +175,7 @@ async fn start(
     tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
     tokio::sync::mpsc::UnboundedSender<Element>,
 ) {
-    let (setup, (rx, send)) = start_with_bridges(on_dial, &[BRIDGE]).await;
+    let (setup, (rx, send)) = start_with_bridges(on_dial, &[BRIDGE], |_| {}).await;
     (setup, rx, send)
 }
 
@@ -392,7 +398,8 @@ async fn a_refused_dial_is_the_documented_error() {
 #[tokio::test]
 async fn a_refused_dial_goes_to_the_next_bridge_and_calls_are_spread() {
     const OTHER: &str = "rayo2.localhost";
-    let (setup, (mut refusing, _keep)) = start_with_bridges(OnDial::Refuse, &[BRIDGE, OTHER]).await;
+    let (setup, (mut refusing, _keep)) =
+        start_with_bridges(OnDial::Refuse, &[BRIDGE, OTHER], |_| {}).await;
     let (mut accepting, _keep_other) = connect_bridge(&setup, OTHER, OnDial::Accept).await;
     let online = crate::support::wait_until(Duration::from_secs(5), || {
         setup.server.router.connection_count(OTHER) == 1
@@ -412,5 +419,45 @@ async fn a_refused_dial_goes_to_the_next_bridge_and_calls_are_spread() {
         refusing.try_recv().is_err(),
         "the refusing bridge was not asked first"
     );
+    setup.server.stop().await;
+}
+
+/// A placed call the far end never answers ends when `[calls] dial_timeout_secs` runs out
+/// (Request Timeout, in the caller's placed calls), and its bridge is told to hang up.
+#[tokio::test]
+async fn an_unanswered_outgoing_call_ends_at_the_dial_timeout() {
+    let (setup, (mut dials, _bridge)) = start_with_bridges(OnDial::Accept, &[BRIDGE], |calls| {
+        calls.dial_timeout_secs = 2.try_into().unwrap()
+    })
+    .await;
+    let started = std::time::Instant::now();
+    assert_eq!(place(&setup, "%2B4930123456").await.status, 201);
+    assert_eq!(dials.recv().await.unwrap().0, "tel:+4930123456");
+    let (hangup, to) = tokio::time::timeout(Duration::from_secs(10), dials.recv())
+        .await
+        .expect("the bridge is told to hang up")
+        .unwrap();
+    assert_eq!(hangup, "hangup");
+    assert!(to.ends_with("@rayo.localhost"), "{to}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(5),
+        "ended after {waited:?}"
+    );
+    let hook = setup
+        .https()
+        .get(&url(ALICE, "calls/HookStatus"), &auth(ALICE))
+        .await;
+    assert!(hook.body.contains("On-Hook"), "{}", hook.body);
+    let logged = crate::support::wait_until_async(Duration::from_secs(5), || async {
+        setup
+            .https()
+            .get(&url(ALICE, "directories/CallLogs/Placed"), &auth(ALICE))
+            .await
+            .body
+            .contains("<phoneNumber>+4930123456</phoneNumber>")
+    })
+    .await;
+    assert!(logged, "the call is in alice's placed calls");
     setup.server.stop().await;
 }
