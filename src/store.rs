@@ -97,6 +97,13 @@ pub trait DirectoryStore: Send + Sync + 'static {
     /// All users, ordered by id.
     async fn users(&self) -> Result<Vec<User>, StoreError>;
 
+    /// The users whose number is `number` written with or without a leading `+`
+    /// (`digits` is the number without it), ordered by id.
+    async fn users_by_number(&self, digits: &str) -> Result<Vec<User>, StoreError>;
+
+    /// The users with extension `extension`, ordered by id.
+    async fn users_by_extension(&self, extension: &str) -> Result<Vec<User>, StoreError>;
+
     /// Replaces a user's password verifiers; false if there is no such user.
     async fn set_password(
         &self,

@@ -150,17 +150,15 @@ impl Telephony {
             });
         }
         let number = number.unwrap_or_default();
-        let users = self.store.users().await?;
-        let by_number = users.iter().find(|u| {
-            u.number
-                .as_deref()
-                .is_some_and(|n| digits(n) == digits(&number))
-        });
+        let by_number = self.store.users_by_number(digits(&number)).await?;
+        if let Some(user) = by_number.first() {
+            return Ok(local(user));
+        }
+        let extensions = self.store.users_by_extension(&number).await?;
         let with_extension = |kind: Option<CallType>| {
-            let mut found = users.iter().filter(|u| {
-                u.extension.as_deref() == Some(number.as_str())
-                    && caller.map(|c| call_type(c, u)) == kind
-            });
+            let mut found = extensions
+                .iter()
+                .filter(|u| caller.map(|c| call_type(c, u)) == kind);
             let first = found.next();
             // Without a caller an extension only counts when one user has it.
             match (kind, found.next()) {
@@ -168,12 +166,12 @@ impl Telephony {
                 _ => first,
             }
         };
-        let by_extension = || match caller {
+        let by_extension = match caller {
             Some(_) => with_extension(Some(CallType::Group))
                 .or_else(|| with_extension(Some(CallType::Enterprise))),
             None => with_extension(None),
         };
-        Ok(match by_number.or_else(by_extension) {
+        Ok(match by_extension {
             Some(user) => local(user),
             None => Destination::Network {
                 uri: format!("tel:{number}"),

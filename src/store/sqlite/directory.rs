@@ -11,6 +11,27 @@ use crate::credentials::PasswordVerifiers;
 use crate::store::{DirectoryStore, StoreError};
 use crate::telephony::{Device, Enterprise, Group, User};
 
+impl SqliteStore {
+    /// The users matching the SQL condition `condition` over `params`, ordered by id.
+    async fn users_where(
+        &self,
+        condition: &'static str,
+        params: Vec<String>,
+    ) -> Result<Vec<User>, StoreError> {
+        self.with(move |c| {
+            let sql = format!("SELECT * FROM users WHERE {condition} ORDER BY id");
+            let mut stmt = c.prepare_cached(&sql)?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+            let mut users = Vec::new();
+            while let Some(row) = rows.next()? {
+                users.push(user_from_row(row)?);
+            }
+            Ok(users)
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl DirectoryStore for SqliteStore {
     fn users_generation(&self) -> u64 {
@@ -131,16 +152,17 @@ impl DirectoryStore for SqliteStore {
     }
 
     async fn users(&self) -> Result<Vec<User>, StoreError> {
-        self.with(|c| {
-            let mut stmt = c.prepare_cached("SELECT * FROM users ORDER BY id")?;
-            let mut rows = stmt.query([])?;
-            let mut users = Vec::new();
-            while let Some(row) = rows.next()? {
-                users.push(user_from_row(row)?);
-            }
-            Ok(users)
-        })
-        .await
+        self.users_where("1", Vec::new()).await
+    }
+
+    async fn users_by_number(&self, digits: &str) -> Result<Vec<User>, StoreError> {
+        let forms = vec![digits.to_owned(), format!("+{digits}")];
+        self.users_where("number IN (?1, ?2)", forms).await
+    }
+
+    async fn users_by_extension(&self, extension: &str) -> Result<Vec<User>, StoreError> {
+        self.users_where("extension = ?1", vec![extension.to_owned()])
+            .await
     }
 
     async fn set_password(

@@ -89,6 +89,9 @@ const MIGRATIONS: &[&str] = &[
          pending_in   INTEGER NOT NULL,
          PRIMARY KEY (user_id, jid)
      );",
+    // 5: dialled numbers and extensions are found by index (call control), not by a scan.
+    "CREATE INDEX users_number ON users (number);
+     CREATE INDEX users_extension ON users (extension);",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -341,3 +341,32 @@ async fn user_changes_move_the_generation_here_and_from_another_process() {
     }
     assert!(seen, "a change by another process is seen within a second");
 }
+
+#[tokio::test]
+async fn users_are_found_by_number_either_way_written_and_by_extension() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_alice(&dir.path().join("db.sqlite3")).await;
+    let ids = |users: Vec<User>| users.into_iter().map(|u| u.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.users_by_number("15550100").await.unwrap()),
+        ["alice@example.com"],
+        "stored as +15550100"
+    );
+    assert!(store.users_by_number("15550199").await.unwrap().is_empty());
+    assert_eq!(
+        ids(store.users_by_extension("100").await.unwrap()),
+        ["alice@example.com"]
+    );
+    assert!(store.users_by_extension("10").await.unwrap().is_empty());
+    let plan: String = store
+        .with(|c| {
+            Ok(c.query_row(
+                "EXPLAIN QUERY PLAN SELECT * FROM users WHERE extension = '100'",
+                [],
+                |row| row.get::<_, String>(3),
+            )?)
+        })
+        .await
+        .unwrap();
+    assert!(plan.contains("users_extension"), "by index: {plan}");
+}
