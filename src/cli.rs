@@ -158,7 +158,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::CheckConfig(args) => check_config(args).await,
-        Command::Pki(command) => pki_command(command),
+        Command::Pki(command) => pki_command(command).await,
         Command::User(command) => user_command(command).await,
         Command::Component(command) => component_command(command).await,
         Command::Device(command) => device_command(command).await,

@@ -1,3 +1,4 @@
 //! Networking shared by every listener.
 
 pub mod listener;
+pub mod probe;

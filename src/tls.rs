@@ -8,6 +8,9 @@
 //! listeners then get an `Arc<rustls::ServerConfig>` from [`ServerIdentity::server_config`].
 
 pub mod cti;
+mod probe;
+
+pub use probe::{probe_client_config, ProbeConfig};
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,4 +1,5 @@
-//! `bridgehead pki verify|inspect|issue`: the PKI toolkit's commands and their arguments.
+//! `bridgehead pki verify|probe|inspect|issue`: the PKI toolkit's commands and their
+//! arguments.
 
 use std::path::PathBuf;
 
@@ -16,6 +17,11 @@ pub enum PkiCommand {
     ///
     /// Exit codes: 0 all OK, 1 warnings only, 2 any FAIL, 3 usage error or unreadable input.
     Verify(VerifyArgs),
+    /// Connect to a TLS server and run the same checks on the chain it actually sends.
+    ///
+    /// Also reports the protocol version, cipher suite and ALPN agreed. Exit codes as for
+    /// verify; a server that cannot be reached or refuses the handshake is a FAIL (2).
+    Probe(ProbeArgs),
     /// Show every certificate in the given files.
     Inspect(InspectArgs),
     /// Issue development and test certificates.
@@ -38,6 +44,20 @@ pub struct VerifyArgs {
     /// Extra intermediate certificates, any order, extras allowed.
     #[arg(long)]
     pub intermediates: Option<PathBuf>,
+    /// Write the chain in serving order (leaf, then each issuer, no root) to this file.
+    #[arg(long, value_name = "OUT")]
+    pub fix_order: Option<PathBuf>,
+    /// Overwrite the --fix-order file if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// The checks and how they are reported.
+    #[command(flatten)]
+    pub checks: CheckArgs,
+}
+
+/// What `pki verify` and `pki probe` check, and how they report.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
     /// Trust bundle (PEM). Default: the system's trusted roots.
     #[arg(long)]
     pub trust: Option<PathBuf>,
@@ -62,15 +82,49 @@ pub struct VerifyArgs {
     /// Warn when a certificate expires within this many days.
     #[arg(long, default_value_t = 30)]
     pub warn_days: u32,
-    /// Write the chain in serving order (leaf, then each issuer, no root) to this file.
-    #[arg(long, value_name = "OUT")]
-    pub fix_order: Option<PathBuf>,
-    /// Overwrite the --fix-order file if it exists.
-    #[arg(long)]
-    pub force: bool,
     /// One JSON object with every check instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `pki probe` arguments.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The server, HOST:PORT.
+    pub target: String,
+    /// Start TLS inside the protocol instead of from the first byte.
+    #[arg(long, value_enum, value_name = "PROTOCOL")]
+    pub starttls: Option<StartTlsProtocol>,
+    /// An XEP-0114 component port (direct TLS, as on 5223).
+    #[arg(long, conflicts_with_all = ["starttls", "https"])]
+    pub xmpp_component: bool,
+    /// An HTTPS port: offers ALPN h2 and http/1.1.
+    #[arg(long, conflicts_with = "starttls")]
+    pub https: bool,
+    /// The name sent in SNI (and the XMPP domain the stream is opened to). Default: HOST,
+    /// or --xmpp-domain with --starttls xmpp.
+    #[arg(long)]
+    pub server_name: Option<String>,
+    /// Present this client certificate (chain) — a CTI port.
+    #[arg(long, requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's key.
+    #[arg(long, requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+    /// Seconds to wait for the connection and the handshake.
+    #[arg(long, default_value_t = 10)]
+    pub timeout_secs: u64,
+    /// The checks and how they are reported (without --name and --profile, the chain
+    /// must name HOST).
+    #[command(flatten)]
+    pub checks: CheckArgs,
+}
+
+/// Protocols `pki probe --starttls` speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StartTlsProtocol {
+    /// XMPP (RFC 6120), as on the c2s port 5222.
+    Xmpp,
 }
 
 /// `pki inspect` arguments.
@@ -159,51 +213,73 @@ fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
         .map_err(|e| format!("not an RFC 3339 time such as 2027-01-01T00:00:00Z ({e})"))
 }
 
-pub(super) fn pki_command(command: PkiCommand) -> anyhow::Result<u8> {
+pub(super) async fn pki_command(command: PkiCommand) -> anyhow::Result<u8> {
     match command {
         PkiCommand::Verify(args) => pki_verify(args),
+        PkiCommand::Probe(args) => pki_probe(args).await,
         PkiCommand::Inspect(args) => pki_inspect(args),
         PkiCommand::Issue(command) => pki_issue(command),
     }
 }
 
-fn pki_verify(args: VerifyArgs) -> anyhow::Result<u8> {
-    match args.profile {
-        Some(Profile::XmppServer) if args.xmpp_domain.is_none() || args.fqdn.is_none() => {
+/// The checks' half of a [`VerifyInput`] (no certificates, key or intermediates yet).
+fn check_input(checks: CheckArgs) -> anyhow::Result<VerifyInput> {
+    match checks.profile {
+        Some(Profile::XmppServer) if checks.xmpp_domain.is_none() || checks.fqdn.is_none() => {
             return Err(usage(
                 "--profile xmpp-server needs --xmpp-domain and --fqdn (the certificate must name both)",
             ))
         }
-        Some(Profile::XsiServer) if args.names.is_empty() => {
+        Some(Profile::XsiServer) if checks.names.is_empty() => {
             return Err(usage("--profile xsi-server needs at least one --name"))
         }
         _ => {}
     }
+    Ok(VerifyInput {
+        certificates: Vec::new(),
+        key: None,
+        intermediates: Vec::new(),
+        trust: pki::load_trust(checks.trust.as_deref())?,
+        at: checks.at.unwrap_or_else(OffsetDateTime::now_utc),
+        names: checks.names,
+        profile: checks.profile,
+        xmpp_domain: checks.xmpp_domain,
+        fqdn: checks.fqdn,
+        cti_allowed_cns: checks.cti_cns,
+        warn_days: i64::from(checks.warn_days),
+    })
+}
+
+/// Prints `report` as text or JSON; its exit code.
+fn print_report(report: &pki::Report, json: bool) -> anyhow::Result<u8> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&pki::report::json(report))?
+        );
+    } else {
+        print!("{}", pki::report::text(report));
+    }
+    Ok(report.exit_code())
+}
+
+fn pki_verify(args: VerifyArgs) -> anyhow::Result<u8> {
+    let json = args.checks.json;
     let password = args
         .key_pass_file
         .as_deref()
         .map(pki::input::read_password)
         .transpose()?;
-    let input = VerifyInput {
-        certificates: pki::input::read_certificates(&args.cert)?,
-        key: args
-            .key
-            .as_deref()
-            .map(|k| pki::input::read_private_key(k, password.as_deref()))
-            .transpose()?,
-        intermediates: match &args.intermediates {
-            Some(path) => pki::input::read_certificates(path)?,
-            None => Vec::new(),
-        },
-        trust: pki::load_trust(args.trust.as_deref())?,
-        at: args.at.unwrap_or_else(OffsetDateTime::now_utc),
-        names: args.names,
-        profile: args.profile,
-        xmpp_domain: args.xmpp_domain,
-        fqdn: args.fqdn,
-        cti_allowed_cns: args.cti_cns,
-        warn_days: i64::from(args.warn_days),
-    };
+    let mut input = check_input(args.checks)?;
+    input.certificates = pki::input::read_certificates(&args.cert)?;
+    input.key = args
+        .key
+        .as_deref()
+        .map(|k| pki::input::read_private_key(k, password.as_deref()))
+        .transpose()?;
+    if let Some(path) = &args.intermediates {
+        input.intermediates = pki::input::read_certificates(path)?;
+    }
     let mut report = pki::verify(&input);
     if let Some(out) = &args.fix_order {
         let complete = matches!(report.path_end, pki::PathEnd::Anchor);
@@ -226,15 +302,110 @@ fn pki_verify(args: VerifyArgs) -> anyhow::Result<u8> {
             ),
         );
     }
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&pki::report::json(&report))?
-        );
-    } else {
-        print!("{}", pki::report::text(&report));
+    print_report(&report, json)
+}
+
+async fn pki_probe(args: ProbeArgs) -> anyhow::Result<u8> {
+    use crate::net::probe::{probe, ProbeTarget, Start};
+    let (host, port) = args
+        .target
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.trim_matches(['[', ']']).to_owned(), p.parse().ok()?)))
+        .ok_or_else(|| usage("the target is HOST:PORT, e.g. xmpp.example.com:5222"))?;
+    let identity = match (&args.client_cert, &args.client_key) {
+        (Some(cert), Some(key)) => Some((
+            pki::input::read_certificates(cert)?
+                .into_iter()
+                .map(|c| c.der)
+                .collect(),
+            pki::input::read_private_key(key, None)?,
+        )),
+        _ => None,
+    };
+    let json = args.checks.json;
+    let xmpp_domain = args.checks.xmpp_domain.clone();
+    let mut input = check_input(args.checks)?;
+    if input.names.is_empty() && input.profile.is_none() {
+        input.names.push(host.clone());
     }
-    Ok(report.exit_code())
+    let start = match args.starttls {
+        Some(StartTlsProtocol::Xmpp) => Start::XmppStartTls {
+            domain: args
+                .server_name
+                .clone()
+                .or(xmpp_domain)
+                .unwrap_or_else(|| host.clone()),
+        },
+        None => Start::Direct,
+    };
+    let server_name = match &start {
+        Start::XmppStartTls { domain } => domain.clone(),
+        Start::Direct => args.server_name.clone().unwrap_or_else(|| host.clone()),
+    };
+    let target = ProbeTarget {
+        host,
+        port,
+        server_name,
+        start,
+        alpn: if args.https {
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        } else {
+            Vec::new()
+        },
+        identity,
+        timeout: std::time::Duration::from_secs(args.timeout_secs.max(1)),
+    };
+    let probed = match probe(target).await {
+        Ok(probed) => probed,
+        Err(e) => {
+            let findings = [pki::Finding::new(
+                "connect",
+                pki::Status::Fail,
+                format!("{}: {e}", args.target),
+            )];
+            let at = OffsetDateTime::now_utc();
+            if json {
+                let report = pki::report::json_of(&findings, at, Vec::new());
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", pki::report::text_of(&findings, at));
+            }
+            return Ok(pki::report::verdict(&findings).1);
+        }
+    };
+    input.certificates = probed.certificates;
+    let mut report = pki::verify(&input);
+    if probed.client_certificate_asked {
+        let given = if args.client_cert.is_some() {
+            "one was given"
+        } else {
+            "none was given (--client-cert, --client-key)"
+        };
+        report.push(
+            "tls",
+            pki::Status::Ok,
+            format!("the server asks for a client certificate; {given}"),
+        );
+    }
+    let addr = probed.addr.to_string();
+    let connected = if addr == args.target {
+        addr
+    } else {
+        format!("{} ({addr})", args.target)
+    };
+    report.push(
+        "tls",
+        pki::Status::Ok,
+        format!(
+            "{connected}: {}, {}{}",
+            probed.protocol,
+            probed.cipher,
+            probed
+                .alpn
+                .map_or_else(String::new, |p| format!(", ALPN {p}"))
+        ),
+    );
+    print_report(&report, json)
 }
 
 fn pki_inspect(args: InspectArgs) -> anyhow::Result<u8> {

@@ -57,19 +57,50 @@ pub fn json(report: &Report) -> JsonReport<'_> {
             source: c.origin.to_string(),
         })
         .collect();
+    json_of(&report.findings, report.at, chain)
+}
+
+/// The worst status of `findings` and its exit code (0 all OK, 1 warnings only, 2 any FAIL).
+pub fn verdict(findings: &[Finding]) -> (Status, u8) {
+    let status = findings
+        .iter()
+        .map(|f| f.status)
+        .max()
+        .unwrap_or(Status::Ok);
+    let code = match status {
+        Status::Ok => 0,
+        Status::Warn => 1,
+        Status::Fail => 2,
+    };
+    (status, code)
+}
+
+/// The JSON form of `findings` at `at` with the certificates of `chain` (none when no
+/// certificate was read, e.g. a server that could not be reached).
+pub fn json_of(
+    findings: &[Finding],
+    at: time::OffsetDateTime,
+    chain: Vec<PathEntry>,
+) -> JsonReport<'_> {
+    let (status, exit_code) = verdict(findings);
     JsonReport {
-        status: report.status(),
-        exit_code: report.exit_code(),
-        validated_at: rfc3339(report.at),
-        checks: &report.findings,
+        status,
+        exit_code,
+        validated_at: rfc3339(at),
+        checks: findings,
         chain,
     }
 }
 
 /// The human form: one line per check, then a summary line.
 pub fn text(report: &Report) -> String {
+    text_of(&report.findings, report.at)
+}
+
+/// The human form of `findings` at `at`.
+pub fn text_of(findings: &[Finding], at: time::OffsetDateTime) -> String {
     let mut out = String::new();
-    for f in &report.findings {
+    for f in findings {
         out.push_str(&format!(
             "{:<4} {:<9} {}\n",
             f.status.word(),
@@ -77,14 +108,14 @@ pub fn text(report: &Report) -> String {
             f.reason
         ));
     }
-    let count = |s: Status| report.findings.iter().filter(|f| f.status == s).count();
+    let count = |s: Status| findings.iter().filter(|f| f.status == s).count();
     out.push_str(&format!(
         "result: {} ({} failed, {} warning(s), {} ok) at {}\n",
-        report.status().word(),
+        verdict(findings).0.word(),
         count(Status::Fail),
         count(Status::Warn),
         count(Status::Ok),
-        day(report.at)
+        day(at)
     ));
     out
 }

@@ -89,7 +89,8 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn new(check: &'static str, status: Status, reason: impl Into<String>) -> Self {
+    /// A finding about no certificate in particular.
+    pub fn new(check: &'static str, status: Status, reason: impl Into<String>) -> Self {
         Finding {
             check,
             status,
@@ -200,20 +201,12 @@ pub struct Report {
 impl Report {
     /// The worst status of all findings.
     pub fn status(&self) -> Status {
-        self.findings
-            .iter()
-            .map(|f| f.status)
-            .max()
-            .unwrap_or(Status::Ok)
+        super::report::verdict(&self.findings).0
     }
 
     /// 0 all OK, 1 warnings only, 2 any FAIL.
     pub fn exit_code(&self) -> u8 {
-        match self.status() {
-            Status::Ok => 0,
-            Status::Warn => 1,
-            Status::Fail => 2,
-        }
+        super::report::verdict(&self.findings).1
     }
 
     /// Findings with FAIL status.

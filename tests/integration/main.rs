@@ -14,6 +14,7 @@ mod cti;
 mod dns;
 mod hardening;
 mod pki_issue;
+mod pki_probe;
 mod pki_verify;
 mod readme;
 mod real_clients;
