@@ -1,6 +1,7 @@
 //! Reading certificates and private keys from files, with plain-words errors for the inputs
-//! admins actually hand us: empty files, DER where PEM was expected, truncated PEM, keys in
-//! PKCS#8, PKCS#1 or SEC1, and encrypted PKCS#8.
+//! admins actually hand us: empty files, truncated or damaged PEM, keys in PKCS#8, PKCS#1
+//! or SEC1, and encrypted PKCS#8. A file is PEM (any number of blocks) or binary DER (one
+//! certificate, or one key in any of those forms).
 
 use std::path::Path;
 
@@ -18,13 +19,33 @@ pub fn read_certificates(path: &Path) -> Result<Vec<Certificate>, PkiError> {
     parse_certificates(path, &path.display().to_string(), &bytes)
 }
 
-/// Parses PEM certificates from bytes already read; `label` names them in reports.
+/// Parses PEM certificates (or one DER certificate) from bytes already read; `label`
+/// names them in reports.
 pub fn parse_certificates(
     path: &Path,
     label: &str,
     bytes: &[u8],
 ) -> Result<Vec<Certificate>, PkiError> {
-    let blocks = pem_blocks(path, bytes)?;
+    let blocks = match contents(path, bytes)? {
+        Contents::Pem(blocks) => blocks,
+        Contents::Der(der) => {
+            let origin = Origin {
+                file: label.to_owned(),
+                position: 1,
+            };
+            let certificate = Certificate::from_der(CertificateDer::from(der.to_vec()), origin)
+                .map_err(|failure| {
+                    format_error(
+                        path,
+                        format!(
+                            "binary DER that is not a certificate ({}); is it a key?",
+                            failure.0
+                        ),
+                    )
+                })?;
+            return Ok(vec![certificate]);
+        }
+    };
     let mut certificates = Vec::new();
     for block in blocks.iter().filter(|b| b.tag() == "CERTIFICATE") {
         let position = certificates.len() + 1;
@@ -60,41 +81,31 @@ pub fn read_private_key(
     password: Option<&[u8]>,
 ) -> Result<PrivateKeyDer<'static>, PkiError> {
     let bytes = read(path)?;
-    let blocks = pem_blocks(path, &bytes)?;
     let key_error = |reason: String| PkiError::Key {
         path: path.to_owned(),
         reason,
     };
-    for block in &blocks {
-        let contents = block.contents().to_vec();
-        match block.tag() {
-            "PRIVATE KEY" => return Ok(PrivatePkcs8KeyDer::from(contents).into()),
-            "RSA PRIVATE KEY" | "EC PRIVATE KEY" if block.headers().get("Proc-Type").is_some() => {
-                return Err(key_error(
-                    "the key is encrypted in the legacy OpenSSL format, which is not supported; \
-                     convert it with `openssl pkcs8 -topk8 -in OLD -out NEW` (add -nocrypt to \
-                     store it unencrypted)"
+    let blocks = match contents(path, &bytes)? {
+        Contents::Pem(blocks) => blocks,
+        Contents::Der(der) => {
+            if pkcs8::EncryptedPrivateKeyInfo::from_der(der).is_ok() {
+                let label = "ENCRYPTED PRIVATE KEY";
+                return read_private_key_block(&pem::Pem::new(label, der.to_vec()), password)
+                    .unwrap_or_else(|| Err("unreadable encrypted key".to_owned()))
+                    .map_err(key_error);
+            }
+            return PrivateKeyDer::try_from(der.to_vec()).map_err(|_| {
+                key_error(
+                    "binary DER that is not a private key (PKCS#8, PKCS#1 or SEC1); is it a \
+                     certificate?"
                         .to_owned(),
-                ))
-            }
-            "RSA PRIVATE KEY" => return Ok(PrivatePkcs1KeyDer::from(contents).into()),
-            "EC PRIVATE KEY" => return Ok(PrivateSec1KeyDer::from(contents).into()),
-            "ENCRYPTED PRIVATE KEY" => {
-                let Some(password) = password else {
-                    return Err(key_error(
-                        "the key is encrypted; give its password with --key-pass-file".to_owned(),
-                    ));
-                };
-                let info = pkcs8::EncryptedPrivateKeyInfo::from_der(&contents)
-                    .map_err(|e| key_error(format!("malformed encrypted key: {e}")))?;
-                let document = info.decrypt(password).map_err(|e| {
-                    key_error(format!(
-                        "cannot decrypt the key: wrong password or unsupported cipher ({e})"
-                    ))
-                })?;
-                return Ok(PrivatePkcs8KeyDer::from(document.as_bytes().to_vec()).into());
-            }
-            _ => {}
+                )
+            });
+        }
+    };
+    for block in &blocks {
+        if let Some(key) = read_private_key_block(block, password) {
+            return key.map_err(key_error);
         }
     }
     let found: Vec<&str> = blocks.iter().map(|b| b.tag()).collect();
@@ -102,6 +113,43 @@ pub fn read_private_key(
         "no private key found (the file holds: {})",
         found.join(", ")
     )))
+}
+
+/// The key in one PEM block (`None` when the block holds no key), or why it is unusable.
+fn read_private_key_block(
+    block: &pem::Pem,
+    password: Option<&[u8]>,
+) -> Option<Result<PrivateKeyDer<'static>, String>> {
+    let contents = block.contents().to_vec();
+    Some(match block.tag() {
+        "PRIVATE KEY" => Ok(PrivatePkcs8KeyDer::from(contents).into()),
+        "RSA PRIVATE KEY" | "EC PRIVATE KEY" if block.headers().get("Proc-Type").is_some() => Err(
+            "the key is encrypted in the legacy OpenSSL format, which is not supported; \
+                 convert it with `openssl pkcs8 -topk8 -in OLD -out NEW` (add -nocrypt to \
+                 store it unencrypted)"
+                .to_owned(),
+        ),
+        "RSA PRIVATE KEY" => Ok(PrivatePkcs1KeyDer::from(contents).into()),
+        "EC PRIVATE KEY" => Ok(PrivateSec1KeyDer::from(contents).into()),
+        "ENCRYPTED PRIVATE KEY" => {
+            let Some(password) = password else {
+                return Some(Err(
+                    "the key is encrypted; give its password with --key-pass-file".to_owned(),
+                ));
+            };
+            pkcs8::EncryptedPrivateKeyInfo::from_der(&contents)
+                .map_err(|e| format!("malformed encrypted key: {e}"))
+                .and_then(|info| {
+                    info.decrypt(password).map_err(|e| {
+                        format!(
+                            "cannot decrypt the key: wrong password or unsupported cipher ({e})"
+                        )
+                    })
+                })
+                .map(|document| PrivatePkcs8KeyDer::from(document.as_bytes().to_vec()).into())
+        }
+        _ => return None,
+    })
 }
 
 /// Reads a password file: its first line, without the line ending.
@@ -134,20 +182,22 @@ fn format_error(path: &Path, reason: String) -> PkiError {
     }
 }
 
-fn pem_blocks(path: &Path, bytes: &[u8]) -> Result<Vec<pem::Pem>, PkiError> {
+/// What a file holds: PEM blocks, or one binary DER object.
+enum Contents<'a> {
+    Pem(Vec<pem::Pem>),
+    Der(&'a [u8]),
+}
+
+fn contents<'a>(path: &Path, bytes: &'a [u8]) -> Result<Contents<'a>, PkiError> {
     // DER certificates and keys are SEQUENCEs: 0x30 followed by a length.
     let has_pem_header = bytes.windows(11).any(|w| w == b"-----BEGIN ");
     if bytes.first() == Some(&0x30) && !has_pem_header {
-        let hint = if x509_parser::parse_x509_certificate(bytes).is_ok() {
-            "openssl x509 -inform DER -in FILE -out FILE.pem"
-        } else {
-            "openssl pkey -inform DER -in FILE -out FILE.pem (or openssl x509 for a certificate)"
-        };
-        return Err(format_error(
-            path,
-            format!("this is binary DER, not PEM; convert it with `{hint}`"),
-        ));
+        return Ok(Contents::Der(bytes));
     }
+    pem_blocks(path, bytes).map(Contents::Pem)
+}
+
+fn pem_blocks(path: &Path, bytes: &[u8]) -> Result<Vec<pem::Pem>, PkiError> {
     let text = std::str::from_utf8(bytes)
         .map_err(|_| format_error(path, "not a PEM file (binary content)".to_owned()))?;
     let begins = text.matches("-----BEGIN ").count();

@@ -4,7 +4,9 @@
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::certificate::{AltName, BasicConstraints, Certificate, KeyKind};
+use sha2::Digest as _;
+
+use super::certificate::{colon_hex, AltName, BasicConstraints, Certificate, KeyKind};
 use super::oid;
 use super::verify::{day, rfc3339};
 
@@ -56,6 +58,11 @@ pub struct Description {
     pub ca_issuer_urls: Vec<String>,
     /// AIA OCSP URLs.
     pub ocsp_urls: Vec<String>,
+    /// SHA-256 of the DER, colon-separated hex (what browsers and `openssl x509
+    /// -fingerprint -sha256` show).
+    pub sha256_fingerprint: String,
+    /// SHA-1 of the DER, colon-separated hex (what older tools show).
+    pub sha1_fingerprint: String,
 }
 
 /// Describes `cert` as of `now`.
@@ -86,6 +93,8 @@ pub fn describe(cert: &Certificate, now: OffsetDateTime) -> Description {
         authority_key_id: cert.authority_key_id.clone(),
         ca_issuer_urls: cert.ca_issuer_urls.clone(),
         ocsp_urls: cert.ocsp_urls.clone(),
+        sha256_fingerprint: colon_hex(&sha2::Sha256::digest(cert.der.as_ref())),
+        sha1_fingerprint: colon_hex(&sha1::Sha1::digest(cert.der.as_ref())),
     }
 }
 
@@ -171,5 +180,7 @@ pub fn text(cert: &Certificate, now: OffsetDateTime) -> String {
     if !d.ocsp_urls.is_empty() {
         line("AIA OCSP", d.ocsp_urls.join(", "));
     }
+    line("SHA-256 fingerprint", d.sha256_fingerprint);
+    line("SHA-1 fingerprint", d.sha1_fingerprint);
     out
 }

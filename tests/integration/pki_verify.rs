@@ -497,19 +497,90 @@ fn lints_warn_about_sha1_and_a_ca_as_leaf() {
     line(&run, "WARN", "is a CA certificate");
 }
 
+/// DER files, as `openssl … -outform DER` writes them, are read like PEM: the leaf
+/// certificate, an intermediate, the trust anchor, and the key (PKCS#8 and SEC1).
+#[test]
+fn der_certificates_and_keys_are_read() {
+    let pki = xmpp_pki();
+    for (input, output) in [
+        ("server.crt", "server.der"),
+        ("int.crt", "int.der"),
+        ("root.crt", "root.der"),
+    ] {
+        pki.run(&["x509", "-in", input, "-outform", "DER", "-out", output]);
+    }
+    pki.run(&[
+        "pkey",
+        "-in",
+        "server.key",
+        "-outform",
+        "DER",
+        "-out",
+        "server.key.der",
+    ]);
+    pki.run(&[
+        "ec",
+        "-in",
+        "server.key",
+        "-outform",
+        "DER",
+        "-out",
+        "server.sec1.der",
+    ]);
+    for key in ["server.key.der", "server.sec1.der"] {
+        let run = verify(
+            &pki,
+            &[
+                "--cert",
+                "server.der",
+                "--intermediates",
+                "int.der",
+                "--key",
+                key,
+                "--trust",
+                "root.der",
+                "--name",
+                "xmpp.example.com",
+            ],
+        );
+        // A lone leaf is deployment advice (serve the intermediate too), not a failure.
+        assert_eq!(run.code, 1, "{key}: {run:?}");
+        line(&run, "OK", "the private key matches");
+        line(&run, "OK", "the full chain verifies");
+        line(&run, "WARN", "server.der lacks the intermediate(s)");
+    }
+    // A key where a certificate belongs, and the other way round: exit 3, in words.
+    let run = verify(&pki, &["--cert", "server.key.der", "--trust", "root.der"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(run.stderr.contains("is it a key?"), "{run:?}");
+    let run = verify(
+        &pki,
+        &[
+            "--cert",
+            "server.der",
+            "--key",
+            "int.der",
+            "--trust",
+            "root.der",
+        ],
+    );
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(run.stderr.contains("is it a certificate?"), "{run:?}");
+}
+
 #[test]
 fn unreadable_input_exits_3_with_a_clear_message() {
     let pki = xmpp_pki();
     std::fs::write(pki.path("empty.pem"), "").unwrap();
     std::fs::write(pki.path("garbage.pem"), "this is not a certificate\n").unwrap();
     pki.run(&[
-        "x509",
+        "pkey",
         "-in",
-        "server.crt",
+        "server.key",
         "-outform",
         "DER",
         "-out",
-        "server.der",
+        "server.key.der",
     ]);
     let full = std::fs::read_to_string(pki.path("server.crt")).unwrap();
     std::fs::write(pki.path("truncated.pem"), &full[..full.len() / 2]).unwrap();
@@ -518,7 +589,7 @@ fn unreadable_input_exits_3_with_a_clear_message() {
     let cases = [
         ("empty.pem", "is empty"),
         ("garbage.pem", "no '-----BEGIN' line"),
-        ("server.der", "binary DER, not PEM"),
+        ("server.key.der", "binary DER that is not a certificate"),
         ("truncated.pem", "truncated"),
         ("damaged.pem", "damaged"),
         ("missing.pem", "cannot read"),
@@ -618,6 +689,23 @@ fn inspect_names_the_broadworks_oid_and_prints_xmpp_addrs() {
             .contains("DNS:xmpp.example.com, xmppAddr:xmpp.example.com, IP:192.0.2.7"),
         "{run:?}"
     );
+    // The fingerprints are openssl's, digit for digit.
+    for (digest, label) in [
+        ("-sha256", "SHA-256 fingerprint"),
+        ("-sha1", "SHA-1 fingerprint"),
+    ] {
+        let openssl = std::process::Command::new("openssl")
+            .current_dir(server.dir())
+            .args(["x509", "-in", "xmpp.crt", "-noout", "-fingerprint", digest])
+            .output()
+            .unwrap();
+        let theirs = String::from_utf8_lossy(&openssl.stdout);
+        let fingerprint = theirs.trim().split_once('=').unwrap().1;
+        assert!(
+            run.stdout.contains(&format!("{label:<20} {fingerprint}")),
+            "{fingerprint}: {run:?}"
+        );
+    }
 }
 
 #[test]
