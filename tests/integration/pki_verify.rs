@@ -112,6 +112,8 @@ fn a_wrong_trust_bundle_is_reported() {
     let fail = line(&run, "FAIL", "missing issuer");
     assert!(fail.contains("CN=Test Root CA"), "{fail}");
     assert!(fail.contains("is it the right bundle"), "{fail}");
+    assert!(fail.contains("(--trust, or [tls] trust_file)"), "{fail}");
+    assert!(!fail.contains("AIA"), "nowhere to download a root from: {fail}");
 }
 
 #[test]

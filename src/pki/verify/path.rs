@@ -301,13 +301,11 @@ pub(super) fn diagnose(input: &VerifyInput, walk: &PathWalk, purpose: Purpose) -
                 trust_label(input),
                 last.label()
             );
-            if ca_issuer_urls.is_empty() {
-                reason.push_str("; the certificate names no AIA caIssuers URL to fetch it from");
-            }
             if last.is_ca() {
                 reason.push_str(&format!(
                     "; if \"{issuer}\" is your root CA, the trust bundle does not hold it: is it \
-                     the right bundle?"
+                     the right bundle? Give the root as the trust bundle (--trust, or [tls] \
+                     trust_file)"
                 ));
             } else if ca_issuer_urls.is_empty() {
                 reason.push_str(
