@@ -10,7 +10,7 @@ use hyper::Method;
 
 use crate::support::acme::{auth, url, ALICE};
 use crate::support::events::event;
-use crate::support::https::{assert_valid, between, EventChannel, Reply, EVENTS};
+use crate::support::https::{assert_valid, between, EventChannel, Reply};
 use crate::support::server::{bridge_binary, Setup, BRIDGE, BRIDGE_SECRET};
 
 const BOB: &str = "bob@acme.test";
@@ -611,22 +611,7 @@ async fn a_bridge_killed_mid_call_releases_both_sides() {
 async fn a_system_cti_subscription_sees_every_call_and_admins_control_calls() {
     let (setup, _bridge) = start(&[]).await;
     let cti = crate::cti::cti_client(&setup);
-    let mut channel = EventChannel::open(
-        &cti,
-        "",
-        "<channelSetId>cti-set</channelSetId><expires>3600</expires>",
-    )
-    .await
-    .unwrap();
-    let subscribed = cti
-        .request(
-            Method::POST,
-            &format!("{EVENTS}/system"),
-            &[("content-type", "application/xml")],
-            Some("<Subscription xmlns=\"http://schema.broadsoft.com/xsi\"><event>Basic Call</event><expires>3600</expires><channelSetId>cti-set</channelSetId><applicationId>crm</applicationId></Subscription>"),
-        )
-        .await;
-    assert_eq!(subscribed.status, 200, "{subscribed:?}");
+    let mut channel = crate::cti::system_channel(&cti, "Basic Call").await;
 
     // The application places a call for alice: it goes to bob.
     let placed = cti

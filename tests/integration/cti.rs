@@ -44,6 +44,27 @@ pub fn cti_client(setup: &Setup) -> Https {
     )
 }
 
+/// A channel of the CTI application `cti` with a system-wide subscription to `package`.
+pub async fn system_channel(cti: &Https, package: &str) -> EventChannel {
+    let channel = EventChannel::open(
+        cti,
+        "",
+        "<channelSetId>cti-set</channelSetId><expires>3600</expires>",
+    )
+    .await
+    .unwrap();
+    let subscribed = cti
+        .request(
+            Method::POST,
+            &format!("{EVENTS}/system"),
+            &[("content-type", "application/xml")],
+            Some(&format!("<Subscription xmlns=\"http://schema.broadsoft.com/xsi\"><event>{package}</event><expires>3600</expires><channelSetId>cti-set</channelSetId><applicationId>crm</applicationId></Subscription>")),
+        )
+        .await;
+    assert_eq!(subscribed.status, 200, "{subscribed:?}");
+    channel
+}
+
 #[tokio::test]
 async fn a_cti_application_subscribes_without_passwords_and_gets_client_id_events() {
     let setup = Setup::builder().acme().start().await;
@@ -62,22 +83,7 @@ async fn a_cti_application_subscribes_without_passwords_and_gets_client_id_event
     assert_eq!(ghost.status, 404);
 
     // A channel and a system-wide subscription, identified by the certificate's CN.
-    let mut channel = EventChannel::open(
-        &cti,
-        "",
-        "<channelSetId>cti-set</channelSetId><expires>3600</expires>",
-    )
-    .await
-    .unwrap();
-    let subscribed = cti
-        .request(
-            Method::POST,
-            &format!("{EVENTS}/system"),
-            &[("content-type", "application/xml")],
-            Some("<Subscription xmlns=\"http://schema.broadsoft.com/xsi\"><event>Do Not Disturb</event><expires>3600</expires><channelSetId>cti-set</channelSetId><applicationId>crm</applicationId></Subscription>"),
-        )
-        .await;
-    assert_eq!(subscribed.status, 200, "{subscribed:?}");
+    let mut channel = system_channel(&cti, "Do Not Disturb").await;
     // A change by a user over the ordinary front reaches the application.
     let https = Https::new(server.addrs.https.unwrap(), &pki.join("ca.crt"));
     let reply = https

@@ -113,7 +113,10 @@ fn a_wrong_trust_bundle_is_reported() {
     assert!(fail.contains("CN=Test Root CA"), "{fail}");
     assert!(fail.contains("is it the right bundle"), "{fail}");
     assert!(fail.contains("(--trust, or [tls] trust_file)"), "{fail}");
-    assert!(!fail.contains("AIA"), "nowhere to download a root from: {fail}");
+    assert!(
+        !fail.contains("AIA"),
+        "nowhere to download a root from: {fail}"
+    );
 }
 
 #[test]
