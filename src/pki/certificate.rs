@@ -224,6 +224,12 @@ impl Certificate {
             .get_or_init(|| self.subject_raw == self.issuer_raw && self.is_signed_by(self))
     }
 
+    /// Subject equals issuer (RFC 5280 §6.1: self-issued), whatever key signed it: a
+    /// CA's key rollover or a re-issued CA.
+    pub fn is_self_issued(&self) -> bool {
+        self.subject_raw == self.issuer_raw
+    }
+
     /// Whether `issuer`'s key verifies this certificate's signature.
     pub fn is_signed_by(&self, issuer: &Certificate) -> bool {
         let (Ok((_, me)), Ok((_, them))) = (

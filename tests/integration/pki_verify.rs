@@ -814,3 +814,86 @@ fn fix_order_keeps_an_intermediate_that_sits_in_the_trust_bundle() {
         "leaf and intermediate"
     );
 }
+
+/// RFC 5280 §6.1.4 (l): a self-issued intermediate (a CA's key rollover) does not count
+/// toward pathLenConstraint, where another intermediate does; rustls-webpki counts both, so
+/// the chain passes with a warning that says so.
+#[test]
+fn a_self_issued_intermediate_does_not_count_toward_path_length() {
+    let pki = OpenSsl::new();
+    pki.root("root", "Test Root CA");
+    pki.intermediate(
+        "ca0",
+        "Test CA 0",
+        "root",
+        "basicConstraints=critical,CA:TRUE,pathlen:0",
+    );
+    // The rollover: the same name, a new key, signed by the old one.
+    pki.intermediate(
+        "ca0new",
+        "Test CA 0",
+        "ca0",
+        "basicConstraints=critical,CA:TRUE,pathlen:0",
+    );
+    pki.intermediate("sub", "Test Sub CA", "ca0", "");
+    let leaf = "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:leaf.example.com";
+    pki.sign("leaf", "leaf.example.com", Key::Ec, "ca0new", leaf);
+    pki.sign("subleaf", "leaf.example.com", Key::Ec, "sub", leaf);
+    pki.cat("rollover.pem", &["leaf.crt", "ca0new.crt", "ca0.crt"]);
+    pki.cat("too-long.pem", &["subleaf.crt", "sub.crt", "ca0.crt"]);
+    let args = |cert| {
+        vec![
+            "--cert",
+            cert,
+            "--trust",
+            "root.crt",
+            "--name",
+            "leaf.example.com",
+        ]
+    };
+    let run = verify(&pki, &args("rollover.pem"));
+    assert_eq!(run.code, 1, "{run:?}");
+    let warn = line(&run, "WARN", "under RFC 5280");
+    assert!(
+        warn.contains("self-issued intermediate does not count"),
+        "{warn}"
+    );
+    assert!(!run.stdout.contains("FAIL"), "{run:?}");
+    let run = verify(&pki, &args("too-long.pem"));
+    assert_eq!(run.code, 2, "{run:?}");
+    let fail = line(&run, "FAIL", "path length exceeded");
+    assert!(
+        fail.contains("CN=Test CA 0 allows 0 intermediate(s) below it, the chain has 1"),
+        "{fail}"
+    );
+}
+
+/// RFC 5280 lets a CA certificate with the right EKU and names be the leaf; rustls-webpki
+/// does not, so it passes with the warning (and the lint that it is a CA certificate).
+#[test]
+fn a_ca_certificate_with_the_right_eku_may_be_the_leaf() {
+    let pki = OpenSsl::new();
+    pki.root("root", "Test Root CA");
+    pki.sign(
+        "caleaf",
+        "ca-leaf.example.com",
+        Key::Ec,
+        "root",
+        "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,digitalSignature,keyCertSign\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:ca-leaf.example.com",
+    );
+    let run = verify(
+        &pki,
+        &[
+            "--cert",
+            "caleaf.crt",
+            "--trust",
+            "root.crt",
+            "--name",
+            "ca-leaf.example.com",
+        ],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    let warn = line(&run, "WARN", "under RFC 5280");
+    assert!(warn.contains("a CA certificate may be the leaf"), "{warn}");
+    assert!(!run.stdout.contains("FAIL"), "{run:?}");
+}

@@ -177,6 +177,33 @@ pub(super) fn check_chain(
             )
             .about(leaf)]
         }
+        // rustls-webpki is stricter than RFC 5280 §6 in two places: it counts self-issued
+        // intermediates toward pathLenConstraint and refuses a CA certificate as the leaf
+        // (and its most specific error may then be another candidate's signature). When
+        // the path shows one of those, our walk reaches the anchor with every signature
+        // verified and finds nothing else, the verdict is the RFC's.
+        Err(error) if matches!(walk.end, PathEnd::Anchor) && rfc_divergence(walk).is_some() => {
+            let findings = diagnose(input, walk, purpose);
+            if !findings.is_empty() {
+                return findings;
+            }
+            let route: Vec<String> = walk.path.iter().map(Certificate::label).collect();
+            // Valid, but peers on rustls-webpki (Bridgehead among them) refuse it: a warning.
+            vec![Finding::new(
+                "chain",
+                Status::Warn,
+                format!(
+                    "the chain verifies for {} under RFC 5280 §6: {} ({}); rustls-webpki, and so \
+                     every peer built on it, Bridgehead included, refuses it ({}); name \
+                     constraints were not checked",
+                    purpose.name(),
+                    route.join(" <- "),
+                    rfc_divergence(walk).unwrap_or_default(),
+                    webpki_words(&error)
+                ),
+            )
+            .about(leaf)]
+        }
         Err(error) => {
             let mut findings = diagnose(input, walk, purpose);
             if findings.is_empty() {
@@ -192,6 +219,25 @@ pub(super) fn check_chain(
             findings
         }
     }
+}
+
+/// Where `walk` relies on RFC 5280 §6 where rustls-webpki is stricter, in words.
+fn rfc_divergence(walk: &PathWalk) -> Option<&'static str> {
+    if walk.path[0].is_ca() {
+        return Some("a CA certificate may be the leaf");
+    }
+    let counted_differently = walk.path.iter().enumerate().skip(1).any(|(i, cert)| {
+        let all = i - 1;
+        let counted = walk.path[1..i]
+            .iter()
+            .filter(|c| !c.is_self_issued())
+            .count();
+        cert.basic_constraints
+            .and_then(|bc| bc.path_len)
+            .is_some_and(|limit| counted <= limit as usize && all > limit as usize)
+    });
+    counted_differently
+        .then_some("a self-issued intermediate does not count toward pathLenConstraint")
 }
 
 /// Explains why a chain does not verify, link by link.
@@ -246,7 +292,11 @@ pub(super) fn diagnose(input: &VerifyInput, walk: &PathWalk, purpose: Purpose) -
                 ),
             ));
         }
-        let below = i.saturating_sub(1);
+        // RFC 5280 §6.1.4 (l): self-issued intermediates do not count.
+        let below = walk.path[1..i]
+            .iter()
+            .filter(|c| !c.is_self_issued())
+            .count();
         if let Some(limit) = cert.basic_constraints.and_then(|bc| bc.path_len) {
             if !anchor && below > limit as usize {
                 findings.push(fail(
