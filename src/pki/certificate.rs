@@ -117,6 +117,15 @@ pub struct BasicConstraints {
     pub path_len: Option<u32>,
 }
 
+/// The nameConstraints extension, as far as Bridgehead checks it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NameConstraints {
+    /// Permitted dNSName subtrees.
+    pub permitted_dns: Vec<String>,
+    /// Excluded dNSName subtrees.
+    pub excluded_dns: Vec<String>,
+}
+
 /// A certificate with everything Bridgehead checks about it, parsed once.
 #[derive(Debug, Clone)]
 pub struct Certificate {
@@ -162,6 +171,11 @@ pub struct Certificate {
     pub ca_issuer_urls: Vec<String>,
     /// AIA OCSP URLs.
     pub ocsp_urls: Vec<String>,
+    /// nameConstraints, if present: the DNS subtrees, permitted then excluded.
+    pub name_constraints: Option<NameConstraints>,
+    /// Extensions that cannot be parsed: (name and OID, why). The certificate is still
+    /// read; `verify` fails it, naming the extension.
+    pub unparsable_extensions: Vec<(String, String)>,
     /// Subject equals issuer and the certificate's own key verifies its signature; checked
     /// on first use (a trust store of 150 roots need not verify 150 signatures).
     self_signed: std::sync::OnceLock<bool>,
@@ -209,6 +223,8 @@ impl Certificate {
             authority_key_id: parsed.authority_key_id,
             ca_issuer_urls: parsed.ca_issuer_urls,
             ocsp_urls: parsed.ocsp_urls,
+            name_constraints: parsed.name_constraints,
+            unparsable_extensions: parsed.unparsable_extensions,
             self_signed: std::sync::OnceLock::new(),
             der: CertificateDer::from(Vec::new()),
             origin,
@@ -325,6 +341,22 @@ struct Parsed {
     authority_key_id: Option<String>,
     ca_issuer_urls: Vec<String>,
     ocsp_urls: Vec<String>,
+    name_constraints: Option<NameConstraints>,
+    unparsable_extensions: Vec<(String, String)>,
+}
+
+/// The dNSName bases of `subtrees`.
+fn dns_subtrees(
+    subtrees: &Option<Vec<x509_parser::extensions::GeneralSubtree<'_>>>,
+) -> Vec<String> {
+    subtrees
+        .iter()
+        .flatten()
+        .filter_map(|subtree| match subtree.base {
+            GeneralName::DNSName(name) => Some(name.to_owned()),
+            _ => None,
+        })
+        .collect()
 }
 
 impl Parsed {
@@ -387,12 +419,15 @@ impl Parsed {
                         }
                     }
                 }
-                ParsedExtension::ParseError { error } => {
-                    return Err(ParseFailure(format!(
-                        "extension {} cannot be parsed: {error}",
-                        oid::describe(&ext.oid.to_id_string())
-                    )));
+                ParsedExtension::NameConstraints(nc) => {
+                    out.name_constraints = Some(NameConstraints {
+                        permitted_dns: dns_subtrees(&nc.permitted_subtrees),
+                        excluded_dns: dns_subtrees(&nc.excluded_subtrees),
+                    });
                 }
+                ParsedExtension::ParseError { error } => out
+                    .unparsable_extensions
+                    .push((oid::describe(&ext.oid.to_id_string()), error.to_string())),
                 _ => {}
             }
         }

@@ -26,7 +26,7 @@ pub use path::{walk_path, webpki_verify, webpki_words, PathEnd, PathWalk};
 pub use rules::cti_client_rules;
 
 use path::{check_chain, check_order};
-use rules::{check_names, check_profile, check_validity, lint};
+use rules::{check_extensions, check_names, check_profile, check_validity, lint};
 
 use super::certificate::{Certificate, Origin};
 use super::oid;
@@ -78,7 +78,8 @@ impl From<&Certificate> for Subject {
 /// One line of a report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
-    /// Which check: `key`, `chain`, `order`, `name`, `profile`, `validity`, `lint`, `fix-order`.
+    /// Which check: `key`, `chain`, `order`, `name`, `profile`, `validity`, `extension`,
+    /// `lint`, `fix-order` (and `tls`, `connect` from `pki probe`).
     pub check: &'static str,
     /// Its verdict.
     pub status: Status,
@@ -243,6 +244,7 @@ pub fn verify(input: &VerifyInput) -> Report {
     findings.extend(check_names(input, &leaf));
     findings.extend(check_profile(input, &leaf));
     findings.extend(check_validity(input, &walk));
+    findings.extend(check_extensions(&walk.path, &leaf));
     findings.extend(lint(&walk.path, &leaf));
 
     // Only self-signed roots are left out: an intermediate that happens to sit in the trust

@@ -897,3 +897,78 @@ fn a_ca_certificate_with_the_right_eku_may_be_the_leaf() {
     assert!(warn.contains("a CA certificate may be the leaf"), "{warn}");
     assert!(!run.stdout.contains("FAIL"), "{run:?}");
 }
+
+/// RFC 5280 extension rules whatever the profile: an extension that cannot be parsed fails
+/// the check naming it (exit 2, not an unreadable file), name constraints in a leaf fail,
+/// and so does a DNS name constraint with a leading period.
+#[test]
+fn unparsable_extensions_and_misplaced_or_malformed_name_constraints_fail() {
+    let pki = OpenSsl::new();
+    pki.root("root", "Test Root CA");
+    let leaf = "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:leaf.example.com";
+    // A subjectAltName whose content is an INTEGER instead of GeneralNames.
+    pki.sign(
+        "garbled",
+        "leaf.example.com",
+        Key::Ec,
+        "root",
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n2.5.29.17=DER:3003020101",
+    );
+    pki.sign(
+        "constrained",
+        "leaf.example.com",
+        Key::Ec,
+        "root",
+        &format!("{leaf}\nnameConstraints=permitted;DNS:example.com"),
+    );
+    pki.intermediate(
+        "dotted",
+        "Dotted CA",
+        "root",
+        "nameConstraints=critical,permitted;DNS:.example.com",
+    );
+    pki.sign("under-dotted", "leaf.example.com", Key::Ec, "dotted", leaf);
+    pki.cat(
+        "under-dotted-chain.pem",
+        &["under-dotted.crt", "dotted.crt"],
+    );
+    let run = |cert: &str| {
+        verify(
+            &pki,
+            &[
+                "--cert",
+                cert,
+                "--trust",
+                "root.crt",
+                "--name",
+                "leaf.example.com",
+            ],
+        )
+    };
+
+    let garbled = run("garbled.crt");
+    assert_eq!(
+        garbled.code, 2,
+        "a failed check, not unreadable input: {garbled:?}"
+    );
+    line(
+        &garbled,
+        "FAIL",
+        "its subjectAltName (2.5.29.17) extension cannot be parsed",
+    );
+    let constrained = run("constrained.crt");
+    assert_eq!(constrained.code, 2, "{constrained:?}");
+    line(
+        &constrained,
+        "FAIL",
+        "carries name constraints, which only CA certificates may",
+    );
+    let dotted = run("under-dotted-chain.pem");
+    assert_eq!(dotted.code, 2, "{dotted:?}");
+    let fail = line(
+        &dotted,
+        "FAIL",
+        "malformed DNS name constraint \".example.com\"",
+    );
+    assert!(fail.contains("CN=Dotted CA"), "{fail}");
+}

@@ -235,6 +235,58 @@ pub(super) fn check_validity(input: &VerifyInput, walk: &PathWalk) -> Vec<Findin
     findings
 }
 
+/// Extensions every validator must be able to read and that RFC 5280 constrains whatever
+/// the profile (check `extension`): one that cannot be parsed, name constraints in an
+/// end-entity certificate (§4.2.1.10: CA certificates only), a dNSName constraint with a
+/// leading period (malformed: a DNS constraint is a domain, `example.com` covers its
+/// subdomains).
+pub(super) fn check_extensions(path: &[Certificate], leaf: &Certificate) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let fail =
+        |c: &Certificate, reason: String| Finding::new("extension", Status::Fail, reason).about(c);
+    for cert in path {
+        for (extension, why) in &cert.unparsable_extensions {
+            findings.push(fail(
+                cert,
+                format!(
+                    "{}: its {extension} extension cannot be parsed ({why})",
+                    cert.label()
+                ),
+            ));
+        }
+        let Some(constraints) = &cert.name_constraints else {
+            continue;
+        };
+        if cert.der == leaf.der && !leaf.is_ca() {
+            findings.push(fail(
+                cert,
+                format!(
+                    "the end-entity certificate {} carries name constraints, which only CA \
+                     certificates may (RFC 5280 §4.2.1.10)",
+                    cert.label()
+                ),
+            ));
+        }
+        for name in constraints
+            .permitted_dns
+            .iter()
+            .chain(&constraints.excluded_dns)
+            .filter(|n| n.starts_with('.'))
+        {
+            findings.push(fail(
+                cert,
+                format!(
+                    "{} has a malformed DNS name constraint \"{name}\": a DNS constraint is a \
+                     domain without a leading period (\"{}\" already covers its subdomains)",
+                    cert.label(),
+                    name.trim_start_matches('.')
+                ),
+            ));
+        }
+    }
+    findings
+}
+
 pub(super) fn lint(path: &[Certificate], leaf: &Certificate) -> Vec<Finding> {
     let mut findings = Vec::new();
     let warn =
