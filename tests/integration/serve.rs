@@ -142,7 +142,8 @@ fn serve_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("bridgehead.toml"),
-        "[server]\ndemo_data = true\n[admin]\nlisten = \"127.0.0.1:0\"\n[xmpp]\ncomponent_listen = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
+        // Every listener on an ephemeral port: the README test holds the default ones.
+        "[server]\ndemo_data = true\n[admin]\nlisten = \"127.0.0.1:0\"\n[xmpp]\ncomponent_listen = \"127.0.0.1:0\"\nclient_listen = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n[cti]\nlisten = \"127.0.0.1:0\"\n",
     )
     .unwrap();
     let mut child = bin()
