@@ -866,6 +866,17 @@ fn a_self_issued_intermediate_does_not_count_toward_path_length() {
         fail.contains("CN=Test CA 0 allows 0 intermediate(s) below it, the chain has 1"),
         "{fail}"
     );
+    // pathLenConstraint in a leaf means nothing (RFC 5280 §4.2.1.9): ignored.
+    pki.sign(
+        "leafpl",
+        "leaf.example.com",
+        Key::Ec,
+        "root",
+        "basicConstraints=critical,CA:FALSE,pathlen:0\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:leaf.example.com",
+    );
+    let run = verify(&pki, &args("leafpl.crt"));
+    assert_eq!(run.code, 0, "{run:?}");
+    line(&run, "OK", "the full chain verifies");
 }
 
 /// RFC 5280 lets a CA certificate with the right EKU and names be the leaf; rustls-webpki
