@@ -21,11 +21,11 @@ mod verify;
 
 use std::path::Path;
 
-pub use certificate::{AltName, BasicConstraints, Certificate, KeyKind, Origin};
+pub use certificate::{AltName, BasicConstraints, Certificate, KeyKind, NameConstraints, Origin};
 pub use error::PkiError;
 pub use verify::{
-    cti_client_rules, day, verify, walk_path, webpki_verify, webpki_words, Finding, PathEnd,
-    PathWalk, Profile, Purpose, Report, Status, Subject, VerifyInput,
+    cti_client_rules, day, lint_certificates, verify, walk_path, webpki_verify, webpki_words,
+    Finding, PathEnd, PathWalk, Profile, Purpose, Report, Status, Subject, VerifyInput,
 };
 
 /// Loads a trust bundle from `path`, or the system's trusted roots when `path` is `None`.

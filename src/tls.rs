@@ -102,6 +102,7 @@ impl ServerIdentity {
             fqdn: Some(wanted.fqdn.clone()),
             cti_allowed_cns: Vec::new(),
             warn_days: i64::from(wanted.warn_days),
+            strict: false,
         });
         let reasons: Vec<String> = report.failures().map(|f| f.reason.clone()).collect();
         if !reasons.is_empty() {

@@ -22,6 +22,11 @@ pub enum PkiCommand {
     /// Also reports the protocol version, cipher suite and ALPN agreed. Exit codes as for
     /// verify; a server that cannot be reached or refuses the handshake is a FAIL (2).
     Probe(ProbeArgs),
+    /// Run the RFC 5280 and CA/Browser Forum rules on each certificate, without a chain.
+    ///
+    /// Each certificate is judged by its own role (a self-signed root, a CA, a leaf); every
+    /// violation is a FAIL with its rule id. Exit codes as for verify.
+    Lint(LintArgs),
     /// Show every certificate in the given files.
     Inspect(InspectArgs),
     /// Issue development and test certificates.
@@ -83,6 +88,24 @@ pub struct CheckArgs {
     #[arg(long, default_value_t = 30)]
     pub warn_days: u32,
     /// One JSON object with every check instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// RFC 5280 and CA/Browser Forum violations (each with its rule id) are failures, not
+    /// warnings.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// `pki lint` arguments.
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// PEM or DER files holding certificates.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Validation time, RFC 3339. Default: now.
+    #[arg(long, value_parser = parse_time)]
+    pub at: Option<OffsetDateTime>,
+    /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -217,6 +240,7 @@ pub(super) async fn pki_command(command: PkiCommand) -> anyhow::Result<u8> {
     match command {
         PkiCommand::Verify(args) => pki_verify(args),
         PkiCommand::Probe(args) => pki_probe(args).await,
+        PkiCommand::Lint(args) => pki_lint(args),
         PkiCommand::Inspect(args) => pki_inspect(args),
         PkiCommand::Issue(command) => pki_issue(command),
     }
@@ -247,7 +271,28 @@ fn check_input(checks: CheckArgs) -> anyhow::Result<VerifyInput> {
         fqdn: checks.fqdn,
         cti_allowed_cns: checks.cti_cns,
         warn_days: i64::from(checks.warn_days),
+        strict: checks.strict,
     })
+}
+
+/// Prints `findings` (no chain) as text or JSON; their exit code.
+fn print_findings(findings: &[pki::Finding], at: OffsetDateTime, json: bool) -> anyhow::Result<u8> {
+    if json {
+        let report = pki::report::json_of(findings, at, Vec::new());
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", pki::report::text_of(findings, at));
+    }
+    Ok(pki::report::verdict(findings).1)
+}
+
+fn pki_lint(args: LintArgs) -> anyhow::Result<u8> {
+    let at = args.at.unwrap_or_else(OffsetDateTime::now_utc);
+    let mut certificates = Vec::new();
+    for file in &args.files {
+        certificates.extend(pki::input::read_certificates(file)?);
+    }
+    print_findings(&pki::lint_certificates(&certificates, at), at, args.json)
 }
 
 /// Prints `report` as text or JSON; its exit code.
@@ -363,14 +408,7 @@ async fn pki_probe(args: ProbeArgs) -> anyhow::Result<u8> {
                 pki::Status::Fail,
                 format!("{}: {e}", args.target),
             )];
-            let at = OffsetDateTime::now_utc();
-            if json {
-                let report = pki::report::json_of(&findings, at, Vec::new());
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", pki::report::text_of(&findings, at));
-            }
-            return Ok(pki::report::verdict(&findings).1);
+            return print_findings(&findings, OffsetDateTime::now_utc(), json);
         }
     };
     input.certificates = probed.certificates;

@@ -117,6 +117,22 @@ pub struct BasicConstraints {
     pub path_len: Option<u32>,
 }
 
+/// The encoding details RFC 5280 and the CA/Browser Forum constrain (`pki verify --strict`,
+/// `pki lint`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Encoding {
+    /// The serial number's DER INTEGER content (two's complement, big-endian).
+    pub serial_bytes: Vec<u8>,
+    /// OIDs of the critical extensions.
+    pub critical: Vec<String>,
+    /// Critical extensions Bridgehead (and most validators) do not know, by OID.
+    pub unknown_critical: Vec<String>,
+    /// The subject DN has no attributes.
+    pub subject_empty: bool,
+    /// The authorityKeyIdentifier carries authorityCertIssuer or authorityCertSerialNumber.
+    pub aki_issuer_or_serial: bool,
+}
+
 /// The nameConstraints extension, as far as Bridgehead checks it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct NameConstraints {
@@ -176,6 +192,8 @@ pub struct Certificate {
     /// Extensions that cannot be parsed: (name and OID, why). The certificate is still
     /// read; `verify` fails it, naming the extension.
     pub unparsable_extensions: Vec<(String, String)>,
+    /// What the strict rules read besides.
+    pub encoding: Encoding,
     /// Subject equals issuer and the certificate's own key verifies its signature; checked
     /// on first use (a trust store of 150 roots need not verify 150 signatures).
     self_signed: std::sync::OnceLock<bool>,
@@ -225,6 +243,18 @@ impl Certificate {
             ocsp_urls: parsed.ocsp_urls,
             name_constraints: parsed.name_constraints,
             unparsable_extensions: parsed.unparsable_extensions,
+            encoding: Encoding {
+                serial_bytes: x509.raw_serial().to_vec(),
+                critical: x509
+                    .extensions()
+                    .iter()
+                    .filter(|e| e.critical)
+                    .map(|e| e.oid.to_id_string())
+                    .collect(),
+                unknown_critical: parsed.unknown_critical,
+                subject_empty: x509.subject().iter().next().is_none(),
+                aki_issuer_or_serial: parsed.aki_issuer_or_serial,
+            },
             self_signed: std::sync::OnceLock::new(),
             der: CertificateDer::from(Vec::new()),
             origin,
@@ -343,6 +373,8 @@ struct Parsed {
     ocsp_urls: Vec<String>,
     name_constraints: Option<NameConstraints>,
     unparsable_extensions: Vec<(String, String)>,
+    unknown_critical: Vec<String>,
+    aki_issuer_or_serial: bool,
 }
 
 /// The dNSName bases of `subtrees`.
@@ -407,6 +439,11 @@ impl Parsed {
                 }
                 ParsedExtension::AuthorityKeyIdentifier(aki) => {
                     out.authority_key_id = aki.key_identifier.as_ref().map(|id| colon_hex(id.0));
+                    out.aki_issuer_or_serial =
+                        aki.authority_cert_issuer.is_some() || aki.authority_cert_serial.is_some();
+                }
+                ParsedExtension::UnsupportedExtension { .. } if ext.critical => {
+                    out.unknown_critical.push(ext.oid.to_id_string());
                 }
                 ParsedExtension::AuthorityInfoAccess(aia) => {
                     for desc in &aia.accessdescs {

@@ -101,8 +101,9 @@ pub fn text(report: &Report) -> String {
 pub fn text_of(findings: &[Finding], at: time::OffsetDateTime) -> String {
     let mut out = String::new();
     for f in findings {
+        let rule = f.rule.map_or_else(String::new, |r| format!("[{r}] "));
         out.push_str(&format!(
-            "{:<4} {:<9} {}\n",
+            "{:<4} {:<9} {rule}{}\n",
             f.status.word(),
             f.check,
             f.reason

@@ -15,6 +15,7 @@
 
 mod path;
 mod rules;
+mod strict;
 
 use rustls_pki_types::PrivateKeyDer;
 use serde::Serialize;
@@ -87,6 +88,9 @@ pub struct Finding {
     pub reason: String,
     /// The certificate concerned, if one.
     pub certificate: Option<Subject>,
+    /// The stable id of the RFC 5280 or CA/B Forum rule broken (`rfc5280.serial.positive`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<&'static str>,
 }
 
 impl Finding {
@@ -97,6 +101,7 @@ impl Finding {
             status,
             reason: reason.into(),
             certificate: None,
+            rule: None,
         }
     }
 
@@ -180,6 +185,8 @@ pub struct VerifyInput {
     pub cti_allowed_cns: Vec<String>,
     /// Warn when a certificate expires within this many days.
     pub warn_days: i64,
+    /// RFC 5280 and CA/B Forum violations are failures, not warnings (`--strict`).
+    pub strict: bool,
 }
 
 /// The result of `verify`.
@@ -246,6 +253,16 @@ pub fn verify(input: &VerifyInput) -> Report {
     findings.extend(check_validity(input, &walk));
     findings.extend(check_extensions(&walk.path, &leaf));
     findings.extend(lint(&walk.path, &leaf));
+    let last = walk.path.len() - 1;
+    for (i, cert) in walk.path.iter().enumerate() {
+        let role = match i {
+            0 => strict::Role::Leaf,
+            _ if i == last && cert.is_self_signed() => strict::Role::Root,
+            _ => strict::Role::Intermediate,
+        };
+        let anchor = i > 0 && path::is_anchor(cert, &input.trust);
+        findings.extend(strict_findings(cert, role, anchor, input.at, input.strict));
+    }
 
     // Only self-signed roots are left out: an intermediate that happens to sit in the trust
     // bundle must still be sent to peers that do not have it.
@@ -263,6 +280,47 @@ pub fn verify(input: &VerifyInput) -> Report {
         path_end: walk.end,
         at: input.at,
     }
+}
+
+/// The strict rules `cert` breaks in `role`, as findings (check `lint`): warnings, or
+/// failures when `strict`.
+fn strict_findings(
+    cert: &Certificate,
+    role: strict::Role,
+    anchor: bool,
+    at: OffsetDateTime,
+    strict: bool,
+) -> Vec<Finding> {
+    let status = if strict { Status::Fail } else { Status::Warn };
+    strict::violations(cert, role, anchor, at)
+        .into_iter()
+        .map(|v| Finding {
+            rule: Some(v.rule),
+            ..Finding::new("lint", status, v.reason).about(cert)
+        })
+        .collect()
+}
+
+/// `pki lint`: the strict rules on each certificate by its own role (a self-signed root, a
+/// CA, or a leaf), as failures.
+pub fn lint_certificates(certificates: &[Certificate], at: OffsetDateTime) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for cert in certificates {
+        let role = strict::Role::of(cert);
+        let broken = strict_findings(cert, role, false, at, true);
+        if broken.is_empty() {
+            findings.push(
+                Finding::new(
+                    "lint",
+                    Status::Ok,
+                    format!("{} breaks none of the rules", cert.label()),
+                )
+                .about(cert),
+            );
+        }
+        findings.extend(broken);
+    }
+    findings
 }
 
 /// The leaf: the certificate matching the key if one was given; otherwise the certificate

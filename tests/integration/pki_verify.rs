@@ -983,3 +983,135 @@ fn unparsable_extensions_and_misplaced_or_malformed_name_constraints_fail() {
     );
     assert!(fail.contains("CN=Dotted CA"), "{fail}");
 }
+
+/// The RFC 5280 and CA/B Forum rules: each violation carries its rule id; without
+/// `--strict` it is a warning (exit 1), with it a failure (exit 2); `pki lint` judges
+/// certificates without a chain, by their own role, and fails them.
+#[test]
+fn strict_rules_have_ids_warn_by_default_and_fail_with_strict_or_lint() {
+    let pki = OpenSsl::new();
+    pki.root("root", "Test Root CA");
+    let server = "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth";
+    let cases = [
+        ("no-eku", "a.example.com", "basicConstraints=CA:FALSE\nsubjectAltName=DNS:a.example.com".to_owned(), "cabf.leaf.eku-missing"),
+        ("any-eku", "a.example.com", "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,anyExtendedKeyUsage\nsubjectAltName=DNS:a.example.com".to_owned(), "cabf.leaf.eku-any"),
+        ("critical-eku", "a.example.com", "basicConstraints=CA:FALSE\nextendedKeyUsage=critical,serverAuth\nsubjectAltName=DNS:a.example.com".to_owned(), "cabf.leaf.eku-critical"),
+        ("cn-not-san", "b.example.com", format!("{server}\nsubjectAltName=DNS:a.example.com"), "cabf.cn.in-san"),
+        ("underscore", "a_b.example.com", format!("{server}\nsubjectAltName=DNS:a_b.example.com"), "cabf.dns.underscore"),
+        ("cert-sign", "a.example.com", format!("{server}\nkeyUsage=digitalSignature,keyCertSign\nsubjectAltName=DNS:a.example.com"), "rfc5280.leaf.key-cert-sign"),
+        ("unknown-critical", "a.example.com", format!("{server}\nsubjectAltName=DNS:a.example.com\n1.3.6.1.4.1.99999.1=critical,DER:0500"), "rfc5280.extension.unknown-critical"),
+    ];
+    for (name, cn, ext, rule) in &cases {
+        pki.sign(name, cn, Key::Ec, "root", ext);
+        let cert = format!("{name}.crt");
+        let plain = verify(
+            &pki,
+            &["--cert", &cert, "--trust", "root.crt", "--name", cn],
+        );
+        let warned = line(&plain, "WARN", &format!("[{rule}]"));
+        assert!(warned.starts_with("WARN lint"), "{name}: {warned}");
+        assert!(
+            !plain.stdout.contains(&format!("FAIL lint      [{rule}]")),
+            "{name}: {plain:?}"
+        );
+        let strict = verify(
+            &pki,
+            &[
+                "--cert", &cert, "--trust", "root.crt", "--name", cn, "--strict",
+            ],
+        );
+        assert_eq!(strict.code, 2, "{name}: {strict:?}");
+        line(&strict, "FAIL", &format!("[{rule}]"));
+        let linted = run_in(pki.dir(), &["pki", "lint", &cert]);
+        assert_eq!(linted.code, 2, "{name}: {linted:?}");
+        line(&linted, "FAIL", &format!("[{rule}]"));
+    }
+    // Serial numbers: zero, negative, longer than 20 octets.
+    pki.key("serial", Key::Ec);
+    pki.run(&[
+        "req",
+        "-new",
+        "-key",
+        "serial.key",
+        "-subj",
+        "/CN=a.example.com",
+        "-out",
+        "serial.csr",
+    ]);
+    std::fs::write(
+        pki.path("serial.ext"),
+        format!("{server}\nsubjectAltName=DNS:a.example.com\n"),
+    )
+    .unwrap();
+    for (serial, rule) in [
+        ("0", "rfc5280.serial.positive"),
+        ("-5", "rfc5280.serial.positive"),
+        (
+            "0x112233445566778899AABBCCDDEEFF00112233445566",
+            "rfc5280.serial.length",
+        ),
+    ] {
+        pki.run(&[
+            "x509",
+            "-req",
+            "-in",
+            "serial.csr",
+            "-CA",
+            "root.crt",
+            "-CAkey",
+            "root.key",
+            "-set_serial",
+            serial,
+            "-days",
+            "365",
+            "-extfile",
+            "serial.ext",
+            "-out",
+            "serial.crt",
+        ]);
+        let linted = run_in(pki.dir(), &["pki", "lint", "--json", "serial.crt"]);
+        assert_eq!(linted.code, 2, "{serial}: {linted:?}");
+        let doc: serde_json::Value = serde_json::from_str(&linted.stdout).unwrap();
+        assert!(
+            doc["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["rule"] == rule && c["status"] == "fail"),
+            "{serial}: {doc}"
+        );
+    }
+    // A root with an EKU; and a clean certificate, which lint passes.
+    pki.key("ekuroot", Key::Ec);
+    pki.run(&[
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        "ekuroot.key",
+        "-subj",
+        "/CN=EKU Root",
+        "-days",
+        "365",
+        "-out",
+        "ekuroot.crt",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        "-addext",
+        "extendedKeyUsage=serverAuth",
+    ]);
+    let linted = run_in(pki.dir(), &["pki", "lint", "ekuroot.crt"]);
+    line(&linted, "FAIL", "[cabf.root.eku]");
+    pki.sign(
+        "clean",
+        "a.example.com",
+        Key::Ec,
+        "root",
+        &format!("{server}\nsubjectAltName=DNS:a.example.com"),
+    );
+    let linted = run_in(pki.dir(), &["pki", "lint", "clean.crt", "root.crt"]);
+    assert_eq!(linted.code, 0, "{linted:?}");
+    line(&linted, "OK", "breaks none of the rules");
+}

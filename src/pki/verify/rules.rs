@@ -5,7 +5,7 @@ use rustls_pki_types::ServerName;
 
 use super::path::is_anchor;
 use super::{day, webpki_words, with_check, Finding, PathWalk, Profile, Status, VerifyInput};
-use crate::pki::certificate::{Certificate, KeyKind};
+use crate::pki::certificate::Certificate;
 use crate::pki::oid;
 
 pub(super) fn name_covered(leaf: &Certificate, name: &str) -> Result<bool, String> {
@@ -302,17 +302,6 @@ pub(super) fn lint(path: &[Certificate], leaf: &Certificate) -> Vec<Finding> {
         ));
     }
     for cert in path {
-        if let KeyKind::Rsa { bits } = cert.key {
-            if bits < 2048 {
-                findings.push(warn(
-                    cert,
-                    format!(
-                        "{} has a weak RSA key of {bits} bits (use at least 2048)",
-                        cert.label()
-                    ),
-                ));
-            }
-        }
         if cert.signature_uses_sha1() && !cert.is_self_signed() {
             findings.push(warn(
                 cert,
@@ -320,22 +309,6 @@ pub(super) fn lint(path: &[Certificate], leaf: &Certificate) -> Vec<Finding> {
                     "{} is signed with SHA-1 ({}), which is broken; reissue it with SHA-256",
                     cert.label(),
                     cert.signature_name()
-                ),
-            ));
-        }
-        if cert.is_ca() && cert.subject_key_id.is_none() {
-            findings.push(warn(
-                cert,
-                format!("the CA {} has no subjectKeyIdentifier", cert.label()),
-            ));
-        }
-        if !cert.is_self_signed() && cert.authority_key_id.is_none() {
-            findings.push(warn(
-                cert,
-                format!(
-                    "{} has no authorityKeyIdentifier, so clients cannot tell which issuer key \
-                     signed it",
-                    cert.label()
                 ),
             ));
         }
