@@ -26,7 +26,7 @@ pub enum PkiCommand {
     ///
     /// Each certificate is judged by its own role (a self-signed root, a CA, a leaf); every
     /// violation is a FAIL with its rule id. Exit codes as for verify.
-    Lint(LintArgs),
+    Lint(InspectArgs),
     /// Show every certificate in the given files.
     Inspect(InspectArgs),
     /// Issue development and test certificates.
@@ -96,20 +96,6 @@ pub struct CheckArgs {
     pub strict: bool,
 }
 
-/// `pki lint` arguments.
-#[derive(Debug, Args)]
-pub struct LintArgs {
-    /// PEM or DER files holding certificates.
-    #[arg(required = true)]
-    pub files: Vec<PathBuf>,
-    /// Validation time, RFC 3339. Default: now.
-    #[arg(long, value_parser = parse_time)]
-    pub at: Option<OffsetDateTime>,
-    /// One JSON object instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
-
 /// `pki probe` arguments.
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
@@ -150,13 +136,13 @@ pub enum StartTlsProtocol {
     Xmpp,
 }
 
-/// `pki inspect` arguments.
+/// `pki inspect` and `pki lint` arguments.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// PEM files holding certificates.
+    /// PEM or DER files holding certificates.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Days left are counted from this time (RFC 3339). Default: now.
+    /// The time certificates are judged at (days left, expiry), RFC 3339. Default: now.
     #[arg(long, value_parser = parse_time)]
     pub at: Option<OffsetDateTime>,
     /// JSON instead of text.
@@ -286,7 +272,7 @@ fn print_findings(findings: &[pki::Finding], at: OffsetDateTime, json: bool) -> 
     Ok(pki::report::verdict(findings).1)
 }
 
-fn pki_lint(args: LintArgs) -> anyhow::Result<u8> {
+fn pki_lint(args: InspectArgs) -> anyhow::Result<u8> {
     let at = args.at.unwrap_or_else(OffsetDateTime::now_utc);
     let mut certificates = Vec::new();
     for file in &args.files {
