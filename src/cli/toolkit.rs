@@ -29,6 +29,9 @@ pub enum PkiCommand {
     Lint(InspectArgs),
     /// Show every certificate in the given files.
     Inspect(InspectArgs),
+    /// Make a key and a certificate signing request for a public CA: the XMPP domain and
+    /// the host FQDN (an XMPP server), or any --name (an XSI host).
+    Csr(CsrArgs),
     /// Issue development and test certificates.
     #[command(subcommand)]
     Issue(IssueCommand),
@@ -194,11 +197,16 @@ pub enum IssueCommand {
         #[command(flatten)]
         common: IssueCommon,
     },
-    /// A TLS server certificate (serverAuth) for the given names.
+    /// A TLS server certificate (serverAuth) for the given names, or for a CSR's key and
+    /// names (--csr).
     Server {
         /// A DNS name or IP address for the SANs; the first is also the CN. Repeatable.
-        #[arg(long = "name", required = true)]
+        #[arg(long = "name", required_unless_present = "csr", conflicts_with = "csr")]
         names: Vec<String>,
+        /// Certify the key and names of this CSR (PEM) instead of making a key: writes
+        /// PREFIX.crt and PREFIX-chain.pem.
+        #[arg(long, conflicts_with = "xmpp_addrs")]
+        csr: Option<PathBuf>,
         /// Add an id-on-xmppAddr otherName for this XMPP domain. Repeatable.
         #[arg(long = "xmpp-addr")]
         xmpp_addrs: Vec<String>,
@@ -227,6 +235,7 @@ pub(super) async fn pki_command(command: PkiCommand) -> anyhow::Result<u8> {
         PkiCommand::Verify(args) => pki_verify(args),
         PkiCommand::Probe(args) => pki_probe(args).await,
         PkiCommand::Lint(args) => pki_lint(args),
+        PkiCommand::Csr(args) => pki_csr(args),
         PkiCommand::Inspect(args) => pki_inspect(args),
         PkiCommand::Issue(command) => pki_issue(command),
     }
@@ -463,9 +472,21 @@ fn pki_issue(command: IssueCommand) -> anyhow::Result<u8> {
             None,
         ),
         IssueCommand::Server {
+            csr: Some(csr),
+            common,
+            ..
+        } => (
+            Kind::FromCsr {
+                csr_pem: read_text(&csr)?,
+            },
+            common,
+            Some("server"),
+        ),
+        IssueCommand::Server {
             names,
             xmpp_addrs,
             common,
+            csr: None,
         } => (Kind::Server { names, xmpp_addrs }, common, Some("server")),
         IssueCommand::CtiClient { cn, common } => (
             Kind::CtiClient { common_name: cn },
@@ -502,15 +523,84 @@ fn pki_issue(command: IssueCommand) -> anyhow::Result<u8> {
     };
     let issued = pki::issue::issue(&request)?;
     let paths = pki::issue::write_issued(&common.out, &issued, common.force)?;
-    for path in &paths {
+    let has_key = !issued.key_pem.is_empty();
+    for path in paths.iter().skip(usize::from(!has_key)) {
         println!("wrote {}", path.display());
     }
     if let Some(profile) = profile {
+        let key = if has_key {
+            paths[0].display().to_string()
+        } else {
+            "<the CSR's key>".to_owned()
+        };
         println!(
-            "check it with: bridgehead pki verify --cert {} --key {} --trust <root CA> --profile {profile}",
+            "check it with: bridgehead pki verify --cert {} --key {key} --trust <root CA> --profile {profile}",
             paths[2].display(),
-            paths[0].display()
         );
     }
+    Ok(0)
+}
+
+/// `pki csr` arguments.
+#[derive(Debug, Args)]
+pub struct CsrArgs {
+    /// The XMPP domain to certify (an XMPP server certificate names it and the host).
+    #[arg(long)]
+    pub xmpp_domain: Option<String>,
+    /// The host's FQDN.
+    #[arg(long)]
+    pub fqdn: Option<String>,
+    /// Another DNS name or IP address to certify (an XSI host). Repeatable.
+    #[arg(long = "name")]
+    pub names: Vec<String>,
+    /// Key algorithm.
+    #[arg(long, value_enum, default_value_t = KeyType::EcdsaP256)]
+    pub key_type: KeyType,
+    /// Organisation in the subject.
+    #[arg(long, default_value = "Bridgehead")]
+    pub org: String,
+    /// Output prefix: writes PREFIX.key (mode 0600) and PREFIX.csr.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Overwrite existing files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+fn pki_csr(args: CsrArgs) -> anyhow::Result<u8> {
+    let mut names: Vec<String> = args.xmpp_domain.into_iter().chain(args.fqdn).collect();
+    for name in args.names {
+        if !names.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
+            names.push(name);
+        }
+    }
+    if names.is_empty() {
+        return Err(usage(
+            "name what the certificate is for: --xmpp-domain and --fqdn, or --name",
+        ));
+    }
+    let (key_pem, csr_pem) = pki::issue::csr(&names, args.key_type, &args.org)?;
+    let with = |suffix: &str| {
+        let mut name = args.out.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    let (key, csr) = (with(".key"), with(".csr"));
+    if !args.force {
+        if let Some(existing) = [&key, &csr].into_iter().find(|p| p.exists()) {
+            return Err(pki::PkiError::Exists {
+                path: existing.clone(),
+            }
+            .into());
+        }
+    }
+    pki::issue::write_file(&key, key_pem.as_bytes(), true, args.force)?;
+    pki::issue::write_file(&csr, csr_pem.as_bytes(), false, args.force)?;
+    println!("wrote {}", key.display());
+    println!("wrote {} for {}", csr.display(), names.join(", "));
+    println!(
+        "check it with: openssl req -verify -noout -text -in {}",
+        csr.display()
+    );
     Ok(0)
 }

@@ -1,15 +1,17 @@
 //! `pki issue`: development and test certificates made with rcgen, shaped so that each passes
 //! `pki verify` with its matching profile: CAs (root or intermediate), TLS servers (SANs,
-//! serverAuth, optional xmppAddr), and BroadWorks CTI clients (BroadWorks OID + clientAuth,
-//! CN only, no SAN).
+//! serverAuth, optional xmppAddr, or the key and names of a CSR), and BroadWorks CTI clients
+//! (BroadWorks OID + clientAuth, CN only, no SAN). `pki csr`: a key and a certificate
+//! signing request with the names a public CA is to certify.
 
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::Path;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, OtherNameValue, RsaKeySize, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, OtherNameValue, RsaKeySize,
+    SanType, SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -69,6 +71,11 @@ pub enum Kind {
         /// Domains to add as id-on-xmppAddr otherNames.
         xmpp_addrs: Vec<String>,
     },
+    /// A TLS server certificate for the key and names of a CSR (PEM).
+    FromCsr {
+        /// The request.
+        csr_pem: String,
+    },
     /// A BroadWorks-style CTI client certificate.
     CtiClient {
         /// Subject CN: the application identity.
@@ -105,7 +112,7 @@ pub struct Request {
 /// What was issued, in PEM.
 #[derive(Debug, Clone)]
 pub struct Issued {
-    /// The new private key (PKCS#8).
+    /// The new private key (PKCS#8); empty when a CSR brought the key.
     pub key_pem: String,
     /// The new certificate.
     pub cert_pem: String,
@@ -127,8 +134,54 @@ fn issue_error(context: &str) -> impl Fn(rcgen::Error) -> PkiError + '_ {
     move |e| PkiError::Issue(format!("{context}: {e}"))
 }
 
+/// The SAN entry of `name`: an IP address or a DNS name.
+fn san(name: &str) -> Result<SanType, PkiError> {
+    Ok(match name.parse::<IpAddr>() {
+        Ok(ip) => SanType::IpAddress(ip),
+        Err(_) => SanType::DnsName(
+            name.to_owned()
+                .try_into()
+                .map_err(|_| PkiError::Issue(format!("\"{name}\" is not a valid DNS name")))?,
+        ),
+    })
+}
+
+/// A new key of `key_type` and a CSR (both PEM) for a TLS server named `names` (the first
+/// is also the CN), as a public CA expects it.
+pub fn csr(
+    names: &[String],
+    key_type: KeyType,
+    organization: &str,
+) -> Result<(String, String), PkiError> {
+    let first = names
+        .first()
+        .ok_or_else(|| PkiError::Issue("a CSR needs at least one name".to_owned()))?;
+    let key = key_type
+        .generate()
+        .map_err(issue_error("key generation failed"))?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, organization);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, first.as_str());
+    params.subject_alt_names = names.iter().map(|n| san(n)).collect::<Result<_, _>>()?;
+    let request = params
+        .serialize_request(&key)
+        .map_err(issue_error("the request cannot be signed"))?;
+    let csr_pem = request
+        .pem()
+        .map_err(issue_error("the request cannot be written"))?;
+    Ok((key.serialize_pem(), csr_pem))
+}
+
 /// Issues one certificate.
 pub fn issue(request: &Request) -> Result<Issued, PkiError> {
+    if let Kind::FromCsr { csr_pem } = &request.kind {
+        return issue_from_csr(request, csr_pem);
+    }
     let key = request
         .key_type
         .generate()
@@ -167,12 +220,7 @@ pub fn issue(request: &Request) -> Result<Issued, PkiError> {
                 .distinguished_name
                 .push(DnType::CommonName, first.as_str());
             for name in names {
-                params.subject_alt_names.push(match name.parse::<IpAddr>() {
-                    Ok(ip) => SanType::IpAddress(ip),
-                    Err(_) => SanType::DnsName(name.clone().try_into().map_err(|_| {
-                        PkiError::Issue(format!("\"{name}\" is not a valid DNS name"))
-                    })?),
-                });
+                params.subject_alt_names.push(san(name)?);
             }
             for addr in xmpp_addrs {
                 params.subject_alt_names.push(SanType::OtherName((
@@ -193,6 +241,7 @@ pub fn issue(request: &Request) -> Result<Issued, PkiError> {
             ];
             params.key_usages = leaf_key_usages(request.key_type);
         }
+        Kind::FromCsr { .. } => unreachable!("issued by issue_from_csr"),
     }
 
     let (cert, issuer_chain) = match &request.issuer {
@@ -208,29 +257,11 @@ pub fn issue(request: &Request) -> Result<Issued, PkiError> {
             (cert, String::new())
         }
         Some(issuer) => {
-            let issuer_key = KeyPair::from_pem(&issuer.key_pem)
-                .map_err(issue_error("the issuer key cannot be read"))?;
-            let blocks = pem::parse_many(&issuer.cert_pem).map_err(|e| {
-                PkiError::Issue(format!("the issuer certificate cannot be read: {e}"))
-            })?;
-            let first = blocks
-                .iter()
-                .find(|b| b.tag() == "CERTIFICATE")
-                .ok_or_else(|| {
-                    PkiError::Issue("the issuer file holds no certificate".to_owned())
-                })?;
-            let issuer_der = rustls_pki_types::CertificateDer::from(first.contents().to_vec());
-            let signer = Issuer::from_ca_cert_der(&issuer_der, issuer_key)
-                .map_err(issue_error("the issuer certificate cannot be used"))?;
+            let (signer, chain) = signer(issuer)?;
             params.use_authority_key_identifier_extension = true;
             let cert = params
                 .signed_by(&key, &signer)
                 .map_err(issue_error("signing failed"))?;
-            let chain: String = blocks
-                .iter()
-                .filter(|b| b.tag() == "CERTIFICATE" && !is_self_signed(b.contents()))
-                .map(pem::encode)
-                .collect();
             (cert, chain)
         }
     };
@@ -243,6 +274,61 @@ pub fn issue(request: &Request) -> Result<Issued, PkiError> {
         key_pem: key.serialize_pem(),
         cert_pem,
         chain_pem,
+    })
+}
+
+/// The CA that signs, and its chain without self-signed roots (PEM).
+fn signer(issuer: &IssuerMaterial) -> Result<(Issuer<'static, KeyPair>, String), PkiError> {
+    let issuer_key =
+        KeyPair::from_pem(&issuer.key_pem).map_err(issue_error("the issuer key cannot be read"))?;
+    let blocks = pem::parse_many(&issuer.cert_pem)
+        .map_err(|e| PkiError::Issue(format!("the issuer certificate cannot be read: {e}")))?;
+    let first = blocks
+        .iter()
+        .find(|b| b.tag() == "CERTIFICATE")
+        .ok_or_else(|| PkiError::Issue("the issuer file holds no certificate".to_owned()))?;
+    let issuer_der = rustls_pki_types::CertificateDer::from(first.contents().to_vec());
+    let signer = Issuer::from_ca_cert_der(&issuer_der, issuer_key)
+        .map_err(issue_error("the issuer certificate cannot be used"))?;
+    let chain = blocks
+        .iter()
+        .filter(|b| b.tag() == "CERTIFICATE" && !is_self_signed(b.contents()))
+        .map(pem::encode)
+        .collect();
+    Ok((signer, chain))
+}
+
+/// A server certificate for a CSR's key and names: its signature checked, its subject and
+/// SANs kept, and the rest (validity, serial, serverAuth, key usage) set here.
+fn issue_from_csr(request: &Request, csr_pem: &str) -> Result<Issued, PkiError> {
+    let issuer = request.issuer.as_ref().ok_or_else(|| {
+        PkiError::Issue("signing a CSR needs --issuer-cert and --issuer-key".to_owned())
+    })?;
+    let mut csr = CertificateSigningRequestParams::from_pem(csr_pem).map_err(issue_error(
+        "the CSR cannot be read (or its signature does not verify)",
+    ))?;
+    if csr.params.subject_alt_names.is_empty() {
+        return Err(PkiError::Issue(
+            "the CSR names no subjectAltName; a server certificate needs one".to_owned(),
+        ));
+    }
+    let params = &mut csr.params;
+    params.not_before = request.not_before;
+    params.not_after = request.not_before + Duration::days(i64::from(request.days));
+    params.serial_number = Some(random_serial());
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.use_authority_key_identifier_extension = true;
+    let (signer, chain) = signer(issuer)?;
+    let cert = csr
+        .signed_by(&signer)
+        .map_err(issue_error("signing failed"))?;
+    let cert_pem = cert.pem();
+    Ok(Issued {
+        key_pem: String::new(),
+        chain_pem: format!("{cert_pem}{chain}"),
+        cert_pem,
     })
 }
 
@@ -314,8 +400,8 @@ pub fn write_file(
     file.sync_all().map_err(write_error)
 }
 
-/// Writes an issued certificate as `PREFIX.key` (0600), `PREFIX.crt` and `PREFIX-chain.pem`.
-/// Returns the three paths.
+/// Writes an issued certificate as `PREFIX.key` (0600; not when a CSR brought the key),
+/// `PREFIX.crt` and `PREFIX-chain.pem`. Returns the three paths.
 pub fn write_issued(
     prefix: &Path,
     issued: &Issued,
@@ -327,14 +413,21 @@ pub fn write_issued(
         std::path::PathBuf::from(name)
     };
     let paths = [with(".key"), with(".crt"), with("-chain.pem")];
+    let has_key = !issued.key_pem.is_empty();
     if !force {
-        if let Some(existing) = paths.iter().find(|p| p.exists()) {
+        if let Some(existing) = paths
+            .iter()
+            .skip(usize::from(!has_key))
+            .find(|p| p.exists())
+        {
             return Err(PkiError::Exists {
                 path: existing.clone(),
             });
         }
     }
-    write_file(&paths[0], issued.key_pem.as_bytes(), true, force)?;
+    if has_key {
+        write_file(&paths[0], issued.key_pem.as_bytes(), true, force)?;
+    }
     write_file(&paths[1], issued.cert_pem.as_bytes(), false, force)?;
     write_file(&paths[2], issued.chain_pem.as_bytes(), false, force)?;
     Ok(paths)

@@ -196,3 +196,141 @@ fn a_leaf_needs_an_issuer() {
     assert_eq!(run.code, 3, "{run:?}");
     assert!(run.stderr.contains("--issuer-cert"), "{run:?}");
 }
+
+/// `pki csr` makes a key and a CSR for an XMPP server (the domain and the host) that openssl
+/// verifies; `pki issue server --csr` certifies it; the result passes `pki verify` with the
+/// CSR's key and the xmpp-server profile. A tampered CSR is refused.
+#[test]
+fn a_csr_is_verified_by_openssl_and_signed_by_pki_issue() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for key_type in ["ecdsa-p256", "rsa2048"] {
+        let out = ok(
+            d,
+            &[
+                "pki",
+                "csr",
+                "--xmpp-domain",
+                "xmpp.example.com",
+                "--fqdn",
+                "host1.example.com",
+                "--key-type",
+                key_type,
+                "--out",
+                "req",
+                "--force",
+            ],
+        );
+        assert!(
+            out.contains("for xmpp.example.com, host1.example.com"),
+            "{out}"
+        );
+        let mode = std::fs::metadata(d.join("req.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the key is private");
+        let openssl = std::process::Command::new("openssl")
+            .current_dir(d)
+            .args(["req", "-verify", "-noout", "-text", "-in", "req.csr"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&openssl.stdout);
+        assert!(
+            openssl.status.success(),
+            "{}",
+            String::from_utf8_lossy(&openssl.stderr)
+        );
+        assert!(
+            text.contains("DNS:xmpp.example.com, DNS:host1.example.com"),
+            "{text}"
+        );
+        assert!(text.contains("CN = xmpp.example.com"), "{text}");
+    }
+    ok(
+        d,
+        &["pki", "issue", "ca", "--cn", "CSR Root", "--out", "root"],
+    );
+    let out = ok(
+        d,
+        &[
+            "pki",
+            "issue",
+            "server",
+            "--csr",
+            "req.csr",
+            "--issuer-cert",
+            "root.crt",
+            "--issuer-key",
+            "root.key",
+            "--out",
+            "signed",
+        ],
+    );
+    assert!(
+        !d.join("signed.key").exists(),
+        "the key stays with the requester: {out}"
+    );
+    let verified = run_in(
+        d,
+        &[
+            "pki",
+            "verify",
+            "--cert",
+            "signed-chain.pem",
+            "--key",
+            "req.key",
+            "--trust",
+            "root.crt",
+            "--profile",
+            "xmpp-server",
+            "--xmpp-domain",
+            "xmpp.example.com",
+            "--fqdn",
+            "host1.example.com",
+            "--strict",
+        ],
+    );
+    assert_eq!(verified.code, 0, "{verified:?}");
+    // One changed character in the request's base64 breaks its signature or its encoding.
+    let csr = std::fs::read_to_string(d.join("req.csr")).unwrap();
+    let line = csr.lines().nth(3).unwrap();
+    let changed: String = line
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if i == 10 {
+                if c == 'A' {
+                    'B'
+                } else {
+                    'A'
+                }
+            } else {
+                c
+            }
+        })
+        .collect();
+    std::fs::write(d.join("bad.csr"), csr.replacen(line, &changed, 1)).unwrap();
+    let refused = run_in(
+        d,
+        &[
+            "pki",
+            "issue",
+            "server",
+            "--csr",
+            "bad.csr",
+            "--issuer-cert",
+            "root.crt",
+            "--issuer-key",
+            "root.key",
+            "--out",
+            "bad",
+        ],
+    );
+    assert_ne!(refused.code, 0, "{refused:?}");
+    assert!(
+        refused.stderr.contains("the CSR cannot be read"),
+        "{refused:?}"
+    );
+    assert!(!d.join("bad.crt").exists());
+}
