@@ -40,13 +40,14 @@ pub enum PkiCommand {
 /// `pki verify` arguments.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The certificate: a leaf, or a full chain in any order.
+    /// The certificate: a leaf, or a full chain in any order (PEM or DER), or a PKCS#12
+    /// bundle (`.p12`, `.pfx`: its key is checked too, its passphrase from --key-pass-file).
     #[arg(long)]
     pub cert: PathBuf,
     /// The private key (PKCS#8, PKCS#1, SEC1, or encrypted PKCS#8).
     #[arg(long)]
     pub key: Option<PathBuf>,
-    /// File with the password of an encrypted key (first line).
+    /// File with the password of an encrypted key or a PKCS#12 bundle (first line).
     #[arg(long)]
     pub key_pass_file: Option<PathBuf>,
     /// Extra intermediate certificates, any order, extras allowed.
@@ -311,12 +312,18 @@ fn pki_verify(args: VerifyArgs) -> anyhow::Result<u8> {
         .map(pki::input::read_password)
         .transpose()?;
     let mut input = check_input(args.checks)?;
-    input.certificates = pki::input::read_certificates(&args.cert)?;
-    input.key = args
-        .key
-        .as_deref()
-        .map(|k| pki::input::read_private_key(k, password.as_deref()))
-        .transpose()?;
+    let mut bundled_key = None;
+    input.certificates = if pki::input::is_pkcs12(&args.cert) {
+        let (certificates, key) = pki::input::read_pkcs12(&args.cert, password.as_deref())?;
+        bundled_key = key;
+        certificates
+    } else {
+        pki::input::read_certificates(&args.cert)?
+    };
+    input.key = match args.key.as_deref() {
+        Some(k) => Some(pki::input::read_private_key(k, password.as_deref())?),
+        None => bundled_key,
+    };
     if let Some(path) = &args.intermediates {
         input.intermediates = pki::input::read_certificates(path)?;
     }

@@ -1,7 +1,8 @@
 //! Reading certificates and private keys from files, with plain-words errors for the inputs
 //! admins actually hand us: empty files, truncated or damaged PEM, keys in PKCS#8, PKCS#1
 //! or SEC1, and encrypted PKCS#8. A file is PEM (any number of blocks) or binary DER (one
-//! certificate, or one key in any of those forms).
+//! certificate, or one key in any of those forms); a `.p12`/`.pfx` file is a PKCS#12
+//! bundle (certificates and a key, under a passphrase).
 
 use std::path::Path;
 
@@ -73,6 +74,60 @@ pub fn parse_certificates(
         ));
     }
     Ok(certificates)
+}
+
+/// Whether `path` names a PKCS#12 bundle (`.p12` or `.pfx`).
+pub fn is_pkcs12(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("p12") || e.eq_ignore_ascii_case("pfx"))
+}
+
+/// Reads a PKCS#12 bundle with `password` (none: the empty passphrase): its certificates
+/// in the order stored, and its private key when it holds one.
+pub fn read_pkcs12(
+    path: &Path,
+    password: Option<&[u8]>,
+) -> Result<(Vec<Certificate>, Option<PrivateKeyDer<'static>>), PkiError> {
+    let bytes = read(path)?;
+    let password = std::str::from_utf8(password.unwrap_or_default())
+        .map_err(|_| format_error(path, "the passphrase is not UTF-8".to_owned()))?;
+    let archive = p12_keystore::Pkcs12Archive::from_pkcs12(&bytes, password).map_err(|e| {
+        format_error(
+            path,
+            format!(
+                "cannot open the PKCS#12 bundle ({e}): a wrong passphrase (give it with \
+                 --key-pass-file), or not a PKCS#12 file"
+            ),
+        )
+    })?;
+    let label = path.display().to_string();
+    let mut certificates = Vec::new();
+    for (i, bag) in archive.certs.iter().enumerate() {
+        let origin = Origin {
+            file: label.clone(),
+            position: i + 1,
+        };
+        let der = CertificateDer::from(bag.cert.as_der().to_vec());
+        certificates.push(Certificate::from_der(der, origin).map_err(|failure| {
+            PkiError::Certificate {
+                path: path.to_owned(),
+                position: i + 1,
+                reason: failure.0,
+            }
+        })?);
+    }
+    if certificates.is_empty() {
+        return Err(format_error(
+            path,
+            "the PKCS#12 bundle holds no certificate".to_owned(),
+        ));
+    }
+    let key = archive
+        .keys
+        .first()
+        .map(|bag| PrivatePkcs8KeyDer::from(bag.key.as_der().to_vec()).into());
+    Ok((certificates, key))
 }
 
 /// Reads a private key: PKCS#8, PKCS#1 (RSA), SEC1 (EC), or encrypted PKCS#8 with `password`.

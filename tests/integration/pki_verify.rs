@@ -1115,3 +1115,46 @@ fn strict_rules_have_ids_warn_by_default_and_fail_with_strict_or_lint() {
     assert_eq!(linted.code, 0, "{linted:?}");
     line(&linted, "OK", "breaks none of the rules");
 }
+
+/// A PKCS#12 bundle made by `openssl pkcs12 -export` (its key, leaf and intermediate) is
+/// read with the passphrase from --key-pass-file; a wrong passphrase is an unreadable
+/// input (3), in words.
+#[test]
+fn a_pkcs12_bundle_is_read_with_its_passphrase() {
+    let pki = xmpp_pki();
+    std::fs::write(pki.path("pass.txt"), "bundle-pass\n").unwrap();
+    std::fs::write(pki.path("wrong.txt"), "nope\n").unwrap();
+    pki.run(&[
+        "pkcs12",
+        "-export",
+        "-in",
+        "server.crt",
+        "-inkey",
+        "server.key",
+        "-certfile",
+        "int.crt",
+        "-passout",
+        "file:pass.txt",
+        "-out",
+        "bundle.p12",
+    ]);
+    let mut args = xmpp_args("bundle.p12");
+    args.splice(2..4, ["--key-pass-file", "pass.txt"]);
+    let run = verify(&pki, &args);
+    assert_eq!(run.code, 0, "{run:?}");
+    line(&run, "OK", "the private key matches");
+    line(&run, "OK", "the full chain verifies");
+    let wrong = verify(
+        &pki,
+        &[
+            "--cert",
+            "bundle.p12",
+            "--key-pass-file",
+            "wrong.txt",
+            "--trust",
+            "root.crt",
+        ],
+    );
+    assert_eq!(wrong.code, 3, "{wrong:?}");
+    assert!(wrong.stderr.contains("a wrong passphrase"), "{wrong:?}");
+}
