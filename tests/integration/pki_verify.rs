@@ -1000,6 +1000,7 @@ fn strict_rules_have_ids_warn_by_default_and_fail_with_strict_or_lint() {
         ("underscore", "a_b.example.com", format!("{server}\nsubjectAltName=DNS:a_b.example.com"), "cabf.dns.underscore"),
         ("cert-sign", "a.example.com", format!("{server}\nkeyUsage=digitalSignature,keyCertSign\nsubjectAltName=DNS:a.example.com"), "rfc5280.leaf.key-cert-sign"),
         ("unknown-critical", "a.example.com", format!("{server}\nsubjectAltName=DNS:a.example.com\n1.3.6.1.4.1.99999.1=critical,DER:0500"), "rfc5280.extension.unknown-critical"),
+        ("wildcard", "a.example.com", format!("{server}\nsubjectAltName=DNS:a.example.com,DNS:*.co.uk"), "cabf.dns.wildcard-public-suffix"),
     ];
     for (name, cn, ext, rule) in &cases {
         pki.sign(name, cn, Key::Ec, "root", ext);

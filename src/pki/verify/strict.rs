@@ -4,7 +4,8 @@
 //! (failures). A certificate's role decides which apply: the leaf, an intermediate, or a
 //! root (self-signed).
 //!
-//! Not checked yet: wildcards over public suffixes (it needs the Public Suffix List).
+//! Public suffixes come from the `psl` crate (Mozilla's Public Suffix List compiled in;
+//! a Bridgehead release carries the list of its build).
 
 use std::net::IpAddr;
 
@@ -232,6 +233,17 @@ pub(crate) fn violations(
                         format!("{label} names \"{name}\", a DNS name with an underscore"),
                     );
                 }
+                if let Some(base) = name.strip_prefix("*.") {
+                    if is_public_suffix(base) {
+                        broken(
+                            "cabf.dns.wildcard-public-suffix",
+                            format!(
+                                "{label} names \"{name}\", a wildcard over the public suffix \
+                                 \"{base}\""
+                            ),
+                        );
+                    }
+                }
             }
         }
     }
@@ -267,6 +279,12 @@ pub(crate) fn violations(
     out
 }
 
+/// Whether `name` is itself a public suffix (`co.uk`, `com`, `github.io`).
+fn is_public_suffix(name: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    psl::suffix_str(&name) == Some(name.as_str())
+}
+
 /// Whether the commonName `cn` is the subjectAltName `san`: IP addresses in their
 /// canonical form, DNS names without regard to case and U-labels against A-labels.
 fn cn_matches(cn: &str, san: &AltName) -> bool {
@@ -284,6 +302,16 @@ fn cn_matches(cn: &str, san: &AltName) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn public_suffixes_are_known() {
+        for suffix in ["com", "co.uk", "CO.UK", "github.io"] {
+            assert!(is_public_suffix(suffix), "{suffix}");
+        }
+        for name in ["example.com", "example.co.uk", "xmpp.example.com"] {
+            assert!(!is_public_suffix(name), "{name}");
+        }
+    }
 
     #[test]
     fn common_names_match_san_entries_in_their_canonical_forms() {
