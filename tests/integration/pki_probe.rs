@@ -154,3 +154,56 @@ async fn every_listener_serves_a_chain_that_passes_and_a_wrong_name_fails() {
     assert!(out.contains("connect: "), "{out}");
     setup.server.stop().await;
 }
+
+/// A misconfigured server (`openssl s_server` serving its leaf without the intermediate):
+/// the probe fails the chain and says which issuer is missing and where to get it.
+#[tokio::test]
+async fn a_server_that_omits_its_intermediate_is_reported() {
+    let pki = crate::support::openssl::xmpp_pki();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = tokio::process::Command::new("openssl")
+        .current_dir(pki.dir())
+        .args([
+            "s_server",
+            "-quiet",
+            "-cert",
+            "server.crt",
+            "-key",
+            "server.key",
+        ])
+        .args(["-accept", &port.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("openssl s_server");
+    let listening = crate::support::wait_until(std::time::Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .await;
+    assert!(listening, "s_server listens");
+    let trust = pki.path("root.crt");
+    let (code, out) = probe(&[
+        &format!("127.0.0.1:{port}"),
+        "--server-name",
+        "xmpp.example.com",
+        "--trust",
+        trust.to_str().unwrap(),
+        "--name",
+        "xmpp.example.com",
+    ])
+    .await;
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("FAIL chain"), "{out}");
+    assert!(out.contains("missing issuer"), "{out}");
+    assert!(
+        out.contains("http://pki.example.com/int.crt"),
+        "the AIA URL: {out}"
+    );
+    let _ = server.start_kill();
+}
