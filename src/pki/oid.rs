@@ -98,6 +98,8 @@ pub fn is_sha1_signature(oid: &str) -> bool {
 /// Name of a named elliptic curve.
 pub fn curve_name(oid: &str) -> String {
     match oid {
+        "1.2.840.10045.3.1.1" => "P-192".to_owned(),
+        "1.3.132.0.33" => "P-224".to_owned(),
         "1.2.840.10045.3.1.7" => "P-256".to_owned(),
         "1.3.132.0.34" => "P-384".to_owned(),
         "1.3.132.0.35" => "P-521".to_owned(),

@@ -1082,6 +1082,84 @@ fn strict_rules_have_ids_warn_by_default_and_fail_with_strict_or_lint() {
             "{serial}: {doc}"
         );
     }
+    // Keys: P-192 and DSA; an AKI with issuer and serial; an empty subject without a
+    // critical SAN.
+    pki.run(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime192v1",
+        "-out",
+        "p192.key",
+    ]);
+    pki.run(&[
+        "genpkey",
+        "-genparam",
+        "-algorithm",
+        "DSA",
+        "-pkeyopt",
+        "dsa_paramgen_bits:2048",
+        "-out",
+        "dsa.param",
+    ]);
+    pki.run(&["genpkey", "-paramfile", "dsa.param", "-out", "dsa.key"]);
+    pki.key("aki", Key::Ec);
+    pki.key("nosubject", Key::Ec);
+    let leaf_ext = format!("{server}\nsubjectAltName=DNS:a.example.com");
+    for (name, subject, ext, rule) in [
+        (
+            "p192",
+            "/CN=a.example.com",
+            leaf_ext.clone(),
+            "cabf.key.p192",
+        ),
+        ("dsa", "/CN=a.example.com", leaf_ext.clone(), "cabf.key.dsa"),
+        (
+            "aki",
+            "/CN=a.example.com",
+            format!("{leaf_ext}\nauthorityKeyIdentifier=keyid,issuer:always"),
+            "cabf.aki.key-id-only",
+        ),
+        (
+            "nosubject",
+            "/",
+            format!("{server}\nsubjectAltName=DNS:a.example.com"),
+            "rfc5280.subject.empty-without-critical-san",
+        ),
+    ] {
+        std::fs::write(pki.path(&format!("{name}.ext")), format!("{ext}\n")).unwrap();
+        pki.run(&[
+            "req",
+            "-new",
+            "-key",
+            &format!("{name}.key"),
+            "-subj",
+            subject,
+            "-out",
+            &format!("{name}.csr"),
+        ]);
+        pki.run(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            "root.crt",
+            "-CAkey",
+            "root.key",
+            "-CAcreateserial",
+            "-days",
+            "365",
+            "-extfile",
+            &format!("{name}.ext"),
+            "-out",
+            &format!("{name}.crt"),
+        ]);
+        let linted = run_in(pki.dir(), &["pki", "lint", &format!("{name}.crt")]);
+        assert_eq!(linted.code, 2, "{name}: {linted:?}");
+        line(&linted, "FAIL", &format!("[{rule}]"));
+    }
     // A root with an EKU; and a clean certificate, which lint passes.
     pki.key("ekuroot", Key::Ec);
     pki.run(&[
