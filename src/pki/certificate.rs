@@ -140,6 +140,8 @@ pub struct NameConstraints {
     pub permitted_dns: Vec<String>,
     /// Excluded dNSName subtrees.
     pub excluded_dns: Vec<String>,
+    /// Subtrees of other forms (IP, email, directory name, URI) are present too.
+    pub other_forms: bool,
 }
 
 /// A certificate with everything Bridgehead checks about it, parsed once.
@@ -457,9 +459,18 @@ impl Parsed {
                     }
                 }
                 ParsedExtension::NameConstraints(nc) => {
+                    let all = nc
+                        .permitted_subtrees
+                        .iter()
+                        .chain(&nc.excluded_subtrees)
+                        .flatten();
+                    let other_forms = all
+                        .clone()
+                        .any(|subtree| !matches!(subtree.base, GeneralName::DNSName(_)));
                     out.name_constraints = Some(NameConstraints {
                         permitted_dns: dns_subtrees(&nc.permitted_subtrees),
                         excluded_dns: dns_subtrees(&nc.excluded_subtrees),
+                        other_forms,
                     });
                 }
                 ParsedExtension::ParseError { error } => out

@@ -1237,3 +1237,79 @@ fn a_pkcs12_bundle_is_read_with_its_passphrase() {
     assert_eq!(wrong.code, 3, "{wrong:?}");
     assert!(wrong.stderr.contains("a wrong passphrase"), "{wrong:?}");
 }
+
+/// RFC 5280 §6.1.3: name constraints bind the leaf, not a self-issued intermediate (the
+/// rollover of a constrained CA whose own SAN is outside them); rustls-webpki checks both,
+/// so the chain passes with the warning. A leaf outside the constraints still fails.
+#[test]
+fn name_constraints_do_not_apply_to_a_self_issued_intermediate() {
+    let pki = OpenSsl::new();
+    pki.root("root", "Test Root CA");
+    pki.intermediate(
+        "ca",
+        "Constrained CA",
+        "root",
+        "nameConstraints=critical,permitted;DNS:example.com",
+    );
+    pki.intermediate(
+        "rollover",
+        "Constrained CA",
+        "ca",
+        "subjectAltName=DNS:ca.other.test",
+    );
+    let leaf = |san: &str| {
+        format!("basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:{san}")
+    };
+    pki.sign(
+        "inside",
+        "a.example.com",
+        Key::Ec,
+        "rollover",
+        &leaf("a.example.com"),
+    );
+    pki.sign(
+        "outside",
+        "a.other.test",
+        Key::Ec,
+        "rollover",
+        &leaf("a.other.test"),
+    );
+    pki.cat(
+        "inside-chain.pem",
+        &["inside.crt", "rollover.crt", "ca.crt"],
+    );
+    pki.cat(
+        "outside-chain.pem",
+        &["outside.crt", "rollover.crt", "ca.crt"],
+    );
+    let run = verify(
+        &pki,
+        &[
+            "--cert",
+            "inside-chain.pem",
+            "--trust",
+            "root.crt",
+            "--name",
+            "a.example.com",
+        ],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    let warn = line(&run, "WARN", "under RFC 5280");
+    assert!(
+        warn.contains("name constraints do not apply to a self-issued intermediate"),
+        "{warn}"
+    );
+    let run = verify(
+        &pki,
+        &[
+            "--cert",
+            "outside-chain.pem",
+            "--trust",
+            "root.crt",
+            "--name",
+            "a.other.test",
+        ],
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    line(&run, "FAIL", "chain");
+}

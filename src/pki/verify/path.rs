@@ -182,24 +182,31 @@ pub(super) fn check_chain(
         // (and its most specific error may then be another candidate's signature). When
         // the path shows one of those, our walk reaches the anchor with every signature
         // verified and finds nothing else, the verdict is the RFC's.
-        Err(error) if matches!(walk.end, PathEnd::Anchor) && rfc_divergence(walk).is_some() => {
+        Err(error)
+            if matches!(walk.end, PathEnd::Anchor) && rfc_divergence(walk, &error).is_some() =>
+        {
             let findings = diagnose(input, walk, purpose);
             if !findings.is_empty() {
                 return findings;
             }
             let route: Vec<String> = walk.path.iter().map(Certificate::label).collect();
+            let divergence = rfc_divergence(walk, &error).unwrap_or_default();
             // Valid, but peers on rustls-webpki (Bridgehead among them) refuse it: a warning.
             vec![Finding::new(
                 "chain",
                 Status::Warn,
                 format!(
-                    "the chain verifies for {} under RFC 5280 §6: {} ({}); rustls-webpki, and so \
-                     every peer built on it, Bridgehead included, refuses it ({}); name \
-                     constraints were not checked",
+                    "the chain verifies for {} under RFC 5280 §6: {} ({divergence}); \
+                     rustls-webpki, and so every peer built on it, Bridgehead included, refuses \
+                     it ({}){}",
                     purpose.name(),
                     route.join(" <- "),
-                    rfc_divergence(walk).unwrap_or_default(),
-                    webpki_words(&error)
+                    webpki_words(&error),
+                    if divergence.starts_with("name constraints") {
+                        ""
+                    } else {
+                        "; name constraints were not checked"
+                    }
                 ),
             )
             .about(leaf)]
@@ -221,10 +228,70 @@ pub(super) fn check_chain(
     }
 }
 
-/// Where `walk` relies on RFC 5280 §6 where rustls-webpki is stricter, in words.
-fn rfc_divergence(walk: &PathWalk) -> Option<&'static str> {
+/// Whether the DNS name `name` is within the dNSName subtree `base` (RFC 5280 §4.2.1.10:
+/// the name itself, or the name with labels added to its left).
+fn within(name: &str, base: &str) -> bool {
+    let (name, base) = (name.to_ascii_lowercase(), base.to_ascii_lowercase());
+    name == base || name.ends_with(&format!(".{base}"))
+}
+
+/// Whether the leaf's DNS names satisfy every DNS name constraint of the CAs above it, the
+/// only form Bridgehead evaluates itself (`None` when another form is constrained).
+fn leaf_within_dns_constraints(walk: &PathWalk) -> Option<bool> {
+    let names: Vec<&str> = walk.path[0]
+        .alt_names
+        .iter()
+        .flatten()
+        .filter_map(|n| match n {
+            crate::pki::AltName::Dns(name) => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut ok = true;
+    for constraints in walk.path[1..]
+        .iter()
+        .filter_map(|c| c.name_constraints.as_ref())
+    {
+        if constraints.other_forms {
+            return None;
+        }
+        let permitted = |n: &str| {
+            constraints.permitted_dns.is_empty()
+                || constraints.permitted_dns.iter().any(|b| within(n, b))
+        };
+        let excluded = |n: &str| constraints.excluded_dns.iter().any(|b| within(n, b));
+        ok &= names.iter().all(|n| permitted(n) && !excluded(n));
+    }
+    Some(ok)
+}
+
+/// Where `walk` relies on RFC 5280 §6 where rustls-webpki (refusing with `error`) is
+/// stricter, in words.
+fn rfc_divergence(walk: &PathWalk, error: &webpki::Error) -> Option<&'static str> {
     if walk.path[0].is_ca() {
         return Some("a CA certificate may be the leaf");
+    }
+    // §6.1.3 (b), (c): a self-issued intermediate's names are not checked against name
+    // constraints; the leaf's are. webpki checks both.
+    let constrained = walk.path.iter().any(|c| c.name_constraints.is_some());
+    let self_issued_intermediate = walk.path[1..walk.path.len().saturating_sub(1)]
+        .iter()
+        .any(|c| c.is_self_issued() && c.alt_names.as_ref().is_some_and(|n| !n.is_empty()));
+    // (With a rollover, webpki's most specific error may be the other same-named
+    // candidate's signature instead; our walk verified every signature of the path.)
+    let constraint_refusal = matches!(
+        error,
+        webpki::Error::NameConstraintViolation | webpki::Error::InvalidSignatureForPublicKey
+    );
+    if constraint_refusal
+        && constrained
+        && self_issued_intermediate
+        && leaf_within_dns_constraints(walk) == Some(true)
+    {
+        return Some(
+            "name constraints do not apply to a self-issued intermediate, and the leaf's \
+             names are within them",
+        );
     }
     let counted_differently = walk.path.iter().enumerate().skip(1).any(|(i, cert)| {
         let all = i - 1;
