@@ -343,7 +343,7 @@ fn key_kind(x509: &X509Certificate<'_>) -> KeyKind {
     }
     match spki.parsed() {
         Ok(PublicKey::RSA(rsa)) => KeyKind::Rsa {
-            bits: rsa.key_size(),
+            bits: modulus_bits(rsa.modulus),
         },
         Ok(PublicKey::EC(point)) => {
             let curve = spki
@@ -360,6 +360,16 @@ fn key_kind(x509: &X509Certificate<'_>) -> KeyKind {
         }
         _ => KeyKind::Other { oid: alg },
     }
+}
+
+/// The exact size of an RSA modulus in bits (x509-parser's `key_size` rounds to whole
+/// bytes): its big-endian bytes without leading zeros.
+fn modulus_bits(modulus: &[u8]) -> usize {
+    let significant: &[u8] = match modulus.iter().position(|b| *b != 0) {
+        Some(first) => &modulus[first..],
+        None => return 0,
+    };
+    (significant.len() - 1) * 8 + (8 - significant[0].leading_zeros() as usize)
 }
 
 /// The extension-derived fields, gathered in one pass.

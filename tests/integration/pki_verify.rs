@@ -1313,3 +1313,213 @@ fn name_constraints_do_not_apply_to_a_self_issued_intermediate() {
     assert_eq!(run.code, 2, "{run:?}");
     line(&run, "FAIL", "chain");
 }
+
+/// The rest of the rules, each on a certificate made to break it: lint fails it with its
+/// id, verify warns (or fails with --strict) where a chain is given.
+#[test]
+fn every_other_strict_rule_is_caught_with_its_id() {
+    let pki = OpenSsl::new();
+    pki.root("root", "Test Root CA");
+    let server =
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:a.example.com";
+    // Made with openssl x509 -req under root: (name, subject, key, extensions, rule).
+    pki.run(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2052",
+        "-out",
+        "odd.key",
+    ]);
+    for name in ["noski", "noaki", "critski", "critaki", "causage", "caempty"] {
+        pki.key(name, Key::Ec);
+    }
+    let ca = "basicConstraints=critical,CA:TRUE";
+    for (name, subject, ext, rule) in [
+        (
+            "noski",
+            "/CN=No SKI CA",
+            format!("{ca}\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=none"),
+            "rfc5280.ski.missing",
+        ),
+        (
+            "noaki",
+            "/CN=a.example.com",
+            format!("{server}\nauthorityKeyIdentifier=none"),
+            "rfc5280.aki.missing",
+        ),
+        (
+            "critski",
+            "/CN=a.example.com",
+            format!("{server}\nsubjectKeyIdentifier=critical,hash"),
+            "rfc5280.ski.critical",
+        ),
+        (
+            "critaki",
+            "/CN=a.example.com",
+            format!("{server}\nauthorityKeyIdentifier=critical,keyid"),
+            "rfc5280.aki.critical",
+        ),
+        (
+            "causage",
+            "/CN=Signing CA",
+            format!("{ca}\nkeyUsage=critical,digitalSignature"),
+            "rfc5280.ca.key-usage",
+        ),
+        (
+            "caempty",
+            "/",
+            format!("{ca}\nkeyUsage=critical,keyCertSign,cRLSign"),
+            "rfc5280.ca.subject-empty",
+        ),
+        (
+            "odd",
+            "/CN=a.example.com",
+            server.to_owned(),
+            "cabf.key.rsa-modulus-multiple-of-8",
+        ),
+    ] {
+        std::fs::write(pki.path(&format!("{name}.ext")), format!("{ext}\n")).unwrap();
+        pki.run(&[
+            "req",
+            "-new",
+            "-key",
+            &format!("{name}.key"),
+            "-subj",
+            subject,
+            "-out",
+            &format!("{name}.csr"),
+        ]);
+        pki.run(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            "root.crt",
+            "-CAkey",
+            "root.key",
+            "-CAcreateserial",
+            "-days",
+            "365",
+            "-extfile",
+            &format!("{name}.ext"),
+            "-out",
+            &format!("{name}.crt"),
+        ]);
+        let linted = run_in(pki.dir(), &["pki", "lint", &format!("{name}.crt")]);
+        assert_eq!(linted.code, 2, "{name}: {linted:?}");
+        line(&linted, "FAIL", &format!("[{rule}]"));
+    }
+    // A root whose authorityKeyIdentifier is not its own subjectKeyIdentifier: the root's
+    // key re-signs its own subject with another SKI (the AKI comes from the old SKI).
+    std::fs::write(pki.path("mismatch.ext"), "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=0A0B0C0D\nauthorityKeyIdentifier=keyid:always\n").unwrap();
+    pki.run(&[
+        "req",
+        "-new",
+        "-key",
+        "root.key",
+        "-subj",
+        "/CN=Test Root CA",
+        "-out",
+        "mismatch.csr",
+    ]);
+    pki.run(&[
+        "x509",
+        "-req",
+        "-in",
+        "mismatch.csr",
+        "-CA",
+        "root.crt",
+        "-CAkey",
+        "root.key",
+        "-CAcreateserial",
+        "-days",
+        "365",
+        "-extfile",
+        "mismatch.ext",
+        "-out",
+        "mismatch.crt",
+    ]);
+    line(
+        &run_in(pki.dir(), &["pki", "lint", "mismatch.crt"]),
+        "FAIL",
+        "[rfc5280.aki.root-mismatch]",
+    );
+    // A root whose basicConstraints is not critical.
+    pki.key("softroot", Key::Ec);
+    pki.run(&[
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        "softroot.key",
+        "-subj",
+        "/CN=Soft Root",
+        "-days",
+        "365",
+        "-out",
+        "softroot.crt",
+        "-addext",
+        "basicConstraints=CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    line(
+        &run_in(pki.dir(), &["pki", "lint", "softroot.crt"]),
+        "FAIL",
+        "[rfc5280.root.basic-constraints]",
+    );
+    // An expired trust anchor (made by pki issue, back-dated): the chain verifies (anchors'
+    // dates are not checked), the rule warns, and fails with --strict.
+    let issued = run_in(
+        pki.dir(),
+        &[
+            "pki",
+            "issue",
+            "ca",
+            "--cn",
+            "Old Root",
+            "--not-before",
+            "2020-01-01T00:00:00Z",
+            "--days",
+            "30",
+            "--out",
+            "old",
+        ],
+    );
+    assert_eq!(issued.code, 0, "{issued:?}");
+    let issued = run_in(
+        pki.dir(),
+        &[
+            "pki",
+            "issue",
+            "server",
+            "--name",
+            "a.example.com",
+            "--issuer-cert",
+            "old.crt",
+            "--issuer-key",
+            "old.key",
+            "--out",
+            "young",
+        ],
+    );
+    assert_eq!(issued.code, 0, "{issued:?}");
+    let args = [
+        "--cert",
+        "young-chain.pem",
+        "--trust",
+        "old.crt",
+        "--name",
+        "a.example.com",
+    ];
+    let run = verify(&pki, &args);
+    line(&run, "WARN", "[rfc5280.anchor.expired]");
+    let mut strict = args.to_vec();
+    strict.push("--strict");
+    let run = verify(&pki, &strict);
+    assert_eq!(run.code, 2, "{run:?}");
+    line(&run, "FAIL", "[rfc5280.anchor.expired]");
+}
