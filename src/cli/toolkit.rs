@@ -181,6 +181,9 @@ pub struct IssueCommon {
     /// Overwrite existing files.
     #[arg(long)]
     pub force: bool,
+    /// One JSON object (`written`, `check`) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `pki issue` kinds.
@@ -531,19 +534,37 @@ fn pki_issue(command: IssueCommand) -> anyhow::Result<u8> {
     let issued = pki::issue::issue(&request)?;
     let paths = pki::issue::write_issued(&common.out, &issued, common.force)?;
     let has_key = !issued.key_pem.is_empty();
-    for path in paths.iter().skip(usize::from(!has_key)) {
-        println!("wrote {}", path.display());
-    }
-    if let Some(profile) = profile {
+    let written: Vec<String> = paths
+        .iter()
+        .skip(usize::from(!has_key))
+        .map(|p| p.display().to_string())
+        .collect();
+    let check = profile.map(|profile| {
         let key = if has_key {
             paths[0].display().to_string()
         } else {
             "<the CSR's key>".to_owned()
         };
-        println!(
-            "check it with: bridgehead pki verify --cert {} --key {key} --trust <root CA> --profile {profile}",
+        format!(
+            "bridgehead pki verify --cert {} --key {key} --trust <root CA> --profile {profile}",
             paths[2].display(),
-        );
+        )
+    });
+    print_written(&written, check.as_deref(), common.json)
+}
+
+/// What `pki issue` and `pki csr` wrote, as text or JSON (`written`, `check`).
+fn print_written(written: &[String], check: Option<&str>, json: bool) -> anyhow::Result<u8> {
+    if json {
+        let document = serde_json::json!({ "written": written, "check": check });
+        println!("{}", serde_json::to_string_pretty(&document)?);
+    } else {
+        for path in written {
+            println!("wrote {path}");
+        }
+        if let Some(check) = check {
+            println!("check it with: {check}");
+        }
     }
     Ok(0)
 }
@@ -572,6 +593,9 @@ pub struct CsrArgs {
     /// Overwrite existing files.
     #[arg(long)]
     pub force: bool,
+    /// One JSON object (`written`, `names`, `check`) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn pki_csr(args: CsrArgs) -> anyhow::Result<u8> {
@@ -603,11 +627,18 @@ fn pki_csr(args: CsrArgs) -> anyhow::Result<u8> {
     }
     pki::issue::write_file(&key, key_pem.as_bytes(), true, args.force)?;
     pki::issue::write_file(&csr, csr_pem.as_bytes(), false, args.force)?;
+    let check = format!("openssl req -verify -noout -text -in {}", csr.display());
+    if args.json {
+        let document = serde_json::json!({
+            "written": [key.display().to_string(), csr.display().to_string()],
+            "names": names,
+            "check": check,
+        });
+        println!("{}", serde_json::to_string_pretty(&document)?);
+        return Ok(0);
+    }
     println!("wrote {}", key.display());
     println!("wrote {} for {}", csr.display(), names.join(", "));
-    println!(
-        "check it with: openssl req -verify -noout -text -in {}",
-        csr.display()
-    );
+    println!("check it with: {check}");
     Ok(0)
 }

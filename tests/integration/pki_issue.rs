@@ -247,10 +247,34 @@ fn a_csr_is_verified_by_openssl_and_signed_by_pki_issue() {
         );
         assert!(text.contains("CN = xmpp.example.com"), "{text}");
     }
-    ok(
+    let csr_json = ok(
         d,
-        &["pki", "issue", "ca", "--cn", "CSR Root", "--out", "root"],
+        &[
+            "pki",
+            "csr",
+            "--name",
+            "xsi.example.com",
+            "--out",
+            "xsi",
+            "--json",
+        ],
     );
+    let doc: serde_json::Value = serde_json::from_str(&csr_json).expect("JSON");
+    assert_eq!(
+        doc["names"],
+        serde_json::json!(["xsi.example.com"]),
+        "{doc}"
+    );
+    assert_eq!(doc["written"].as_array().unwrap().len(), 2, "{doc}");
+    let root_json = ok(
+        d,
+        &[
+            "pki", "issue", "ca", "--cn", "CSR Root", "--out", "root", "--json",
+        ],
+    );
+    let doc: serde_json::Value = serde_json::from_str(&root_json).expect("JSON");
+    assert_eq!(doc["written"].as_array().unwrap().len(), 3, "{doc}");
+    assert!(doc["check"].is_null(), "{doc}");
     let out = ok(
         d,
         &[
