@@ -1159,6 +1159,13 @@ fn strict_rules_have_ids_warn_by_default_and_fail_with_strict_or_lint() {
         let linted = run_in(pki.dir(), &["pki", "lint", &format!("{name}.crt")]);
         assert_eq!(linted.code, 2, "{name}: {linted:?}");
         line(&linted, "FAIL", &format!("[{rule}]"));
+        // On a chain, the same rule is a warning, and a failure with --strict.
+        let cert = format!("{name}.crt");
+        let plain = verify(&pki, &["--cert", &cert, "--trust", "root.crt"]);
+        line(&plain, "WARN", &format!("[{rule}]"));
+        let strict = verify(&pki, &["--cert", &cert, "--trust", "root.crt", "--strict"]);
+        assert_eq!(strict.code, 2, "{name}: {strict:?}");
+        line(&strict, "FAIL", &format!("[{rule}]"));
     }
     // A root with an EKU; and a clean certificate, which lint passes.
     pki.key("ekuroot", Key::Ec);
@@ -1411,6 +1418,52 @@ fn every_other_strict_rule_is_caught_with_its_id() {
         let linted = run_in(pki.dir(), &["pki", "lint", &format!("{name}.crt")]);
         assert_eq!(linted.code, 2, "{name}: {linted:?}");
         line(&linted, "FAIL", &format!("[{rule}]"));
+        // On a chain, the same rule is a warning, and a failure with --strict (a CA is
+        // judged above a leaf it issued).
+        let cert = if subject.starts_with("/CN=a.") {
+            format!("{name}.crt")
+        } else {
+            let leaf = format!("{name}-leaf");
+            pki.key(&leaf, Key::Ec);
+            std::fs::write(pki.path(&format!("{leaf}.ext")), format!("{server}\n")).unwrap();
+            pki.run(&[
+                "req",
+                "-new",
+                "-key",
+                &format!("{leaf}.key"),
+                "-subj",
+                "/CN=a.example.com",
+                "-out",
+                &format!("{leaf}.csr"),
+            ]);
+            pki.run(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{leaf}.csr"),
+                "-CA",
+                &format!("{name}.crt"),
+                "-CAkey",
+                &format!("{name}.key"),
+                "-CAcreateserial",
+                "-days",
+                "365",
+                "-extfile",
+                &format!("{leaf}.ext"),
+                "-out",
+                &format!("{leaf}.crt"),
+            ]);
+            pki.cat(
+                &format!("{name}-chain.pem"),
+                &[&format!("{name}-leaf.crt"), &format!("{name}.crt")],
+            );
+            format!("{name}-chain.pem")
+        };
+        let plain = verify(&pki, &["--cert", &cert, "--trust", "root.crt"]);
+        line(&plain, "WARN", &format!("[{rule}]"));
+        let strict = verify(&pki, &["--cert", &cert, "--trust", "root.crt", "--strict"]);
+        assert_eq!(strict.code, 2, "{name}: {strict:?}");
+        line(&strict, "FAIL", &format!("[{rule}]"));
     }
     // A root whose authorityKeyIdentifier is not its own subjectKeyIdentifier: the root's
     // key re-signs its own subject with another SKI (the AKI comes from the old SKI).
