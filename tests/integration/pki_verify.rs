@@ -1576,3 +1576,44 @@ fn every_other_strict_rule_is_caught_with_its_id() {
     assert_eq!(run.code, 2, "{run:?}");
     line(&run, "FAIL", "[rfc5280.anchor.expired]");
 }
+
+/// A self-signed leaf trusted as its own anchor but refused by rustls-webpki (its EKU
+/// does not allow the purpose): a failed chain, not a panic on the one-certificate path.
+#[test]
+fn a_self_signed_leaf_refused_by_webpki_is_a_failure_not_a_panic() {
+    let pki = OpenSsl::new();
+    pki.key("self", Key::Ec);
+    pki.run(&[
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        "self.key",
+        "-subj",
+        "/CN=self.example.com",
+        "-days",
+        "30",
+        "-out",
+        "self.crt",
+        "-addext",
+        "basicConstraints=CA:FALSE",
+        "-addext",
+        "extendedKeyUsage=clientAuth",
+        "-addext",
+        "subjectAltName=DNS:self.example.com",
+    ]);
+    let run = verify(
+        &pki,
+        &[
+            "--cert",
+            "self.crt",
+            "--trust",
+            "self.crt",
+            "--profile",
+            "server",
+        ],
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    line(&run, "FAIL", "does not verify");
+    assert!(!run.stderr.contains("panicked"), "{run:?}");
+}

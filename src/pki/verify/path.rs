@@ -177,42 +177,39 @@ pub(super) fn check_chain(
             )
             .about(leaf)]
         }
-        // rustls-webpki is stricter than RFC 5280 §6 in two places: it counts self-issued
-        // intermediates toward pathLenConstraint and refuses a CA certificate as the leaf
-        // (and its most specific error may then be another candidate's signature). When
-        // the path shows one of those, our walk reaches the anchor with every signature
-        // verified and finds nothing else, the verdict is the RFC's.
-        Err(error)
-            if matches!(walk.end, PathEnd::Anchor) && rfc_divergence(walk, &error).is_some() =>
-        {
-            let findings = diagnose(input, walk, purpose);
-            if !findings.is_empty() {
-                return findings;
-            }
-            let route: Vec<String> = walk.path.iter().map(Certificate::label).collect();
-            let divergence = rfc_divergence(walk, &error).unwrap_or_default();
-            // Valid, but peers on rustls-webpki (Bridgehead among them) refuse it: a warning.
-            vec![Finding::new(
-                "chain",
-                Status::Warn,
-                format!(
-                    "the chain verifies for {} under RFC 5280 §6: {} ({divergence}); \
-                     rustls-webpki, and so every peer built on it, Bridgehead included, refuses \
-                     it ({}){}",
-                    purpose.name(),
-                    route.join(" <- "),
-                    webpki_words(&error),
-                    if divergence.starts_with("name constraints") {
-                        ""
-                    } else {
-                        "; name constraints were not checked"
-                    }
-                ),
-            )
-            .about(leaf)]
-        }
         Err(error) => {
+            // rustls-webpki is stricter than RFC 5280 §6 in three places (see
+            // `rfc_divergence`); its most specific error may then be another same-named
+            // candidate's signature. When the path shows one of those, our walk reaches the
+            // anchor with every signature verified and finds nothing else, the verdict is
+            // the RFC's: valid, but peers on rustls-webpki (Bridgehead among them) refuse
+            // it, so a warning.
+            let divergence = matches!(walk.end, PathEnd::Anchor)
+                .then(|| rfc_divergence(walk, &error))
+                .flatten();
             let mut findings = diagnose(input, walk, purpose);
+            if let (Some(divergence), true) = (divergence, findings.is_empty()) {
+                let route: Vec<String> = walk.path.iter().map(Certificate::label).collect();
+                return vec![Finding::new(
+                    "chain",
+                    Status::Warn,
+                    format!(
+                        "the chain verifies for {} under RFC 5280 §6: {} ({}); \
+                         rustls-webpki, and so every peer built on it, Bridgehead included, \
+                         refuses it ({}){}",
+                        purpose.name(),
+                        route.join(" <- "),
+                        divergence.words(),
+                        webpki_words(&error),
+                        if divergence == Divergence::SelfIssuedNames {
+                            ""
+                        } else {
+                            "; name constraints were not checked"
+                        }
+                    ),
+                )
+                .about(leaf)];
+            }
             if findings.is_empty() {
                 findings.push(
                     Finding::new(
@@ -265,17 +262,56 @@ fn leaf_within_dns_constraints(walk: &PathWalk) -> Option<bool> {
     Some(ok)
 }
 
-/// Where `walk` relies on RFC 5280 §6 where rustls-webpki (refusing with `error`) is
-/// stricter, in words.
-fn rfc_divergence(walk: &PathWalk, error: &webpki::Error) -> Option<&'static str> {
-    if walk.path[0].is_ca() {
-        return Some("a CA certificate may be the leaf");
+/// Where RFC 5280 §6 accepts what rustls-webpki refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Divergence {
+    /// A CA certificate with the right EKU and names as the leaf.
+    CaLeaf,
+    /// §6.1.4 (l): a self-issued intermediate does not count toward pathLenConstraint.
+    SelfIssuedPathLength,
+    /// §6.1.3 (b), (c): a self-issued intermediate's names are not checked against name
+    /// constraints; the leaf's are (and are within them).
+    SelfIssuedNames,
+}
+
+impl Divergence {
+    fn words(self) -> &'static str {
+        match self {
+            Divergence::CaLeaf => "a CA certificate may be the leaf",
+            Divergence::SelfIssuedPathLength => {
+                "a self-issued intermediate does not count toward pathLenConstraint"
+            }
+            Divergence::SelfIssuedNames => {
+                "name constraints do not apply to a self-issued intermediate, and the leaf's \
+                 names are within them"
+            }
+        }
     }
-    // §6.1.3 (b), (c): a self-issued intermediate's names are not checked against name
-    // constraints; the leaf's are. webpki checks both.
-    let constrained = walk.path.iter().any(|c| c.name_constraints.is_some());
-    let self_issued_intermediate = walk.path[1..walk.path.len().saturating_sub(1)]
+}
+
+/// The intermediates of `walk.path` between the leaf and `path[i]` that count toward
+/// `path[i]`'s pathLenConstraint (RFC 5280 §6.1.4 (l): not the self-issued ones).
+fn counted_below(walk: &PathWalk, i: usize) -> usize {
+    walk.path[1..i]
         .iter()
+        .filter(|c| !c.is_self_issued())
+        .count()
+}
+
+/// Where `walk` relies on RFC 5280 §6 where rustls-webpki (refusing with `error`) is
+/// stricter.
+fn rfc_divergence(walk: &PathWalk, error: &webpki::Error) -> Option<Divergence> {
+    if walk.path[0].is_ca() {
+        return Some(Divergence::CaLeaf);
+    }
+    let constrained = walk.path.iter().any(|c| c.name_constraints.is_some());
+    // The intermediates: neither the leaf nor the anchor (a path may be the leaf alone).
+    let intermediates = walk.path.len().saturating_sub(2);
+    let self_issued_intermediate = walk
+        .path
+        .iter()
+        .skip(1)
+        .take(intermediates)
         .any(|c| c.is_self_issued() && c.alt_names.as_ref().is_some_and(|n| !n.is_empty()));
     // (With a rollover, webpki's most specific error may be the other same-named
     // candidate's signature instead; our walk verified every signature of the path.)
@@ -288,23 +324,15 @@ fn rfc_divergence(walk: &PathWalk, error: &webpki::Error) -> Option<&'static str
         && self_issued_intermediate
         && leaf_within_dns_constraints(walk) == Some(true)
     {
-        return Some(
-            "name constraints do not apply to a self-issued intermediate, and the leaf's \
-             names are within them",
-        );
+        return Some(Divergence::SelfIssuedNames);
     }
     let counted_differently = walk.path.iter().enumerate().skip(1).any(|(i, cert)| {
         let all = i - 1;
-        let counted = walk.path[1..i]
-            .iter()
-            .filter(|c| !c.is_self_issued())
-            .count();
         cert.basic_constraints
             .and_then(|bc| bc.path_len)
-            .is_some_and(|limit| counted <= limit as usize && all > limit as usize)
+            .is_some_and(|limit| counted_below(walk, i) <= limit as usize && all > limit as usize)
     });
-    counted_differently
-        .then_some("a self-issued intermediate does not count toward pathLenConstraint")
+    counted_differently.then_some(Divergence::SelfIssuedPathLength)
 }
 
 /// Explains why a chain does not verify, link by link.
@@ -359,11 +387,7 @@ pub(super) fn diagnose(input: &VerifyInput, walk: &PathWalk, purpose: Purpose) -
                 ),
             ));
         }
-        // RFC 5280 §6.1.4 (l): self-issued intermediates do not count.
-        let below = walk.path[1..i]
-            .iter()
-            .filter(|c| !c.is_self_issued())
-            .count();
+        let below = counted_below(walk, i);
         if let Some(limit) = cert.basic_constraints.and_then(|bc| bc.path_len) {
             if !anchor && below > limit as usize {
                 findings.push(fail(

@@ -92,13 +92,17 @@ where
     Fut: std::future::Future<Output = bool>,
 {
     let deadline = tokio::time::Instant::now() + limit;
+    // The poll: a tick every 20 ms, the first at once; a slow condition delays the next
+    // tick rather than piling them up.
+    let mut poll = tokio::time::interval(std::time::Duration::from_millis(20));
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        poll.tick().await;
         if condition().await {
             return true;
         }
         if tokio::time::Instant::now() >= deadline {
             return false;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
