@@ -465,26 +465,32 @@ impl Bound {
             ));
         }
         // Held stanzas of components that did not come back in time are bounced.
-        // Calls whose ringing or dial timer ran out end (checked every second).
-        let (router, telephony) = (self.router.clone(), self.telephony.clone());
+        let router = self.router.clone();
         let sweeper_shutdown = shutdown.clone();
         shutdown.spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
-            let mut calls_checked = std::time::Instant::now();
             loop {
                 tokio::select! {
                     _ = sweeper_shutdown.cancelled() => break,
                     _ = tick.tick() => {
-                        let now = std::time::Instant::now();
-                        let expired = router.expire_held(now);
+                        let expired = router.expire_held(std::time::Instant::now());
                         if expired > 0 {
                             tracing::info!(expired, "held stanzas expired and were bounced");
                         }
-                        if now.duration_since(calls_checked) >= std::time::Duration::from_secs(1) {
-                            calls_checked = now;
-                            telephony.expire_calls(time::OffsetDateTime::now_utc()).await;
-                        }
                     }
+                }
+            }
+        });
+        // Call timers (ringing, dial, Call Forwarding No Answer), every second, on their
+        // own task: a slow bridge answering a redirect delays nothing else.
+        let telephony = self.telephony.clone();
+        let timers_shutdown = shutdown.clone();
+        shutdown.spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = timers_shutdown.cancelled() => break,
+                    _ = tick.tick() => telephony.expire_calls(time::OffsetDateTime::now_utc()).await,
                 }
             }
         });

@@ -31,14 +31,23 @@
 //! `dial_timeout_secs`, ends with Request Timeout and its bridge is told to hang up.
 
 use super::calls::{
-    Call, CallAction, CallError, CallEventKind, CallState, CarrierCommand, Offer, Personality,
-    Redirect, RedirectReason, RejectReason, ReleaseCause, LOCAL_USER_HEADER, MAX_REDIRECTS,
-    REDIRECTS_HEADER, TRACKING_HEADER,
+    bridge_of, Call, CallAction, CallCarrier, CallError, CallEventKind, CallState, CarrierCommand,
+    Offer, Personality, Redirect, RedirectReason, RejectReason, ReleaseCause, LOCAL_USER_HEADER,
+    MAX_REDIRECTS, REDIRECTS_HEADER, TRACKING_HEADER,
 };
 use super::dialing::Destination;
 use super::events::{CallEvent, EventKind};
 use super::services::ServiceSettings;
 use super::{CallLogKind, CallLogRecord, ServiceName, Telephony, TelephonyError, User};
+
+/// `secs` seconds before `now`, or the earliest time there is when that is further back
+/// (a timer of any configured length, never an overflow).
+pub(super) fn ago(now: time::OffsetDateTime, secs: u64) -> time::OffsetDateTime {
+    i64::try_from(secs)
+        .ok()
+        .and_then(|secs| now.checked_sub(time::Duration::seconds(secs)))
+        .unwrap_or(time::PrimitiveDateTime::MIN.assume_utc())
+}
 
 impl Telephony {
     /// Keeps `call` after `kind` happened to it and announces it: the event, then the hook
@@ -90,10 +99,18 @@ impl Telephony {
             .ok_or_else(|| TelephonyError::UnknownCall(call_id.to_owned()))
     }
 
+    /// What carries this node's calls; [`TelephonyError::NoCallBridge`] before one is set.
+    pub(super) fn carrier(&self) -> Result<std::sync::Arc<dyn CallCarrier>, TelephonyError> {
+        self.carrier
+            .get()
+            .cloned()
+            .ok_or(TelephonyError::NoCallBridge)
+    }
+
     /// Tells the bridge of `call_ref` to do `command`, in the background; a bridge that
     /// does not confirm is logged.
     fn command_later(&self, call_ref: &str, command: CarrierCommand) {
-        let Some(carrier) = self.carrier.get().cloned() else {
+        let Ok(carrier) = self.carrier() else {
             return;
         };
         let call_ref = call_ref.to_owned();
@@ -115,12 +132,7 @@ impl Telephony {
     ) -> Result<Call, TelephonyError> {
         call.clone()
             .apply(action, time::OffsetDateTime::now_utc())?;
-        let carrier = self
-            .carrier
-            .get()
-            .cloned()
-            .ok_or(TelephonyError::NoCallBridge)?;
-        carrier.command(&call.call_ref, command).await?;
+        self.carrier()?.command(&call.call_ref, command).await?;
         self.call_event(&call.call_ref, action)?
             .ok_or_else(|| TelephonyError::UnknownCall(call.id.to_string()))
     }
@@ -188,11 +200,8 @@ impl Telephony {
     /// Ends the calls whose timers ran out (see the module docs), and forwards those that
     /// rang long enough for their user's Call Forwarding No Answer.
     pub async fn expire_calls(&self, now: time::OffsetDateTime) {
-        let seconds = |n: std::num::NonZeroU64| {
-            time::Duration::seconds(i64::try_from(n.get()).unwrap_or(i64::MAX))
-        };
-        let ringing = now - seconds(self.calls_config.ringing_timeout_secs);
-        let dialing = now - seconds(self.calls_config.dial_timeout_secs);
+        let ringing = ago(now, self.calls_config.ringing_timeout_secs.get());
+        let dialing = ago(now, self.calls_config.dial_timeout_secs.get());
         for call in self.calls.unanswered(ringing, dialing) {
             let timeout = CallAction::RemoteRelease(Some(ReleaseCause::RequestTimeout));
             if let Ok(Some(call)) = self.call_event(&call.call_ref, timeout) {
@@ -249,14 +258,16 @@ impl Telephony {
             time::OffsetDateTime::now_utc(),
         );
         if let Some((reason, to)) = self.forwarding(&callee).await? {
-            return self.redirect(call, offer, reason, &to).await;
+            return self
+                .redirect(&callee, call, offer, reason, to.as_deref())
+                .await;
         }
         let busy = self.calls.count_of(&callee.id) >= self.quotas.max_calls_per_user.get()
             || !self.bridge_has_room(bridge_of(&offer.call_ref));
         if busy {
             if let Some(to) = self.forward_busy(&callee).await? {
                 return self
-                    .redirect(call, offer, RedirectReason::UserBusy, &Some(to))
+                    .redirect(&callee, call, offer, RedirectReason::UserBusy, Some(&to))
                     .await;
             }
             tracing::info!(user = %callee.id, "offered call refused: busy");
@@ -310,28 +321,25 @@ impl Telephony {
         )
     }
 
-    /// Sends the offered `call` to `to` (refused busy without a destination, or when the
+    /// Sends `callee`'s offered `call` to `to` (refused busy without a destination, or when the
     /// call was redirected too often), and tells the user (CallRedirected).
     async fn redirect(
         &self,
+        callee: &User,
         call: Call,
         offer: &Offer,
         reason: RedirectReason,
-        to: &Option<String>,
+        to: Option<&str>,
     ) -> Result<CarrierCommand, TelephonyError> {
         let redirects: u32 = offer
             .header(REDIRECTS_HEADER)
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
-        let Some(to) = to.as_deref().filter(|_| redirects < MAX_REDIRECTS) else {
+        let Some(to) = to.filter(|_| redirects < MAX_REDIRECTS) else {
             tracing::info!(user = %call.user.id, reason = reason.as_str(), redirects, "offered call refused: not reachable");
             return Ok(CarrierCommand::Reject(RejectReason::Busy));
         };
-        let callee = self
-            .user(&call.user.id)
-            .await?
-            .ok_or_else(|| TelephonyError::UnknownUser(call.user.id.clone()))?;
-        let destination = self.resolve(&callee, to).await?;
+        let destination = self.resolve(callee, to).await?;
         let mut request = destination.dial_request(offer.from.clone(), &call.ext_tracking_id);
         request
             .headers
@@ -340,13 +348,14 @@ impl Telephony {
         Ok(CarrierCommand::Redirect(request))
     }
 
-    /// The ringing `call` went to `to` for `reason`: the user is off it (CallRedirected).
+    /// The ringing `call` went to `to` for `reason`: the user is off it (CallRedirected);
+    /// the detached call.
     pub(super) fn detach(
         &self,
         mut call: Call,
         reason: RedirectReason,
         to: &str,
-    ) -> Result<(), CallError> {
+    ) -> Result<Call, CallError> {
         let now = time::OffsetDateTime::now_utc();
         call.apply(CallAction::Redirect(reason), now)?;
         call.redirect = Some(Redirect {
@@ -355,14 +364,9 @@ impl Telephony {
             time: now,
         });
         tracing::info!(user = %call.user.id, %to, reason = reason.as_str(), "incoming call redirected");
-        self.keep(call, CallEventKind::Redirected);
-        Ok(())
+        self.keep(call.clone(), CallEventKind::Redirected);
+        Ok(call)
     }
-}
-
-/// The bridge part of a call reference (`callid@bridge`).
-fn bridge_of(call_ref: &str) -> &str {
-    call_ref.rsplit_once('@').map_or(call_ref, |(_, b)| b)
 }
 
 /// The call log record of a finished call.
@@ -390,5 +394,22 @@ fn call_log_record(call: &Call) -> CallLogRecord {
             .start_time
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ago;
+
+    #[test]
+    fn a_timer_of_any_length_is_a_time_never_an_overflow() {
+        let now = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        assert_eq!(ago(now, 60), now - time::Duration::seconds(60));
+        for huge in [u64::MAX, i64::MAX as u64, 10_u64.pow(15)] {
+            assert!(
+                ago(now, huge) < now - time::Duration::days(365 * 1000),
+                "{huge}"
+            );
+        }
     }
 }

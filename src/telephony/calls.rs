@@ -29,7 +29,7 @@ mod registry;
 mod tests;
 
 pub use carrier::{
-    CallCarrier, CarrierCommand, CarrierError, DialRequest, Dialed, Offer, RejectReason,
+    bridge_of, CallCarrier, CarrierCommand, CarrierError, DialRequest, Dialed, Offer, RejectReason,
     LOCAL_USER_HEADER, MAX_REDIRECTS, REDIRECTS_HEADER, TRACKING_HEADER,
 };
 pub use registry::{CallRegistry, Tracked};

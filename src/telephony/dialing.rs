@@ -196,7 +196,7 @@ impl Telephony {
         let tracking_id = self.calls.new_tracking_id();
         let request = destination.dial_request(format!("sip:{}", caller.id), &tracking_id);
         let to = request.to.clone();
-        let Some(carrier) = self.carrier.get() else {
+        let Ok(carrier) = self.carrier() else {
             tracing::warn!(user = %caller.id, %to, "call refused: nothing carries calls on this node");
             return Err(TelephonyError::NoCallBridge);
         };

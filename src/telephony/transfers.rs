@@ -16,8 +16,8 @@
 //! ```
 
 use super::calls::{
-    Call, CallAction, CallEventKind, CallState, CarrierCommand, Personality, RedirectReason,
-    RemoteParty,
+    bridge_of, Call, CallAction, CallEventKind, CallState, CarrierCommand, Personality,
+    RedirectReason, RemoteParty,
 };
 use super::services::ServiceSettings;
 use super::{ServiceName, Telephony, TelephonyError, User};
@@ -36,13 +36,6 @@ fn check_tones(tones: &str) -> Result<(), TelephonyError> {
             field: "playdtmf",
             reason: format!("{tones:?} is not 1 to 64 of 0-9, *, #, A-D and ,"),
         })
-    }
-}
-
-impl Telephony {
-    /// One ring.
-    fn ring(&self) -> time::Duration {
-        time::Duration::seconds(i64::try_from(self.calls_config.ring_secs.get()).unwrap_or(6))
     }
 }
 
@@ -110,23 +103,18 @@ impl Telephony {
             time::OffsetDateTime::now_utc(),
         )?;
         let to = request.to.clone();
-        let carrier = self
-            .carrier
-            .get()
-            .cloned()
-            .ok_or(TelephonyError::NoCallBridge)?;
-        carrier
+        self.carrier()?
             .command(&call.call_ref, CarrierCommand::Redirect(request))
             .await?;
         let current = self.call_of(user, call.id.as_str())?;
-        self.detach(current.clone(), reason, &to)?;
-        Ok(current)
+        Ok(self.detach(current, reason, &to)?)
     }
 
     /// Call Forwarding No Answer: each ringing call of a user who has it on goes to its
     /// number once it has rung `numberOfRings` × `[calls] ring_secs`.
     pub(super) async fn forward_unanswered(&self, now: time::OffsetDateTime) {
-        let first_due = now - self.ring() * 2;
+        let ring_secs = self.calls_config.ring_secs.get();
+        let first_due = super::call_control::ago(now, ring_secs.saturating_mul(2));
         for call in self
             .calls
             .unanswered(first_due, time::OffsetDateTime::UNIX_EPOCH)
@@ -151,11 +139,13 @@ impl Telephony {
         else {
             return Ok(());
         };
-        let rang = self.ring() * u32::from(cfna.number_of_rings);
+        let rings = u64::from(cfna.number_of_rings);
+        let rang_since =
+            super::call_control::ago(now, self.calls_config.ring_secs.get().saturating_mul(rings));
         let (true, Some(to), true) = (
             cfna.active,
             cfna.forward_to.as_deref(),
-            now >= call.start_time + rang,
+            call.start_time <= rang_since,
         ) else {
             return Ok(());
         };
@@ -181,12 +171,9 @@ impl Telephony {
         let (call, other) = (self.call_of(user, call_id)?, self.call_of(user, other_id)?);
         let now = time::OffsetDateTime::now_utc();
         other.clone().apply(CallAction::Transfer, now)?;
-        let bridge = |c: &Call| {
-            c.call_ref
-                .rsplit_once('@')
-                .map(|(_, b)| b.to_ascii_lowercase())
-        };
-        if bridge(&call) != bridge(&other) || call.id == other.id {
+        let on_one_bridge =
+            bridge_of(&call.call_ref).eq_ignore_ascii_case(bridge_of(&other.call_ref));
+        if !on_one_bridge || call.id == other.id {
             return Err(TelephonyError::Invalid {
                 field: "callId",
                 reason: format!("calls {call_id} and {other_id} cannot be joined: they are not two calls on one bridge"),

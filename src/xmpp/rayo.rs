@@ -46,7 +46,8 @@ use super::ns::{DISCO_INFO, RAYO};
 use super::router::Router;
 use super::stanza;
 use crate::telephony::calls::{
-    CallAction, CallCarrier, CarrierCommand, CarrierError, DialRequest, Dialed, ReleaseCause,
+    bridge_of, CallAction, CallCarrier, CarrierCommand, CarrierError, DialRequest, Dialed,
+    ReleaseCause,
 };
 use crate::telephony::Telephony;
 use stanzas::CallReport;
@@ -119,11 +120,6 @@ impl Shared {
         .build()
     }
 
-    /// The bridge of a call reference (`callid@bridge`).
-    fn bridge_of(call_ref: &str) -> &str {
-        call_ref.rsplit_once('@').map_or(call_ref, |(_, d)| d)
-    }
-
     fn apply(&self, call_ref: &str, action: CallAction) {
         match self.telephony.call_event(call_ref, action) {
             Ok(Some(call)) => {
@@ -135,6 +131,7 @@ impl Shared {
             }
         }
     }
+
     /// The bridge `component` has no connection left: its calls are gone with it, so each
     /// is released (Temporarily Unavailable), never left behind.
     pub fn bridge_gone(&self, component: &str) {
@@ -150,7 +147,7 @@ impl Shared {
 
     /// Sends `command` to the call `call_ref` and waits for the bridge to confirm.
     async fn send(&self, call_ref: &str, command: &CarrierCommand) -> Result<(), CarrierError> {
-        let bridge = Self::bridge_of(call_ref);
+        let bridge = bridge_of(call_ref);
         let asked = self.request(call_ref, "set", stanzas::command(command));
         let failed = |why: String| CarrierError::Command {
             bridge: bridge.to_owned(),

@@ -124,6 +124,20 @@ impl Watcher {
         document
     }
 
+    /// A call from `caller` rings: CallReceivedEvent naming the caller, then the hook
+    /// status; the call's id.
+    async fn receives_from(&mut self, setup: &Setup, caller: &str) -> String {
+        let received = self
+            .expect_with(
+                setup,
+                "CallReceivedEvent",
+                &format!("<xsi:userId>{caller}</xsi:userId>"),
+            )
+            .await;
+        self.expect(setup, "HookStatusEvent").await;
+        call_id(&received)
+    }
+
     /// The next event that is not a HookStatusEvent, which must be `kind`.
     async fn expect_call_event(&mut self, setup: &Setup, kind: &str) -> String {
         loop {
@@ -365,13 +379,7 @@ async fn calls_are_transferred_blind_deflected_and_with_consultation() {
         transferred.contains("<xsi:userId>carol@acme.test</xsi:userId>"),
         "{transferred}"
     );
-    let received = carol.expect(&setup, "CallReceivedEvent").await;
-    assert!(
-        received.contains("<xsi:userId>alice@acme.test</xsi:userId>"),
-        "{received}"
-    );
-    let carol_call = call_id(&received);
-    carol.expect(&setup, "HookStatusEvent").await;
+    let carol_call = carol.receives_from(&setup, ALICE).await;
     expect_status(
         &setup,
         Method::PUT,
@@ -395,8 +403,7 @@ async fn calls_are_transferred_blind_deflected_and_with_consultation() {
     carol.expect(&setup, "CallUpdatedEvent").await;
     expect_status(&setup, Method::POST, ALICE, "calls/new?address=102", 201).await;
     let second = call_id(&alice.expect(&setup, "CallOriginatedEvent").await);
-    let bob_call = call_id(&bob.expect(&setup, "CallReceivedEvent").await);
-    bob.expect(&setup, "HookStatusEvent").await;
+    let bob_call = bob.receives_from(&setup, ALICE).await;
     expect_status(
         &setup,
         Method::PUT,
@@ -407,14 +414,14 @@ async fn calls_are_transferred_blind_deflected_and_with_consultation() {
     .await;
     bob.expect(&setup, "CallAnsweredEvent").await;
     alice.expect(&setup, "CallAnsweredEvent").await;
-    let joined = act(
+    expect_status(
         &setup,
         Method::PUT,
         ALICE,
         &format!("calls/{alice_call}/ConsultTransfer/{second}"),
+        200,
     )
     .await;
-    assert_eq!(joined.status, 200, "{joined:?}");
     alice.expect(&setup, "CallReleasedEvent").await;
     alice.expect(&setup, "CallReleasedEvent").await;
     alice.expect(&setup, "HookStatusEvent").await;
@@ -451,16 +458,15 @@ async fn calls_are_transferred_blind_deflected_and_with_consultation() {
     expect_status(&setup, Method::POST, ALICE, "calls/new?address=102", 201).await;
     alice.expect(&setup, "CallOriginatedEvent").await;
     alice.expect(&setup, "HookStatusEvent").await;
-    let bob_call = call_id(&bob.expect(&setup, "CallReceivedEvent").await);
-    bob.expect(&setup, "HookStatusEvent").await;
-    let deflected = act(
+    let bob_call = bob.receives_from(&setup, ALICE).await;
+    expect_status(
         &setup,
         Method::PUT,
         BOB,
         &format!("calls/{bob_call}/BlindTransfer?address=103"),
+        200,
     )
     .await;
-    assert_eq!(deflected.status, 200, "{deflected:?}");
     bob.expect_with(
         &setup,
         "CallRedirectedEvent",
@@ -469,12 +475,7 @@ async fn calls_are_transferred_blind_deflected_and_with_consultation() {
     .await;
     bob.expect(&setup, "CallDetachedEvent").await;
     bob.expect_with(&setup, "HookStatusEvent", "On-Hook").await;
-    let received = carol.expect(&setup, "CallReceivedEvent").await;
-    assert!(
-        received.contains("<xsi:userId>alice@acme.test</xsi:userId>"),
-        "{received}"
-    );
-    carol.expect(&setup, "HookStatusEvent").await;
+    carol.receives_from(&setup, ALICE).await;
     setup.server.stop().await;
 }
 
@@ -521,13 +522,7 @@ async fn do_not_disturb_refuses_and_call_forwarding_redirects() {
         assert!(redirected.contains(part), "{part}: {redirected}");
     }
     bob.expect(&setup, "CallDetachedEvent").await;
-    let received = carol.expect(&setup, "CallReceivedEvent").await;
-    assert!(
-        received.contains("<xsi:userId>alice@acme.test</xsi:userId>"),
-        "{received}"
-    );
-    let carol_call = call_id(&received);
-    carol.expect(&setup, "HookStatusEvent").await;
+    let carol_call = carol.receives_from(&setup, ALICE).await;
     expect_status(
         &setup,
         Method::DELETE,

@@ -3,6 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
+use crate::support::openssl::openssl_in;
 use crate::support::run_in;
 
 fn ok(dir: &std::path::Path, args: &[&str]) -> String {
@@ -130,9 +131,9 @@ fn issued_certificates_pass_verify_with_their_profiles() {
     assert!(out.contains("result: OK"), "{out}");
 
     // An independent reader agrees.
-    let openssl = std::process::Command::new("openssl")
-        .current_dir(d)
-        .args([
+    openssl_in(
+        d,
+        &[
             "verify",
             "-CAfile",
             "root.crt",
@@ -141,20 +142,9 @@ fn issued_certificates_pass_verify_with_their_profiles() {
             "-purpose",
             "sslclient",
             "cti.crt",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        openssl.status.success(),
-        "{}",
-        String::from_utf8_lossy(&openssl.stderr)
+        ],
     );
-    let text = std::process::Command::new("openssl")
-        .current_dir(d)
-        .args(["x509", "-in", "cti.crt", "-noout", "-text"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&text.stdout);
+    let text = openssl_in(d, &["x509", "-in", "cti.crt", "-noout", "-text"]);
     assert!(text.contains("1.3.6.1.4.1.6431.1.1.8.2.1.3"), "{text}");
     assert!(!text.contains("Subject Alternative Name"), "{text}");
 }
@@ -230,17 +220,7 @@ fn a_csr_is_verified_by_openssl_and_signed_by_pki_issue() {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600, "the key is private");
-        let openssl = std::process::Command::new("openssl")
-            .current_dir(d)
-            .args(["req", "-verify", "-noout", "-text", "-in", "req.csr"])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&openssl.stdout);
-        assert!(
-            openssl.status.success(),
-            "{}",
-            String::from_utf8_lossy(&openssl.stderr)
-        );
+        let text = openssl_in(d, &["req", "-verify", "-noout", "-text", "-in", "req.csr"]);
         assert!(
             text.contains("DNS:xmpp.example.com, DNS:host1.example.com"),
             "{text}"

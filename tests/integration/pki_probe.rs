@@ -107,30 +107,21 @@ async fn every_listener_serves_a_chain_that_passes_and_a_wrong_name_fails() {
     );
 
     // The chain does not name what the client asked for: FAIL (2), in words and in JSON.
-    let (code, out) = probe(&[
-        &https,
+    let mut wrong_name = vec![
+        https.as_str(),
         "--server-name",
         "localhost",
         "--trust",
         &ca,
         "--name",
         "xsi.example.com",
-    ])
-    .await;
+    ];
+    let (code, out) = probe(&wrong_name).await;
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("FAIL name"), "{out}");
     assert!(out.contains("xsi.example.com"), "{out}");
-    let (code, json) = probe(&[
-        &https,
-        "--server-name",
-        "localhost",
-        "--trust",
-        &ca,
-        "--name",
-        "xsi.example.com",
-        "--json",
-    ])
-    .await;
+    wrong_name.push("--json");
+    let (code, json) = probe(&wrong_name).await;
     assert_eq!(code, 2);
     let report: serde_json::Value = serde_json::from_str(&json).expect("JSON");
     assert_eq!(report["status"], "fail");

@@ -1,6 +1,6 @@
 //! `bridgehead pki verify` against chains made by the openssl command line.
 
-use crate::support::openssl::{xmpp_pki, Key, OpenSsl};
+use crate::support::openssl::{openssl_in, xmpp_pki, Key, OpenSsl};
 use crate::support::{run_in, Run};
 
 fn verify(pki: &OpenSsl, args: &[&str]) -> Run {
@@ -32,6 +32,23 @@ fn line<'a>(run: &'a Run, status: &str, needle: &str) -> &'a str {
         .lines()
         .find(|l| l.starts_with(status) && l.contains(needle))
         .unwrap_or_else(|| panic!("no {status} line containing {needle:?}\n{run:?}"))
+}
+
+/// `lint_cert` breaks `rule` (a FAIL from `pki lint`), and so does the chain `chain`: a
+/// WARN from `pki verify`, a FAIL (exit 2) with `--strict`.
+fn breaks(pki: &OpenSsl, lint_cert: &str, chain: &str, rule: &str) {
+    let id = format!("[{rule}]");
+    let linted = run_in(pki.dir(), &["pki", "lint", lint_cert]);
+    assert_eq!(linted.code, 2, "{lint_cert}: {linted:?}");
+    line(&linted, "FAIL", &id);
+    line(
+        &verify(pki, &["--cert", chain, "--trust", "root.crt"]),
+        "WARN",
+        &id,
+    );
+    let strict = verify(pki, &["--cert", chain, "--trust", "root.crt", "--strict"]);
+    assert_eq!(strict.code, 2, "{chain}: {strict:?}");
+    line(&strict, "FAIL", &id);
 }
 
 #[test]
@@ -699,12 +716,10 @@ fn inspect_names_the_broadworks_oid_and_prints_xmpp_addrs() {
         ("-sha256", "SHA-256 fingerprint"),
         ("-sha1", "SHA-1 fingerprint"),
     ] {
-        let openssl = std::process::Command::new("openssl")
-            .current_dir(server.dir())
-            .args(["x509", "-in", "xmpp.crt", "-noout", "-fingerprint", digest])
-            .output()
-            .unwrap();
-        let theirs = String::from_utf8_lossy(&openssl.stdout);
+        let theirs = openssl_in(
+            server.dir(),
+            &["x509", "-in", "xmpp.crt", "-noout", "-fingerprint", digest],
+        );
         let fingerprint = theirs.trim().split_once('=').unwrap().1;
         assert!(
             run.stdout.contains(&format!("{label:<20} {fingerprint}")),
@@ -1029,21 +1044,7 @@ fn strict_rules_have_ids_warn_by_default_and_fail_with_strict_or_lint() {
     }
     // Serial numbers: zero, negative, longer than 20 octets.
     pki.key("serial", Key::Ec);
-    pki.run(&[
-        "req",
-        "-new",
-        "-key",
-        "serial.key",
-        "-subj",
-        "/CN=a.example.com",
-        "-out",
-        "serial.csr",
-    ]);
-    std::fs::write(
-        pki.path("serial.ext"),
-        format!("{server}\nsubjectAltName=DNS:a.example.com\n"),
-    )
-    .unwrap();
+    let serial_ext = format!("{server}\nsubjectAltName=DNS:a.example.com");
     for (serial, rule) in [
         ("0", "rfc5280.serial.positive"),
         ("-5", "rfc5280.serial.positive"),
@@ -1052,24 +1053,14 @@ fn strict_rules_have_ids_warn_by_default_and_fail_with_strict_or_lint() {
             "rfc5280.serial.length",
         ),
     ] {
-        pki.run(&[
-            "x509",
-            "-req",
-            "-in",
-            "serial.csr",
-            "-CA",
-            "root.crt",
-            "-CAkey",
-            "root.key",
-            "-set_serial",
-            serial,
-            "-days",
-            "365",
-            "-extfile",
-            "serial.ext",
-            "-out",
-            "serial.crt",
-        ]);
+        pki.sign_raw(
+            "serial",
+            "serial",
+            "/CN=a.example.com",
+            "root",
+            &serial_ext,
+            &["-set_serial", serial],
+        );
         let linted = run_in(pki.dir(), &["pki", "lint", "--json", "serial.crt"]);
         assert_eq!(linted.code, 2, "{serial}: {linted:?}");
         let doc: serde_json::Value = serde_json::from_str(&linted.stdout).unwrap();
@@ -1128,44 +1119,9 @@ fn strict_rules_have_ids_warn_by_default_and_fail_with_strict_or_lint() {
             "rfc5280.subject.empty-without-critical-san",
         ),
     ] {
-        std::fs::write(pki.path(&format!("{name}.ext")), format!("{ext}\n")).unwrap();
-        pki.run(&[
-            "req",
-            "-new",
-            "-key",
-            &format!("{name}.key"),
-            "-subj",
-            subject,
-            "-out",
-            &format!("{name}.csr"),
-        ]);
-        pki.run(&[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            "root.crt",
-            "-CAkey",
-            "root.key",
-            "-CAcreateserial",
-            "-days",
-            "365",
-            "-extfile",
-            &format!("{name}.ext"),
-            "-out",
-            &format!("{name}.crt"),
-        ]);
-        let linted = run_in(pki.dir(), &["pki", "lint", &format!("{name}.crt")]);
-        assert_eq!(linted.code, 2, "{name}: {linted:?}");
-        line(&linted, "FAIL", &format!("[{rule}]"));
-        // On a chain, the same rule is a warning, and a failure with --strict.
+        pki.sign_raw(name, name, subject, "root", &ext, &[]);
         let cert = format!("{name}.crt");
-        let plain = verify(&pki, &["--cert", &cert, "--trust", "root.crt"]);
-        line(&plain, "WARN", &format!("[{rule}]"));
-        let strict = verify(&pki, &["--cert", &cert, "--trust", "root.crt", "--strict"]);
-        assert_eq!(strict.code, 2, "{name}: {strict:?}");
-        line(&strict, "FAIL", &format!("[{rule}]"));
+        breaks(&pki, &cert, &cert, rule);
     }
     // A root with an EKU; and a clean certificate, which lint passes.
     pki.key("ekuroot", Key::Ec);
@@ -1387,114 +1343,32 @@ fn every_other_strict_rule_is_caught_with_its_id() {
             "cabf.key.rsa-modulus-multiple-of-8",
         ),
     ] {
-        std::fs::write(pki.path(&format!("{name}.ext")), format!("{ext}\n")).unwrap();
-        pki.run(&[
-            "req",
-            "-new",
-            "-key",
-            &format!("{name}.key"),
-            "-subj",
-            subject,
-            "-out",
-            &format!("{name}.csr"),
-        ]);
-        pki.run(&[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            "root.crt",
-            "-CAkey",
-            "root.key",
-            "-CAcreateserial",
-            "-days",
-            "365",
-            "-extfile",
-            &format!("{name}.ext"),
-            "-out",
-            &format!("{name}.crt"),
-        ]);
-        let linted = run_in(pki.dir(), &["pki", "lint", &format!("{name}.crt")]);
-        assert_eq!(linted.code, 2, "{name}: {linted:?}");
-        line(&linted, "FAIL", &format!("[{rule}]"));
-        // On a chain, the same rule is a warning, and a failure with --strict (a CA is
-        // judged above a leaf it issued).
+        pki.sign_raw(name, name, subject, "root", &ext, &[]);
+        // On a chain, a CA is judged above a leaf it issued.
         let cert = if subject.starts_with("/CN=a.") {
             format!("{name}.crt")
         } else {
             let leaf = format!("{name}-leaf");
             pki.key(&leaf, Key::Ec);
-            std::fs::write(pki.path(&format!("{leaf}.ext")), format!("{server}\n")).unwrap();
-            pki.run(&[
-                "req",
-                "-new",
-                "-key",
-                &format!("{leaf}.key"),
-                "-subj",
-                "/CN=a.example.com",
-                "-out",
-                &format!("{leaf}.csr"),
-            ]);
-            pki.run(&[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{leaf}.csr"),
-                "-CA",
-                &format!("{name}.crt"),
-                "-CAkey",
-                &format!("{name}.key"),
-                "-CAcreateserial",
-                "-days",
-                "365",
-                "-extfile",
-                &format!("{leaf}.ext"),
-                "-out",
-                &format!("{leaf}.crt"),
-            ]);
+            pki.sign_raw(&leaf, &leaf, "/CN=a.example.com", name, server, &[]);
             pki.cat(
                 &format!("{name}-chain.pem"),
-                &[&format!("{name}-leaf.crt"), &format!("{name}.crt")],
+                &[&format!("{leaf}.crt"), &format!("{name}.crt")],
             );
             format!("{name}-chain.pem")
         };
-        let plain = verify(&pki, &["--cert", &cert, "--trust", "root.crt"]);
-        line(&plain, "WARN", &format!("[{rule}]"));
-        let strict = verify(&pki, &["--cert", &cert, "--trust", "root.crt", "--strict"]);
-        assert_eq!(strict.code, 2, "{name}: {strict:?}");
-        line(&strict, "FAIL", &format!("[{rule}]"));
+        breaks(&pki, &format!("{name}.crt"), &cert, rule);
     }
     // A root whose authorityKeyIdentifier is not its own subjectKeyIdentifier: the root's
     // key re-signs its own subject with another SKI (the AKI comes from the old SKI).
-    std::fs::write(pki.path("mismatch.ext"), "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=0A0B0C0D\nauthorityKeyIdentifier=keyid:always\n").unwrap();
-    pki.run(&[
-        "req",
-        "-new",
-        "-key",
-        "root.key",
-        "-subj",
+    pki.sign_raw(
+        "mismatch",
+        "root",
         "/CN=Test Root CA",
-        "-out",
-        "mismatch.csr",
-    ]);
-    pki.run(&[
-        "x509",
-        "-req",
-        "-in",
-        "mismatch.csr",
-        "-CA",
-        "root.crt",
-        "-CAkey",
-        "root.key",
-        "-CAcreateserial",
-        "-days",
-        "365",
-        "-extfile",
-        "mismatch.ext",
-        "-out",
-        "mismatch.crt",
-    ]);
+        "root",
+        "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=0A0B0C0D\nauthorityKeyIdentifier=keyid:always",
+        &[],
+    );
     line(
         &run_in(pki.dir(), &["pki", "lint", "mismatch.crt"]),
         "FAIL",

@@ -27,6 +27,13 @@ pub const REDIRECTS_HEADER: &str = "X-Bridgehead-Redirects";
 /// How many times one call may be redirected before it is refused.
 pub const MAX_REDIRECTS: u32 = 5;
 
+/// The bridge of a call reference (`callid@bridge`: the component domain).
+pub fn bridge_of(call_ref: &str) -> &str {
+    call_ref
+        .rsplit_once('@')
+        .map_or(call_ref, |(_, bridge)| bridge)
+}
+
 /// What to dial.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DialRequest {

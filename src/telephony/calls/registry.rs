@@ -21,12 +21,9 @@ struct Calls {
     per_bridge: HashMap<String, usize>,
 }
 
-/// The bridge part of a call reference (`callid@bridge`), lower case.
-fn bridge_of(call_ref: &str) -> String {
-    call_ref
-        .rsplit_once('@')
-        .map_or(call_ref, |(_, bridge)| bridge)
-        .to_ascii_lowercase()
+/// The bridge of a call reference, lower case (the registry's keys).
+fn bridge_key(call_ref: &str) -> String {
+    super::bridge_of(call_ref).to_ascii_lowercase()
 }
 
 /// What keeping a call changed.
@@ -88,7 +85,7 @@ impl CallRegistry {
         }
         if call.is_over() {
             if known.is_some() && calls.by_ref.remove(&reference).is_some() {
-                let bridge = bridge_of(&reference);
+                let bridge = bridge_key(&reference);
                 if let Some(n) = calls.per_bridge.get_mut(&bridge) {
                     *n = n.saturating_sub(1);
                     if *n == 0 {
@@ -100,7 +97,7 @@ impl CallRegistry {
             user.push(call);
             if known.is_none() {
                 calls.by_ref.insert(reference.clone(), key.clone());
-                *calls.per_bridge.entry(bridge_of(&reference)).or_default() += 1;
+                *calls.per_bridge.entry(bridge_key(&reference)).or_default() += 1;
             }
         }
         let on_hook = user.is_empty();
@@ -172,7 +169,7 @@ impl CallRegistry {
         self.calls()
             .by_ref
             .keys()
-            .filter(|r| bridge_of(r) == bridge)
+            .filter(|r| bridge_key(r) == bridge)
             .cloned()
             .collect()
     }

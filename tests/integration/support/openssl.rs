@@ -32,16 +32,7 @@ impl OpenSsl {
     }
 
     fn openssl(&self, args: &[&str]) {
-        let out = Command::new("openssl")
-            .current_dir(self.dir.path())
-            .args(args)
-            .output()
-            .expect("the openssl command line must be installed");
-        assert!(
-            out.status.success(),
-            "openssl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        openssl_in(self.dir.path(), args);
     }
 
     /// `NAME.key` (PKCS#8).
@@ -100,39 +91,57 @@ impl OpenSsl {
 
     /// Like `sign` for an existing `NAME.key`, valid for `days`.
     pub fn sign_existing(&self, name: &str, cn: &str, issuer: &str, ext: &str, days: u32) {
+        let ext = format!("{ext}\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid");
+        let days = days.to_string();
+        self.sign_raw(
+            name,
+            name,
+            &format!("/CN={cn}"),
+            issuer,
+            &ext,
+            &["-days", &days],
+        );
+    }
+
+    /// `NAME.crt` for the existing `KEY.key`, subject `subject` (`/CN=…`; `/` is empty),
+    /// signed by `issuer` with exactly the extension lines `ext` (openssl adds nothing), and
+    /// `x509` options `extra` (default validity 365 days; `-set_serial` replaces the
+    /// issuer's serial file).
+    pub fn sign_raw(
+        &self,
+        name: &str,
+        key: &str,
+        subject: &str,
+        issuer: &str,
+        ext: &str,
+        extra: &[&str],
+    ) {
         let ext_file = format!("{name}.ext");
-        std::fs::write(
-            self.path(&ext_file),
-            format!("{ext}\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"),
-        )
-        .unwrap();
+        std::fs::write(self.path(&ext_file), format!("{ext}\n")).unwrap();
+        let (csr, crt) = (format!("{name}.csr"), format!("{name}.crt"));
         self.openssl(&[
             "req",
             "-new",
             "-key",
-            &format!("{name}.key"),
+            &format!("{key}.key"),
             "-subj",
-            &format!("/CN={cn}"),
+            subject,
             "-out",
-            &format!("{name}.csr"),
+            &csr,
         ]);
-        self.openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            &format!("{issuer}.crt"),
-            "-CAkey",
-            &format!("{issuer}.key"),
-            "-CAcreateserial",
-            "-days",
-            &days.to_string(),
-            "-extfile",
-            &ext_file,
-            "-out",
-            &format!("{name}.crt"),
-        ]);
+        let (ca, ca_key) = (format!("{issuer}.crt"), format!("{issuer}.key"));
+        let mut args = vec![
+            "x509", "-req", "-in", &csr, "-CA", &ca, "-CAkey", &ca_key, "-extfile", &ext_file,
+            "-out", &crt,
+        ];
+        if !extra.contains(&"-set_serial") {
+            args.push("-CAcreateserial");
+        }
+        if !extra.contains(&"-days") {
+            args.extend(["-days", "365"]);
+        }
+        args.extend(extra);
+        self.openssl(&args);
     }
 
     /// An intermediate CA `NAME` under `issuer`, with extra extension lines.
@@ -168,6 +177,21 @@ impl OpenSsl {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// Runs `openssl args` in `dir`, which must succeed; its standard output.
+pub fn openssl_in(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("the openssl command line must be installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A standard openssl PKI: root `root`, intermediate `int`, and an XMPP server leaf
