@@ -1,25 +1,56 @@
 //! The admin listener: plain HTTP/1.1 on a private address (default 127.0.0.1:9090).
-//! `GET /healthz` answers `ok` while the node serves; `GET /metrics` renders the metrics
-//! in Prometheus text format (see [`crate::telemetry`]).
+//!
+//! | method and path | answer |
+//! |---|---|
+//! | `GET /healthz` | `ok` while the node serves |
+//! | `GET /metrics` | the metrics in Prometheus text format ([`crate::telemetry`]) |
+//! | `GET /` | the status page ([`page`]) |
+//! | `GET /api/node` | version, uptime, listeners, the served certificate, live counts |
+//! | `GET /api/components` | component connections |
+//! | `GET /api/sessions` | client sessions (c2s and WebSocket) |
+//! | `GET /api/channels` | XSI-Events channels |
+//! | `GET /api/subscriptions` | XSI-Events subscriptions |
+//! | `GET /api/refusals` | the latest refusals, newest first |
+//! | `POST /api/reload` | reload the configuration and certificates ([`crate::reload`]) |
+//! | `POST /api/components/{name}/kick` | disconnect a component's connections |
+//! | `POST /api/sessions/{jid}/kick` | disconnect a session (full JID) or an account's (bare) |
+//! | `DELETE /api/channels/{id}` | end an event channel |
+//!
+//! Answers under `/api/` are JSON; errors are `{"error": "…"}` with 400, 401, 404 or
+//! 405, and for a refused reload 409 (a restart-only key changed) or 422 (the new
+//! configuration or certificates fail the start-up checks). With `[admin] token_file` (required off loopback)
+//! every `/api/` request needs `Authorization: Bearer <token>`, compared in constant time;
+//! `/healthz`, `/metrics` and the page itself (which asks for the token) do not.
+
+mod api;
+mod page;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use metrics_exporter_prometheus::PrometheusHandle;
+use subtle::ConstantTimeEq;
 
 use crate::net::listener::{Listener, PreAuthLimits};
+use crate::reload::Reloader;
 use crate::shutdown::Shutdown;
+use crate::xmpp::router::Router;
+use crate::xsi::events::hub::Hub;
+
+pub use api::{ListenerView, NodeView};
 
 /// Most admin connections at once.
 const MAX_CONNECTIONS: usize = 64;
 
 /// Binds the admin listener; the error names the address that failed.
 pub fn bind(addrs: &[SocketAddr]) -> Result<Listener, (SocketAddr, std::io::Error)> {
-    // The admin port has no authentication: every connection counts as authenticated.
+    // Every connection counts as authenticated: the API checks its token per request.
     let preauth = PreAuthLimits {
         total: MAX_CONNECTIONS,
         per_address: MAX_CONNECTIONS,
@@ -27,20 +58,42 @@ pub fn bind(addrs: &[SocketAddr]) -> Result<Listener, (SocketAddr, std::io::Erro
     Listener::bind("admin", addrs, MAX_CONNECTIONS, preauth)
 }
 
+/// What the admin listener reads and acts on.
+pub struct AdminState {
+    /// The Prometheus recorder's handle.
+    pub metrics: Option<PrometheusHandle>,
+    /// Components and client sessions.
+    pub router: Router,
+    /// Event channels and subscriptions.
+    pub hub: Hub,
+    /// Reloads, the configuration in force and the served certificate.
+    pub reloader: Arc<Reloader>,
+    /// When the node started.
+    pub started: time::OffsetDateTime,
+    /// The listeners and their bound addresses.
+    pub listeners: Vec<ListenerView>,
+}
+
+impl std::fmt::Debug for AdminState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminState").finish_non_exhaustive()
+    }
+}
+
 /// Serves admin requests until shutdown.
-pub async fn serve(listener: Listener, shutdown: Shutdown, metrics: Option<PrometheusHandle>) {
+pub async fn serve(listener: Listener, shutdown: Shutdown, state: Arc<AdminState>) {
     let for_connections = shutdown.clone();
     listener
         .serve(shutdown, move |stream, _peer, admission| {
             let shutdown = for_connections.clone();
-            let metrics = metrics.clone();
+            let state = Arc::clone(&state);
             async move {
                 if admission.authenticated().is_err() {
                     return tracing::debug!("too many admin connections");
                 }
                 let service = hyper::service::service_fn(move |request| {
-                    let metrics = metrics.clone();
-                    async move { route(request, metrics.as_ref()) }
+                    let state = Arc::clone(&state);
+                    async move { Ok::<_, Infallible>(route(request, &state).await) }
                 });
                 let connection = hyper::server::conn::http1::Builder::new()
                     .timer(hyper_util::rt::TokioTimer::new())
@@ -63,38 +116,110 @@ pub async fn serve(listener: Listener, shutdown: Shutdown, metrics: Option<Prome
         .await;
 }
 
-fn route(
-    request: Request<Incoming>,
-    metrics: Option<&PrometheusHandle>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let readable = matches!(request.method(), &Method::GET | &Method::HEAD);
-    let (status, content_type, body) = match (readable, request.uri().path()) {
-        (true, "/healthz") => (
+/// An admin answer before it is encoded.
+pub(crate) enum Answer {
+    /// A JSON document with 200.
+    Json(serde_json::Value),
+    /// `{"error": …}` with this status.
+    Error(StatusCode, String),
+    /// Another body.
+    Body(StatusCode, &'static str, Bytes),
+}
+
+impl Answer {
+    fn into_response(self) -> Response<Full<Bytes>> {
+        let (status, content_type, body) = match self {
+            Answer::Json(value) => (
+                StatusCode::OK,
+                "application/json",
+                Bytes::from(value.to_string()),
+            ),
+            Answer::Error(status, message) => (
+                status,
+                "application/json",
+                Bytes::from(serde_json::json!({ "error": message }).to_string()),
+            ),
+            Answer::Body(status, content_type, body) => (status, content_type, body),
+        };
+        let mut response = Response::new(Full::new(body));
+        *response.status_mut() = status;
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        response
+            .headers_mut()
+            .insert("cache-control", HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+async fn route(request: Request<Incoming>, state: &AdminState) -> Response<Full<Bytes>> {
+    let path = request.uri().path().to_owned();
+    let method = request.method().clone();
+    let readable = matches!(method, Method::GET | Method::HEAD);
+    let answer = match path.as_str() {
+        "/healthz" if readable => Answer::Body(
             StatusCode::OK,
             "text/plain; charset=utf-8",
             Bytes::from_static(b"ok\n"),
         ),
-        (true, "/metrics") => (
+        "/metrics" if readable => Answer::Body(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-            Bytes::from(metrics.map(PrometheusHandle::render).unwrap_or_default()),
+            Bytes::from(metrics(state)),
         ),
-        (false, "/healthz" | "/metrics") => (
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain; charset=utf-8",
-            Bytes::from_static(b"method not allowed\n"),
-        ),
-        _ => (
-            StatusCode::NOT_FOUND,
-            "text/plain; charset=utf-8",
-            Bytes::from_static(b"not found\n"),
-        ),
+        "/" if readable => page::page(),
+        "/healthz" | "/metrics" | "/" => not_allowed(),
+        api if api.starts_with("/api/") => match authorized(&request, state) {
+            Ok(()) => api::answer(&method, &api["/api/".len()..], state).await,
+            Err(answer) => answer,
+        },
+        _ => Answer::Error(StatusCode::NOT_FOUND, format!("no such resource: {path}")),
     };
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static(content_type),
+    answer.into_response()
+}
+
+/// `/metrics`: the gauges read from the hub and the served certificate, then the text.
+fn metrics(state: &AdminState) -> String {
+    let channels = state.hub.channel_views();
+    let sets: std::collections::HashSet<&str> = channels.iter().map(|c| c.set.as_str()).collect();
+    crate::telemetry::xsi_state(
+        channels.len(),
+        sets.len(),
+        state.hub.subscription_views().len(),
     );
-    Ok(response)
+    let not_after = state.reloader.certificate().not_after;
+    for listener in &state.listeners {
+        if listener.name != "admin" {
+            crate::telemetry::certificate_expiry(listener.name, not_after);
+        }
+    }
+    crate::telemetry::render(state.metrics.as_ref())
+}
+
+pub(crate) fn not_allowed() -> Answer {
+    Answer::Error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed".into())
+}
+
+/// The bearer token check of `/api/` requests (a no-op without `[admin] token_file`).
+fn authorized(request: &Request<Incoming>, state: &AdminState) -> Result<(), Answer> {
+    let config = state.reloader.config();
+    let Some(token) = &config.admin.token else {
+        return Ok(());
+    };
+    let offered = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if bool::from(offered.as_bytes().ct_eq(token.expose().as_bytes())) {
+        Ok(())
+    } else {
+        crate::telemetry::recent::record("admin", "missing or wrong bearer token");
+        Err(Answer::Error(
+            StatusCode::UNAUTHORIZED,
+            "this admin API needs Authorization: Bearer <the token in [admin] token_file>".into(),
+        ))
+    }
 }

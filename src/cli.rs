@@ -9,8 +9,10 @@
 //! `cli/devices.rs`, `cli/components.rs`; this file holds the top level, `serve`,
 //! `check-config` and what the groups share.
 
+mod admin;
 mod components;
 mod devices;
+mod generate;
 mod toolkit;
 mod users;
 
@@ -34,6 +36,7 @@ pub use devices::DeviceCommand;
 pub use toolkit::{InspectArgs, IssueCommand, IssueCommon, PkiCommand, VerifyArgs};
 pub use users::{PasswordArgs, UserCommand};
 
+use admin::{admin_command, AdminCommand};
 use components::component_command;
 use devices::device_command;
 use toolkit::pki_command;
@@ -68,12 +71,25 @@ pub const EXIT_USAGE: u8 = 3;
 #[derive(Debug, Parser)]
 #[command(name = "bridgehead", version, propagate_version = true)]
 pub struct Cli {
-    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `bridgehead=debug`.
-    #[arg(long, global = true, env = "BRIDGEHEAD_LOG", default_value = "info")]
-    pub log: String,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `bridgehead=debug`. Wins over
+    /// the configuration's `[log] filter` (default `info`), also on reload.
+    #[arg(long, global = true, env = "BRIDGEHEAD_LOG")]
+    pub log: Option<String>,
+    /// Log lines as text or as one JSON object per line.
+    #[arg(long, global = true, env = "BRIDGEHEAD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (timestamp, level, target, fields).
+    Json,
 }
 
 /// Top-level commands.
@@ -96,6 +112,20 @@ pub enum Command {
     /// Manage users' devices (served as XSI `profile/Device`).
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Operate a running node through its admin API: status, live lists, kick, reload.
+    #[command(flatten)]
+    Admin(AdminCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (bridgehead.1 and one per command) into a directory.
+    Man {
+        /// Where to write them.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
 }
 
 /// Where the configuration comes from.
@@ -128,18 +158,18 @@ impl ConfigArgs {
         Ok(self.load_with(crate::config::Files::Check)?)
     }
 
+    /// Where the configuration comes from, at start and on reload.
+    pub fn source(&self) -> crate::reload::ConfigSource {
+        crate::reload::ConfigSource {
+            path: self.config.clone(),
+            data_dir: self.data_dir.clone(),
+        }
+    }
+
     /// Loads the configuration (or the embedded one), applies `--data-dir`, and validates
     /// it with or without its files.
     fn load_with(&self, files: crate::config::Files) -> Result<Config, crate::config::ConfigError> {
-        let mut config = match &self.config {
-            Some(path) => Config::load(path)?,
-            None => Config::embedded(),
-        };
-        if let Some(dir) = &self.data_dir {
-            config.server.data_dir = dir.clone();
-        }
-        config.validate_with(files)?;
-        Ok(config)
+        self.source().load(files)
     }
 
     async fn open_store(&self) -> anyhow::Result<(Config, SqliteStore)> {
@@ -153,15 +183,18 @@ impl ConfigArgs {
 #[derive(Debug)]
 pub struct Exit(pub u8, pub anyhow::Error);
 
-/// Runs a parsed command line.
-pub async fn run(cli: Cli) -> ExitCode {
+/// Runs a parsed command line; `log` changes the log filter (absent when `--log` pins it).
+pub async fn run(cli: Cli, log: Option<crate::reload::LogControl>) -> ExitCode {
     let result = match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(args, log).await,
         Command::CheckConfig(args) => check_config(args).await,
         Command::Pki(command) => pki_command(command).await,
         Command::User(command) => user_command(command).await,
         Command::Component(command) => component_command(command).await,
         Command::Device(command) => device_command(command).await,
+        Command::Admin(command) => admin_command(command).await,
+        Command::Completions { shell } => generate::completions(shell),
+        Command::Man { dir } => generate::man_pages(&dir),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -203,10 +236,18 @@ fn usage(message: impl Into<String>) -> anyhow::Error {
     UsageError(message.into()).into()
 }
 
-async fn serve(args: ConfigArgs) -> anyhow::Result<u8> {
+async fn serve(args: ConfigArgs, log: Option<crate::reload::LogControl>) -> anyhow::Result<u8> {
     let config = args.load()?;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        config = %args.config.as_deref().map_or("(embedded defaults)".into(), |p| p.display().to_string()),
+        "bridgehead starting"
+    );
+    if let Some(apply) = &log {
+        apply(&config.log.filter).map_err(|e| anyhow::anyhow!("log.filter: {e}"))?;
+    }
     let grace = Duration::from_secs(config.server.shutdown_grace_secs.get());
-    let bound = Server::bind(config).await?;
+    let bound = Server::bind(config).await?.reload_from(args.source(), log);
     let shutdown = Shutdown::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {

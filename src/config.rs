@@ -31,6 +31,7 @@ macro_rules! nonzero {
 mod calls;
 mod limits;
 mod listen;
+mod live;
 mod server;
 mod validate;
 mod xmpp;
@@ -39,7 +40,10 @@ mod xsi;
 pub use calls::CallsConfig;
 pub use limits::{LimitsConfig, QuotasConfig, MAX_XML_DEPTH_CEILING};
 pub use listen::Listen;
-pub use server::{host_name, AdminConfig, ServerConfig, StoreBackend, StoreConfig, TlsConfig};
+pub use live::Live;
+pub use server::{
+    host_name, AdminConfig, LogConfig, ServerConfig, StoreBackend, StoreConfig, TlsConfig,
+};
 pub use validate::{check_domain, read_secret_file, Files};
 pub use xmpp::{ComponentConfig, ResourceConflict, XmppConfig};
 pub use xsi::{CtiConfig, HttpConfig, XsiConfig, XsiEventsConfig};
@@ -118,7 +122,7 @@ impl fmt::Debug for Secret {
 }
 
 /// The root of the configuration file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Identity of this node and where it keeps its data.
@@ -127,8 +131,10 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Persistence.
     pub store: StoreConfig,
-    /// The plain-HTTP admin listener (health, metrics).
+    /// The plain-HTTP admin listener (health, metrics, the admin API and status page).
     pub admin: AdminConfig,
+    /// Logging.
+    pub log: LogConfig,
     /// The XMPP server.
     pub xmpp: XmppConfig,
     /// The HTTPS front shared by XSI and XMPP over WebSocket.

@@ -40,7 +40,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
-use crate::config::HttpConfig;
+use crate::config::{HttpConfig, LimitsConfig, Live};
 use crate::net::listener::Admission;
 use crate::shutdown::Shutdown;
 
@@ -83,6 +83,12 @@ pub struct RequestContext {
 /// A subsystem's request handler, mounted at a path prefix.
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
+    /// The route template of `path` for metrics: a fixed string per resource kind, never
+    /// anything taken from the path.
+    fn route(&self, _path: &str) -> &'static str {
+        "other"
+    }
+
     /// Answers one request.
     async fn handle(
         &self,
@@ -94,7 +100,7 @@ pub trait Handler: Send + Sync + 'static {
 /// Handlers by path prefix.
 #[derive(Default, Clone)]
 pub struct Routes {
-    mounted: Vec<(String, Arc<dyn Handler>)>,
+    mounted: Vec<(&'static str, Arc<dyn Handler>)>,
 }
 
 impl std::fmt::Debug for Routes {
@@ -107,32 +113,36 @@ impl std::fmt::Debug for Routes {
 
 impl Routes {
     /// Mounts `handler` for every path that starts with `prefix`.
-    pub fn mount(mut self, prefix: &str, handler: Arc<dyn Handler>) -> Self {
-        self.mounted.push((prefix.to_owned(), handler));
+    pub fn mount(mut self, prefix: &'static str, handler: Arc<dyn Handler>) -> Self {
+        self.mounted.push((prefix, handler));
         // Longest prefix first, so `/a/b` wins over `/a`.
         self.mounted
             .sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
         self
     }
 
-    fn find(&self, path: &str) -> Option<&Arc<dyn Handler>> {
+    /// The handler mounted for `path`, with its mount prefix.
+    fn find(&self, path: &str) -> Option<(&'static str, &Arc<dyn Handler>)> {
         self.mounted
             .iter()
-            .find(|(prefix, _)| path.starts_with(prefix.as_str()))
-            .map(|(_, handler)| handler)
+            .find(|(prefix, _)| path.starts_with(*prefix))
+            .map(|(prefix, handler)| (*prefix, handler))
     }
 }
 
 /// The HTTPS front: TLS, hyper, limits, cookie, dispatch.
 pub struct HttpsFront {
-    /// The TLS handshake deadline: `[limits] tls_handshake_timeout_secs`, at most
-    /// `http.handshake_timeout_secs`.
-    handshake: Duration,
-    max_xml_depth: usize,
-    tls: tokio_rustls::TlsAcceptor,
+    /// `[limits]`, live: the TLS handshake deadline (`tls_handshake_timeout_secs`, at
+    /// most `http.handshake_timeout_secs`) and `max_xml_depth` in force when a
+    /// connection starts.
+    input: Live<LimitsConfig>,
+    /// The TLS configuration, live: a reload swaps the certificate for new handshakes.
+    tls: Live<rustls::ServerConfig>,
     routes: Routes,
     limits: Arc<HttpConfig>,
     affinity_cookie: HeaderValue,
+    /// `https` or `cti`, for metrics.
+    listener: &'static str,
 }
 
 impl std::fmt::Debug for HttpsFront {
@@ -150,20 +160,21 @@ pub fn affinity_cookie(name: &str, node_id: &str) -> HeaderValue {
 }
 
 impl HttpsFront {
-    /// A front presenting `tls` (with ALPN `h2`, `http/1.1`), serving `routes`.
+    /// A front presenting `tls` (with ALPN `h2`, `http/1.1`), serving `routes` under
+    /// the live `input` limits.
     pub fn new(
-        tls: Arc<rustls::ServerConfig>,
+        listener: &'static str,
+        tls: Live<rustls::ServerConfig>,
         routes: Routes,
         config: &crate::config::Config,
+        input: Live<LimitsConfig>,
     ) -> Self {
         let limits = config.http.clone();
         let affinity_cookie = affinity_cookie(&limits.affinity_cookie, &config.server.node_id());
         HttpsFront {
-            handshake: config
-                .limits
-                .tls_handshake_within(limits.handshake_timeout_secs.get()),
-            max_xml_depth: config.limits.max_xml_depth.get(),
-            tls: tokio_rustls::TlsAcceptor::from(tls),
+            listener,
+            input,
+            tls,
             routes,
             limits: Arc::new(limits),
             affinity_cookie,
@@ -178,7 +189,10 @@ impl HttpsFront {
         admission: Admission,
         shutdown: Shutdown,
     ) {
-        let tls = match admission.phase(self.handshake, self.tls.accept(tcp)).await {
+        let input = self.input.get();
+        let handshake = input.tls_handshake_within(self.limits.handshake_timeout_secs.get());
+        let accept = tokio_rustls::TlsAcceptor::from(self.tls.get()).accept(tcp);
+        let tls = match admission.phase(handshake, accept).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
                 let no_certificate = e
@@ -221,7 +235,7 @@ impl HttpsFront {
         let context = RequestContext {
             peer,
             limits: Arc::clone(&self.limits),
-            max_xml_depth: self.max_xml_depth,
+            max_xml_depth: input.max_xml_depth.get(),
             shutdown: shutdown.clone(),
             client_id,
         };
@@ -287,11 +301,23 @@ impl HttpsFront {
         in_flight: InFlight,
     ) -> Response<ResponseBody> {
         let is_http1 = request.version() <= hyper::Version::HTTP_11;
-        let mut response = match self.routes.find(request.uri().path()) {
-            Some(handler) => handler.handle(request, context).await,
-            None => text(StatusCode::NOT_FOUND, "not found\n"),
+        let started = std::time::Instant::now();
+        let (route, mut response) = match self.routes.find(request.uri().path()) {
+            Some((prefix, handler)) => (
+                (prefix, handler.route(request.uri().path())),
+                handler.handle(request, context).await,
+            ),
+            None => (
+                ("none", "unknown"),
+                text(StatusCode::NOT_FOUND, "not found\n"),
+            ),
         };
-        crate::telemetry::http_response(response.status().as_u16());
+        crate::telemetry::http_response(
+            self.listener,
+            route,
+            response.status().as_u16(),
+            started.elapsed(),
+        );
         let headers = response.headers_mut();
         headers.append(SET_COOKIE, self.affinity_cookie.clone());
         if is_http1 && number >= self.limits.max_requests_per_connection.get() {

@@ -10,6 +10,8 @@
 //! | [`cli`] | the command line (`serve`, `check-config`, `pki`, `user`, `component`, `device`) |
 //! | [`config`] | the TOML file: typed, unknown keys refused, validated as a whole |
 //! | [`server`] | `Server::bind(config)` → bound listeners → `Bound::run(shutdown)` |
+//! | [`reload`] | SIGHUP, `bridgehead reload` and the certificate watch: new configuration and certificates without dropping anyone |
+//! | [`supervisor`] | SIGHUP, and systemd's readiness, reload, stopping and watchdog notifications |
 //! | [`shutdown`] | the cancellation token and task tracker every long-lived task obeys |
 //! | [`net`] | the one accept loop: every address of a listener, pre-authentication budgets, connection limits, `TCP_NODELAY`, per-connection span |
 //! | [`tls`] | the only place that builds rustls configs; start-up certificate checks |
@@ -18,7 +20,7 @@
 //! | [`credentials`] | SCRAM-SHA-1/256 password verifiers (no clear passwords stored), the login limiter |
 //! | [`dns`] | SRV discovery with RFC 2782 ordering, A/AAAA fallback |
 //! | [`embedded`] | the development PKI and demo data of the zero-config mode |
-//! | [`admin`] | the plain-HTTP admin listener (`/healthz`, `/metrics`) |
+//! | [`admin`] | the plain-HTTP admin listener: `/healthz`, `/metrics`, the admin API and the status page |
 //! | [`telemetry`] | metrics, rendered for Prometheus |
 //! | [`xmpp`] | XEP-0114 components, c2s and WebSocket clients (SASL, rosters, presence, XEP-0198), the router, server services |
 //! | [`http`] | the HTTPS front: TLS, HTTP/1.1 + HTTP/2, limits, affinity cookie, dispatch |
@@ -38,9 +40,11 @@ pub mod embedded;
 pub mod http;
 pub mod net;
 pub mod pki;
+pub mod reload;
 pub mod server;
 pub mod shutdown;
 pub mod store;
+pub mod supervisor;
 pub mod telemetry;
 pub mod telephony;
 pub mod tls;

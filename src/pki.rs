@@ -21,7 +21,9 @@ mod verify;
 
 use std::path::Path;
 
-pub use certificate::{AltName, BasicConstraints, Certificate, KeyKind, NameConstraints, Origin};
+pub use certificate::{
+    sha256_fingerprint, AltName, BasicConstraints, Certificate, KeyKind, NameConstraints, Origin,
+};
 pub use error::PkiError;
 pub use verify::{
     cti_client_rules, day, lint_certificates, verify, walk_path, webpki_verify, webpki_words,

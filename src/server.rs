@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::config::Live;
 use crate::config::{Config, ConfigError};
 use crate::embedded::{self, DemoDataError, DevPki};
 use crate::http::{HttpsFront, Routes};
@@ -18,7 +19,7 @@ use crate::pki::PkiError;
 use crate::shutdown::Shutdown;
 use crate::store::{SqliteStore, Store, StoreError};
 use crate::telephony::{EventBus, Telephony};
-use crate::tls::{IdentityFiles, IdentityRequirements, ServerIdentity, TlsError};
+use crate::tls::{IdentityFiles, IdentityRequirements, TlsError};
 use crate::xmpp::client::ClientService;
 use crate::xmpp::component::{ComponentDirectory, ComponentService};
 use crate::xmpp::router::Router;
@@ -116,6 +117,34 @@ pub struct LocalAddrs {
     pub cti: Option<SocketAddr>,
 }
 
+impl LocalAddrs {
+    /// The listeners as the admin API lists them: each configured address, with the
+    /// bound port where the configuration said 0.
+    fn views(&self, config: &Config) -> Vec<crate::admin::ListenerView> {
+        [
+            ("admin", self.admin, &config.admin.listen),
+            ("component", self.component, &config.xmpp.component_listen),
+            ("c2s", self.client, &config.xmpp.client_listen),
+            ("https", self.https, &config.http.listen),
+            ("cti", self.cti, &config.cti.listen),
+        ]
+        .into_iter()
+        .filter_map(|(name, bound, listen)| {
+            let bound = bound?;
+            let addrs = listen
+                .addrs()
+                .iter()
+                .map(|a| match a.port() {
+                    0 => std::net::SocketAddr::new(a.ip(), bound.port()).to_string(),
+                    _ => a.to_string(),
+                })
+                .collect();
+            Some(crate::admin::ListenerView { name, addrs })
+        })
+        .collect()
+    }
+}
+
 /// The entry point: see the module docs.
 #[derive(Debug)]
 pub struct Server;
@@ -124,7 +153,10 @@ pub struct Server;
 pub struct Bound {
     config: Arc<Config>,
     store: Arc<dyn Store>,
-    tls: Arc<rustls::ServerConfig>,
+    tls: crate::reload::TlsSlots,
+    reloader: crate::reload::Reloader,
+    /// Reload on SIGHUP (the `serve` command).
+    signals: bool,
     router: Router,
     telephony: Telephony,
     hub: Hub,
@@ -173,7 +205,7 @@ fn bind_listener(
 
 /// The CTI trust bundle and CN allow-list: configured, or the development PKI's CA and
 /// CTI client certificate.
-fn cti_trust(
+pub(crate) fn cti_trust(
     config: &Config,
 ) -> Result<(Vec<rustls_pki_types::CertificateDer<'static>>, Vec<String>), ServerError> {
     let dev = DevPki::new(config.dev_pki_dir());
@@ -226,17 +258,10 @@ impl Server {
                  [tls] for production"
             );
         }
-        let identity =
-            ServerIdentity::load(&identity_files(&config), &identity_requirements(&config))?;
-        for warning in &identity.warnings {
-            tracing::warn!(
-                check = warning.check,
-                "server certificate: {}",
-                warning.reason
-            );
-        }
-        let tls = identity.server_config(&[b"h2", b"http/1.1"])?;
-        let component_tls = identity.server_config(&[])?;
+        let certificates = crate::reload::Certificates::load(&config)?;
+        let tls = crate::reload::TlsSlots::new(certificates);
+        let limits = Live::new(config.limits.clone());
+        let mut preauth = Vec::new();
 
         let store_path = config.store_path();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&store_path)?);
@@ -271,6 +296,7 @@ impl Server {
         .with_calls_config(config.calls.clone());
         let directory =
             Arc::new(ComponentDirectory::load(&config.components, telephony.clone()).await?);
+        crate::telemetry::components_known(directory.known().iter().map(String::as_str));
         let router = Router::new(
             &config.server.domain,
             config.xmpp.send_queue_len.get(),
@@ -285,7 +311,8 @@ impl Server {
         telephony.set_carrier(Arc::clone(&rayo) as Arc<dyn crate::telephony::calls::CallCarrier>);
         let clients = Arc::new(ClientService::new(
             &config,
-            Some(Arc::clone(&component_tls)),
+            limits.clone(),
+            Some(tls.xmpp.clone()),
             router.clone(),
             telephony.clone(),
         ));
@@ -298,6 +325,7 @@ impl Server {
                 &config.limits,
             )?;
             addrs.client = listener.local_addr().ok();
+            preauth.push(listener.preauth());
             Some((listener, Arc::clone(&clients)))
         } else {
             None
@@ -312,6 +340,7 @@ impl Server {
                 &config.limits,
             )?;
             addrs.component = listener.local_addr().ok();
+            preauth.push(listener.preauth());
             if !config.xmpp.component_tls && !listen.is_loopback() {
                 tracing::warn!(
                     addrs = %listen,
@@ -321,9 +350,10 @@ impl Server {
             }
             let service = ComponentService::new(
                 &config,
-                config.xmpp.component_tls.then_some(component_tls),
+                limits.clone(),
+                config.xmpp.component_tls.then(|| tls.xmpp.clone()),
                 router.clone(),
-                directory,
+                Arc::clone(&directory),
                 rayo,
             );
             Some((listener, Arc::new(service)))
@@ -334,7 +364,6 @@ impl Server {
         let hub = Hub::load(
             telephony.clone(),
             config.xsi_events.clone(),
-            config.quotas.clone(),
             &config.server.node_id(),
         )
         .await?;
@@ -347,6 +376,7 @@ impl Server {
                 &config.limits,
             )?;
             addrs.https = listener.local_addr().ok();
+            preauth.push(listener.preauth());
             let xsi_config = Arc::new(config.xsi.clone());
             let auth = crate::xsi::auth::Authenticator::new(
                 telephony.clone(),
@@ -387,23 +417,41 @@ impl Server {
                     &config.limits,
                 )?;
                 addrs.cti = listener.local_addr().ok();
-                let (trust, allowed) = cti_trust(&config)?;
-                let cti_tls = identity.cti_server_config(&trust, allowed, &[b"h2", b"http/1.1"])?;
-                let front = HttpsFront::new(cti_tls, routes.clone(), &config);
-                Some((listener, Arc::new(front)))
+                preauth.push(listener.preauth());
+                tls.cti.clone().map(|cti_tls| {
+                    let front =
+                        HttpsFront::new("cti", cti_tls, routes.clone(), &config, limits.clone());
+                    (listener, Arc::new(front))
+                })
             } else {
                 None
             };
-            let front = HttpsFront::new(Arc::clone(&tls), routes, &config);
+            let front =
+                HttpsFront::new("https", tls.https.clone(), routes, &config, limits.clone());
             (Some((listener, Arc::new(front))), cti)
         } else {
             (None, None)
         };
 
+        let config = Arc::new(config);
+        let reloader = crate::reload::Reloader::new(
+            crate::reload::ConfigSource::default(),
+            crate::reload::ReloadParts {
+                config: Arc::clone(&config),
+                tls: tls.clone(),
+                limits,
+                preauth,
+                directory,
+                router: router.clone(),
+                telephony: telephony.clone(),
+            },
+        );
         Ok(Bound {
-            config: Arc::new(config),
+            config,
             store,
             tls,
+            reloader,
+            signals: false,
             router,
             telephony,
             hub,
@@ -434,9 +482,24 @@ impl Bound {
         &self.config
     }
 
-    /// The TLS configuration the HTTPS and XMPP listeners present.
+    /// The TLS configuration the HTTPS listener presents now.
     pub fn tls(&self) -> Arc<rustls::ServerConfig> {
-        Arc::clone(&self.tls)
+        self.tls.https.get()
+    }
+
+    /// Reads the configuration from `source` on reload (the embedded defaults when not
+    /// set), and lets reloads change the log filter through `log` (None: `--log` pins it).
+    pub fn reload_from(
+        mut self,
+        source: crate::reload::ConfigSource,
+        log: Option<crate::reload::LogControl>,
+    ) -> Self {
+        self.reloader.set_source(source);
+        self.signals = true;
+        if let Some(log) = log {
+            self.reloader.set_log_control(log);
+        }
+        self
     }
 
     /// The XMPP router.
@@ -457,12 +520,25 @@ impl Bound {
     /// Serves until `shutdown` is triggered and every listener has stopped accepting.
     pub async fn run(self, shutdown: Shutdown) {
         let mut listeners = tokio::task::JoinSet::new();
+        let reloader = Arc::new(self.reloader);
         if let Some(admin) = self.admin {
+            let state = crate::admin::AdminState {
+                metrics: self.metrics.clone(),
+                router: self.router.clone(),
+                hub: self.hub.clone(),
+                reloader: Arc::clone(&reloader),
+                started: time::OffsetDateTime::now_utc(),
+                listeners: self.addrs.views(&self.config),
+            };
             listeners.spawn(crate::admin::serve(
                 admin,
                 shutdown.clone(),
-                self.metrics.clone(),
+                Arc::new(state),
             ));
+        }
+        reloader.spawn_watch(&shutdown);
+        if self.signals {
+            crate::supervisor::spawn_reload_on_hangup(&shutdown, Arc::clone(&reloader));
         }
         // Held stanzas of components that did not come back in time are bounced.
         let router = self.router.clone();
@@ -525,9 +601,16 @@ impl Bound {
             node = %self.config.server.node_id(),
             "bridgehead is serving"
         );
+        if self.signals {
+            crate::supervisor::ready();
+            crate::supervisor::spawn_watchdog(&shutdown);
+        }
         while listeners.join_next().await.is_some() {}
         if !shutdown.is_triggered() {
             shutdown.cancelled().await;
+        }
+        if self.signals {
+            crate::supervisor::stopping();
         }
     }
 }

@@ -109,7 +109,7 @@ const USER_LOCK_STRIPES: usize = 64;
 pub struct Telephony {
     store: Arc<dyn Store>,
     events: EventBus,
-    quotas: Arc<QuotasConfig>,
+    quotas: crate::config::Live<QuotasConfig>,
     user_locks: Arc<[tokio::sync::Mutex<()>]>,
     calls: Arc<calls::CallRegistry>,
     calls_config: Arc<CallsConfig>,
@@ -130,7 +130,7 @@ impl Telephony {
         Telephony {
             store,
             events,
-            quotas: Arc::new(quotas),
+            quotas: crate::config::Live::new(quotas),
             user_locks: (0..USER_LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -183,6 +183,16 @@ impl Telephony {
         let user = self.store.user(id).await?;
         self.users.put(key, generation, user.clone());
         Ok(user)
+    }
+
+    /// The `[quotas]` in force.
+    pub fn quotas(&self) -> Arc<QuotasConfig> {
+        self.quotas.get()
+    }
+
+    /// Puts new `[quotas]` in force (a reload).
+    pub fn set_quotas(&self, quotas: QuotasConfig) {
+        self.quotas.set(quotas);
     }
 
     /// Moves whenever users may have changed (see [`DirectoryStore::users_generation`](crate::store::DirectoryStore::users_generation)).
@@ -371,7 +381,7 @@ impl Telephony {
             }
         }
         self.existing_user(user_id).await?;
-        let limit = self.quotas.max_personal_entries.get();
+        let limit = self.quotas().max_personal_entries.get();
         match self
             .store
             .add_personal_contacts(user_id, contacts, limit)

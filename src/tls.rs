@@ -77,6 +77,26 @@ pub struct ServerIdentity {
     key: PrivateKeyDer<'static>,
     /// Warnings found by the checks (the caller logs them).
     pub warnings: Vec<Finding>,
+    /// What the leaf certificate is, for the admin API and the expiry gauge.
+    pub summary: CertificateSummary,
+}
+
+/// The served leaf certificate in a few fields.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CertificateSummary {
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// Subject DN.
+    pub subject: String,
+    /// Issuer DN.
+    pub issuer: String,
+    /// Serial number, colon-separated hex.
+    pub serial: String,
+    /// End of validity (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: time::OffsetDateTime,
+    /// SHA-256 of the DER, colon-separated hex (as `openssl x509 -fingerprint -sha256`).
+    pub sha256: String,
 }
 
 impl ServerIdentity {
@@ -105,6 +125,20 @@ impl ServerIdentity {
             strict: false,
         });
         let reasons: Vec<String> = report.failures().map(|f| f.reason.clone()).collect();
+        let Some(leaf) = certificates.first() else {
+            return Err(TlsError::Rejected {
+                cert: files.cert.clone(),
+                reasons: vec!["the file holds no certificate".to_owned()],
+            });
+        };
+        let summary = CertificateSummary {
+            file: files.cert.clone(),
+            subject: leaf.subject.clone(),
+            issuer: leaf.issuer.clone(),
+            serial: leaf.serial.clone(),
+            not_after: leaf.not_after,
+            sha256: pki::sha256_fingerprint(leaf.der.as_ref()),
+        };
         if !reasons.is_empty() {
             return Err(TlsError::Rejected {
                 cert: files.cert.clone(),
@@ -120,6 +154,7 @@ impl ServerIdentity {
             chain: certificates.into_iter().map(|c| c.der).collect(),
             key,
             warnings,
+            summary,
         })
     }
 

@@ -6,7 +6,7 @@ use std::num::{NonZeroU64, NonZeroUsize};
 use serde::Deserialize;
 
 /// `[calls]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CallsConfig {
     /// How long an incoming call rings before it ends unanswered (Request Timeout, a

@@ -7,7 +7,7 @@ use std::num::{NonZeroU64, NonZeroUsize};
 use serde::Deserialize;
 
 /// `[limits]`: input shapes and connections before authentication.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Deepest element nesting accepted in a stanza (every XMPP transport) or an XSI
@@ -50,7 +50,7 @@ impl LimitsConfig {
 pub const MAX_XML_DEPTH_CEILING: usize = 1000;
 
 /// `[quotas]`: what one user may store or hold open.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QuotasConfig {
     /// Contacts in one XMPP roster; a roster set adding more gets `resource-constraint`.

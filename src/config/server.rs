@@ -1,5 +1,5 @@
-//! `[server]`, `[tls]`, `[store]` and `[admin]`: the node's identity, its certificate, its
-//! store and its admin listener.
+//! `[server]`, `[tls]`, `[store]`, `[admin]` and `[log]`: the node's identity, its
+//! certificate, its store, its admin listener and its log filter.
 
 use std::num::NonZeroU64;
 
@@ -9,7 +9,7 @@ use super::Listen;
 use serde::Deserialize;
 
 /// `[server]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// The XMPP domain users and components live under. Default `localhost`.
@@ -61,7 +61,7 @@ pub fn host_name() -> String {
 }
 
 /// `[tls]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     /// Full chain (leaf first) of the server certificate, PEM. When unset, a development
@@ -76,6 +76,10 @@ pub struct TlsConfig {
     pub trust_file: Option<PathBuf>,
     /// Warn at start when a certificate expires within this many days. Default 30.
     pub expiry_warn_days: u32,
+    /// Seconds between looks at the certificate, key and trust files: a file replaced
+    /// on disk (a certbot or step renewal) is loaded as `bridgehead reload` would. 0 turns
+    /// the watch off. Default 10.
+    pub watch_secs: u64,
 }
 
 impl Default for TlsConfig {
@@ -86,12 +90,13 @@ impl Default for TlsConfig {
             key_password_file: None,
             trust_file: None,
             expiry_warn_days: 30,
+            watch_secs: 10,
         }
     }
 }
 
 /// `[store]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// Storage backend. Only `sqlite` today.
@@ -120,14 +125,38 @@ pub enum StoreBackend {
     Sqlite,
 }
 
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// The log filter (tracing `EnvFilter` syntax: `info`, `bridgehead=debug,info`).
+    /// `--log` or `BRIDGEHEAD_LOG` win over it. Changes on reload. Default `info`.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            filter: "info".to_owned(),
+        }
+    }
+}
+
 /// `[admin]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// Serve the admin listener. Default `true`.
     pub enabled: bool,
     /// Addresses of the admin listener. Default `127.0.0.1:9090`; keep it private.
     pub listen: Listen,
+    /// A file whose first line is the bearer token the admin API requires. Required when
+    /// `listen` has an address that is not loopback; optional (and then enforced) on
+    /// loopback. `/healthz` and `/metrics` never need it.
+    pub token_file: Option<PathBuf>,
+    /// The token read from `token_file` during validation.
+    #[serde(skip)]
+    pub token: Option<super::Secret>,
 }
 
 impl Default for AdminConfig {
@@ -135,6 +164,8 @@ impl Default for AdminConfig {
         AdminConfig {
             enabled: true,
             listen: Listen::loopback(9090),
+            token_file: None,
+            token: None,
         }
     }
 }

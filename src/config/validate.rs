@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use super::{
-    ComponentConfig, Config, ConfigError, ConfigProblem, CtiConfig, HttpConfig, Secret,
-    ServerConfig, TlsConfig, XmppConfig, XsiConfig, XsiEventsConfig, MAX_XML_DEPTH_CEILING,
+    AdminConfig, ComponentConfig, Config, ConfigError, ConfigProblem, CtiConfig, HttpConfig,
+    Secret, ServerConfig, TlsConfig, XmppConfig, XsiConfig, XsiEventsConfig, MAX_XML_DEPTH_CEILING,
 };
 use crate::telephony::OnConflict;
 
@@ -88,11 +88,40 @@ impl Config {
             );
         }
         components(&mut self.components, &domain, files, &mut problems);
+        admin(&mut self.admin, files, &mut problems);
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
+            problems.add(
+                "log.filter",
+                format!("{:?} is not a log filter: {e}", self.log.filter),
+            );
+        }
         if problems.0.is_empty() {
             Ok(())
         } else {
             Err(ConfigError::Invalid(problems.0))
         }
+    }
+}
+
+fn admin(admin: &mut AdminConfig, files: Files, problems: &mut Problems) {
+    if !admin.enabled {
+        return;
+    }
+    match &admin.token_file {
+        Some(path) if files == Files::Check => match read_secret_file(path) {
+            Ok(token) => admin.token = Some(token),
+            Err(why) => problems.add("admin.token_file", why),
+        },
+        Some(_) => {}
+        None if !admin.listen.is_loopback() => problems.add(
+            "admin.token_file",
+            format!(
+                "required: the admin listener has a non-loopback address ({}), and the \
+                 admin API must not be open to the network without a token",
+                admin.listen
+            ),
+        ),
+        None => {}
     }
 }
 

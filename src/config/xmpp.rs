@@ -12,7 +12,7 @@ use super::Secret;
 use crate::telephony::OnConflict;
 
 /// `[xmpp]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct XmppConfig {
     /// Serve the XEP-0114 component listener. Default `true`.
@@ -164,7 +164,7 @@ impl Default for XmppConfig {
 }
 
 /// `[[components]]`: one XEP-0114 component.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ComponentConfig {
     /// The component's domain, e.g. `bridge1.example.com`.

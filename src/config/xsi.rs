@@ -8,7 +8,7 @@ use super::Listen;
 use serde::Deserialize;
 
 /// `[http]`: the HTTPS listener and the limits it enforces on clients.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// Serve the HTTPS listener. Default `true`.
@@ -60,7 +60,7 @@ impl Default for HttpConfig {
 }
 
 /// `[xsi]`: XSI-Actions authentication and behaviour.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct XsiConfig {
     /// The HTTP Basic realm. Default `BroadWorks`.
@@ -108,7 +108,7 @@ impl Default for XsiConfig {
 }
 
 /// `[cti]`: the CTI listener (XSI-Events and XSI-Actions over mutual TLS).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CtiConfig {
     /// Serve the CTI listener. Default: on with the development PKI or when `trust_file`
@@ -140,7 +140,7 @@ impl Default for CtiConfig {
 }
 
 /// `[xsi_events]`: event channels, subscriptions and acknowledged delivery.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct XsiEventsConfig {
     /// Smallest channel or subscription lifetime granted; shorter requests get this.

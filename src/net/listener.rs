@@ -31,6 +31,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::config::Live;
 use crate::shutdown::Shutdown;
 
 /// Listen backlog: enough for reconnect storms.
@@ -97,7 +98,8 @@ pub struct Listener {
     /// The socket the next accept looks at first, so that none starves the others.
     next: std::sync::atomic::AtomicUsize,
     permits: Arc<Semaphore>,
-    preauth: PreAuthLimits,
+    /// Live: a reload changes the budget for the next connections.
+    preauth: Live<PreAuthLimits>,
     table: Arc<Mutex<PreAuthTable>>,
 }
 
@@ -230,9 +232,14 @@ impl Listener {
             sockets,
             next: std::sync::atomic::AtomicUsize::new(0),
             permits: Arc::new(Semaphore::new(max_connections.max(1))),
-            preauth,
+            preauth: Live::new(preauth),
             table: Arc::default(),
         })
+    }
+
+    /// The pre-authentication budget, which a reload can replace.
+    pub fn preauth(&self) -> Live<PreAuthLimits> {
+        self.preauth.clone()
     }
 
     /// The first bound address (the one a port-0 test connects to).
@@ -263,11 +270,12 @@ impl Listener {
     /// Puts a new connection from `peer` into the pre-authentication budget, evicting the
     /// oldest one when the listener is full; `None` when `peer` has too many already.
     fn admit(&self, peer: IpAddr, shutdown: &Shutdown) -> Option<Admission> {
+        let preauth = self.preauth.get();
         let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
-        if table.by_address.get(&peer).copied().unwrap_or(0) >= self.preauth.per_address.max(1) {
+        if table.by_address.get(&peer).copied().unwrap_or(0) >= preauth.per_address.max(1) {
             return None;
         }
-        while table.by_age.len() >= self.preauth.total.max(1) {
+        while table.by_age.len() >= preauth.total.max(1) {
             table.evict_oldest();
         }
         let id = table.next_id;

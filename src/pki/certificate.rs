@@ -530,6 +530,13 @@ fn other_name_text(value: &[u8]) -> Option<String> {
 }
 
 /// Bytes as upper-case colon-separated hex, the way openssl prints key identifiers.
+/// The SHA-256 fingerprint of a DER certificate, colon-separated upper-case hex (as
+/// `openssl x509 -fingerprint -sha256` prints it).
+pub fn sha256_fingerprint(der: &[u8]) -> String {
+    use sha2::Digest;
+    colon_hex(&sha2::Sha256::digest(der))
+}
+
 pub(super) fn colon_hex(bytes: &[u8]) -> String {
     bytes
         .iter()

@@ -93,7 +93,7 @@ pub fn describe(cert: &Certificate, now: OffsetDateTime) -> Description {
         authority_key_id: cert.authority_key_id.clone(),
         ca_issuer_urls: cert.ca_issuer_urls.clone(),
         ocsp_urls: cert.ocsp_urls.clone(),
-        sha256_fingerprint: colon_hex(&sha2::Sha256::digest(cert.der.as_ref())),
+        sha256_fingerprint: super::certificate::sha256_fingerprint(cert.der.as_ref()),
         sha1_fingerprint: colon_hex(&sha1::Sha1::digest(cert.der.as_ref())),
     }
 }

@@ -262,7 +262,7 @@ impl Telephony {
                 .redirect(&callee, call, offer, reason, to.as_deref())
                 .await;
         }
-        let busy = self.calls.count_of(&callee.id) >= self.quotas.max_calls_per_user.get()
+        let busy = self.calls.count_of(&callee.id) >= self.quotas().max_calls_per_user.get()
             || !self.bridge_has_room(bridge_of(&offer.call_ref));
         if busy {
             if let Some(to) = self.forward_busy(&callee).await? {

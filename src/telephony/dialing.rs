@@ -185,7 +185,7 @@ impl Telephony {
     /// connected or every one refused.
     pub async fn place_call(&self, caller: &User, address: &str) -> Result<Call, TelephonyError> {
         let destination = self.resolve(caller, address).await?;
-        let limit = self.quotas.max_calls_per_user.get();
+        let limit = self.quotas().max_calls_per_user.get();
         if self.calls.count_of(&caller.id) >= limit {
             crate::telemetry::quota_refusal("max_calls_per_user");
             return Err(TelephonyError::Quota {

@@ -27,7 +27,7 @@ impl Telephony {
         user_id: &str,
         item: &RosterItem,
     ) -> Result<(), TelephonyError> {
-        let limit = self.quotas.max_roster_items.get();
+        let limit = self.quotas().max_roster_items.get();
         match self.store.put_roster_item(user_id, item, limit).await {
             Err(StoreError::Full { limit }) => {
                 crate::telemetry::quota_refusal("max_roster_items");

@@ -50,7 +50,7 @@ mod tests;
 mod transport;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -60,10 +60,10 @@ use tokio::net::TcpStream;
 use super::error::XmppError;
 use super::ns;
 use super::roster::{Rosters, SessionPresence};
-use super::router::{Outbound, Router};
+use super::router::{ConnectionInfo, Outbound, Router};
 use super::sm::StreamManagement;
 use super::stream::{for_stream, ElementLimits};
-use crate::config::{Config, XmppConfig};
+use crate::config::{Config, LimitsConfig, Live, XmppConfig};
 use crate::credentials::{LoginBudgets, LoginLimiter};
 use crate::net::listener::{Admission, PhaseEnd};
 use crate::shutdown::Shutdown;
@@ -81,10 +81,10 @@ const READ_BUFFER: usize = 128;
 /// Everything client sessions share.
 pub struct ClientService {
     settings: XmppConfig,
-    limits: ElementLimits,
-    tls_handshake: Duration,
+    /// `[limits]`, live: each connection takes those in force when it starts.
+    limits: Live<LimitsConfig>,
     domain: String,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Live<rustls::ServerConfig>>,
     router: Router,
     telephony: Telephony,
     rosters: Rosters,
@@ -107,7 +107,7 @@ impl std::fmt::Debug for ClientService {
 
 /// What the negotiation of one connection runs under.
 struct Phase<'a> {
-    peer: IpAddr,
+    peer: SocketAddr,
     /// `login_timeout_secs` from the first byte.
     deadline: tokio::time::Instant,
     /// The connection's place in the c2s listener's budgets (none over WebSocket, whose
@@ -149,6 +149,8 @@ struct Bound {
     sm: Option<StreamManagement>,
     /// The session was resumed (the components already know of it).
     resumed: bool,
+    /// What the admin API shows of it; the session counts its stanzas here.
+    info: Arc<ConnectionInfo>,
 }
 
 /// Writes a stanza to the client, remembering it for XEP-0198 when that is on.
@@ -166,16 +168,18 @@ fn send<T: Transport>(
 }
 
 impl ClientService {
-    /// The service under `config`; `tls` is offered through STARTTLS (None: plain only).
+    /// The service under `config` and the live `limits`; `tls` is offered through
+    /// STARTTLS (None: plain only).
     pub fn new(
         config: &Config,
-        tls: Option<Arc<rustls::ServerConfig>>,
+        limits: Live<LimitsConfig>,
+        tls: Option<Live<rustls::ServerConfig>>,
         router: Router,
         telephony: Telephony,
     ) -> Self {
         let settings = config.xmpp.clone();
         let scram_iterations = config.store.scram_iterations;
-        let rosters = Rosters::new(telephony.clone(), router.clone(), config.quotas.clone());
+        let rosters = Rosters::new(telephony.clone(), router.clone());
         let throttle = LoginLimiter::new(LoginBudgets {
             per_account_per_address: settings.failed_logins_per_account_per_minute.get(),
             per_address: settings.failed_logins_per_address_per_minute.get(),
@@ -185,12 +189,9 @@ impl ClientService {
         });
         ClientService {
             domain: router.domain().to_owned(),
-            limits: ElementLimits::from_config(config),
-            tls_handshake: config
-                .limits
-                .tls_handshake_within(settings.login_timeout_secs.get()),
+            limits,
             settings,
-            tls: tls.map(tokio_rustls::TlsAcceptor::from),
+            tls,
             router,
             telephony,
             rosters,
@@ -206,7 +207,7 @@ impl ClientService {
 
     /// What one element from a client may be.
     pub(crate) fn element_limits(&self) -> ElementLimits {
-        self.limits
+        ElementLimits::new(self.settings.max_stanza_bytes.get(), &self.limits.get())
     }
 
     fn route(&self, stanza: Element) -> super::router::Delivery {
@@ -226,7 +227,7 @@ impl ClientService {
         let deadline = tokio::time::Instant::now()
             + Duration::from_secs(self.settings.login_timeout_secs.get());
         let phase = Phase {
-            peer: peer.ip(),
+            peer,
             deadline,
             admission: Some(&admission),
             shutdown: &shutdown,
@@ -250,12 +251,18 @@ impl ClientService {
 
     /// The TLS handshake after `<proceed/>`, and the encrypted stream to its end.
     async fn tls_phase(self: &Arc<Self>, tcp: TcpStream, phase: &Phase<'_>) {
-        let Some(acceptor) = self.tls.clone() else {
+        let Some(acceptor) = self
+            .tls
+            .as_ref()
+            .map(|tls| tokio_rustls::TlsAcceptor::from(tls.get()))
+        else {
             return;
         };
-        let tls_deadline = phase
-            .deadline
-            .min(tokio::time::Instant::now() + self.tls_handshake);
+        let handshake = self
+            .limits
+            .get()
+            .tls_handshake_within(self.settings.login_timeout_secs.get());
+        let tls_deadline = phase.deadline.min(tokio::time::Instant::now() + handshake);
         // No local holds the TLS stream across an await (the handshake is boxed, its result
         // a temporary): the transport is its only copy in this future, which every idle
         // session keeps.
@@ -284,7 +291,7 @@ impl ClientService {
     pub(crate) async fn handle_websocket<T: Transport>(
         self: &Arc<Self>,
         mut transport: T,
-        peer: IpAddr,
+        peer: SocketAddr,
         shutdown: Shutdown,
     ) {
         let phase = Phase {

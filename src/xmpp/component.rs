@@ -26,7 +26,6 @@
 //! flush per batch), and shutdown (`system-shutdown`).
 
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -39,10 +38,10 @@ use tracing::Instrument;
 
 use super::error::{StreamCondition, XmppError};
 use super::keepalive::{self, Due, KeepAlive};
-use super::router::{take_batch, ComponentPolicy, Delivery, Outbound, Router};
+use super::router::{take_batch, ComponentPolicy, ConnectionInfo, Delivery, Outbound, Router};
 use super::stream::{for_stream, ElementLimits, StreamReader, StreamWriter};
 use super::{ns, services, stanza};
-use crate::config::{ComponentConfig, Config, XmppConfig};
+use crate::config::{ComponentConfig, Config, LimitsConfig, Live, XmppConfig};
 use crate::credentials::{LoginBudgets, LoginLimiter};
 use crate::net::listener::Admission;
 use crate::shutdown::Shutdown;
@@ -58,7 +57,7 @@ struct ComponentEntry {
 /// Components from the config file and those registered in the telephony model. Config
 /// wins for a name in both.
 pub struct ComponentDirectory {
-    configured: HashMap<String, ComponentEntry>,
+    configured: RwLock<HashMap<String, ComponentEntry>>,
     telephony: Telephony,
     known: RwLock<HashSet<String>>,
 }
@@ -66,7 +65,7 @@ pub struct ComponentDirectory {
 impl std::fmt::Debug for ComponentDirectory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ComponentDirectory")
-            .field("configured", &self.configured.keys().collect::<Vec<_>>())
+            .field("known", &self.known)
             .finish_non_exhaustive()
     }
 }
@@ -77,6 +76,22 @@ impl ComponentDirectory {
         configured: &[ComponentConfig],
         telephony: Telephony,
     ) -> Result<Self, crate::telephony::TelephonyError> {
+        let directory = ComponentDirectory {
+            configured: RwLock::new(HashMap::new()),
+            telephony,
+            known: RwLock::new(HashSet::new()),
+        };
+        directory.reload(configured).await?;
+        Ok(directory)
+    }
+
+    /// Puts the config file's components in force (start-up and reload): new handshakes
+    /// check the new secrets and policies. Returns the names no longer configured nor
+    /// registered.
+    pub async fn reload(
+        &self,
+        configured: &[ComponentConfig],
+    ) -> Result<Vec<String>, crate::telephony::TelephonyError> {
         let configured: HashMap<String, ComponentEntry> = configured
             .iter()
             .map(|c| {
@@ -98,20 +113,27 @@ impl ComponentDirectory {
             })
             .collect();
         let mut known: HashSet<String> = configured.keys().cloned().collect();
-        for stored in telephony.registered_components().await? {
+        for stored in self.telephony.registered_components().await? {
             known.insert(stored.name.to_ascii_lowercase());
         }
-        Ok(ComponentDirectory {
-            configured,
-            telephony,
-            known: RwLock::new(known),
-        })
+        *self.configured.write().unwrap_or_else(|e| e.into_inner()) = configured;
+        let mut old = self.known.write().unwrap_or_else(|e| e.into_inner());
+        let mut removed: Vec<String> = old.difference(&known).cloned().collect();
+        removed.sort();
+        *old = known;
+        Ok(removed)
     }
 
     async fn lookup(&self, name: &str) -> Option<ComponentEntry> {
         let name = name.to_ascii_lowercase();
-        if let Some(entry) = self.configured.get(&name) {
-            return Some(entry.clone());
+        let configured = self
+            .configured
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&name)
+            .cloned();
+        if configured.is_some() {
+            return configured;
         }
         // Asked each time, so `bridgehead component add` works without a restart.
         let stored = match self.telephony.registered_component(&name).await {
@@ -134,6 +156,17 @@ impl ComponentDirectory {
         })
     }
 
+    /// Every component name (configured or registered), sorted.
+    pub fn known(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .known
+            .read()
+            .map(|k| k.iter().cloned().collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
     /// Whether `domain` is a component (connected or not).
     pub fn is_known(&self, domain: &str) -> bool {
         self.known
@@ -152,9 +185,9 @@ impl super::router::KnownComponents for ComponentDirectory {
 /// Everything a component connection needs, shared by all of them.
 pub struct ComponentService {
     settings: XmppConfig,
-    limits: ElementLimits,
-    tls_handshake: Duration,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    /// `[limits]`, live: each connection takes those in force when it starts.
+    limits: Live<LimitsConfig>,
+    tls: Option<Live<rustls::ServerConfig>>,
     router: Router,
     directory: Arc<ComponentDirectory>,
     failures: LoginLimiter,
@@ -168,10 +201,12 @@ impl std::fmt::Debug for ComponentService {
 }
 
 impl ComponentService {
-    /// A service using `tls` (None = plain TCP) under `config`'s `[xmpp]` and `[limits]`.
+    /// A service using `tls` (None = plain TCP) under `config`'s `[xmpp]` and the live
+    /// `limits`.
     pub fn new(
         config: &Config,
-        tls: Option<Arc<rustls::ServerConfig>>,
+        limits: Live<LimitsConfig>,
+        tls: Option<Live<rustls::ServerConfig>>,
         router: Router,
         directory: Arc<ComponentDirectory>,
         rayo: Arc<super::rayo::RayoClient>,
@@ -180,11 +215,8 @@ impl ComponentService {
         ComponentService {
             rayo,
             settings: config.xmpp.clone(),
-            limits: ElementLimits::from_config(config),
-            tls_handshake: config
-                .limits
-                .tls_handshake_within(config.xmpp.handshake_timeout_secs.get()),
-            tls: tls.map(tokio_rustls::TlsAcceptor::from),
+            limits,
+            tls,
             router,
             directory,
             failures: LoginLimiter::new(LoginBudgets {
@@ -204,9 +236,15 @@ impl ComponentService {
         shutdown: Shutdown,
     ) {
         // Each phase in a future of its own: an idle connection holds only its session.
+        let limits = self.limits.get();
         match &self.tls {
-            Some(acceptor) => {
-                let accept = admission.phase(self.tls_handshake, acceptor.accept(tcp));
+            Some(tls) => {
+                let handshake =
+                    limits.tls_handshake_within(self.settings.handshake_timeout_secs.get());
+                let accept = admission.phase(
+                    handshake,
+                    tokio_rustls::TlsAcceptor::from(tls.get()).accept(tcp),
+                );
                 match Box::pin(accept).await {
                     Ok(Ok(tls)) => Box::pin(self.session(tls, peer, admission, shutdown)).await,
                     Ok(Err(e)) => tracing::info!(error = %e, "TLS handshake failed"),
@@ -227,21 +265,17 @@ impl ComponentService {
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
         let (read_half, write_half) = tokio::io::split(io);
-        let mut reader = StreamReader::new(BufReader::new(read_half), self.limits);
+        let limits = ElementLimits::new(self.settings.max_stanza_bytes.get(), &self.limits.get());
+        let mut reader = StreamReader::new(BufReader::new(read_half), limits);
         let mut writer = StreamWriter::new(write_half, ns::COMPONENT)
             .with_write_timeout(Duration::from_secs(self.settings.write_timeout_secs.get()));
         let deadline = Duration::from_secs(self.settings.handshake_timeout_secs.get());
         let mut header_sent = false;
+        let started = std::time::Instant::now();
         let opened = admission
             .phase(
                 deadline,
-                self.open(
-                    &mut reader,
-                    &mut writer,
-                    &mut header_sent,
-                    peer.ip(),
-                    &admission,
-                ),
+                self.open(&mut reader, &mut writer, &mut header_sent, peer, &admission),
             )
             .await
             .unwrap_or_else(|end| {
@@ -250,16 +284,16 @@ impl ComponentService {
                     self.settings.handshake_timeout_secs.get(),
                 ))
             });
-        let (name, mut attachment, hold_secs) = match opened {
+        let (name, mut attachment, hold_secs, info) = match opened {
             Ok(opened) => opened,
             Err(error) => {
-                crate::telemetry::handshake(false);
+                crate::telemetry::handshake(false, started.elapsed());
                 tracing::info!(%error, "component handshake refused");
                 close(&mut writer, header_sent, error.condition()).await;
                 return;
             }
         };
-        crate::telemetry::handshake(true);
+        crate::telemetry::handshake(true, started.elapsed());
         crate::telemetry::component_connections(1.0);
         let span = tracing::info_span!("component", name = %name);
         let condition = async {
@@ -270,6 +304,7 @@ impl ComponentService {
                     &mut reader,
                     &mut writer,
                     &mut attachment.queue,
+                    &info,
                     &shutdown,
                 )
                 .await;
@@ -300,9 +335,9 @@ impl ComponentService {
         reader: &mut StreamReader<R>,
         writer: &mut StreamWriter<W>,
         header_sent: &mut bool,
-        peer: IpAddr,
+        peer: std::net::SocketAddr,
         admission: &Admission,
-    ) -> Result<(String, super::router::Attachment, u64), XmppError>
+    ) -> Result<(String, super::router::Attachment, u64, Arc<ConnectionInfo>), XmppError>
     where
         R: tokio::io::AsyncBufRead + Unpin,
         W: AsyncWrite + Unpin,
@@ -341,7 +376,7 @@ impl ComponentService {
                 format!("<{}> before the handshake", handshake.name()),
             ));
         }
-        let Ok(attempt) = self.failures.reserve(Some(&name), peer) else {
+        let Ok(attempt) = self.failures.reserve(Some(&name), peer.ip()) else {
             crate::telemetry::throttled_attempt("component");
             return Err(XmppError::stream(
                 StreamCondition::NotAuthorized,
@@ -366,13 +401,14 @@ impl ComponentService {
                 "the component listener is at max_component_connections",
             ));
         }
+        let info = ConnectionInfo::new(peer, "component");
         let attachment = self
             .router
-            .attach(&name, &entry.policy)
+            .attach(&name, &entry.policy, Arc::clone(&info))
             .map_err(|e| XmppError::stream(StreamCondition::Conflict, e.to_string()))?;
         writer.element(&Element::bare("handshake", ns::COMPONENT))?;
         writer.flush().await?;
-        Ok((name, attachment, entry.policy.hold_secs))
+        Ok((name, attachment, entry.policy.hold_secs, info))
     }
 
     /// The session loop. Returns the stream error to close with, if any.
@@ -382,6 +418,7 @@ impl ComponentService {
         reader: &mut StreamReader<R>,
         writer: &mut StreamWriter<W>,
         queue: &mut tokio::sync::mpsc::Receiver<Outbound>,
+        info: &ConnectionInfo,
         shutdown: &Shutdown,
     ) -> Result<Option<StreamCondition>, XmppError>
     where
@@ -405,6 +442,7 @@ impl ComponentService {
                 inbound = reader.read_element() => {
                     let Some(element) = inbound? else { return Ok(None) };
                     keepalive.heard();
+                    info.received(1);
                     self.inbound(name, element)?;
                 }
                 outbound = queue.recv() => {
@@ -413,6 +451,7 @@ impl ComponentService {
                         writer.element(&for_stream(stanza, ns::COMPONENT))?;
                     }
                     writer.flush().await?;
+                    info.sent(stanzas.len() as u64);
                     if close.is_some() {
                         return Ok(close);
                     }

@@ -32,7 +32,6 @@ use super::ns;
 use super::router::Router;
 use super::stanza;
 use super::stanza::attr;
-use crate::config::QuotasConfig;
 use crate::telephony::{RosterItem, RosterSubscription, Telephony, TelephonyError};
 use crate::xmpp::error::StanzaCondition;
 
@@ -56,7 +55,6 @@ pub struct SessionPresence {
 pub struct Rosters {
     telephony: Telephony,
     router: Router,
-    quotas: Arc<QuotasConfig>,
     changes: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -138,11 +136,10 @@ pub fn bare_of(jid: &str) -> Option<String> {
 
 impl Rosters {
     /// Rosters kept by `telephony`, delivering through `router`.
-    pub fn new(telephony: Telephony, router: Router, quotas: QuotasConfig) -> Self {
+    pub fn new(telephony: Telephony, router: Router) -> Self {
         Rosters {
             telephony,
             router,
-            quotas: Arc::new(quotas),
             changes: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
@@ -188,8 +185,8 @@ impl Rosters {
 
     /// The roster set's `name` and groups, or the `not-acceptable` reason.
     fn check_item_text(&self, name: Option<&str>, groups: &[String]) -> Result<(), String> {
-        let max_groups = self.quotas.max_roster_groups_per_item.get();
-        let max_bytes = self.quotas.max_roster_text_bytes.get();
+        let max_groups = self.telephony.quotas().max_roster_groups_per_item.get();
+        let max_bytes = self.telephony.quotas().max_roster_text_bytes.get();
         if groups.len() > max_groups {
             crate::telemetry::quota_refusal("max_roster_groups_per_item");
             return Err(format!("more than {max_groups} groups"));

@@ -20,7 +20,10 @@
 //! sessions and local delivery; `router/requests.rs` the server's own requests.
 
 mod clients;
+mod live;
 mod requests;
+
+pub use live::{ConnectionInfo, ConnectionView};
 
 use crate::xmpp::error::StanzaCondition;
 use std::collections::{HashMap, VecDeque};
@@ -85,6 +88,7 @@ pub struct ComponentPolicy {
 struct Connection {
     id: u64,
     queue: mpsc::Sender<Outbound>,
+    info: Arc<ConnectionInfo>,
 }
 
 #[derive(Debug, Default)]
@@ -163,6 +167,7 @@ struct ClientConnection {
     id: u64,
     resource: String,
     queue: mpsc::Sender<Outbound>,
+    info: Arc<ConnectionInfo>,
     /// The last available presence the resource broadcast; `None` while unavailable.
     presence: Option<Box<Element>>,
     priority: i32,
@@ -244,7 +249,12 @@ impl Router {
     }
 
     /// Registers a connection for component `name` under `policy`.
-    pub fn attach(&self, name: &str, policy: &ComponentPolicy) -> Result<Attachment, AttachError> {
+    pub fn attach(
+        &self,
+        name: &str,
+        policy: &ComponentPolicy,
+        info: Arc<ConnectionInfo>,
+    ) -> Result<Attachment, AttachError> {
         let name = name.to_ascii_lowercase();
         let (tx, rx) = mpsc::channel(self.inner.queue_len);
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
@@ -283,7 +293,11 @@ impl Router {
             }
         }
         let overflow: Vec<Element> = slot.held.drain(..).collect();
-        slot.connections.push(Connection { id, queue: tx });
+        slot.connections.push(Connection {
+            id,
+            queue: tx,
+            info,
+        });
         drop(slots);
         for stanza in overflow {
             self.bounce(stanza, StanzaCondition::ResourceConstraint);

@@ -136,7 +136,7 @@ impl Handler for WebSocketEndpoint {
         let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
         let upgrade = hyper::upgrade::on(&mut request);
         let clients = Arc::clone(&self.clients);
-        let (peer, shutdown) = (context.peer.ip(), context.shutdown.clone());
+        let (peer, shutdown) = (context.peer, context.shutdown.clone());
         let write_timeout = self.write_timeout;
         let config = WebSocketConfig::default()
             .max_message_size(Some(self.max_message_bytes))

@@ -102,6 +102,30 @@ enum Directory {
 }
 
 impl Resource {
+    /// The route template, for metrics (never the raw path: ids would grow the series).
+    fn template(&self) -> &'static str {
+        match self {
+            Resource::Versions => "/versions",
+            Resource::Profile(_) => "/user/{user}/profile",
+            Resource::Devices(_) => "/user/{user}/profile/Device",
+            Resource::Fac(_) => "/user/{user}/profile/Fac",
+            Resource::Registrations(_) => "/user/{user}/profile/Registrations",
+            Resource::Schedules(_) => "/user/{user}/profile/Schedule",
+            Resource::PortalPassword(_) => "/user/{user}/profile/Password/Portal",
+            Resource::Services(_) => "/user/{user}/services",
+            Resource::Service(..) => "/user/{user}/services/{service}",
+            Resource::Directory(_, Directory::Enterprise) => "/user/{user}/directories/Enterprise",
+            Resource::Directory(_, Directory::Group) => "/user/{user}/directories/Group",
+            Resource::Personal(_) => "/user/{user}/directories/Personal",
+            Resource::CallLogs(..) => "/user/{user}/directories/CallLogs",
+            Resource::Calls(_) => "/user/{user}/calls",
+            Resource::HookStatus(_) => "/user/{user}/calls/HookStatus",
+            Resource::NewCall(_) => "/user/{user}/calls/new",
+            Resource::Call(..) => "/user/{user}/calls/{call}",
+            Resource::CallVerb(..) => "/user/{user}/calls/{call}/{verb}",
+        }
+    }
+
     fn parse(path: &str) -> Result<Resource, ApiError> {
         let unknown = || ApiError::UnknownResource(path.to_owned());
         let segments = super::path_segments(path, VERSION_ROOT).ok_or_else(unknown)?;
@@ -631,6 +655,10 @@ fn entry(record: &CallLogRecord) -> model::CallLogsEntry {
 
 #[async_trait]
 impl Handler for XsiActions {
+    fn route(&self, path: &str) -> &'static str {
+        Resource::parse(path).map_or("unknown", |r| r.template())
+    }
+
     async fn handle(
         &self,
         request: Request<Incoming>,

@@ -139,6 +139,23 @@ impl Resource {
         })
     }
 
+    /// The route template, for metrics.
+    fn template(&self) -> &'static str {
+        match self {
+            Resource::OpenChannel => "/channel (async)",
+            Resource::Channel(_) => "/channel/{channel}",
+            Resource::Heartbeat(_) => "/channel/{channel}/heartbeat",
+            Resource::EventResponse => "/channel/eventresponse",
+            Resource::ChannelSet(_) => "/channelset/{set}",
+            Resource::Subscribe(SubscriptionTarget::User { .. }) => "/user/{user}",
+            Resource::Subscribe(SubscriptionTarget::Group { .. }) => "/enterprise/{e}/group/{g}",
+            Resource::Subscribe(SubscriptionTarget::Enterprise { .. }) => "/enterprise/{e}",
+            Resource::Subscribe(SubscriptionTarget::System) => "/system",
+            Resource::Subscriptions => "/subscription",
+            Resource::Subscription(_) => "/subscription/{subscription}",
+        }
+    }
+
     fn allow(&self) -> &'static str {
         match self {
             Resource::OpenChannel | Resource::EventResponse | Resource::Subscribe(_) => "POST",
@@ -526,6 +543,10 @@ impl XsiEvents {
 
 #[async_trait]
 impl Handler for XsiEvents {
+    fn route(&self, path: &str) -> &'static str {
+        Resource::parse(path).map_or("unknown", |r| r.template())
+    }
+
     async fn handle(
         &self,
         request: Request<Incoming>,

@@ -13,6 +13,7 @@ mod cli_checks;
 mod cti;
 mod dns;
 mod hardening;
+mod operate;
 mod pki_issue;
 mod pki_probe;
 mod pki_verify;

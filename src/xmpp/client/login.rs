@@ -88,6 +88,7 @@ impl ClientService {
         auth: &Element,
         peer: IpAddr,
     ) -> Result<Option<Authenticated>, XmppError> {
+        let started = std::time::Instant::now();
         let outcome = self.sasl_exchange(transport, auth, peer).await?;
         let mechanism = auth
             .attr("mechanism")
@@ -95,7 +96,7 @@ impl ClientService {
             .map_or("unknown", Mechanism::name);
         match outcome {
             Ok((account, additional)) => {
-                crate::telemetry::client_login("ok", mechanism);
+                crate::telemetry::client_login("ok", mechanism, started.elapsed());
                 let mut success = Element::builder("success", SASL);
                 if let Some(data) = additional {
                     success = success.append(sasl::encode(data.as_bytes()));
@@ -111,7 +112,7 @@ impl ClientService {
                 } else {
                     "failed"
                 };
-                crate::telemetry::client_login(result, mechanism);
+                crate::telemetry::client_login(result, mechanism, started.elapsed());
                 if failure == Failure::NotAuthorized {
                     tokio::time::sleep(Duration::from_millis(self.settings.auth_failure_delay_ms))
                         .await;

@@ -12,7 +12,7 @@
 //! answered at once.
 
 use crate::xmpp::error::StanzaCondition;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use minidom::Element;
@@ -22,6 +22,7 @@ use super::transport::Transport;
 use super::{Bound, ClientService, Negotiated, Phase, BIND, SASL, SESSION, TLS};
 use crate::xmpp::error::{StreamCondition, XmppError};
 use crate::xmpp::roster::SessionPresence;
+use crate::xmpp::router::ConnectionInfo;
 use crate::xmpp::sasl::{self, Mechanism};
 use crate::xmpp::sm::SM;
 use crate::xmpp::{ns, stanza};
@@ -145,13 +146,13 @@ impl ClientService {
     pub(super) async fn negotiate<T: Transport>(
         &self,
         transport: &mut T,
-        peer: IpAddr,
+        peer: SocketAddr,
     ) -> Result<Negotiated, XmppError> {
-        match self.authenticate_stream(transport, peer).await? {
+        match self.authenticate_stream(transport, peer.ip()).await? {
             BeforeSession::StartTls => Ok(Negotiated::StartTls),
             BeforeSession::Authenticated(account) => {
                 transport.restart();
-                self.bind_stream(transport, &account).await
+                self.bind_stream(transport, &account, peer).await
             }
         }
     }
@@ -225,6 +226,7 @@ impl ClientService {
         &self,
         transport: &mut T,
         account: &Authenticated,
+        peer: SocketAddr,
     ) -> Result<Negotiated, XmppError> {
         self.open_stream(transport, Some(account)).await?;
         loop {
@@ -239,7 +241,7 @@ impl ClientService {
             }
             if stanza::kind(&element) == Some(stanza::Kind::Iq) {
                 if let Some(bind) = element.get_child("bind", BIND) {
-                    if let Some(bound) = self.bind(transport, account, &element, bind)? {
+                    if let Some(bound) = self.bind(transport, account, &element, bind, peer)? {
                         return Ok(Negotiated::Bound(bound));
                     }
                     // The refusal goes out now: the client waits for it.
@@ -261,6 +263,7 @@ impl ClientService {
         account: &Authenticated,
         request: &Element,
         bind: &Element,
+        peer: SocketAddr,
     ) -> Result<Option<Box<Bound>>, XmppError> {
         let reply_error = |transport: &mut T,
                            condition: StanzaCondition|
@@ -283,14 +286,16 @@ impl ClientService {
             return reply_error(transport, StanzaCondition::BadRequest);
         };
         let resource = full.resource().as_str().to_owned();
-        let attachment =
-            match self
-                .router
-                .attach_client(bare, &resource, self.settings.resource_conflict)
-            {
-                Ok(attachment) => attachment,
-                Err(_) => return reply_error(transport, StanzaCondition::Conflict),
-            };
+        let info = ConnectionInfo::new(peer, T::NAME);
+        let attachment = match self.router.attach_client(
+            bare,
+            &resource,
+            self.settings.resource_conflict,
+            Arc::clone(&info),
+        ) {
+            Ok(attachment) => attachment,
+            Err(_) => return reply_error(transport, StanzaCondition::Conflict),
+        };
         transport.write(
             &stanza::iq_result(request)
                 .append(
@@ -310,6 +315,7 @@ impl ClientService {
             queue: attachment.queue,
             sm: None,
             resumed: false,
+            info,
         })))
     }
 }

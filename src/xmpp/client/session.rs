@@ -157,6 +157,7 @@ impl ClientService {
                 inbound = transport.read(), if tokens >= 1.0 => {
                     let Some(element) = inbound? else { return Ok(None) };
                     tokens -= 1.0;
+                    bound.info.received(1);
                     keepalive.heard();
                     // An `<a/>` or `<r/>` of the client's never brings a request of ours.
                     let nonza = element.ns() == SM;
@@ -175,6 +176,7 @@ impl ClientService {
                     for stanza in &stanzas {
                         send(transport, &mut bound.sm, stanza)?;
                     }
+                    bound.info.sent(stanzas.len() as u64);
                     if let Some(condition) = self.check_unacked(&bound.sm) {
                         return Ok(Some(condition));
                     }
@@ -233,6 +235,7 @@ impl ClientService {
                 };
                 transport.write(&enabled)?;
                 bound.sm = Some(state);
+                bound.info.stream_management_enabled();
             }
             ("enable", Some(_)) | ("r", None) => {
                 transport.write(&sm::failed(StanzaCondition::UnexpectedRequest))?

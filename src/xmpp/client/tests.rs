@@ -3,7 +3,7 @@
 //! acknowledgement requests and resumption timeouts are checked in milliseconds and
 //! without sleeping.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,7 +97,14 @@ async fn node(adjust: impl FnOnce(&mut Config)) -> Node {
         .await
         .unwrap();
     let router = Router::new("localhost", 64, 16, Arc::new(|_: &str| false));
-    let service = Arc::new(ClientService::new(&config, None, router.clone(), telephony));
+    let limits = crate::config::Live::new(config.limits.clone());
+    let service = Arc::new(ClientService::new(
+        &config,
+        limits,
+        None,
+        router.clone(),
+        telephony,
+    ));
     Node {
         service,
         router,
@@ -115,7 +122,7 @@ impl Node {
         let task = tokio::spawn(async move {
             let transport = TcpTransport::new(server, &service, true);
             service
-                .handle_websocket(transport, IpAddr::V4(Ipv4Addr::LOCALHOST), shutdown)
+                .handle_websocket(transport, (Ipv4Addr::LOCALHOST, 5000).into(), shutdown)
                 .await;
         });
         (

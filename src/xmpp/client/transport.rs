@@ -56,7 +56,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> TcpTransport<S> {
         TcpTransport {
             reader: StreamReader::new(
                 BufReader::with_capacity(READ_BUFFER, read_half),
-                service.limits,
+                service.element_limits(),
             ),
             writer: StreamWriter::new(write_half, ns::CLIENT).with_write_timeout(
                 Duration::from_secs(service.settings.write_timeout_secs.get()),

@@ -10,10 +10,13 @@ use tokio::sync::mpsc;
 
 use std::sync::atomic::Ordering;
 
-use super::{AttachError, Attachment, ClientConnection, Delivery, Outbound, Router};
+use super::{
+    AttachError, Attachment, ClientConnection, ConnectionInfo, Delivery, Outbound, Router,
+};
 use crate::config::ResourceConflict;
 use crate::xmpp::error::StreamCondition;
 use crate::xmpp::stanza;
+use std::sync::Arc;
 
 impl Router {
     pub(super) fn clients(
@@ -29,6 +32,7 @@ impl Router {
         bare: &str,
         resource: &str,
         conflict: ResourceConflict,
+        info: Arc<ConnectionInfo>,
     ) -> Result<Attachment, AttachError> {
         let (tx, rx) = mpsc::channel(self.inner.queue_len);
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
@@ -54,6 +58,7 @@ impl Router {
             id,
             resource: resource.to_owned(),
             queue: tx,
+            info,
             presence: None,
             priority: 0,
         });

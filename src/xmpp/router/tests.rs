@@ -9,6 +9,10 @@ fn policy(max: u32, on_conflict: OnConflict) -> ComponentPolicy {
     }
 }
 
+fn info() -> Arc<ConnectionInfo> {
+    ConnectionInfo::new(([127, 0, 0, 1], 5000).into(), "component")
+}
+
 fn message(from: &str, to: &str) -> Element {
     Element::builder("message", "jabber:component:accept")
         .attr(rxml::xml_ncname!("from").to_owned(), from)
@@ -27,10 +31,10 @@ fn stanza_of(item: Option<Outbound>) -> Element {
 fn replace_closes_the_old_connection_with_conflict() {
     let router = Router::new("example.com", 8, 100, Arc::new(|_: &str| true));
     let mut old = router
-        .attach("b.example.com", &policy(1, OnConflict::Replace))
+        .attach("b.example.com", &policy(1, OnConflict::Replace), info())
         .unwrap();
     let _new = router
-        .attach("b.example.com", &policy(1, OnConflict::Replace))
+        .attach("b.example.com", &policy(1, OnConflict::Replace), info())
         .unwrap();
     assert!(matches!(
         old.queue.try_recv(),
@@ -43,10 +47,10 @@ fn replace_closes_the_old_connection_with_conflict() {
 fn reject_refuses_the_new_connection() {
     let router = Router::new("example.com", 8, 100, Arc::new(|_: &str| true));
     let _old = router
-        .attach("b.example.com", &policy(1, OnConflict::Reject))
+        .attach("b.example.com", &policy(1, OnConflict::Reject), info())
         .unwrap();
     assert!(router
-        .attach("b.example.com", &policy(1, OnConflict::Reject))
+        .attach("b.example.com", &policy(1, OnConflict::Reject), info())
         .is_err());
 }
 
@@ -54,10 +58,10 @@ fn reject_refuses_the_new_connection() {
 fn balance_spreads_keeps_full_jids_sticky_and_fails_over() {
     let router = Router::new("example.com", 64, 100, Arc::new(|_: &str| true));
     let p = policy(2, OnConflict::Balance);
-    let mut a = router.attach("b.example.com", &p).unwrap();
-    let mut b = router.attach("b.example.com", &p).unwrap();
+    let mut a = router.attach("b.example.com", &p, info()).unwrap();
+    let mut b = router.attach("b.example.com", &p, info()).unwrap();
     assert!(
-        router.attach("b.example.com", &p).is_err(),
+        router.attach("b.example.com", &p, info()).is_err(),
         "max_connections applies"
     );
     for i in 0..4 {
@@ -105,7 +109,7 @@ fn undeliverable_stanzas_bounce_with_the_right_condition() {
         Arc::new(|d: &str| d == "down.example.com"),
     );
     let mut sender = router
-        .attach("c.example.com", &policy(1, OnConflict::Replace))
+        .attach("c.example.com", &policy(1, OnConflict::Replace), info())
         .unwrap();
     assert_eq!(
         router.route(message("x@c.example.com", "y@down.example.com")),
@@ -145,10 +149,10 @@ fn undeliverable_stanzas_bounce_with_the_right_condition() {
 fn a_full_queue_disconnects_the_slow_consumer_and_bounces() {
     let router = Router::new("example.com", 1, 100, Arc::new(|_: &str| true));
     let mut slow = router
-        .attach("slow.example.com", &policy(1, OnConflict::Replace))
+        .attach("slow.example.com", &policy(1, OnConflict::Replace), info())
         .unwrap();
     let _sender = router
-        .attach("c.example.com", &policy(1, OnConflict::Replace))
+        .attach("c.example.com", &policy(1, OnConflict::Replace), info())
         .unwrap();
     assert_eq!(
         router.route(message("x@c.example.com", "slow.example.com")),
@@ -166,10 +170,10 @@ fn a_full_queue_disconnects_the_slow_consumer_and_bounces() {
 fn held_stanzas_reach_the_component_when_it_returns() {
     let router = Router::new("example.com", 8, 2, Arc::new(|_: &str| true));
     let mut sender = router
-        .attach("c.example.com", &policy(1, OnConflict::Replace))
+        .attach("c.example.com", &policy(1, OnConflict::Replace), info())
         .unwrap();
     let first = router
-        .attach("b.example.com", &policy(1, OnConflict::Replace))
+        .attach("b.example.com", &policy(1, OnConflict::Replace), info())
         .unwrap();
     router.detach("b.example.com", first.id, 30);
     for i in 0..2 {
@@ -185,7 +189,7 @@ fn held_stanzas_reach_the_component_when_it_returns() {
     );
     assert!(sender.queue.try_recv().is_ok(), "the overflow was bounced");
     let mut back = router
-        .attach("b.example.com", &policy(1, OnConflict::Replace))
+        .attach("b.example.com", &policy(1, OnConflict::Replace), info())
         .unwrap();
     assert_eq!(
         stanza_of(back.queue.try_recv().ok()).attr("to"),
@@ -201,10 +205,10 @@ fn held_stanzas_reach_the_component_when_it_returns() {
 fn held_stanzas_that_expire_are_bounced() {
     let router = Router::new("example.com", 8, 10, Arc::new(|_: &str| true));
     let mut sender = router
-        .attach("c.example.com", &policy(1, OnConflict::Replace))
+        .attach("c.example.com", &policy(1, OnConflict::Replace), info())
         .unwrap();
     let gone = router
-        .attach("b.example.com", &policy(1, OnConflict::Replace))
+        .attach("b.example.com", &policy(1, OnConflict::Replace), info())
         .unwrap();
     router.detach("b.example.com", gone.id, 1);
     assert_eq!(
@@ -226,5 +230,57 @@ fn held_stanzas_that_expire_are_bounced() {
         router.route(message("x@c.example.com", "b.example.com")),
         Delivery::Bounced(StanzaCondition::ServiceUnavailable),
         "after the hold, stanzas bounce at once"
+    );
+}
+
+#[test]
+fn the_admin_sees_connections_and_kicks_them_with_policy_violation() {
+    let router = Router::new("example.com", 8, 100, Arc::new(|_: &str| true));
+    let p = policy(2, OnConflict::Balance);
+    let mut a = router.attach("b.example.com", &p, info()).unwrap();
+    let mut b = router.attach("b.example.com", &p, info()).unwrap();
+    assert_eq!(
+        router.route(message("u@example.com", "b.example.com")),
+        Delivery::Delivered
+    );
+    let views = router.component_views();
+    assert_eq!(views.len(), 2);
+    assert_eq!(views.iter().map(|v| v.queue_depth).sum::<usize>(), 1);
+    assert_eq!(views[0].remote, "127.0.0.1:5000");
+    assert_eq!(router.kick_component("B.example.com"), 2);
+    for queue in [&mut a.queue, &mut b.queue] {
+        let closed = std::iter::from_fn(|| queue.try_recv().ok())
+            .any(|item| matches!(item, Outbound::Close(StreamCondition::PolicyViolation)));
+        assert!(closed);
+    }
+    assert_eq!(router.kick_component("nobody.example.com"), 0);
+
+    let mut session = router
+        .attach_client(
+            "alice@example.com",
+            "phone",
+            crate::config::ResourceConflict::Replace,
+            info(),
+        )
+        .unwrap();
+    let _other = router
+        .attach_client(
+            "alice@example.com",
+            "desk",
+            crate::config::ResourceConflict::Replace,
+            info(),
+        )
+        .unwrap();
+    assert_eq!(router.client_views().len(), 2);
+    assert_eq!(router.client_views()[1].sm, Some("off"));
+    let jid = jid::Jid::new("alice@example.com/phone").unwrap();
+    assert_eq!(router.kick_client(&jid), 1);
+    assert!(matches!(
+        session.queue.try_recv(),
+        Ok(Outbound::Close(StreamCondition::PolicyViolation))
+    ));
+    assert_eq!(
+        router.kick_client(&jid::Jid::new("alice@example.com").unwrap()),
+        2
     );
 }

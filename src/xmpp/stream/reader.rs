@@ -30,11 +30,11 @@ pub struct ElementLimits {
 }
 
 impl ElementLimits {
-    /// The limits the configuration sets.
-    pub fn from_config(config: &crate::config::Config) -> Self {
+    /// `max_bytes` (`[xmpp] max_stanza_bytes`) and the depth `limits` allow.
+    pub fn new(max_bytes: usize, limits: &crate::config::LimitsConfig) -> Self {
         ElementLimits {
-            max_bytes: config.xmpp.max_stanza_bytes.get(),
-            max_depth: config.limits.max_xml_depth.get(),
+            max_bytes,
+            max_depth: limits.max_xml_depth.get(),
         }
     }
 }

@@ -34,6 +34,9 @@ mod delivery;
 mod state;
 mod subscriptions;
 mod timers;
+mod views;
+
+pub use views::{ChannelView, SubscriptionView};
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -41,7 +44,7 @@ use std::time::{Duration, Instant};
 use hyper::body::Bytes;
 use tokio::sync::mpsc;
 
-use crate::config::{QuotasConfig, XsiEventsConfig};
+use crate::config::XsiEventsConfig;
 use crate::telephony::SubscriptionTarget;
 use crate::telephony::{EventKind, ServiceName, Telephony, TelephonyError, TelephonyEvent};
 
@@ -135,7 +138,6 @@ pub struct Hub {
     state: Arc<Mutex<State>>,
     telephony: Telephony,
     config: Arc<XsiEventsConfig>,
-    quotas: Arc<QuotasConfig>,
     node_id: Arc<str>,
 }
 
@@ -172,7 +174,6 @@ impl Hub {
     pub async fn load(
         telephony: Telephony,
         config: XsiEventsConfig,
-        quotas: QuotasConfig,
         node_id: &str,
     ) -> Result<Self, TelephonyError> {
         let mut state = State::default();
@@ -183,7 +184,6 @@ impl Hub {
             state: Arc::new(Mutex::new(state)),
             telephony,
             config: Arc::new(config),
-            quotas: Arc::new(quotas),
             node_id: node_id.into(),
         })
     }

@@ -7,6 +7,7 @@ pub mod component;
 pub mod dns;
 pub mod events;
 pub mod https;
+pub mod node;
 pub mod openssl;
 pub mod server;
 

@@ -80,6 +80,7 @@ impl Hub {
             weight: request.weight,
             expires_at,
             last_heartbeat: Instant::now(),
+            opened_at: time::OffsetDateTime::now_utc(),
             queue,
             unresponsive: false,
         });
@@ -215,6 +216,7 @@ impl Hub {
                 .remove(event_id)
                 .ok_or_else(|| HubError::NotFound(format!("event {event_id}")))?;
             let now = Instant::now();
+            crate::telemetry::xsi_event_acked(now.duration_since(unacked.sent_at));
             match status {
                 200 => {
                     if let Some(c) = set.channels.iter_mut().find(|c| c.id == unacked.channel_id) {
@@ -262,7 +264,7 @@ impl Hub {
         let in_open_set = state.sets.get(set_id).is_some_and(|set| {
             set.owner == *owner && set.channels.iter().any(|c| !c.queue.is_closed())
         });
-        let max_channels = self.quotas.max_channels_per_user.get();
+        let max_channels = self.telephony.quotas().max_channels_per_user.get();
         if channels >= max_channels {
             return Err(quota(
                 "max_channels_per_user",
@@ -270,7 +272,7 @@ impl Hub {
                 max_channels,
             ));
         }
-        let max_sets = self.quotas.max_channel_sets_per_user.get();
+        let max_sets = self.telephony.quotas().max_channel_sets_per_user.get();
         if !in_open_set && sets >= max_sets {
             return Err(quota(
                 "max_channel_sets_per_user",

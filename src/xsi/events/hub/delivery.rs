@@ -65,6 +65,7 @@ pub(super) fn enqueue(
         target_id: target.to_owned(),
         data,
         queued_at: Instant::now(),
+        written: false,
     };
     if set
         .channels
@@ -74,8 +75,10 @@ pub(super) fn enqueue(
         send(set, pending, &[], Instant::now());
     } else {
         set.backlog.push_back(pending);
+        crate::telemetry::xsi_events("backlogged", 1);
         while set.backlog.len() > backlog_max {
             set.backlog.pop_front();
+            crate::telemetry::xsi_events("dropped", 1);
         }
     }
 }
@@ -111,11 +114,12 @@ pub(super) fn choose(set: &ChannelSet, tried: &[String]) -> Option<usize> {
 
 /// Sends `pending` on the best channel not in `tried`; a channel that cannot take it ends
 /// and the next is tried. With no channel left, the event waits in the backlog.
-pub(super) fn send(set: &mut ChannelSet, pending: Pending, tried: &[String], now: Instant) {
+pub(super) fn send(set: &mut ChannelSet, mut pending: Pending, tried: &[String], now: Instant) {
     let mut tried = tried.to_vec();
     loop {
         let Some(index) = choose(set, &tried) else {
             set.backlog.push_back(pending);
+            crate::telemetry::xsi_events("backlogged", 1);
             return;
         };
         let channel = &set.channels[index];
@@ -134,6 +138,12 @@ pub(super) fn send(set: &mut ChannelSet, pending: Pending, tried: &[String], now
         );
         match channel.queue.try_send(bytes(document)) {
             Ok(()) => {
+                if !pending.written {
+                    pending.written = true;
+                    crate::telemetry::xsi_event_delivered(
+                        now.saturating_duration_since(pending.queued_at),
+                    );
+                }
                 let channel_id = channel.id.clone();
                 tried.push(channel_id.clone());
                 set.unacked.insert(
@@ -166,6 +176,7 @@ pub(super) fn resend(set: &mut ChannelSet, unacked: Unacked, now: Instant) {
     let has_other = choose(set, &others_tried).is_some();
     let tried = if has_other { others_tried } else { Vec::new() };
     let event_id = unacked.pending.event_id.clone();
+    crate::telemetry::xsi_events("resent", 1);
     send(set, unacked.pending, &tried, now);
     if let Some(sent) = set.unacked.get_mut(&event_id) {
         sent.attempts = attempts;
@@ -183,6 +194,7 @@ pub(super) fn redeliver_from(set: &mut ChannelSet, channel_id: &str, now: Instan
     for id in stranded {
         if let Some(unacked) = set.unacked.remove(&id) {
             let tried = unacked.tried.clone();
+            crate::telemetry::xsi_events("resent", 1);
             send(set, unacked.pending, &tried, now);
         }
     }

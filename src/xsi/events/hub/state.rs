@@ -19,6 +19,7 @@ pub(super) struct Channel {
     pub(super) weight: u32,
     pub(super) expires_at: Option<Instant>,
     pub(super) last_heartbeat: Instant,
+    pub(super) opened_at: time::OffsetDateTime,
     pub(super) queue: mpsc::Sender<Bytes>,
     pub(super) unresponsive: bool,
 }
@@ -32,6 +33,8 @@ pub(super) struct Pending {
     pub(super) target_id: String,
     pub(super) data: EventData,
     pub(super) queued_at: Instant,
+    /// Written to a channel at least once (the delivery latency is measured once).
+    pub(super) written: bool,
 }
 
 pub(super) struct Unacked {

@@ -13,7 +13,7 @@ impl Hub {
         set_id: &str,
         application_id: Option<&str>,
     ) -> Result<(), HubError> {
-        let limit = self.quotas.max_event_id_bytes.get();
+        let limit = self.telephony.quotas().max_event_id_bytes.get();
         for (name, value) in [
             ("channelSetId", Some(set_id)),
             ("applicationId", application_id),
@@ -59,7 +59,7 @@ impl Hub {
         // failed store write takes it back out.
         {
             let mut state = self.state();
-            let limit = self.quotas.max_subscriptions_per_user.get();
+            let limit = self.telephony.quotas().max_subscriptions_per_user.get();
             if state
                 .owner_subscriptions
                 .get(&owner.id)

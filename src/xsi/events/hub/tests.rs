@@ -5,19 +5,18 @@ use crate::telephony::{EventBus, ServiceSettings, Telephony, User};
 
 async fn hub(dir: &std::path::Path, config: XsiEventsConfig) -> (Hub, Vec<User>) {
     let store = SqliteStore::open(&dir.join("db.sqlite3")).unwrap();
-    let telephony = Telephony::new(Arc::new(store), EventBus::new(16), QuotasConfig::default());
+    let telephony = Telephony::new(
+        Arc::new(store),
+        EventBus::new(16),
+        crate::config::QuotasConfig::default(),
+    );
     let mut users = Vec::new();
     for id in ["a@example.com", "b@example.com"] {
         let user = User::test(id, "e", "g");
         telephony.add_user(&user).await.unwrap();
         users.push(user);
     }
-    (
-        Hub::load(telephony, config, QuotasConfig::default(), "node")
-            .await
-            .unwrap(),
-        users,
-    )
+    (Hub::load(telephony, config, "node").await.unwrap(), users)
 }
 
 fn owner(user: &User) -> Owner {

@@ -70,6 +70,7 @@ impl Hub {
                         terminate(&channel, TerminationReason::NonResponsiveChannel);
                     }
                     set.backlog.push_front(unacked.pending);
+                    crate::telemetry::xsi_events("backlogged", 1);
                     continue;
                 }
                 resend(set, unacked, now);
@@ -81,6 +82,7 @@ impl Hub {
                 .is_some_and(|p| now.duration_since(p.queued_at) >= backlog_age)
             {
                 set.backlog.pop_front();
+                crate::telemetry::xsi_events("dropped", 1);
             }
         }
         if !pass_done {
