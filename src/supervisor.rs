@@ -1,7 +1,7 @@
 //! The process and its service manager: `SIGHUP` reloads ([`crate::reload`]), and under
-//! systemd (`Type=notify-reload`, see `dist/bridgehead.service`) the node says
-//! `READY=1` once every listener accepts, `RELOADING=1` … `READY=1` around a `SIGHUP`
-//! reload, `STOPPING=1` when it starts draining, and pings the watchdog at half of
+//! systemd (`Type=notify` with `ExecReload=kill -HUP`, see `dist/bridgehead.service`) the
+//! node says `READY=1` once every listener accepts, `RELOADING=1` … `READY=1` around a
+//! `SIGHUP` reload, `STOPPING=1` when it starts draining, and pings the watchdog at half of
 //! `WatchdogSec` from the async runtime (a stalled runtime stops the pings and systemd
 //! restarts it). Outside systemd (`NOTIFY_SOCKET` unset) the notifications are no-ops.
 

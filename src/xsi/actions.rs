@@ -105,24 +105,26 @@ impl Resource {
     /// The route template, for metrics (never the raw path: ids would grow the series).
     fn template(&self) -> &'static str {
         match self {
-            Resource::Versions => "/versions",
-            Resource::Profile(_) => "/user/{user}/profile",
-            Resource::Devices(_) => "/user/{user}/profile/Device",
-            Resource::Fac(_) => "/user/{user}/profile/Fac",
-            Resource::Registrations(_) => "/user/{user}/profile/Registrations",
-            Resource::Schedules(_) => "/user/{user}/profile/Schedule",
-            Resource::PortalPassword(_) => "/user/{user}/profile/Password/Portal",
-            Resource::Services(_) => "/user/{user}/services",
-            Resource::Service(..) => "/user/{user}/services/{service}",
-            Resource::Directory(_, Directory::Enterprise) => "/user/{user}/directories/Enterprise",
-            Resource::Directory(_, Directory::Group) => "/user/{user}/directories/Group",
-            Resource::Personal(_) => "/user/{user}/directories/Personal",
-            Resource::CallLogs(..) => "/user/{user}/directories/CallLogs",
-            Resource::Calls(_) => "/user/{user}/calls",
-            Resource::HookStatus(_) => "/user/{user}/calls/HookStatus",
-            Resource::NewCall(_) => "/user/{user}/calls/new",
-            Resource::Call(..) => "/user/{user}/calls/{call}",
-            Resource::CallVerb(..) => "/user/{user}/calls/{call}/{verb}",
+            Resource::Versions => "v2.0/versions",
+            Resource::Profile(_) => "v2.0/user/{user}/profile",
+            Resource::Devices(_) => "v2.0/user/{user}/profile/Device",
+            Resource::Fac(_) => "v2.0/user/{user}/profile/Fac",
+            Resource::Registrations(_) => "v2.0/user/{user}/profile/Registrations",
+            Resource::Schedules(_) => "v2.0/user/{user}/profile/Schedule",
+            Resource::PortalPassword(_) => "v2.0/user/{user}/profile/Password/Portal",
+            Resource::Services(_) => "v2.0/user/{user}/services",
+            Resource::Service(..) => "v2.0/user/{user}/services/{service}",
+            Resource::Directory(_, Directory::Enterprise) => {
+                "v2.0/user/{user}/directories/Enterprise"
+            }
+            Resource::Directory(_, Directory::Group) => "v2.0/user/{user}/directories/Group",
+            Resource::Personal(_) => "v2.0/user/{user}/directories/Personal",
+            Resource::CallLogs(..) => "v2.0/user/{user}/directories/CallLogs",
+            Resource::Calls(_) => "v2.0/user/{user}/calls",
+            Resource::HookStatus(_) => "v2.0/user/{user}/calls/HookStatus",
+            Resource::NewCall(_) => "v2.0/user/{user}/calls/new",
+            Resource::Call(..) => "v2.0/user/{user}/calls/{call}",
+            Resource::CallVerb(..) => "v2.0/user/{user}/calls/{call}/{verb}",
         }
     }
 

@@ -142,17 +142,19 @@ impl Resource {
     /// The route template, for metrics.
     fn template(&self) -> &'static str {
         match self {
-            Resource::OpenChannel => "/channel (async)",
-            Resource::Channel(_) => "/channel/{channel}",
-            Resource::Heartbeat(_) => "/channel/{channel}/heartbeat",
-            Resource::EventResponse => "/channel/eventresponse",
-            Resource::ChannelSet(_) => "/channelset/{set}",
-            Resource::Subscribe(SubscriptionTarget::User { .. }) => "/user/{user}",
-            Resource::Subscribe(SubscriptionTarget::Group { .. }) => "/enterprise/{e}/group/{g}",
-            Resource::Subscribe(SubscriptionTarget::Enterprise { .. }) => "/enterprise/{e}",
-            Resource::Subscribe(SubscriptionTarget::System) => "/system",
-            Resource::Subscriptions => "/subscription",
-            Resource::Subscription(_) => "/subscription/{subscription}",
+            Resource::OpenChannel => "v2.0/channel",
+            Resource::Channel(_) => "v2.0/channel/{channel}",
+            Resource::Heartbeat(_) => "v2.0/channel/{channel}/heartbeat",
+            Resource::EventResponse => "v2.0/channel/eventresponse",
+            Resource::ChannelSet(_) => "v2.0/channelset/{set}",
+            Resource::Subscribe(SubscriptionTarget::User { .. }) => "v2.0/user/{user}",
+            Resource::Subscribe(SubscriptionTarget::Group { .. }) => {
+                "v2.0/enterprise/{e}/group/{g}"
+            }
+            Resource::Subscribe(SubscriptionTarget::Enterprise { .. }) => "v2.0/enterprise/{e}",
+            Resource::Subscribe(SubscriptionTarget::System) => "v2.0/system",
+            Resource::Subscriptions => "v2.0/subscription",
+            Resource::Subscription(_) => "v2.0/subscription/{subscription}",
         }
     }
 
