@@ -20,7 +20,10 @@
 //! 405, and for a refused reload 409 (a restart-only key changed) or 422 (the new
 //! configuration or certificates fail the start-up checks). With `[admin] token_file` (required off loopback)
 //! every `/api/` request needs `Authorization: Bearer <token>`, compared in constant time;
-//! `/healthz`, `/metrics` and the page itself (which asks for the token) do not.
+//! `/healthz`, `/metrics` and the page itself (which asks for the token) do not. `/api/`
+//! also refuses (403) a `Host` that is not an IP address, `localhost` or the node's FQDN,
+//! and an `Origin` of another host, so that a web page elsewhere cannot reach it through
+//! the operator's browser (DNS rebinding, cross-site POST).
 
 mod api;
 mod page;
@@ -170,10 +173,12 @@ async fn route(request: Request<Incoming>, state: &AdminState) -> Response<Full<
         ),
         "/" if readable => page::page(),
         "/healthz" | "/metrics" | "/" => not_allowed(),
-        api if api.starts_with("/api/") => match authorized(&request, state) {
-            Ok(()) => api::answer(&method, &api["/api/".len()..], state).await,
-            Err(answer) => answer,
-        },
+        api if api.starts_with("/api/") => {
+            match same_origin(&request, state).and_then(|()| authorized(&request, state)) {
+                Ok(()) => api::answer(&method, &api["/api/".len()..], state).await,
+                Err(answer) => answer,
+            }
+        }
         _ => Answer::Error(StatusCode::NOT_FOUND, format!("no such resource: {path}")),
     };
     answer.into_response()
@@ -199,6 +204,45 @@ fn metrics(state: &AdminState) -> String {
 
 pub(crate) fn not_allowed() -> Answer {
     Answer::Error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed".into())
+}
+
+/// Browsers are kept out of the API unless they come from the page itself: the `Host` must
+/// be an IP address, `localhost` or the node's FQDN (a DNS-rebinding page has its own
+/// name), and an `Origin`, when a browser sends one, must be that same host (a page
+/// elsewhere cannot POST a kick).
+fn same_origin(request: &Request<Incoming>, state: &AdminState) -> Result<(), Answer> {
+    let host = request
+        .headers()
+        .get(hyper::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    let fqdn = state.reloader.config().server.fqdn();
+    let known = name.parse::<std::net::IpAddr>().is_ok()
+        || name.eq_ignore_ascii_case("localhost")
+        || name.eq_ignore_ascii_case(&fqdn);
+    let origin_ok = request
+        .headers()
+        .get(hyper::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|origin| {
+            origin
+                .split_once("://")
+                .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host))
+        });
+    if known && origin_ok {
+        Ok(())
+    } else {
+        crate::telemetry::recent::record("admin", "request from another origin or host name");
+        Err(Answer::Error(
+            StatusCode::FORBIDDEN,
+            "the admin API answers its own page and tools only (Host and Origin must name this listener)".into(),
+        ))
+    }
 }
 
 /// The bearer token check of `/api/` requests (a no-op without `[admin] token_file`).

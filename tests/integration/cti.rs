@@ -16,7 +16,7 @@ use crate::support::server::{http_get, Setup};
 const CTI_EKU: &str = "extendedKeyUsage=clientAuth,1.3.6.1.4.1.6431.1.1.8.2.1.3";
 
 /// A client configuration trusting the server's CA and presenting `chain` + `key`.
-fn client(server_ca: &Path, chain: &Path, key: &Path) -> rustls::ClientConfig {
+pub fn client(server_ca: &Path, chain: &Path, key: &Path) -> rustls::ClientConfig {
     let roots: Vec<_> = bridgehead::pki::input::read_certificates(server_ca)
         .unwrap()
         .into_iter()
@@ -116,7 +116,12 @@ async fn a_cti_application_subscribes_without_passwords_and_gets_client_id_event
 }
 
 /// Sends one request over a CTI connection made with `tls`; true when it was served.
-async fn served(addr: std::net::SocketAddr, tls: rustls::ClientConfig) -> bool {
+pub async fn served(addr: std::net::SocketAddr, tls: rustls::ClientConfig) -> bool {
+    served_for(addr, tls, ALICE).await
+}
+
+/// [`served`], reading `user`'s profile.
+pub async fn served_for(addr: std::net::SocketAddr, tls: rustls::ClientConfig, user: &str) -> bool {
     let https = Https::with_tls(addr, tls);
     let Ok(mut stream) = https.try_tls_stream().await else {
         return false;
@@ -124,7 +129,7 @@ async fn served(addr: std::net::SocketAddr, tls: rustls::ClientConfig) -> bool {
     // With TLS 1.3 the refusal arrives after the client's Finished: on the first read.
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-        url(ALICE, "profile")
+        url(user, "profile")
     );
     if stream.write_all(request.as_bytes()).await.is_err() {
         return false;

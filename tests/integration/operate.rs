@@ -333,3 +333,203 @@ async fn a_certificate_replaced_on_disk_is_picked_up_by_the_watch() {
     );
     assert!(node.count("certificates reloaded") >= 1);
 }
+
+/// A fake service manager: the datagrams the node sends to `NOTIFY_SOCKET`.
+struct Notifications {
+    socket: std::os::unix::net::UnixDatagram,
+    seen: String,
+}
+
+impl Notifications {
+    fn bind(path: &Path) -> Self {
+        let socket = std::os::unix::net::UnixDatagram::bind(path).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        Notifications {
+            socket,
+            seen: String::new(),
+        }
+    }
+
+    /// Reads datagrams until one holds `line` (at most 20 s).
+    fn wait_for(&mut self, line: &str) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut buffer = [0u8; 4096];
+        while std::time::Instant::now() < deadline {
+            if let Ok(n) = self.socket.recv(&mut buffer) {
+                let message = String::from_utf8_lossy(&buffer[..n]).into_owned();
+                self.seen.push_str(&message);
+                if message.lines().any(|l| l == line) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn systemd_hears_ready_reloading_watchdog_and_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bridgehead.toml"), ephemeral_config("")).unwrap();
+    let socket = dir.path().join("notify.sock");
+    let mut manager = Notifications::bind(&socket);
+    let node = Node::start_with(
+        dir.path(),
+        &[
+            ("NOTIFY_SOCKET", socket.to_str().unwrap()),
+            ("WATCHDOG_USEC", "400000"),
+        ],
+    )
+    .await;
+    assert!(manager.wait_for("READY=1"), "{}", manager.seen);
+    assert!(manager.wait_for("WATCHDOG=1"), "{}", manager.seen);
+    node.signal("HUP");
+    assert!(manager.wait_for("RELOADING=1"), "{}", manager.seen);
+    assert!(manager.seen.contains("MONOTONIC_USEC="), "{}", manager.seen);
+    assert!(manager.wait_for("READY=1"), "{}", manager.seen);
+    node.signal("TERM");
+    assert!(manager.wait_for("STOPPING=1"), "{}", manager.seen);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_api_wants_its_token_when_one_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("admin.token"), "s3cret-admin-token\n").unwrap();
+    std::fs::write(
+        dir.path().join("bridgehead.toml"),
+        ephemeral_config("").replace(
+            "[admin]\nlisten = \"127.0.0.1:0\"\n",
+            "[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"admin.token\"\n",
+        ),
+    )
+    .unwrap();
+    let node = Node::start(dir.path()).await;
+    let admin = node.addr("admin");
+    let (status, body) = crate::support::server::http_get(admin, "/api/node").await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("Bearer"), "{body}");
+    // /healthz, /metrics and the page need no token.
+    for path in ["/healthz", "/metrics", "/"] {
+        assert_eq!(
+            crate::support::server::http_get(admin, path).await.0,
+            200,
+            "{path}"
+        );
+    }
+    // The CLI reads the token from the configuration.
+    let url = format!("http://{admin}");
+    let status = crate::support::run_in(
+        dir.path(),
+        &["status", "-c", "bridgehead.toml", "--admin-url", &url],
+    );
+    assert_eq!(status.code, 0, "{status:?}");
+    assert!(status.stdout.contains("certificate GREEN"), "{status:?}");
+    let wrong = dir.path().join("wrong.token");
+    std::fs::write(&wrong, "nope\n").unwrap();
+    let refused = node.cli(&["status", "--token-file", wrong.to_str().unwrap()]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+
+    // A browser on another site, or a rebound DNS name, is kept out even with the token.
+    for (name, value) in [
+        ("host", "evil.example:80"),
+        ("origin", "http://evil.example"),
+    ] {
+        let refused = admin_request(admin, name, value).await;
+        assert_eq!(refused, 403, "{name}: {value}");
+    }
+
+    // Off loopback the token is required.
+    std::fs::write(
+        dir.path().join("open.toml"),
+        "[admin]\nlisten = \"0.0.0.0:9999\"\n",
+    )
+    .unwrap();
+    let check = crate::support::run_in(
+        dir.path(),
+        &["check-config", "--syntax-only", "-c", "open.toml"],
+    );
+    assert_eq!(check.code, 2, "{check:?}");
+    assert!(check.stderr.contains("admin.token_file"), "{check:?}");
+}
+
+/// GET /api/node with the admin token and one extra header; the status.
+async fn admin_request(admin: std::net::SocketAddr, name: &str, value: &str) -> u16 {
+    let tcp = tokio::net::TcpStream::connect(admin).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let mut request =
+        hyper::Request::get("/api/node").header("authorization", "Bearer s3cret-admin-token");
+    if name != "host" {
+        request = request.header("host", admin.to_string());
+    }
+    let request = request
+        .header(name, value)
+        .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+        .unwrap();
+    sender
+        .send_request(request)
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_changes_the_cti_allow_list_for_new_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = |allowed: &str| {
+        ephemeral_config("").replace(
+            "[cti]\nlisten = \"127.0.0.1:0\"\n",
+            &format!("[cti]\nlisten = \"127.0.0.1:0\"\nallowed_client_ids = [\"{allowed}\"]\n"),
+        )
+    };
+    std::fs::write(
+        dir.path().join("bridgehead.toml"),
+        config("cti-client.localhost"),
+    )
+    .unwrap();
+    let node = Node::start(dir.path()).await;
+    let pki = dir.path().join("data/pki");
+    let tls = || {
+        crate::cti::client(
+            &pki.join("ca.crt"),
+            &pki.join("cti-client-chain.pem"),
+            &pki.join("cti-client.key"),
+        )
+    };
+    assert!(
+        crate::cti::served_for(node.addr("cti"), tls(), "alice@localhost").await,
+        "admitted at first"
+    );
+
+    std::fs::write(
+        dir.path().join("bridgehead.toml"),
+        config("other-app.example.com"),
+    )
+    .unwrap();
+    let reload = node.cli(&["reload"]);
+    assert_eq!(reload.code, 0, "{reload:?}");
+    assert!(reload.stdout.contains("cti"), "{reload:?}");
+    assert!(
+        !crate::cti::served_for(node.addr("cti"), tls(), "alice@localhost").await,
+        "refused after the reload"
+    );
+    let (_, refusals) = crate::support::server::http_get(node.addr("admin"), "/api/refusals").await;
+    assert!(refusals.contains("\"kind\":\"cti\""), "{refusals}");
+
+    std::fs::write(
+        dir.path().join("bridgehead.toml"),
+        config("cti-client.localhost"),
+    )
+    .unwrap();
+    assert_eq!(node.cli(&["reload"]).code, 0);
+    assert!(
+        crate::cti::served_for(node.addr("cti"), tls(), "alice@localhost").await,
+        "admitted again"
+    );
+}

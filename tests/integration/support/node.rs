@@ -31,8 +31,14 @@ pub struct Node {
 impl Node {
     /// Starts `serve -c bridgehead.toml` in `dir` and waits until it serves.
     pub async fn start(dir: &Path) -> Node {
+        Self::start_with(dir, &[]).await
+    }
+
+    /// [`Node::start`] with extra environment variables.
+    pub async fn start_with(dir: &Path, env: &[(&str, &str)]) -> Node {
         let mut child = bin()
             .current_dir(dir)
+            .envs(env.iter().copied())
             .env("BRIDGEHEAD_LOG", "info")
             .args(["--log-format", "json", "serve", "-c", "bridgehead.toml"])
             .stderr(Stdio::piped())
