@@ -206,16 +206,16 @@ pub(crate) fn not_allowed() -> Answer {
     Answer::Error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed".into())
 }
 
+fn header(request: &Request<Incoming>, name: hyper::header::HeaderName) -> Option<&str> {
+    request.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
 /// Browsers are kept out of the API unless they come from the page itself: the `Host` must
 /// be an IP address, `localhost` or the node's FQDN (a DNS-rebinding page has its own
 /// name), and an `Origin`, when a browser sends one, must be that same host (a page
 /// elsewhere cannot POST a kick).
 fn same_origin(request: &Request<Incoming>, state: &AdminState) -> Result<(), Answer> {
-    let host = request
-        .headers()
-        .get(hyper::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let host = header(request, hyper::header::HOST).unwrap_or_default();
     let name = match host.rsplit_once(':') {
         Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
         _ => host,
@@ -225,15 +225,11 @@ fn same_origin(request: &Request<Incoming>, state: &AdminState) -> Result<(), An
     let known = name.parse::<std::net::IpAddr>().is_ok()
         || name.eq_ignore_ascii_case("localhost")
         || name.eq_ignore_ascii_case(&fqdn);
-    let origin_ok = request
-        .headers()
-        .get(hyper::header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|origin| {
-            origin
-                .split_once("://")
-                .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host))
-        });
+    let origin_ok = header(request, hyper::header::ORIGIN).is_none_or(|origin| {
+        origin
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host))
+    });
     if known && origin_ok {
         Ok(())
     } else {
@@ -251,10 +247,7 @@ fn authorized(request: &Request<Incoming>, state: &AdminState) -> Result<(), Ans
     let Some(token) = &config.admin.token else {
         return Ok(());
     };
-    let offered = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+    let offered = header(request, AUTHORIZATION)
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
     if bool::from(offered.as_bytes().ct_eq(token.expose().as_bytes())) {

@@ -4,8 +4,9 @@
 //! Every series with a fixed label set exists from start-up with value 0 ([`install`]),
 //! so that `rate()` and alerts work before the first event; component-labelled series
 //! are created for every configured or registered component ([`components_known`]).
-//! Durations are histograms in seconds with the buckets of [`BUCKETS`]. HTTP routes are
-//! labelled by their template (`/user/{user}/services/{service}`), never the raw path.
+//! Durations are histograms in seconds with the buckets of [`BUCKETS`]. HTTP requests are
+//! labelled by their API's mount prefix and route template (`v2.0/user/{user}/profile`),
+//! never the raw path.
 //!
 //! | metric | type | labels | meaning |
 //! |---|---|---|---|
@@ -21,7 +22,7 @@
 //! | `bridgehead_client_login_duration_seconds` | histogram | `result` | `<auth/>` to `<success/>` or `<failure/>` |
 //! | `bridgehead_client_stanzas_total` | counter | `kind` = message, presence, iq | stanzas received from clients |
 //! | `bridgehead_http_responses_total` | counter | `listener` = https, cti; `class` = 1xx … 5xx | HTTPS responses |
-//! | `bridgehead_http_request_duration_seconds` | histogram | `listener`, `route` | request to response headers |
+//! | `bridgehead_http_request_duration_seconds` | histogram | `listener`, `mount` (the API's path prefix), `route` (its template) | request to response headers |
 //! | `bridgehead_xsi_logins_total` | counter | `result` = ok, cached, failed, throttled | XSI authentications |
 //! | `bridgehead_xsi_channels` | gauge | — | open event channels |
 //! | `bridgehead_xsi_channel_sets` | gauge | — | channel sets with an open channel |
@@ -348,7 +349,7 @@ pub fn xsi_event_acked(round_trip: Duration) {
 }
 
 /// An HTTPS response with `status` was sent on `listener` for `route` (mount prefix and
-/// template), `took` after the request.
+/// template, both static: no allocation per request), `took` after the request.
 pub fn http_response(
     listener: &'static str,
     route: (&'static str, &'static str),
@@ -365,7 +366,7 @@ pub fn http_response(
     metrics::counter!("bridgehead_http_responses_total", "listener" => listener, "class" => class)
         .increment(1);
     let (mount, template) = route;
-    metrics::histogram!("bridgehead_http_request_duration_seconds", "listener" => listener, "route" => format!("{mount}{template}"))
+    metrics::histogram!("bridgehead_http_request_duration_seconds", "listener" => listener, "mount" => mount, "route" => template)
         .record(took.as_secs_f64());
 }
 

@@ -232,6 +232,11 @@ async fn call(args: &AdminArgs, method: &str, path: &str) -> anyhow::Result<(boo
     Ok((ok, value))
 }
 
+/// The strings of a JSON array (none when it is not one).
+fn texts(value: &Value) -> Vec<String> {
+    value.as_array().into_iter().flatten().map(text).collect()
+}
+
 fn text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
@@ -297,12 +302,7 @@ fn print_status(node: &Value) {
         text(&certificate["subject"]),
     );
     for listener in node["listeners"].as_array().into_iter().flatten() {
-        let addrs: Vec<String> = listener["addrs"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(text)
-            .collect();
+        let addrs = texts(&listener["addrs"]);
         println!(
             "listener    {:<10} {}",
             text(&listener["name"]),
@@ -319,12 +319,7 @@ fn print_status(node: &Value) {
 }
 
 fn print_reload(report: &Value) {
-    let changed: Vec<String> = report["changed"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(text)
-        .collect();
+    let changed = texts(&report["changed"]);
     println!(
         "reloaded: {}",
         if changed.is_empty() {

@@ -58,6 +58,12 @@ fn fingerprint_of(pem: &Path) -> String {
 fn new_pki() -> OpenSsl {
     let pki = OpenSsl::new();
     pki.root("root2", "Renewal Root CA");
+    sign_server(&pki);
+    pki
+}
+
+/// `server.crt` and `server.key` for `localhost` and `bridgehead.test`, from `root2`.
+fn sign_server(pki: &OpenSsl) {
     pki.sign(
         "server",
         "localhost",
@@ -66,7 +72,6 @@ fn new_pki() -> OpenSsl {
         "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n\
          subjectAltName=DNS:localhost,DNS:bridgehead.test",
     );
-    pki
 }
 
 /// The config with the certificate of `pki`, whose CA the CTI listener trusts too.
@@ -308,14 +313,7 @@ async fn a_certificate_replaced_on_disk_is_picked_up_by_the_watch() {
     let renewal = OpenSsl::new();
     std::fs::copy(first.path("root2.crt"), renewal.path("root2.crt")).unwrap();
     std::fs::copy(first.path("root2.key"), renewal.path("root2.key")).unwrap();
-    renewal.sign(
-        "server",
-        "localhost",
-        Key::Ec,
-        "root2",
-        "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n\
-         subjectAltName=DNS:localhost,DNS:bridgehead.test",
-    );
+    sign_server(&renewal);
     let after = fingerprint_of(&renewal.path("server.crt"));
     assert_ne!(before, after);
     for file in ["server.key", "server.crt"] {
