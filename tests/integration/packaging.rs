@@ -171,8 +171,9 @@ async fn metrics_pass_promtool_and_every_series_exists_from_the_start() {
     assert_eq!(reply.status, 200, "{reply:?}");
     let (_, metrics) = http_get(node.addr("admin"), "/metrics").await;
     assert!(
-        metrics
-            .contains("route=\"/com.broadsoft.xsi-actions/v2.0/user/{user}/services/{service}\""),
+        metrics.contains(
+            "mount=\"/com.broadsoft.xsi-actions/\",route=\"v2.0/user/{user}/services/{service}\""
+        ),
         "{metrics}"
     );
     assert!(
