@@ -8,6 +8,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`cli`] | the command line (`serve`, `check-config`, `pki`, `user`, `component`, `device`) |
+//! | [`client`] | the XSI client library a softphone embeds: SRV discovery, one selected XSP with its affinity cookie, the Webex app's failover rules, per-interface status |
 //! | [`config`] | the TOML file: typed, unknown keys refused, validated as a whole |
 //! | [`server`] | `Server::bind(config)` → bound listeners → `Bound::run(shutdown)` |
 //! | [`reload`] | SIGHUP, `bridgehead reload` and the certificate watch: new configuration and certificates without dropping anyone |
@@ -33,6 +34,7 @@
 
 pub mod admin;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod credentials;
 pub mod dns;

@@ -25,5 +25,6 @@ mod status_page;
 mod xmpp_client;
 mod xmpp_component;
 mod xsi_actions;
+mod xsi_client;
 mod xsi_events;
 mod xsi_profile;

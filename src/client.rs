@@ -1,0 +1,305 @@
+//! The XSI client library: what a softphone embeds to reach an XSP farm the way the Webex
+//! app does (and what `bridgehead doctor` and the example softphone use).
+//!
+//! What it does now:
+//!
+//! - **Addresses**: given in order, or discovered with [`XsiClient::discover`] from
+//!   `_xsi-client._tcp.<domain>` (priority, then weight, RFC 2782) with the domain's own
+//!   address as the fallback ([`crate::dns`]).
+//! - **One selected address** for every request, and the cookies the XSP sets (its node
+//!   affinity cookie among them) sent back on every later request, so a load balancer
+//!   keeps the client on one node.
+//! - **Failover** ([`failover`]): each request is tried up to `tries` times (3); a network
+//!   or TLS error or no answer within `attempt_timeout` (2 s) moves on to the next address
+//!   at once; a 5xx also blocks the address for `block_for`; when every address is
+//!   blocked, one is picked at random and unblocked when it answers; the list wraps.
+//! - **Status per interface**: [`XsiClient::status`] says green or red for XSI-Actions,
+//!   from the last request's outcome, for an app to show.
+//!
+//! Requests go through a [`Transport`]: [`HttpsTransport`] over rustls and hyper in
+//! production, a scripted one in the unit tests (on paused time).
+//!
+//! Not yet: the event channel kept alive with heartbeats and rebuilt after two failed ones,
+//! and acknowledgements (see issue 16's note).
+
+pub mod failover;
+mod http;
+
+pub use http::HttpsTransport;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rand::Rng;
+
+use failover::{Failure, Selector};
+
+/// One address of the farm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Host name (also the TLS server name).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+/// A request, relative to the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XsiRequest {
+    /// `GET`, `PUT`, `POST`, `DELETE`.
+    pub method: String,
+    /// Path and query, e.g. `/com.broadsoft.xsi-actions/v2.0/user/alice@example.com/profile`.
+    pub path: String,
+    /// Headers besides `Cookie` (the client adds its cookies).
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// An answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XsiResponse {
+    /// The HTTP status.
+    pub status: u16,
+    /// `Set-Cookie` values.
+    pub set_cookies: Vec<String>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// Why one attempt got no HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TransportError(pub String);
+
+/// Sends one request to one target (see the module docs).
+#[async_trait]
+pub trait Transport: Send + Sync {
+    /// One attempt: an HTTP answer, whatever its status, or why there was none.
+    async fn send(
+        &self,
+        target: &Target,
+        request: &XsiRequest,
+    ) -> Result<XsiResponse, TransportError>;
+}
+
+/// The timings of the failover rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timings {
+    /// An attempt without an answer in this long failed. Default 2 s.
+    pub attempt_timeout: Duration,
+    /// Attempts per request. Default 3.
+    pub tries: u32,
+    /// How long a 5xx blocks an address. Default 5 min.
+    pub block_for: Duration,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings {
+            attempt_timeout: Duration::from_secs(2),
+            tries: 3,
+            block_for: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What went wrong with a request, after every attempt.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Every attempt failed; the last reason.
+    #[error("no XSP answered after {tries} attempts; the last, at {target}: {reason}")]
+    Exhausted {
+        /// Attempts made.
+        tries: u32,
+        /// The last address tried.
+        target: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// Discovery found nothing.
+    #[error(transparent)]
+    Discovery(#[from] crate::dns::DnsError),
+}
+
+/// Green or red, for an app to show per interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Nothing tried yet.
+    Unknown,
+    /// The last request was answered.
+    Green,
+    /// The last request failed on every attempt.
+    Red,
+}
+
+/// The status of each interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// XSI-Actions.
+    pub actions: Health,
+}
+
+struct State {
+    selector: Selector,
+    cookies: Vec<(String, String)>,
+    actions: Health,
+}
+
+/// The client (see the module docs).
+pub struct XsiClient<T> {
+    targets: Vec<Target>,
+    transport: T,
+    timings: Timings,
+    state: Mutex<State>,
+}
+
+impl<T> std::fmt::Debug for XsiClient<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XsiClient")
+            .field("targets", &self.targets)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Transport> XsiClient<T> {
+    /// A client over `targets` (in the order to try; at least one) through `transport`.
+    pub fn new(targets: Vec<Target>, transport: T, timings: Timings) -> Self {
+        let count = targets.len();
+        XsiClient {
+            targets,
+            transport,
+            timings,
+            state: Mutex::new(State {
+                selector: Selector::new(count, timings.block_for),
+                cookies: Vec::new(),
+                actions: Health::Unknown,
+            }),
+        }
+    }
+
+    /// A client over the `_xsi-client._tcp.<domain>` targets (or `domain:443`).
+    pub async fn discover(
+        discovery: &crate::dns::Discovery,
+        domain: &str,
+        transport: T,
+        timings: Timings,
+    ) -> Result<Self, ClientError> {
+        let endpoints = discovery.endpoints("_xsi-client._tcp", domain, 443).await?;
+        let targets = endpoints
+            .into_iter()
+            .map(|e| Target {
+                host: e.host,
+                port: e.port,
+            })
+            .collect();
+        Ok(XsiClient::new(targets, transport, timings))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The addresses, in order.
+    pub fn targets(&self) -> &[Target] {
+        &self.targets
+    }
+
+    /// The address requests go to now.
+    pub fn selected(&self) -> &Target {
+        let index = self
+            .state()
+            .selector
+            .current(tokio::time::Instant::now(), |n| {
+                rand::thread_rng().gen_range(0..n)
+            });
+        &self.targets[index]
+    }
+
+    /// The interfaces' status.
+    pub fn status(&self) -> Status {
+        Status {
+            actions: self.state().actions,
+        }
+    }
+
+    /// Sends `request` under the failover rules, with the cookies kept so far.
+    pub async fn request(&self, mut request: XsiRequest) -> Result<XsiResponse, ClientError> {
+        let mut last = None;
+        for _ in 0..self.timings.tries.max(1) {
+            let (index, cookie) = {
+                let mut state = self.state();
+                let index = state.selector.current(tokio::time::Instant::now(), |n| {
+                    rand::thread_rng().gen_range(0..n)
+                });
+                let cookie = state
+                    .cookies
+                    .iter()
+                    .map(|(name, value)| format!("{name}={value}"))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                (index, cookie)
+            };
+            request
+                .headers
+                .retain(|(name, _)| !name.eq_ignore_ascii_case("cookie"));
+            if !cookie.is_empty() {
+                request.headers.push(("cookie".into(), cookie));
+            }
+            let target = &self.targets[index];
+            let attempt = tokio::time::timeout(
+                self.timings.attempt_timeout,
+                self.transport.send(target, &request),
+            )
+            .await;
+            let failure = match attempt {
+                Ok(Ok(response)) if response.status < 500 => {
+                    let mut state = self.state();
+                    state.selector.succeeded(index);
+                    remember_cookies(&mut state.cookies, &response.set_cookies);
+                    state.actions = Health::Green;
+                    return Ok(response);
+                }
+                Ok(Ok(response)) => (Failure::ServerError, format!("HTTP {}", response.status)),
+                Ok(Err(e)) => (Failure::Network, e.0),
+                Err(_) => (
+                    Failure::Timeout,
+                    format!("no answer within {:?}", self.timings.attempt_timeout),
+                ),
+            };
+            tracing::debug!(%target, reason = %failure.1, "XSI attempt failed; moving on");
+            self.state()
+                .selector
+                .failed(index, failure.0, tokio::time::Instant::now());
+            last = Some((target.to_string(), failure.1));
+        }
+        self.state().actions = Health::Red;
+        let (target, reason) = last.unwrap_or_default();
+        Err(ClientError::Exhausted {
+            tries: self.timings.tries.max(1),
+            target,
+            reason,
+        })
+    }
+}
+
+/// Keeps `name=value` of each `Set-Cookie` (a later one of the same name replaces it).
+fn remember_cookies(jar: &mut Vec<(String, String)>, set_cookies: &[String]) {
+    for header in set_cookies {
+        let pair = header.split(';').next().unwrap_or_default().trim();
+        if let Some((name, value)) = pair.split_once('=') {
+            jar.retain(|(known, _)| known != name);
+            jar.push((name.trim().to_owned(), value.trim().to_owned()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
