@@ -1,7 +1,8 @@
 //! What the admin API sees of the router: every live component connection and client
 //! session with where it came from, since when, its stanza counts and queue depth; and
 //! the administrator's kick, which queues `<policy-violation/>` for the connection like
-//! any other close command (a connection whose queue is full is being closed already).
+//! any other close command (a connection whose queue is full is being closed already, and
+//! counts as kicked).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -160,12 +161,15 @@ impl Router {
     }
 }
 
+/// Queues the close for each connection; counts those still open (a full queue belongs to
+/// a connection the router is closing already as too slow).
 fn kick<'a>(queues: impl Iterator<Item = &'a mpsc::Sender<Outbound>>) -> usize {
     queues
         .filter(|queue| {
-            queue
-                .try_send(Outbound::Close(StreamCondition::PolicyViolation))
-                .is_ok()
+            !matches!(
+                queue.try_send(Outbound::Close(StreamCondition::PolicyViolation)),
+                Err(mpsc::error::TrySendError::Closed(_))
+            )
         })
         .count()
 }
