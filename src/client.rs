@@ -13,18 +13,21 @@
 //!   or TLS error or no answer within `attempt_timeout` (2 s) moves on to the next address
 //!   at once; a 5xx also blocks the address for `block_for`; when every address is
 //!   blocked, one is picked at random and unblocked when it answers; the list wraps.
-//! - **Status per interface**: [`XsiClient::status`] says green or red for XSI-Actions,
-//!   from the last request's outcome, for an app to show.
+//! - **An event channel** kept alive ([`XsiClient::run_channel`]): heartbeats, a new
+//!   channel in the same set after two failed heartbeats in a row (or when the server ends
+//!   it), every event acknowledged.
+//! - **Status per interface**: [`XsiClient::status`] says green or red for XSI-Actions
+//!   (the last request's outcome) and XSI-Events (a channel is open), for an app to show.
 //!
 //! Requests go through a [`Transport`]: [`HttpsTransport`] over rustls and hyper in
 //! production, a scripted one in the unit tests (on paused time).
 //!
-//! Not yet: the event channel kept alive with heartbeats and rebuilt after two failed ones,
-//! and acknowledgements (see issue 16's note).
 
+mod events;
 pub mod failover;
 mod http;
 
+pub use events::{ChannelOptions, Notice};
 pub use http::HttpsTransport;
 
 use std::sync::Mutex;
@@ -61,17 +64,22 @@ pub struct XsiRequest {
     pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
+    /// A streamed answer (an event channel): the response comes back after its headers,
+    /// with the body's chunks in [`XsiResponse::stream`].
+    pub streamed: bool,
 }
 
 /// An answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct XsiResponse {
     /// The HTTP status.
     pub status: u16,
     /// `Set-Cookie` values.
     pub set_cookies: Vec<String>,
-    /// The body.
+    /// The body (empty when streamed).
     pub body: Vec<u8>,
+    /// A streamed body's chunks, as they arrive; closed when the stream ends.
+    pub stream: Option<tokio::sync::mpsc::Receiver<Vec<u8>>>,
 }
 
 /// Why one attempt got no HTTP answer.
@@ -145,12 +153,15 @@ pub enum Health {
 pub struct Status {
     /// XSI-Actions.
     pub actions: Health,
+    /// XSI-Events: green while a channel is open, red while it is being rebuilt.
+    pub events: Health,
 }
 
 struct State {
     selector: Selector,
     cookies: Vec<(String, String)>,
     actions: Health,
+    events: Health,
 }
 
 /// The client (see the module docs).
@@ -181,6 +192,7 @@ impl<T: Transport> XsiClient<T> {
                 selector: Selector::new(count, timings.block_for),
                 cookies: Vec::new(),
                 actions: Health::Unknown,
+                events: Health::Unknown,
             }),
         }
     }
@@ -225,8 +237,10 @@ impl<T: Transport> XsiClient<T> {
 
     /// The interfaces' status.
     pub fn status(&self) -> Status {
+        let state = self.state();
         Status {
-            actions: self.state().actions,
+            actions: state.actions,
+            events: state.events,
         }
     }
 

@@ -70,6 +70,29 @@ impl Transport for HttpsTransport {
             .iter()
             .filter_map(|v| v.to_str().ok().map(str::to_owned))
             .collect();
+        if request.streamed {
+            // The chunks go to the caller until the stream ends or the caller drops them;
+            // the connection lives as long as the forwarding task.
+            let (chunks, stream) = tokio::sync::mpsc::channel(64);
+            let mut body = response.into_body();
+            tokio::spawn(async move {
+                let _connection = driver;
+                while let Some(Ok(frame)) = body.frame().await {
+                    if let Ok(data) = frame.into_data() {
+                        if chunks.send(data.to_vec()).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                _connection.abort();
+            });
+            return Ok(XsiResponse {
+                status,
+                set_cookies,
+                body: Vec::new(),
+                stream: Some(stream),
+            });
+        }
         let body = response
             .into_body()
             .collect()
@@ -82,6 +105,7 @@ impl Transport for HttpsTransport {
             status,
             set_cookies,
             body,
+            stream: None,
         })
     }
 }

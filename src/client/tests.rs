@@ -72,12 +72,14 @@ impl Transport for Scripted {
                 status,
                 set_cookies: vec![],
                 body: vec![],
+                stream: None,
             }),
             Outcome::Hang => std::future::pending().await,
             Outcome::Answer(cookie) => Ok(XsiResponse {
                 status: 200,
                 set_cookies: vec![format!("{cookie}; Path=/; Secure; HttpOnly")],
                 body: b"ok".to_vec(),
+                stream: None,
             }),
         }
     }
@@ -99,6 +101,7 @@ fn get() -> XsiRequest {
         path: "/com.broadsoft.xsi-actions/v2.0/user/alice@example.com/profile".into(),
         headers: vec![],
         body: vec![],
+        streamed: false,
     }
 }
 
@@ -208,4 +211,157 @@ async fn when_every_address_is_blocked_one_is_tried_anyway_and_unblocked_on_succ
     let index = usize::from(chosen == "b");
     assert!(!client.state().selector.blocked(index, now));
     assert!(client.state().selector.blocked(1 - index, now));
+}
+
+/// One node for the event channel: opens streamed channels `c1`, `c2` …, answers
+/// heartbeats from a script (then 200), records acknowledgements and deletes.
+#[derive(Default)]
+struct EventNode {
+    opened: Mutex<Vec<(String, tokio::sync::mpsc::Sender<Vec<u8>>)>>,
+    heartbeats: Mutex<VecDeque<u16>>,
+    acked: Mutex<Vec<String>>,
+    deleted: Mutex<Vec<String>>,
+}
+
+impl EventNode {
+    fn push(&self, channel: usize, document: &str) {
+        let sender = self.opened.lock().unwrap()[channel].1.clone();
+        sender.try_send(document.as_bytes().to_vec()).unwrap();
+    }
+}
+
+fn event(id: &str) -> String {
+    format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><xsi:Event xmlns:xsi=\"http://schema.broadsoft.com/xsi\" xmlns:xsi1=\"http://www.w3.org/2001/XMLSchema-instance\" xsi1:type=\"xsi:SubscriptionEvent\"><xsi:eventID>{id}</xsi:eventID></xsi:Event>")
+}
+
+#[async_trait]
+impl Transport for EventNode {
+    async fn send(
+        &self,
+        _target: &Target,
+        request: &XsiRequest,
+    ) -> Result<XsiResponse, TransportError> {
+        let answer = |status| {
+            Ok(XsiResponse {
+                status,
+                set_cookies: vec![],
+                body: vec![],
+                stream: None,
+            })
+        };
+        if request.streamed {
+            let body = String::from_utf8_lossy(&request.body).into_owned();
+            assert!(body.contains("<channelSetId>set1</channelSetId>"), "{body}");
+            let (sender, stream) = tokio::sync::mpsc::channel(16);
+            let mut opened = self.opened.lock().unwrap();
+            let id = format!("c{}", opened.len() + 1);
+            sender
+                .try_send(format!("<?xml version=\"1.0\"?><Channel xmlns=\"http://schema.broadsoft.com/xsi\"><channelId>{id}</channelId><expires>3600</expires></Channel>").into_bytes())
+                .unwrap();
+            opened.push((id, sender));
+            return Ok(XsiResponse {
+                status: 200,
+                set_cookies: vec![],
+                body: vec![],
+                stream: Some(stream),
+            });
+        }
+        if request.path.ends_with("/heartbeat") {
+            let status = self.heartbeats.lock().unwrap().pop_front().unwrap_or(200);
+            return answer(status);
+        }
+        if request.path.ends_with("/eventresponse") {
+            let body = String::from_utf8_lossy(&request.body).into_owned();
+            assert!(body.contains("<statusCode>200</statusCode>"), "{body}");
+            let id = body
+                .split("<eventID>")
+                .nth(1)
+                .and_then(|r| r.split('<').next())
+                .unwrap_or_default();
+            self.acked.lock().unwrap().push(id.to_owned());
+            return answer(200);
+        }
+        if request.method == "DELETE" {
+            self.deleted.lock().unwrap().push(request.path.clone());
+            return answer(200);
+        }
+        answer(404)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_failed_heartbeats_rebuild_the_channel_in_the_same_set_and_events_keep_coming() {
+    let client = std::sync::Arc::new(XsiClient::new(
+        targets(&["a"]),
+        EventNode::default(),
+        Timings::default(),
+    ));
+    let (notices, mut received) = tokio::sync::mpsc::channel(16);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let keeper = {
+        let client = std::sync::Arc::clone(&client);
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            client
+                .run_channel(ChannelOptions::new("set1", "Basic x"), notices, stop)
+                .await;
+        })
+    };
+    assert_eq!(
+        received.recv().await,
+        Some(Notice::Opened {
+            channel_id: "c1".into()
+        })
+    );
+    assert_eq!(client.status().events, Health::Green);
+    client.transport.push(0, &event("e1"));
+    assert!(
+        matches!(received.recv().await, Some(Notice::Event { event_id, .. }) if event_id == "e1")
+    );
+
+    // One failed heartbeat is forgiven; two in a row rebuild.
+    client
+        .transport
+        .heartbeats
+        .lock()
+        .unwrap()
+        .extend([404, 200, 404, 404]);
+    let started = tokio::time::Instant::now();
+    match received.recv().await {
+        Some(Notice::Rebuilding { reason }) => assert!(reason.contains("2 heartbeats"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    // 404 at 15 s, 200 at 30 s, 404 at 45 s and 60 s.
+    assert_eq!(started.elapsed(), Duration::from_secs(60));
+    assert_eq!(
+        received.recv().await,
+        Some(Notice::Opened {
+            channel_id: "c2".into()
+        })
+    );
+    client.transport.push(1, &event("e2"));
+    assert!(
+        matches!(received.recv().await, Some(Notice::Event { event_id, .. }) if event_id == "e2")
+    );
+    assert_eq!(*client.transport.acked.lock().unwrap(), ["e1", "e2"]);
+
+    // The server ending the channel also rebuilds it.
+    client.transport.push(1, "<xsi:Event xmlns:xsi=\"http://schema.broadsoft.com/xsi\" xmlns:xsi1=\"http://www.w3.org/2001/XMLSchema-instance\" xsi1:type=\"xsi:ChannelTerminatedEvent\"><xsi:channelId>c2</xsi:channelId></xsi:Event>");
+    assert!(matches!(
+        received.recv().await,
+        Some(Notice::Rebuilding { .. })
+    ));
+    assert_eq!(
+        received.recv().await,
+        Some(Notice::Opened {
+            channel_id: "c3".into()
+        })
+    );
+
+    stop.cancel();
+    keeper.await.unwrap();
+    assert_eq!(
+        *client.transport.deleted.lock().unwrap(),
+        ["/com.broadsoft.xsi-events/v2.0/channel/c3"]
+    );
 }

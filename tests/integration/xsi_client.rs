@@ -88,6 +88,7 @@ async fn the_client_moves_past_a_refusal_and_a_503_and_keeps_the_node_cookie() {
         path: url(ALICE, "profile"),
         headers: vec![("authorization".into(), auth(ALICE))],
         body: vec![],
+        streamed: false,
     };
     let response = client
         .request(request.clone())
@@ -111,7 +112,111 @@ async fn the_client_moves_past_a_refusal_and_a_503_and_keeps_the_node_cookie() {
     );
     assert_eq!(client.status().actions, Health::Green);
     // The next request goes straight to the node that answered.
-    let again = client.request(request).await.unwrap();
+    let again = client.request(request.clone()).await.unwrap();
     assert_eq!(again.status, 200);
     assert_eq!(client.selected().port, real);
+}
+
+/// DELETE `path` on the admin listener.
+async fn admin_delete(admin: std::net::SocketAddr, path: &str) -> u16 {
+    let tcp = tokio::net::TcpStream::connect(admin).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let request = hyper::Request::delete(path)
+        .header("host", admin.to_string())
+        .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+        .unwrap();
+    sender
+        .send_request(request)
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_client_keeps_its_channel_and_rebuilds_it_in_the_same_set() {
+    use bridgehead::client::{ChannelOptions, Notice};
+    let setup = Setup::builder().acme().start().await;
+    let roots: Vec<_> = bridgehead::pki::input::read_certificates(&setup.ca)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.der)
+        .collect();
+    let transport = HttpsTransport::new(bridgehead::tls::client_config(&roots).unwrap());
+    let target = Target {
+        host: "localhost".into(),
+        port: setup.server.addrs.https.unwrap().port(),
+    };
+    let client = Arc::new(XsiClient::new(vec![target], transport, Timings::default()));
+    let (notices, mut received) = tokio::sync::mpsc::channel(16);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let keeper = {
+        let (client, stop) = (Arc::clone(&client), stop.clone());
+        tokio::spawn(async move {
+            client
+                .run_channel(
+                    ChannelOptions::new("phone-set", &auth(ALICE)),
+                    notices,
+                    stop,
+                )
+                .await;
+        })
+    };
+    let Notice::Opened { channel_id: first } = next(&mut received).await else {
+        panic!("the channel opens first")
+    };
+    let subscribed = setup
+        .subscribe(
+            ALICE,
+            &format!("user/{ALICE}"),
+            "phone-set",
+            "<event>Do Not Disturb</event>",
+        )
+        .await;
+    assert_eq!(subscribed.status, 200, "{subscribed:?}");
+    // The subscription's first event (the state it found), acknowledged by the client.
+    assert!(matches!(next(&mut received).await, Notice::Event { .. }));
+    assert_eq!(client.status().events, Health::Green);
+
+    // The channel is ended on the node: the client opens a new one in the same set, and
+    // the subscription's events follow it.
+    assert_eq!(
+        admin_delete(
+            setup.server.addrs.admin.unwrap(),
+            &format!("/api/channels/{first}")
+        )
+        .await,
+        200
+    );
+    assert!(matches!(
+        next(&mut received).await,
+        Notice::Rebuilding { .. }
+    ));
+    let Notice::Opened { channel_id: second } = next(&mut received).await else {
+        panic!("a new channel opens")
+    };
+    assert_ne!(first, second);
+    setup.set_dnd(ALICE, true).await;
+    match next(&mut received).await {
+        Notice::Event { document, .. } => {
+            assert!(document.contains("<xsi:active>true"), "{document}")
+        }
+        other => panic!("{other:?}"),
+    }
+    stop.cancel();
+    keeper.await.unwrap();
+}
+
+/// The next notice from the keeper (within 10 s).
+async fn next(
+    received: &mut tokio::sync::mpsc::Receiver<bridgehead::client::Notice>,
+) -> bridgehead::client::Notice {
+    tokio::time::timeout(std::time::Duration::from_secs(10), received.recv())
+        .await
+        .expect("a notice in time")
+        .expect("the keeper runs")
 }

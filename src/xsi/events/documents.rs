@@ -85,10 +85,14 @@ pub struct ChannelSet {
     pub channel: Vec<ChannelEntry>,
 }
 
-/// `<EventResponse>`: the acknowledgement of one event.
-#[derive(Debug, Default, Deserialize)]
+/// `<EventResponse>`: the acknowledgement of one event (read by the server, written by
+/// the client library).
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename = "EventResponse")]
 pub struct EventResponse {
+    /// The namespace.
+    #[serde(rename = "@xmlns", default = "ns", skip_deserializing)]
+    pub xmlns: &'static str,
     /// The event.
     #[serde(rename = "eventID")]
     pub event_id: String,

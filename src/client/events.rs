@@ -1,0 +1,311 @@
+//! The event channel, kept alive the way the Webex app keeps it:
+//!
+//! ```text
+//! open    POST /com.broadsoft.async/com.broadsoft.xsi-events/v2.0/channel   (streamed)
+//!         ← Channel{channelId}, then events and heartbeats, one document per chunk
+//! every heartbeat_every: PUT …/v2.0/channel/{id}/heartbeat
+//!         two failures in a row (no 200) → open a new channel in the same set
+//! each event: POST …/v2.0/channel/eventresponse  EventResponse{eventID, 200}
+//! ChannelTerminatedEvent, or the stream ends → open a new channel in the same set
+//! ```
+//!
+//! Subscriptions belong to the channel set, so a rebuilt channel keeps receiving them, and
+//! the server keeps the set's events while it has no channel: nothing is lost across a
+//! rebuild. Every request goes through the client's failover rules, so a rebuilt channel
+//! may well be on another node.
+
+use std::time::Duration;
+
+use quick_xml::events::Event as Xml;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Health, Transport, XsiClient, XsiRequest};
+use crate::xsi::events::documents::{Channel, EventResponse};
+
+const ASYNC_CHANNEL: &str = "/com.broadsoft.async/com.broadsoft.xsi-events/v2.0/channel";
+const EVENTS: &str = "/com.broadsoft.xsi-events/v2.0/channel";
+
+/// What the channel is and how it is kept.
+#[derive(Debug, Clone)]
+pub struct ChannelOptions {
+    /// The channel set (the subscriptions name it).
+    pub channel_set_id: String,
+    /// The `Authorization` header of every request.
+    pub authorization: String,
+    /// The lifetime asked for. Default 3600 s.
+    pub expires_secs: u64,
+    /// Between heartbeats. Default 15 s.
+    pub heartbeat_every: Duration,
+    /// Failed heartbeats in a row that rebuild the channel. Default 2.
+    pub failed_heartbeats: u32,
+    /// Wait before opening again after an open failed. Default 1 s.
+    pub retry_after: Duration,
+}
+
+impl ChannelOptions {
+    /// Options with the defaults for `channel_set_id`, authenticating with `authorization`.
+    pub fn new(channel_set_id: &str, authorization: &str) -> Self {
+        ChannelOptions {
+            channel_set_id: channel_set_id.to_owned(),
+            authorization: authorization.to_owned(),
+            expires_secs: 3600,
+            heartbeat_every: Duration::from_secs(15),
+            failed_heartbeats: 2,
+            retry_after: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What the channel tells the app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A channel is open.
+    Opened {
+        /// Its id.
+        channel_id: String,
+    },
+    /// An event arrived (and was acknowledged).
+    Event {
+        /// Its `eventID`.
+        event_id: String,
+        /// The whole document.
+        document: String,
+    },
+    /// The channel ended and a new one is being opened.
+    Rebuilding {
+        /// Why, in words.
+        reason: String,
+    },
+}
+
+/// What one document on the stream is.
+#[derive(Debug, PartialEq, Eq)]
+enum Document {
+    Channel { id: String },
+    Event { id: String },
+    Terminated,
+    Other,
+}
+
+/// Reads the root and the first `channelId`/`eventID` of one document.
+fn classify(document: &str) -> Document {
+    let mut reader = quick_xml::NsReader::from_str(document);
+    let mut root = None;
+    let mut kind = String::new();
+    let mut wanted: Option<&'static str> = None;
+    loop {
+        match reader.read_event() {
+            Ok(Xml::Start(element)) | Ok(Xml::Empty(element)) => {
+                let local = String::from_utf8_lossy(element.local_name().as_ref()).into_owned();
+                if root.is_none() {
+                    for attribute in element.attributes().flatten() {
+                        if attribute.key.local_name().as_ref() == b"type" {
+                            kind = String::from_utf8_lossy(&attribute.value).into_owned();
+                        }
+                    }
+                    root = Some(local);
+                    continue;
+                }
+                wanted = match local.as_str() {
+                    "channelId" if root.as_deref() == Some("Channel") => Some("channel"),
+                    "eventID" => Some("event"),
+                    _ => None,
+                };
+            }
+            Ok(Xml::Text(text)) => {
+                let value = text
+                    .decode()
+                    .map(|t| t.trim().to_owned())
+                    .unwrap_or_default();
+                match wanted.take() {
+                    Some("channel") => return Document::Channel { id: value },
+                    Some(_) if kind.ends_with("ChannelTerminatedEvent") => {
+                        return Document::Terminated
+                    }
+                    Some(_) => return Document::Event { id: value },
+                    None => {}
+                }
+            }
+            Ok(Xml::Eof) | Err(_) => break,
+            _ => {}
+        }
+    }
+    if kind.ends_with("ChannelTerminatedEvent") {
+        Document::Terminated
+    } else {
+        Document::Other
+    }
+}
+
+impl<T: Transport> XsiClient<T> {
+    fn xsi(
+        &self,
+        method: &str,
+        path: String,
+        body: Vec<u8>,
+        options: &ChannelOptions,
+    ) -> XsiRequest {
+        XsiRequest {
+            method: method.to_owned(),
+            path,
+            headers: vec![
+                ("authorization".into(), options.authorization.clone()),
+                ("content-type".into(), "application/xml".into()),
+            ],
+            body,
+            streamed: false,
+        }
+    }
+
+    /// Keeps an event channel open until `stop`, sending [`Notice`]s to `notices` (see the
+    /// module docs). Deletes the channel when stopped.
+    pub async fn run_channel(
+        &self,
+        options: ChannelOptions,
+        notices: mpsc::Sender<Notice>,
+        stop: CancellationToken,
+    ) {
+        while !stop.is_cancelled() {
+            // One channel ends on `stop` by itself (deleting it on the way out).
+            let reason = self.one_channel(&options, &notices, &stop).await;
+            if stop.is_cancelled() {
+                break;
+            }
+            self.state().events = Health::Red;
+            if notices.send(Notice::Rebuilding { reason }).await.is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Opens one channel and keeps it until it ends; returns why it ended.
+    async fn one_channel(
+        &self,
+        options: &ChannelOptions,
+        notices: &mpsc::Sender<Notice>,
+        stop: &CancellationToken,
+    ) -> String {
+        let body = crate::xsi::codec::to_xml(
+            &Channel {
+                xmlns: crate::xsi::model::XSI_NS,
+                channel_set_id: Some(options.channel_set_id.clone()),
+                priority: Some(1),
+                weight: Some(100),
+                expires: Some(options.expires_secs),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap_or_default()
+        .into_bytes();
+        let mut open = self.xsi("POST", ASYNC_CHANNEL.to_owned(), body, options);
+        open.streamed = true;
+        let opened = tokio::select! {
+            _ = stop.cancelled() => return "stopped".into(),
+            opened = self.request(open) => opened,
+        };
+        let mut stream = match opened {
+            Ok(response) if response.status == 200 => match response.stream {
+                Some(stream) => stream,
+                None => return "the channel answer was not streamed".into(),
+            },
+            Ok(response) => {
+                tokio::time::sleep(options.retry_after).await;
+                return format!("opening the channel answered HTTP {}", response.status);
+            }
+            Err(e) => {
+                tokio::time::sleep(options.retry_after).await;
+                return e.to_string();
+            }
+        };
+        let mut channel_id = None;
+        let mut failed = 0;
+        let mut heartbeat = tokio::time::interval(options.heartbeat_every);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        heartbeat.tick().await;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => {
+                    if let Some(id) = &channel_id {
+                        let _ = self.request(self.xsi("DELETE", format!("{EVENTS}/{id}"), Vec::new(), options)).await;
+                    }
+                    return "stopped".into();
+                }
+                chunk = stream.recv() => {
+                    let Some(chunk) = chunk else { return "the channel's stream ended".into() };
+                    let document = String::from_utf8_lossy(&chunk).into_owned();
+                    match classify(&document) {
+                        Document::Channel { id } => {
+                            self.state().events = Health::Green;
+                            channel_id = Some(id.clone());
+                            let _ = notices.send(Notice::Opened { channel_id: id }).await;
+                        }
+                        Document::Event { id } => {
+                            self.acknowledge(&id, options).await;
+                            let _ = notices.send(Notice::Event { event_id: id, document }).await;
+                        }
+                        Document::Terminated => return "the server ended the channel".into(),
+                        Document::Other => {}
+                    }
+                }
+                _ = heartbeat.tick(), if channel_id.is_some() => {
+                    let id = channel_id.clone().unwrap_or_default();
+                    let beat = self.xsi("PUT", format!("{EVENTS}/{id}/heartbeat"), Vec::new(), options);
+                    match self.request(beat).await {
+                        Ok(response) if response.status == 200 => failed = 0,
+                        _ => {
+                            failed += 1;
+                            if failed >= options.failed_heartbeats {
+                                return format!("{failed} heartbeats in a row failed");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn acknowledge(&self, event_id: &str, options: &ChannelOptions) {
+        let body = crate::xsi::codec::to_xml(
+            &EventResponse {
+                xmlns: crate::xsi::model::XSI_NS,
+                event_id: event_id.to_owned(),
+                status_code: 200,
+                reason: Some("OK".into()),
+            },
+            None,
+        )
+        .unwrap_or_default()
+        .into_bytes();
+        let ack = self.xsi("POST", format!("{EVENTS}/eventresponse"), body, options);
+        if let Err(e) = self.request(ack).await {
+            tracing::debug!(error = %e, event_id, "acknowledgement failed; the server sends it again");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_are_told_apart() {
+        assert_eq!(
+            classify("<?xml version=\"1.0\"?><Channel xmlns=\"http://schema.broadsoft.com/xsi\"><channelId>n:1</channelId><expires>3600</expires></Channel>"),
+            Document::Channel { id: "n:1".into() }
+        );
+        assert_eq!(
+            classify("<xsi:Event xmlns:xsi=\"http://schema.broadsoft.com/xsi\" xmlns:xsi1=\"http://www.w3.org/2001/XMLSchema-instance\" xsi1:type=\"xsi:SubscriptionEvent\"><xsi:eventID>e1</xsi:eventID></xsi:Event>"),
+            Document::Event { id: "e1".into() }
+        );
+        assert_eq!(
+            classify("<xsi:Event xmlns:xsi=\"http://schema.broadsoft.com/xsi\" xmlns:xsi1=\"http://www.w3.org/2001/XMLSchema-instance\" xsi1:type=\"xsi:ChannelTerminatedEvent\"><xsi:channelId>n:1</xsi:channelId></xsi:Event>"),
+            Document::Terminated
+        );
+        assert_eq!(
+            classify("<xsi:ChannelHeartBeat xmlns:xsi=\"http://schema.broadsoft.com/xsi\"/>"),
+            Document::Other
+        );
+    }
+}
