@@ -126,9 +126,9 @@ impl TlsSlots {
     /// Slots holding `certificates`.
     pub fn new(certificates: Certificates) -> Self {
         TlsSlots {
-            https: Live::new(Arc::unwrap_or_clone(certificates.https)),
-            xmpp: Live::new(Arc::unwrap_or_clone(certificates.xmpp)),
-            cti: certificates.cti.map(|c| Live::new(Arc::unwrap_or_clone(c))),
+            https: Live::new(certificates.https),
+            xmpp: Live::new(certificates.xmpp),
+            cti: certificates.cti.map(Live::new),
             summary: Live::new(certificates.summary),
         }
     }
@@ -186,9 +186,9 @@ pub type LogControl = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 /// The parts of a running node a reload replaces.
 pub struct Reloader {
     source: ConfigSource,
-    /// The configuration in force; its lock also runs one reload at a time.
-    current: tokio::sync::Mutex<Arc<Config>>,
-    /// The same, for readers that must not wait on a reload (the admin API).
+    /// One reload (or certificate watch) at a time.
+    reloading: tokio::sync::Mutex<()>,
+    /// The configuration in force.
     in_force: Live<Config>,
     tls: TlsSlots,
     limits: Live<LimitsConfig>,
@@ -230,8 +230,8 @@ impl Reloader {
     pub fn new(source: ConfigSource, parts: ReloadParts) -> Self {
         Reloader {
             source,
-            in_force: Live::new(Config::clone(&parts.config)),
-            current: tokio::sync::Mutex::new(parts.config),
+            in_force: Live::new(parts.config),
+            reloading: tokio::sync::Mutex::new(()),
             tls: parts.tls,
             limits: parts.limits,
             preauth: parts.preauth,
@@ -281,7 +281,8 @@ impl Reloader {
     }
 
     async fn try_reload(&self) -> Result<ReloadReport, ReloadError> {
-        let mut current = self.current.lock().await;
+        let _one_at_a_time = self.reloading.lock().await;
+        let current = self.in_force.get();
         let new = self.source.load(crate::config::Files::Check)?;
         let keys = restart_needed(&current, &new);
         if !keys.is_empty() {
@@ -335,16 +336,14 @@ impl Reloader {
             components_removed: removed,
             certificate: CertificateSummary::clone(&self.tls.summary.get()),
         };
-        let new = Arc::new(new);
-        self.in_force.set(Config::clone(&new));
-        *current = new;
+        self.in_force.set(new);
         Ok(report)
     }
 
     /// Reloads only the certificates, under the configuration in force (the watch).
     async fn reload_certificates(&self) -> Result<CertificateSummary, ServerError> {
-        let current = self.current.lock().await;
-        let certificates = Certificates::load(&current)?;
+        let _one_at_a_time = self.reloading.lock().await;
+        let certificates = Certificates::load(&self.in_force.get())?;
         let summary = certificates.summary.clone();
         self.tls.install(certificates);
         Ok(summary)

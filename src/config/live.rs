@@ -10,8 +10,8 @@ pub struct Live<T>(Arc<RwLock<Arc<T>>>);
 
 impl<T> Live<T> {
     /// A live value starting at `value`.
-    pub fn new(value: T) -> Self {
-        Live(Arc::new(RwLock::new(Arc::new(value))))
+    pub fn new(value: impl Into<Arc<T>>) -> Self {
+        Live(Arc::new(RwLock::new(value.into())))
     }
 
     /// The value in force now.

@@ -434,7 +434,13 @@ async fn the_admin_api_wants_its_token_when_one_is_configured() {
         ("host", "evil.example:80"),
         ("origin", "http://evil.example"),
     ] {
-        let refused = admin_request(admin, name, value).await;
+        let headers = [
+            ("authorization", "Bearer s3cret-admin-token"),
+            (name, value),
+        ];
+        let refused =
+            crate::support::server::admin_call(admin, hyper::Method::GET, "/api/node", &headers)
+                .await;
         assert_eq!(refused, 403, "{name}: {value}");
     }
 
@@ -450,31 +456,6 @@ async fn the_admin_api_wants_its_token_when_one_is_configured() {
     );
     assert_eq!(check.code, 2, "{check:?}");
     assert!(check.stderr.contains("admin.token_file"), "{check:?}");
-}
-
-/// GET /api/node with the admin token and one extra header; the status.
-async fn admin_request(admin: std::net::SocketAddr, name: &str, value: &str) -> u16 {
-    let tcp = tokio::net::TcpStream::connect(admin).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(connection);
-    let mut request =
-        hyper::Request::get("/api/node").header("authorization", "Bearer s3cret-admin-token");
-    if name != "host" {
-        request = request.header("host", admin.to_string());
-    }
-    let request = request
-        .header(name, value)
-        .body(http_body_util::Empty::<hyper::body::Bytes>::new())
-        .unwrap();
-    sender
-        .send_request(request)
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -117,26 +117,6 @@ async fn the_client_moves_past_a_refusal_and_a_503_and_keeps_the_node_cookie() {
     assert_eq!(client.selected().port, real);
 }
 
-/// DELETE `path` on the admin listener.
-async fn admin_delete(admin: std::net::SocketAddr, path: &str) -> u16 {
-    let tcp = tokio::net::TcpStream::connect(admin).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(connection);
-    let request = hyper::Request::delete(path)
-        .header("host", admin.to_string())
-        .body(http_body_util::Empty::<hyper::body::Bytes>::new())
-        .unwrap();
-    sender
-        .send_request(request)
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_client_keeps_its_channel_and_rebuilds_it_in_the_same_set() {
     use bridgehead::client::{ChannelOptions, Notice};
@@ -185,9 +165,11 @@ async fn the_client_keeps_its_channel_and_rebuilds_it_in_the_same_set() {
     // The channel is ended on the node: the client opens a new one in the same set, and
     // the subscription's events follow it.
     assert_eq!(
-        admin_delete(
+        crate::support::server::admin_call(
             setup.server.addrs.admin.unwrap(),
-            &format!("/api/channels/{first}")
+            hyper::Method::DELETE,
+            &format!("/api/channels/{first}"),
+            &[],
         )
         .await,
         200
