@@ -27,7 +27,7 @@ mod events;
 pub mod failover;
 mod http;
 
-pub use events::{ChannelOptions, Notice};
+pub use events::{ChannelError, ChannelOptions, Notice, OpenChannel};
 pub use http::HttpsTransport;
 
 use std::sync::Mutex;
@@ -41,15 +41,39 @@ use failover::{Failure, Selector};
 /// One address of the farm.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    /// Host name (also the TLS server name).
+    /// Host name (also the TLS server name and the `Host` header).
     pub host: String,
     /// Port.
     pub port: u16,
+    /// Where to connect, when already resolved (by [`crate::dns::Discovery`]); `None`
+    /// resolves `host` with the system's resolver at each connection.
+    pub addr: Option<std::net::IpAddr>,
+}
+
+impl Target {
+    /// `host:port`, resolved at each connection.
+    pub fn new(host: &str, port: u16) -> Self {
+        Target {
+            host: host.to_owned(),
+            port,
+            addr: None,
+        }
+    }
+
+    /// This target, connecting to `addr` (TLS still checks `host`).
+    pub fn at(mut self, addr: std::net::IpAddr) -> Self {
+        self.addr = Some(addr);
+        self
+    }
 }
 
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.host, self.port)
+        write!(f, "{}:{}", self.host, self.port)?;
+        if let Some(addr) = self.addr {
+            write!(f, " ({addr})")?;
+        }
+        Ok(())
     }
 }
 
@@ -207,10 +231,7 @@ impl<T: Transport> XsiClient<T> {
         let endpoints = discovery.endpoints("_xsi-client._tcp", domain, 443).await?;
         let targets = endpoints
             .into_iter()
-            .map(|e| Target {
-                host: e.host,
-                port: e.port,
-            })
+            .map(|e| Target::new(&e.host, e.port))
             .collect();
         Ok(XsiClient::new(targets, transport, timings))
     }

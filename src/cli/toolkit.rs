@@ -124,7 +124,7 @@ pub struct ProbeArgs {
     /// The client certificate's key.
     #[arg(long, requires = "client_cert")]
     pub client_key: Option<PathBuf>,
-    /// Seconds to wait for the connection and the handshake.
+    /// Seconds to wait for each step (connect, STARTTLS, TLS handshake).
     #[arg(long, default_value_t = 10)]
     pub timeout_secs: u64,
     /// The checks and how they are reported (without --name and --profile, the chain

@@ -20,7 +20,7 @@ use quick_xml::events::Event as Xml;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Health, Transport, XsiClient, XsiRequest};
+use super::{ClientError, Health, Transport, XsiClient, XsiRequest, XsiResponse};
 use crate::xsi::events::documents::{Channel, EventResponse};
 
 const ASYNC_CHANNEL: &str = "/com.broadsoft.async/com.broadsoft.xsi-events/v2.0/channel";
@@ -77,6 +77,34 @@ pub enum Notice {
         /// Why, in words.
         reason: String,
     },
+}
+
+/// An open channel (see [`XsiClient::open_channel`]).
+#[derive(Debug)]
+pub struct OpenChannel {
+    /// Its id (which names the node that owns it, on Bridgehead).
+    pub channel_id: String,
+    /// The `Set-Cookie` values of the answer that opened it (the owner's affinity cookie).
+    pub set_cookies: Vec<String>,
+    /// The documents after the `Channel`: events, heartbeats, the end.
+    pub documents: mpsc::Receiver<Vec<u8>>,
+}
+
+/// Why a channel could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    /// The request failed on every attempt.
+    #[error(transparent)]
+    Request(#[from] ClientError),
+    /// The XSP answered, but not 200.
+    #[error("opening the channel answered HTTP {0}")]
+    Refused(u16),
+    /// The answer was not a stream.
+    #[error("the channel answer was not streamed")]
+    NotStreamed,
+    /// The stream did not start with a `Channel` document.
+    #[error("{0}")]
+    NoChannel(String),
 }
 
 /// What one document on the stream is.
@@ -179,13 +207,12 @@ impl<T: Transport> XsiClient<T> {
         }
     }
 
-    /// Opens one channel and keeps it until it ends; returns why it ended.
-    async fn one_channel(
+    /// Opens a channel in `options`' set: the streamed `POST`, then its first document,
+    /// the `Channel` with its id (within the attempt timeout).
+    pub async fn open_channel(
         &self,
         options: &ChannelOptions,
-        notices: &mpsc::Sender<Notice>,
-        stop: &CancellationToken,
-    ) -> String {
+    ) -> Result<OpenChannel, ChannelError> {
         let body = crate::xsi::codec::to_xml(
             &Channel {
                 xmlns: crate::xsi::model::XSI_NS,
@@ -201,25 +228,83 @@ impl<T: Transport> XsiClient<T> {
         .into_bytes();
         let mut open = self.xsi("POST", ASYNC_CHANNEL.to_owned(), body, options);
         open.streamed = true;
+        let response = self.request(open).await?;
+        if response.status != 200 {
+            return Err(ChannelError::Refused(response.status));
+        }
+        let mut documents = response.stream.ok_or(ChannelError::NotStreamed)?;
+        let first = tokio::time::timeout(self.timings.attempt_timeout, documents.recv()).await;
+        match first {
+            Ok(Some(chunk)) => match classify(&String::from_utf8_lossy(&chunk)) {
+                Document::Channel { id } => Ok(OpenChannel {
+                    channel_id: id,
+                    set_cookies: response.set_cookies,
+                    documents,
+                }),
+                _ => Err(ChannelError::NoChannel(
+                    "the first document on the stream is not a Channel".into(),
+                )),
+            },
+            Ok(None) => Err(ChannelError::NoChannel("the stream ended".into())),
+            Err(_) => Err(ChannelError::NoChannel(format!(
+                "no Channel document within {:?}",
+                self.timings.attempt_timeout
+            ))),
+        }
+    }
+
+    /// One heartbeat on channel `channel_id` (200 when the owner kept it).
+    pub async fn heartbeat(
+        &self,
+        channel_id: &str,
+        options: &ChannelOptions,
+    ) -> Result<XsiResponse, ClientError> {
+        self.request(self.xsi(
+            "PUT",
+            format!("{EVENTS}/{channel_id}/heartbeat"),
+            Vec::new(),
+            options,
+        ))
+        .await
+    }
+
+    /// Deletes channel `channel_id` (best effort: the server expires it anyway).
+    pub async fn close_channel(&self, channel_id: &str, options: &ChannelOptions) {
+        let delete = self.xsi(
+            "DELETE",
+            format!("{EVENTS}/{channel_id}"),
+            Vec::new(),
+            options,
+        );
+        if let Err(e) = self.request(delete).await {
+            tracing::debug!(error = %e, channel_id, "deleting the channel failed; it expires");
+        }
+    }
+
+    /// Opens one channel and keeps it until it ends; returns why it ended.
+    async fn one_channel(
+        &self,
+        options: &ChannelOptions,
+        notices: &mpsc::Sender<Notice>,
+        stop: &CancellationToken,
+    ) -> String {
         let opened = tokio::select! {
             _ = stop.cancelled() => return "stopped".into(),
-            opened = self.request(open) => opened,
+            opened = self.open_channel(options) => opened,
         };
-        let mut stream = match opened {
-            Ok(response) if response.status == 200 => match response.stream {
-                Some(stream) => stream,
-                None => return "the channel answer was not streamed".into(),
-            },
-            Ok(response) => {
-                tokio::time::sleep(options.retry_after).await;
-                return format!("opening the channel answered HTTP {}", response.status);
-            }
+        let mut channel = match opened {
+            Ok(channel) => channel,
             Err(e) => {
                 tokio::time::sleep(options.retry_after).await;
                 return e.to_string();
             }
         };
-        let mut channel_id = None;
+        self.state().events = Health::Green;
+        let _ = notices
+            .send(Notice::Opened {
+                channel_id: channel.channel_id.clone(),
+            })
+            .await;
         let mut failed = 0;
         let mut heartbeat = tokio::time::interval(options.heartbeat_every);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -227,32 +312,23 @@ impl<T: Transport> XsiClient<T> {
         loop {
             tokio::select! {
                 _ = stop.cancelled() => {
-                    if let Some(id) = &channel_id {
-                        let _ = self.request(self.xsi("DELETE", format!("{EVENTS}/{id}"), Vec::new(), options)).await;
-                    }
+                    self.close_channel(&channel.channel_id, options).await;
                     return "stopped".into();
                 }
-                chunk = stream.recv() => {
+                chunk = channel.documents.recv() => {
                     let Some(chunk) = chunk else { return "the channel's stream ended".into() };
                     let document = String::from_utf8_lossy(&chunk).into_owned();
                     match classify(&document) {
-                        Document::Channel { id } => {
-                            self.state().events = Health::Green;
-                            channel_id = Some(id.clone());
-                            let _ = notices.send(Notice::Opened { channel_id: id }).await;
-                        }
                         Document::Event { id } => {
                             self.acknowledge(&id, options).await;
                             let _ = notices.send(Notice::Event { event_id: id, document }).await;
                         }
                         Document::Terminated => return "the server ended the channel".into(),
-                        Document::Other => {}
+                        Document::Channel { .. } | Document::Other => {}
                     }
                 }
-                _ = heartbeat.tick(), if channel_id.is_some() => {
-                    let id = channel_id.clone().unwrap_or_default();
-                    let beat = self.xsi("PUT", format!("{EVENTS}/{id}/heartbeat"), Vec::new(), options);
-                    match self.request(beat).await {
+                _ = heartbeat.tick() => {
+                    match self.heartbeat(&channel.channel_id, options).await {
                         Ok(response) if response.status == 200 => failed = 0,
                         _ => {
                             failed += 1;

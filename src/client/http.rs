@@ -34,9 +34,11 @@ impl Transport for HttpsTransport {
         target: &Target,
         request: &XsiRequest,
     ) -> Result<XsiResponse, TransportError> {
-        let tcp = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
-            .await
-            .map_err(|e| broken("connect", e))?;
+        let tcp = match target.addr {
+            Some(addr) => tokio::net::TcpStream::connect((addr, target.port)).await,
+            None => tokio::net::TcpStream::connect((target.host.as_str(), target.port)).await,
+        }
+        .map_err(|e| broken("connect", e))?;
         let _ = tcp.set_nodelay(true);
         let name = rustls_pki_types::ServerName::try_from(target.host.clone())
             .map_err(|e| broken("server name", e))?;
@@ -52,7 +54,7 @@ impl Transport for HttpsTransport {
         let mut builder = hyper::Request::builder()
             .method(request.method.as_str())
             .uri(&request.path)
-            .header("host", target.to_string());
+            .header("host", format!("{}:{}", target.host, target.port));
         for (name, value) in &request.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }

@@ -86,13 +86,7 @@ impl Transport for Scripted {
 }
 
 fn targets(hosts: &[&str]) -> Vec<Target> {
-    hosts
-        .iter()
-        .map(|h| Target {
-            host: (*h).to_owned(),
-            port: 443,
-        })
-        .collect()
+    hosts.iter().map(|h| Target::new(h, 443)).collect()
 }
 
 fn get() -> XsiRequest {

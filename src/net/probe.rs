@@ -10,7 +10,10 @@
 //!                                               <proceed/> → TLS
 //! ```
 //!
-//! Every step has the one deadline given; nothing is sent after the handshake.
+//! Every step (connect, STARTTLS, TLS handshake) has the deadline given, and a timeout
+//! names its step: a port that accepts TCP but never answers TLS reads as such. [`probe`]
+//! sends nothing after the handshake; [`open`] hands the TLS stream on for a protocol check
+//! (`bridgehead doctor`'s component handshake and SASL listing).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,7 +53,7 @@ pub struct ProbeTarget {
     pub alpn: Vec<Vec<u8>>,
     /// A client certificate chain and key to present (a CTI port).
     pub identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
-    /// Deadline of the whole probe.
+    /// Deadline of each step.
     pub timeout: Duration,
 }
 
@@ -69,7 +72,14 @@ pub struct Probed {
     pub alpn: Option<String>,
     /// Whether the server asked for a client certificate.
     pub client_certificate_asked: bool,
+    /// How long the TCP connection took.
+    pub connect_time: Duration,
+    /// How long the TLS handshake took (after STARTTLS, if any).
+    pub handshake_time: Duration,
 }
+
+/// The TLS stream [`open`] hands on.
+pub type ProbedStream = tokio_rustls::client::TlsStream<TcpStream>;
 
 /// Why a probe did not get a chain.
 #[derive(Debug, thiserror::Error)]
@@ -82,9 +92,14 @@ pub enum ProbeError {
         /// What went wrong.
         detail: String,
     },
-    /// The whole probe took longer than its deadline.
-    #[error("no answer within {0:?}")]
-    Timeout(Duration),
+    /// A step took longer than its deadline.
+    #[error("{step}: no answer within {after:?}")]
+    Timeout {
+        /// Which step.
+        step: &'static str,
+        /// The deadline.
+        after: Duration,
+    },
 }
 
 fn failed(step: &'static str) -> impl Fn(&dyn std::fmt::Display) -> ProbeError {
@@ -96,29 +111,52 @@ fn failed(step: &'static str) -> impl Fn(&dyn std::fmt::Display) -> ProbeError {
 
 /// Connects, starts TLS as `target` says, and returns the served chain.
 pub async fn probe(target: ProbeTarget) -> Result<Probed, ProbeError> {
-    let timeout = target.timeout;
-    tokio::time::timeout(timeout, run(target))
-        .await
-        .map_err(|_| ProbeError::Timeout(timeout))?
+    open(target).await.map(|(probed, _)| probed)
 }
 
-async fn run(target: ProbeTarget) -> Result<Probed, ProbeError> {
-    let mut tcp = TcpStream::connect((target.host.as_str(), target.port))
+/// `future` under `timeout`, a timeout naming `step`.
+async fn step<T>(
+    step: &'static str,
+    timeout: Duration,
+    future: impl std::future::Future<Output = Result<T, ProbeError>>,
+) -> Result<T, ProbeError> {
+    tokio::time::timeout(timeout, future)
         .await
-        .map_err(|e| failed("connect")(&e))?;
+        .map_err(|_| ProbeError::Timeout {
+            step,
+            after: timeout,
+        })?
+}
+
+/// [`probe`], keeping the TLS stream for what comes after the handshake.
+pub async fn open(target: ProbeTarget) -> Result<(Probed, ProbedStream), ProbeError> {
+    let timeout = target.timeout;
+    let started = tokio::time::Instant::now();
+    let mut tcp = step("connect", timeout, async {
+        TcpStream::connect((target.host.as_str(), target.port))
+            .await
+            .map_err(|e| failed("connect")(&e))
+    })
+    .await?;
+    let connect_time = started.elapsed();
     let addr = tcp.peer_addr().map_err(|e| failed("connect")(&e))?;
     if let Start::XmppStartTls { domain } = &target.start {
-        start_tls(&mut tcp, domain).await?;
+        step("XMPP STARTTLS", timeout, start_tls(&mut tcp, domain)).await?;
     }
     let alpn: Vec<&[u8]> = target.alpn.iter().map(Vec::as_slice).collect();
     let probe = crate::tls::probe_client_config(target.identity, &alpn)
         .map_err(|e| failed("TLS configuration")(&e))?;
     let name =
         ServerName::try_from(target.server_name.clone()).map_err(|e| failed("server name")(&e))?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::clone(&probe.config))
-        .connect(name, tcp)
-        .await
-        .map_err(|e| failed("TLS handshake")(&e))?;
+    let handshake_started = tokio::time::Instant::now();
+    let tls = step("TLS handshake", timeout, async {
+        tokio_rustls::TlsConnector::from(Arc::clone(&probe.config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| failed("TLS handshake")(&e))
+    })
+    .await?;
+    let handshake_time = handshake_started.elapsed();
     let (_, session) = tls.get_ref();
     let origin = format!("{}:{} (served)", target.host, target.port);
     let certificates = session
@@ -140,7 +178,7 @@ async fn run(target: ProbeTarget) -> Result<Probed, ProbeError> {
     if certificates.is_empty() {
         return Err(failed("TLS handshake")(&"the server sent no certificate"));
     }
-    Ok(Probed {
+    let probed = Probed {
         addr,
         certificates,
         protocol: session
@@ -155,7 +193,10 @@ async fn run(target: ProbeTarget) -> Result<Probed, ProbeError> {
         client_certificate_asked: probe
             .client_certificate_asked
             .load(std::sync::atomic::Ordering::Relaxed),
-    })
+        connect_time,
+        handshake_time,
+    };
+    Ok((probed, tls))
 }
 
 /// RFC 6120 STARTTLS on a client stream to `domain`, up to `<proceed/>`.

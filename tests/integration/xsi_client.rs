@@ -77,10 +77,7 @@ async fn the_client_moves_past_a_refusal_and_a_503_and_keeps_the_node_cookie() {
         HttpsTransport::new(Arc::clone(&bridgehead::tls::client_config(&roots).unwrap()));
     let targets = [closed, busy, real]
         .into_iter()
-        .map(|port| Target {
-            host: "localhost".into(),
-            port,
-        })
+        .map(|port| Target::new("localhost", port))
         .collect();
     let client = XsiClient::new(targets, transport, Timings::default());
     let request = XsiRequest {
@@ -127,10 +124,7 @@ async fn the_client_keeps_its_channel_and_rebuilds_it_in_the_same_set() {
         .map(|c| c.der)
         .collect();
     let transport = HttpsTransport::new(bridgehead::tls::client_config(&roots).unwrap());
-    let target = Target {
-        host: "localhost".into(),
-        port: setup.server.addrs.https.unwrap().port(),
-    };
+    let target = Target::new("localhost", setup.server.addrs.https.unwrap().port());
     let client = Arc::new(XsiClient::new(vec![target], transport, Timings::default()));
     let (notices, mut received) = tokio::sync::mpsc::channel(16);
     let stop = tokio_util::sync::CancellationToken::new();
