@@ -12,6 +12,7 @@
 mod admin;
 mod components;
 mod devices;
+mod doctor;
 mod generate;
 mod toolkit;
 mod users;
@@ -39,6 +40,7 @@ pub use users::{PasswordArgs, UserCommand};
 use admin::{admin_command, AdminCommand};
 use components::component_command;
 use devices::device_command;
+use doctor::{doctor_command, DoctorArgs};
 use toolkit::pki_command;
 use users::user_command;
 
@@ -115,6 +117,10 @@ pub enum Command {
     /// Operate a running node through its admin API: status, live lists, kick, reload.
     #[command(flatten)]
     Admin(AdminCommand),
+    /// The precall test: find the deployment's servers by SRV and check each one (TCP,
+    /// TLS, the certificate, the component handshake, SASL, XSI and heartbeat affinity).
+    /// Exit 0: all green; 1: amber; 2: red; 3: usage.
+    Doctor(DoctorArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -193,6 +199,7 @@ pub async fn run(cli: Cli, log: Option<crate::reload::LogControl>) -> ExitCode {
         Command::Component(command) => component_command(command).await,
         Command::Device(command) => device_command(command).await,
         Command::Admin(command) => admin_command(command).await,
+        Command::Doctor(args) => doctor_command(args).await,
         Command::Completions { shell } => generate::completions(shell),
         Command::Man { dir } => generate::man_pages(&dir),
     };

@@ -325,6 +325,21 @@ impl<T: Transport> XsiClient<T> {
     }
 }
 
+/// The `Authorization` value of HTTP Basic for `user` and `password` (UTF-8, as the XSP
+/// decodes it).
+pub fn basic_authorization(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {encoded}")
+}
+
+/// The value of cookie `name` among `set_cookies`, if one sets it (the last one wins).
+pub fn cookie_value(set_cookies: &[String], name: &str) -> Option<String> {
+    let mut jar = Vec::new();
+    remember_cookies(&mut jar, set_cookies);
+    jar.into_iter().find(|(known, _)| known == name).map(|(_, value)| value)
+}
+
 /// Keeps `name=value` of each `Set-Cookie` (a later one of the same name replaces it).
 fn remember_cookies(jar: &mut Vec<(String, String)>, set_cookies: &[String]) {
     for header in set_cookies {

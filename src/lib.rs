@@ -7,7 +7,7 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`cli`] | the command line (`serve`, `check-config`, `pki`, `user`, `component`, `device`) |
+//! | [`cli`] | the command line (`serve`, `check-config`, `pki`, `user`, `component`, `device`, `doctor`, the admin commands) |
 //! | [`client`] | the XSI client library a softphone embeds: SRV discovery, one selected XSP with its affinity cookie, the Webex app's failover rules, per-interface status |
 //! | [`config`] | the TOML file: typed, unknown keys refused, validated as a whole |
 //! | [`server`] | `Server::bind(config)` → bound listeners → `Bound::run(shutdown)` |
@@ -19,6 +19,7 @@
 //! | [`pki`] | verify, inspect and issue certificates (sync, no tokio) |
 //! | [`store`] | persistence of the model's records, one small trait per concern; SQLite by default |
 //! | [`credentials`] | SCRAM-SHA-1/256 password verifiers (no clear passwords stored), the login limiter |
+//! | [`doctor`] | `bridgehead doctor`, the precall test: SRV, TCP, TLS and chain, component handshake, SASL, XSI and heartbeat affinity per target, with recommendations |
 //! | [`dns`] | SRV discovery with RFC 2782 ordering, A/AAAA fallback |
 //! | [`embedded`] | the development PKI and demo data of the zero-config mode |
 //! | [`admin`] | the plain-HTTP admin listener: `/healthz`, `/metrics`, the admin API and the status page |
@@ -38,6 +39,7 @@ pub mod client;
 pub mod config;
 pub mod credentials;
 pub mod dns;
+pub mod doctor;
 pub mod embedded;
 pub mod http;
 pub mod net;
