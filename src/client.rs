@@ -337,7 +337,9 @@ pub fn basic_authorization(user: &str, password: &str) -> String {
 pub fn cookie_value(set_cookies: &[String], name: &str) -> Option<String> {
     let mut jar = Vec::new();
     remember_cookies(&mut jar, set_cookies);
-    jar.into_iter().find(|(known, _)| known == name).map(|(_, value)| value)
+    jar.into_iter()
+        .find(|(known, _)| known == name)
+        .map(|(_, value)| value)
 }
 
 /// Keeps `name=value` of each `Set-Cookie` (a later one of the same name replaces it).

@@ -82,7 +82,12 @@ pub enum Service {
 
 impl Service {
     /// Every service, in the order they are reported.
-    pub const ALL: [Service; 4] = [Service::Component, Service::C2s, Service::C2sTls, Service::Xsi];
+    pub const ALL: [Service; 4] = [
+        Service::Component,
+        Service::C2s,
+        Service::C2sTls,
+        Service::Xsi,
+    ];
 
     /// The SRV label.
     pub fn srv(self) -> &'static str {
@@ -259,7 +264,9 @@ impl Check {
     }
 
     fn figure(&mut self, name: &'static str, value: f64) {
-        self.line.figures.insert(name, (value * 10.0).round() / 10.0);
+        self.line
+            .figures
+            .insert(name, (value * 10.0).round() / 10.0);
     }
 
     fn millis(&mut self, name: &'static str, elapsed: Duration) -> String {
@@ -268,7 +275,12 @@ impl Check {
         format!("{ms:.1} ms")
     }
 
-    fn problem(&mut self, verdict: Verdict, reason: impl Into<String>, recommendation: Option<String>) {
+    fn problem(
+        &mut self,
+        verdict: Verdict,
+        reason: impl Into<String>,
+        recommendation: Option<String>,
+    ) {
         self.line.verdict = self.line.verdict.max(verdict);
         self.line.problems.push(reason.into());
         if let Some(recommendation) = recommendation {
@@ -345,7 +357,10 @@ pub async fn run(options: &Options) -> Report {
         let (line, recommended) = check.finish();
         lines.push(line);
         for recommendation in recommended {
-            if !recommendations.iter().any(|(_, known)| *known == recommendation.1) {
+            if !recommendations
+                .iter()
+                .any(|(_, known)| *known == recommendation.1)
+            {
                 recommendations.push(recommendation);
             }
         }

@@ -20,8 +20,12 @@ pub struct DoctorArgs {
     /// Also check KIND=HOST:PORT (KIND: component, c2s, c2s-tls, xsi). Repeatable.
     #[arg(long = "target", value_name = "KIND=HOST:PORT", value_parser = parse_target)]
     pub targets: Vec<(Service, String, u16)>,
+    /// Look up only these services' SRV records (component, c2s, c2s-tls, xsi).
+    /// Repeatable. Default: all four.
+    #[arg(long = "service", value_enum, value_name = "KIND")]
+    pub services: Vec<Service>,
     /// Check only the --target list, without looking up SRV records.
-    #[arg(long, requires = "targets")]
+    #[arg(long, requires = "targets", conflicts_with = "services")]
     pub no_srv: bool,
     /// Ask these name servers (IP:PORT) instead of the system's. Repeatable.
     #[arg(long = "dns", value_name = "IP:PORT")]
@@ -77,8 +81,7 @@ fn parse_target(s: &str) -> Result<(Service, String, u16), String> {
 
 /// Runs the checks and prints the report; the exit code follows its verdict.
 pub(super) async fn doctor_command(args: DoctorArgs) -> anyhow::Result<u8> {
-    crate::config::check_domain(&args.domain)
-        .map_err(|e| usage(format!("--domain: {e}")))?;
+    crate::config::check_domain(&args.domain).map_err(|e| usage(format!("--domain: {e}")))?;
     let discovery = if args.name_servers.is_empty() {
         crate::dns::Discovery::system()
     } else {
@@ -89,6 +92,8 @@ pub(super) async fn doctor_command(args: DoctorArgs) -> anyhow::Result<u8> {
     let mut options = Options::new(&args.domain, discovery, trust);
     if args.no_srv {
         options.services.clear();
+    } else if !args.services.is_empty() {
+        options.services = args.services;
     }
     options.targets = args.targets;
     options.warn_days = i64::from(args.warn_days);
@@ -100,11 +105,11 @@ pub(super) async fn doctor_command(args: DoctorArgs) -> anyhow::Result<u8> {
         + options.heartbeat_every * args.heartbeats
         + options.step_timeout * args.heartbeats;
     if let (Some(name), Some(file)) = (args.component, &args.secret_file) {
-        let secret = crate::config::read_secret_file(file).map_err(|e| usage(e))?;
+        let secret = crate::config::read_secret_file(file).map_err(usage)?;
         options.component = Some(ComponentLogin { name, secret });
     }
     if let (Some(user), Some(file)) = (args.user, &args.password_file) {
-        let password = crate::config::read_secret_file(file).map_err(|e| usage(e))?;
+        let password = crate::config::read_secret_file(file).map_err(usage)?;
         options.user = Some(UserLogin { user, password });
     }
     let report = doctor::run(&options).await;

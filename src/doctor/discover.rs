@@ -114,7 +114,9 @@ async fn resolve(
             check.problem(
                 Verdict::Red,
                 format!("{host} has no A or AAAA record"),
-                Some(format!("Add an A (or AAAA) record for {host}, named by {via}")),
+                Some(format!(
+                    "Add an A (or AAAA) record for {host}, named by {via}"
+                )),
             );
             return Vec::new();
         }

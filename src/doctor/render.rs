@@ -17,8 +17,18 @@ pub fn text(report: &Report) -> String {
         report.lines.len(),
         report.elapsed_ms / 1000.0
     );
-    let interface_width = report.lines.iter().map(|l| l.interface.len()).max().unwrap_or(0);
-    let target_width = report.lines.iter().map(|l| l.target.len()).max().unwrap_or(0);
+    let interface_width = report
+        .lines
+        .iter()
+        .map(|l| l.interface.len())
+        .max()
+        .unwrap_or(0);
+    let target_width = report
+        .lines
+        .iter()
+        .map(|l| l.target.len())
+        .max()
+        .unwrap_or(0);
     for line in &report.lines {
         let _ = writeln!(
             out,

@@ -59,6 +59,8 @@ pub(super) async fn handshake(
         check.figure("days_left", days as f64);
         if days >= 0 {
             check.note(format!("certificate valid {days} more days"));
+        } else {
+            check.note(format!("certificate expired {} days ago", -days));
         }
     }
     let input = VerifyInput {
@@ -111,6 +113,9 @@ fn judge(report: &pki::Report, endpoint: &Endpoint, options: &Options, check: &m
                  domain {} and the server's FQDN {}: bridges and clients check both",
                 options.domain, endpoint.host
             ),
+            "chain" if finding.reason.contains("expired") => {
+                format!("Renew the certificate served at {at}: it has expired")
+            }
             "validity" if verdict == Verdict::Red => {
                 format!("Renew the certificate served at {at}: it is not valid now")
             }
@@ -132,7 +137,10 @@ fn judge(report: &pki::Report, endpoint: &Endpoint, options: &Options, check: &m
 fn explain(endpoint: &Endpoint, error: &ProbeError) -> (String, String) {
     let at = endpoint.label();
     let port_hint = match endpoint.service.fallback_port() {
-        Some(port) => format!(" (the {} port is {port} by default)", endpoint.service.name()),
+        Some(port) => format!(
+            " (the {} port is {port} by default)",
+            endpoint.service.name()
+        ),
         None => String::new(),
     };
     let check_port = format!(
@@ -141,7 +149,10 @@ fn explain(endpoint: &Endpoint, error: &ProbeError) -> (String, String) {
         endpoint.service.name()
     );
     match error {
-        ProbeError::Timeout { step: "connect", after } => (
+        ProbeError::Timeout {
+            step: "connect",
+            after,
+        } => (
             format!("no TCP connection within {after:?}"),
             format!(
                 "{at} does not accept connections from here: a firewall drops them, the host \
@@ -156,9 +167,14 @@ fn explain(endpoint: &Endpoint, error: &ProbeError) -> (String, String) {
                  first): find out what listens there; {check_port}"
             ),
         ),
-        ProbeError::Failed { step: "connect", detail } => (
+        ProbeError::Failed {
+            step: "connect",
+            detail,
+        } => (
             format!("connect: {detail}"),
-            format!("Nothing accepts connections at {at}: start the service there, or {check_port}"),
+            format!(
+                "Nothing accepts connections at {at}: start the service there, or {check_port}"
+            ),
         ),
         ProbeError::Failed { step, detail } => {
             let not_tls = detail.contains("InvalidContentType")

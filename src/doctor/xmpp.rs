@@ -86,7 +86,12 @@ fn stream_error(element: &Element) -> Option<String> {
         .or(Some("undefined-condition".into()))
 }
 
-async fn component(options: &Options, endpoint: &Endpoint, stream: ProbedStream, check: &mut Check) {
+async fn component(
+    options: &Options,
+    endpoint: &Endpoint,
+    stream: ProbedStream,
+    check: &mut Check,
+) {
     let Some(login) = &options.component else {
         check.note("handshake not tried (give --component NAME --secret-file FILE)");
         return;
@@ -110,7 +115,9 @@ async fn component(options: &Options, endpoint: &Endpoint, stream: ProbedStream,
         };
     let answer = match header.id {
         Some(id) => {
-            let digest = hex::encode(Sha1::digest(format!("{id}{}", login.secret.expose()).as_bytes()));
+            let digest = hex::encode(Sha1::digest(
+                format!("{id}{}", login.secret.expose()).as_bytes(),
+            ));
             let handshake = Element::builder("handshake", ns::COMPONENT)
                 .append(digest)
                 .build();
@@ -134,7 +141,8 @@ async fn component(options: &Options, endpoint: &Endpoint, stream: ProbedStream,
             let _ = writer.flush().await;
         }
         Ok(element) => {
-            let condition = stream_error(&element).unwrap_or_else(|| format!("<{}/>", element.name()));
+            let condition =
+                stream_error(&element).unwrap_or_else(|| format!("<{}/>", element.name()));
             let recommendation = match condition.as_str() {
                 "not-authorized" => format!(
                     "The server refused the secret for {}: give the bridge (and --secret-file) \
@@ -170,7 +178,12 @@ async fn component(options: &Options, endpoint: &Endpoint, stream: ProbedStream,
     }
 }
 
-async fn mechanisms(options: &Options, endpoint: &Endpoint, stream: ProbedStream, check: &mut Check) {
+async fn mechanisms(
+    options: &Options,
+    endpoint: &Endpoint,
+    stream: ProbedStream,
+    check: &mut Check,
+) {
     let features = match open(options, stream, ns::CLIENT, &options.domain).await {
         Ok((mut reader, mut writer, _)) => {
             let features = next(options, &mut reader).await;

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use super::{tls, Check, Endpoint, Options, Verdict};
 use crate::client::{
-    basic_authorization, cookie_value, ChannelOptions, HttpsTransport, Target, Timings,
-    XsiClient, XsiRequest,
+    basic_authorization, cookie_value, ChannelOptions, HttpsTransport, Target, Timings, XsiClient,
+    XsiRequest,
 };
 
 const ACTIONS: &str = "/com.broadsoft.xsi-actions/v2.0/user";
@@ -78,7 +78,10 @@ async fn profile(
         }
         Ok(response) if matches!(response.status, 401 | 403) => check.problem(
             Verdict::Red,
-            format!("the XSP refused {}'s credentials (HTTP {})", user.user, response.status),
+            format!(
+                "the XSP refused {}'s credentials (HTTP {})",
+                user.user, response.status
+            ),
             Some(format!(
                 "Check the user id and password given (--user, --password-file) at {}; \
                  `bridgehead user passwd` sets a Bridgehead user's password",
@@ -175,7 +178,10 @@ async fn channel(
     let slowest = check.millis("heartbeat_max_ms", slowest);
     if strays.is_empty() && failures.is_empty() {
         let on = creator.map_or_else(String::new, |node| format!(", all answered by node {node}"));
-        check.note(format!("{} heartbeats{on} (slowest {slowest})", options.heartbeats));
+        check.note(format!(
+            "{} heartbeats{on} (slowest {slowest})",
+            options.heartbeats
+        ));
         return;
     }
     let lost = strays.len() + failures.len();

@@ -12,6 +12,7 @@ mod cli;
 mod cli_checks;
 mod cti;
 mod dns;
+mod doctor;
 mod hardening;
 mod operate;
 mod packaging;

@@ -9,6 +9,7 @@ pub mod events;
 pub mod https;
 pub mod node;
 pub mod openssl;
+pub mod peers;
 pub mod server;
 
 use std::path::Path;

@@ -13,8 +13,13 @@ use super::{bin, Run};
 
 /// Every listener on 127.0.0.1:0, the development PKI, demo data, and `extra` TOML.
 pub fn ephemeral_config(extra: &str) -> String {
+    ephemeral_config_with("fqdn = \"bridgehead.test\"\n", extra)
+}
+
+/// [`ephemeral_config`] with `server` lines in `[server]` (e.g. the domain, fqdn, node_id).
+pub fn ephemeral_config_with(server: &str, extra: &str) -> String {
     format!(
-        "[server]\ndemo_data = true\nfqdn = \"bridgehead.test\"\n\
+        "[server]\ndemo_data = true\n{server}\
          [admin]\nlisten = \"127.0.0.1:0\"\n\
          [xmpp]\ncomponent_listen = \"127.0.0.1:0\"\nclient_listen = \"127.0.0.1:0\"\n\
          [http]\nlisten = \"127.0.0.1:0\"\n[cti]\nlisten = \"127.0.0.1:0\"\n{extra}"

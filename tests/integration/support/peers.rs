@@ -1,0 +1,112 @@
+//! Third-party servers the tests put in front of or beside Bridgehead: `openssl s_server`
+//! (a TLS server with any certificate, however wrong), HAProxy (a real load balancer), and
+//! a listener that accepts TCP and never says a word.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A child process killed when dropped.
+pub struct Process(pub Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `openssl s_server` on 127.0.0.1 serving `cert` (with `chain` after it) and `key`; the
+/// process and its port.
+pub fn s_server(dir: &Path, cert: &Path, key: &Path, chain: Option<&Path>) -> (Process, u16) {
+    let mut command = Command::new("openssl");
+    command
+        .current_dir(dir)
+        .args(["s_server", "-accept", "127.0.0.1:0", "-cert"])
+        .arg(cert)
+        .arg("-key")
+        .arg(key);
+    if let Some(chain) = chain {
+        command.arg("-cert_chain").arg(chain);
+    }
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the openssl command line must be installed");
+    let stdout = child.stdout.take().unwrap();
+    let process = Process(child);
+    // openssl prints "ACCEPT 127.0.0.1:PORT" once it listens, then a report per
+    // connection, which is read and dropped so that it never blocks on a full pipe.
+    let mut lines = BufReader::new(stdout).lines();
+    let port = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            line.strip_prefix("ACCEPT ")
+                .and_then(|a| a.rsplit_once(':'))
+                .and_then(|(_, p)| p.parse().ok())
+        })
+        .expect("openssl s_server says where it listens");
+    std::thread::spawn(move || lines.for_each(drop));
+    (process, port)
+}
+
+/// A free loopback port (for servers that cannot be told to pick one).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// HAProxy in TCP mode on a free port of 127.0.0.1, spreading connections round-robin
+/// over `backends` (no affinity at all: each new connection goes to the next one).
+pub async fn haproxy_round_robin(dir: &Path, backends: &[std::net::SocketAddr]) -> (Process, u16) {
+    let port = free_port();
+    let servers: String = backends
+        .iter()
+        .enumerate()
+        .map(|(i, addr)| format!("  server node{} {addr}\n", i + 1))
+        .collect();
+    let config = format!(
+        "global\n  maxconn 1000\n\
+         defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 60s\n  timeout server 60s\n\
+         frontend xsi\n  bind 127.0.0.1:{port}\n  default_backend nodes\n\
+         backend nodes\n  balance roundrobin\n{servers}"
+    );
+    let file = dir.join("haproxy.cfg");
+    std::fs::write(&file, config).unwrap();
+    let child = Command::new("haproxy")
+        .args(["-db", "-f"])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("HAProxy must be installed (tests/run installs the Debian package)");
+    let process = Process(child);
+    let up = super::wait_until_async(Duration::from_secs(10), || async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
+    assert!(up, "HAProxy did not listen on {port}");
+    (process, port)
+}
+
+/// A listener that accepts connections and never answers (held until the test ends).
+pub async fn silent_listener() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((tcp, _)) = listener.accept().await {
+            held.push(tcp);
+        }
+    });
+    port
+}
