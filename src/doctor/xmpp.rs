@@ -14,9 +14,9 @@ use sha1::{Digest, Sha1};
 use tokio::io::{BufReader, ReadHalf, WriteHalf};
 
 use super::{tls, Check, Endpoint, Options, Service, Verdict};
-use crate::net::probe::ProbedStream;
+use crate::net::probe::{ProbedStream, PEER_LIMITS};
 use crate::xmpp::ns;
-use crate::xmpp::stream::{ElementLimits, StreamHeader, StreamReader, StreamWriter};
+use crate::xmpp::stream::{StreamHeader, StreamReader, StreamWriter};
 
 type Reader = StreamReader<BufReader<ReadHalf<ProbedStream>>>;
 type Writer = StreamWriter<WriteHalf<ProbedStream>>;
@@ -42,11 +42,7 @@ async fn open(
     to: &str,
 ) -> Result<(Reader, Writer, StreamHeader), String> {
     let (read, write) = tokio::io::split(stream);
-    let limits = ElementLimits {
-        max_bytes: 65_536,
-        max_depth: 16,
-    };
-    let mut reader = StreamReader::new(BufReader::new(read), limits);
+    let mut reader = StreamReader::new(BufReader::new(read), PEER_LIMITS);
     let mut writer = StreamWriter::new(write, default_ns);
     let opened = tokio::time::timeout(options.step_timeout, async {
         writer.initiating_header(to)?;

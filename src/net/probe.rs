@@ -78,6 +78,12 @@ pub struct Probed {
     pub handshake_time: Duration,
 }
 
+/// What a probe accepts from the server in one XMPP element (features, an answer).
+pub const PEER_LIMITS: ElementLimits = ElementLimits {
+    max_bytes: 65_536,
+    max_depth: 16,
+};
+
 /// The TLS stream [`open`] hands on.
 pub type ProbedStream = tokio_rustls::client::TlsStream<TcpStream>;
 
@@ -203,11 +209,7 @@ pub async fn open(target: ProbeTarget) -> Result<(Probed, ProbedStream), ProbeEr
 async fn start_tls(tcp: &mut TcpStream, domain: &str) -> Result<(), ProbeError> {
     let step = failed("XMPP STARTTLS");
     let (read, write) = tcp.split();
-    let limits = ElementLimits {
-        max_bytes: 65_536,
-        max_depth: 16,
-    };
-    let mut reader = StreamReader::new(BufReader::new(read), limits);
+    let mut reader = StreamReader::new(BufReader::new(read), PEER_LIMITS);
     let mut writer = StreamWriter::new(write, ns::CLIENT);
     writer.initiating_header(domain).map_err(|e| step(&e))?;
     writer.flush().await.map_err(|e| step(&e))?;

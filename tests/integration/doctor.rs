@@ -37,18 +37,23 @@ fn credential_files(node: &Node) -> (String, String) {
     )
 }
 
-/// Runs `doctor --json` with `args` (off the runtime, so the DNS responder keeps
-/// answering); the run and its report.
-async fn doctor(dir: &Path, args: &[&str]) -> (Run, Value) {
+/// Runs `doctor` with `args` off the runtime, so that the DNS responder keeps answering.
+async fn run_doctor(dir: &Path, args: Vec<String>) -> Run {
     let dir = dir.to_owned();
-    let mut all = vec!["doctor".to_owned(), "--json".to_owned()];
-    all.extend(args.iter().map(|s| (*s).to_owned()));
-    let run = tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = all.iter().map(String::as_str).collect();
-        run_in(&dir, &args)
+    tokio::task::spawn_blocking(move || {
+        let mut all = vec!["doctor"];
+        all.extend(args.iter().map(String::as_str));
+        run_in(&dir, &all)
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// `doctor --json` with `args`: the run and its report.
+async fn doctor(dir: &Path, args: &[&str]) -> (Run, Value) {
+    let mut all = vec!["--json".to_owned()];
+    all.extend(args.iter().map(|s| (*s).to_owned()));
+    let run = run_doctor(dir, all).await;
     let report = serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("doctor printed no JSON ({e}): {run:?}"));
     (run, report)
@@ -64,9 +69,9 @@ fn line<'a>(report: &'a Value, interface: &str, target: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {interface} line for {target}: {report:#}"))
 }
 
-fn problems(line: &Value) -> String {
-    line["problems"]
-        .as_array()
+/// A JSON array of strings, one per line.
+fn joined(list: &Value) -> String {
+    list.as_array()
         .unwrap()
         .iter()
         .map(|p| p.as_str().unwrap().to_owned())
@@ -74,14 +79,12 @@ fn problems(line: &Value) -> String {
         .join("\n")
 }
 
+fn problems(line: &Value) -> String {
+    joined(&line["problems"])
+}
+
 fn recommendations(report: &Value) -> String {
-    report["recommendations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_str().unwrap().to_owned())
-        .collect::<Vec<_>>()
-        .join("\n")
+    joined(&report["recommendations"])
 }
 
 #[tokio::test]
@@ -236,17 +239,7 @@ async fn a_wrong_srv_port_and_a_wrong_secret_are_red_with_what_to_do() {
     );
 
     // The same in words, for a terminal.
-    let text = tokio::task::spawn_blocking({
-        let dir = node.dir.clone();
-        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-        move || {
-            let mut all = vec!["doctor"];
-            all.extend(args.iter().map(String::as_str));
-            run_in(&dir, &all)
-        }
-    })
-    .await
-    .unwrap();
+    let text = run_doctor(&node.dir, args.iter().map(|s| (*s).to_owned()).collect()).await;
     assert_eq!(text.code, 2);
     assert!(
         text.stdout.contains("bridgehead doctor: example.com: RED"),
