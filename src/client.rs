@@ -23,12 +23,15 @@
 //! production, a scripted one in the unit tests (on paused time).
 //!
 
+mod actions;
 mod events;
 pub mod failover;
 mod http;
+mod subscriptions;
 
 pub use events::{ChannelError, ChannelOptions, Notice, OpenChannel};
 pub use http::HttpsTransport;
+pub use subscriptions::Granted;
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -159,6 +162,17 @@ pub enum ClientError {
     /// Discovery found nothing.
     #[error(transparent)]
     Discovery(#[from] crate::dns::DnsError),
+    /// The XSP answered with an error (its `ErrorInfo` summary, when it sent one).
+    #[error("the XSP answered HTTP {status}: {summary}")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// What the XSP said.
+        summary: String,
+    },
+    /// The answer was not the document asked for.
+    #[error("unexpected answer: {0}")]
+    Unexpected(String),
 }
 
 /// Green or red, for an app to show per interface.
@@ -175,17 +189,17 @@ pub enum Health {
 /// The status of each interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Status {
-    /// XSI-Actions.
+    /// XSI-Actions: the last request was answered (green) or failed on every attempt.
     pub actions: Health,
     /// XSI-Events: green while a channel is open, red while it is being rebuilt.
     pub events: Health,
+    /// The credentials: red after a 401, green after any other answer below 400.
+    pub authentication: Health,
 }
 
 struct State {
     selector: Selector,
     cookies: Vec<(String, String)>,
-    actions: Health,
-    events: Health,
 }
 
 /// The client (see the module docs).
@@ -194,6 +208,7 @@ pub struct XsiClient<T> {
     transport: T,
     timings: Timings,
     state: Mutex<State>,
+    status: tokio::sync::watch::Sender<Status>,
 }
 
 impl<T> std::fmt::Debug for XsiClient<T> {
@@ -215,8 +230,11 @@ impl<T: Transport> XsiClient<T> {
             state: Mutex::new(State {
                 selector: Selector::new(count, timings.block_for),
                 cookies: Vec::new(),
+            }),
+            status: tokio::sync::watch::Sender::new(Status {
                 actions: Health::Unknown,
                 events: Health::Unknown,
+                authentication: Health::Unknown,
             }),
         }
     }
@@ -256,13 +274,23 @@ impl<T: Transport> XsiClient<T> {
         &self.targets[index]
     }
 
-    /// The interfaces' status.
+    /// The interfaces' status now.
     pub fn status(&self) -> Status {
-        let state = self.state();
-        Status {
-            actions: state.actions,
-            events: state.events,
-        }
+        *self.status.borrow()
+    }
+
+    /// The interfaces' status, told on every change (what an app shows).
+    pub fn watch_status(&self) -> tokio::sync::watch::Receiver<Status> {
+        self.status.subscribe()
+    }
+
+    /// Changes the status with `change`, telling watchers when it changed.
+    fn update_status(&self, change: impl FnOnce(&mut Status)) {
+        self.status.send_if_modified(|status| {
+            let before = *status;
+            change(status);
+            *status != before
+        });
     }
 
     /// Sends `request` under the failover rules, with the cookies kept so far.
@@ -296,10 +324,20 @@ impl<T: Transport> XsiClient<T> {
             .await;
             let failure = match attempt {
                 Ok(Ok(response)) if response.status < 500 => {
-                    let mut state = self.state();
-                    state.selector.succeeded(index);
-                    remember_cookies(&mut state.cookies, &response.set_cookies);
-                    state.actions = Health::Green;
+                    {
+                        let mut state = self.state();
+                        state.selector.succeeded(index);
+                        remember_cookies(&mut state.cookies, &response.set_cookies);
+                    }
+                    let status = response.status;
+                    self.update_status(|s| {
+                        s.actions = Health::Green;
+                        match status {
+                            401 => s.authentication = Health::Red,
+                            0..=399 => s.authentication = Health::Green,
+                            _ => {}
+                        }
+                    });
                     return Ok(response);
                 }
                 Ok(Ok(response)) => (Failure::ServerError, format!("HTTP {}", response.status)),
@@ -315,7 +353,7 @@ impl<T: Transport> XsiClient<T> {
                 .failed(index, failure.0, tokio::time::Instant::now());
             last = Some((target.to_string(), failure.1));
         }
-        self.state().actions = Health::Red;
+        self.update_status(|s| s.actions = Health::Red);
         let (target, reason) = last.unwrap_or_default();
         Err(ClientError::Exhausted {
             tries: self.timings.tries.max(1),
@@ -323,6 +361,67 @@ impl<T: Transport> XsiClient<T> {
             reason,
         })
     }
+}
+
+impl XsiRequest {
+    /// A request carrying `authorization` and, when not empty, an XML `body`.
+    pub fn xml(method: &str, path: String, authorization: &str, body: Vec<u8>) -> Self {
+        let mut headers = vec![("authorization".to_owned(), authorization.to_owned())];
+        if !body.is_empty() {
+            headers.push(("content-type".to_owned(), "application/xml".to_owned()));
+        }
+        XsiRequest {
+            method: method.to_owned(),
+            path,
+            headers,
+            body,
+            streamed: false,
+        }
+    }
+}
+
+/// `response` when its status is `expected`; otherwise [`ClientError::Refused`] with the
+/// `ErrorInfo` summary the XSP sent.
+fn expect(response: XsiResponse, expected: u16) -> Result<XsiResponse, ClientError> {
+    #[derive(serde::Deserialize)]
+    struct ErrorInfo {
+        summary: Option<String>,
+    }
+    if response.status == expected {
+        return Ok(response);
+    }
+    let summary = decode::<ErrorInfo>(&response.body)
+        .ok()
+        .and_then(|e| e.summary)
+        .unwrap_or_else(|| {
+            String::from_utf8_lossy(&response.body)
+                .trim()
+                .chars()
+                .take(200)
+                .collect()
+        });
+    Err(ClientError::Refused {
+        status: response.status,
+        summary,
+    })
+}
+
+/// Reads an XSI document into `T`.
+fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ClientError> {
+    let text = std::str::from_utf8(body).map_err(|e| ClientError::Unexpected(e.to_string()))?;
+    quick_xml::de::from_str(text).map_err(|e| ClientError::Unexpected(e.to_string()))
+}
+
+/// A user id as one URI path segment.
+pub fn path_segment(user: &str) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+        .add(b' ')
+        .add(b'"')
+        .add(b'#')
+        .add(b'%')
+        .add(b'/')
+        .add(b'?');
+    percent_encoding::utf8_percent_encode(user, SEGMENT).to_string()
 }
 
 /// The `Authorization` value of HTTP Basic for `user` and `password` (UTF-8, as the XSP

@@ -65,10 +65,16 @@ pub enum Notice {
         /// Its id.
         channel_id: String,
     },
-    /// An event arrived (and was acknowledged).
+    /// An event arrived (and was acknowledged); one the server sends again is told once.
     Event {
         /// Its `eventID`.
         event_id: String,
+        /// Its `sequenceNumber` in the channel set.
+        sequence: Option<u32>,
+        /// The type of its `eventData`: `DoNotDisturbEvent`, `CallReceivedEvent` …
+        kind: String,
+        /// The call it is about, for call events.
+        call_id: Option<String>,
         /// The whole document.
         document: String,
     },
@@ -111,81 +117,110 @@ pub enum ChannelError {
 #[derive(Debug, PartialEq, Eq)]
 enum Document {
     Channel { id: String },
-    Event { id: String },
+    Event(Outline),
     Terminated,
     Other,
 }
 
-/// Reads the root and the first `channelId`/`eventID` of one document.
+/// The parts of an `xsi:Event` an app looks at first.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Outline {
+    event_id: String,
+    sequence: Option<u32>,
+    kind: String,
+    call_id: Option<String>,
+}
+
+/// Reads one document: its root, its `xsi1:type`, and the first `channelId`, `eventID`,
+/// `sequenceNumber`, `eventData` type and `callId` in it.
 fn classify(document: &str) -> Document {
     let mut reader = quick_xml::NsReader::from_str(document);
-    let mut root = None;
-    let mut kind = String::new();
-    let mut wanted: Option<&'static str> = None;
+    let (mut root, mut root_type) = (None, String::new());
+    let (mut channel_id, mut event_id) = (None, None);
+    let mut outline = Outline::default();
+    let mut open: Option<String> = None;
+    let type_of = |element: &quick_xml::events::BytesStart<'_>| {
+        element
+            .attributes()
+            .flatten()
+            .find(|a| a.key.local_name().as_ref() == b"type")
+            .map(|a| {
+                let value = String::from_utf8_lossy(&a.value).into_owned();
+                // `xsi:CallReceivedEvent` → `CallReceivedEvent`.
+                match value.split_once(':') {
+                    Some((_, local)) => local.to_owned(),
+                    None => value,
+                }
+            })
+            .unwrap_or_default()
+    };
     loop {
         match reader.read_event() {
             Ok(Xml::Start(element)) | Ok(Xml::Empty(element)) => {
                 let local = String::from_utf8_lossy(element.local_name().as_ref()).into_owned();
                 if root.is_none() {
-                    for attribute in element.attributes().flatten() {
-                        if attribute.key.local_name().as_ref() == b"type" {
-                            kind = String::from_utf8_lossy(&attribute.value).into_owned();
-                        }
-                    }
+                    root_type = type_of(&element);
                     root = Some(local);
                     continue;
                 }
-                wanted = match local.as_str() {
-                    "channelId" if root.as_deref() == Some("Channel") => Some("channel"),
-                    "eventID" => Some("event"),
-                    _ => None,
-                };
+                if local == "eventData" && outline.kind.is_empty() {
+                    outline.kind = type_of(&element);
+                }
+                open = Some(local);
             }
             Ok(Xml::Text(text)) => {
                 let value = text
                     .decode()
                     .map(|t| t.trim().to_owned())
                     .unwrap_or_default();
-                match wanted.take() {
-                    Some("channel") => return Document::Channel { id: value },
-                    Some(_) if kind.ends_with("ChannelTerminatedEvent") => {
-                        return Document::Terminated
-                    }
-                    Some(_) => return Document::Event { id: value },
-                    None => {}
+                match open.take().as_deref() {
+                    Some("channelId") if channel_id.is_none() => channel_id = Some(value),
+                    Some("eventID") if event_id.is_none() => event_id = Some(value),
+                    Some("sequenceNumber") => outline.sequence = value.parse().ok(),
+                    Some("callId") if outline.call_id.is_none() => outline.call_id = Some(value),
+                    _ => {}
                 }
             }
+            Ok(Xml::End(_)) => open = None,
             Ok(Xml::Eof) | Err(_) => break,
             _ => {}
         }
     }
-    if kind.ends_with("ChannelTerminatedEvent") {
-        Document::Terminated
-    } else {
-        Document::Other
+    match (root.as_deref(), channel_id, event_id) {
+        (Some("Channel"), Some(id), _) => Document::Channel { id },
+        _ if root_type == "ChannelTerminatedEvent" => Document::Terminated,
+        (_, _, Some(id)) => Document::Event(Outline {
+            event_id: id,
+            ..outline
+        }),
+        _ => Document::Other,
+    }
+}
+
+/// The event ids told to the app lately, so an event the server sends again (its
+/// acknowledgement was lost, or it moved to a rebuilt channel) is acknowledged again but
+/// told once.
+#[derive(Debug, Default)]
+struct Seen(std::collections::VecDeque<String>);
+
+impl Seen {
+    /// How many ids are kept.
+    const KEPT: usize = 256;
+
+    /// True the first time `id` is seen.
+    fn first(&mut self, id: &str) -> bool {
+        if self.0.iter().any(|known| known == id) {
+            return false;
+        }
+        if self.0.len() == Self::KEPT {
+            self.0.pop_front();
+        }
+        self.0.push_back(id.to_owned());
+        true
     }
 }
 
 impl<T: Transport> XsiClient<T> {
-    fn xsi(
-        &self,
-        method: &str,
-        path: String,
-        body: Vec<u8>,
-        options: &ChannelOptions,
-    ) -> XsiRequest {
-        XsiRequest {
-            method: method.to_owned(),
-            path,
-            headers: vec![
-                ("authorization".into(), options.authorization.clone()),
-                ("content-type".into(), "application/xml".into()),
-            ],
-            body,
-            streamed: false,
-        }
-    }
-
     /// Keeps an event channel open until `stop`, sending [`Notice`]s to `notices` (see the
     /// module docs). Deletes the channel when stopped.
     pub async fn run_channel(
@@ -194,13 +229,14 @@ impl<T: Transport> XsiClient<T> {
         notices: mpsc::Sender<Notice>,
         stop: CancellationToken,
     ) {
+        let mut seen = Seen::default();
         while !stop.is_cancelled() {
             // One channel ends on `stop` by itself (deleting it on the way out).
-            let reason = self.one_channel(&options, &notices, &stop).await;
+            let reason = self.one_channel(&options, &notices, &stop, &mut seen).await;
             if stop.is_cancelled() {
                 break;
             }
-            self.state().events = Health::Red;
+            self.update_status(|s| s.events = Health::Red);
             if notices.send(Notice::Rebuilding { reason }).await.is_err() {
                 break;
             }
@@ -226,7 +262,12 @@ impl<T: Transport> XsiClient<T> {
         )
         .unwrap_or_default()
         .into_bytes();
-        let mut open = self.xsi("POST", ASYNC_CHANNEL.to_owned(), body, options);
+        let mut open = XsiRequest::xml(
+            "POST",
+            ASYNC_CHANNEL.to_owned(),
+            &options.authorization,
+            body,
+        );
         open.streamed = true;
         let response = self.request(open).await?;
         if response.status != 200 {
@@ -259,22 +300,22 @@ impl<T: Transport> XsiClient<T> {
         channel_id: &str,
         options: &ChannelOptions,
     ) -> Result<XsiResponse, ClientError> {
-        self.request(self.xsi(
+        self.request(XsiRequest::xml(
             "PUT",
             format!("{EVENTS}/{channel_id}/heartbeat"),
+            &options.authorization,
             Vec::new(),
-            options,
         ))
         .await
     }
 
     /// Deletes channel `channel_id` (best effort: the server expires it anyway).
     pub async fn close_channel(&self, channel_id: &str, options: &ChannelOptions) {
-        let delete = self.xsi(
+        let delete = XsiRequest::xml(
             "DELETE",
             format!("{EVENTS}/{channel_id}"),
+            &options.authorization,
             Vec::new(),
-            options,
         );
         if let Err(e) = self.request(delete).await {
             tracing::debug!(error = %e, channel_id, "deleting the channel failed; it expires");
@@ -287,6 +328,7 @@ impl<T: Transport> XsiClient<T> {
         options: &ChannelOptions,
         notices: &mpsc::Sender<Notice>,
         stop: &CancellationToken,
+        seen: &mut Seen,
     ) -> String {
         let opened = tokio::select! {
             _ = stop.cancelled() => return "stopped".into(),
@@ -299,7 +341,7 @@ impl<T: Transport> XsiClient<T> {
                 return e.to_string();
             }
         };
-        self.state().events = Health::Green;
+        self.update_status(|s| s.events = Health::Green);
         let _ = notices
             .send(Notice::Opened {
                 channel_id: channel.channel_id.clone(),
@@ -319,9 +361,17 @@ impl<T: Transport> XsiClient<T> {
                     let Some(chunk) = chunk else { return "the channel's stream ended".into() };
                     let document = String::from_utf8_lossy(&chunk).into_owned();
                     match classify(&document) {
-                        Document::Event { id } => {
-                            self.acknowledge(&id, options).await;
-                            let _ = notices.send(Notice::Event { event_id: id, document }).await;
+                        Document::Event(outline) => {
+                            self.acknowledge(&outline.event_id, options).await;
+                            if seen.first(&outline.event_id) {
+                                let _ = notices.send(Notice::Event {
+                                    event_id: outline.event_id,
+                                    sequence: outline.sequence,
+                                    kind: outline.kind,
+                                    call_id: outline.call_id,
+                                    document,
+                                }).await;
+                            }
                         }
                         Document::Terminated => return "the server ended the channel".into(),
                         Document::Channel { .. } | Document::Other => {}
@@ -354,7 +404,12 @@ impl<T: Transport> XsiClient<T> {
         )
         .unwrap_or_default()
         .into_bytes();
-        let ack = self.xsi("POST", format!("{EVENTS}/eventresponse"), body, options);
+        let ack = XsiRequest::xml(
+            "POST",
+            format!("{EVENTS}/eventresponse"),
+            &options.authorization,
+            body,
+        );
         if let Err(e) = self.request(ack).await {
             tracing::debug!(error = %e, event_id, "acknowledgement failed; the server sends it again");
         }
@@ -372,8 +427,13 @@ mod tests {
             Document::Channel { id: "n:1".into() }
         );
         assert_eq!(
-            classify("<xsi:Event xmlns:xsi=\"http://schema.broadsoft.com/xsi\" xmlns:xsi1=\"http://www.w3.org/2001/XMLSchema-instance\" xsi1:type=\"xsi:SubscriptionEvent\"><xsi:eventID>e1</xsi:eventID></xsi:Event>"),
-            Document::Event { id: "e1".into() }
+            classify("<xsi:Event xmlns:xsi=\"http://schema.broadsoft.com/xsi\" xmlns:xsi1=\"http://www.w3.org/2001/XMLSchema-instance\" xsi1:type=\"xsi:SubscriptionEvent\"><xsi:eventID>e1</xsi:eventID><xsi:sequenceNumber>7</xsi:sequenceNumber><xsi:channelId>n:1</xsi:channelId><xsi:eventData xsi1:type=\"xsi:CallReceivedEvent\"><xsi:call><xsi:callId>callhalf-3</xsi:callId></xsi:call></xsi:eventData></xsi:Event>"),
+            Document::Event(Outline {
+                event_id: "e1".into(),
+                sequence: Some(7),
+                kind: "CallReceivedEvent".into(),
+                call_id: Some("callhalf-3".into()),
+            })
         );
         assert_eq!(
             classify("<xsi:Event xmlns:xsi=\"http://schema.broadsoft.com/xsi\" xmlns:xsi1=\"http://www.w3.org/2001/XMLSchema-instance\" xsi1:type=\"xsi:ChannelTerminatedEvent\"><xsi:channelId>n:1</xsi:channelId></xsi:Event>"),
@@ -383,5 +443,16 @@ mod tests {
             classify("<xsi:ChannelHeartBeat xmlns:xsi=\"http://schema.broadsoft.com/xsi\"/>"),
             Document::Other
         );
+    }
+
+    #[test]
+    fn an_event_sent_again_is_told_once() {
+        let mut seen = Seen::default();
+        assert!(seen.first("e1"));
+        assert!(!seen.first("e1"));
+        for n in 0..Seen::KEPT {
+            assert!(seen.first(&format!("x{n}")));
+        }
+        assert!(seen.first("e1"), "the oldest ids are forgotten");
     }
 }

@@ -359,3 +359,18 @@ async fn two_failed_heartbeats_rebuild_the_channel_in_the_same_set_and_events_ke
         ["/com.broadsoft.xsi-events/v2.0/channel/c3"]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_401_makes_authentication_red_and_a_later_answer_green() {
+    let transport = Scripted::with(&[("a", &[Outcome::Status(401)])]);
+    let client = XsiClient::new(targets(&["a"]), transport, Timings::default());
+    let mut watch = client.watch_status();
+    let response = client.request(get()).await.unwrap();
+    assert_eq!(response.status, 401, "a refusal is an answer, not a failover");
+    assert!(watch.has_changed().unwrap());
+    let status = *watch.borrow_and_update();
+    assert_eq!(status.authentication, Health::Red);
+    assert_eq!(status.actions, Health::Green, "the server answered");
+    client.request(get()).await.unwrap();
+    assert_eq!(client.status().authentication, Health::Green);
+}

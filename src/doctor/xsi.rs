@@ -66,7 +66,10 @@ async fn profile(
     let started = tokio::time::Instant::now();
     let request = XsiRequest {
         method: "GET".into(),
-        path: format!("{ACTIONS}/{}/profile", path_segment(&user.user)),
+        path: format!(
+            "{ACTIONS}/{}/profile",
+            crate::client::path_segment(&user.user)
+        ),
         headers: vec![("authorization".into(), authorization.to_owned())],
         body: Vec::new(),
         streamed: false,
@@ -216,15 +219,4 @@ async fn channel(
             )),
         );
     }
-}
-
-/// `user` as one path segment.
-fn path_segment(user: &str) -> String {
-    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
-        .add(b' ')
-        .add(b'/')
-        .add(b'?')
-        .add(b'#')
-        .add(b'%');
-    percent_encoding::utf8_percent_encode(user, SEGMENT).to_string()
 }
