@@ -186,6 +186,16 @@ pub enum Health {
     Red,
 }
 
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Health::Unknown => "unknown",
+            Health::Green => "green",
+            Health::Red => "red",
+        })
+    }
+}
+
 /// The status of each interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Status {

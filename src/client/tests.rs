@@ -366,7 +366,10 @@ async fn a_401_makes_authentication_red_and_a_later_answer_green() {
     let client = XsiClient::new(targets(&["a"]), transport, Timings::default());
     let mut watch = client.watch_status();
     let response = client.request(get()).await.unwrap();
-    assert_eq!(response.status, 401, "a refusal is an answer, not a failover");
+    assert_eq!(
+        response.status, 401,
+        "a refusal is an answer, not a failover"
+    );
     assert!(watch.has_changed().unwrap());
     let status = *watch.borrow_and_update();
     assert_eq!(status.authentication, Health::Red);

@@ -22,6 +22,7 @@ mod pki_verify;
 mod readme;
 mod real_clients;
 mod serve;
+mod softphone;
 mod status_page;
 mod xmpp_client;
 mod xmpp_component;

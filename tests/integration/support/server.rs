@@ -263,18 +263,27 @@ pub fn component_config(
 /// `component` feature, which must stay out of the server's build).
 pub fn bridge_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("call_bridge");
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--manifest-path"])
-            .arg(root.join("examples/call_bridge/Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&target)
-            .stdin(Stdio::null())
-            .status()
-            .expect("run cargo");
-        assert!(status.success(), "the example call bridge builds");
-        target.join("debug/call_bridge")
-    })
+    BINARY.get_or_init(|| build_example("call_bridge"))
+}
+
+/// Builds the example softphone once per test run (its own package, like the bridge).
+pub fn softphone_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| build_example("softphone"))
+}
+
+/// Builds `examples/<package>` under the test target directory; its binary.
+fn build_example(package: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join(package);
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--manifest-path"])
+        .arg(root.join(format!("examples/{package}/Cargo.toml")))
+        .arg("--target-dir")
+        .arg(&target)
+        .stdin(Stdio::null())
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "the example {package} builds");
+    target.join("debug").join(package)
 }
