@@ -1,5 +1,7 @@
 //! The XSI client library (`bridgehead::client`) against real servers: a closed port, an
-//! HTTPS server that answers 503, and a real Bridgehead, in that order.
+//! HTTPS server that answers 503, and a real Bridgehead, in that order; a channel kept
+//! across the end of its channel on the node; and a channel whose heartbeats fail behind
+//! a real HAProxy whose only server is taken out and put back.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -8,6 +10,16 @@ use bridgehead::client::{Health, HttpsTransport, Target, Timings, XsiClient, Xsi
 
 use crate::support::acme::{auth, url, ALICE};
 use crate::support::server::Setup;
+
+/// HTTPS through the one TLS builder, trusting the development CA of `setup`.
+fn transport(setup: &Setup) -> HttpsTransport {
+    let roots: Vec<_> = bridgehead::pki::input::read_certificates(&setup.ca)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.der)
+        .collect();
+    HttpsTransport::new(bridgehead::tls::client_config(&roots).unwrap())
+}
 
 /// An HTTPS server presenting the development certificate that answers 503 to everything;
 /// its port, and how many requests it answered.
@@ -68,18 +80,11 @@ async fn the_client_moves_past_a_refusal_and_a_503_and_keeps_the_node_cookie() {
     };
     let (busy, answered_503) = unavailable(&setup).await;
     let real = setup.server.addrs.https.unwrap().port();
-    let roots: Vec<_> = bridgehead::pki::input::read_certificates(&setup.ca)
-        .unwrap()
-        .into_iter()
-        .map(|c| c.der)
-        .collect();
-    let transport =
-        HttpsTransport::new(Arc::clone(&bridgehead::tls::client_config(&roots).unwrap()));
     let targets = [closed, busy, real]
         .into_iter()
         .map(|port| Target::new("localhost", port))
         .collect();
-    let client = XsiClient::new(targets, transport, Timings::default());
+    let client = XsiClient::new(targets, transport(&setup), Timings::default());
     let request = XsiRequest {
         method: "GET".into(),
         path: url(ALICE, "profile"),
@@ -118,14 +123,12 @@ async fn the_client_moves_past_a_refusal_and_a_503_and_keeps_the_node_cookie() {
 async fn the_client_keeps_its_channel_and_rebuilds_it_in_the_same_set() {
     use bridgehead::client::{ChannelOptions, Notice};
     let setup = Setup::builder().acme().start().await;
-    let roots: Vec<_> = bridgehead::pki::input::read_certificates(&setup.ca)
-        .unwrap()
-        .into_iter()
-        .map(|c| c.der)
-        .collect();
-    let transport = HttpsTransport::new(bridgehead::tls::client_config(&roots).unwrap());
     let target = Target::new("localhost", setup.server.addrs.https.unwrap().port());
-    let client = Arc::new(XsiClient::new(vec![target], transport, Timings::default()));
+    let client = Arc::new(XsiClient::new(
+        vec![target],
+        transport(&setup),
+        Timings::default(),
+    ));
     let (notices, mut received) = tokio::sync::mpsc::channel(16);
     let stop = tokio_util::sync::CancellationToken::new();
     let keeper = {
@@ -183,6 +186,118 @@ async fn the_client_keeps_its_channel_and_rebuilds_it_in_the_same_set() {
         }
         other => panic!("{other:?}"),
     }
+    stop.cancel();
+    keeper.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_failed_heartbeats_behind_a_load_balancer_rebuild_the_channel_and_lose_no_event() {
+    use std::num::{NonZeroU32, NonZeroU64};
+    use std::time::Duration;
+
+    use bridgehead::client::{ChannelOptions, Notice};
+
+    use crate::support::peers::{haproxy_admin, haproxy_round_robin};
+    // Unacknowledged events are sent again after 1 s; after two sends the channel counts
+    // as unresponsive and its events wait in the set for the next channel.
+    let setup = Setup::builder()
+        .acme()
+        .config(|config| {
+            config.xsi_events.ack_timeout_secs = NonZeroU64::new(1).unwrap();
+            config.xsi_events.max_delivery_attempts = NonZeroU32::new(2).unwrap();
+        })
+        .start()
+        .await;
+    let balancer = tempfile::tempdir().unwrap();
+    let (_haproxy, port) =
+        haproxy_round_robin(balancer.path(), &[setup.server.addrs.https.unwrap()]).await;
+    let timings = Timings {
+        attempt_timeout: Duration::from_secs(1),
+        ..Timings::default()
+    };
+    let client = Arc::new(XsiClient::new(
+        vec![Target::new("localhost", port)],
+        transport(&setup),
+        timings,
+    ));
+    let mut options = ChannelOptions::new("balanced-set", &auth(ALICE));
+    options.heartbeat_every = Duration::from_millis(300);
+    options.retry_after = Duration::from_millis(200);
+    let (notices, mut received) = tokio::sync::mpsc::channel(16);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let keeper = {
+        let (client, stop) = (Arc::clone(&client), stop.clone());
+        tokio::spawn(async move { client.run_channel(options, notices, stop).await })
+    };
+    let Notice::Opened { channel_id: first } = next(&mut received).await else {
+        panic!("the channel opens first")
+    };
+    let subscribed = setup
+        .subscribe(
+            ALICE,
+            &format!("user/{ALICE}"),
+            "balanced-set",
+            "<event>Do Not Disturb</event>",
+        )
+        .await;
+    assert_eq!(subscribed.status, 200, "{subscribed:?}");
+    let Notice::Event {
+        sequence: Some(start),
+        ..
+    } = next(&mut received).await
+    else {
+        panic!("the subscription's first event, with its sequence number")
+    };
+
+    // The node leaves the balancer: the stream stays up, every new connection fails, so
+    // the heartbeats fail.
+    let answer = haproxy_admin(balancer.path(), "disable server nodes/node1").await;
+    assert!(answer.trim().is_empty(), "HAProxy said {answer:?}");
+    match next(&mut received).await {
+        Notice::Rebuilding { reason } => assert!(reason.contains("heartbeats"), "{reason}"),
+        other => panic!("expected a rebuild, got {other:?}"),
+    }
+    assert_eq!(client.status().events, Health::Red);
+    // Changes made on the node meanwhile go to the old channel, unacknowledged.
+    for active in [true, false, true] {
+        setup.set_dnd(ALICE, active).await;
+    }
+    let answer = haproxy_admin(balancer.path(), "enable server nodes/node1").await;
+    assert!(answer.trim().is_empty(), "HAProxy said {answer:?}");
+
+    // Back: a new channel in the same set, and every change, each told once, in order.
+    let mut reopened = None;
+    let mut events = Vec::new();
+    while events.len() < 3 {
+        match next(&mut received).await {
+            Notice::Opened { channel_id } => reopened = Some(channel_id),
+            Notice::Rebuilding { .. } => {}
+            Notice::Event {
+                event_id,
+                sequence,
+                document,
+                ..
+            } => events.push((
+                sequence.unwrap(),
+                event_id,
+                document.contains("<xsi:active>true"),
+            )),
+        }
+    }
+    let reopened = reopened.expect("a new channel opened");
+    assert_ne!(reopened, first);
+    events.sort();
+    let sequences: Vec<u32> = events.iter().map(|e| e.0).collect();
+    assert_eq!(sequences, [start + 1, start + 2, start + 3], "{events:?}");
+    let actives: Vec<bool> = events.iter().map(|e| e.2).collect();
+    assert_eq!(actives, [true, false, true]);
+    // Nothing is told twice: the next notice is the next change.
+    setup.set_dnd(ALICE, false).await;
+    match next(&mut received).await {
+        Notice::Event { sequence, .. } => assert_eq!(sequence, Some(start + 4)),
+        other => panic!("expected the next event, got {other:?}"),
+    }
+    assert_eq!(client.status().events, Health::Green);
     stop.cancel();
     keeper.await.unwrap();
 }

@@ -64,7 +64,9 @@ pub fn free_port() -> u16 {
 }
 
 /// HAProxy in TCP mode on a free port of 127.0.0.1, spreading connections round-robin
-/// over `backends` (no affinity at all: each new connection goes to the next one).
+/// over `backends` (no affinity at all: each new connection goes to the next one); its
+/// admin socket is `dir/haproxy.sock` (see [`haproxy_admin`]), its servers
+/// `nodes/node1` …
 pub async fn haproxy_round_robin(dir: &Path, backends: &[std::net::SocketAddr]) -> (Process, u16) {
     let port = free_port();
     let servers: String = backends
@@ -73,10 +75,11 @@ pub async fn haproxy_round_robin(dir: &Path, backends: &[std::net::SocketAddr]) 
         .map(|(i, addr)| format!("  server node{} {addr}\n", i + 1))
         .collect();
     let config = format!(
-        "global\n  maxconn 1000\n\
+        "global\n  maxconn 1000\n  stats socket {socket} level admin\n\
          defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 60s\n  timeout server 60s\n\
          frontend xsi\n  bind 127.0.0.1:{port}\n  default_backend nodes\n\
-         backend nodes\n  balance roundrobin\n{servers}"
+         backend nodes\n  balance roundrobin\n{servers}",
+        socket = dir.join("haproxy.sock").display()
     );
     let file = dir.join("haproxy.cfg");
     std::fs::write(&file, config).unwrap();
@@ -96,6 +99,22 @@ pub async fn haproxy_round_robin(dir: &Path, backends: &[std::net::SocketAddr]) 
     .await;
     assert!(up, "HAProxy did not listen on {port}");
     (process, port)
+}
+
+/// Runs one command on the admin socket of the HAProxy [`haproxy_round_robin`] started
+/// over `dir` (`disable server nodes/node1` …); its answer.
+pub async fn haproxy_admin(dir: &Path, command: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::UnixStream::connect(dir.join("haproxy.sock"))
+        .await
+        .expect("HAProxy's admin socket");
+    socket
+        .write_all(format!("{command}\n").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).await.unwrap();
+    answer
 }
 
 /// A listener that accepts connections and never answers (held until the test ends).
