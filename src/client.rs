@@ -249,7 +249,9 @@ impl<T: Transport> XsiClient<T> {
         }
     }
 
-    /// A client over the `_xsi-client._tcp.<domain>` targets (or `domain:443`).
+    /// A client over the `_xsi-client._tcp.<domain>` targets (or `domain:443`), each
+    /// address of each target (A/AAAA, asked of the same resolver) one entry of the
+    /// list; a target whose addresses cannot be resolved now is resolved at connection.
     pub async fn discover(
         discovery: &crate::dns::Discovery,
         domain: &str,
@@ -257,10 +259,16 @@ impl<T: Transport> XsiClient<T> {
         timings: Timings,
     ) -> Result<Self, ClientError> {
         let endpoints = discovery.endpoints("_xsi-client._tcp", domain, 443).await?;
-        let targets = endpoints
-            .into_iter()
-            .map(|e| Target::new(&e.host, e.port))
-            .collect();
+        let mut targets = Vec::new();
+        for endpoint in endpoints {
+            let target = Target::new(&endpoint.host, endpoint.port);
+            match discovery.addresses(&endpoint.host).await {
+                Ok(addresses) if !addresses.is_empty() => {
+                    targets.extend(addresses.into_iter().map(|addr| target.clone().at(addr)))
+                }
+                _ => targets.push(target),
+            }
+        }
         Ok(XsiClient::new(targets, transport, timings))
     }
 

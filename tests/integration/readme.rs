@@ -1,7 +1,8 @@
 //! The README's commands, run as written: every line of its `sh` blocks that calls
 //! `bridgehead` or `curl` runs in a fresh directory beside a default `bridgehead serve`
 //! (embedded defaults, default ports), with `bridgehead` on the PATH as the README says.
-//! Lines that build (`cargo`), run the tests (`tests/run`) or need a production host
+//! The example softphone's line runs too, with the softphone the tests built, until its
+//! lights are green. Other lines that build (`cargo`), run the tests (`tests/run`) or need a production host
 //! (`/etc/…`) are left out; the README says so for each.
 
 use std::path::Path;
@@ -134,10 +135,59 @@ async fn every_readme_command_works_against_a_default_server() {
             );
         }
     }
+    softphone_as_written(&readme, dir.path());
     let _ = Command::new("kill").arg(server.0.id().to_string()).status();
     let status = server.0.wait().unwrap();
     assert!(
         status.success(),
         "the server stopped cleanly on SIGTERM: {status}"
     );
+}
+
+/// The README's softphone command (its arguments after `--`) in `dir`, beside the default
+/// server: it turns every light green, and ends cleanly when its input ends.
+fn softphone_as_written(readme: &str, dir: &Path) {
+    use std::io::BufRead;
+    let command = readme_commands(readme)
+        .into_iter()
+        .find(|c| c.starts_with("cargo run --manifest-path examples/softphone/Cargo.toml"))
+        .expect("the README runs the example softphone");
+    let (_, args) = command.split_once(" -- ").expect("arguments after --");
+    let mut phone = Command::new(crate::support::server::softphone_binary())
+        .args(args.split_whitespace())
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let input = phone.stdin.take();
+    let stdout = phone.stdout.take().unwrap();
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let green = "status actions=green events=green authentication=green";
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.contains(green)) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match received.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                let _ = phone.kill();
+                panic!("{command}: not all green within 30 s: {seen:#?}");
+            }
+        }
+    }
+    drop(input);
+    let status = phone.wait().unwrap();
+    assert!(status.success(), "{command}: {status}");
 }

@@ -10,6 +10,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
 use crate::support::acme::ALICE;
+use crate::support::dns::{a, dns_server, srv};
 use crate::support::peers::free_port;
 use crate::support::server::{softphone_binary, Setup};
 
@@ -28,11 +29,16 @@ impl Softphone {
     /// `user` (password `<local part>-pass`) against `localhost:port`, trusting `ca`, with
     /// quick heartbeats and failover.
     fn start(user: &'static str, ca: &std::path::Path, port: u16) -> Softphone {
+        Softphone::start_with(user, ca, &["--target", &format!("localhost:{port}")])
+    }
+
+    /// [`Softphone::start`] finding its servers with `servers` (`--target …`, `--domain …`).
+    fn start_with(user: &'static str, ca: &std::path::Path, servers: &[&str]) -> Softphone {
         let password = format!("{}-pass", user.split('@').next().unwrap());
         let mut child = tokio::process::Command::new(softphone_binary())
             .args(["--user", user, "--ca"])
             .arg(ca)
-            .args(["--target", &format!("localhost:{port}")])
+            .args(servers)
             .args([
                 "--heartbeat",
                 "0.3",
@@ -99,14 +105,16 @@ impl Softphone {
         found.into_iter().flatten().collect()
     }
 
-    /// Waits until it is logged in, its channel open and its subscription granted.
-    async fn ready(&mut self) {
+    /// Waits until it is logged in, its channel open and its subscription granted; the
+    /// green status line.
+    async fn ready(&mut self) -> String {
         self.expect_each(&[
             &[GREEN],
             &["subscribed Do Not Disturb, Advanced Call"],
             &["CallSubscriptionEvent"],
         ])
-        .await;
+        .await
+        .remove(0)
     }
 
     /// `quit`: it deletes its channel and exits 0.
@@ -183,4 +191,36 @@ async fn two_softphones_call_each_other_through_the_example_bridge() {
     bob.expect(&["error: no call is up"]).await;
     alice.quit().await;
     bob.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_softphone_finds_its_servers_by_srv_and_moves_past_a_dead_one() {
+    let setup = Setup::builder().acme().start().await;
+    let dead = free_port();
+    let live = setup.server.addrs.https.unwrap().port();
+    let dns = dns_server(vec![
+        srv("_xsi-client._tcp.acme.test.", 0, 100, dead, "localhost."),
+        srv("_xsi-client._tcp.acme.test.", 10, 100, live, "localhost."),
+        a("localhost.", [127, 0, 0, 1]),
+    ])
+    .await
+    .to_string();
+    let mut phone = Softphone::start_with(
+        ALICE,
+        &setup.ca,
+        &["--domain", "acme.test", "--dns-server", &dns],
+    );
+    let targets = phone.expect(&["targets "]).await;
+    let dead_at = targets.find(&format!("localhost:{dead} (127.0.0.1)"));
+    let live_at = targets.find(&format!("localhost:{live} (127.0.0.1)"));
+    assert!(
+        matches!((dead_at, live_at), (Some(d), Some(l)) if d < l),
+        "priority 0 first: {targets}"
+    );
+    let green = phone.ready().await;
+    assert!(
+        green.ends_with(&format!("target=localhost:{live} (127.0.0.1)")),
+        "{green}"
+    );
+    phone.quit().await;
 }
