@@ -129,34 +129,14 @@ async fn the_client_keeps_its_channel_and_rebuilds_it_in_the_same_set() {
         transport(&setup),
         Timings::default(),
     ));
-    let (notices, mut received) = tokio::sync::mpsc::channel(16);
-    let stop = tokio_util::sync::CancellationToken::new();
-    let keeper = {
-        let (client, stop) = (Arc::clone(&client), stop.clone());
-        tokio::spawn(async move {
-            client
-                .run_channel(
-                    ChannelOptions::new("phone-set", &auth(ALICE)),
-                    notices,
-                    stop,
-                )
-                .await;
-        })
-    };
-    let Notice::Opened { channel_id: first } = next(&mut received).await else {
-        panic!("the channel opens first")
-    };
-    let subscribed = setup
-        .subscribe(
-            ALICE,
-            &format!("user/{ALICE}"),
-            "phone-set",
-            "<event>Do Not Disturb</event>",
-        )
-        .await;
-    assert_eq!(subscribed.status, 200, "{subscribed:?}");
+    let mut kept = keep_subscribed(
+        &setup,
+        &client,
+        ChannelOptions::new("phone-set", &auth(ALICE)),
+    )
+    .await;
     // The subscription's first event (the state it found), acknowledged by the client.
-    assert!(matches!(next(&mut received).await, Notice::Event { .. }));
+    assert!(matches!(kept.first_event, Notice::Event { .. }));
     assert_eq!(client.status().events, Health::Green);
 
     // The channel is ended on the node: the client opens a new one in the same set, and
@@ -165,29 +145,29 @@ async fn the_client_keeps_its_channel_and_rebuilds_it_in_the_same_set() {
         crate::support::server::admin_call(
             setup.server.addrs.admin.unwrap(),
             hyper::Method::DELETE,
-            &format!("/api/channels/{first}"),
+            &format!("/api/channels/{}", kept.first),
             &[],
         )
         .await,
         200
     );
     assert!(matches!(
-        next(&mut received).await,
+        next(&mut kept.received).await,
         Notice::Rebuilding { .. }
     ));
-    let Notice::Opened { channel_id: second } = next(&mut received).await else {
+    let Notice::Opened { channel_id: second } = next(&mut kept.received).await else {
         panic!("a new channel opens")
     };
-    assert_ne!(first, second);
+    assert_ne!(kept.first, second);
     setup.set_dnd(ALICE, true).await;
-    match next(&mut received).await {
+    match next(&mut kept.received).await {
         Notice::Event { document, .. } => {
             assert!(document.contains("<xsi:active>true"), "{document}")
         }
         other => panic!("{other:?}"),
     }
-    stop.cancel();
-    keeper.await.unwrap();
+    kept.stop.cancel();
+    kept.keeper.await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -223,28 +203,11 @@ async fn two_failed_heartbeats_behind_a_load_balancer_rebuild_the_channel_and_lo
     let mut options = ChannelOptions::new("balanced-set", &auth(ALICE));
     options.heartbeat_every = Duration::from_millis(300);
     options.retry_after = Duration::from_millis(200);
-    let (notices, mut received) = tokio::sync::mpsc::channel(16);
-    let stop = tokio_util::sync::CancellationToken::new();
-    let keeper = {
-        let (client, stop) = (Arc::clone(&client), stop.clone());
-        tokio::spawn(async move { client.run_channel(options, notices, stop).await })
-    };
-    let Notice::Opened { channel_id: first } = next(&mut received).await else {
-        panic!("the channel opens first")
-    };
-    let subscribed = setup
-        .subscribe(
-            ALICE,
-            &format!("user/{ALICE}"),
-            "balanced-set",
-            "<event>Do Not Disturb</event>",
-        )
-        .await;
-    assert_eq!(subscribed.status, 200, "{subscribed:?}");
+    let mut kept = keep_subscribed(&setup, &client, options).await;
     let Notice::Event {
         sequence: Some(start),
         ..
-    } = next(&mut received).await
+    } = kept.first_event
     else {
         panic!("the subscription's first event, with its sequence number")
     };
@@ -253,7 +216,7 @@ async fn two_failed_heartbeats_behind_a_load_balancer_rebuild_the_channel_and_lo
     // the heartbeats fail.
     let answer = haproxy_admin(balancer.path(), "disable server nodes/node1").await;
     assert!(answer.trim().is_empty(), "HAProxy said {answer:?}");
-    match next(&mut received).await {
+    match next(&mut kept.received).await {
         Notice::Rebuilding { reason } => assert!(reason.contains("heartbeats"), "{reason}"),
         other => panic!("expected a rebuild, got {other:?}"),
     }
@@ -269,7 +232,7 @@ async fn two_failed_heartbeats_behind_a_load_balancer_rebuild_the_channel_and_lo
     let mut reopened = None;
     let mut events = Vec::new();
     while events.len() < 3 {
-        match next(&mut received).await {
+        match next(&mut kept.received).await {
             Notice::Opened { channel_id } => reopened = Some(channel_id),
             Notice::Rebuilding { .. } => {}
             Notice::Event {
@@ -285,7 +248,7 @@ async fn two_failed_heartbeats_behind_a_load_balancer_rebuild_the_channel_and_lo
         }
     }
     let reopened = reopened.expect("a new channel opened");
-    assert_ne!(reopened, first);
+    assert_ne!(reopened, kept.first);
     events.sort();
     let sequences: Vec<u32> = events.iter().map(|e| e.0).collect();
     assert_eq!(sequences, [start + 1, start + 2, start + 3], "{events:?}");
@@ -293,13 +256,59 @@ async fn two_failed_heartbeats_behind_a_load_balancer_rebuild_the_channel_and_lo
     assert_eq!(actives, [true, false, true]);
     // Nothing is told twice: the next notice is the next change.
     setup.set_dnd(ALICE, false).await;
-    match next(&mut received).await {
+    match next(&mut kept.received).await {
         Notice::Event { sequence, .. } => assert_eq!(sequence, Some(start + 4)),
         other => panic!("expected the next event, got {other:?}"),
     }
     assert_eq!(client.status().events, Health::Green);
-    stop.cancel();
-    keeper.await.unwrap();
+    kept.stop.cancel();
+    kept.keeper.await.unwrap();
+}
+
+/// A channel `client` keeps in `options`' set, subscribed to Do Not Disturb on the node.
+struct Kept {
+    keeper: tokio::task::JoinHandle<()>,
+    stop: tokio_util::sync::CancellationToken,
+    received: tokio::sync::mpsc::Receiver<bridgehead::client::Notice>,
+    /// The first channel's id.
+    first: String,
+    /// The subscription's first event.
+    first_event: bridgehead::client::Notice,
+}
+
+async fn keep_subscribed(
+    setup: &Setup,
+    client: &Arc<XsiClient<HttpsTransport>>,
+    options: bridgehead::client::ChannelOptions,
+) -> Kept {
+    use bridgehead::client::Notice;
+    let set = options.channel_set_id.clone();
+    let (notices, mut received) = tokio::sync::mpsc::channel(16);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let keeper = {
+        let (client, stop) = (Arc::clone(client), stop.clone());
+        tokio::spawn(async move { client.run_channel(options, notices, stop).await })
+    };
+    let Notice::Opened { channel_id: first } = next(&mut received).await else {
+        panic!("the channel opens first")
+    };
+    let subscribed = setup
+        .subscribe(
+            ALICE,
+            &format!("user/{ALICE}"),
+            &set,
+            "<event>Do Not Disturb</event>",
+        )
+        .await;
+    assert_eq!(subscribed.status, 200, "{subscribed:?}");
+    let first_event = next(&mut received).await;
+    Kept {
+        keeper,
+        stop,
+        received,
+        first,
+        first_event,
+    }
 }
 
 /// The next notice from the keeper (within 10 s).
