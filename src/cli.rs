@@ -30,7 +30,7 @@ use crate::embedded::DevPki;
 use crate::pki::{self};
 use crate::server::{identity_files, identity_requirements, Server};
 use crate::shutdown::{self, Shutdown};
-use crate::store::SqliteStore;
+use crate::store::{SqliteStore, Store};
 
 pub use components::ComponentCommand;
 pub use devices::DeviceCommand;
@@ -178,9 +178,9 @@ impl ConfigArgs {
         self.source().load(files)
     }
 
-    async fn open_store(&self) -> anyhow::Result<(Config, SqliteStore)> {
+    async fn open_store(&self) -> anyhow::Result<(Config, std::sync::Arc<dyn Store>)> {
         let config = self.load()?;
-        let store = SqliteStore::open(&config.store_path())?;
+        let (store, _) = crate::store::open(&config).await?;
         Ok((config, store))
     }
 }

@@ -17,7 +17,7 @@ use crate::http::{HttpsFront, Routes};
 use crate::net::listener::Listener;
 use crate::pki::PkiError;
 use crate::shutdown::Shutdown;
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{Store, StoreError};
 use crate::telephony::{EventBus, Telephony};
 use crate::tls::{IdentityFiles, IdentityRequirements, TlsError};
 use crate::xmpp::client::ClientService;
@@ -263,9 +263,8 @@ impl Server {
         let limits = Live::new(config.limits.clone());
         let mut preauth = Vec::new();
 
-        let store_path = config.store_path();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&store_path)?);
-        tracing::info!(path = %store_path.display(), "store opened");
+        let (store, place) = crate::store::open(&config).await?;
+        tracing::info!(backend = ?config.store.backend, at = %place, "store opened");
         if config.server.demo_data && embedded::ensure_demo_data(&config, store.as_ref()).await? {
             tracing::info!(
                 file = %embedded::demo_credentials_path(data_dir).display(),

@@ -2,14 +2,19 @@
 //! small trait per concern (directory, components, settings, personal contacts, call logs,
 //! subscriptions, rosters), so that a second backend implements small traits and callers
 //! take only the concern they use. SQLite (one file, WAL mode, versioned migrations) is
-//! the embedded default: see [`sqlite::SqliteStore`]. Only `telephony` and the composition
+//! the embedded default: see [`sqlite::SqliteStore`]; PostgreSQL ([`postgres::PostgresStore`])
+//! is the store several nodes share. Only `telephony` and the composition
 //! code (`server.rs`, the CLI, the demo data) reach the store; `xmpp` and `xsi` go through
 //! `telephony`.
 
+#[cfg(test)]
+mod contract;
+mod postgres;
 mod sqlite;
 
 use async_trait::async_trait;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::credentials::PasswordVerifiers;
@@ -33,6 +38,9 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// PostgreSQL reported an error.
+    #[error("PostgreSQL error: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
     /// The database was written by a newer Bridgehead.
     #[error("the store has schema version {found}, newer than this build knows ({known}); upgrade Bridgehead")]
     TooNew {
@@ -224,6 +232,29 @@ pub trait RosterStore: Send + Sync + 'static {
 
     /// Removes a roster item; false if there was none.
     async fn remove_roster_item(&self, user_id: &str, jid: &str) -> Result<bool, StoreError>;
+}
+
+/// Opens the store `config` names: its SQLite file, or its PostgreSQL database (migrated,
+/// with a pool of `pool_size`); where it is, for the log (never the password).
+pub async fn open(
+    config: &crate::config::Config,
+) -> Result<(std::sync::Arc<dyn Store>, String), StoreError> {
+    use crate::config::StoreBackend;
+    match (config.store.backend, &config.store.url) {
+        (StoreBackend::Postgres, Some(url)) => {
+            let store = PostgresStore::connect(url.expose(), config.store.pool_size.get()).await?;
+            Ok((std::sync::Arc::new(store), postgres::place(url.expose()).to_owned()))
+        }
+        (StoreBackend::Postgres, None) => Err(StoreError::Open {
+            path: "[store] url".into(),
+            reason: "backend \"postgres\" needs a url".into(),
+        }),
+        (StoreBackend::Sqlite, _) => {
+            let path = config.store_path();
+            let store = SqliteStore::open(&path)?;
+            Ok((std::sync::Arc::new(store), path.display().to_string()))
+        }
+    }
 }
 
 /// Everything Bridgehead persists: one backend implements every concern's trait. Callers

@@ -9,7 +9,6 @@ use serde::Serialize;
 
 use super::{read_first_line, usage, ConfigArgs};
 use crate::embedded::random_secret;
-use crate::store::ComponentStore;
 use crate::telephony::ComponentRecord;
 use crate::telephony::OnConflict;
 

@@ -6,7 +6,6 @@ use anyhow::bail;
 use clap::Subcommand;
 
 use super::ConfigArgs;
-use crate::store::DirectoryStore;
 
 /// `device` subcommands.
 #[derive(Debug, Subcommand)]

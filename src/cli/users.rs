@@ -10,7 +10,6 @@ use serde::Serialize;
 
 use super::{read_first_line, usage, ConfigArgs};
 use crate::credentials::PasswordVerifiers;
-use crate::store::DirectoryStore;
 use crate::telephony::{Role, User};
 
 /// How a password is given.
@@ -135,7 +134,7 @@ pub(super) async fn user_command(command: UserCommand) -> anyhow::Result<u8> {
             let verifiers = password.verifiers(config.store.scram_iterations)?;
             // The model creates the user's enterprise and group when they are new.
             let telephony = crate::telephony::Telephony::new(
-                std::sync::Arc::new(store),
+                store,
                 crate::telephony::EventBus::new(1),
                 config.quotas.clone(),
             );

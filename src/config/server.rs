@@ -99,10 +99,15 @@ impl Default for TlsConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// Storage backend. Only `sqlite` today.
+    /// Storage backend: `sqlite` (one node) or `postgres` (shared by several nodes).
     pub backend: StoreBackend,
     /// SQLite database file. Default `<data_dir>/bridgehead.sqlite3`.
     pub path: Option<PathBuf>,
+    /// The PostgreSQL connection (`postgres://user:password@host:port/db`); required by,
+    /// and only used with, `backend = "postgres"`. Never logged.
+    pub url: Option<crate::config::Secret>,
+    /// PostgreSQL connections this node keeps at most. Default 16.
+    pub pool_size: std::num::NonZeroUsize,
     /// PBKDF2 iteration count for new SCRAM verifiers (at least 4096). Default 4096.
     pub scram_iterations: u32,
 }
@@ -112,6 +117,8 @@ impl Default for StoreConfig {
         StoreConfig {
             backend: StoreBackend::Sqlite,
             path: None,
+            url: None,
+            pool_size: std::num::NonZeroUsize::new(16).expect("16 > 0"),
             scram_iterations: 4096,
         }
     }
@@ -123,6 +130,8 @@ impl Default for StoreConfig {
 pub enum StoreBackend {
     /// One SQLite file (WAL mode).
     Sqlite,
+    /// A PostgreSQL database, shared by every node of a cluster.
+    Postgres,
 }
 
 /// `[log]`.

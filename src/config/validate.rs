@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::{
     AdminConfig, ComponentConfig, Config, ConfigError, ConfigProblem, CtiConfig, HttpConfig,
-    Secret, ServerConfig, TlsConfig, XmppConfig, XsiConfig, XsiEventsConfig, MAX_XML_DEPTH_CEILING,
+    Secret, ServerConfig, StoreBackend, TlsConfig, XmppConfig, XsiConfig, XsiEventsConfig, MAX_XML_DEPTH_CEILING,
 };
 use crate::telephony::OnConflict;
 
@@ -86,6 +86,21 @@ impl Config {
                     self.store.scram_iterations
                 ),
             );
+        }
+        match (self.store.backend, &self.store.url) {
+            (StoreBackend::Postgres, None) => problems.add(
+                "store.url",
+                "backend \"postgres\" needs url = \"postgres://user:password@host:port/db\"",
+            ),
+            (StoreBackend::Postgres, Some(url))
+                if url.expose().parse::<tokio_postgres::Config>().is_err() =>
+            {
+                problems.add("store.url", "is not a PostgreSQL connection string or URL")
+            }
+            (StoreBackend::Sqlite, Some(_)) => {
+                problems.add("store.url", "is only used with backend = \"postgres\"")
+            }
+            _ => {}
         }
         components(&mut self.components, &domain, files, &mut problems);
         admin(&mut self.admin, files, &mut problems);

@@ -1,0 +1,171 @@
+//! The store contract against a real PostgreSQL (a throwaway server per test), and what
+//! only PostgreSQL has: nodes migrating together, a newer schema refused.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::store::contract::{contract_tests, Backend};
+use crate::store::DirectoryStore;
+
+/// A PostgreSQL server of its own: `initdb` into a temporary directory and `postgres` on
+/// a free port of 127.0.0.1, stopped when dropped. As root, both run as the `postgres`
+/// user (PostgreSQL refuses root), through `setpriv`, which execs rather than forks, so
+/// the child is the server itself.
+pub(crate) struct Throwaway {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+/// The newest installed server's programs (Debian keeps them off the PATH).
+fn bin_dir() -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|dir| dir.filter_map(|e| Some(e.ok()?.path().join("bin"))).collect())
+        .unwrap_or_default();
+    versions.sort_by_key(|p| {
+        p.parent()
+            .and_then(|v| v.file_name()?.to_str()?.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    versions
+        .pop()
+        .expect("PostgreSQL must be installed (tests/run installs the Debian package)")
+}
+
+fn command(program: &Path, as_root: bool) -> Command {
+    if as_root {
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--"])
+            .arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+impl Throwaway {
+    pub(crate) async fn start() -> Throwaway {
+        let bin = bin_dir();
+        let dir = tempfile::tempdir().unwrap();
+        let as_root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+        if as_root {
+            let owned = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(owned.success());
+        }
+        let data = dir.path().join("data");
+        let init = command(&bin.join("initdb"), as_root)
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "bridgehead", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(
+            init.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = command(&bin.join("postgres"), as_root)
+            .arg("-D")
+            .arg(&data)
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
+            .arg(dir.path())
+            .args(["-c", "fsync=off"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = Throwaway {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while tokio_postgres::connect(&server.url(), NoTls).await.is_err() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "PostgreSQL did not accept connections within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("postgres://bridgehead@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Throwaway {
+    fn drop(&mut self) {
+        // SIGTERM: a smart shutdown that also ends the server's own processes.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+#[async_trait]
+impl Backend for Throwaway {
+    type Store = PostgresStore;
+
+    async fn open(&self) -> PostgresStore {
+        PostgresStore::connect(&self.url(), 4).await.unwrap()
+    }
+}
+
+contract_tests!(Throwaway::start);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_starting_together_migrate_once_and_a_newer_schema_is_refused() {
+    let server = Throwaway::start().await;
+    let url = server.url();
+    let (a, b, c) = tokio::join!(
+        PostgresStore::connect(&url, 2),
+        PostgresStore::connect(&url, 2),
+        PostgresStore::connect(&url, 2)
+    );
+    let (a, _b, _c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    assert!(a.users().await.unwrap().is_empty());
+    a.client()
+        .await
+        .unwrap()
+        .execute("UPDATE bridgehead_schema SET version = 99", &[])
+        .await
+        .unwrap();
+    assert!(matches!(
+        PostgresStore::connect(&url, 2).await,
+        Err(StoreError::TooNew { found: 99, .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_database_is_an_open_error_without_the_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://bridgehead:hunter2@127.0.0.1:{port}/postgres");
+    let error = PostgresStore::connect(&url, 2).await.unwrap_err();
+    let text = error.to_string();
+    assert!(matches!(error, StoreError::Open { .. }), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}
