@@ -159,3 +159,31 @@ fn zero_is_refused_where_at_least_one_is_needed() {
         }
     }
 }
+
+#[test]
+fn the_postgres_backend_needs_a_url_and_only_it_takes_one() {
+    let problems = |text: &str| -> Vec<String> {
+        match parse(text).unwrap().validate() {
+            Ok(()) => Vec::new(),
+            Err(ConfigError::Invalid(problems)) => problems
+                .into_iter()
+                .filter(|p| p.key.starts_with("store."))
+                .map(|p| format!("{}: {}", p.key, p.message))
+                .collect(),
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(
+        problems("[store]\nbackend = \"postgres\"\n").len(),
+        1,
+        "no url"
+    );
+    assert!(problems("[store]\nbackend = \"postgres\"\nurl = \"postgres://u:p@db:5432/bh\"\n")
+        .is_empty());
+    assert!(problems("[store]\nurl = \"postgres://u:p@db/bh\"\n")[0].contains("only used"));
+    let secret = format!(
+        "{:?}",
+        parse("[store]\nbackend = \"postgres\"\nurl = \"postgres://u:hunter2@db/bh\"\n").unwrap()
+    );
+    assert!(!secret.contains("hunter2"), "the url is a secret");
+}
