@@ -83,8 +83,12 @@ impl std::fmt::Debug for AdminState {
     }
 }
 
-/// Serves admin requests until shutdown.
-pub async fn serve(listener: Listener, shutdown: Shutdown, state: Arc<AdminState>) {
+/// Serves admin requests until shutdown (the listener says `listening` at once).
+pub fn serve(
+    listener: Listener,
+    shutdown: Shutdown,
+    state: Arc<AdminState>,
+) -> impl std::future::Future<Output = ()> + Send {
     let for_connections = shutdown.clone();
     listener
         .serve(shutdown, move |stream, _peer, admission| {
@@ -116,7 +120,6 @@ pub async fn serve(listener: Listener, shutdown: Shutdown, state: Arc<AdminState
                 }
             }
         })
-        .await;
 }
 
 /// An admin answer before it is encoded.

@@ -294,8 +294,10 @@ impl Listener {
         })
     }
 
-    /// Accepts until shutdown, running `handler` for each connection.
-    pub async fn serve<H, F>(self, shutdown: Shutdown, handler: H)
+    /// Accepts until shutdown, running `handler` for each connection. Says `listening`
+    /// when called, not when first polled, so the log names every listener before the
+    /// server says it is serving.
+    pub fn serve<H, F>(self, shutdown: Shutdown, handler: H) -> impl Future<Output = ()> + Send
     where
         H: Fn(TcpStream, SocketAddr, Admission) -> F + Send + Sync + 'static,
         F: Future<Output = ()> + Send + 'static,
@@ -306,6 +308,14 @@ impl Listener {
                 Err(e) => tracing::info!(listener = self.name, error = %e, "listening"),
             }
         }
+        self.accept_until(shutdown, handler)
+    }
+
+    async fn accept_until<H, F>(self, shutdown: Shutdown, handler: H)
+    where
+        H: Fn(TcpStream, SocketAddr, Admission) -> F + Send + Sync + 'static,
+        F: Future<Output = ()> + Send + 'static,
+    {
         loop {
             let (stream, peer) = tokio::select! {
                 _ = shutdown.cancelled() => break,
