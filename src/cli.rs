@@ -254,11 +254,13 @@ async fn serve(args: ConfigArgs, log: Option<crate::reload::LogControl>) -> anyh
         apply(&config.log.filter).map_err(|e| anyhow::anyhow!("log.filter: {e}"))?;
     }
     let grace = Duration::from_secs(config.server.shutdown_grace_secs.get());
+    // Before binding: once a listener is up, a SIGTERM must stop the server cleanly.
+    let signal = shutdown::signal();
     let bound = Server::bind(config).await?.reload_from(args.source(), log);
     let shutdown = Shutdown::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {
-        shutdown::signal().await;
+        signal.await;
         trigger.trigger();
     });
     bound.run(shutdown.clone()).await;
