@@ -30,7 +30,7 @@ use crate::embedded::DevPki;
 use crate::pki::{self};
 use crate::server::{identity_files, identity_requirements, Server};
 use crate::shutdown::{self, Shutdown};
-use crate::store::{SqliteStore, Store};
+use crate::store::Store;
 
 pub use components::ComponentCommand;
 pub use devices::DeviceCommand;
@@ -328,6 +328,9 @@ async fn check_config(args: CheckConfigArgs) -> anyhow::Result<u8> {
     Ok(if warnings == 0 { 0 } else { CHECK_WARNINGS })
 }
 
+/// How long `config check` waits for the store to answer.
+const STORE_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// `xmpp.login_notify` and `xmpp.auth_via_component` entries that name no component of the
 /// configuration nor of the store (when it exists). A warning, not an error: a component
 /// may be added with `component add` after the configuration is written.
@@ -337,9 +340,14 @@ async fn notified_components_unknown(config: &Config) -> Vec<String> {
         .iter()
         .map(|c| c.name.to_ascii_lowercase())
         .collect();
-    if config.store_path().is_file() {
-        if let Ok(store) = SqliteStore::open(&config.store_path()) {
-            if let Ok(records) = crate::store::ComponentStore::components(&store).await {
+    // SQLite only when its file exists (a check never creates it); PostgreSQL when it
+    // answers within a few seconds.
+    let stored = config.store.backend == crate::config::StoreBackend::Postgres
+        || config.store_path().is_file();
+    if stored {
+        let open = tokio::time::timeout(STORE_CHECK_TIMEOUT, crate::store::open(config));
+        if let Ok(Ok((store, _))) = open.await {
+            if let Ok(records) = store.components().await {
                 known.extend(records.into_iter().map(|r| r.name.to_ascii_lowercase()));
             }
         }

@@ -79,8 +79,8 @@ impl From<UnknownValue> for StoreError {
 #[async_trait]
 pub trait DirectoryStore: Send + Sync + 'static {
     /// A counter that moves whenever users may have changed (added, removed, a new
-    /// password), by this process at once or by another process (such as
-    /// `bridgehead user passwd`) within a fraction of a second. Cheap: callers use it to
+    /// password, new service settings), by this process at once or by another process
+    /// (such as `bridgehead user passwd`, or another node) within a fraction of a second. Cheap: callers use it to
     /// know when a remembered user must be read again.
     fn users_generation(&self) -> u64;
 

@@ -4,8 +4,9 @@
 //! once), and the same tables and constraints as SQLite. Case-insensitive keys (user ids,
 //! component names, roster JIDs) use a nondeterministic ICU collation, `bridgehead_nocase`.
 //!
-//! Other nodes' writes to users reach [`DirectoryStore::users_generation`] through
-//! LISTEN/NOTIFY: a statement trigger on `users` notifies `bridgehead_users`, and one
+//! Other nodes' writes to users and their service settings reach
+//! [`DirectoryStore::users_generation`] through LISTEN/NOTIFY: statement triggers on
+//! `users` and `service_settings` notify `bridgehead_users`, and one
 //! connection of this store listens. A notification arrives within milliseconds of the
 //! commit; while the listening connection is down (it reconnects every second) changes are
 //! not seen, and the generation moves once it is back, so callers read users again. The
@@ -32,7 +33,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{Store, StoreError};
 
-/// The channel the `users` trigger notifies.
+/// The channel the `users` and `service_settings` triggers notify.
 const USERS_CHANNEL: &str = "bridgehead_users";
 /// Between attempts to bring the listening connection back.
 const LISTEN_RETRY: Duration = Duration::from_secs(1);

@@ -10,6 +10,7 @@ mod calls_bridged;
 mod calls_sip;
 mod cli;
 mod cli_checks;
+mod cluster;
 mod cti;
 mod dns;
 mod doctor;

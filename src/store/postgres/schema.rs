@@ -105,6 +105,8 @@ const MIGRATIONS: &[&str] = &[
          RETURN NULL;
      END $$;
      CREATE TRIGGER users_changed AFTER INSERT OR UPDATE OR DELETE ON users
+         FOR EACH STATEMENT EXECUTE FUNCTION bridgehead_users_changed();
+     CREATE TRIGGER settings_changed AFTER INSERT OR UPDATE OR DELETE ON service_settings
          FOR EACH STATEMENT EXECUTE FUNCTION bridgehead_users_changed();",
 ];
 

@@ -11,6 +11,7 @@ pub mod node;
 pub mod openssl;
 pub mod peers;
 pub mod server;
+pub mod services;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
