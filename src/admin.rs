@@ -2,7 +2,7 @@
 //!
 //! | method and path | answer |
 //! |---|---|
-//! | `GET /healthz` | `ok` while the node serves |
+//! | `GET /healthz` | `ok` while the node serves; 503 with one line per reason while its PostgreSQL store or its cluster messaging (NATS) is down |
 //! | `GET /metrics` | the metrics in Prometheus text format ([`crate::telemetry`]) |
 //! | `GET /` | the status page ([`page`]) |
 //! | `GET /api/node` | version, uptime, listeners, the served certificate, live counts |
@@ -69,12 +69,35 @@ pub struct AdminState {
     pub router: Router,
     /// Event channels and subscriptions.
     pub hub: Hub,
+    /// What `/healthz` checks.
+    pub health: Health,
     /// Reloads, the configuration in force and the served certificate.
     pub reloader: Arc<Reloader>,
     /// When the node started.
     pub started: time::OffsetDateTime,
     /// The listeners and their bound addresses.
     pub listeners: Vec<ListenerView>,
+}
+
+/// What the node needs from outside itself to serve: its store and, in a cluster, the
+/// messaging between nodes.
+pub struct Health {
+    /// The store (PostgreSQL can be down; SQLite cannot).
+    pub store: Arc<dyn crate::store::Store>,
+    /// The cluster's messaging, with `[cluster]`.
+    pub cluster: Option<crate::cluster::Cluster>,
+}
+
+impl Health {
+    /// Every reason the node cannot serve fully now; empty when healthy.
+    pub fn problems(&self) -> Vec<String> {
+        let cluster = self.cluster.as_ref().map(crate::cluster::Cluster::health);
+        [self.store.health()]
+            .into_iter()
+            .chain(cluster)
+            .filter_map(Result::err)
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for AdminState {
@@ -90,36 +113,35 @@ pub fn serve(
     state: Arc<AdminState>,
 ) -> impl std::future::Future<Output = ()> + Send {
     let for_connections = shutdown.clone();
-    listener
-        .serve(shutdown, move |stream, _peer, admission| {
-            let shutdown = for_connections.clone();
-            let state = Arc::clone(&state);
-            async move {
-                if admission.authenticated().is_err() {
-                    return tracing::debug!("too many admin connections");
+    listener.serve(shutdown, move |stream, _peer, admission| {
+        let shutdown = for_connections.clone();
+        let state = Arc::clone(&state);
+        async move {
+            if admission.authenticated().is_err() {
+                return tracing::debug!("too many admin connections");
+            }
+            let service = hyper::service::service_fn(move |request| {
+                let state = Arc::clone(&state);
+                async move { Ok::<_, Infallible>(route(request, &state).await) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "admin connection ended with an error");
+                    }
                 }
-                let service = hyper::service::service_fn(move |request| {
-                    let state = Arc::clone(&state);
-                    async move { Ok::<_, Infallible>(route(request, &state).await) }
-                });
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(std::time::Duration::from_secs(10))
-                    .serve_connection(TokioIo::new(stream), service);
-                tokio::pin!(connection);
-                tokio::select! {
-                    result = connection.as_mut() => {
-                        if let Err(e) = result {
-                            tracing::debug!(error = %e, "admin connection ended with an error");
-                        }
-                    }
-                    _ = shutdown.cancelled() => {
-                        connection.as_mut().graceful_shutdown();
-                        let _ = connection.await;
-                    }
+                _ = shutdown.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
                 }
             }
-        })
+        }
+    })
 }
 
 /// An admin answer before it is encoded.
@@ -164,11 +186,22 @@ async fn route(request: Request<Incoming>, state: &AdminState) -> Response<Full<
     let method = request.method().clone();
     let readable = matches!(method, Method::GET | Method::HEAD);
     let answer = match path.as_str() {
-        "/healthz" if readable => Answer::Body(
-            StatusCode::OK,
-            "text/plain; charset=utf-8",
-            Bytes::from_static(b"ok\n"),
-        ),
+        "/healthz" if readable => {
+            let problems = state.health.problems();
+            if problems.is_empty() {
+                Answer::Body(
+                    StatusCode::OK,
+                    "text/plain; charset=utf-8",
+                    Bytes::from_static(b"ok\n"),
+                )
+            } else {
+                Answer::Body(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain; charset=utf-8",
+                    Bytes::from(problems.join("\n") + "\n"),
+                )
+            }
+        }
         "/metrics" if readable => Answer::Body(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",

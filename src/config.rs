@@ -8,7 +8,7 @@
 //!
 //! The sections live beside this file: `server.rs` (`[server]`, `[tls]`, `[store]`,
 //! `[admin]`), `xmpp.rs` (`[xmpp]`, `[[components]]`), `xsi.rs` (`[http]`, `[xsi]`,
-//! `[xsi_events]`, `[cti]`), `limits.rs` (`[limits]`, `[quotas]`), `calls.rs` (`[calls]`), `listen.rs` (listener
+//! `[xsi_events]`, `[cti]`), `limits.rs` (`[limits]`, `[quotas]`), `calls.rs` (`[calls]`), `cluster.rs` (`[cluster]`), `listen.rs` (listener
 //! addresses); `validate.rs` holds the cross-field rules.
 
 use std::fmt;
@@ -29,6 +29,7 @@ macro_rules! nonzero {
 }
 
 mod calls;
+mod cluster;
 mod limits;
 mod listen;
 mod live;
@@ -38,6 +39,7 @@ mod xmpp;
 mod xsi;
 
 pub use calls::CallsConfig;
+pub use cluster::ClusterConfig;
 pub use limits::{LimitsConfig, QuotasConfig, MAX_XML_DEPTH_CEILING};
 pub use listen::Listen;
 pub use live::Live;
@@ -151,6 +153,8 @@ pub struct Config {
     pub quotas: QuotasConfig,
     /// Call timers and per-bridge call limits.
     pub calls: CallsConfig,
+    /// Several nodes serving one domain (absent: one node on its own).
+    pub cluster: Option<ClusterConfig>,
     /// XEP-0114 components declared in the file (more can be added with
     /// `bridgehead component add`).
     pub components: Vec<ComponentConfig>,
@@ -194,6 +198,14 @@ impl Config {
                 message: format!("{message}{at}"),
             }
         })
+    }
+
+    /// This node's name: `[cluster] node`, else `server.node_id`, else the host name.
+    pub fn node_id(&self) -> String {
+        match &self.cluster {
+            Some(cluster) => cluster.node.clone(),
+            None => self.server.node_id(),
+        }
     }
 
     /// Where the SQLite database lives.

@@ -170,7 +170,7 @@ impl HttpsFront {
         input: Live<LimitsConfig>,
     ) -> Self {
         let limits = config.http.clone();
-        let affinity_cookie = affinity_cookie(&limits.affinity_cookie, &config.server.node_id());
+        let affinity_cookie = affinity_cookie(&limits.affinity_cookie, &config.node_id());
         HttpsFront {
             listener,
             input,

@@ -17,7 +17,8 @@
 //! | [`net`] | the one accept loop: every address of a listener, pre-authentication budgets, connection limits, `TCP_NODELAY`, per-connection span |
 //! | [`tls`] | the only place that builds rustls configs; start-up certificate checks |
 //! | [`pki`] | verify, inspect and issue certificates (sync, no tokio) |
-//! | [`store`] | persistence of the model's records, one small trait per concern; SQLite by default |
+//! | [`store`] | persistence of the model's records, one small trait per concern; SQLite by default, PostgreSQL for a cluster |
+//! | [`cluster`] | `[cluster]`: the messaging between nodes over NATS (requests for the node that owns a channel) |
 //! | [`credentials`] | SCRAM-SHA-1/256 password verifiers (no clear passwords stored), the login limiter |
 //! | [`doctor`] | `bridgehead doctor`, the precall test: SRV, TCP, TLS and chain, component handshake, SASL, XSI and heartbeat affinity per target, with recommendations |
 //! | [`dns`] | SRV discovery with RFC 2782 ordering, A/AAAA fallback |
@@ -36,6 +37,7 @@
 pub mod admin;
 pub mod cli;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod credentials;
 pub mod dns;

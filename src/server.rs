@@ -46,6 +46,9 @@ pub enum ServerError {
     /// The server certificate is not usable.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The cluster's messaging cannot be set up.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// The store cannot be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -153,6 +156,7 @@ pub struct Server;
 pub struct Bound {
     config: Arc<Config>,
     store: Arc<dyn Store>,
+    cluster: Option<crate::cluster::Cluster>,
     tls: crate::reload::TlsSlots,
     reloader: crate::reload::Reloader,
     /// Reload on SIGHUP (the `serve` command).
@@ -273,6 +277,15 @@ impl Server {
             );
         }
 
+        let cluster = match &config.cluster {
+            Some(cluster_config) => {
+                let cluster = crate::cluster::Cluster::connect(cluster_config).await?;
+                tracing::info!(node = %cluster.node(), "cluster messaging set up");
+                Some(cluster)
+            }
+            None => None,
+        };
+
         let metrics = crate::telemetry::install();
         let mut addrs = LocalAddrs::default();
         let admin = if config.admin.enabled {
@@ -291,7 +304,7 @@ impl Server {
             EventBus::new(config.xsi.event_bus_capacity.get()),
             config.quotas.clone(),
         )
-        .with_node_id(&config.server.node_id())
+        .with_node_id(&config.node_id())
         .with_calls_config(config.calls.clone());
         let directory =
             Arc::new(ComponentDirectory::load(&config.components, telephony.clone()).await?);
@@ -363,7 +376,7 @@ impl Server {
         let hub = Hub::load(
             telephony.clone(),
             config.xsi_events.clone(),
-            &config.server.node_id(),
+            &config.node_id(),
         )
         .await?;
         let (https, cti) = if config.http.enabled {
@@ -385,6 +398,7 @@ impl Server {
             let actions = crate::xsi::XsiActions::new(telephony.clone(), xsi_config, auth.clone());
             let events: Arc<dyn crate::http::Handler> = Arc::new(crate::xsi::XsiEvents::new(
                 hub.clone(),
+                cluster.clone(),
                 telephony.clone(),
                 auth,
                 &config.xsi.realm,
@@ -448,6 +462,7 @@ impl Server {
         Ok(Bound {
             config,
             store,
+            cluster,
             tls,
             reloader,
             signals: false,
@@ -525,6 +540,10 @@ impl Bound {
                 metrics: self.metrics.clone(),
                 router: self.router.clone(),
                 hub: self.hub.clone(),
+                health: crate::admin::Health {
+                    store: Arc::clone(&self.store),
+                    cluster: self.cluster.clone(),
+                },
                 reloader: Arc::clone(&reloader),
                 started: time::OffsetDateTime::now_utc(),
                 listeners: self.addrs.views(&self.config),
@@ -586,6 +605,13 @@ impl Bound {
             );
         }
         crate::xsi::events::spawn_background(&shutdown, self.hub.clone(), self.telephony.clone());
+        if let Some(cluster) = &self.cluster {
+            if let Err(e) =
+                crate::xsi::events::serve_forwarded(self.hub.clone(), cluster, &shutdown).await
+            {
+                tracing::error!(error = %e, "cannot answer other nodes' channel requests");
+            }
+        }
         spawn_store_maintenance(&shutdown, Arc::clone(&self.store));
         for (listener, front) in self.https.into_iter().chain(self.cti) {
             let for_connections = shutdown.clone();
@@ -597,7 +623,7 @@ impl Bound {
         }
         tracing::info!(
             domain = %self.config.server.domain,
-            node = %self.config.server.node_id(),
+            node = %self.config.node_id(),
             "bridgehead is serving"
         );
         if self.signals {

@@ -243,7 +243,10 @@ pub async fn open(
     match (config.store.backend, &config.store.url) {
         (StoreBackend::Postgres, Some(url)) => {
             let store = PostgresStore::connect(url.expose(), config.store.pool_size.get()).await?;
-            Ok((std::sync::Arc::new(store), postgres::place(url.expose()).to_owned()))
+            Ok((
+                std::sync::Arc::new(store),
+                postgres::place(url.expose()).to_owned(),
+            ))
         }
         (StoreBackend::Postgres, None) => Err(StoreError::Open {
             path: "[store] url".into(),
@@ -272,4 +275,10 @@ pub trait Store:
     /// Housekeeping the server runs every second (SQLite: copy the write-ahead log into the
     /// database file, from a connection of its own).
     async fn checkpoint(&self) -> Result<(), StoreError>;
+
+    /// `Err` with the reason while the store cannot be reached (PostgreSQL: its
+    /// connection is down). SQLite, a file, is always there.
+    fn health(&self) -> Result<(), String> {
+        Ok(())
+    }
 }

@@ -33,6 +33,8 @@
 //! | `bridgehead_cti_refusals_total` | counter | `rule` | CTI client certificates refused |
 //! | `bridgehead_limit_refusals_total` | counter | `limit` = xml_depth | input refused for breaking a `[limits]` bound |
 //! | `bridgehead_quota_refusals_total` | counter | `quota` = a `[quotas]` key | writes refused for a per-user quota |
+//! | `bridgehead_cluster_forwards_total` | counter | `service` = xsi-channel, `outcome` = answered, gone, timeout, unavailable | requests that reached a node which does not own what they name, forwarded to the owner |
+//! | `bridgehead_cluster_forward_seconds` | histogram | `service` | a forwarded request's round trip to its owner |
 //! | `bridgehead_preauth_refusals_total` | counter | `listener`, `reason` = per_address, evicted | connections dropped before authenticating |
 //! | `bridgehead_throttled_attempts_total` | counter | `kind` = sasl, xsi, component | credential checks refused by the login limiter |
 //! | `bridgehead_reloads_total` | counter | `result` = ok, refused | configuration and certificate reloads |
@@ -217,6 +219,15 @@ fn describe() {
     counter!(
         "bridgehead_quota_refusals_total",
         "Writes refused for a per-user [quotas] key, by quota"
+    );
+    counter!(
+        "bridgehead_cluster_forwards_total",
+        "Requests forwarded to the node that owns what they name, by service and outcome"
+    );
+    histogram!(
+        "bridgehead_cluster_forward_seconds",
+        Unit::Seconds,
+        "A forwarded request's round trip to its owner"
     );
     counter!(
         "bridgehead_preauth_refusals_total",
@@ -444,6 +455,14 @@ pub fn client_stanza(kind: &'static str) {
 /// Input was refused for breaking the `[limits]` bound `limit`.
 pub fn limit_refusal(limit: &'static str) {
     metrics::counter!("bridgehead_limit_refusals_total", "limit" => limit).increment(1);
+}
+
+/// A request for `service` was forwarded to its owner: `outcome` and the round trip.
+pub fn cluster_forward(service: &'static str, outcome: &'static str, took: std::time::Duration) {
+    metrics::counter!("bridgehead_cluster_forwards_total", "service" => service, "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("bridgehead_cluster_forward_seconds", "service" => service)
+        .record(took.as_secs_f64());
 }
 
 /// A write was refused for the `[quotas]` key `quota`.

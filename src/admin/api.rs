@@ -63,7 +63,7 @@ pub(super) fn node(state: &AdminState) -> NodeView {
     };
     NodeView {
         version: env!("CARGO_PKG_VERSION"),
-        node: config.server.node_id(),
+        node: config.node_id(),
         domain: config.server.domain.clone(),
         started: state.started,
         uptime_secs: (now - state.started).whole_seconds(),

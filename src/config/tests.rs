@@ -178,8 +178,10 @@ fn the_postgres_backend_needs_a_url_and_only_it_takes_one() {
         1,
         "no url"
     );
-    assert!(problems("[store]\nbackend = \"postgres\"\nurl = \"postgres://u:p@db:5432/bh\"\n")
-        .is_empty());
+    assert!(
+        problems("[store]\nbackend = \"postgres\"\nurl = \"postgres://u:p@db:5432/bh\"\n")
+            .is_empty()
+    );
     assert!(problems("[store]\nurl = \"postgres://u:p@db/bh\"\n")[0].contains("only used"));
     let secret = format!(
         "{:?}",

@@ -5,8 +5,9 @@
 use std::path::Path;
 
 use super::{
-    AdminConfig, ComponentConfig, Config, ConfigError, ConfigProblem, CtiConfig, HttpConfig,
-    Secret, ServerConfig, StoreBackend, TlsConfig, XmppConfig, XsiConfig, XsiEventsConfig, MAX_XML_DEPTH_CEILING,
+    AdminConfig, ClusterConfig, ComponentConfig, Config, ConfigError, ConfigProblem, CtiConfig,
+    HttpConfig, Secret, ServerConfig, StoreBackend, TlsConfig, XmppConfig, XsiConfig,
+    XsiEventsConfig, MAX_XML_DEPTH_CEILING,
 };
 use crate::telephony::OnConflict;
 
@@ -104,6 +105,15 @@ impl Config {
         }
         components(&mut self.components, &domain, files, &mut problems);
         admin(&mut self.admin, files, &mut problems);
+        if let Some(cluster) = &mut self.cluster {
+            self::cluster(
+                cluster,
+                &self.server,
+                self.store.backend,
+                files,
+                &mut problems,
+            );
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             problems.add(
                 "log.filter",
@@ -115,6 +125,58 @@ impl Config {
         } else {
             Err(ConfigError::Invalid(problems.0))
         }
+    }
+}
+
+/// A node name fit for NATS subjects, agreeing with `server.node_id`; a NATS URL; a token
+/// read from its file; a store that every node shares.
+fn cluster(
+    cluster: &mut ClusterConfig,
+    server: &ServerConfig,
+    backend: StoreBackend,
+    files: Files,
+    problems: &mut Problems,
+) {
+    let subject_safe = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if cluster.node.is_empty() || !cluster.node.chars().all(subject_safe) {
+        problems.add(
+            "cluster.node",
+            "must be non-empty and use only letters, digits, '-' and '_' (it names the node's \
+             NATS subjects, cookies and ids)",
+        );
+    }
+    if server
+        .node_id
+        .as_ref()
+        .is_some_and(|id| *id != cluster.node)
+    {
+        problems.add(
+            "server.node_id",
+            "differs from cluster.node; set one of them (cluster.node names a cluster's node)",
+        );
+    }
+    let urls = cluster.nats_url.expose();
+    if urls
+        .split(',')
+        .any(|url| url.trim().parse::<async_nats::ServerAddr>().is_err())
+    {
+        problems.add(
+            "cluster.nats_url",
+            "is not a NATS URL (nats://host:4222) or a list of them",
+        );
+    }
+    if backend != StoreBackend::Postgres {
+        problems.add(
+            "store.backend",
+            "a cluster's nodes share one store: set backend = \"postgres\" with [cluster]",
+        );
+    }
+    match &cluster.nats_token_file {
+        Some(path) if files == Files::Check => match read_secret_file(path) {
+            Ok(token) => cluster.nats_token = Some(token),
+            Err(why) => problems.add("cluster.nats_token_file", why),
+        },
+        _ => {}
     }
 }
 

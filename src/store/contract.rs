@@ -12,8 +12,8 @@ use crate::store::{
 };
 use crate::telephony::{
     CallLogKind, CallLogRecord, ComponentRecord, Device, Enterprise, Group, OnConflict,
-    PersonalContact, Role, RosterItem, RosterSubscription, SubscriptionRecord,
-    SubscriptionTarget, User, CALL_LOG_LIMIT,
+    PersonalContact, Role, RosterItem, RosterSubscription, SubscriptionRecord, SubscriptionTarget,
+    User, CALL_LOG_LIMIT,
 };
 
 /// A store under test: every call to `open` opens the same data afresh.
@@ -123,7 +123,9 @@ pub(crate) async fn roster_items_are_kept_per_user_and_go_with_the_user<B: Backe
     assert!(store.roster("alice@example.com").await.unwrap().is_empty());
 }
 
-pub(crate) async fn a_full_roster_takes_no_new_contact_but_changes_to_old_ones<B: Backend>(backend: &B) {
+pub(crate) async fn a_full_roster_takes_no_new_contact_but_changes_to_old_ones<B: Backend>(
+    backend: &B,
+) {
     let store = with_alice(backend).await;
     let item = |jid: &str| RosterItem {
         jid: jid.into(),
@@ -194,7 +196,9 @@ pub(crate) async fn a_user_needs_an_existing_group<B: Backend>(backend: &B) {
     ));
 }
 
-pub(crate) async fn settings_devices_contacts_and_call_logs_are_kept_per_user<B: Backend>(backend: &B) {
+pub(crate) async fn settings_devices_contacts_and_call_logs_are_kept_per_user<B: Backend>(
+    backend: &B,
+) {
     {
         let store = with_alice(backend).await;
         store
@@ -287,7 +291,11 @@ pub(crate) async fn settings_devices_contacts_and_call_logs_are_kept_per_user<B:
         .is_none());
 }
 
-pub(crate) async fn user_and_settings_changes_move_the_generation_here_and_from_another_process<B: Backend>(backend: &B) {
+pub(crate) async fn user_and_settings_changes_move_the_generation_here_and_from_another_process<
+    B: Backend,
+>(
+    backend: &B,
+) {
     let here = with_alice(backend).await;
     let before = here.users_generation();
     let verifiers = PasswordVerifiers::new("changed", 4096).unwrap();
@@ -306,14 +314,20 @@ pub(crate) async fn user_and_settings_changes_move_the_generation_here_and_from_
         .await
         .unwrap();
     let after_password = moved_within_a_second(&here, after_local).await;
-    assert_ne!(after_password, after_local, "a new password elsewhere is seen within a second");
+    assert_ne!(
+        after_password, after_local,
+        "a new password elsewhere is seen within a second"
+    );
     // Settings read through the generation too: another node's change is seen as well.
     elsewhere
         .put_service_settings("alice@example.com", "DoNotDisturb", "{}")
         .await
         .unwrap();
     let after_settings = moved_within_a_second(&here, after_password).await;
-    assert_ne!(after_settings, after_password, "new settings elsewhere are seen within a second");
+    assert_ne!(
+        after_settings, after_password,
+        "new settings elsewhere are seen within a second"
+    );
 }
 
 /// The generation once it differs from `from`, or `from` after a second.
@@ -328,7 +342,9 @@ async fn moved_within_a_second<S: Store>(store: &S, from: u64) -> u64 {
     }
 }
 
-pub(crate) async fn users_are_found_by_number_either_way_written_and_by_extension<B: Backend>(backend: &B) {
+pub(crate) async fn users_are_found_by_number_either_way_written_and_by_extension<B: Backend>(
+    backend: &B,
+) {
     let store = with_alice(backend).await;
     let ids = |users: Vec<User>| users.into_iter().map(|u| u.id).collect::<Vec<_>>();
     assert_eq!(

@@ -10,7 +10,9 @@
 //! connection of this store listens. A notification arrives within milliseconds of the
 //! commit; while the listening connection is down (it reconnects every second) changes are
 //! not seen, and the generation moves once it is back, so callers read users again. The
-//! listener ends when the last clone of the store is dropped.
+//! listener ends when the last clone of the store is dropped. That connection is also the
+//! store's health ([`Store::health`](super::Store::health)): while it is down, `/healthz`
+//! says so.
 //!
 //! Connections are plain TCP today (NoTls): run PostgreSQL on the node's host or a
 //! private network.
@@ -22,7 +24,7 @@ mod records;
 mod schema;
 mod user_records;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +45,8 @@ const LISTEN_RETRY: Duration = Duration::from_secs(1);
 pub struct PostgresStore {
     pool: deadpool_postgres::Pool,
     generation: Arc<AtomicU64>,
+    /// True while the listening connection is up: the store's health.
+    listening: Arc<AtomicBool>,
     /// Ends the listener when the last clone goes.
     _listener: Arc<DropGuard>,
 }
@@ -80,11 +84,17 @@ impl PostgresStore {
         schema::migrate(&mut client).await?;
         drop(client);
         let generation = Arc::new(AtomicU64::new(0));
+        let listening = Arc::new(AtomicBool::new(false));
         let stop = CancellationToken::new();
-        tokio::spawn(listen(config, Arc::clone(&generation), stop.clone()));
+        let link = Link {
+            generation: Arc::clone(&generation),
+            listening: Arc::clone(&listening),
+        };
+        tokio::spawn(listen(config, link, stop.clone()));
         Ok(PostgresStore {
             pool,
             generation,
+            listening,
             _listener: Arc::new(stop.drop_guard()),
         })
     }
@@ -115,16 +125,25 @@ fn open_error(url: &str, reason: String) -> StoreError {
     }
 }
 
-/// Keeps one connection listening on [`USERS_CHANNEL`], bumping `generation` for every
+/// What the listening connection keeps up to date.
+struct Link {
+    generation: Arc<AtomicU64>,
+    listening: Arc<AtomicBool>,
+}
+
+/// Keeps one connection listening on [`USERS_CHANNEL`], bumping the generation for every
 /// notification and whenever the connection comes back (changes may have been missed).
-async fn listen(config: tokio_postgres::Config, generation: Arc<AtomicU64>, stop: CancellationToken) {
+async fn listen(config: tokio_postgres::Config, link: Link, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            ended = listen_once(&config, &generation) => match ended {
-                Ok(()) => tracing::warn!("the store's listening connection closed; reconnecting"),
-                Err(e) => tracing::warn!(error = %e, "the store's listening connection failed; reconnecting"),
-            },
+            ended = listen_once(&config, &link) => {
+                link.listening.store(false, Ordering::Release);
+                match ended {
+                    Ok(()) => tracing::warn!("the store's listening connection closed; reconnecting"),
+                    Err(e) => tracing::warn!(error = %e, "the store's listening connection failed; reconnecting"),
+                }
+            }
         }
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -137,11 +156,11 @@ async fn listen(config: tokio_postgres::Config, generation: Arc<AtomicU64>, stop
 /// ends the connection and its driver.
 async fn listen_once(
     config: &tokio_postgres::Config,
-    generation: &Arc<AtomicU64>,
+    link: &Link,
 ) -> Result<(), tokio_postgres::Error> {
     use futures_util::StreamExt;
     let (client, mut connection) = config.connect(NoTls).await?;
-    let counter = Arc::clone(generation);
+    let counter = Arc::clone(&link.generation);
     let driver = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = messages.next().await {
@@ -154,8 +173,10 @@ async fn listen_once(
     client
         .batch_execute(&format!("LISTEN {USERS_CHANNEL}"))
         .await?;
-    generation.fetch_add(1, Ordering::Release);
-    tracing::debug!("listening for user changes from other nodes");
+    link.generation.fetch_add(1, Ordering::Release);
+    if !link.listening.swap(true, Ordering::AcqRel) {
+        tracing::info!("the store's listening connection is up");
+    }
     let ended = driver.await;
     drop(client);
     ended.unwrap_or(Ok(()))
@@ -180,6 +201,14 @@ impl Store for PostgresStore {
     async fn checkpoint(&self) -> Result<(), StoreError> {
         // PostgreSQL runs its own checkpoints and vacuum.
         Ok(())
+    }
+
+    fn health(&self) -> Result<(), String> {
+        if self.listening.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err("PostgreSQL: not connected (reconnecting every second)".to_owned())
+        }
     }
 }
 

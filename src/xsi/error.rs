@@ -96,6 +96,10 @@ pub enum ApiError {
     /// The bridge carrying the call refused the action or did not confirm it.
     #[error("{0}")]
     BridgeFailed(String),
+    /// The node that holds what the request names cannot be reached now (the cluster's
+    /// messaging is down, or the node is slow to answer); trying again may succeed.
+    #[error("{0}")]
+    NodeUnavailable(String),
     /// Something failed inside the server (logged; not described to the client).
     #[error("internal error")]
     Internal,
@@ -119,7 +123,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            ApiError::NoCallBridge => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NoCallBridge | ApiError::NodeUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::CallRefused(_) => StatusCode::BAD_REQUEST,
             ApiError::BridgeFailed(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -148,6 +154,7 @@ impl ApiError {
             ApiError::NoCallBridge => 120_401,
             ApiError::CallRefused(_) => 120_402,
             ApiError::BridgeFailed(_) => 120_403,
+            ApiError::NodeUnavailable(_) => 120_501,
             ApiError::Internal => 120_901,
         }
     }

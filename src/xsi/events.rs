@@ -14,15 +14,18 @@
 //! | `GET`, `PUT` `Subscription{expires}`, `DELETE …/v2.0/subscription/{id}` | `Subscription` / 200 |
 //!
 //! `…` is `/com.broadsoft.xsi-events`. Credentials are the same HTTP Basic as XSI-Actions.
-//! A channel, set or subscription is reachable only by its owner. A channel id names the
-//! node that holds it (`node:uuid`), and a request for another node's channel gets 404
-//! (documented; forwarding comes with clustering). The hub ([`hub`]) does the delivery.
+//! A channel, set or subscription is reachable only by its owner. A channel id and an
+//! event id name the node that holds them (`node:uuid`); a heartbeat, update, delete or
+//! event response for another node's is forwarded to it with `[cluster]` ([`forward`]),
+//! and gets 404 without. The hub ([`hub`]) does the delivery.
 
 mod background;
 pub mod documents;
+mod forward;
 pub mod hub;
 
 pub use background::spawn_background;
+pub use forward::serve_forwarded;
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -40,6 +43,7 @@ use crate::telephony::{may_reach, Reach, ServiceName, Telephony};
 use crate::telephony::{SubscriptionRecord, SubscriptionTarget, User};
 
 use self::documents::EventData;
+use self::forward::{Applied, ChannelOp};
 use self::hub::{ChannelRequest, Hub, HubError, Owner, SubscribeRequest};
 use super::auth::Authenticator;
 use super::codec::{self, Format};
@@ -58,6 +62,8 @@ const ROOT: &str = "/com.broadsoft.xsi-events/v2.0";
 /// The XSI-Events handler (mounted at both prefixes).
 pub struct XsiEvents {
     hub: Hub,
+    /// The other nodes, with `[cluster]`.
+    cluster: Option<crate::cluster::Cluster>,
     telephony: Telephony,
     auth: Authenticator,
     challenge: HeaderValue,
@@ -245,15 +251,27 @@ fn describe(record: &SubscriptionRecord, expires: Option<u64>) -> documents::Sub
 }
 
 impl XsiEvents {
-    /// The handler.
-    pub fn new(hub: Hub, telephony: Telephony, auth: Authenticator, realm: &str) -> Self {
+    /// The handler; with `cluster`, requests for other nodes' channels go to them.
+    pub fn new(
+        hub: Hub,
+        cluster: Option<crate::cluster::Cluster>,
+        telephony: Telephony,
+        auth: Authenticator,
+        realm: &str,
+    ) -> Self {
         let challenge = basic_challenge(realm);
         XsiEvents {
             hub,
+            cluster,
             telephony,
             auth,
             challenge,
         }
+    }
+
+    /// A channel request, applied here or by the node that holds its channel or event.
+    async fn channel_op(&self, owner: &Owner, op: ChannelOp) -> Result<Applied, ApiError> {
+        forward::channel_op(&self.hub, self.cluster.as_ref(), owner, op).await
     }
 
     async fn body<T: serde::de::DeserializeOwned>(
@@ -333,21 +351,27 @@ impl XsiEvents {
                 );
                 Ok(response)
             }
-            Resource::Channel(id) | Resource::Heartbeat(id) if self.hub.is_foreign(&id) => Err(
-                ApiError::UnknownEntry(format!("channel {id} (held by another node)")),
-            ),
-            Resource::Heartbeat(id) => {
-                self.hub.heartbeat(&owner, &id)?;
+            Resource::Heartbeat(channel_id) => {
+                self.channel_op(&owner, ChannelOp::Heartbeat { channel_id })
+                    .await?;
                 Ok(empty(StatusCode::OK))
             }
-            Resource::Channel(id) if request.method() == Method::DELETE => {
-                self.hub.delete_channel(&owner, &id)?;
+            Resource::Channel(channel_id) if request.method() == Method::DELETE => {
+                self.channel_op(&owner, ChannelOp::Delete { channel_id })
+                    .await?;
                 Ok(empty(StatusCode::OK))
             }
             Resource::Channel(id) => {
                 let asked: documents::Channel = Self::body(request, context, "Channel").await?;
                 let expires = asked.expires.ok_or_else(|| required("expires"))?;
-                let granted = self.hub.update_channel(&owner, &id, expires)?;
+                let update = ChannelOp::Update {
+                    channel_id: id.clone(),
+                    expires,
+                };
+                let granted = match self.channel_op(&owner, update).await? {
+                    Applied::Granted(granted) => granted,
+                    Applied::Done => expires,
+                };
                 let answer = documents::Channel {
                     xmlns: XSI_NS,
                     channel_id: Some(id),
@@ -359,9 +383,11 @@ impl XsiEvents {
             Resource::EventResponse => {
                 let response: documents::EventResponse =
                     Self::body(request, context, "EventResponse").await?;
-                self.hub
-                    .event_response(&owner, &response.event_id, response.status_code)
-                    .await?;
+                let op = ChannelOp::EventResponse {
+                    event_id: response.event_id,
+                    status_code: response.status_code,
+                };
+                self.channel_op(&owner, op).await?;
                 Ok(empty(StatusCode::OK))
             }
             Resource::ChannelSet(id) => {

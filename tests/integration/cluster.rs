@@ -1,46 +1,74 @@
-//! Several `bridgehead serve` processes sharing one PostgreSQL: what one node writes, every
-//! node reads, and credential caches learn of another node's changes promptly.
+//! Several `bridgehead serve` processes sharing one PostgreSQL (and, with `[cluster]`, one
+//! NATS): what one node writes, every node reads; credential caches learn of another
+//! node's changes promptly; a channel request that lands on the wrong node is answered by
+//! the channel's node.
 
 use std::time::Duration;
 
-use crate::support::https::{basic, Https};
+use hyper::Method;
+
+use crate::support::https::{basic, between, EventChannel, Https, Reply, EVENTS};
 use crate::support::node::{ephemeral_config_with, Node};
+use crate::support::peers::haproxy_round_robin;
 use crate::support::run_in;
-use crate::support::services::Postgres;
+use crate::support::server::http_get;
+use crate::support::services::{Nats, Postgres};
 use crate::support::wait_until_async;
 
 const DND: &str = "/com.broadsoft.xsi-actions/v2.0/user/alice@localhost/services/DoNotDisturb";
 
-/// Starts node `name` in a directory of its own, on the shared store at `url`.
-async fn node(name: &str, url: &str) -> (tempfile::TempDir, Node) {
+/// Starts node `name` in a directory of its own, on the shared store at `url`, with
+/// `extra` configuration; with `pki_of`, it serves that node's development certificate (so
+/// that a client behind a load balancer trusts one CA).
+async fn node(
+    name: &str,
+    url: &str,
+    extra: &str,
+    pki_of: Option<&Node>,
+) -> (tempfile::TempDir, Node) {
     let dir = tempfile::tempdir().unwrap();
     let config = ephemeral_config_with(
         &format!("fqdn = \"bridgehead.test\"\nnode_id = \"{name}\"\n"),
         // The new-password poll below fails a few times before node 2 learns of it.
         &format!(
             "[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n\
-             [xsi]\nfailed_logins_per_user_per_minute = 1000\n"
+             [xsi]\nfailed_logins_per_user_per_minute = 1000\n{extra}"
         ),
     );
     std::fs::write(dir.path().join("bridgehead.toml"), config).unwrap();
+    if let Some(other) = pki_of {
+        let pki = dir.path().join("data/pki");
+        std::fs::create_dir_all(&pki).unwrap();
+        for file in std::fs::read_dir(other.dir.join("data/pki")).unwrap() {
+            let file = file.unwrap();
+            std::fs::copy(file.path(), pki.join(file.file_name())).unwrap();
+        }
+    }
     let node = Node::start(dir.path()).await;
     (dir, node)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_on_one_postgresql_share_users_settings_and_passwords() {
-    let postgres = Postgres::start().await;
+    let mut postgres = Postgres::start().await;
     // Node 1 creates the demo users in the shared store; node 2 finds them there.
-    let (dir1, node1) = node("n1", &postgres.url()).await;
-    let (_dir2, node2) = node("n2", &postgres.url()).await;
-    assert!(node1.log_text().contains("postgres"), "{}", node1.log_text());
+    let (dir1, node1) = node("n1", &postgres.url(), "", None).await;
+    let (_dir2, node2) = node("n2", &postgres.url(), "", None).await;
+    assert!(
+        node1.log_text().contains("postgres"),
+        "{}",
+        node1.log_text()
+    );
     let (password, _) = node1.demo();
     let auth = basic("alice@localhost", &password);
     let https1 = Https::new(node1.addr("https"), &node1.ca());
     let https2 = Https::new(node2.addr("https"), &node2.ca());
 
     let before = https2.get(DND, &auth).await;
-    assert_eq!(before.status, 200, "alice, made by node 1, logs in on node 2: {before:?}");
+    assert_eq!(
+        before.status, 200,
+        "alice, made by node 1, logs in on node 2: {before:?}"
+    );
     assert!(before.body.contains("<active>false</active>"), "{before:?}");
 
     let set = https1
@@ -52,13 +80,24 @@ async fn two_nodes_on_one_postgresql_share_users_settings_and_passwords() {
         .await;
     assert_eq!(set.status, 200, "{set:?}");
     let after = https2.get(DND, &auth).await;
-    assert!(after.body.contains("<active>true</active>"), "node 2 reads node 1's write: {after:?}");
+    assert!(
+        after.body.contains("<active>true</active>"),
+        "node 2 reads node 1's write: {after:?}"
+    );
 
     // A new password, set with the CLI on node 1's configuration, reaches node 2's cache.
     std::fs::write(dir1.path().join("pw"), "a new password\n").unwrap();
     let run = run_in(
         dir1.path(),
-        &["user", "passwd", "alice@localhost", "--password-file", "pw", "-c", "bridgehead.toml"],
+        &[
+            "user",
+            "passwd",
+            "alice@localhost",
+            "--password-file",
+            "pw",
+            "-c",
+            "bridgehead.toml",
+        ],
     );
     assert_eq!(run.code, 0, "{run:?}");
     let renewed = basic("alice@localhost", "a new password");
@@ -66,5 +105,243 @@ async fn two_nodes_on_one_postgresql_share_users_settings_and_passwords() {
         https2.get(DND, &renewed).await.status == 200 && https2.get(DND, &auth).await.status == 401
     })
     .await;
-    assert!(learned, "node 2 takes the new password and refuses the old one within 5 s");
+    assert!(
+        learned,
+        "node 2 takes the new password and refuses the old one within 5 s"
+    );
+
+    // PostgreSQL goes away: /healthz says so; requests that need the store get the
+    // protocol's error; both come back by themselves with the database.
+    postgres.stop();
+    let unhealthy = wait_until_async(Duration::from_secs(10), || async {
+        let (status, body) = http_get(node2.addr("admin"), "/healthz").await;
+        status == 503 && body.contains("PostgreSQL")
+    })
+    .await;
+    assert!(unhealthy, "node 2's /healthz reports the store down");
+    let contacts = "/com.broadsoft.xsi-actions/v2.0/user/alice@localhost/directories/Personal";
+    let refused = https2.get(contacts, &renewed).await;
+    assert_eq!(refused.status, 500, "{refused:?}");
+    assert!(refused.body.contains("ErrorInfo"), "{refused:?}");
+    postgres.start_again().await;
+    let back = wait_until_async(Duration::from_secs(20), || async {
+        http_get(node2.addr("admin"), "/healthz").await.0 == 200
+            && https2.get(contacts, &renewed).await.status == 200
+    })
+    .await;
+    assert!(back, "node 2 serves from the store again once it is back");
+}
+
+fn cluster_section(node: &str, nats: &Nats) -> String {
+    format!(
+        "[cluster]\nnode = \"{node}\"\nnats_url = \"{}\"\nforward_timeout_ms = 1000\n",
+        nats.url()
+    )
+}
+
+async fn post_xml(https: &Https, auth: &str, path: &str, body: &str) -> Reply {
+    https
+        .request(
+            Method::POST,
+            path,
+            &[("authorization", auth), ("content-type", "application/xml")],
+            Some(body),
+        )
+        .await
+}
+
+async fn heartbeat(https: &Https, auth: &str, channel: &str) -> Reply {
+    https
+        .request(
+            Method::PUT,
+            &format!("{EVENTS}/channel/{channel}/heartbeat"),
+            &[("authorization", auth)],
+            None,
+        )
+        .await
+}
+
+/// The value of the `bridgehead_cluster_forwards_total` series with `outcome` on `node`.
+async fn forwards(node: &Node, outcome: &str) -> u64 {
+    let (_, metrics) = http_get(node.addr("admin"), "/metrics").await;
+    let outcome = format!("outcome=\"{outcome}\"");
+    metrics
+        .lines()
+        .find(|line| {
+            line.starts_with("bridgehead_cluster_forwards_total{")
+                && line.contains("service=\"xsi-channel\"")
+                && line.contains(&outcome)
+        })
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_requests_that_land_on_another_node_are_answered_by_the_channels_node() {
+    let postgres = Postgres::start().await;
+    let mut nats = Nats::start().await;
+    let (_dir1, node1) = node("n1", &postgres.url(), &cluster_section("n1", &nats), None).await;
+    let (_dir2, node2) = node(
+        "n2",
+        &postgres.url(),
+        &cluster_section("n2", &nats),
+        Some(&node1),
+    )
+    .await;
+    let ca = node1.ca();
+    let (password, _) = node1.demo();
+    let alice = basic("alice@localhost", &password);
+    let direct1 = Https::new(node1.addr("https"), &ca);
+    let direct2 = Https::new(node2.addr("https"), &ca);
+    let dir = tempfile::tempdir().unwrap();
+    let (_haproxy, port) =
+        haproxy_round_robin(dir.path(), &[node1.addr("https"), node2.addr("https")]).await;
+    let balanced = Https::new(([127, 0, 0, 1], port).into(), &ca);
+
+    // The channel, its subscription and its events live on node 1.
+    let mut channel = EventChannel::open(
+        &direct1,
+        &alice,
+        "<channelSetId>set-1</channelSetId><priority>1</priority><weight>50</weight><expires>600</expires>",
+    )
+    .await
+    .unwrap_or_else(|reply| panic!("channel refused: {reply:?}"));
+    assert!(channel.id.starts_with("n1:"), "{}", channel.id);
+
+    // Round-robin: every other heartbeat reaches node 2, which forwards it to node 1.
+    for _ in 0..6 {
+        let reply = heartbeat(&balanced, &alice, &channel.id).await;
+        assert_eq!(
+            reply.status, 200,
+            "a heartbeat through the balancer: {reply:?}"
+        );
+        let beat = channel
+            .next()
+            .await
+            .expect("the heartbeat reaches the channel");
+        assert!(beat.contains("ChannelHeartBeat"), "{beat}");
+    }
+    assert!(
+        forwards(&node2, "answered").await >= 3,
+        "node 2 forwarded its share"
+    );
+
+    let subscribed = post_xml(
+        &direct1,
+        &alice,
+        &format!("{EVENTS}/user/alice@localhost"),
+        "<Subscription xmlns=\"http://schema.broadsoft.com/xsi\"><event>Do Not Disturb</event><expires>600</expires><channelSetId>set-1</channelSetId><applicationId>test</applicationId></Subscription>",
+    )
+    .await;
+    assert_eq!(subscribed.status, 200, "{subscribed:?}");
+
+    // Every event is acknowledged through the balancer, half of them via node 2: none is
+    // sent again, and each arrives once, in order.
+    let mut sequences = Vec::new();
+    for round in 0..4 {
+        if round > 0 {
+            let active = round % 2 == 1;
+            let set = direct1
+                .put_xml(
+                    "/com.broadsoft.xsi-actions/v2.0/user/alice@localhost/services/DoNotDisturb",
+                    &alice,
+                    &format!("<DoNotDisturb xmlns=\"http://schema.broadsoft.com/xsi\"><active>{active}</active></DoNotDisturb>"),
+                )
+                .await;
+            assert_eq!(set.status, 200, "{set:?}");
+        }
+        let event = channel.next().await.expect("an event");
+        assert!(event.contains("DoNotDisturbEvent"), "{event}");
+        sequences.push(between(&event, "<xsi:sequenceNumber>", "</xsi:sequenceNumber>").to_owned());
+        let event_id = between(&event, "<xsi:eventID>", "</xsi:eventID>");
+        assert!(
+            event_id.starts_with("n1:"),
+            "an event id names its node: {event_id}"
+        );
+        let acked = post_xml(
+            &balanced,
+            &alice,
+            &format!("{EVENTS}/channel/eventresponse"),
+            &format!("<EventResponse xmlns=\"http://schema.broadsoft.com/xsi\"><eventID>{event_id}</eventID><statusCode>200</statusCode><reason>OK</reason></EventResponse>"),
+        )
+        .await;
+        assert_eq!(acked.status, 200, "{acked:?}");
+    }
+    assert_eq!(sequences, ["1", "2", "3", "4"]);
+
+    // The owner checks ownership: bob cannot beat alice's channel through node 2.
+    let bob_password = {
+        let text = std::fs::read_to_string(node1.dir.join("data/demo-credentials.toml")).unwrap();
+        let parsed: toml::Value = toml::from_str(&text).unwrap();
+        parsed["users"][1]["password"].as_str().unwrap().to_owned()
+    };
+    let bob = basic("bob@localhost", &bob_password);
+    assert_eq!(heartbeat(&direct2, &bob, &channel.id).await.status, 404);
+    // A channel of a node that is not there: 404 at once, so the client opens a new one.
+    let gone = heartbeat(&direct2, &alice, "n3:00000000-0000-0000-0000-000000000000").await;
+    assert_eq!(gone.status, 404, "{gone:?}");
+    assert!(gone.body.contains("gone"), "{gone:?}");
+    assert!(forwards(&node2, "gone").await >= 1);
+
+    // An update through node 2 answers with node 1's grant.
+    let updated = direct2
+        .put_xml(
+            &format!("{EVENTS}/channel/{}", channel.id),
+            &alice,
+            "<Channel xmlns=\"http://schema.broadsoft.com/xsi\"><expires>900</expires></Channel>",
+        )
+        .await;
+    assert_eq!(updated.status, 200, "{updated:?}");
+    let granted: u64 = between(&updated.body, "<expires>", "</expires>")
+        .parse()
+        .unwrap();
+    assert!(
+        granted >= 900,
+        "node 1's grant (clamped to its minimum): {updated:?}"
+    );
+    assert!(updated.body.contains(&channel.id), "{updated:?}");
+
+    // NATS goes away: node 2 says so on /healthz and answers 503 (errorCode 120501); it
+    // comes back by itself when NATS does.
+    nats.stop();
+    let unhealthy = wait_until_async(Duration::from_secs(10), || async {
+        let (status, body) = http_get(node2.addr("admin"), "/healthz").await;
+        status == 503 && body.contains("NATS")
+    })
+    .await;
+    assert!(unhealthy, "node 2's /healthz reports NATS down");
+    let refused = heartbeat(&direct2, &alice, &channel.id).await;
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert!(refused.body.contains("120501"), "{refused:?}");
+    assert!(node2.wait_log("disconnected", Duration::from_secs(5)).await);
+    nats.start_again().await;
+    let healthy = wait_until_async(Duration::from_secs(20), || async {
+        http_get(node2.addr("admin"), "/healthz").await.0 == 200
+    })
+    .await;
+    assert!(healthy, "node 2 reconnects by itself");
+    let recovered = wait_until_async(Duration::from_secs(10), || async {
+        heartbeat(&direct2, &alice, &channel.id).await.status == 200
+    })
+    .await;
+    assert!(recovered, "forwarding works again once NATS is back");
+
+    // A delete through node 2 ends the stream on node 1.
+    let deleted = direct2
+        .request(
+            Method::DELETE,
+            &format!("{EVENTS}/channel/{}", channel.id),
+            &[("authorization", &alice)],
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, 200, "{deleted:?}");
+    let mut ended = false;
+    while let Some(document) = channel.next().await {
+        if document.contains("ExplicitDelete") {
+            ended = channel.ended().await;
+            break;
+        }
+    }
+    assert!(ended, "the channel ended with ExplicitDelete");
 }

@@ -166,7 +166,11 @@ impl DirectoryStore for PostgresStore {
     }
 
     async fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
-        Ok(self.users_where("id = $1", &[&id]).await?.into_iter().next())
+        Ok(self
+            .users_where("id = $1", &[&id])
+            .await?
+            .into_iter()
+            .next())
     }
 
     async fn users(&self) -> Result<Vec<User>, StoreError> {

@@ -133,8 +133,11 @@ pub(super) async fn migrate(client: &mut deadpool_postgres::Client) -> Result<()
     }
     if version < known {
         tx.execute("DELETE FROM bridgehead_schema", &[]).await?;
-        tx.execute("INSERT INTO bridgehead_schema (version) VALUES ($1)", &[&known])
-            .await?;
+        tx.execute(
+            "INSERT INTO bridgehead_schema (version) VALUES ($1)",
+            &[&known],
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(())

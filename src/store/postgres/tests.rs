@@ -25,7 +25,10 @@ pub(crate) struct Throwaway {
 /// The newest installed server's programs (Debian keeps them off the PATH).
 fn bin_dir() -> PathBuf {
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|dir| dir.filter_map(|e| Some(e.ok()?.path().join("bin"))).collect())
+        .map(|dir| {
+            dir.filter_map(|e| Some(e.ok()?.path().join("bin")))
+                .collect()
+        })
         .unwrap_or_default();
     versions.sort_by_key(|p| {
         p.parent()
@@ -41,7 +44,12 @@ fn command(program: &Path, as_root: bool) -> Command {
     if as_root {
         let mut command = Command::new("setpriv");
         command
-            .args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--"])
+            .args([
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+                "--",
+            ])
             .arg(program);
         command
     } else {
@@ -66,7 +74,16 @@ impl Throwaway {
         let init = command(&bin.join("initdb"), as_root)
             .arg("-D")
             .arg(&data)
-            .args(["-U", "bridgehead", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"])
+            .args([
+                "-U",
+                "bridgehead",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .output()

@@ -12,7 +12,11 @@ use crate::telephony::{
 };
 
 /// `Missing` for an unknown `user_id`, `Exists(what)` for a key clash.
-fn user_row_error(e: tokio_postgres::Error, user_id: &str, what: impl FnOnce() -> String) -> StoreError {
+fn user_row_error(
+    e: tokio_postgres::Error,
+    user_id: &str,
+    what: impl FnOnce() -> String,
+) -> StoreError {
     constraint_error(e, what, || format!("user \"{user_id}\""))
 }
 

@@ -1,6 +1,6 @@
 use super::*;
-use crate::store::contract::{contract_tests, Backend};
 use crate::credentials::PasswordVerifiers;
+use crate::store::contract::{contract_tests, Backend};
 use crate::store::{ContactStore, DirectoryStore, Store};
 use crate::telephony::{Enterprise, Group, PersonalContact, Role, User};
 
@@ -17,8 +17,6 @@ fn user(id: &str) -> User {
         verifiers: PasswordVerifiers::new("secret", 4096).unwrap(),
     }
 }
-
-
 
 #[tokio::test]
 async fn the_wal_is_truncated_once_the_store_goes_quiet() {
@@ -52,8 +50,6 @@ async fn the_wal_is_truncated_once_the_store_goes_quiet() {
         5000
     );
 }
-
-
 
 #[test]
 fn a_newer_schema_is_refused() {
@@ -90,9 +86,6 @@ async fn store_with_alice(path: &Path) -> SqliteStore {
     store.add_user(&user("alice@example.com")).await.unwrap();
     store
 }
-
-
-
 
 #[tokio::test]
 async fn extensions_are_found_by_index() {

@@ -49,7 +49,6 @@ use crate::telephony::SubscriptionTarget;
 use crate::telephony::{EventKind, ServiceName, Telephony, TelephonyError, TelephonyEvent};
 
 use super::documents::EventData;
-use delivery::enqueue;
 use state::{Channel, ChannelSet, Pending, State, Unacked};
 
 /// `expires` that asks for a channel or subscription that never expires.
@@ -59,7 +58,7 @@ pub const NEVER_EXPIRES: u64 = 2_147_483_647;
 const MAX_SEQUENCE: u32 = 2_147_483_647;
 
 /// Who owns a channel set or subscription.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Owner {
     /// A user id, or a CTI client identity.
     pub id: String,
@@ -204,11 +203,17 @@ impl Hub {
         )
     }
 
-    /// True when `channel_id` names a channel of another node.
-    pub fn is_foreign(&self, channel_id: &str) -> bool {
-        channel_id
-            .rsplit_once(':')
-            .is_some_and(|(node, _)| node != &*self.node_id)
+    /// The other node that a channel or event id (`node:uuid`) names; `None` for this
+    /// node's ids.
+    pub fn foreign_node<'a>(&self, id: &'a str) -> Option<&'a str> {
+        id.rsplit_once(':')
+            .map(|(node, _)| node)
+            .filter(|node| *node != &*self.node_id)
+    }
+
+    /// A new channel or event id, naming this node.
+    fn new_owned_id(&self) -> String {
+        format!("{}:{}", self.node_id, new_id())
     }
 
     /// Sends one telephony event to every subscription that covers it: a service change
@@ -229,13 +234,7 @@ impl Hub {
         };
         let mut state = self.state();
         for subscription in state.matching(event, packages) {
-            enqueue(
-                &mut state,
-                &subscription,
-                &event.user_id,
-                data.clone(),
-                self.config.backlog_max_events.get(),
-            );
+            self.enqueue(&mut state, &subscription, &event.user_id, data.clone());
         }
     }
 

@@ -1,6 +1,6 @@
 //! The services a cluster shares, started by the tests on loopback: a PostgreSQL server of
-//! its own (`initdb` into a temporary directory, `postgres` on a free port). Stopped when
-//! dropped. As root, PostgreSQL runs as the `postgres` user (it refuses root) through
+//! its own (`initdb` into a temporary directory, `postgres` on a free port) and a NATS
+//! server (Debian's `nats-server`). Stopped when dropped. As root, PostgreSQL runs as the `postgres` user (it refuses root) through
 //! `setpriv`, which execs rather than forks, so the child is the server itself.
 //!
 //! (The store's unit tests start their servers the same way; integration tests are a crate
@@ -11,20 +11,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// A throwaway PostgreSQL server.
-pub struct Postgres {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
+use super::peers::{free_port, Process};
 
-/// A free TCP port of 127.0.0.1.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A throwaway PostgreSQL server; [`Postgres::stop`] and [`Postgres::start_again`] take it
+/// away and bring it back on the same port with the same data.
+pub struct Postgres {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
 }
 
 fn running_as_root() -> bool {
@@ -53,7 +47,12 @@ fn as_postgres(program: &Path) -> Command {
     if running_as_root() {
         let mut command = Command::new("setpriv");
         command
-            .args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--"])
+            .args([
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+                "--",
+            ])
             .arg(program);
         command
     } else {
@@ -78,28 +77,49 @@ impl Postgres {
         let init = as_postgres(&bin.join("initdb"))
             .arg("-D")
             .arg(&data)
-            .args(["-U", "bridgehead", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"])
+            .args([
+                "-U",
+                "bridgehead",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .output()
             .unwrap();
-        assert!(init.status.success(), "initdb: {}", String::from_utf8_lossy(&init.stderr));
-        let port = free_port();
+        assert!(
+            init.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let mut server = Postgres {
+            child: None,
+            port: free_port(),
+            dir,
+        };
+        server.start_again().await;
+        server
+    }
+
+    /// Starts the server (again) on its port and data.
+    pub async fn start_again(&mut self) {
+        let bin = postgres_bin();
+        let port = self.port;
         let child = as_postgres(&bin.join("postgres"))
             .arg("-D")
-            .arg(&data)
+            .arg(self.dir.path().join("data"))
             .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
-            .arg(dir.path())
+            .arg(self.dir.path())
             .args(["-c", "fsync=off"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let server = Postgres {
-            child,
-            port,
-            _dir: dir,
-        };
+        self.child = Some(child);
         let ready = super::wait_until(Duration::from_secs(30), || {
             Command::new(bin.join("pg_isready"))
                 .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
@@ -108,7 +128,16 @@ impl Postgres {
         })
         .await;
         assert!(ready, "PostgreSQL did not accept connections within 30 s");
-        server
+    }
+
+    /// Stops the server (SIGINT: a fast shutdown that ends every connection) and waits.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
     }
 
     /// Its URL, for `[store] url`.
@@ -119,10 +148,52 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        // SIGTERM: a smart shutdown that also ends the server's own processes.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
+        self.stop();
+    }
+}
+
+/// A NATS server on a free port of 127.0.0.1; [`Nats::stop`] and [`Nats::start_again`]
+/// take it away and bring it back on the same port.
+pub struct Nats {
+    process: Option<Process>,
+    port: u16,
+}
+
+impl Nats {
+    /// Starts one; returns once it accepts connections.
+    pub async fn start() -> Nats {
+        let mut nats = Nats {
+            process: None,
+            port: free_port(),
+        };
+        nats.start_again().await;
+        nats
+    }
+
+    /// Starts the server (again) on its port.
+    pub async fn start_again(&mut self) {
+        let child = Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server must be installed (tests/run installs the Debian package)");
+        self.process = Some(Process(child));
+        let port = self.port;
+        let up = super::wait_until(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        })
+        .await;
+        assert!(up, "nats-server did not listen on {port}");
+    }
+
+    /// Stops the server (its clients see the connection drop).
+    pub fn stop(&mut self) {
+        self.process = None;
+    }
+
+    /// Its URL, for `[cluster] nats_url`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
     }
 }

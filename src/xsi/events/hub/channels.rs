@@ -9,8 +9,8 @@ use tokio::sync::mpsc;
 
 use super::delivery::{redeliver_from, send, terminate};
 use super::{
-    bytes, new_id, quota, Channel, ChannelRequest, ChannelSet, Hub, HubError, Opened, Owner,
-    Pending, State, NEVER_EXPIRES,
+    bytes, quota, Channel, ChannelRequest, ChannelSet, Hub, HubError, Opened, Owner, Pending,
+    State, NEVER_EXPIRES,
 };
 
 use crate::xsi::events::documents::{self, TerminationReason};
@@ -21,7 +21,7 @@ impl Hub {
     pub fn open_channel(&self, owner: &Owner, request: ChannelRequest) -> Result<Opened, HubError> {
         self.check_ids(&request.channel_set_id, request.application_id.as_deref())?;
         let (expires, expires_at) = self.grant(request.expires);
-        let channel_id = format!("{}:{}", self.node_id, new_id());
+        let channel_id = self.new_owned_id();
         let (queue, stream) = mpsc::channel(self.config.channel_queue_len.get().max(2));
         let answer = crate::xsi::codec::to_xml(
             &documents::Channel {

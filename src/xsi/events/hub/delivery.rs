@@ -2,7 +2,7 @@
 //! the backlog, choosing a channel (priority, then weighted random), sending, resending
 //! and redelivering unacknowledged events, and ending a channel with its reason.
 
-use super::{bytes, new_id, Channel, ChannelSet, Owner, Pending, State, Unacked, MAX_SEQUENCE};
+use super::{bytes, Channel, ChannelSet, Hub, Owner, Pending, State, Unacked, MAX_SEQUENCE};
 use std::time::Instant;
 
 use rand::Rng;
@@ -34,51 +34,56 @@ pub(super) fn target_id(target: &SubscriptionTarget) -> String {
     }
 }
 
-/// Numbers the event in its subscription's set and sends it (or keeps it in the backlog).
-pub(super) fn enqueue(
-    state: &mut State,
-    subscription: &SubscriptionRecord,
-    target: &str,
-    data: EventData,
-    backlog_max: usize,
-) {
-    let owner = Owner {
-        id: subscription.owner.clone(),
-        is_client: subscription.owner_is_client,
-    };
-    let set = state.set_entry(
-        &subscription.channel_set_id,
-        &owner,
-        subscription.application_id.clone(),
-    );
-    let sequence = set.next_sequence;
-    set.next_sequence = if sequence >= MAX_SEQUENCE {
-        1
-    } else {
-        sequence + 1
-    };
-    let pending = Pending {
-        event_id: new_id(),
-        sequence,
-        subscription_id: subscription.id.clone(),
-        application_id: subscription.application_id.clone().unwrap_or_default(),
-        target_id: target.to_owned(),
-        data,
-        queued_at: Instant::now(),
-        written: false,
-    };
-    if set
-        .channels
-        .iter()
-        .any(|c| !c.unresponsive && !c.queue.is_closed())
-    {
-        send(set, pending, &[], Instant::now());
-    } else {
-        set.backlog.push_back(pending);
-        crate::telemetry::xsi_events("backlogged", 1);
-        while set.backlog.len() > backlog_max {
-            set.backlog.pop_front();
-            crate::telemetry::xsi_events("dropped", 1);
+impl Hub {
+    /// Numbers the event in its subscription's set and sends it (or keeps it in the backlog,
+    /// at most `[xsi_events] backlog_max_events`). Its id names this node, which holds its
+    /// acknowledgement.
+    pub(super) fn enqueue(
+        &self,
+        state: &mut State,
+        subscription: &SubscriptionRecord,
+        target: &str,
+        data: EventData,
+    ) {
+        let backlog_max = self.config.backlog_max_events.get();
+        let owner = Owner {
+            id: subscription.owner.clone(),
+            is_client: subscription.owner_is_client,
+        };
+        let set = state.set_entry(
+            &subscription.channel_set_id,
+            &owner,
+            subscription.application_id.clone(),
+        );
+        let sequence = set.next_sequence;
+        set.next_sequence = if sequence >= MAX_SEQUENCE {
+            1
+        } else {
+            sequence + 1
+        };
+        let pending = Pending {
+            event_id: self.new_owned_id(),
+            sequence,
+            subscription_id: subscription.id.clone(),
+            application_id: subscription.application_id.clone().unwrap_or_default(),
+            target_id: target.to_owned(),
+            data,
+            queued_at: Instant::now(),
+            written: false,
+        };
+        if set
+            .channels
+            .iter()
+            .any(|c| !c.unresponsive && !c.queue.is_closed())
+        {
+            send(set, pending, &[], Instant::now());
+        } else {
+            set.backlog.push_back(pending);
+            crate::telemetry::xsi_events("backlogged", 1);
+            while set.backlog.len() > backlog_max {
+                set.backlog.pop_front();
+                crate::telemetry::xsi_events("dropped", 1);
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Subscriptions on the hub: the id length and per-owner quotas, creation (counted and
 //! added under one lock, persisted, its initial state queued), listing, renewal and removal.
 
-use super::delivery::{enqueue, target_id};
+use super::delivery::target_id;
 use super::{new_id, quota, Hub, HubError, Owner, SubscribeRequest, NEVER_EXPIRES};
 use crate::telephony::SubscriptionRecord;
 use crate::xsi::events::documents::EventData;
@@ -77,13 +77,7 @@ impl Hub {
         }
         let mut state = self.state();
         for (user, data) in initial {
-            enqueue(
-                &mut state,
-                &record,
-                &user,
-                data,
-                self.config.backlog_max_events.get(),
-            );
+            self.enqueue(&mut state, &record, &user, data);
         }
         Ok((record, granted))
     }
@@ -131,12 +125,11 @@ impl Hub {
         if announce {
             let target = target_id(&record.target);
             let mut state = self.state();
-            enqueue(
+            self.enqueue(
                 &mut state,
                 &record,
                 &target,
                 EventData::SubscriptionTerminated,
-                self.config.backlog_max_events.get(),
             );
         }
         tracing::info!(subscription = %id, "subscription ended");

@@ -1,0 +1,221 @@
+//! Several nodes serving one domain (`[cluster]`): the messaging between them, over NATS.
+//! Without `[cluster]` there is no [`Cluster`] and nothing here runs.
+//!
+//! ```text
+//! node B (not the owner)                NATS                    node A (owner)
+//!   request(A, XsiChannel, bytes) ──► bridgehead.node.A.xsi-channel ──► serve(XsiChannel, handler)
+//!   ◄── reply within forward_timeout ◄──────────────────────────────── handler(bytes) → bytes
+//!   no subscriber on the subject      → ClusterError::NodeGone (NATS "no responders", at once)
+//!   no reply in time                  → ClusterError::Timeout
+//!   NATS not connected                → ClusterError::Unavailable
+//! ```
+//!
+//! The payloads are the callers' own (serde JSON of their typed requests); this module
+//! only carries bytes between named nodes and says how that went. A node's subject names
+//! it (`bridgehead.node.<node>.<service>`), so a request reaches only its owner.
+//!
+//! The connection reconnects by itself; while it is down, [`Cluster::health`] says so
+//! (`/healthz` answers 503) and requests fail at once with `Unavailable`. Every
+//! disconnection and reconnection is logged. A node starts even when NATS is not up yet,
+//! and connects as soon as it is.
+
+use std::time::Duration;
+
+use hyper::body::Bytes;
+
+use crate::config::ClusterConfig;
+use crate::shutdown::Shutdown;
+
+/// What the cluster's messaging carries between nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// An XSI-Events channel request (heartbeat, update, delete, event response) for the
+    /// node that holds the channel.
+    XsiChannel,
+}
+
+impl Service {
+    fn subject_word(self) -> &'static str {
+        match self {
+            Service::XsiChannel => "xsi-channel",
+        }
+    }
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        self.subject_word()
+    }
+}
+
+/// Why a message between nodes did not get its answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// NATS cannot be reached (or the URL cannot be used).
+    #[error("the cluster's messaging (NATS) is unavailable: {0}")]
+    Unavailable(String),
+    /// No node of that name is listening: it is gone (stopped or dead).
+    #[error("node {0} is gone")]
+    NodeGone(String),
+    /// The node did not answer in time.
+    #[error("node {node} did not answer within {} ms", .after.as_millis())]
+    Timeout {
+        /// The node.
+        node: String,
+        /// How long we waited.
+        after: Duration,
+    },
+}
+
+/// The node's link to the others; cheap to clone.
+#[derive(Clone)]
+pub struct Cluster {
+    client: async_nats::Client,
+    node: std::sync::Arc<str>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+fn subject(node: &str, service: Service) -> String {
+    format!("bridgehead.node.{node}.{}", service.subject_word())
+}
+
+impl Cluster {
+    /// Starts the NATS connection `config` names, as node `config.node` (the connection
+    /// keeps trying in the background when NATS is not up yet).
+    pub async fn connect(config: &ClusterConfig) -> Result<Cluster, ClusterError> {
+        let addrs = config
+            .nats_url
+            .expose()
+            .split(',')
+            .map(|url| url.trim().parse::<async_nats::ServerAddr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ClusterError::Unavailable(format!("cluster.nats_url: {e}")))?;
+        let mut options = async_nats::ConnectOptions::new()
+            .name(format!("bridgehead {}", config.node))
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .connection_timeout(Duration::from_secs(2))
+            .request_timeout(Some(config.forward_timeout()))
+            .event_callback(|event| async move {
+                match event {
+                    async_nats::Event::Connected => tracing::info!("cluster messaging connected"),
+                    async_nats::Event::Disconnected => tracing::warn!(
+                        "cluster messaging (NATS) disconnected; requests for other nodes \
+                         fail until it is back"
+                    ),
+                    other => tracing::warn!(event = %other, "cluster messaging"),
+                }
+            });
+        if let Some(token) = &config.nats_token {
+            options = options.token(token.expose().to_owned());
+        }
+        let client = options
+            .connect(addrs)
+            .await
+            .map_err(|e| ClusterError::Unavailable(e.to_string()))?;
+        Ok(Cluster {
+            client,
+            node: config.node.as_str().into(),
+            timeout: config.forward_timeout(),
+        })
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// `Err` with the reason while the messaging is down.
+    pub fn health(&self) -> Result<(), String> {
+        match self.client.connection_state() {
+            async_nats::connection::State::Connected => Ok(()),
+            async_nats::connection::State::Pending => Err("NATS: connecting".to_owned()),
+            async_nats::connection::State::Disconnected => Err("NATS: disconnected".to_owned()),
+        }
+    }
+
+    /// Sends `payload` to `service` on `node` and waits for its answer.
+    pub async fn request(
+        &self,
+        node: &str,
+        service: Service,
+        payload: Vec<u8>,
+    ) -> Result<Bytes, ClusterError> {
+        if let Err(why) = self.health() {
+            return Err(ClusterError::Unavailable(why));
+        }
+        let request = async_nats::Request::new().payload(Bytes::from(payload));
+        match self
+            .client
+            .send_request(subject(node, service), request)
+            .await
+        {
+            Ok(message) => Ok(message.payload),
+            Err(e) => Err(match e.kind() {
+                async_nats::client::RequestErrorKind::NoResponders => {
+                    ClusterError::NodeGone(node.to_owned())
+                }
+                async_nats::client::RequestErrorKind::TimedOut => ClusterError::Timeout {
+                    node: node.to_owned(),
+                    after: self.timeout,
+                },
+                _ => ClusterError::Unavailable(e.to_string()),
+            }),
+        }
+    }
+
+    /// Answers this node's requests for `service` with `handler` until shutdown, each in a
+    /// task of its own (a slow answer does not hold up the next request).
+    pub async fn serve<H, F>(
+        &self,
+        service: Service,
+        handler: H,
+        shutdown: &Shutdown,
+    ) -> Result<(), ClusterError>
+    where
+        H: Fn(Bytes) -> F + Send + Sync + 'static,
+        F: std::future::Future<Output = Vec<u8>> + Send + 'static,
+    {
+        let mut requests = self
+            .client
+            .subscribe(subject(&self.node, service))
+            .await
+            .map_err(|e| ClusterError::Unavailable(e.to_string()))?;
+        let (client, stop, tasks) = (self.client.clone(), shutdown.clone(), shutdown.clone());
+        shutdown.spawn(async move {
+            use futures_util::StreamExt;
+            loop {
+                let message = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    message = requests.next() => match message {
+                        Some(message) => message,
+                        None => break,
+                    },
+                };
+                let Some(reply) = message.reply else {
+                    tracing::warn!(
+                        service = service.label(),
+                        "a cluster request without a reply subject; dropped"
+                    );
+                    continue;
+                };
+                let answer = handler(message.payload);
+                let client = client.clone();
+                tasks.spawn(async move {
+                    if let Err(e) = client.publish(reply, Bytes::from(answer.await)).await {
+                        tracing::warn!(error = %e, "cannot answer a cluster request");
+                    }
+                });
+            }
+            let _ = requests.unsubscribe().await;
+        });
+        Ok(())
+    }
+}
