@@ -12,7 +12,9 @@
 //!
 //! The payloads are the callers' own (serde JSON of their typed requests); this module
 //! only carries bytes between named nodes and says how that went. A node's subject names
-//! it (`bridgehead.node.<node>.<service>`), so a request reaches only its owner.
+//! it (`bridgehead.node.<node>.<service>`), so a request reaches only its owner. Besides
+//! requests there is plain publish/subscribe ([`Cluster::publish`], [`Cluster::subscribe`])
+//! for what every interested node should hear (XSI-Events fan-out).
 //!
 //! The connection reconnects by itself; while it is down, [`Cluster::health`] says so
 //! (`/healthz` answers 503) and requests fail at once with `Unavailable`. Every
@@ -82,8 +84,17 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
+/// Every subject of Bridgehead's starts with this word.
+const PREFIX: &str = "bridgehead";
+
 fn subject(node: &str, service: Service) -> String {
-    format!("bridgehead.node.{node}.{}", service.subject_word())
+    format!("{PREFIX}.node.{node}.{}", service.subject_word())
+}
+
+/// `value` as one subject token: its lower-cased bytes in hex (user ids and group names
+/// hold dots, which separate tokens).
+pub fn token(value: &str) -> String {
+    hex::encode(value.to_lowercase())
 }
 
 impl Cluster {
@@ -169,6 +180,27 @@ impl Cluster {
                 _ => ClusterError::Unavailable(e.to_string()),
             }),
         }
+    }
+
+    /// Publishes `payload` on `bridgehead.<subject>` for every node listening there
+    /// (fire and forget: NATS keeps nothing for a node that is not listening).
+    pub async fn publish(&self, subject: &str, payload: Vec<u8>) -> Result<(), ClusterError> {
+        if let Err(why) = self.health() {
+            return Err(ClusterError::Unavailable(why));
+        }
+        self.client
+            .publish(format!("{PREFIX}.{subject}"), Bytes::from(payload))
+            .await
+            .map_err(|e| ClusterError::Unavailable(e.to_string()))
+    }
+
+    /// Listens on `bridgehead.<subject>` (NATS wildcards `*` and `>` allowed); dropping
+    /// the subscriber ends it.
+    pub async fn subscribe(&self, subject: &str) -> Result<async_nats::Subscriber, ClusterError> {
+        self.client
+            .subscribe(format!("{PREFIX}.{subject}"))
+            .await
+            .map_err(|e| ClusterError::Unavailable(e.to_string()))
     }
 
     /// Answers this node's requests for `service` with `handler` until shutdown, each in a

@@ -25,6 +25,9 @@ use crate::xmpp::component::{ComponentDirectory, ComponentService};
 use crate::xmpp::router::Router;
 use crate::xsi::events::hub::Hub;
 
+/// Subscription and set changes waiting to reach the other nodes of a cluster.
+const CLUSTER_OUTBOX: usize = 1024;
+
 /// Why the server cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -157,6 +160,11 @@ pub struct Bound {
     config: Arc<Config>,
     store: Arc<dyn Store>,
     cluster: Option<crate::cluster::Cluster>,
+    /// The hub's cluster side and the notices it sends, started by `run`.
+    fanout: Option<(
+        crate::xsi::events::Fanout,
+        tokio::sync::mpsc::Receiver<crate::xsi::events::hub::Notice>,
+    )>,
     tls: crate::reload::TlsSlots,
     reloader: crate::reload::Reloader,
     /// Reload on SIGHUP (the `serve` command).
@@ -379,6 +387,17 @@ impl Server {
             &config.node_id(),
         )
         .await?;
+        // In a cluster the hub tells the other nodes of its subscriptions and sets, and
+        // hears their events.
+        let (hub, fanout) = match &cluster {
+            Some(cluster) => {
+                let (outbox, notices) = tokio::sync::mpsc::channel(CLUSTER_OUTBOX);
+                let hub = hub.in_cluster(outbox);
+                let fanout = crate::xsi::events::Fanout::new(cluster.clone(), hub.clone());
+                (hub, Some((fanout, notices)))
+            }
+            None => (hub, None),
+        };
         let (https, cti) = if config.http.enabled {
             let listener = bind_listener(
                 "https",
@@ -398,7 +417,7 @@ impl Server {
             let actions = crate::xsi::XsiActions::new(telephony.clone(), xsi_config, auth.clone());
             let events: Arc<dyn crate::http::Handler> = Arc::new(crate::xsi::XsiEvents::new(
                 hub.clone(),
-                cluster.clone(),
+                fanout.as_ref().map(|(fanout, _)| fanout.clone()),
                 telephony.clone(),
                 auth,
                 &config.xsi.realm,
@@ -463,6 +482,7 @@ impl Server {
             config,
             store,
             cluster,
+            fanout,
             tls,
             reloader,
             signals: false,
@@ -611,6 +631,9 @@ impl Bound {
             {
                 tracing::error!(error = %e, "cannot answer other nodes' channel requests");
             }
+        }
+        if let Some((fanout, notices)) = self.fanout {
+            fanout.spawn(&shutdown, &self.telephony, notices);
         }
         spawn_store_maintenance(&shutdown, Arc::clone(&self.store));
         for (listener, front) in self.https.into_iter().chain(self.cti) {

@@ -35,6 +35,7 @@
 //! | `bridgehead_quota_refusals_total` | counter | `quota` = a `[quotas]` key | writes refused for a per-user quota |
 //! | `bridgehead_cluster_forwards_total` | counter | `service` = xsi-channel, `outcome` = answered, gone, timeout, unavailable | requests that reached a node which does not own what they name, forwarded to the owner |
 //! | `bridgehead_cluster_forward_seconds` | histogram | `service` | a forwarded request's round trip to its owner |
+//! | `bridgehead_cluster_event_subjects` | gauge | — | NATS subjects this node listens on for other nodes' events |
 //! | `bridgehead_preauth_refusals_total` | counter | `listener`, `reason` = per_address, evicted | connections dropped before authenticating |
 //! | `bridgehead_throttled_attempts_total` | counter | `kind` = sasl, xsi, component | credential checks refused by the login limiter |
 //! | `bridgehead_reloads_total` | counter | `result` = ok, refused | configuration and certificate reloads |
@@ -223,6 +224,10 @@ fn describe() {
     counter!(
         "bridgehead_cluster_forwards_total",
         "Requests forwarded to the node that owns what they name, by service and outcome"
+    );
+    gauge!(
+        "bridgehead_cluster_event_subjects",
+        "NATS subjects this node listens on for other nodes' events (one per subscribed target of a set held here)"
     );
     histogram!(
         "bridgehead_cluster_forward_seconds",
@@ -455,6 +460,11 @@ pub fn client_stanza(kind: &'static str) {
 /// Input was refused for breaking the `[limits]` bound `limit`.
 pub fn limit_refusal(limit: &'static str) {
     metrics::counter!("bridgehead_limit_refusals_total", "limit" => limit).increment(1);
+}
+
+/// How many NATS subjects this node listens on for other nodes' events.
+pub fn cluster_event_subjects(count: usize) {
+    metrics::gauge!("bridgehead_cluster_event_subjects").set(count as f64);
 }
 
 /// A request for `service` was forwarded to its owner: `outcome` and the round trip.

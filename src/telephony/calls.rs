@@ -41,7 +41,9 @@ use time::OffsetDateTime;
 use super::UserScope;
 
 /// A user's call id: unique on this node (`callhalf-<node>-<n>`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct CallId(String);
 
 impl CallId {
@@ -63,7 +65,7 @@ impl fmt::Display for CallId {
 }
 
 /// How the user came to be on the call (XSD `Personality`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Personality {
     /// The user placed the call.
     Originator,
@@ -90,7 +92,7 @@ impl Personality {
 }
 
 /// Where a user's call stands (XSD `CallState`, the states Bridgehead uses).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CallState {
     /// Ringing: not answered yet.
     Alerting,
@@ -122,7 +124,7 @@ impl CallState {
 }
 
 /// What the remote party is to the user (XSD `CallType`, the kinds Bridgehead tells apart).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CallType {
     /// A user of the same group.
     Group,
@@ -144,7 +146,7 @@ impl CallType {
 }
 
 /// The party on the other side (XSD `PartyInformation`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RemoteParty {
     /// Display name, when known.
     pub name: Option<String>,
@@ -157,7 +159,7 @@ pub struct RemoteParty {
 }
 
 /// Why a call failed (XSD `InternalReleaseCause`, the causes Bridgehead reports).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ReleaseCause {
     /// The called party is busy.
     Busy,
@@ -191,7 +193,7 @@ impl ReleaseCause {
 }
 
 /// Who ended the call, from the user's side (XSD `ReleasingParty`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ReleasingParty {
     /// The user (or an application for the user).
     Local,
@@ -210,7 +212,7 @@ impl ReleasingParty {
 }
 
 /// Why a call was sent elsewhere (XSD `RedirectReason`, the reasons Bridgehead uses).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RedirectReason {
     /// Call Forwarding Always.
     Unconditional,
@@ -238,7 +240,7 @@ impl RedirectReason {
 }
 
 /// Where a redirected call went (XSD `Redirect`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Redirect {
     /// The new destination, a `tel:` or `sip:` URI.
     pub address: String,
@@ -249,7 +251,7 @@ pub struct Redirect {
 }
 
 /// Something that happens to a user's call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CallAction {
     /// The user answers a ringing call (Terminator or Click-to-Dial).
     Answer,
@@ -300,7 +302,7 @@ impl CallAction {
 }
 
 /// What a user's subscriptions are told about one of the user's calls (the XSI call events).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CallEventKind {
     /// The user placed a call.
     Originated,
@@ -396,7 +398,7 @@ pub struct CallError {
 }
 
 /// One user's side of a call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Call {
     /// The user's call id.
     pub id: CallId,
@@ -549,7 +551,7 @@ impl Call {
 }
 
 /// Whether a user is on a call (XSD `HookStatusType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum HookStatus {
     /// At least one call that is not released.
     OffHook,

@@ -23,7 +23,7 @@ use super::services::ServiceSettings;
 use super::UserScope;
 
 /// A change to one of a user's calls.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CallEvent {
     /// What changed.
     pub kind: CallEventKind,
@@ -32,7 +32,7 @@ pub struct CallEvent {
 }
 
 /// What happened.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EventKind {
     /// A user's service settings changed; these are the new settings.
     ServiceChanged(ServiceSettings),
@@ -43,7 +43,7 @@ pub enum EventKind {
 }
 
 /// One change, for one user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TelephonyEvent {
     /// The user concerned.
     pub user_id: String,

@@ -123,7 +123,7 @@ pub struct User {
 
 /// A user and where the user sits: what call records and events carry so that group and
 /// enterprise subscriptions match them without a directory lookup.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserScope {
     /// `user@domain`.
     pub id: String,
@@ -315,7 +315,7 @@ pub enum SubscriptionTarget {
 }
 
 /// A persisted XSI-Events subscription. It belongs to a channel set, not a channel.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubscriptionRecord {
     /// Server-assigned id.
     pub id: String,

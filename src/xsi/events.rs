@@ -21,10 +21,12 @@
 
 mod background;
 pub mod documents;
+mod fanout;
 mod forward;
 pub mod hub;
 
 pub use background::spawn_background;
+pub use fanout::Fanout;
 pub use forward::serve_forwarded;
 
 use std::convert::Infallible;
@@ -63,7 +65,7 @@ const ROOT: &str = "/com.broadsoft.xsi-events/v2.0";
 pub struct XsiEvents {
     hub: Hub,
     /// The other nodes, with `[cluster]`.
-    cluster: Option<crate::cluster::Cluster>,
+    fanout: Option<Fanout>,
     telephony: Telephony,
     auth: Authenticator,
     challenge: HeaderValue,
@@ -251,10 +253,11 @@ fn describe(record: &SubscriptionRecord, expires: Option<u64>) -> documents::Sub
 }
 
 impl XsiEvents {
-    /// The handler; with `cluster`, requests for other nodes' channels go to them.
+    /// The handler; with `fanout` (a cluster), requests for other nodes' channels go to
+    /// them and events come from them.
     pub fn new(
         hub: Hub,
-        cluster: Option<crate::cluster::Cluster>,
+        fanout: Option<Fanout>,
         telephony: Telephony,
         auth: Authenticator,
         realm: &str,
@@ -262,7 +265,7 @@ impl XsiEvents {
         let challenge = basic_challenge(realm);
         XsiEvents {
             hub,
-            cluster,
+            fanout,
             telephony,
             auth,
             challenge,
@@ -271,7 +274,16 @@ impl XsiEvents {
 
     /// A channel request, applied here or by the node that holds its channel or event.
     async fn channel_op(&self, owner: &Owner, op: ChannelOp) -> Result<Applied, ApiError> {
-        forward::channel_op(&self.hub, self.cluster.as_ref(), owner, op).await
+        let cluster = self.fanout.as_ref().map(Fanout::cluster);
+        forward::channel_op(&self.hub, cluster, owner, op).await
+    }
+
+    /// In a cluster, listens for what a new channel or subscription needs from the other
+    /// nodes before the client hears it is there.
+    async fn listen_for_others(&self) {
+        if let Some(fanout) = &self.fanout {
+            fanout.refresh().await;
+        }
     }
 
     async fn body<T: serde::de::DeserializeOwned>(
@@ -344,6 +356,7 @@ impl XsiEvents {
                         application_id: asked.application_id,
                     },
                 )?;
+                self.listen_for_others().await;
                 let mut response = Response::new(ChannelStream(opened.stream).boxed());
                 response.headers_mut().insert(
                     CONTENT_TYPE,
@@ -397,8 +410,11 @@ impl XsiEvents {
             Resource::Subscribe(target) => {
                 let asked: documents::Subscription =
                     Self::body(request, context, "Subscription").await?;
-                self.subscribe(caller.as_ref(), &owner, target, asked, format)
-                    .await
+                let answer = self
+                    .subscribe(caller.as_ref(), &owner, target, asked, format)
+                    .await;
+                self.listen_for_others().await;
+                answer
             }
             Resource::Subscriptions => {
                 let filters: Vec<(String, String)> =

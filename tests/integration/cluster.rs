@@ -345,3 +345,163 @@ async fn channel_requests_that_land_on_another_node_are_answered_by_the_channels
     }
     assert!(ended, "the channel ended with ExplicitDelete");
 }
+
+/// Puts `user`'s Do Not Disturb to `active` through `https`.
+async fn set_dnd(https: &Https, auth: &str, user: &str, active: bool) {
+    let reply = https
+        .put_xml(
+            &format!("/com.broadsoft.xsi-actions/v2.0/user/{user}/services/DoNotDisturb"),
+            auth,
+            &format!("<DoNotDisturb xmlns=\"http://schema.broadsoft.com/xsi\"><active>{active}</active></DoNotDisturb>"),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+}
+
+/// Reads the next event off `channel` (heartbeats skipped), acknowledges it through
+/// `https`, and returns its (sequence, DND state).
+async fn next_event(channel: &mut EventChannel, https: &Https, auth: &str) -> (u32, bool) {
+    loop {
+        let document = channel.next().await.expect("an event");
+        if document.contains("ChannelHeartBeat") {
+            continue;
+        }
+        assert!(document.contains("DoNotDisturbEvent"), "{document}");
+        let event_id = between(&document, "<xsi:eventID>", "</xsi:eventID>");
+        let acked = post_xml(
+            https,
+            auth,
+            &format!("{EVENTS}/channel/eventresponse"),
+            &format!("<EventResponse xmlns=\"http://schema.broadsoft.com/xsi\"><eventID>{event_id}</eventID><statusCode>200</statusCode><reason>OK</reason></EventResponse>"),
+        )
+        .await;
+        assert_eq!(acked.status, 200, "{acked:?}");
+        let sequence = between(&document, "<xsi:sequenceNumber>", "</xsi:sequenceNumber>");
+        return (
+            sequence.parse().unwrap(),
+            document.contains("<xsi:active>true"),
+        );
+    }
+}
+
+/// The value of the `bridgehead_cluster_event_subjects` gauge on `node`.
+async fn event_subjects(node: &Node) -> f64 {
+    let (_, metrics) = http_get(node.addr("admin"), "/metrics").await;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("bridgehead_cluster_event_subjects "))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn subscription(user: &str, set: &str) -> (String, String) {
+    (
+        format!("{EVENTS}/user/{user}"),
+        format!("<Subscription xmlns=\"http://schema.broadsoft.com/xsi\"><event>Do Not Disturb</event><expires>600</expires><channelSetId>{set}</channelSetId><applicationId>test</applicationId></Subscription>"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_deliver_every_event_once_and_in_order_wherever_requests_land() {
+    let postgres = Postgres::start().await;
+    let nats = Nats::start().await;
+    let (_d1, node1) = node("n1", &postgres.url(), &cluster_section("n1", &nats), None).await;
+    let (_d2, node2) = node(
+        "n2",
+        &postgres.url(),
+        &cluster_section("n2", &nats),
+        Some(&node1),
+    )
+    .await;
+    let (_d3, node3) = node(
+        "n3",
+        &postgres.url(),
+        &cluster_section("n3", &nats),
+        Some(&node1),
+    )
+    .await;
+    let ca = node1.ca();
+    let text = std::fs::read_to_string(node1.dir.join("data/demo-credentials.toml")).unwrap();
+    let parsed: toml::Value = toml::from_str(&text).unwrap();
+    let password = |i: usize| parsed["users"][i]["password"].as_str().unwrap().to_owned();
+    let alice = basic("alice@localhost", &password(0));
+    let bob = basic("bob@localhost", &password(1));
+    let direct = |node: &Node| Https::new(node.addr("https"), &ca);
+    let (https1, https2, https3) = (direct(&node1), direct(&node2), direct(&node3));
+
+    // A channel on node 3, its subscription made through node 2, DND changed through
+    // node 1: every change reaches the channel, once and in order.
+    let mut channel = EventChannel::open(
+        &https3,
+        &alice,
+        "<channelSetId>alice-set</channelSetId><priority>1</priority><weight>50</weight><expires>600</expires>",
+    )
+    .await
+    .unwrap_or_else(|reply| panic!("channel refused: {reply:?}"));
+    let (path, body) = subscription("alice@localhost", "alice-set");
+    let subscribed = post_xml(&https2, &alice, &path, &body).await;
+    assert_eq!(subscribed.status, 200, "{subscribed:?}");
+    assert_eq!(
+        next_event(&mut channel, &https3, &alice).await,
+        (1, false),
+        "the initial state"
+    );
+    for (sequence, active) in [(2, true), (3, false), (4, true)] {
+        set_dnd(&https1, &alice, "alice@localhost", active).await;
+        assert_eq!(
+            next_event(&mut channel, &https1, &alice).await,
+            (sequence, active)
+        );
+    }
+    // Only the node that holds the set listens for alice's events.
+    assert!(event_subjects(&node3).await >= 1.0);
+    assert_eq!(event_subjects(&node1).await, 0.0, "node 1 holds no set");
+    assert_eq!(event_subjects(&node2).await, 0.0, "node 2 holds no set");
+
+    // Everything through a round-robin balancer, for bob: the channel lives on, and every
+    // event arrives once and in order, acknowledged wherever the ack lands.
+    let dir = tempfile::tempdir().unwrap();
+    let backends = [
+        node1.addr("https"),
+        node2.addr("https"),
+        node3.addr("https"),
+    ];
+    let (_haproxy, port) = haproxy_round_robin(dir.path(), &backends).await;
+    let balanced = Https::new(([127, 0, 0, 1], port).into(), &ca);
+    let mut channel = EventChannel::open(
+        &balanced,
+        &bob,
+        "<channelSetId>bob-set</channelSetId><priority>1</priority><weight>50</weight><expires>600</expires>",
+    )
+    .await
+    .unwrap_or_else(|reply| panic!("channel refused: {reply:?}"));
+    let (path, body) = subscription("bob@localhost", "bob-set");
+    let subscribed = post_xml(&balanced, &bob, &path, &body).await;
+    assert_eq!(subscribed.status, 200, "{subscribed:?}");
+    assert_eq!(next_event(&mut channel, &balanced, &bob).await, (1, false));
+    for round in 0..6u32 {
+        let beat = heartbeat(&balanced, &bob, &channel.id).await;
+        assert_eq!(beat.status, 200, "{beat:?}");
+        let active = round % 2 == 0;
+        set_dnd(&balanced, &bob, "bob@localhost", active).await;
+        assert_eq!(
+            next_event(&mut channel, &balanced, &bob).await,
+            (round + 2, active)
+        );
+    }
+    let forwarded = forwards(&node1, "answered").await
+        + forwards(&node2, "answered").await
+        + forwards(&node3, "answered").await;
+    assert!(
+        forwarded >= 6,
+        "heartbeats and acks that landed elsewhere were forwarded: {forwarded}"
+    );
+    // Nothing was sent twice: the next document is a heartbeat, not a resent event.
+    let beat = heartbeat(&balanced, &bob, &channel.id).await;
+    assert_eq!(beat.status, 200, "{beat:?}");
+    let next = channel.next().await.expect("the heartbeat");
+    assert!(
+        next.contains("ChannelHeartBeat"),
+        "no event came again: {next}"
+    );
+}

@@ -218,7 +218,7 @@ impl TerminationReason {
 }
 
 /// What an event carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EventData {
     /// A service's current settings.
     Service(ServiceSettings),

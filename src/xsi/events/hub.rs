@@ -45,8 +45,8 @@ use hyper::body::Bytes;
 use tokio::sync::mpsc;
 
 use crate::config::XsiEventsConfig;
-use crate::telephony::SubscriptionTarget;
 use crate::telephony::{EventKind, ServiceName, Telephony, TelephonyError, TelephonyEvent};
+use crate::telephony::{SubscriptionRecord, SubscriptionTarget};
 
 use super::documents::EventData;
 use state::{Channel, ChannelSet, Pending, State, Unacked};
@@ -131,6 +131,33 @@ pub struct SubscribeRequest {
     pub initial: Vec<(String, EventData)>,
 }
 
+/// What a hub of a cluster tells the other nodes (see `events/fanout.rs`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Notice {
+    /// A subscription was created or renewed here; `initial` is the state a new user
+    /// subscription delivers at once, for the node that holds its set.
+    SubscriptionPut {
+        /// The subscription as stored.
+        record: SubscriptionRecord,
+        /// (user, data) to deliver at once.
+        initial: Vec<(String, EventData)>,
+    },
+    /// A subscription ended here; with `announce` its set gets a SubscriptionTerminatedEvent.
+    SubscriptionRemoved {
+        /// The subscription.
+        record: SubscriptionRecord,
+        /// Whether its set is told.
+        announce: bool,
+    },
+    /// This node opened the first channel of a set here: another node that still keeps
+    /// that set without a channel forgets it.
+    SetClaimed {
+        /// The set.
+        set_id: String,
+    },
+}
+
 /// The hub; cheap to clone.
 #[derive(Clone)]
 pub struct Hub {
@@ -138,6 +165,8 @@ pub struct Hub {
     telephony: Telephony,
     config: Arc<XsiEventsConfig>,
     node_id: Arc<str>,
+    /// In a cluster, where [`Notice`]s for the other nodes go; `None` on a node alone.
+    outbox: Option<mpsc::Sender<Notice>>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -184,7 +213,32 @@ impl Hub {
             telephony,
             config: Arc::new(config),
             node_id: node_id.into(),
+            outbox: None,
         })
+    }
+
+    /// This hub as one node of a cluster: it delivers only to the channel sets it holds,
+    /// and tells the other nodes of its subscriptions and sets through `outbox`.
+    pub fn in_cluster(mut self, outbox: mpsc::Sender<Notice>) -> Self {
+        self.outbox = Some(outbox);
+        self
+    }
+
+    /// Tells the other nodes (a full outbox drops the notice, and says so).
+    fn tell(&self, notice: Notice) {
+        if let Some(outbox) = &self.outbox {
+            if outbox.try_send(notice).is_err() {
+                tracing::warn!(
+                    "the cluster outbox is full; other nodes miss a subscription change"
+                );
+            }
+        }
+    }
+
+    /// Whether this node delivers the events of `set_id`: always on a node alone; in a
+    /// cluster, when the set is here (a channel of it was opened here).
+    fn holds(&self, state: &State, set_id: &str) -> bool {
+        self.outbox.is_none() || state.sets.contains_key(set_id)
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -234,8 +288,23 @@ impl Hub {
         };
         let mut state = self.state();
         for subscription in state.matching(event, packages) {
+            if !self.holds(&state, &subscription.channel_set_id) {
+                continue;
+            }
             self.enqueue(&mut state, &subscription, &event.user_id, data.clone());
         }
+    }
+
+    /// The targets of the subscriptions whose sets this node holds: what it must hear of
+    /// from the other nodes of a cluster.
+    pub fn held_targets(&self) -> Vec<SubscriptionTarget> {
+        let state = self.state();
+        state
+            .subscriptions
+            .values()
+            .filter(|s| state.sets.contains_key(&s.channel_set_id))
+            .map(|s| s.target.clone())
+            .collect()
     }
 
     /// Open channels on this node.

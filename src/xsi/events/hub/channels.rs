@@ -9,8 +9,8 @@ use tokio::sync::mpsc;
 
 use super::delivery::{redeliver_from, send, terminate};
 use super::{
-    bytes, quota, Channel, ChannelRequest, ChannelSet, Hub, HubError, Opened, Owner, Pending,
-    State, NEVER_EXPIRES,
+    bytes, quota, Channel, ChannelRequest, ChannelSet, Hub, HubError, Notice, Opened, Owner,
+    Pending, State, NEVER_EXPIRES,
 };
 
 use crate::xsi::events::documents::{self, TerminationReason};
@@ -38,6 +38,11 @@ impl Hub {
         let mut state = self.state();
         // Checked under the same lock that adds the channel, so parallel opens cannot pass it.
         self.check_channel_quotas(&state, owner, &request.channel_set_id)?;
+        if !state.sets.contains_key(&request.channel_set_id) {
+            self.tell(Notice::SetClaimed {
+                set_id: request.channel_set_id.clone(),
+            });
+        }
         // One set per owner and application: a second one ends the first one's channels.
         if let Some(application) = &request.application_id {
             for id in state.owner_set_ids(owner) {

@@ -195,7 +195,7 @@ impl State {
             .values()
             .map(|s| s.channel_set_id.as_str())
             .collect();
-        let empty: Vec<(String, String)> = self
+        let empty: Vec<String> = self
             .sets
             .iter()
             .filter(|(id, set)| {
@@ -204,20 +204,34 @@ impl State {
                     && set.unacked.is_empty()
                     && !subscribed.contains(id.as_str())
             })
-            .map(|(id, set)| (id.clone(), set.owner.id.clone()))
+            .map(|(id, _)| id.clone())
             .collect();
-        for (id, owner) in empty {
-            self.sets.remove(&id);
-            if let Some(ids) = self.owner_sets.get_mut(&owner) {
-                ids.remove(&id);
-                if ids.is_empty() {
-                    self.owner_sets.remove(&owner);
-                }
-            }
+        for id in empty {
+            self.unindex_set(&id);
         }
         let sets = &self.sets;
         self.sweep_order.retain(|id| sets.contains_key(id));
         self.sweep_cursor = 0;
+    }
+
+    /// Forgets a set with whatever it keeps.
+    pub(super) fn remove_set(&mut self, id: &str) {
+        self.unindex_set(id);
+        self.sweep_order.retain(|other| other != id);
+        self.sweep_cursor = 0;
+    }
+
+    /// Takes a set out of the sets and its owner's index (not the sweep order).
+    fn unindex_set(&mut self, id: &str) {
+        let Some(set) = self.sets.remove(id) else {
+            return;
+        };
+        if let Some(ids) = self.owner_sets.get_mut(&set.owner.id) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.owner_sets.remove(&set.owner.id);
+            }
+        }
     }
 
     /// The next batch of set ids for the timer sweep, and whether this batch ends a pass.

@@ -1,8 +1,9 @@
 //! Subscriptions on the hub: the id length and per-owner quotas, creation (counted and
-//! added under one lock, persisted, its initial state queued), listing, renewal and removal.
+//! added under one lock, persisted, its initial state queued), listing, renewal and removal;
+//! in a cluster, each change told to the other nodes and theirs applied here.
 
 use super::delivery::target_id;
-use super::{new_id, quota, Hub, HubError, Owner, SubscribeRequest, NEVER_EXPIRES};
+use super::{new_id, quota, Hub, HubError, Notice, Owner, SubscribeRequest, NEVER_EXPIRES};
 use crate::telephony::SubscriptionRecord;
 use crate::xsi::events::documents::EventData;
 
@@ -75,10 +76,15 @@ impl Hub {
             self.state().remove_subscription(&record.id);
             return Err(e.into());
         }
-        let mut state = self.state();
-        for (user, data) in initial {
-            self.enqueue(&mut state, &record, &user, data);
-        }
+        self.tell(Notice::SubscriptionPut {
+            record: record.clone(),
+            initial: if self.outbox.is_some() {
+                initial.clone()
+            } else {
+                Vec::new()
+            },
+        });
+        self.enqueue_held(&mut self.state(), &record, initial);
         Ok((record, granted))
     }
 
@@ -112,6 +118,10 @@ impl Hub {
             record.clone()
         };
         self.telephony.put_subscription(&record).await?;
+        self.tell(Notice::SubscriptionPut {
+            record,
+            initial: Vec::new(),
+        });
         Ok(granted)
     }
 
@@ -122,9 +132,16 @@ impl Hub {
             .remove_subscription(id)
             .ok_or_else(|| HubError::NotFound(format!("subscription {id}")))?;
         self.telephony.remove_subscription(id).await?;
+        self.tell(Notice::SubscriptionRemoved {
+            record: record.clone(),
+            announce,
+        });
         if announce {
             let target = target_id(&record.target);
             let mut state = self.state();
+            if !self.holds(&state, &record.channel_set_id) {
+                return Ok(());
+            }
             self.enqueue(
                 &mut state,
                 &record,
@@ -134,5 +151,58 @@ impl Hub {
         }
         tracing::info!(subscription = %id, "subscription ended");
         Ok(())
+    }
+
+    /// Queues a new subscription's initial state, when this node holds its set.
+    pub fn enqueue_initial(&self, record: &SubscriptionRecord, initial: Vec<(String, EventData)>) {
+        self.enqueue_held(&mut self.state(), record, initial);
+    }
+
+    fn enqueue_held(
+        &self,
+        state: &mut super::State,
+        record: &SubscriptionRecord,
+        initial: Vec<(String, EventData)>,
+    ) {
+        if self.holds(state, &record.channel_set_id) {
+            for (user, data) in initial {
+                self.enqueue(state, record, &user, data);
+            }
+        }
+    }
+
+    /// Applies another node's [`Notice`] to this node's state (the store has it already):
+    /// its subscriptions are known here, and the sets held here get their events.
+    pub fn apply_notice(&self, notice: Notice) {
+        let mut state = self.state();
+        match notice {
+            Notice::SubscriptionPut { record, initial } => {
+                state.remove_subscription(&record.id);
+                state.add_subscription(record.clone());
+                self.enqueue_held(&mut state, &record, initial);
+            }
+            Notice::SubscriptionRemoved { record, announce } => {
+                let known = state.remove_subscription(&record.id).is_some();
+                if known && announce && self.holds(&state, &record.channel_set_id) {
+                    let target = target_id(&record.target);
+                    self.enqueue(
+                        &mut state,
+                        &record,
+                        &target,
+                        EventData::SubscriptionTerminated,
+                    );
+                }
+            }
+            Notice::SetClaimed { set_id } => {
+                if state
+                    .sets
+                    .get(&set_id)
+                    .is_some_and(|set| set.channels.is_empty())
+                {
+                    state.remove_set(&set_id);
+                    tracing::info!(set = %set_id, "channel set moved to another node; forgotten here");
+                }
+            }
+        }
     }
 }

@@ -1,0 +1,323 @@
+//! XSI-Events across the nodes of a cluster, over NATS.
+//!
+//! ```text
+//! telephony bus (this node) ──► local hub (sets held here)
+//!                           └─► publish bridgehead.events.<enterprise>.<group>.<user>
+//!                                 {origin, id, event}            (tokens: hex, lower case)
+//! hub notices (subscription put/removed, set claimed)
+//!                           ──► publish bridgehead.xsi.notices {origin, notice}
+//! every node: bridgehead.xsi.notices ──► hub.apply_notice   (its own skipped)
+//! interest: for each target of a subscription whose set is held here, one NATS
+//!   subscription: user → events.*.*.<user>, group → events.<e>.<g>.*,
+//!   enterprise → events.<e>.*.*, system → events.>; refreshed every 250 ms, and at once
+//!   when a channel opens or a subscription is made here or arrives from another node
+//!   (before its first event is queued, so that no later event slips past)
+//! interest messages ──► drop own origin, drop an id seen already (overlapping subjects)
+//!                   ──► hub.deliver (only to the sets held here)
+//! ```
+//!
+//! So an event reaches exactly the nodes that hold a set subscribed to it, not every node.
+//! Each set is delivered by the one node that holds it (a channel of it was opened there;
+//! opening one on another node moves the set, and the old node forgets it). What is not
+//! done yet: a set's backlog stays on the node that held it, so events queued while a set
+//! has no channel are lost when its next channel opens on another node or the node dies.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::cluster::{token, Cluster};
+use crate::shutdown::Shutdown;
+use crate::telephony::{SubscriptionTarget, Telephony, TelephonyEvent};
+
+use super::hub::{Hub, Notice};
+
+/// Between interest refreshes.
+const REFRESH: Duration = Duration::from_millis(250);
+/// Remote events waiting for the hub.
+const INBOX: usize = 4096;
+/// Event ids remembered to drop duplicates (an event on two overlapping subjects).
+const SEEN: u64 = 65_536;
+const NOTICES: &str = "xsi.notices";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Published<T> {
+    origin: String,
+    id: String,
+    body: T,
+}
+
+fn event_subject(event: &TelephonyEvent) -> String {
+    format!(
+        "events.{}.{}.{}",
+        token(&event.enterprise_id),
+        token(&event.group_id),
+        token(&event.user_id)
+    )
+}
+
+fn interest_subject(target: &SubscriptionTarget) -> String {
+    match target {
+        SubscriptionTarget::User { user_id } => format!("events.*.*.{}", token(user_id)),
+        SubscriptionTarget::Group {
+            enterprise_id,
+            group_id,
+        } => format!("events.{}.{}.*", token(enterprise_id), token(group_id)),
+        SubscriptionTarget::Enterprise { enterprise_id } => {
+            format!("events.{}.*.*", token(enterprise_id))
+        }
+        SubscriptionTarget::System => "events.>".to_owned(),
+    }
+}
+
+/// The cluster side of one node's hub; cheap to clone.
+#[derive(Clone)]
+pub struct Fanout {
+    cluster: Cluster,
+    hub: Hub,
+    /// Subject → the task reading it (aborted when the subject is no longer wanted).
+    interest: Arc<tokio::sync::Mutex<HashMap<String, tokio::task::AbortHandle>>>,
+    inbox: mpsc::Sender<async_nats::Message>,
+    inbox_rx: Arc<std::sync::Mutex<Option<mpsc::Receiver<async_nats::Message>>>>,
+}
+
+impl std::fmt::Debug for Fanout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fanout").finish_non_exhaustive()
+    }
+}
+
+impl Fanout {
+    /// The fan-out of `hub` (which must be [`Hub::in_cluster`]) over `cluster`.
+    pub fn new(cluster: Cluster, hub: Hub) -> Self {
+        let (inbox, inbox_rx) = mpsc::channel(INBOX);
+        Fanout {
+            cluster,
+            hub,
+            interest: Arc::default(),
+            inbox,
+            inbox_rx: Arc::new(std::sync::Mutex::new(Some(inbox_rx))),
+        }
+    }
+
+    /// The cluster it speaks over.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// Subscribes to what the held sets need and drops what they no longer need.
+    pub async fn refresh(&self) {
+        let wanted: std::collections::HashSet<String> = self
+            .hub
+            .held_targets()
+            .iter()
+            .map(interest_subject)
+            .collect();
+        let mut interest = self.interest.lock().await;
+        interest.retain(|subject, reader| {
+            let keep = wanted.contains(subject);
+            if !keep {
+                reader.abort();
+            }
+            keep
+        });
+        for subject in wanted {
+            if interest.contains_key(&subject) {
+                continue;
+            }
+            match self.cluster.subscribe(&subject).await {
+                Ok(mut messages) => {
+                    let inbox = self.inbox.clone();
+                    let reader = tokio::spawn(async move {
+                        while let Some(message) = messages.next().await {
+                            if inbox.send(message).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                    interest.insert(subject, reader.abort_handle());
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, subject, "cannot listen for other nodes' events; trying again");
+                }
+            }
+        }
+        crate::telemetry::cluster_event_subjects(interest.len());
+    }
+
+    /// The fan-out's tasks, until shutdown: publishing this node's events and notices,
+    /// applying other nodes' notices, delivering their events, refreshing the interest.
+    pub fn spawn(
+        &self,
+        shutdown: &Shutdown,
+        telephony: &Telephony,
+        notices: mpsc::Receiver<Notice>,
+    ) {
+        let node = self.cluster.node().to_owned();
+        self.spawn_publisher(shutdown, telephony, node.clone());
+        self.spawn_notices_out(shutdown, notices, node.clone());
+        self.spawn_notices_in(shutdown, node.clone());
+        self.spawn_delivery(shutdown, node);
+        let (fanout, stop) = (self.clone(), shutdown.clone());
+        shutdown.spawn(async move {
+            let mut tick = tokio::time::interval(REFRESH);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => fanout.refresh().await,
+                }
+            }
+            for (_, reader) in fanout.interest.lock().await.drain() {
+                reader.abort();
+            }
+        });
+    }
+
+    fn spawn_publisher(&self, shutdown: &Shutdown, telephony: &Telephony, origin: String) {
+        let mut events = telephony.events().subscribe();
+        let (cluster, stop) = (self.cluster.clone(), shutdown.clone());
+        shutdown.spawn(async move {
+            loop {
+                let event = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    event = events.recv() => event,
+                };
+                let event = match event {
+                    Ok(event) => event,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(lost)) => {
+                        tracing::error!(lost, "publishing events to the cluster fell behind; events were lost");
+                        continue;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                };
+                let published = Published {
+                    origin: origin.clone(),
+                    id: uuid::Uuid::new_v4().to_string(),
+                    body: &*event,
+                };
+                let payload = serde_json::to_vec(&published).unwrap_or_default();
+                if let Err(e) = cluster.publish(&event_subject(&event), payload).await {
+                    tracing::warn!(error = %e, user = %event.user_id, "an event did not reach the other nodes");
+                }
+            }
+        });
+    }
+
+    fn spawn_notices_out(
+        &self,
+        shutdown: &Shutdown,
+        mut notices: mpsc::Receiver<Notice>,
+        origin: String,
+    ) {
+        let (fanout, stop) = (self.clone(), shutdown.clone());
+        shutdown.spawn(async move {
+            loop {
+                let notice = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    notice = notices.recv() => match notice {
+                        Some(notice) => notice,
+                        None => break,
+                    },
+                };
+                let published = Published {
+                    origin: origin.clone(),
+                    id: uuid::Uuid::new_v4().to_string(),
+                    body: notice,
+                };
+                let payload = serde_json::to_vec(&published).unwrap_or_default();
+                if let Err(e) = fanout.cluster.publish(NOTICES, payload).await {
+                    tracing::warn!(error = %e, "a subscription change did not reach the other nodes");
+                }
+                fanout.refresh().await;
+            }
+        });
+    }
+
+    fn spawn_notices_in(&self, shutdown: &Shutdown, node: String) {
+        let (fanout, stop) = (self.clone(), shutdown.clone());
+        shutdown.spawn(async move {
+            let mut notices = loop {
+                match fanout.cluster.subscribe(NOTICES).await {
+                    Ok(notices) => break notices,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot listen for other nodes' subscription changes; trying again");
+                        tokio::select! {
+                            _ = stop.cancelled() => return,
+                            _ = tokio::time::sleep(REFRESH) => {}
+                        }
+                    }
+                }
+            };
+            loop {
+                let message = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    message = notices.next() => match message {
+                        Some(message) => message,
+                        None => break,
+                    },
+                };
+                match serde_json::from_slice::<Published<Notice>>(&message.payload) {
+                    Ok(published) if published.origin == node => {}
+                    Ok(published) => match published.body {
+                        // Listen for the new subscription's events before its initial
+                        // state goes out, so that no event after it slips past.
+                        Notice::SubscriptionPut { record, initial } => {
+                            fanout.hub.apply_notice(Notice::SubscriptionPut {
+                                record: record.clone(),
+                                initial: Vec::new(),
+                            });
+                            fanout.refresh().await;
+                            fanout.hub.enqueue_initial(&record, initial);
+                        }
+                        other => {
+                            fanout.hub.apply_notice(other);
+                            fanout.refresh().await;
+                        }
+                    },
+                    Err(e) => tracing::warn!(error = %e, "an unreadable subscription change from another node; ignored"),
+                }
+            }
+        });
+    }
+
+    fn spawn_delivery(&self, shutdown: &Shutdown, node: String) {
+        let Some(mut inbox) = self
+            .inbox_rx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        else {
+            return;
+        };
+        let (hub, stop) = (self.hub.clone(), shutdown.clone());
+        shutdown.spawn(async move {
+            let seen: moka::sync::Cache<String, ()> = moka::sync::Cache::new(SEEN);
+            loop {
+                let message = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    message = inbox.recv() => match message {
+                        Some(message) => message,
+                        None => break,
+                    },
+                };
+                match serde_json::from_slice::<Published<TelephonyEvent>>(&message.payload) {
+                    Ok(published) if published.origin == node => {}
+                    Ok(published) => {
+                        if seen.contains_key(&published.id) {
+                            continue;
+                        }
+                        seen.insert(published.id, ());
+                        hub.deliver(&published.body);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "an unreadable event from another node; ignored")
+                    }
+                }
+            }
+        });
+    }
+}
