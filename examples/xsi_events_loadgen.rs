@@ -10,7 +10,12 @@
 //! $L latency --channels 10000 --rate 1000 --secs 20
 //! ```
 //!
-//! `users` adds load users straight to the bench store, all with the password
+//! Against a cluster (docs/performance.md has the whole setup), `--other-addr` names a
+//! second node: channels open on `--addr`, while heartbeats (`channels`) or settings PUTs
+//! (`latency`) go to the other node, so that every heartbeat is forwarded to the channel's
+//! node and every event crosses nodes.
+//!
+//! `users` adds load users straight to the bench store (SQLite or PostgreSQL), all with the password
 //! `load-pass`; the server sees them through the store's users generation. `channels` opens
 //! one channel per user, each on its own TLS connection. It heartbeats every channel every
 //! `--heartbeat-secs` over a pool of keep-alive connections (heartbeats travel apart from
@@ -42,6 +47,9 @@ struct Args {
     config: PathBuf,
     #[arg(long, default_value = "127.0.0.1:8443")]
     addr: SocketAddr,
+    /// Another node of the same cluster: heartbeats and settings changes go there.
+    #[arg(long)]
+    other_addr: Option<SocketAddr>,
     #[command(subcommand)]
     mode: Mode,
 }
@@ -84,10 +92,15 @@ async fn main() {
         add_users(&config, count).await;
         return;
     }
-    let tls = support::bench_tls(&config);
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(support::bench_tls(&config)));
     let client = Arc::new(Client {
         addr: args.addr,
-        tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+        tls: tls.clone(),
+    });
+    // Where heartbeats and settings changes go: the same node, or another one.
+    let other = Arc::new(Client {
+        addr: args.other_addr.unwrap_or(args.addr),
+        tls,
     });
     match args.mode {
         Mode::Users { .. } => {}
@@ -109,15 +122,17 @@ async fn main() {
             // Heartbeats: every channel once per period, spread evenly, over 32 connections.
             let failures = Arc::new(Mutex::new(0u64));
             let sent = Arc::new(Mutex::new(0u64));
+            let times: Arc<Mutex<Vec<Duration>>> = Arc::new(Mutex::new(Vec::new()));
             let deadline = Instant::now() + Duration::from_secs(hold_secs);
             let mut beaters = tokio::task::JoinSet::new();
             let lanes = 32;
             for lane in 0..lanes {
-                let (client, ids, failures, sent) = (
-                    Arc::clone(&client),
+                let (client, ids, failures, sent, times) = (
+                    Arc::clone(&other),
                     Arc::clone(&ids),
                     Arc::clone(&failures),
                     Arc::clone(&sent),
+                    Arc::clone(&times),
                 );
                 beaters.spawn(async move {
                     let mut sender = client.connect().await;
@@ -134,8 +149,10 @@ async fn main() {
                             next += gap;
                             let path =
                                 format!("/com.broadsoft.xsi-events/v2.0/channel/{id}/heartbeat");
+                            let started = Instant::now();
                             let (status, _) =
                                 call(&mut sender, request("PUT", &path, auth, String::new())).await;
+                            times.lock().expect("lock").push(started.elapsed());
                             *sent.lock().expect("lock") += 1;
                             if status != 200 {
                                 *failures.lock().expect("lock") += 1;
@@ -157,16 +174,27 @@ async fn main() {
                 failures.lock().expect("lock"),
                 (peak.max(after).saturating_sub(before)) as f64 / count as f64
             );
+            let mut times = std::mem::take(&mut *times.lock().expect("lock"));
+            times.sort();
+            println!(
+                "heartbeat answered ({}): p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                if other.addr == client.addr { "on the channel's node" } else { "through another node" },
+                support::percentile_ms(&times, 0.50),
+                support::percentile_ms(&times, 0.90),
+                support::percentile_ms(&times, 0.99),
+                times.last().map_or(0.0, |d| d.as_secs_f64() * 1e3)
+            );
         }
         Mode::Latency {
             channels,
             rate,
             secs,
-        } => latency(&client, channels, rate, secs).await,
+        } => latency(&client, &other, channels, rate, secs).await,
     }
 }
 
-async fn latency(client: &Arc<Client>, channels: usize, rate: u64, secs: u64) {
+/// Channels (and their subscriptions) on `client`'s node, settings changes through `changes`.
+async fn latency(client: &Arc<Client>, changes: &Arc<Client>, channels: usize, rate: u64, secs: u64) {
     let (documents, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
     let _opened = open_many(client, channels, Some(documents)).await;
     // Subscribe every channel set to its user's Do Not Disturb (64 at a time).
@@ -209,7 +237,7 @@ async fn latency(client: &Arc<Client>, channels: usize, rate: u64, secs: u64) {
     let mut changers = tokio::task::JoinSet::new();
     for _ in 0..lanes {
         let (client, sent_at, put_times) = (
-            Arc::clone(client),
+            Arc::clone(changes),
             Arc::clone(&sent_at),
             Arc::clone(&put_times),
         );
@@ -313,9 +341,9 @@ async fn latency(client: &Arc<Client>, channels: usize, rate: u64, secs: u64) {
 }
 
 async fn add_users(config: &bridgehead::config::Config, count: usize) {
-    use bridgehead::store::{DirectoryStore, SqliteStore, StoreError};
+    use bridgehead::store::StoreError;
     use bridgehead::telephony::{Enterprise, Group, Role, User};
-    let store = SqliteStore::open(&config.store_path()).expect("bench store");
+    let (store, _) = bridgehead::store::open(config).await.expect("bench store");
     store
         .put_enterprise(&Enterprise {
             id: "load".into(),
