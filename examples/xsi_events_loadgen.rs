@@ -178,7 +178,11 @@ async fn main() {
             times.sort();
             println!(
                 "heartbeat answered ({}): p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-                if other.addr == client.addr { "on the channel's node" } else { "through another node" },
+                if other.addr == client.addr {
+                    "on the channel's node"
+                } else {
+                    "through another node"
+                },
                 support::percentile_ms(&times, 0.50),
                 support::percentile_ms(&times, 0.90),
                 support::percentile_ms(&times, 0.99),
@@ -194,7 +198,13 @@ async fn main() {
 }
 
 /// Channels (and their subscriptions) on `client`'s node, settings changes through `changes`.
-async fn latency(client: &Arc<Client>, changes: &Arc<Client>, channels: usize, rate: u64, secs: u64) {
+async fn latency(
+    client: &Arc<Client>,
+    changes: &Arc<Client>,
+    channels: usize,
+    rate: u64,
+    secs: u64,
+) {
     let (documents, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
     let _opened = open_many(client, channels, Some(documents)).await;
     // Subscribe every channel set to its user's Do Not Disturb (64 at a time).

@@ -505,3 +505,84 @@ async fn three_nodes_deliver_every_event_once_and_in_order_wherever_requests_lan
         "no event came again: {next}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_under_load_loses_no_acknowledged_write_and_its_clients_rebuild_elsewhere() {
+    let postgres = Postgres::start().await;
+    let nats = Nats::start().await;
+    let (_d1, node1) = node("n1", &postgres.url(), &cluster_section("n1", &nats), None).await;
+    let (_d2, node2) = node(
+        "n2",
+        &postgres.url(),
+        &cluster_section("n2", &nats),
+        Some(&node1),
+    )
+    .await;
+    let ca = node1.ca();
+    let (password, _) = node1.demo();
+    let alice = basic("alice@localhost", &password);
+    let https1 = Https::new(node1.addr("https"), &ca);
+    let https2 = Https::new(node2.addr("https"), &ca);
+    let channel_body = "<channelSetId>kill-set</channelSetId><priority>1</priority><weight>50</weight><expires>600</expires>";
+    let mut channel = EventChannel::open(&https2, &alice, channel_body)
+        .await
+        .unwrap_or_else(|reply| panic!("channel refused: {reply:?}"));
+    let (path, body) = subscription("alice@localhost", "kill-set");
+    assert_eq!(post_xml(&https2, &alice, &path, &body).await.status, 200);
+    assert_eq!(next_event(&mut channel, &https2, &alice).await, (1, false));
+
+    // Load on node 2: personal directory entries, one per request, each answered before
+    // the next; a request that gets no answer (the node died under it) is not counted.
+    let personal = "/com.broadsoft.xsi-actions/v2.0/user/alice@localhost/directories/Personal";
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writer = {
+        let (https2, alice, acknowledged) = (https2.clone(), alice.clone(), acknowledged.clone());
+        tokio::spawn(async move {
+            for i in 0..500 {
+                let (https2, alice) = (https2.clone(), alice.clone());
+                let answered = tokio::spawn(async move {
+                    let body = format!("<Personal xmlns=\"http://schema.broadsoft.com/xsi\"><entry><name>entry-{i}</name><number>+1555{i:07}</number></entry></Personal>");
+                    post_xml(&https2, &alice, personal, &body).await.status
+                })
+                .await;
+                match answered {
+                    Ok(201) => acknowledged.lock().unwrap().push(i),
+                    _ => break,
+                }
+            }
+        })
+    };
+    let loaded = crate::support::wait_until(Duration::from_secs(30), || {
+        acknowledged.lock().unwrap().len() >= 20
+    })
+    .await;
+    assert!(loaded, "node 2 took writes");
+    node2.signal("KILL");
+    writer.await.unwrap();
+
+    // Every write node 2 acknowledged is in the store, read through node 1.
+    let list = https1.get(personal, &alice).await;
+    assert_eq!(list.status, 200, "{list:?}");
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    for i in &acknowledged {
+        assert!(
+            list.body.contains(&format!("<name>entry-{i}</name>")),
+            "entry-{i} is lost: {}",
+            list.body
+        );
+    }
+
+    // The channel ended with its node; its requests through node 1 get 404 (the node is
+    // gone) at once, so the client opens a new one in the same set on node 1, which now
+    // delivers the set's events.
+    assert!(channel.ended().await, "the dead node's stream ends");
+    let stale = heartbeat(&https1, &alice, &channel.id).await;
+    assert_eq!(stale.status, 404, "{stale:?}");
+    let mut rebuilt = EventChannel::open(&https1, &alice, channel_body)
+        .await
+        .unwrap_or_else(|reply| panic!("channel refused: {reply:?}"));
+    assert!(rebuilt.id.starts_with("n1:"), "{}", rebuilt.id);
+    set_dnd(&https1, &alice, "alice@localhost", true).await;
+    let (_, active) = next_event(&mut rebuilt, &https1, &alice).await;
+    assert!(active, "the rebuilt channel receives the set's events");
+}
