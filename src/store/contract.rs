@@ -67,6 +67,12 @@ fn user(id: &str) -> User {
 /// The store with enterprise `ent`, group `grp` and user alice@example.com.
 async fn with_alice<B: Backend>(backend: &B) -> B::Store {
     let store = backend.open().await;
+    add_alice(&store).await;
+    store
+}
+
+/// Adds enterprise `ent`, group `grp` and user alice@example.com to `store`.
+pub(crate) async fn add_alice<S: Store>(store: &S) {
     store
         .put_enterprise(&Enterprise {
             id: "ent".into(),
@@ -83,7 +89,6 @@ async fn with_alice<B: Backend>(backend: &B) -> B::Store {
         .await
         .unwrap();
     store.add_user(&user("alice@example.com")).await.unwrap();
-    store
 }
 
 pub(crate) async fn roster_items_are_kept_per_user_and_go_with_the_user<B: Backend>(backend: &B) {

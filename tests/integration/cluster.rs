@@ -139,6 +139,49 @@ fn cluster_section(node: &str, nats: &Nats) -> String {
     )
 }
 
+/// A cluster on one PostgreSQL and one NATS: node 1 makes the demo data and the
+/// development PKI, which every other node serves too.
+struct Farm {
+    nodes: Vec<Node>,
+    _dirs: Vec<tempfile::TempDir>,
+    _postgres: Postgres,
+    nats: Nats,
+}
+
+async fn farm(names: &[&str]) -> Farm {
+    let postgres = Postgres::start().await;
+    let nats = Nats::start().await;
+    let (mut nodes, mut dirs) = (Vec::new(), Vec::new());
+    for name in names {
+        let (dir, started) = node(
+            name,
+            &postgres.url(),
+            &cluster_section(name, &nats),
+            nodes.first(),
+        )
+        .await;
+        nodes.push(started);
+        dirs.push(dir);
+    }
+    Farm {
+        nodes,
+        _dirs: dirs,
+        _postgres: postgres,
+        nats,
+    }
+}
+
+/// HTTP Basic for demo user `index` (0 alice, 1 bob) of `node`'s demo data.
+fn demo_auth(node: &Node, index: usize) -> String {
+    let text = std::fs::read_to_string(node.dir.join("data/demo-credentials.toml")).unwrap();
+    let parsed: toml::Value = toml::from_str(&text).unwrap();
+    let user = &parsed["users"][index];
+    basic(
+        user["id"].as_str().unwrap(),
+        user["password"].as_str().unwrap(),
+    )
+}
+
 async fn post_xml(https: &Https, auth: &str, path: &str, body: &str) -> Reply {
     https
         .request(
@@ -178,19 +221,10 @@ async fn forwards(node: &Node, outcome: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channel_requests_that_land_on_another_node_are_answered_by_the_channels_node() {
-    let postgres = Postgres::start().await;
-    let mut nats = Nats::start().await;
-    let (_dir1, node1) = node("n1", &postgres.url(), &cluster_section("n1", &nats), None).await;
-    let (_dir2, node2) = node(
-        "n2",
-        &postgres.url(),
-        &cluster_section("n2", &nats),
-        Some(&node1),
-    )
-    .await;
+    let mut farm = farm(&["n1", "n2"]).await;
+    let (node1, node2) = (&farm.nodes[0], &farm.nodes[1]);
     let ca = node1.ca();
-    let (password, _) = node1.demo();
-    let alice = basic("alice@localhost", &password);
+    let alice = demo_auth(node1, 0);
     let direct1 = Https::new(node1.addr("https"), &ca);
     let direct2 = Https::new(node2.addr("https"), &ca);
     let dir = tempfile::tempdir().unwrap();
@@ -222,7 +256,7 @@ async fn channel_requests_that_land_on_another_node_are_answered_by_the_channels
         assert!(beat.contains("ChannelHeartBeat"), "{beat}");
     }
     assert!(
-        forwards(&node2, "answered").await >= 3,
+        forwards(node2, "answered").await >= 3,
         "node 2 forwarded its share"
     );
 
@@ -270,18 +304,13 @@ async fn channel_requests_that_land_on_another_node_are_answered_by_the_channels
     assert_eq!(sequences, ["1", "2", "3", "4"]);
 
     // The owner checks ownership: bob cannot beat alice's channel through node 2.
-    let bob_password = {
-        let text = std::fs::read_to_string(node1.dir.join("data/demo-credentials.toml")).unwrap();
-        let parsed: toml::Value = toml::from_str(&text).unwrap();
-        parsed["users"][1]["password"].as_str().unwrap().to_owned()
-    };
-    let bob = basic("bob@localhost", &bob_password);
+    let bob = demo_auth(node1, 1);
     assert_eq!(heartbeat(&direct2, &bob, &channel.id).await.status, 404);
     // A channel of a node that is not there: 404 at once, so the client opens a new one.
     let gone = heartbeat(&direct2, &alice, "n3:00000000-0000-0000-0000-000000000000").await;
     assert_eq!(gone.status, 404, "{gone:?}");
     assert!(gone.body.contains("gone"), "{gone:?}");
-    assert!(forwards(&node2, "gone").await >= 1);
+    assert!(forwards(node2, "gone").await >= 1);
 
     // An update through node 2 answers with node 1's grant.
     let updated = direct2
@@ -303,7 +332,7 @@ async fn channel_requests_that_land_on_another_node_are_answered_by_the_channels
 
     // NATS goes away: node 2 says so on /healthz and answers 503 (errorCode 120501); it
     // comes back by itself when NATS does.
-    nats.stop();
+    farm.nats.stop();
     let unhealthy = wait_until_async(Duration::from_secs(10), || async {
         let (status, body) = http_get(node2.addr("admin"), "/healthz").await;
         status == 503 && body.contains("NATS")
@@ -314,7 +343,7 @@ async fn channel_requests_that_land_on_another_node_are_answered_by_the_channels
     assert_eq!(refused.status, 503, "{refused:?}");
     assert!(refused.body.contains("120501"), "{refused:?}");
     assert!(node2.wait_log("disconnected", Duration::from_secs(5)).await);
-    nats.start_again().await;
+    farm.nats.start_again().await;
     let healthy = wait_until_async(Duration::from_secs(20), || async {
         http_get(node2.addr("admin"), "/healthz").await.0 == 200
     })
@@ -403,31 +432,12 @@ fn subscription(user: &str, set: &str) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_deliver_every_event_once_and_in_order_wherever_requests_land() {
-    let postgres = Postgres::start().await;
-    let nats = Nats::start().await;
-    let (_d1, node1) = node("n1", &postgres.url(), &cluster_section("n1", &nats), None).await;
-    let (_d2, node2) = node(
-        "n2",
-        &postgres.url(),
-        &cluster_section("n2", &nats),
-        Some(&node1),
-    )
-    .await;
-    let (_d3, node3) = node(
-        "n3",
-        &postgres.url(),
-        &cluster_section("n3", &nats),
-        Some(&node1),
-    )
-    .await;
+    let farm = farm(&["n1", "n2", "n3"]).await;
+    let (node1, node2, node3) = (&farm.nodes[0], &farm.nodes[1], &farm.nodes[2]);
     let ca = node1.ca();
-    let text = std::fs::read_to_string(node1.dir.join("data/demo-credentials.toml")).unwrap();
-    let parsed: toml::Value = toml::from_str(&text).unwrap();
-    let password = |i: usize| parsed["users"][i]["password"].as_str().unwrap().to_owned();
-    let alice = basic("alice@localhost", &password(0));
-    let bob = basic("bob@localhost", &password(1));
+    let (alice, bob) = (demo_auth(node1, 0), demo_auth(node1, 1));
     let direct = |node: &Node| Https::new(node.addr("https"), &ca);
-    let (https1, https2, https3) = (direct(&node1), direct(&node2), direct(&node3));
+    let (https1, https2, https3) = (direct(node1), direct(node2), direct(node3));
 
     // A channel on node 3, its subscription made through node 2, DND changed through
     // node 1: every change reaches the channel, once and in order.
@@ -454,9 +464,9 @@ async fn three_nodes_deliver_every_event_once_and_in_order_wherever_requests_lan
         );
     }
     // Only the node that holds the set listens for alice's events.
-    assert!(event_subjects(&node3).await >= 1.0);
-    assert_eq!(event_subjects(&node1).await, 0.0, "node 1 holds no set");
-    assert_eq!(event_subjects(&node2).await, 0.0, "node 2 holds no set");
+    assert!(event_subjects(node3).await >= 1.0);
+    assert_eq!(event_subjects(node1).await, 0.0, "node 1 holds no set");
+    assert_eq!(event_subjects(node2).await, 0.0, "node 2 holds no set");
 
     // Everything through a round-robin balancer, for bob: the channel lives on, and every
     // event arrives once and in order, acknowledged wherever the ack lands.
@@ -489,9 +499,10 @@ async fn three_nodes_deliver_every_event_once_and_in_order_wherever_requests_lan
             (round + 2, active)
         );
     }
-    let forwarded = forwards(&node1, "answered").await
-        + forwards(&node2, "answered").await
-        + forwards(&node3, "answered").await;
+    let mut forwarded = 0;
+    for node in &farm.nodes {
+        forwarded += forwards(node, "answered").await;
+    }
     assert!(
         forwarded >= 6,
         "heartbeats and acks that landed elsewhere were forwarded: {forwarded}"
@@ -508,19 +519,10 @@ async fn three_nodes_deliver_every_event_once_and_in_order_wherever_requests_lan
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_under_load_loses_no_acknowledged_write_and_its_clients_rebuild_elsewhere() {
-    let postgres = Postgres::start().await;
-    let nats = Nats::start().await;
-    let (_d1, node1) = node("n1", &postgres.url(), &cluster_section("n1", &nats), None).await;
-    let (_d2, node2) = node(
-        "n2",
-        &postgres.url(),
-        &cluster_section("n2", &nats),
-        Some(&node1),
-    )
-    .await;
+    let farm = farm(&["n1", "n2"]).await;
+    let (node1, node2) = (&farm.nodes[0], &farm.nodes[1]);
     let ca = node1.ca();
-    let (password, _) = node1.demo();
-    let alice = basic("alice@localhost", &password);
+    let alice = demo_auth(node1, 0);
     let https1 = Https::new(node1.addr("https"), &ca);
     let https2 = Https::new(node2.addr("https"), &ca);
     let channel_body = "<channelSetId>kill-set</channelSetId><priority>1</priority><weight>50</weight><expires>600</expires>";

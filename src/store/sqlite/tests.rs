@@ -68,22 +68,7 @@ fn a_newer_schema_is_refused() {
 
 async fn store_with_alice(path: &Path) -> SqliteStore {
     let store = SqliteStore::open(path).unwrap();
-    store
-        .put_enterprise(&Enterprise {
-            id: "ent".into(),
-            name: "Ent".into(),
-        })
-        .await
-        .unwrap();
-    store
-        .put_group(&Group {
-            id: "grp".into(),
-            enterprise_id: "ent".into(),
-            name: "Grp".into(),
-        })
-        .await
-        .unwrap();
-    store.add_user(&user("alice@example.com")).await.unwrap();
+    crate::store::contract::add_alice(&store).await;
     store
 }
 
