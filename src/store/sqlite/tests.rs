@@ -1,22 +1,7 @@
 use super::*;
-use crate::credentials::PasswordVerifiers;
 use crate::store::contract::{contract_tests, Backend};
-use crate::store::{ContactStore, DirectoryStore, Store};
-use crate::telephony::{Enterprise, Group, PersonalContact, Role, User};
-
-fn user(id: &str) -> User {
-    User {
-        id: id.to_owned(),
-        first_name: "Alice".into(),
-        last_name: "Liddell".into(),
-        number: Some("+15550100".into()),
-        extension: Some("100".into()),
-        enterprise_id: "ent".into(),
-        group_id: "grp".into(),
-        role: Role::User,
-        verifiers: PasswordVerifiers::new("secret", 4096).unwrap(),
-    }
-}
+use crate::store::{ContactStore, Store};
+use crate::telephony::PersonalContact;
 
 #[tokio::test]
 async fn the_wal_is_truncated_once_the_store_goes_quiet() {
