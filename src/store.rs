@@ -79,8 +79,8 @@ impl From<UnknownValue> for StoreError {
 #[async_trait]
 pub trait DirectoryStore: Send + Sync + 'static {
     /// A counter that moves whenever users may have changed (added, removed, a new
-    /// password, new service settings), by this process at once or by another process
-    /// (such as `bridgehead user passwd`, or another node) within a fraction of a second. Cheap: callers use it to
+    /// password), by this process at once or by another process (such as `bridgehead
+    /// user passwd`, or another node) within a fraction of a second. Cheap: callers use it to
     /// know when a remembered user must be read again.
     fn users_generation(&self) -> u64;
 
@@ -148,6 +148,12 @@ pub trait ComponentStore: Send + Sync + 'static {
 /// Users' service settings, each a JSON document the telephony catalogue owns.
 #[async_trait]
 pub trait SettingsStore: Send + Sync + 'static {
+    /// A counter that moves whenever `user_id`'s settings may have been changed by another
+    /// process or node (within a fraction of a second), and whenever users change. Cheap:
+    /// callers use it to know when remembered settings must be read again (a change by
+    /// this process is the caller's to forget).
+    fn settings_generation(&self, user_id: &str) -> u64;
+
     /// A user's stored settings of one service (a JSON document owned by the telephony
     /// layer), or `None` when never set.
     async fn service_settings(

@@ -284,7 +284,7 @@ impl Telephony {
         service: ServiceName,
     ) -> Result<ServiceSettings, TelephonyError> {
         let key = (user_id.to_ascii_lowercase(), service);
-        let generation = self.store.users_generation();
+        let generation = self.store.settings_generation(user_id);
         if let Some(settings) = self.settings.get(&key, generation) {
             return Ok(settings);
         }

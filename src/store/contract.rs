@@ -318,28 +318,34 @@ pub(crate) async fn user_and_settings_changes_move_the_generation_here_and_from_
         .set_password("alice@example.com", &other)
         .await
         .unwrap();
-    let after_password = moved_within_a_second(&here, after_local).await;
+    let after_password = moved_within_a_second(&here, after_local, |s| s.users_generation()).await;
     assert_ne!(
         after_password, after_local,
         "a new password elsewhere is seen within a second"
     );
-    // Settings read through the generation too: another node's change is seen as well.
+    // Settings have a generation per user: another node's change moves alice's.
+    let alice = |store: &B::Store| store.settings_generation("Alice@example.com");
+    let before_settings = alice(&here);
     elsewhere
         .put_service_settings("alice@example.com", "DoNotDisturb", "{}")
         .await
         .unwrap();
-    let after_settings = moved_within_a_second(&here, after_password).await;
+    let after_settings = moved_within_a_second(&here, before_settings, alice).await;
     assert_ne!(
-        after_settings, after_password,
+        after_settings, before_settings,
         "new settings elsewhere are seen within a second"
     );
 }
 
-/// The generation once it differs from `from`, or `from` after a second.
-async fn moved_within_a_second<S: Store>(store: &S, from: u64) -> u64 {
+/// `generation` of `store` once it differs from `from`, or `from` after a second.
+async fn moved_within_a_second<S: Store>(
+    store: &S,
+    from: u64,
+    generation: impl Fn(&S) -> u64,
+) -> u64 {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
     loop {
-        let now = store.users_generation();
+        let now = generation(store);
         if now != from || tokio::time::Instant::now() >= deadline {
             return now;
         }

@@ -4,9 +4,11 @@
 //! once), and the same tables and constraints as SQLite. Case-insensitive keys (user ids,
 //! component names, roster JIDs) use a nondeterministic ICU collation, `bridgehead_nocase`.
 //!
-//! Other nodes' writes to users and their service settings reach
-//! [`DirectoryStore::users_generation`] through LISTEN/NOTIFY: statement triggers on
-//! `users` and `service_settings` notify `bridgehead_users`, and one
+//! Other nodes' writes reach the caches through LISTEN/NOTIFY: a statement trigger on
+//! `users` notifies `bridgehead_users`, which moves [`DirectoryStore::users_generation`];
+//! a row trigger on `service_settings` notifies `bridgehead_settings` with the user's id,
+//! which moves only that user's [`SettingsStore::settings_generation`] (so a node's
+//! settings writes do not empty every cache of every node). One
 //! connection of this store listens. A notification arrives within milliseconds of the
 //! commit; while the listening connection is down (it reconnects every second) changes are
 //! not seen, and the generation moves once it is back, so callers read users again. The
@@ -18,6 +20,7 @@
 //! private network.
 //!
 //! [`DirectoryStore::users_generation`]: super::DirectoryStore::users_generation
+//! [`SettingsStore::settings_generation`]: super::SettingsStore::settings_generation
 
 mod directory;
 mod records;
@@ -35,8 +38,13 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{Store, StoreError};
 
-/// The channel the `users` and `service_settings` triggers notify.
+/// The channel the `users` trigger notifies.
 const USERS_CHANNEL: &str = "bridgehead_users";
+/// The channel the `service_settings` trigger notifies, with the user's id.
+const SETTINGS_CHANNEL: &str = "bridgehead_settings";
+/// Users whose settings changes are counted one by one; past it the counts start again
+/// and the users generation moves (every remembered setting is read again once).
+const SETTINGS_COUNTED: usize = 100_000;
 /// Between attempts to bring the listening connection back.
 const LISTEN_RETRY: Duration = Duration::from_secs(1);
 
@@ -47,6 +55,8 @@ pub struct PostgresStore {
     generation: Arc<AtomicU64>,
     /// True while the listening connection is up: the store's health.
     listening: Arc<AtomicBool>,
+    /// Lower-cased user id → settings changes notified for that user.
+    settings_changes: Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
     /// Ends the listener when the last clone goes.
     _listener: Arc<DropGuard>,
 }
@@ -85,16 +95,19 @@ impl PostgresStore {
         drop(client);
         let generation = Arc::new(AtomicU64::new(0));
         let listening = Arc::new(AtomicBool::new(false));
+        let settings_changes = Arc::default();
         let stop = CancellationToken::new();
         let link = Link {
             generation: Arc::clone(&generation),
             listening: Arc::clone(&listening),
+            settings_changes: Arc::clone(&settings_changes),
         };
         tokio::spawn(listen(config, link, stop.clone()));
         Ok(PostgresStore {
             pool,
             generation,
             listening,
+            settings_changes,
             _listener: Arc::new(stop.drop_guard()),
         })
     }
@@ -109,6 +122,20 @@ impl PostgresStore {
 
     fn users_changed_here(&self) {
         self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The users generation in the high half, the user's notified settings changes in
+    /// the low half: either moving moves it, and it never repeats.
+    fn settings_generation_of(&self, user_id: &str) -> u64 {
+        let users = self.generation.load(Ordering::Acquire);
+        let changes = self
+            .settings_changes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&user_id.to_lowercase())
+            .copied()
+            .unwrap_or(0);
+        (users << 32) | (changes & 0xffff_ffff)
     }
 }
 
@@ -129,6 +156,22 @@ fn open_error(url: &str, reason: String) -> StoreError {
 struct Link {
     generation: Arc<AtomicU64>,
     listening: Arc<AtomicBool>,
+    settings_changes: Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
+}
+
+impl Link {
+    fn notified(&self, notification: &tokio_postgres::Notification) {
+        if notification.channel() != SETTINGS_CHANNEL {
+            self.generation.fetch_add(1, Ordering::Release);
+            return;
+        }
+        let mut changes = self.settings_changes.lock().unwrap_or_else(|p| p.into_inner());
+        if changes.len() >= SETTINGS_COUNTED {
+            changes.clear();
+            self.generation.fetch_add(1, Ordering::Release);
+        }
+        *changes.entry(notification.payload().to_owned()).or_insert(0) += 1;
+    }
 }
 
 /// Keeps one connection listening on [`USERS_CHANNEL`], bumping the generation for every
@@ -160,18 +203,22 @@ async fn listen_once(
 ) -> Result<(), tokio_postgres::Error> {
     use futures_util::StreamExt;
     let (client, mut connection) = config.connect(NoTls).await?;
-    let counter = Arc::clone(&link.generation);
+    let notified = Link {
+        generation: Arc::clone(&link.generation),
+        listening: Arc::clone(&link.listening),
+        settings_changes: Arc::clone(&link.settings_changes),
+    };
     let driver = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = messages.next().await {
-            if let tokio_postgres::AsyncMessage::Notification(_) = message? {
-                counter.fetch_add(1, Ordering::Release);
+            if let tokio_postgres::AsyncMessage::Notification(notification) = message? {
+                notified.notified(&notification);
             }
         }
         Ok(())
     });
     client
-        .batch_execute(&format!("LISTEN {USERS_CHANNEL}"))
+        .batch_execute(&format!("LISTEN {USERS_CHANNEL}; LISTEN {SETTINGS_CHANNEL}"))
         .await?;
     link.generation.fetch_add(1, Ordering::Release);
     if !link.listening.swap(true, Ordering::AcqRel) {

@@ -106,8 +106,13 @@ const MIGRATIONS: &[&str] = &[
      END $$;
      CREATE TRIGGER users_changed AFTER INSERT OR UPDATE OR DELETE ON users
          FOR EACH STATEMENT EXECUTE FUNCTION bridgehead_users_changed();
+     CREATE FUNCTION bridgehead_settings_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+     BEGIN
+         PERFORM pg_notify('bridgehead_settings', lower(COALESCE(NEW.user_id, OLD.user_id)));
+         RETURN NULL;
+     END $$;
      CREATE TRIGGER settings_changed AFTER INSERT OR UPDATE OR DELETE ON service_settings
-         FOR EACH STATEMENT EXECUTE FUNCTION bridgehead_users_changed();",
+         FOR EACH ROW EXECUTE FUNCTION bridgehead_settings_changed();",
 ];
 
 pub(super) async fn migrate(client: &mut deadpool_postgres::Client) -> Result<(), StoreError> {

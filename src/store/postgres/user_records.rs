@@ -47,6 +47,10 @@ fn roster_row(row: &Row) -> Result<RosterItem, StoreError> {
 
 #[async_trait]
 impl SettingsStore for PostgresStore {
+    fn settings_generation(&self, user_id: &str) -> u64 {
+        self.settings_generation_of(user_id)
+    }
+
     async fn service_settings(
         &self,
         user_id: &str,

@@ -9,6 +9,11 @@ use crate::store::{SettingsStore, StoreError};
 
 #[async_trait]
 impl SettingsStore for SqliteStore {
+    fn settings_generation(&self, _user_id: &str) -> u64 {
+        // Another process's write of any kind moves the users generation.
+        crate::store::DirectoryStore::users_generation(self)
+    }
+
     async fn service_settings(
         &self,
         user_id: &str,
