@@ -26,7 +26,7 @@ use crate::xmpp::router::Router;
 use crate::xsi::events::hub::Hub;
 
 /// Subscription and set changes waiting to reach the other nodes of a cluster.
-const CLUSTER_OUTBOX: usize = 1024;
+const CLUSTER_OUTBOX: usize = 16_384;
 
 /// Why the server cannot start.
 #[derive(Debug, thiserror::Error)]

@@ -278,11 +278,13 @@ impl XsiEvents {
         forward::channel_op(&self.hub, cluster, owner, op).await
     }
 
-    /// In a cluster, listens for what a new channel or subscription needs from the other
-    /// nodes before the client hears it is there.
-    async fn listen_for_others(&self) {
+    /// In a cluster, listens for the events of `set_id`'s subscriptions from the other
+    /// nodes before the client hears its channel or subscription is there.
+    async fn listen_for_others(&self, set_id: &str) {
         if let Some(fanout) = &self.fanout {
-            fanout.refresh().await;
+            if self.hub.holds_set(set_id) {
+                fanout.listen_for(&self.hub.targets_of_set(set_id)).await;
+            }
         }
     }
 
@@ -349,14 +351,14 @@ impl XsiEvents {
                 let opened = self.hub.open_channel(
                     &owner,
                     ChannelRequest {
-                        channel_set_id,
+                        channel_set_id: channel_set_id.clone(),
                         priority: asked.priority.unwrap_or(1),
                         weight: asked.weight.unwrap_or(50),
                         expires: asked.expires.unwrap_or(0),
                         application_id: asked.application_id,
                     },
                 )?;
-                self.listen_for_others().await;
+                self.listen_for_others(&channel_set_id).await;
                 let mut response = Response::new(ChannelStream(opened.stream).boxed());
                 response.headers_mut().insert(
                     CONTENT_TYPE,
@@ -410,10 +412,11 @@ impl XsiEvents {
             Resource::Subscribe(target) => {
                 let asked: documents::Subscription =
                     Self::body(request, context, "Subscription").await?;
+                let set_id = asked.channel_set_id.clone().unwrap_or_default();
                 let answer = self
                     .subscribe(caller.as_ref(), &owner, target, asked, format)
                     .await;
-                self.listen_for_others().await;
+                self.listen_for_others(&set_id).await;
                 answer
             }
             Resource::Subscriptions => {

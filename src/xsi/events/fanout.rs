@@ -9,9 +9,10 @@
 //! every node: bridgehead.xsi.notices ──► hub.apply_notice   (its own skipped)
 //! interest: for each target of a subscription whose set is held here, one NATS
 //!   subscription: user → events.*.*.<user>, group → events.<e>.<g>.*,
-//!   enterprise → events.<e>.*.*, system → events.>; refreshed every 250 ms, and at once
-//!   when a channel opens or a subscription is made here or arrives from another node
-//!   (before its first event is queued, so that no later event slips past)
+//!   enterprise → events.<e>.*.*, system → events.>; added at once when a channel opens
+//!   or a subscription is made here or arrives from another node (before its first
+//!   event is queued, so that no later event slips past); a sweep every 250 ms drops
+//!   what no held set needs any more
 //! interest messages ──► drop own origin, drop an id seen already (overlapping subjects)
 //!                   ──► hub.deliver (only to the sets held here)
 //! ```
@@ -109,7 +110,20 @@ impl Fanout {
         &self.cluster
     }
 
-    /// Subscribes to what the held sets need and drops what they no longer need.
+    /// Listens for the events of `targets` (those not listened for already), at once.
+    pub async fn listen_for(&self, targets: &[SubscriptionTarget]) {
+        let mut interest = self.interest.lock().await;
+        for target in targets {
+            let subject = interest_subject(target);
+            if !interest.contains_key(&subject) {
+                self.subscribe(&mut interest, subject).await;
+            }
+        }
+        crate::telemetry::cluster_event_subjects(interest.len());
+    }
+
+    /// Subscribes to what the held sets need and drops what they no longer need (the
+    /// periodic sweep: one pass over the subscriptions).
     pub async fn refresh(&self) {
         let wanted: std::collections::HashSet<String> = self
             .hub
@@ -126,9 +140,19 @@ impl Fanout {
             keep
         });
         for subject in wanted {
-            if interest.contains_key(&subject) {
-                continue;
+            if !interest.contains_key(&subject) {
+                self.subscribe(&mut interest, subject).await;
             }
+        }
+        crate::telemetry::cluster_event_subjects(interest.len());
+    }
+
+    async fn subscribe(
+        &self,
+        interest: &mut HashMap<String, tokio::task::AbortHandle>,
+        subject: String,
+    ) {
+        {
             match self.cluster.subscribe(&subject).await {
                 Ok(mut messages) => {
                     let inbox = self.inbox.clone();
@@ -146,7 +170,6 @@ impl Fanout {
                 }
             }
         }
-        crate::telemetry::cluster_event_subjects(interest.len());
     }
 
     /// The fan-out's tasks, until shutdown: publishing this node's events and notices,
@@ -232,7 +255,6 @@ impl Fanout {
                 if let Err(e) = fanout.cluster.publish(NOTICES, payload).await {
                     tracing::warn!(error = %e, "a subscription change did not reach the other nodes");
                 }
-                fanout.refresh().await;
             }
         });
     }
@@ -266,17 +288,17 @@ impl Fanout {
                         // Listen for the new subscription's events before its initial
                         // state goes out, so that no event after it slips past.
                         Notice::SubscriptionPut { record, initial } => {
+                            if fanout.hub.holds_set(&record.channel_set_id) {
+                                fanout.listen_for(std::slice::from_ref(&record.target)).await;
+                            }
                             fanout.hub.apply_notice(Notice::SubscriptionPut {
                                 record: record.clone(),
                                 initial: Vec::new(),
                             });
-                            fanout.refresh().await;
                             fanout.hub.enqueue_initial(&record, initial);
                         }
-                        other => {
-                            fanout.hub.apply_notice(other);
-                            fanout.refresh().await;
-                        }
+                        // What is no longer needed goes with the next sweep.
+                        other => fanout.hub.apply_notice(other),
                     },
                     Err(e) => tracing::warn!(error = %e, "an unreadable subscription change from another node; ignored"),
                 }

@@ -295,6 +295,22 @@ impl Hub {
         }
     }
 
+    /// Whether this node holds set `set_id`.
+    pub fn holds_set(&self, set_id: &str) -> bool {
+        self.state().sets.contains_key(set_id)
+    }
+
+    /// The targets of set `set_id`'s subscriptions.
+    pub fn targets_of_set(&self, set_id: &str) -> Vec<SubscriptionTarget> {
+        let state = self.state();
+        state
+            .subscriptions
+            .values()
+            .filter(|s| s.channel_set_id == set_id)
+            .map(|s| s.target.clone())
+            .collect()
+    }
+
     /// The targets of the subscriptions whose sets this node holds: what it must hear of
     /// from the other nodes of a cluster.
     pub fn held_targets(&self) -> Vec<SubscriptionTarget> {
