@@ -165,12 +165,17 @@ impl Link {
             self.generation.fetch_add(1, Ordering::Release);
             return;
         }
-        let mut changes = self.settings_changes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut changes = self
+            .settings_changes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if changes.len() >= SETTINGS_COUNTED {
             changes.clear();
             self.generation.fetch_add(1, Ordering::Release);
         }
-        *changes.entry(notification.payload().to_owned()).or_insert(0) += 1;
+        *changes
+            .entry(notification.payload().to_owned())
+            .or_insert(0) += 1;
     }
 }
 
@@ -218,7 +223,9 @@ async fn listen_once(
         Ok(())
     });
     client
-        .batch_execute(&format!("LISTEN {USERS_CHANNEL}; LISTEN {SETTINGS_CHANNEL}"))
+        .batch_execute(&format!(
+            "LISTEN {USERS_CHANNEL}; LISTEN {SETTINGS_CHANNEL}"
+        ))
         .await?;
     link.generation.fetch_add(1, Ordering::Release);
     if !link.listening.swap(true, Ordering::AcqRel) {
