@@ -311,6 +311,14 @@ async fn channel_requests_that_land_on_another_node_are_answered_by_the_channels
     assert_eq!(gone.status, 404, "{gone:?}");
     assert!(gone.body.contains("gone"), "{gone:?}");
     assert!(forwards(node2, "gone").await >= 1);
+    // An id whose node part is no node name never reaches a NATS subject.
+    for hostile in ["*:x", "%3E:x", "n1.xsi-channel:x", "a%20b:x"] {
+        let path = format!("{EVENTS}/channel/{hostile}/heartbeat");
+        let refused = direct2
+            .request(Method::PUT, &path, &[("authorization", &alice)], None)
+            .await;
+        assert_eq!(refused.status, 404, "{hostile}: {refused:?}");
+    }
 
     // An update through node 2 answers with node 1's grant.
     let updated = direct2
