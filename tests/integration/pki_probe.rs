@@ -151,33 +151,13 @@ async fn every_listener_serves_a_chain_that_passes_and_a_wrong_name_fails() {
 #[tokio::test]
 async fn a_server_that_omits_its_intermediate_is_reported() {
     let pki = crate::support::openssl::xmpp_pki();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = tokio::process::Command::new("openssl")
-        .current_dir(pki.dir())
-        .args([
-            "s_server",
-            "-quiet",
-            "-cert",
-            "server.crt",
-            "-key",
-            "server.key",
-        ])
-        .args(["-accept", &port.to_string()])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("openssl s_server");
-    let listening = crate::support::wait_until(std::time::Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    })
-    .await;
-    assert!(listening, "s_server listens");
+    // s_server picks its own port and says which (no free-port race under load).
+    let (server, port) = crate::support::peers::s_server(
+        pki.dir(),
+        &pki.path("server.crt"),
+        &pki.path("server.key"),
+        None,
+    );
     let trust = pki.path("root.crt");
     let (code, out) = probe(&[
         &format!("127.0.0.1:{port}"),
@@ -196,5 +176,5 @@ async fn a_server_that_omits_its_intermediate_is_reported() {
         out.contains("http://pki.example.com/int.crt"),
         "the AIA URL: {out}"
     );
-    let _ = server.start_kill();
+    drop(server);
 }
