@@ -304,9 +304,11 @@ impl Hub {
     pub fn targets_of_set(&self, set_id: &str) -> Vec<SubscriptionTarget> {
         let state = self.state();
         state
-            .subscriptions
-            .values()
-            .filter(|s| s.channel_set_id == set_id)
+            .set_subscriptions
+            .get(set_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| state.subscriptions.get(id))
             .map(|s| s.target.clone())
             .collect()
     }
@@ -316,9 +318,11 @@ impl Hub {
     pub fn held_targets(&self) -> Vec<SubscriptionTarget> {
         let state = self.state();
         state
-            .subscriptions
-            .values()
-            .filter(|s| state.sets.contains_key(&s.channel_set_id))
+            .sets
+            .keys()
+            .filter_map(|set_id| state.set_subscriptions.get(set_id))
+            .flatten()
+            .filter_map(|id| state.subscriptions.get(id))
             .map(|s| s.target.clone())
             .collect()
     }

@@ -67,6 +67,8 @@ pub(super) struct State {
     pub(super) user_subscriptions: HashMap<String, HashSet<String>>,
     /// Subscriptions with a group, enterprise or system target.
     pub(super) broad_subscriptions: HashSet<String>,
+    /// Set id → the subscriptions that deliver to it.
+    pub(super) set_subscriptions: HashMap<String, HashSet<String>>,
     /// Set ids in the order the timer sweep visits them, and where it stands.
     pub(super) sweep_order: Vec<String>,
     pub(super) sweep_cursor: usize,
@@ -141,6 +143,10 @@ impl State {
                 self.broad_subscriptions.insert(record.id.clone());
             }
         }
+        self.set_subscriptions
+            .entry(record.channel_set_id.clone())
+            .or_default()
+            .insert(record.id.clone());
         self.subscriptions.insert(record.id.clone(), record);
     }
 
@@ -162,6 +168,12 @@ impl State {
             }
         } else {
             self.broad_subscriptions.remove(id);
+        }
+        if let Some(ids) = self.set_subscriptions.get_mut(&record.channel_set_id) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.set_subscriptions.remove(&record.channel_set_id);
+            }
         }
         Some(record)
     }
@@ -190,11 +202,7 @@ impl State {
     /// Drops sets that hold nothing: no channel, no waiting or unacknowledged event, no
     /// subscription.
     pub(super) fn forget_empty_sets(&mut self) {
-        let subscribed: HashSet<&str> = self
-            .subscriptions
-            .values()
-            .map(|s| s.channel_set_id.as_str())
-            .collect();
+        let subscribed = &self.set_subscriptions;
         let empty: Vec<String> = self
             .sets
             .iter()
@@ -202,7 +210,7 @@ impl State {
                 set.channels.is_empty()
                     && set.backlog.is_empty()
                     && set.unacked.is_empty()
-                    && !subscribed.contains(id.as_str())
+                    && !subscribed.contains_key(id.as_str())
             })
             .map(|(id, _)| id.clone())
             .collect();
