@@ -533,6 +533,16 @@ async fn a_node_killed_under_load_loses_no_acknowledged_write_and_its_clients_re
     let alice = demo_auth(node1, 0);
     let https1 = Https::new(node1.addr("https"), &ca);
     let https2 = Https::new(node2.addr("https"), &ca);
+    // The demo bridge, registered in the shared store by node 1, is connected to node 2.
+    let (_, secret) = node1.demo();
+    let bridge = crate::support::component::connect(
+        node2.addr("component"),
+        &ca,
+        "bridge.localhost",
+        &secret,
+    )
+    .await
+    .expect("the bridge connects to node 2");
     let channel_body = "<channelSetId>kill-set</channelSetId><priority>1</priority><weight>50</weight><expires>600</expires>";
     let mut channel = EventChannel::open(&https2, &alice, channel_body)
         .await
@@ -595,4 +605,19 @@ async fn a_node_killed_under_load_loses_no_acknowledged_write_and_its_clients_re
     set_dnd(&https1, &alice, "alice@localhost", true).await;
     let (_, active) = next_event(&mut rebuilt, &https1, &alice).await;
     assert!(active, "the rebuilt channel receives the set's events");
+
+    // The bridge's connection died with node 2; it reconnects to node 1.
+    drop(bridge);
+    let again = crate::support::component::connect(
+        node1.addr("component"),
+        &ca,
+        "bridge.localhost",
+        &secret,
+    )
+    .await;
+    assert!(
+        again.is_ok(),
+        "the bridge reconnects to another node: {:?}",
+        again.err()
+    );
 }
