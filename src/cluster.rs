@@ -37,15 +37,11 @@ pub enum Service {
 }
 
 impl Service {
-    fn subject_word(self) -> &'static str {
+    /// Its word in NATS subjects and metric labels.
+    pub fn label(self) -> &'static str {
         match self {
             Service::XsiChannel => "xsi-channel",
         }
-    }
-
-    /// The metric label.
-    pub fn label(self) -> &'static str {
-        self.subject_word()
     }
 }
 
@@ -88,7 +84,7 @@ impl std::fmt::Debug for Cluster {
 const PREFIX: &str = "bridgehead";
 
 fn subject(node: &str, service: Service) -> String {
-    format!("{PREFIX}.node.{node}.{}", service.subject_word())
+    format!("{PREFIX}.node.{node}.{}", service.label())
 }
 
 /// `value` as one subject token: its lower-cased bytes in hex (user ids and group names

@@ -39,7 +39,7 @@ mod xmpp;
 mod xsi;
 
 pub use calls::CallsConfig;
-pub use cluster::ClusterConfig;
+pub use cluster::{is_node_name, ClusterConfig};
 pub use limits::{LimitsConfig, QuotasConfig, MAX_XML_DEPTH_CEILING};
 pub use listen::Listen;
 pub use live::Live;

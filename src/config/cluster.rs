@@ -32,6 +32,15 @@ fn default_forward_timeout_ms() -> std::num::NonZeroU64 {
     nonzero!(2000)
 }
 
+/// Whether `name` can name a node: non-empty, letters, digits, `-` and `_` (it is one
+/// token of NATS subjects, so never `.`, `*`, `>` or a space).
+pub fn is_node_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 impl ClusterConfig {
     /// [`ClusterConfig::forward_timeout_ms`] as a duration.
     pub fn forward_timeout(&self) -> std::time::Duration {

@@ -137,8 +137,7 @@ fn cluster(
     files: Files,
     problems: &mut Problems,
 ) {
-    let subject_safe = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
-    if cluster.node.is_empty() || !cluster.node.chars().all(subject_safe) {
+    if !super::is_node_name(&cluster.node) {
         problems.add(
             "cluster.node",
             "must be non-empty and use only letters, digits, '-' and '_' (it names the node's \

@@ -113,10 +113,11 @@ impl PostgresStore {
     }
 
     /// A pooled connection.
-    async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+    async fn client(&self) -> Result<Connection, StoreError> {
         self.pool
             .get()
             .await
+            .map(Connection)
             .map_err(|e| StoreError::Worker(format!("PostgreSQL pool: {e}")))
     }
 
@@ -136,6 +137,55 @@ impl PostgresStore {
             .copied()
             .unwrap_or(0);
         (users << 32) | (changes & 0xffff_ffff)
+    }
+}
+
+type Params<'a> = &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)];
+
+/// A pooled connection whose queries go through the connection's statement cache: each
+/// statement is parsed once per connection, not on every call (tokio-postgres prepares a
+/// `&str` query anew each time). Transactions and the rest through `Deref`.
+pub(super) struct Connection(deadpool_postgres::Client);
+
+impl std::ops::Deref for Connection {
+    type Target = deadpool_postgres::Client;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Connection {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Connection {
+    pub(super) async fn execute(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<u64, tokio_postgres::Error> {
+        let statement = self.0.prepare_cached(sql).await?;
+        self.0.execute(&statement, params).await
+    }
+
+    pub(super) async fn query(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+        let statement = self.0.prepare_cached(sql).await?;
+        self.0.query(&statement, params).await
+    }
+
+    pub(super) async fn query_opt(
+        &self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Option<tokio_postgres::Row>, tokio_postgres::Error> {
+        let statement = self.0.prepare_cached(sql).await?;
+        self.0.query_opt(&statement, params).await
     }
 }
 

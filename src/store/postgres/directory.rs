@@ -43,10 +43,9 @@ impl PostgresStore {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<User>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE {condition} ORDER BY id");
-        let client = self.client().await?;
-        let statement = client.prepare_cached(&sql).await?;
-        client
-            .query(&statement, params)
+        self.client()
+            .await?
+            .query(&sql, params)
             .await?
             .iter()
             .map(user_from_row)

@@ -130,13 +130,8 @@ pub(super) async fn channel_op(
     let Some(node) = hub.foreign_node(op.owned_id()) else {
         return Ok(apply(hub, owner, op).await?);
     };
-    // A node name is letters, digits, '-' and '_' (`[cluster] node`): anything else in an
-    // id names no node, and must never reach a NATS subject.
-    if node.is_empty()
-        || !node
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
+    // Anything that is not a node name names no node, and must never reach a NATS subject.
+    if !crate::config::is_node_name(node) {
         return Err(ApiError::UnknownEntry(op.owned_id().to_owned()));
     }
     let Some(cluster) = cluster else {
