@@ -114,10 +114,7 @@ impl Fanout {
     pub async fn listen_for(&self, targets: &[SubscriptionTarget]) {
         let mut interest = self.interest.lock().await;
         for target in targets {
-            let subject = interest_subject(target);
-            if !interest.contains_key(&subject) {
-                self.subscribe(&mut interest, subject).await;
-            }
+            self.listen(&mut interest, interest_subject(target)).await;
         }
         crate::telemetry::cluster_event_subjects(interest.len());
     }
@@ -140,34 +137,34 @@ impl Fanout {
             keep
         });
         for subject in wanted {
-            if !interest.contains_key(&subject) {
-                self.subscribe(&mut interest, subject).await;
-            }
+            self.listen(&mut interest, subject).await;
         }
         crate::telemetry::cluster_event_subjects(interest.len());
     }
 
-    async fn subscribe(
+    /// Subscribes to `subject` unless `interest` has it already.
+    async fn listen(
         &self,
         interest: &mut HashMap<String, tokio::task::AbortHandle>,
         subject: String,
     ) {
-        {
-            match self.cluster.subscribe(&subject).await {
-                Ok(mut messages) => {
-                    let inbox = self.inbox.clone();
-                    let reader = tokio::spawn(async move {
-                        while let Some(message) = messages.next().await {
-                            if inbox.send(message).await.is_err() {
-                                break;
-                            }
+        if interest.contains_key(&subject) {
+            return;
+        }
+        match self.cluster.subscribe(&subject).await {
+            Ok(mut messages) => {
+                let inbox = self.inbox.clone();
+                let reader = tokio::spawn(async move {
+                    while let Some(message) = messages.next().await {
+                        if inbox.send(message).await.is_err() {
+                            break;
                         }
-                    });
-                    interest.insert(subject, reader.abort_handle());
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, subject, "cannot listen for other nodes' events; trying again");
-                }
+                    }
+                });
+                interest.insert(subject, reader.abort_handle());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, subject, "cannot listen for other nodes' events; trying again");
             }
         }
     }
