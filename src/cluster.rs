@@ -192,11 +192,34 @@ impl Cluster {
 
     /// Listens on `bridgehead.<subject>` (NATS wildcards `*` and `>` allowed); dropping
     /// the subscriber ends it.
+    /// Returns once the NATS server has the subscription in force, so that whatever
+    /// another node publishes after this returns reaches it.
     pub async fn subscribe(&self, subject: &str) -> Result<async_nats::Subscriber, ClusterError> {
-        self.client
+        let unavailable = |e: &dyn std::fmt::Display| ClusterError::Unavailable(e.to_string());
+        let subscriber = self
+            .client
             .subscribe(format!("{PREFIX}.{subject}"))
             .await
-            .map_err(|e| ClusterError::Unavailable(e.to_string()))
+            .map_err(|e| unavailable(&e))?;
+        // The server handles one connection's commands in order: once a message published
+        // to our own inbox comes back, every subscription sent before it is in force.
+        use futures_util::StreamExt;
+        let inbox = self.client.new_inbox();
+        let mut probe = self
+            .client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| unavailable(&e))?;
+        self.client
+            .publish(inbox, Bytes::new())
+            .await
+            .map_err(|e| unavailable(&e))?;
+        match tokio::time::timeout(self.timeout, probe.next()).await {
+            Ok(Some(_)) => Ok(subscriber),
+            _ => Err(ClusterError::Unavailable(
+                "the NATS server did not confirm a subscription".to_owned(),
+            )),
+        }
     }
 
     /// Answers this node's requests for `service` with `handler` until shutdown, each in a
