@@ -34,6 +34,8 @@ pub enum Service {
     /// An XSI-Events channel request (heartbeat, update, delete, event response) for the
     /// node that holds the channel.
     XsiChannel,
+    /// An XMPP stanza for a connection on that node.
+    Xmpp,
 }
 
 impl Service {
@@ -41,6 +43,7 @@ impl Service {
     pub fn label(self) -> &'static str {
         match self {
             Service::XsiChannel => "xsi-channel",
+            Service::Xmpp => "xmpp",
         }
     }
 }
@@ -77,6 +80,66 @@ impl std::fmt::Debug for Cluster {
         f.debug_struct("Cluster")
             .field("node", &self.node)
             .finish_non_exhaustive()
+    }
+}
+
+/// Requests in flight to other nodes, answered out of band (see [`Cluster::pipeline`]).
+#[derive(Debug)]
+pub struct Pipeline {
+    client: async_nats::Client,
+    inbox: String,
+    answers: async_nats::Subscriber,
+}
+
+/// How a pipelined request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// The node answered.
+    Answered(Bytes),
+    /// Nobody listens on that node's subject: it is gone.
+    NodeGone,
+}
+
+impl Pipeline {
+    /// Sends request number `tag` with `payload` to `service` on `node`.
+    pub async fn send(
+        &self,
+        node: &str,
+        service: Service,
+        tag: u64,
+        payload: Vec<u8>,
+    ) -> Result<(), ClusterError> {
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err(ClusterError::Unavailable("NATS: not connected".to_owned()));
+        }
+        self.client
+            .publish_with_reply(
+                subject(node, service),
+                format!("{}.{tag}", self.inbox),
+                Bytes::from(payload),
+            )
+            .await
+            .map_err(|e| ClusterError::Unavailable(e.to_string()))
+    }
+
+    /// The next answer, with its request's tag (`None` once the connection is closed).
+    pub async fn answer(&mut self) -> Option<(u64, Answer)> {
+        use futures_util::StreamExt;
+        loop {
+            let message = self.answers.next().await?;
+            let Some(tag) = message
+                .subject
+                .rsplit_once('.')
+                .and_then(|(_, tag)| tag.parse().ok())
+            else {
+                continue;
+            };
+            let answer = match message.status {
+                Some(async_nats::StatusCode::NO_RESPONDERS) => Answer::NodeGone,
+                _ => Answer::Answered(message.payload),
+            };
+            return Some((tag, answer));
+        }
     }
 }
 
@@ -139,6 +202,11 @@ impl Cluster {
         &self.node
     }
 
+    /// How long a request waits for its answer (`forward_timeout_ms`).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// `Err` with the reason while the messaging is down.
     pub fn health(&self) -> Result<(), String> {
         match self.client.connection_state() {
@@ -176,6 +244,23 @@ impl Cluster {
                 _ => ClusterError::Unavailable(e.to_string()),
             }),
         }
+    }
+
+    /// Requests that go out one after another without waiting for each answer (in the
+    /// order sent, as NATS keeps one connection's messages in order); the answers come
+    /// back through [`Pipeline::answer`].
+    pub async fn pipeline(&self) -> Result<Pipeline, ClusterError> {
+        let inbox = self.client.new_inbox();
+        let answers = self
+            .client
+            .subscribe(format!("{inbox}.*"))
+            .await
+            .map_err(|e| ClusterError::Unavailable(e.to_string()))?;
+        Ok(Pipeline {
+            client: self.client.clone(),
+            inbox,
+            answers,
+        })
     }
 
     /// Publishes `payload` on `bridgehead.<subject>` for every node listening there

@@ -608,6 +608,14 @@ impl Bound {
                 }
             }
         });
+        // In a cluster the router joins the others before any XMPP connection is taken.
+        if let (Some(cluster), Some(routes)) = (&self.cluster, self.telephony.routes()) {
+            if let Err(e) =
+                crate::xmpp::cluster::start(&self.router, cluster, routes, &shutdown).await
+            {
+                tracing::error!(error = %e, "cannot carry stanzas between nodes");
+            }
+        }
         if let Some((listener, service)) = self.component {
             let for_connections = shutdown.clone();
             listeners.spawn(

@@ -10,6 +10,7 @@
 #[cfg(test)]
 mod contract;
 mod postgres;
+pub mod routes;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -286,5 +287,11 @@ pub trait Store:
     /// connection is down). SQLite, a file, is always there.
     fn health(&self) -> Result<(), String> {
         Ok(())
+    }
+
+    /// The cluster's register of live XMPP connections, where the backend can share one
+    /// (PostgreSQL); SQLite has none.
+    fn routes(&self) -> Option<&dyn routes::RouteStore> {
+        None
     }
 }

@@ -30,6 +30,7 @@ pub mod events;
 pub mod model;
 mod records;
 mod rosters;
+pub mod routes;
 pub mod services;
 mod subscriptions;
 mod transfers;

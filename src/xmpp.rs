@@ -8,6 +8,7 @@
 //! stream namespace before writing it.
 
 pub mod client;
+pub mod cluster;
 pub mod component;
 pub mod error;
 pub mod keepalive;

@@ -24,6 +24,7 @@
 
 mod directory;
 mod records;
+mod routes;
 mod schema;
 mod user_records;
 
@@ -36,12 +37,15 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+use super::routes::{RouteChanges, RouteStore};
 use super::{Store, StoreError};
 
 /// The channel the `users` trigger notifies.
 const USERS_CHANNEL: &str = "bridgehead_users";
 /// The channel the `service_settings` trigger notifies, with the user's id.
 const SETTINGS_CHANNEL: &str = "bridgehead_settings";
+/// The channel the `xmpp_routes` trigger notifies, with the entry's address.
+const ROUTES_CHANNEL: &str = "bridgehead_routes";
 /// Users whose settings changes are counted one by one; past it the counts start again
 /// and the users generation moves (every remembered setting is read again once).
 const SETTINGS_COUNTED: usize = 100_000;
@@ -57,6 +61,8 @@ pub struct PostgresStore {
     listening: Arc<AtomicBool>,
     /// Lower-cased user id → settings changes notified for that user.
     settings_changes: Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
+    /// XMPP route changes notified.
+    route_changes: Arc<RouteChanges>,
     /// Ends the listener when the last clone goes.
     _listener: Arc<DropGuard>,
 }
@@ -96,11 +102,13 @@ impl PostgresStore {
         let generation = Arc::new(AtomicU64::new(0));
         let listening = Arc::new(AtomicBool::new(false));
         let settings_changes = Arc::default();
+        let route_changes = Arc::default();
         let stop = CancellationToken::new();
         let link = Link {
             generation: Arc::clone(&generation),
             listening: Arc::clone(&listening),
             settings_changes: Arc::clone(&settings_changes),
+            route_changes: Arc::clone(&route_changes),
         };
         tokio::spawn(listen(config, link, stop.clone()));
         Ok(PostgresStore {
@@ -108,6 +116,7 @@ impl PostgresStore {
             generation,
             listening,
             settings_changes,
+            route_changes,
             _listener: Arc::new(stop.drop_guard()),
         })
     }
@@ -207,10 +216,15 @@ struct Link {
     generation: Arc<AtomicU64>,
     listening: Arc<AtomicBool>,
     settings_changes: Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
+    route_changes: Arc<RouteChanges>,
 }
 
 impl Link {
     fn notified(&self, notification: &tokio_postgres::Notification) {
+        if notification.channel() == ROUTES_CHANNEL {
+            self.route_changes.changed(notification.payload());
+            return;
+        }
         if notification.channel() != SETTINGS_CHANNEL {
             self.generation.fetch_add(1, Ordering::Release);
             return;
@@ -262,6 +276,7 @@ async fn listen_once(
         generation: Arc::clone(&link.generation),
         listening: Arc::clone(&link.listening),
         settings_changes: Arc::clone(&link.settings_changes),
+        route_changes: Arc::clone(&link.route_changes),
     };
     let driver = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -274,10 +289,11 @@ async fn listen_once(
     });
     client
         .batch_execute(&format!(
-            "LISTEN {USERS_CHANNEL}; LISTEN {SETTINGS_CHANNEL}"
+            "LISTEN {USERS_CHANNEL}; LISTEN {SETTINGS_CHANNEL}; LISTEN {ROUTES_CHANNEL}"
         ))
         .await?;
     link.generation.fetch_add(1, Ordering::Release);
+    link.route_changes.everything();
     if !link.listening.swap(true, Ordering::AcqRel) {
         tracing::info!("the store's listening connection is up");
     }
@@ -313,6 +329,10 @@ impl Store for PostgresStore {
         } else {
             Err("PostgreSQL: not connected (reconnecting every second)".to_owned())
         }
+    }
+
+    fn routes(&self) -> Option<&dyn RouteStore> {
+        Some(self)
     }
 }
 

@@ -38,7 +38,9 @@ use tracing::Instrument;
 
 use super::error::{StreamCondition, XmppError};
 use super::keepalive::{self, Due, KeepAlive};
-use super::router::{take_batch, ComponentPolicy, ConnectionInfo, Delivery, Outbound, Router};
+use super::router::{
+    take_batch, AttachError, ComponentPolicy, ConnectionInfo, Delivery, Outbound, Router,
+};
 use super::stream::{for_stream, ElementLimits, StreamReader, StreamWriter};
 use super::{ns, services, stanza};
 use crate::config::{ComponentConfig, Config, LimitsConfig, Live, XmppConfig};
@@ -404,8 +406,15 @@ impl ComponentService {
         let info = ConnectionInfo::new(peer, "component");
         let attachment = self
             .router
-            .attach(&name, &entry.policy, Arc::clone(&info))
-            .map_err(|e| XmppError::stream(StreamCondition::Conflict, e.to_string()))?;
+            .attach_component(&name, &entry.policy, Arc::clone(&info))
+            .await
+            .map_err(|e| {
+                let condition = match e {
+                    AttachError::Conflict { .. } => StreamCondition::Conflict,
+                    AttachError::Unavailable(_) => StreamCondition::InternalServerError,
+                };
+                XmppError::stream(condition, e.to_string())
+            })?;
         writer.element(&Element::bare("handshake", ns::COMPONENT))?;
         writer.flush().await?;
         Ok((name, attachment, entry.policy.hold_secs, info))

@@ -83,6 +83,8 @@ pub enum StanzaCondition {
     RecipientUnavailable,
     /// No server or component of that name.
     RemoteServerNotFound,
+    /// The node that holds the addressee did not answer in time (a cluster).
+    RemoteServerTimeout,
     /// A queue or quota is full.
     ResourceConstraint,
     /// The addressee does not offer this.
@@ -103,6 +105,7 @@ impl StanzaCondition {
             StanzaCondition::NotAllowed => "not-allowed",
             StanzaCondition::RecipientUnavailable => "recipient-unavailable",
             StanzaCondition::RemoteServerNotFound => "remote-server-not-found",
+            StanzaCondition::RemoteServerTimeout => "remote-server-timeout",
             StanzaCondition::ResourceConstraint => "resource-constraint",
             StanzaCondition::ServiceUnavailable => "service-unavailable",
             StanzaCondition::UnexpectedRequest => "unexpected-request",
@@ -112,7 +115,9 @@ impl StanzaCondition {
     /// The error type RFC 6120 §8.3.3 gives the condition (`type` of `<error/>`).
     pub fn error_type(self) -> &'static str {
         match self {
-            StanzaCondition::ResourceConstraint | StanzaCondition::RecipientUnavailable => "wait",
+            StanzaCondition::ResourceConstraint
+            | StanzaCondition::RecipientUnavailable
+            | StanzaCondition::RemoteServerTimeout => "wait",
             StanzaCondition::BadRequest | StanzaCondition::JidMalformed => "modify",
             // RFC 6120's example gives not-acceptable `modify`; Bridgehead has always sent
             // `cancel`, and the refactor keeps the wire as it was.

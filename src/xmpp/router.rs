@@ -21,9 +21,11 @@
 
 mod clients;
 mod live;
+mod remote;
 mod requests;
 
 pub use live::{ConnectionInfo, ConnectionView};
+pub use remote::{Forward, Reach, Remote, RemoteQueues, Write};
 
 use crate::xmpp::error::StanzaCondition;
 use std::collections::{HashMap, VecDeque};
@@ -89,13 +91,23 @@ struct Connection {
     id: u64,
     queue: mpsc::Sender<Outbound>,
     info: Arc<ConnectionInfo>,
+    attached: Instant,
+}
+
+/// Which connection a full JID sticks to under `balance`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    /// One of this node's.
+    Local(u64),
+    /// One on another node (that node picks which).
+    Remote(Arc<str>),
 }
 
 #[derive(Debug, Default)]
 struct Slot {
     connections: Vec<Connection>,
     next: usize,
-    sticky: HashMap<String, u64>,
+    sticky: HashMap<String, Target>,
     /// While no connection is live: stanzas held until `held_until`.
     held: VecDeque<Element>,
     held_until: Option<Instant>,
@@ -114,6 +126,9 @@ pub enum AttachError {
         /// The policy in force.
         policy: &'static str,
     },
+    /// The cluster's shared register cannot be reached to claim the connection.
+    #[error("the cluster's register of connections is unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// A registered connection: its queue, and its id for [`Router::detach`].
@@ -203,6 +218,8 @@ struct Inner {
     /// Bound client resources by lower-case bare JID.
     clients: Mutex<HashMap<String, Vec<ClientConnection>>>,
     pending: Mutex<HashMap<String, Pending>>,
+    /// The other nodes, in a cluster.
+    remote: std::sync::OnceLock<Arc<Remote>>,
 }
 
 /// The router handle, cheap to clone.
@@ -230,6 +247,7 @@ impl Router {
                 components: Mutex::new(HashMap::new()),
                 clients: Mutex::new(HashMap::new()),
                 pending: Mutex::new(HashMap::new()),
+                remote: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -248,16 +266,31 @@ impl Router {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers a connection for component `name` under `policy`.
+    /// A fresh connection id.
+    fn next_connection_id(&self) -> u64 {
+        self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Registers a connection for component `name` under `policy` (this node alone: see
+    /// [`Router::attach_component`] for a cluster).
     pub fn attach(
         &self,
         name: &str,
         policy: &ComponentPolicy,
         info: Arc<ConnectionInfo>,
     ) -> Result<Attachment, AttachError> {
+        self.attach_as(name, policy, info, self.next_connection_id())
+    }
+
+    fn attach_as(
+        &self,
+        name: &str,
+        policy: &ComponentPolicy,
+        info: Arc<ConnectionInfo>,
+        id: u64,
+    ) -> Result<Attachment, AttachError> {
         let name = name.to_ascii_lowercase();
         let (tx, rx) = mpsc::channel(self.inner.queue_len);
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let mut slots = self.slots();
         let slot = slots.entry(name.clone()).or_default();
         let live = slot.connections.len();
@@ -270,7 +303,8 @@ impl Router {
                     let _ = old
                         .queue
                         .try_send(Outbound::Close(StreamCondition::Conflict));
-                    slot.sticky.retain(|_, owner| *owner != old.id);
+                    slot.sticky
+                        .retain(|_, owner| *owner != Target::Local(old.id));
                 }
             }
             OnConflict::Reject | OnConflict::Balance if live >= max => {
@@ -297,6 +331,7 @@ impl Router {
             id,
             queue: tx,
             info,
+            attached: Instant::now(),
         });
         drop(slots);
         for stanza in overflow {
@@ -309,10 +344,13 @@ impl Router {
     /// and `hold_secs > 0`, stanzas for the component are held for that long.
     pub fn detach(&self, name: &str, id: u64, hold_secs: u64) {
         let name = name.to_ascii_lowercase();
+        if let Some(remote) = self.remote() {
+            remote.write(Write::Remove(id));
+        }
         let mut slots = self.slots();
         if let Some(slot) = slots.get_mut(&name) {
             slot.connections.retain(|c| c.id != id);
-            slot.sticky.retain(|_, owner| *owner != id);
+            slot.sticky.retain(|_, owner| *owner != Target::Local(id));
             if slot.connections.is_empty() {
                 if hold_secs > 0 {
                     slot.held_until = Some(Instant::now() + Duration::from_secs(hold_secs));
@@ -375,6 +413,11 @@ impl Router {
     /// behalf ([`Delivery::ToServer`]). A presence probe from a component is answered with
     /// the user's current presence.
     pub fn route(&self, stanza: Element) -> Delivery {
+        self.route_within(stanza, Reach::Cluster)
+    }
+
+    /// [`Router::route`], to other nodes' connections too or not, as `reach` says.
+    fn route_within(&self, stanza: Element, reach: Reach) -> Delivery {
         let to = stanza.attr("to").map(str::to_owned);
         let Some(to) = to else {
             return Delivery::ToServer(Box::new(stanza));
@@ -386,11 +429,11 @@ impl Router {
         if domain == self.inner.domain {
             return match jid.node() {
                 None => self.answer_pending(stanza),
-                Some(_) => self.deliver_local(&jid, stanza),
+                Some(_) => self.deliver_local(&jid, stanza, reach),
             };
         }
         let known = self.inner.known.is_known(&domain);
-        let delivery = match self.deliver(&domain, &to, stanza) {
+        let delivery = match self.deliver(&domain, &to, stanza, reach) {
             Ok(true) => {
                 crate::telemetry::routed(&domain);
                 return Delivery::Delivered;
@@ -408,14 +451,28 @@ impl Router {
         delivery
     }
 
-    /// Queues `stanza` for a connection of component `domain` (`Ok(true)`), or holds it
-    /// while the component is briefly away (`Ok(false)`); gives it back if neither.
-    fn deliver(&self, domain: &str, full_to: &str, stanza: Element) -> Result<bool, Element> {
+    /// Queues `stanza` for a connection of component `domain` (`Ok(true)`: one of this
+    /// node's, or sent to the node of another's), or holds it while the component is
+    /// briefly away (`Ok(false)`); gives it back if neither.
+    fn deliver(
+        &self,
+        domain: &str,
+        full_to: &str,
+        stanza: Element,
+        reach: Reach,
+    ) -> Result<bool, Element> {
+        let remote: Vec<Arc<str>> = self
+            .remote_entries(domain, reach)
+            .into_iter()
+            .map(|r| Arc::from(r.node))
+            .collect();
         let mut slots = self.slots();
-        let Some(slot) = slots.get_mut(domain) else {
-            return Err(stanza);
+        let slot = match slots.get_mut(domain) {
+            Some(slot) => slot,
+            None if remote.is_empty() => return Err(stanza),
+            None => slots.entry(domain.to_owned()).or_default(),
         };
-        if slot.connections.is_empty() {
+        if slot.connections.is_empty() && remote.is_empty() {
             let holding = slot.held_until.is_some_and(|until| until > Instant::now());
             if holding && slot.held.len() < self.inner.hold_limit {
                 slot.held.push_back(stanza);
@@ -423,16 +480,31 @@ impl Router {
             }
             return Err(stanza);
         }
-        let chosen = match slot.sticky.get(full_to).copied() {
-            Some(id) if slot.connections.iter().any(|c| c.id == id) => id,
+        let live = |target: &Target| match target {
+            Target::Local(id) => slot.connections.iter().any(|c| c.id == *id),
+            Target::Remote(node) => remote.contains(node),
+        };
+        let chosen = match slot.sticky.get(full_to) {
+            Some(target) if live(target) => target.clone(),
             _ => {
-                let index = slot.next % slot.connections.len();
+                let count = slot.connections.len() + remote.len();
+                let index = slot.next % count;
                 slot.next = slot.next.wrapping_add(1);
-                let id = slot.connections[index].id;
-                if slot.connections.len() > 1 && full_to.contains('/') {
-                    slot.sticky.insert(full_to.to_owned(), id);
+                let target = match slot.connections.get(index) {
+                    Some(connection) => Target::Local(connection.id),
+                    None => Target::Remote(Arc::clone(&remote[index - slot.connections.len()])),
+                };
+                if count > 1 && full_to.contains('/') {
+                    slot.sticky.insert(full_to.to_owned(), target.clone());
                 }
-                id
+                target
+            }
+        };
+        let chosen = match chosen {
+            Target::Local(id) => id,
+            Target::Remote(node) => {
+                drop(slots);
+                return self.forward(&node, stanza).map(|()| true);
             }
         };
         let Some(connection) = slot.connections.iter().find(|c| c.id == chosen) else {

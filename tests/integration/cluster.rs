@@ -149,6 +149,11 @@ struct Farm {
 }
 
 async fn farm(names: &[&str]) -> Farm {
+    farm_with(names, "").await
+}
+
+/// [`farm`] with `extra` configuration on every node.
+async fn farm_with(names: &[&str], extra: &str) -> Farm {
     let postgres = Postgres::start().await;
     let nats = Nats::start().await;
     let (mut nodes, mut dirs) = (Vec::new(), Vec::new());
@@ -156,7 +161,7 @@ async fn farm(names: &[&str]) -> Farm {
         let (dir, started) = node(
             name,
             &postgres.url(),
-            &cluster_section(name, &nats),
+            &format!("{}{extra}", cluster_section(name, &nats)),
             nodes.first(),
         )
         .await;
@@ -620,4 +625,242 @@ async fn a_node_killed_under_load_loses_no_acknowledged_write_and_its_clients_re
         "the bridge reconnects to another node: {:?}",
         again.err()
     );
+}
+
+/// Two more components on every node: `pool` balances over two connections, `strict`
+/// refuses a second.
+const XMPP_COMPONENTS: &str =
+    "[[components]]\nname = \"pool.localhost\"\nsecret = \"pool-secret\"\n\
+     max_connections = 2\non_conflict = \"balance\"\n\
+     [[components]]\nname = \"strict.localhost\"\nsecret = \"strict-secret\"\n\
+     max_connections = 1\non_conflict = \"reject\"\n";
+
+fn chat(from: Option<&str>, to: &str, body: &str) -> minidom::Element {
+    let ns = if from.is_some() {
+        crate::support::component::COMPONENT_NS
+    } else {
+        crate::support::client::CLIENT_NS
+    };
+    let mut attrs = vec![("to", to), ("type", "chat"), ("id", body)];
+    if let Some(from) = from {
+        attrs.push(("from", from));
+    }
+    let mut message = minidom::Element::builder("message", ns)
+        .append(minidom::Element::builder("body", ns).append(body).build());
+    for (name, value) in attrs {
+        message = message.attr(rxml::NcName::try_from(name.to_owned()).unwrap(), value);
+    }
+    message.build()
+}
+
+fn body(element: &minidom::Element) -> String {
+    element
+        .children()
+        .find(|c| c.name() == "body")
+        .map(|b| b.text())
+        .unwrap_or_default()
+}
+
+/// Waits for a message with `wanted` as its body on a tokio-xmpp client.
+async fn client_gets(client: &mut tokio_xmpp::Client, wanted: &str) -> minidom::Element {
+    crate::support::client::wait_for(client, |stanza| {
+        let element: minidom::Element = match stanza {
+            tokio_xmpp::Stanza::Message(m) => m.clone().into(),
+            _ => return None,
+        };
+        (body(&element) == wanted || element.attr("id") == Some(wanted)).then_some(element)
+    })
+    .await
+}
+
+/// The next message a component gets (skipping anything else), or `None` in 5 s.
+async fn component_gets(
+    stream: &mut crate::support::component::Stream,
+) -> Option<minidom::Element> {
+    loop {
+        let element = crate::support::component::next(stream).await?;
+        if element.name() == "message" {
+            return Some(element);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xmpp_stanzas_reach_components_and_clients_on_other_nodes() {
+    use futures::SinkExt;
+    let farm = farm_with(&["n1", "n2"], XMPP_COMPONENTS).await;
+    let (node1, node2) = (&farm.nodes[0], &farm.nodes[1]);
+    let ca = node1.ca();
+    let (password, secret) = node1.demo();
+    let connect = |node: &Node, name: &'static str, secret: String| {
+        let (addr, ca) = (node.addr("component"), ca.clone());
+        async move { crate::support::component::connect(addr, &ca, name, &secret).await }
+    };
+
+    // Alice on node 1, the bridge on node 2: each reaches the other.
+    let (mut alice, alice_jid) =
+        crate::support::client::login(node1.addr("c2s"), &ca, "alice@localhost", &password).await;
+    let mut bridge = connect(node2, "bridge.localhost", secret.clone())
+        .await
+        .expect("the bridge connects to node 2");
+    let to_alice = chat(
+        Some("room@bridge.localhost"),
+        &alice_jid.to_string(),
+        "from the bridge",
+    );
+    // Node 1 learns of the bridge through the register within moments; until then a
+    // stanza for it bounces, so the client retries.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let got = loop {
+        alice
+            .send_stanza(
+                chat(None, "room@bridge.localhost", "hello")
+                    .try_into()
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        tokio::select! {
+            bounced = client_gets(&mut alice, "hello") => {
+                assert!(std::time::Instant::now() < deadline, "alice's messages keep bouncing: {bounced:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            got = component_gets(&mut bridge) => break got.expect("the bridge gets alice's message"),
+        }
+    };
+    assert!(body(&got).starts_with("hello"), "{got:?}");
+    assert_eq!(got.attr("from"), Some(alice_jid.to_string().as_str()));
+    bridge.send(&to_alice).await.unwrap();
+    let got = client_gets(&mut alice, "from the bridge").await;
+    assert_eq!(got.attr("from"), Some("room@bridge.localhost"));
+
+    // A message to a bare JID reaches the available resource on the other node.
+    alice
+        .send_stanza(tokio_xmpp::parsers::presence::Presence::available().into())
+        .await
+        .unwrap();
+    let bare = chat(
+        Some("room@bridge.localhost"),
+        "alice@localhost",
+        "to the bare JID",
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        bridge.send(&bare).await.unwrap();
+        match component_gets(&mut bridge).await {
+            // Node 2's copy does not have alice available yet: service-unavailable.
+            Some(answer) if answer.attr("type") == Some("error") => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the bare-JID message keeps bouncing"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            _ => break,
+        }
+    }
+    client_gets(&mut alice, "to the bare JID").await;
+
+    // `balance`: one connection on each node; alice's messages go to both.
+    let mut pool1 = connect(node1, "pool.localhost", "pool-secret".into())
+        .await
+        .unwrap();
+    let mut pool2 = connect(node2, "pool.localhost", "pool-secret".into())
+        .await
+        .unwrap();
+    let third = connect(node1, "pool.localhost", "pool-secret".into()).await;
+    assert!(third.is_err(), "max_connections = 2 holds across nodes");
+    let (mut on1, mut on2) = (0, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while on1 == 0 || on2 == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "balance reaches both nodes' connections ({on1} / {on2})"
+        );
+        alice
+            .send_stanza(chat(None, "pool.localhost", "spread").try_into().unwrap())
+            .await
+            .unwrap();
+        tokio::select! {
+            Some(_) = component_gets(&mut pool1) => on1 += 1,
+            Some(_) = component_gets(&mut pool2) => on2 += 1,
+        }
+    }
+
+    // `reject` holds across nodes.
+    let strict = connect(node2, "strict.localhost", "strict-secret".into())
+        .await
+        .expect("strict connects to node 2");
+    let refused = connect(node1, "strict.localhost", "strict-secret".into()).await;
+    let refused = refused
+        .err()
+        .expect("a second strict connection is refused");
+    assert_eq!(
+        crate::support::component::stream_error(&refused).as_deref(),
+        Some("conflict"),
+        "{refused:?}"
+    );
+
+    // `replace` holds across nodes: the bridge connecting to node 1 ends node 2's.
+    let mut bridge1 = connect(node1, "bridge.localhost", secret.clone())
+        .await
+        .expect("the bridge connects again, to node 1");
+    let ended = crate::support::component::next(&mut bridge).await;
+    assert_eq!(
+        ended
+            .as_ref()
+            .and_then(crate::support::component::stream_error)
+            .as_deref(),
+        Some("conflict"),
+        "node 2's bridge connection is replaced: {ended:?}"
+    );
+    bridge1.send(&to_alice).await.unwrap();
+    client_gets(&mut alice, "from the bridge").await;
+
+    // Node 2 dies: stanzas for its component bounce with service-unavailable (NATS has
+    // nobody on its subject), until the component reconnects to node 1, which takes it
+    // once node 2's lease has run out.
+    node2.signal("KILL");
+    drop(strict);
+    let mut bounced = false;
+    for attempt in 0..20 {
+        let probe = format!("strict {attempt}");
+        alice
+            .send_stanza(chat(None, "strict.localhost", &probe).try_into().unwrap())
+            .await
+            .unwrap();
+        let answer = client_gets(&mut alice, &probe).await;
+        let text = String::from(&answer);
+        assert_eq!(answer.attr("type"), Some("error"), "{text}");
+        // One sent the moment the node died may wait for its answer in vain.
+        if text.contains("service-unavailable") {
+            bounced = true;
+            break;
+        }
+        assert!(text.contains("remote-server-timeout"), "{text}");
+    }
+    assert!(bounced, "a stanza for the dead node's component bounces");
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    let mut strict = loop {
+        if let Ok(stream) = connect(node1, "strict.localhost", "strict-secret".into()).await {
+            break stream;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "strict reconnects to node 1 once node 2's lease ran out"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    alice
+        .send_stanza(
+            chat(None, "strict.localhost", "after the failover")
+                .try_into()
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let got = component_gets(&mut strict)
+        .await
+        .expect("strict on node 1 gets it");
+    assert_eq!(body(&got), "after the failover");
 }

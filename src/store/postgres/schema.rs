@@ -113,6 +113,31 @@ const MIGRATIONS: &[&str] = &[
      END $$;
      CREATE TRIGGER settings_changed AFTER INSERT OR UPDATE OR DELETE ON service_settings
          FOR EACH ROW EXECUTE FUNCTION bridgehead_settings_changed();",
+    // 2: where the live XMPP connections are (components and client sessions, per node),
+    // and each node's lease on its own entries.
+    "CREATE TABLE node_leases (
+         node       TEXT PRIMARY KEY,
+         expires_at TIMESTAMPTZ NOT NULL
+     );
+     CREATE TABLE xmpp_routes (
+         node       TEXT NOT NULL,
+         connection BIGINT NOT NULL,
+         kind       TEXT NOT NULL,
+         address    TEXT NOT NULL,
+         resource   TEXT NOT NULL,
+         priority   INTEGER NOT NULL,
+         available  BOOLEAN NOT NULL,
+         since      TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+         PRIMARY KEY (node, connection)
+     );
+     CREATE INDEX xmpp_routes_address ON xmpp_routes (address);
+     CREATE FUNCTION bridgehead_routes_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+     BEGIN
+         PERFORM pg_notify('bridgehead_routes', COALESCE(NEW.address, OLD.address));
+         RETURN NULL;
+     END $$;
+     CREATE TRIGGER routes_changed AFTER INSERT OR UPDATE OR DELETE ON xmpp_routes
+         FOR EACH ROW EXECUTE FUNCTION bridgehead_routes_changed();",
 ];
 
 pub(super) async fn migrate(client: &mut deadpool_postgres::Client) -> Result<(), StoreError> {

@@ -11,7 +11,8 @@ use tokio::sync::mpsc;
 use std::sync::atomic::Ordering;
 
 use super::{
-    AttachError, Attachment, ClientConnection, ConnectionInfo, Delivery, Outbound, Router,
+    AttachError, Attachment, ClientConnection, ConnectionInfo, Delivery, Outbound, Reach, Router,
+    Write,
 };
 use crate::config::ResourceConflict;
 use crate::xmpp::error::StreamCondition;
@@ -62,6 +63,8 @@ impl Router {
             presence: None,
             priority: 0,
         });
+        drop(clients);
+        self.client_written(|remote| Router::client_route(remote, id, bare, resource));
         Ok(Attachment { id, queue: rx })
     }
 
@@ -69,9 +72,15 @@ impl Router {
     pub fn detach_client(&self, bare: &str, id: u64) {
         let mut clients = self.clients();
         if let Some(sessions) = clients.get_mut(bare) {
+            let before = sessions.len();
             sessions.retain(|c| c.id != id);
+            let removed = sessions.len() < before;
             if sessions.is_empty() {
                 clients.remove(bare);
+            }
+            drop(clients);
+            if removed {
+                self.client_written(|_| Write::Remove(id));
             }
         }
     }
@@ -87,7 +96,15 @@ impl Router {
             return false;
         };
         session.priority = presence.as_ref().map_or(0, stanza::priority);
-        std::mem::replace(&mut session.presence, presence.map(Box::new)).is_some()
+        let (priority, available) = (session.priority, presence.is_some());
+        let was = std::mem::replace(&mut session.presence, presence.map(Box::new)).is_some();
+        drop(clients);
+        self.client_written(|_| Write::Presence {
+            connection: id,
+            priority,
+            available,
+        });
+        was
     }
 
     /// The current available presences of an account's resources.
@@ -121,20 +138,32 @@ impl Router {
         self.clients().contains_key(bare)
     }
 
-    /// Delivery to an account at the server's domain (see [`Router::route`]).
-    pub(super) fn deliver_local(&self, to: &jid::Jid, stanza: Element) -> Delivery {
+    /// Delivery to an account at the server's domain (see [`Router::route`]): to this
+    /// node's sessions and, with [`Reach::Cluster`], to the nodes whose sessions the
+    /// rules pick (each of those applies the same rules to its own sessions).
+    pub(super) fn deliver_local(&self, to: &jid::Jid, stanza: Element, reach: Reach) -> Delivery {
         let bare = to.to_bare().as_str().to_lowercase();
         let kind = stanza::kind(&stanza);
         let stanza_type = stanza.attr("type").unwrap_or_default().to_owned();
+        let remote = self.remote_entries(&bare, reach);
         let mut targets: Vec<(u64, mpsc::Sender<Outbound>)> = Vec::new();
+        // Other nodes to send it to: theirs to deliver among their own sessions.
+        let mut nodes: Vec<&str> = Vec::new();
         {
             let clients = self.clients();
             let sessions = clients.get(&bare).map(Vec::as_slice).unwrap_or_default();
             let exact = to
                 .resource()
                 .and_then(|r| sessions.iter().find(|c| c.resource == r.as_str()));
+            let exact_remote = to
+                .resource()
+                .and_then(|r| remote.iter().find(|e| e.resource == r.as_str()));
+            let available_remote = || remote.iter().filter(|e| e.available);
             match (exact, kind) {
                 (Some(session), _) => targets.push((session.id, session.queue.clone())),
+                (None, Some(_)) if exact_remote.is_some() => {
+                    nodes.extend(exact_remote.map(|e| e.node.as_str()));
+                }
                 (None, Some(stanza::Kind::Iq)) if to.resource().is_some() => {
                     drop(clients);
                     return self.bounce(stanza, StanzaCondition::ServiceUnavailable);
@@ -165,6 +194,13 @@ impl Router {
                     for answer in answers {
                         self.route(answer);
                     }
+                    let mut asked: Vec<&str> =
+                        available_remote().map(|e| e.node.as_str()).collect();
+                    asked.sort_unstable();
+                    asked.dedup();
+                    for node in asked {
+                        let _ = self.forward(node, stanza.clone());
+                    }
                     return Delivery::Delivered;
                 }
                 (None, Some(stanza::Kind::Presence)) => {
@@ -174,6 +210,7 @@ impl Router {
                             .filter(|c| c.presence.is_some())
                             .map(|c| (c.id, c.queue.clone())),
                     );
+                    nodes.extend(available_remote().map(|e| e.node.as_str()));
                 }
                 (None, Some(stanza::Kind::Message)) => {
                     if stanza_type == "groupchat" {
@@ -183,18 +220,36 @@ impl Router {
                     let available = sessions
                         .iter()
                         .filter(|c| c.presence.is_some() && c.priority >= 0);
-                    let top = available.clone().map(|c| c.priority).max();
+                    let available_remote = available_remote().filter(|e| e.priority >= 0);
+                    let top = available
+                        .clone()
+                        .map(|c| c.priority)
+                        .chain(available_remote.clone().map(|e| e.priority))
+                        .max();
+                    let headline = stanza_type == "headline";
                     targets.extend(
                         available
-                            .filter(|c| stanza_type == "headline" || Some(c.priority) == top)
+                            .filter(|c| headline || Some(c.priority) == top)
                             .map(|c| (c.id, c.queue.clone())),
+                    );
+                    nodes.extend(
+                        available_remote
+                            .filter(|e| headline || Some(e.priority) == top)
+                            .map(|e| e.node.as_str()),
                     );
                 }
                 (None, None) => return Delivery::Dropped,
             }
         }
+        nodes.sort_unstable();
+        nodes.dedup();
+        let mut forwarded = false;
+        for node in nodes {
+            forwarded |= self.forward(node, stanza.clone()).is_ok();
+        }
         if targets.is_empty() {
             return match kind {
+                _ if forwarded => Delivery::Delivered,
                 Some(stanza::Kind::Message) if stanza_type != "headline" => {
                     self.bounce(stanza, StanzaCondition::ServiceUnavailable)
                 }
@@ -203,7 +258,7 @@ impl Router {
         }
         let last = targets.len() - 1;
         let mut stanza = Some(stanza);
-        let mut delivered = false;
+        let mut delivered = forwarded;
         let mut refused = None;
         for (index, (id, queue)) in targets.into_iter().enumerate() {
             let copy = if index == last {
