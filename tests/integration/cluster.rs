@@ -9,7 +9,7 @@ use hyper::Method;
 
 use crate::support::https::{basic, between, EventChannel, Https, Reply, EVENTS};
 use crate::support::node::{ephemeral_config_with, Node};
-use crate::support::peers::haproxy_round_robin;
+use crate::support::peers::{haproxy_cookie_affinity, haproxy_round_robin};
 use crate::support::run_in;
 use crate::support::server::http_get;
 use crate::support::services::{Nats, Postgres};
@@ -389,6 +389,67 @@ async fn channel_requests_that_land_on_another_node_are_answered_by_the_channels
 }
 
 /// Puts `user`'s Do Not Disturb to `active` through `https`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_cookie_affinity_a_channels_heartbeats_stay_on_its_node() {
+    let farm = farm(&["n1", "n2"]).await;
+    let (node1, node2) = (&farm.nodes[0], &farm.nodes[1]);
+    let ca = node1.ca();
+    let alice = demo_auth(node1, 0);
+    // HAProxy ends TLS with the nodes' own (development) certificate.
+    let dir = tempfile::tempdir().unwrap();
+    let pki = node1.dir.join("data/pki");
+    let pem = dir.path().join("haproxy.pem");
+    let mut both = std::fs::read_to_string(pki.join("server-chain.pem")).unwrap();
+    both.push_str(&std::fs::read_to_string(pki.join("server.key")).unwrap());
+    std::fs::write(&pem, both).unwrap();
+    let (_haproxy, port) = haproxy_cookie_affinity(
+        dir.path(),
+        &[("n1", node1.addr("https")), ("n2", node2.addr("https"))],
+        &pem,
+        &ca,
+    )
+    .await;
+    let balanced = Https::new(([127, 0, 0, 1], port).into(), &ca);
+
+    let mut channel = EventChannel::open(
+        &balanced,
+        &alice,
+        "<channelSetId>sticky</channelSetId><priority>1</priority><weight>50</weight><expires>600</expires>",
+    )
+    .await
+    .unwrap_or_else(|reply| panic!("channel refused through HAProxy: {reply:?}"));
+    let owner = channel.id.split(':').next().unwrap().to_owned();
+    assert_eq!(channel.cookie, format!("bridgehead-node={owner}"));
+    let path = format!("{EVENTS}/channel/{}/heartbeat", channel.id);
+    let beat = |cookie: Option<String>| {
+        let (balanced, alice, path) = (balanced.clone(), alice.clone(), path.clone());
+        async move {
+            let mut headers = vec![("authorization", alice.as_str())];
+            if let Some(cookie) = &cookie {
+                headers.push(("cookie", cookie.as_str()));
+            }
+            balanced.request(Method::PUT, &path, &headers, None).await
+        }
+    };
+    // With the cookie, every heartbeat lands on the channel's node: nothing is forwarded.
+    for _ in 0..6 {
+        let reply = beat(Some(channel.cookie.clone())).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let next = channel.next().await.expect("the heartbeat reaches the channel");
+        assert!(next.contains("ChannelHeartBeat"), "{next}");
+    }
+    let forwarded = forwards(node1, "answered").await + forwards(node2, "answered").await;
+    assert_eq!(forwarded, 0, "with affinity no heartbeat is forwarded");
+    // Without it, HAProxy's round-robin sends some to the other node, which forwards them.
+    for _ in 0..6 {
+        let reply = beat(None).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        channel.next().await.expect("the heartbeat reaches the channel");
+    }
+    let forwarded = forwards(node1, "answered").await + forwards(node2, "answered").await;
+    assert!(forwarded >= 1, "without the cookie, heartbeats are forwarded");
+}
+
 async fn set_dnd(https: &Https, auth: &str, user: &str, active: bool) {
     let reply = https
         .put_xml(

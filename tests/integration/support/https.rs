@@ -200,6 +200,8 @@ pub const ASYNC_EVENTS: &str = "/com.broadsoft.async/com.broadsoft.xsi-events/v2
 pub struct EventChannel {
     pub id: String,
     pub expires: u64,
+    /// The affinity cookie the answer set (`name=value`).
+    pub cookie: String,
     body: hyper::body::Incoming,
     _sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
 }
@@ -232,10 +234,16 @@ impl EventChannel {
                 version: hyper::Version::HTTP_11,
             });
         }
-        assert!(headers.get("set-cookie").is_some(), "the affinity cookie");
+        let cookie = headers
+            .get("set-cookie")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .expect("the affinity cookie")
+            .to_owned();
         let mut channel = EventChannel {
             id: String::new(),
             expires: 0,
+            cookie,
             body: response.into_body(),
             _sender: sender,
         };

@@ -81,6 +81,40 @@ pub async fn haproxy_round_robin(dir: &Path, backends: &[std::net::SocketAddr]) 
          backend nodes\n  balance roundrobin\n{servers}",
         socket = dir.join("haproxy.sock").display()
     );
+    start_haproxy(dir, &config, port).await
+}
+
+/// HAProxy in HTTP mode on a free port of 127.0.0.1, as `docs/cluster.md` configures it:
+/// TLS ends at HAProxy (`pem`: certificate and key), requests go round-robin unless they
+/// carry the node cookie `bridgehead-node=<name>`, which sends them to that node, and
+/// every node is reached over TLS again, verified against `ca`.
+pub async fn haproxy_cookie_affinity(
+    dir: &Path,
+    backends: &[(&str, std::net::SocketAddr)],
+    pem: &Path,
+    ca: &Path,
+) -> (Process, u16) {
+    let port = free_port();
+    let servers: String = backends
+        .iter()
+        .map(|(name, addr)| {
+            format!(
+                "  server {name} {addr} ssl verify required ca-file {} cookie {name}\n",
+                ca.display()
+            )
+        })
+        .collect();
+    let config = format!(
+        "global\n  maxconn 1000\n\
+         defaults\n  mode http\n  timeout connect 2s\n  timeout client 60s\n  timeout server 120s\n\
+         frontend xsi\n  bind 127.0.0.1:{port} ssl crt {pem}\n  default_backend nodes\n\
+         backend nodes\n  balance roundrobin\n  cookie bridgehead-node indirect nocache preserve\n{servers}",
+        pem = pem.display()
+    );
+    start_haproxy(dir, &config, port).await
+}
+
+async fn start_haproxy(dir: &Path, config: &str, port: u16) -> (Process, u16) {
     let file = dir.join("haproxy.cfg");
     std::fs::write(&file, config).unwrap();
     let child = Command::new("haproxy")
