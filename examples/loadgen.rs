@@ -6,6 +6,9 @@
 //! target/release/examples/loadgen handshake --count 500
 //! target/release/examples/loadgen route --secs 10 --window 100
 //! target/release/examples/loadgen route --secs 10 --rate 20000
+//! # two nodes of a cluster (examples/bench/cluster-n1.toml, -n2.toml): across nodes
+//! target/release/examples/loadgen --addr 127.0.0.1:5233 --ca data-bench-n1/pki/ca.crt \
+//!     route --secs 10 --window 200 --echo-addr 127.0.0.1:5243
 //! target/release/examples/loadgen idle --count 1000 --server-pid $(pgrep -f 'bridgehead serve')
 //! ```
 //!
@@ -65,6 +68,10 @@ enum Mode {
         /// Paced round trips per second (latency mode); overrides --window.
         #[arg(long)]
         rate: Option<u64>,
+        /// Where the echo component logs in (another node of a cluster: every stanza
+        /// then crosses nodes); the sender's `--addr` by default.
+        #[arg(long)]
+        echo_addr: Option<SocketAddr>,
     },
     /// Hold N idle component connections and report the server's resident memory.
     Idle {
@@ -196,7 +203,15 @@ async fn main() {
             }
             report("component handshake (TCP+TLS+stream+XEP-0114)", samples);
         }
-        Mode::Route { secs, window, rate } => route(args.addr, &tls, secs, window, rate).await,
+        Mode::Route {
+            secs,
+            window,
+            rate,
+            echo_addr,
+        } => {
+            let echo_addr = echo_addr.unwrap_or(args.addr);
+            route(args.addr, echo_addr, &tls, secs, window, rate).await
+        }
         Mode::Idle { count, server_pid } => {
             let before = support::rss_kib(server_pid);
             let mut held = Vec::with_capacity(count);
@@ -216,13 +231,14 @@ async fn main() {
 
 async fn route(
     addr: SocketAddr,
+    echo_addr: SocketAddr,
     tls: &Arc<rustls::ClientConfig>,
     secs: u64,
     window: usize,
     rate: Option<u64>,
 ) {
     let sender = login(addr, tls, "bench-a.localhost", "bench-secret-a").await;
-    let mut echo = login(addr, tls, "bench-b.localhost", "bench-secret-b").await;
+    let mut echo = login(echo_addr, tls, "bench-b.localhost", "bench-secret-b").await;
     // The echo component answers every message to its sender.
     tokio::spawn(async move {
         while let Some(Ok(stanza)) = echo.next().await {

@@ -111,7 +111,7 @@ pub trait RouteStore: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// The live entries for `address` (or every live entry with `None`).
-    async fn routes(&self, address: Option<&str>) -> Result<Vec<Route>, StoreError>;
+    async fn entries(&self, address: Option<&str>) -> Result<Vec<Route>, StoreError>;
 
     /// The addresses whose entries changed, as notified.
     fn changes(&self) -> &RouteChanges;

@@ -94,8 +94,8 @@ impl Routes {
     }
 
     /// The live connections of `address` (every one with `None`).
-    pub async fn routes(&self, address: Option<&str>) -> Result<Vec<Route>, TelephonyError> {
-        Ok(self.register()?.routes(address).await?)
+    pub async fn entries(&self, address: Option<&str>) -> Result<Vec<Route>, TelephonyError> {
+        Ok(self.register()?.entries(address).await?)
     }
 
     /// Waits for the next change (never, without a register).

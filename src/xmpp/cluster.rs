@@ -209,11 +209,11 @@ async fn read_back(
 ) -> Result<(), crate::telephony::TelephonyError> {
     let asked = Instant::now();
     if changed.everything {
-        router.learn_all_routes(routes.routes(None).await?, asked);
+        router.learn_all_routes(routes.entries(None).await?, asked);
         return Ok(());
     }
     for address in &changed.addresses {
-        router.learn_routes(address, routes.routes(Some(address)).await?, asked);
+        router.learn_routes(address, routes.entries(Some(address)).await?, asked);
     }
     Ok(())
 }

@@ -435,7 +435,10 @@ async fn with_cookie_affinity_a_channels_heartbeats_stay_on_its_node() {
     for _ in 0..6 {
         let reply = beat(Some(channel.cookie.clone())).await;
         assert_eq!(reply.status, 200, "{reply:?}");
-        let next = channel.next().await.expect("the heartbeat reaches the channel");
+        let next = channel
+            .next()
+            .await
+            .expect("the heartbeat reaches the channel");
         assert!(next.contains("ChannelHeartBeat"), "{next}");
     }
     let forwarded = forwards(node1, "answered").await + forwards(node2, "answered").await;
@@ -444,10 +447,16 @@ async fn with_cookie_affinity_a_channels_heartbeats_stay_on_its_node() {
     for _ in 0..6 {
         let reply = beat(None).await;
         assert_eq!(reply.status, 200, "{reply:?}");
-        channel.next().await.expect("the heartbeat reaches the channel");
+        channel
+            .next()
+            .await
+            .expect("the heartbeat reaches the channel");
     }
     let forwarded = forwards(node1, "answered").await + forwards(node2, "answered").await;
-    assert!(forwarded >= 1, "without the cookie, heartbeats are forwarded");
+    assert!(
+        forwarded >= 1,
+        "without the cookie, heartbeats are forwarded"
+    );
 }
 
 async fn set_dnd(https: &Https, auth: &str, user: &str, active: bool) {

@@ -157,7 +157,7 @@ impl RouteStore for PostgresStore {
         Ok(())
     }
 
-    async fn routes(&self, address: Option<&str>) -> Result<Vec<Route>, StoreError> {
+    async fn entries(&self, address: Option<&str>) -> Result<Vec<Route>, StoreError> {
         let client = self.client().await?;
         let rows = match address {
             Some(address) => {

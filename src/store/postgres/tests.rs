@@ -186,3 +186,91 @@ async fn an_unreachable_database_is_an_open_error_without_the_password() {
     assert!(matches!(error, StoreError::Open { .. }), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
 }
+
+fn component(node: &str, connection: u64, name: &str) -> crate::store::routes::Route {
+    crate::store::routes::Route {
+        node: node.to_owned(),
+        connection,
+        kind: crate::store::routes::RouteKind::Component,
+        address: name.to_owned(),
+        resource: String::new(),
+        priority: 0,
+        available: false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_route_register_holds_limits_across_nodes_and_forgets_a_node_whose_lease_ran_out() {
+    use crate::store::routes::{ClaimLimit, RouteStore};
+    let server = Throwaway::start().await;
+    let (a, b) = (server.open().await, server.open().await);
+    let lease = Duration::from_secs(30);
+    a.renew_lease("a", lease).await.unwrap();
+    b.renew_lease("b", lease).await.unwrap();
+    let one = |replace, local_live| ClaimLimit {
+        max: 1,
+        replace,
+        local_live,
+    };
+
+    // reject: node b's claim counts node a's connection.
+    a.claim(&component("a", 1, "strict"), one(false, 0))
+        .await
+        .unwrap();
+    assert!(matches!(
+        b.claim(&component("b", 7, "strict"), one(false, 0)).await,
+        Err(StoreError::Full { limit: 1 })
+    ));
+    // replace: node b's claim takes node a's entry away and says so.
+    a.claim(&component("a", 2, "bridge"), one(true, 0))
+        .await
+        .unwrap();
+    let evicted = b
+        .claim(&component("b", 8, "bridge"), one(true, 0))
+        .await
+        .unwrap();
+    assert_eq!(evicted, vec![component("a", 2, "bridge")]);
+    assert_eq!(
+        b.entries(Some("bridge")).await.unwrap(),
+        vec![component("b", 8, "bridge")]
+    );
+
+    // A client's presence is recorded; removing an entry removes it.
+    let mut client = component("a", 3, "alice@localhost");
+    client.kind = crate::store::routes::RouteKind::Client;
+    client.resource = "phone".to_owned();
+    a.add(&client).await.unwrap();
+    a.set_presence("a", 3, 5, true).await.unwrap();
+    let seen = b.entries(Some("alice@localhost")).await.unwrap();
+    assert_eq!((seen[0].priority, seen[0].available), (5, true));
+    a.remove("a", 3).await.unwrap();
+    assert!(b.entries(Some("alice@localhost")).await.unwrap().is_empty());
+
+    // Node a stops renewing: once its lease ran out, its entries are skipped and then
+    // deleted by node b's renewal, so `strict` is free again.
+    a.renew_lease("a", Duration::from_millis(1)).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !b.entries(Some("strict")).await.unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a dead node's entries are skipped"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        b.renew_lease("b", lease).await.unwrap(),
+        vec!["b".to_owned()]
+    );
+    b.claim(&component("b", 9, "strict"), one(false, 0))
+        .await
+        .unwrap();
+
+    // Every change was notified with its address.
+    let changed = tokio::time::timeout(Duration::from_secs(5), a.changes().next())
+        .await
+        .expect("route changes are notified");
+    assert!(
+        changed.everything || changed.addresses.contains("strict"),
+        "{changed:?}"
+    );
+}
