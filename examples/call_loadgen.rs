@@ -145,7 +145,7 @@ async fn main() {
 
     // Channels (documents routed to each user's side), then a Basic Call subscription each.
     let (documents, mut arrivals) = mpsc::unbounded_channel();
-    let _channels = open_many(&client, users, Some(documents)).await;
+    let _channels = open_many(&client, 0..users, Some(documents)).await;
     let mut routes = HashMap::new();
     let mut sides = Vec::with_capacity(users);
     for n in 0..users {

@@ -39,7 +39,9 @@ use tokio::sync::Semaphore;
 mod support;
 #[path = "bench/xsi.rs"]
 mod xsi;
-use xsi::{basic, call, open_many, request, text_between, user, Client, PASSWORD, XSI_NS};
+use xsi::{
+    basic, call, open_many, open_many_h2, request, text_between, user, Client, PASSWORD, XSI_NS,
+};
 
 #[derive(Parser)]
 struct Args {
@@ -65,6 +67,13 @@ enum Mode {
     Channels {
         #[arg(long, default_value_t = 10_000)]
         count: usize,
+        /// The first load user (`load<first>`): several generators take distinct users.
+        #[arg(long, default_value_t = 0)]
+        first: usize,
+        /// Open the channels over HTTP/2, this many per connection (each on a TLS
+        /// connection of its own without it).
+        #[arg(long)]
+        h2: Option<usize>,
         #[arg(long, default_value_t = 15)]
         heartbeat_secs: u64,
         #[arg(long, default_value_t = 60)]
@@ -106,17 +115,27 @@ async fn main() {
         Mode::Users { .. } => {}
         Mode::Channels {
             count,
+            first,
+            h2,
             heartbeat_secs,
             hold_secs,
             server_pid,
         } => {
             let before = support::rss_kib(server_pid);
-            let opened = open_many(&client, count, None).await;
+            let opened = match h2 {
+                Some(per_connection) => {
+                    let mut h2_tls = support::bench_tls(&config);
+                    h2_tls.alpn_protocols = vec![b"h2".to_vec()];
+                    let h2_tls = tokio_rustls::TlsConnector::from(Arc::new(h2_tls));
+                    open_many_h2(&client, first..first + count, per_connection, &h2_tls).await
+                }
+                None => open_many(&client, first..first + count, None).await,
+            };
             let ids: Arc<Vec<(String, String)>> = Arc::new(
                 opened
                     .iter()
                     .enumerate()
-                    .map(|(n, o)| (o.channel_id.clone(), basic(&user(n))))
+                    .map(|(n, o)| (o.channel_id.clone(), basic(&user(first + n))))
                     .collect(),
             );
             // Heartbeats: every channel once per period, spread evenly, over 32 connections.
@@ -206,7 +225,7 @@ async fn latency(
     secs: u64,
 ) {
     let (documents, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
-    let _opened = open_many(client, channels, Some(documents)).await;
+    let _opened = open_many(client, 0..channels, Some(documents)).await;
     // Subscribe every channel set to its user's Do Not Disturb (64 at a time).
     let gate = Arc::new(Semaphore::new(64));
     let mut tasks = tokio::task::JoinSet::new();

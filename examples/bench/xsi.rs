@@ -34,15 +34,38 @@ pub(crate) struct Client {
     pub(crate) tls: tokio_rustls::TlsConnector,
 }
 
+/// An HTTP/2 connection: many channels, one stream each.
+pub(crate) type H2 = hyper::client::conn::http2::SendRequest<Full<Bytes>>;
+
 impl Client {
-    pub(crate) async fn connect(&self) -> SendRequest<Full<Bytes>> {
+    async fn tls_stream(
+        &self,
+        tls: &tokio_rustls::TlsConnector,
+    ) -> tokio_rustls::client::TlsStream<TcpStream> {
         let tcp = TcpStream::connect(self.addr).await.expect("connect");
         tcp.set_nodelay(true).expect("nodelay");
         let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
-        let stream = self.tls.connect(name, tcp).await.expect("TLS");
+        tls.connect(name, tcp).await.expect("TLS")
+    }
+
+    pub(crate) async fn connect(&self) -> SendRequest<Full<Bytes>> {
+        let stream = self.tls_stream(&self.tls).await;
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .expect("HTTP");
+        tokio::spawn(connection);
+        sender
+    }
+
+    /// An HTTP/2 connection (`tls` offers ALPN h2).
+    pub(crate) async fn connect_h2(&self, tls: &tokio_rustls::TlsConnector) -> H2 {
+        let stream = self.tls_stream(tls).await;
+        let (sender, connection) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            TokioIo::new(stream),
+        )
+        .await
+        .expect("HTTP/2");
         tokio::spawn(connection);
         sender
     }
@@ -94,24 +117,49 @@ pub(crate) struct Opened {
     pub(crate) channel_id: String,
 }
 
+fn channel_request(n: usize) -> hyper::Request<Full<Bytes>> {
+    let body = format!(
+        "<Channel xmlns=\"{XSI_NS}\"><channelSetId>load-set-{n}</channelSetId><priority>1</priority><weight>50</weight><expires>3600</expires></Channel>"
+    );
+    request(
+        "POST",
+        "/com.broadsoft.async/com.broadsoft.xsi-events/v2.0/channel",
+        &basic(&user(n)),
+        body,
+    )
+}
+
 pub(crate) async fn open_channel(
     client: &Client,
     n: usize,
     documents: Option<tokio::sync::mpsc::UnboundedSender<(usize, String, Instant)>>,
 ) -> Opened {
     let mut sender = client.connect().await;
-    let body = format!(
-        "<Channel xmlns=\"{XSI_NS}\"><channelSetId>load-set-{n}</channelSetId><priority>1</priority><weight>50</weight><expires>3600</expires></Channel>"
-    );
     let response = sender
-        .send_request(request(
-            "POST",
-            "/com.broadsoft.async/com.broadsoft.xsi-events/v2.0/channel",
-            &basic(&user(n)),
-            body,
-        ))
+        .send_request(channel_request(n))
         .await
         .expect("channel response");
+    channel_opened(response, n, documents, sender).await
+}
+
+/// A channel on an HTTP/2 connection shared with others.
+pub(crate) async fn open_channel_h2(mut sender: H2, n: usize) -> Opened {
+    sender.ready().await.expect("HTTP/2 stream");
+    let response = sender
+        .send_request(channel_request(n))
+        .await
+        .expect("channel response");
+    channel_opened(response, n, None, ()).await
+}
+
+/// Reads the `Channel` answer of channel `n`, then keeps reading its stream (and `keep`,
+/// its connection) in a task, sending documents to `documents`.
+async fn channel_opened<K: Send + 'static>(
+    response: hyper::Response<hyper::body::Incoming>,
+    n: usize,
+    documents: Option<tokio::sync::mpsc::UnboundedSender<(usize, String, Instant)>>,
+    keep: K,
+) -> Opened {
     assert_eq!(response.status(), 200, "channel refused");
     let mut stream = response.into_body();
     let first = loop {
@@ -128,7 +176,7 @@ pub(crate) async fn open_channel(
         .expect("channelId")
         .to_owned();
     tokio::spawn(async move {
-        let _keep = sender;
+        let _keep = keep;
         while let Some(Ok(frame)) = stream.frame().await {
             if let (Ok(data), Some(out)) = (frame.into_data(), documents.as_ref()) {
                 let _ = out.send((
@@ -144,13 +192,14 @@ pub(crate) async fn open_channel(
 
 pub(crate) async fn open_many(
     client: &Arc<Client>,
-    count: usize,
+    users: std::ops::Range<usize>,
     documents: Option<tokio::sync::mpsc::UnboundedSender<(usize, String, Instant)>>,
 ) -> Vec<Opened> {
+    let count = users.len();
     let started = Instant::now();
     let gate = Arc::new(Semaphore::new(64));
     let mut tasks = tokio::task::JoinSet::new();
-    for n in 0..count {
+    for n in users {
         let (client, gate, documents) = (Arc::clone(client), Arc::clone(&gate), documents.clone());
         tasks.spawn(async move {
             let _permit = gate.acquire_owned().await.expect("gate");
@@ -164,6 +213,41 @@ pub(crate) async fn open_many(
     opened.sort_by_key(|(n, _)| *n);
     println!(
         "opened {count} channels in {:.1} s ({:.0}/s)",
+        started.elapsed().as_secs_f64(),
+        count as f64 / started.elapsed().as_secs_f64()
+    );
+    opened.into_iter().map(|(_, o)| o).collect()
+}
+
+/// [`open_many`] over HTTP/2: `per_connection` channels share each connection.
+pub(crate) async fn open_many_h2(
+    client: &Arc<Client>,
+    users: std::ops::Range<usize>,
+    per_connection: usize,
+    tls: &tokio_rustls::TlsConnector,
+) -> Vec<Opened> {
+    let count = users.len();
+    let started = Instant::now();
+    let gate = Arc::new(Semaphore::new(64));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut connection = None;
+    for (i, n) in users.enumerate() {
+        if i % per_connection.max(1) == 0 {
+            connection = Some(client.connect_h2(tls).await);
+        }
+        let (sender, gate) = (connection.clone().expect("a connection"), Arc::clone(&gate));
+        tasks.spawn(async move {
+            let _permit = gate.acquire_owned().await.expect("gate");
+            (n, open_channel_h2(sender, n).await)
+        });
+    }
+    let mut opened: Vec<(usize, Opened)> = Vec::with_capacity(count);
+    while let Some(done) = tasks.join_next().await {
+        opened.push(done.expect("open"));
+    }
+    opened.sort_by_key(|(n, _)| *n);
+    println!(
+        "opened {count} channels over HTTP/2 ({per_connection} per connection) in {:.1} s ({:.0}/s)",
         started.elapsed().as_secs_f64(),
         count as f64 / started.elapsed().as_secs_f64()
     );
