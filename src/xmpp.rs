@@ -6,6 +6,9 @@
 //! build): a session reads minidom elements from its stream ([`stream`]), the router looks
 //! only at `to`/`from`/`type`/`id`, and the receiving session moves the stanza into its own
 //! stream namespace before writing it.
+//!
+//! With `[cluster]` the router also knows the other nodes' connections and sends stanzas
+//! for them over NATS ([`cluster`]).
 
 pub mod client;
 pub mod cluster;

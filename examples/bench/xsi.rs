@@ -206,13 +206,23 @@ pub(crate) async fn open_many(
             (n, open_channel(&client, n, documents).await)
         });
     }
+    gather(tasks, count, started, "").await
+}
+
+/// The opened channels in user order, once every task is done; reports the rate.
+async fn gather(
+    mut tasks: tokio::task::JoinSet<(usize, Opened)>,
+    count: usize,
+    started: Instant,
+    how: &str,
+) -> Vec<Opened> {
     let mut opened: Vec<(usize, Opened)> = Vec::with_capacity(count);
     while let Some(done) = tasks.join_next().await {
         opened.push(done.expect("open"));
     }
     opened.sort_by_key(|(n, _)| *n);
     println!(
-        "opened {count} channels in {:.1} s ({:.0}/s)",
+        "opened {count} channels{how} in {:.1} s ({:.0}/s)",
         started.elapsed().as_secs_f64(),
         count as f64 / started.elapsed().as_secs_f64()
     );
@@ -241,15 +251,6 @@ pub(crate) async fn open_many_h2(
             (n, open_channel_h2(sender, n).await)
         });
     }
-    let mut opened: Vec<(usize, Opened)> = Vec::with_capacity(count);
-    while let Some(done) = tasks.join_next().await {
-        opened.push(done.expect("open"));
-    }
-    opened.sort_by_key(|(n, _)| *n);
-    println!(
-        "opened {count} channels over HTTP/2 ({per_connection} per connection) in {:.1} s ({:.0}/s)",
-        started.elapsed().as_secs_f64(),
-        count as f64 / started.elapsed().as_secs_f64()
-    );
-    opened.into_iter().map(|(_, o)| o).collect()
+    let how = format!(" over HTTP/2 ({per_connection} per connection)");
+    gather(tasks, count, started, &how).await
 }
