@@ -428,7 +428,7 @@ impl Router {
         let domain = jid.domain().as_str().to_ascii_lowercase();
         if domain == self.inner.domain {
             return match jid.node() {
-                None => self.answer_pending(stanza),
+                None => self.answer_pending(stanza, reach),
                 Some(_) => self.deliver_local(&jid, stanza, reach),
             };
         }

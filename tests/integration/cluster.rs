@@ -18,12 +18,13 @@ use crate::support::wait_until_async;
 const DND: &str = "/com.broadsoft.xsi-actions/v2.0/user/alice@localhost/services/DoNotDisturb";
 
 /// Starts node `name` in a directory of its own, on the shared store at `url`, with
-/// `extra` configuration; with `pki_of`, it serves that node's development certificate (so
+/// `extra` configuration (and `xmpp` keys in its `[xmpp]` table); with `pki_of`, it serves that node's development certificate (so
 /// that a client behind a load balancer trusts one CA).
 async fn node(
     name: &str,
     url: &str,
     extra: &str,
+    xmpp: &str,
     pki_of: Option<&Node>,
 ) -> (tempfile::TempDir, Node) {
     let dir = tempfile::tempdir().unwrap();
@@ -34,7 +35,8 @@ async fn node(
             "[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n\
              [xsi]\nfailed_logins_per_user_per_minute = 1000\n{extra}"
         ),
-    );
+    )
+    .replacen("[xmpp]\n", &format!("[xmpp]\n{xmpp}"), 1);
     std::fs::write(dir.path().join("bridgehead.toml"), config).unwrap();
     if let Some(other) = pki_of {
         let pki = dir.path().join("data/pki");
@@ -52,8 +54,8 @@ async fn node(
 async fn two_nodes_on_one_postgresql_share_users_settings_and_passwords() {
     let mut postgres = Postgres::start().await;
     // Node 1 creates the demo users in the shared store; node 2 finds them there.
-    let (dir1, node1) = node("n1", &postgres.url(), "", None).await;
-    let (_dir2, node2) = node("n2", &postgres.url(), "", None).await;
+    let (dir1, node1) = node("n1", &postgres.url(), "", "", None).await;
+    let (_dir2, node2) = node("n2", &postgres.url(), "", "", None).await;
     assert!(
         node1.log_text().contains("postgres"),
         "{}",
@@ -149,11 +151,11 @@ struct Farm {
 }
 
 async fn farm(names: &[&str]) -> Farm {
-    farm_with(names, "").await
+    farm_with(names, "", "").await
 }
 
-/// [`farm`] with `extra` configuration on every node.
-async fn farm_with(names: &[&str], extra: &str) -> Farm {
+/// [`farm`] with `extra` configuration (and `xmpp` keys of `[xmpp]`) on every node.
+async fn farm_with(names: &[&str], extra: &str, xmpp: &str) -> Farm {
     let postgres = Postgres::start().await;
     let nats = Nats::start().await;
     let (mut nodes, mut dirs) = (Vec::new(), Vec::new());
@@ -162,6 +164,7 @@ async fn farm_with(names: &[&str], extra: &str) -> Farm {
             name,
             &postgres.url(),
             &format!("{}{extra}", cluster_section(name, &nats)),
+            xmpp,
             nodes.first(),
         )
         .await;
@@ -758,7 +761,13 @@ async fn component_gets(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xmpp_stanzas_reach_components_and_clients_on_other_nodes() {
     use futures::SinkExt;
-    let farm = farm_with(&["n1", "n2"], XMPP_COMPONENTS).await;
+    // Accounts the store does not know are checked by the bridge (a server request).
+    let farm = farm_with(
+        &["n1", "n2"],
+        XMPP_COMPONENTS,
+        "auth_via_component = \"bridge.localhost\"\n",
+    )
+    .await;
     let (node1, node2) = (&farm.nodes[0], &farm.nodes[1]);
     let ca = node1.ca();
     let (password, secret) = node1.demo();
@@ -803,6 +812,35 @@ async fn xmpp_stanzas_reach_components_and_clients_on_other_nodes() {
     bridge.send(&to_alice).await.unwrap();
     let got = client_gets(&mut alice, "from the bridge").await;
     assert_eq!(got.attr("from"), Some("room@bridge.localhost"));
+
+    // A server request from node 1 to the bridge on node 2: the bridge's answer reaches
+    // node 2's router, which sends it back to node 1, where the login waits for it.
+    let (mut guest, _) = crate::support::client::raw_tls(node1.addr("c2s"), &ca, "localhost").await;
+    guest
+        .send(&crate::support::client::plain_auth("guest7", "one-time"))
+        .await
+        .unwrap();
+    let asked = loop {
+        let element = crate::support::component::next(&mut bridge)
+            .await
+            .expect("the bridge is asked about guest7");
+        if element.name() == "iq" {
+            break element;
+        }
+    };
+    let answer = crate::support::component::stanza(
+        "iq",
+        &[
+            ("type", "result"),
+            ("id", asked.attr("id").unwrap()),
+            ("from", "bridge.localhost"),
+            ("to", asked.attr("from").unwrap()),
+        ],
+        vec![],
+    );
+    bridge.send(&answer).await.unwrap();
+    let verdict = crate::support::client::raw_next(&mut guest).await.unwrap();
+    assert_eq!(verdict.name(), "success", "{verdict:?}");
 
     // A message to a bare JID reaches the available resource on the other node.
     alice

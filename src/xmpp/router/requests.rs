@@ -1,5 +1,9 @@
-//! Requests the server makes of a component (`auth_via_component`): the iq goes out, the
-//! answer from the entity asked comes back to the waiting caller, or a timeout.
+//! Requests the server makes of a component (`auth_via_component`, Rayo): the iq goes out,
+//! the answer from the entity asked comes back to the waiting caller, or a timeout.
+//!
+//! In a cluster the component may be connected to another node, whose router gets the
+//! answer: the request's id is then `<node>~<id>`, and a node that gets an answer tagged
+//! with another node's name sends it there.
 
 use crate::xmpp::error::StanzaCondition;
 use std::collections::HashMap;
@@ -8,7 +12,10 @@ use std::time::Duration;
 use minidom::Element;
 use tokio::sync::oneshot;
 
-use super::{Delivery, Pending, RequestError, Router};
+use super::{Delivery, Pending, Reach, RequestError, Router};
+
+/// Between the asking node's name and the request's own id.
+const REQUEST_TAG: char = '~';
 use crate::xmpp::stanza;
 
 impl Router {
@@ -20,7 +27,16 @@ impl Router {
         responder: &str,
         timeout: Duration,
     ) -> Result<Element, RequestError> {
-        let id = request.attr("id").unwrap_or_default().to_owned();
+        let mut request = request;
+        let mut id = request.attr("id").unwrap_or_default().to_owned();
+        if let Some(remote) = self.remote() {
+            id = format!("{}{REQUEST_TAG}{id}", remote.node());
+            request.set_attr(
+                rxml::Namespace::NONE,
+                rxml::xml_ncname!("id").to_owned(),
+                id.clone(),
+            );
+        }
         let (tx, rx) = oneshot::channel();
         self.pending().insert(
             id.clone(),
@@ -49,7 +65,7 @@ impl Router {
 
     /// A stanza to the bare server domain: the answer to a pending request (only from the
     /// entity asked), or the caller's to answer.
-    pub(super) fn answer_pending(&self, stanza: Element) -> Delivery {
+    pub(super) fn answer_pending(&self, stanza: Element, reach: Reach) -> Delivery {
         let is_answer = stanza::kind(&stanza) == Some(stanza::Kind::Iq)
             && matches!(stanza.attr("type"), Some("result" | "error"));
         if is_answer {
@@ -68,7 +84,22 @@ impl Router {
                     return Delivery::Delivered;
                 }
             }
+            drop(pending);
+            if let Some(node) = self.asking_node(id, reach) {
+                return match self.forward(&node, stanza) {
+                    Ok(()) => Delivery::Delivered,
+                    Err(stanza) => Delivery::ToServer(Box::new(stanza)),
+                };
+            }
         }
         Delivery::ToServer(Box::new(stanza))
+    }
+
+    /// The other node that asked the request answered by an iq with `id`, if its tag
+    /// names one.
+    fn asking_node(&self, id: &str, reach: Reach) -> Option<String> {
+        let remote = self.remote().filter(|_| reach == Reach::Cluster)?;
+        let (node, _) = id.split_once(REQUEST_TAG)?;
+        (node != remote.node() && crate::config::is_node_name(node)).then(|| node.to_owned())
     }
 }
