@@ -8,7 +8,8 @@
 //! - **Writes**: client binds, presence changes and every detach reach the register in
 //!   order from one task; component connections are claimed before they attach.
 //! - **Copy**: every change notified by the register is read back and handed to the
-//!   router (other nodes' entries; this node's pushed-out components).
+//!   router (other nodes' entries; this node's pushed-out components), and everything
+//!   once a lease period. A node NATS finds nobody listening for is forgotten at once.
 //! - **Stanzas**: stanzas for other nodes leave in order over one NATS pipeline, each as
 //!   a request to `bridgehead.node.<node>.xmpp`; the node routes it among its own
 //!   connections and answers. NATS's "no responders" (the node is gone) bounces the
@@ -187,10 +188,15 @@ async fn write(
 }
 
 async fn follow(router: Router, remote: Arc<Remote>, shutdown: Shutdown) {
+    // Everything is read again once a lease period, so that a node forgotten when NATS
+    // found nobody listening comes back if it is still alive.
+    let mut reread = tokio::time::interval(LEASE);
+    reread.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let changed = tokio::select! {
             _ = shutdown.cancelled() => break,
             changed = remote.routes().next_change() => changed,
+            _ = reread.tick() => Changed { everything: true, ..Changed::default() },
         };
         while let Err(e) = read_back(&router, remote.routes(), &changed).await {
             tracing::warn!(error = %e, "cannot read XMPP routes back; trying again");
@@ -262,6 +268,7 @@ async fn send(
                     Answer::Answered(_) => crate::telemetry::cluster_forward(label, "answered", took),
                     Answer::NodeGone => {
                         tracing::info!(node = %sent.node, "a stanza for a node that is gone bounces");
+                        router.node_gone(&sent.node);
                         crate::telemetry::cluster_forward(label, "gone", took);
                         router.bounce_forwarded(sent.stanza, StanzaCondition::ServiceUnavailable);
                     }

@@ -959,16 +959,24 @@ async fn xmpp_stanzas_reach_components_and_clients_on_other_nodes() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    alice
-        .send_stanza(
-            chat(None, "strict.localhost", "after the failover")
-                .try_into()
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let got = component_gets(&mut strict)
-        .await
-        .expect("strict on node 1 gets it");
+    // Node 1 learns within moments that node 2's entries are gone (the claim deleted
+    // them); a stanza sent before that bounces, so alice tries again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let got = loop {
+        alice
+            .send_stanza(
+                chat(None, "strict.localhost", "after the failover")
+                    .try_into()
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        tokio::select! {
+            bounced = client_gets(&mut alice, "after the failover") => {
+                assert!(std::time::Instant::now() < deadline, "stanzas for strict keep bouncing: {bounced:?}");
+            }
+            got = component_gets(&mut strict) => break got.expect("strict on node 1 gets it"),
+        }
+    };
     assert_eq!(body(&got), "after the failover");
 }

@@ -49,19 +49,7 @@ impl RouteStore for PostgresStore {
                 &[&node, &secs],
             )
             .await?;
-        let expired = client
-            .query(
-                "DELETE FROM node_leases WHERE expires_at <= now() RETURNING node",
-                &[],
-            )
-            .await?;
-        if !expired.is_empty() {
-            let gone: Vec<String> = expired.iter().map(|row| row.get(0)).collect();
-            client
-                .execute("DELETE FROM xmpp_routes WHERE node = ANY($1)", &[&gone])
-                .await?;
-            tracing::warn!(nodes = ?gone, "cluster nodes' leases ran out; their XMPP routes are gone");
-        }
+        drop_expired(&*client).await?;
         let live = client
             .query("SELECT node FROM node_leases ORDER BY node", &[])
             .await?;
@@ -78,6 +66,9 @@ impl RouteStore for PostgresStore {
 
     async fn claim(&self, new: &Route, limit: ClaimLimit) -> Result<Vec<Route>, StoreError> {
         let mut client = self.client().await?;
+        // A dead node's entries go now, not at the next renewal: every node stops routing
+        // to them as soon as a claim has counted them out.
+        drop_expired(&*client).await?;
         let tx = client.transaction().await?;
         tx.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
@@ -206,5 +197,25 @@ async fn insert<C: deadpool_postgres::GenericClient + Sync>(
             ],
         )
         .await?;
+    Ok(())
+}
+
+/// Deletes the leases that ran out and those nodes' entries.
+async fn drop_expired<C: deadpool_postgres::GenericClient + Sync>(
+    client: &C,
+) -> Result<(), StoreError> {
+    let expired = client
+        .query(
+            "DELETE FROM node_leases WHERE expires_at <= now() RETURNING node",
+            &[],
+        )
+        .await?;
+    if !expired.is_empty() {
+        let gone: Vec<String> = expired.iter().map(|row| row.get(0)).collect();
+        client
+            .execute("DELETE FROM xmpp_routes WHERE node = ANY($1)", &[&gone])
+            .await?;
+        tracing::warn!(nodes = ?gone, "cluster nodes' leases ran out; their XMPP routes are gone");
+    }
     Ok(())
 }

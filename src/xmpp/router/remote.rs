@@ -125,6 +125,15 @@ impl Remote {
         }
     }
 
+    /// Forgets `node`'s entries until the register says otherwise.
+    fn forget_node(&self, node: &str) {
+        let mut map = self.others.write().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, entries| {
+            entries.retain(|e| e.node != node);
+            !entries.is_empty()
+        });
+    }
+
     /// Queues a register write; a full queue asks for a resync instead.
     pub(super) fn write(&self, write: Write) {
         if self.writes.try_send(write).is_err() {
@@ -214,6 +223,14 @@ impl Router {
     /// Answers a stanza that could not reach another node with `condition`.
     pub fn bounce_forwarded(&self, stanza: Element, condition: StanzaCondition) {
         self.bounce(stanza, condition);
+    }
+
+    /// Nobody listens for `node` any more (NATS said so): stanzas stop going there until
+    /// the register is read again (every change, and every [`LEASE`](crate::xmpp::cluster::LEASE)).
+    pub fn node_gone(&self, node: &str) {
+        if let Some(remote) = self.remote() {
+            remote.forget_node(node);
+        }
     }
 
     /// Attaches a component connection; in a cluster, first claims it in the shared
