@@ -758,6 +758,29 @@ async fn component_gets(
     }
 }
 
+/// Sends `text` from the client to `to` until `component` gets it (a stanza sent before
+/// the node knows where the component is bounces, and the next one goes); what it got.
+async fn send_until_received(
+    client: &mut tokio_xmpp::Client,
+    component: &mut crate::support::component::Stream,
+    to: &str,
+    text: &str,
+) -> minidom::Element {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        client
+            .send_stanza(chat(None, to, text).try_into().unwrap())
+            .await
+            .unwrap();
+        tokio::select! {
+            bounced = client_gets(client, text) => {
+                assert!(std::time::Instant::now() < deadline, "stanzas for {to} keep bouncing: {bounced:?}");
+            }
+            got = component_gets(component) => break got.unwrap_or_else(|| panic!("{to} gets {text}")),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xmpp_stanzas_reach_components_and_clients_on_other_nodes() {
     use futures::SinkExt;
@@ -789,24 +812,7 @@ async fn xmpp_stanzas_reach_components_and_clients_on_other_nodes() {
     );
     // Node 1 learns of the bridge through the register within moments; until then a
     // stanza for it bounces, so the client retries.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let got = loop {
-        alice
-            .send_stanza(
-                chat(None, "room@bridge.localhost", "hello")
-                    .try_into()
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        tokio::select! {
-            bounced = client_gets(&mut alice, "hello") => {
-                assert!(std::time::Instant::now() < deadline, "alice's messages keep bouncing: {bounced:?}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            got = component_gets(&mut bridge) => break got.expect("the bridge gets alice's message"),
-        }
-    };
+    let got = send_until_received(&mut alice, &mut bridge, "room@bridge.localhost", "hello").await;
     assert!(body(&got).starts_with("hello"), "{got:?}");
     assert_eq!(got.attr("from"), Some(alice_jid.to_string().as_str()));
     bridge.send(&to_alice).await.unwrap();
@@ -862,7 +868,6 @@ async fn xmpp_stanzas_reach_components_and_clients_on_other_nodes() {
                     std::time::Instant::now() < deadline,
                     "the bare-JID message keeps bouncing"
                 );
-                tokio::time::sleep(Duration::from_millis(50)).await;
             }
             _ => break,
         }
@@ -948,35 +953,23 @@ async fn xmpp_stanzas_reach_components_and_clients_on_other_nodes() {
         assert!(text.contains("remote-server-timeout"), "{text}");
     }
     assert!(bounced, "a stanza for the dead node's component bounces");
-    let deadline = std::time::Instant::now() + Duration::from_secs(40);
-    let mut strict = loop {
-        if let Ok(stream) = connect(node1, "strict.localhost", "strict-secret".into()).await {
-            break stream;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "strict reconnects to node 1 once node 2's lease ran out"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    // Node 1 learns within moments that node 2's entries are gone (the claim deleted
-    // them); a stanza sent before that bounces, so alice tries again.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let got = loop {
-        alice
-            .send_stanza(
-                chat(None, "strict.localhost", "after the failover")
-                    .try_into()
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        tokio::select! {
-            bounced = client_gets(&mut alice, "after the failover") => {
-                assert!(std::time::Instant::now() < deadline, "stanzas for strict keep bouncing: {bounced:?}");
-            }
-            got = component_gets(&mut strict) => break got.expect("strict on node 1 gets it"),
-        }
-    };
+    assert!(
+        node1
+            .wait_log("leases ran out", Duration::from_secs(40))
+            .await,
+        "node 1 sees node 2's lease run out"
+    );
+    let mut strict = connect(node1, "strict.localhost", "strict-secret".into())
+        .await
+        .expect("strict reconnects to node 1 once node 2's lease ran out");
+    // Node 1 learns within moments that node 2's entries are gone; a stanza sent before
+    // that bounces, so alice tries again.
+    let got = send_until_received(
+        &mut alice,
+        &mut strict,
+        "strict.localhost",
+        "after the failover",
+    )
+    .await;
     assert_eq!(body(&got), "after the failover");
 }
