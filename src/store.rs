@@ -7,6 +7,7 @@
 //! code (`server.rs`, the CLI, the demo data) reach the store; `xmpp` and `xsi` go through
 //! `telephony`.
 
+pub mod backlog;
 #[cfg(test)]
 mod contract;
 mod postgres;
@@ -292,6 +293,12 @@ pub trait Store:
     /// The cluster's register of live XMPP connections, where the backend can share one
     /// (PostgreSQL); SQLite has none.
     fn routes(&self) -> Option<&dyn routes::RouteStore> {
+        None
+    }
+
+    /// The event channel sets' shared backlog, where the backend can share one
+    /// (PostgreSQL); SQLite has none.
+    fn backlog(&self) -> Option<&dyn backlog::BacklogStore> {
         None
     }
 }

@@ -21,6 +21,7 @@
 //! store holds.
 
 pub mod access;
+pub mod backlog;
 mod call_control;
 pub mod calls;
 mod components;

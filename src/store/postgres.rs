@@ -22,6 +22,7 @@
 //! [`DirectoryStore::users_generation`]: super::DirectoryStore::users_generation
 //! [`SettingsStore::settings_generation`]: super::SettingsStore::settings_generation
 
+mod backlog;
 mod directory;
 mod records;
 mod routes;
@@ -332,6 +333,10 @@ impl Store for PostgresStore {
     }
 
     fn routes(&self) -> Option<&dyn RouteStore> {
+        Some(self)
+    }
+
+    fn backlog(&self) -> Option<&dyn super::backlog::BacklogStore> {
         Some(self)
     }
 }

@@ -24,10 +24,12 @@ pub mod documents;
 mod fanout;
 mod forward;
 pub mod hub;
+mod journal;
 
 pub use background::spawn_background;
 pub use fanout::Fanout;
 pub use forward::serve_forwarded;
+pub use journal::{Journal, SETTLED_QUEUE};
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -359,6 +361,11 @@ impl XsiEvents {
                     },
                 )?;
                 self.listen_for_others(&channel_set_id).await;
+                if opened.restoring {
+                    if let Some(fanout) = &self.fanout {
+                        fanout.restore(&channel_set_id).await;
+                    }
+                }
                 let mut response = Response::new(ChannelStream(opened.stream).boxed());
                 response.headers_mut().insert(
                     CONTENT_TYPE,

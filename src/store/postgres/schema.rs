@@ -138,6 +138,19 @@ const MIGRATIONS: &[&str] = &[
      END $$;
      CREATE TRIGGER routes_changed AFTER INSERT OR UPDATE OR DELETE ON xmpp_routes
          FOR EACH ROW EXECUTE FUNCTION bridgehead_routes_changed();",
+    // 3: the event channel sets' shared backlog: what each subscription's set has not
+    // acknowledged yet, wherever the set is held.
+    "CREATE TABLE set_events (
+         seq             BIGSERIAL PRIMARY KEY,
+         set_id          TEXT NOT NULL,
+         subscription_id TEXT NOT NULL,
+         event_id        TEXT NOT NULL,
+         event           TEXT NOT NULL,
+         queued_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
+         UNIQUE (subscription_id, event_id)
+     );
+     CREATE INDEX set_events_set ON set_events (set_id, seq);
+     CREATE INDEX set_events_age ON set_events (queued_at);",
 ];
 
 pub(super) async fn migrate(client: &mut deadpool_postgres::Client) -> Result<(), StoreError> {

@@ -274,3 +274,48 @@ async fn the_route_register_holds_limits_across_nodes_and_forgets_a_node_whose_l
         "{changed:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_backlog_keeps_what_a_set_has_not_settled_for_any_node_to_read() {
+    use crate::store::backlog::{BacklogStore, SetEvent, SetEventKey};
+    let server = Throwaway::start().await;
+    let (a, b) = (server.open().await, server.open().await);
+    let event = |subscription: &str, id: &str, set: &str| SetEvent {
+        key: SetEventKey {
+            subscription_id: subscription.to_owned(),
+            event_id: id.to_owned(),
+        },
+        set_id: set.to_owned(),
+        event: format!("{{\"n\":\"{id}\"}}"),
+    };
+    // Node a writes events for two sets; writing one again keeps the first.
+    let written: Vec<SetEvent> = (1..=5)
+        .map(|n| event("sub-1", &format!("e{n}"), "set-1"))
+        .chain([event("sub-2", "e1", "set-2")])
+        .collect();
+    a.append(&written).await.unwrap();
+    a.append(&written[..1]).await.unwrap();
+    // Node b settles two and reads the rest of set-1, in the order they were written.
+    b.settle(&[written[1].key.clone(), written[3].key.clone()])
+        .await
+        .unwrap();
+    let ids = |waiting: Vec<crate::store::backlog::Waiting>| {
+        waiting
+            .into_iter()
+            .map(|w| w.event.key.event_id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(b.waiting("set-1", 10).await.unwrap()),
+        ["e1", "e3", "e5"]
+    );
+    // A limit keeps the newest.
+    assert_eq!(ids(b.waiting("set-1", 2).await.unwrap()), ["e3", "e5"]);
+    let other = b.waiting("set-2", 10).await.unwrap();
+    assert_eq!(other[0].event, written[5]);
+    assert!(other[0].age < Duration::from_secs(60));
+    // Trimming by age: nothing is that old; everything is older than nothing.
+    assert_eq!(b.trim(Duration::from_secs(3600)).await.unwrap(), 0);
+    assert_eq!(b.trim(Duration::ZERO).await.unwrap(), 4);
+    assert!(a.waiting("set-1", 10).await.unwrap().is_empty());
+}

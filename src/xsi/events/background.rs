@@ -8,30 +8,13 @@ use crate::telephony::Telephony;
 use super::hub::Hub;
 
 /// The XSI-Events background work: one task carries telephony events to the hub in bus
-/// order, another runs the hub's timers. On shutdown every channel gets its
-/// ChannelTerminatedEvent and its stream ends, so graceful HTTP shutdown does not wait on
-/// open channels.
+/// order (in a cluster the fan-out does, after the shared backlog has them), another runs
+/// the hub's timers. On shutdown every channel gets its ChannelTerminatedEvent and its
+/// stream ends, so graceful HTTP shutdown does not wait on open channels.
 pub fn spawn_background(shutdown: &Shutdown, hub: Hub, telephony: Telephony) {
-    let mut events = telephony.events().subscribe();
-    let (delivery_hub, delivery_shutdown) = (hub.clone(), shutdown.clone());
-    shutdown.spawn(async move {
-        loop {
-            let event = tokio::select! {
-                _ = delivery_shutdown.cancelled() => break,
-                event = events.recv() => event,
-            };
-            match event {
-                Ok(event) => delivery_hub.deliver(&event),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(lost)) => {
-                    tracing::error!(
-                        lost,
-                        "event delivery fell behind the telephony bus; events were lost"
-                    );
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-            }
-        }
-    });
+    if !hub.is_clustered() {
+        spawn_pump(shutdown, hub.clone(), telephony);
+    }
     let timer_shutdown = shutdown.clone();
     shutdown.spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
@@ -48,6 +31,30 @@ pub fn spawn_background(shutdown: &Shutdown, hub: Hub, telephony: Telephony) {
                         }
                     }
                 }
+            }
+        }
+    });
+}
+
+/// Carries the bus's events to the hub, in order.
+fn spawn_pump(shutdown: &Shutdown, hub: Hub, telephony: Telephony) {
+    let mut events = telephony.events().subscribe();
+    let stop = shutdown.clone();
+    shutdown.spawn(async move {
+        loop {
+            let event = tokio::select! {
+                _ = stop.cancelled() => break,
+                event = events.recv() => event,
+            };
+            match event {
+                Ok(event) => hub.deliver(&event),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(lost)) => {
+                    tracing::error!(
+                        lost,
+                        "event delivery fell behind the telephony bus; events were lost"
+                    );
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             }
         }
     });

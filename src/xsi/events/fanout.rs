@@ -1,7 +1,8 @@
 //! XSI-Events across the nodes of a cluster, over NATS.
 //!
 //! ```text
-//! telephony bus (this node) ──► local hub (sets held here)
+//! telephony bus (this node) ──► shared backlog (journal.rs), a batch at a time
+//!                           ──► local hub (sets held here)
 //!                           └─► publish bridgehead.events.<enterprise>.<group>.<user>
 //!                                 {origin, id, event}            (tokens: hex, lower case)
 //! hub notices (subscription put/removed, set claimed)
@@ -19,9 +20,10 @@
 //!
 //! So an event reaches exactly the nodes that hold a set subscribed to it, not every node.
 //! Each set is delivered by the one node that holds it (a channel of it was opened there;
-//! opening one on another node moves the set, and the old node forgets it). What is not
-//! done yet: a set's backlog stays on the node that held it, so events queued while a set
-//! has no channel are lost when its next channel opens on another node or the node dies.
+//! opening one on another node moves the set, and the old node forgets it). Before a
+//! node's own events go anywhere, the shared backlog has them (`journal.rs`): a set that
+//! moves, or whose node dies, starts on its new node with every event it had not
+//! acknowledged, and with those that came while no node held it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,13 +31,14 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::cluster::{token, Cluster};
 use crate::shutdown::Shutdown;
 use crate::telephony::{SubscriptionTarget, Telephony, TelephonyEvent};
 
 use super::hub::{Hub, Notice};
+use super::journal::Journal;
 
 /// Between interest refreshes.
 const REFRESH: Duration = Duration::from_millis(250);
@@ -44,6 +47,8 @@ const INBOX: usize = 4096;
 /// Event ids remembered to drop duplicates (an event on two overlapping subjects).
 const SEEN: u64 = 65_536;
 const NOTICES: &str = "xsi.notices";
+/// The node's own events written to the shared backlog in one statement, at most.
+const PUBLISH_BATCH: usize = 256;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Published<T> {
@@ -80,6 +85,7 @@ fn interest_subject(target: &SubscriptionTarget) -> String {
 pub struct Fanout {
     cluster: Cluster,
     hub: Hub,
+    journal: Journal,
     /// Subject → the task reading it (aborted when the subject is no longer wanted).
     interest: Arc<tokio::sync::Mutex<HashMap<String, tokio::task::AbortHandle>>>,
     inbox: mpsc::Sender<async_nats::Message>,
@@ -93,12 +99,14 @@ impl std::fmt::Debug for Fanout {
 }
 
 impl Fanout {
-    /// The fan-out of `hub` (which must be [`Hub::in_cluster`]) over `cluster`.
-    pub fn new(cluster: Cluster, hub: Hub) -> Self {
+    /// The fan-out of `hub` (which must be [`Hub::in_cluster`]) over `cluster`, keeping
+    /// its events in `journal`.
+    pub fn new(cluster: Cluster, hub: Hub, journal: Journal) -> Self {
         let (inbox, inbox_rx) = mpsc::channel(INBOX);
         Fanout {
             cluster,
             hub,
+            journal,
             interest: Arc::default(),
             inbox,
             inbox_rx: Arc::new(std::sync::Mutex::new(Some(inbox_rx))),
@@ -108,6 +116,11 @@ impl Fanout {
     /// The cluster it speaks over.
     pub fn cluster(&self) -> &Cluster {
         &self.cluster
+    }
+
+    /// Set `set_id` is new on this node: it gets what the shared backlog keeps for it.
+    pub async fn restore(&self, set_id: &str) {
+        self.journal.restore(set_id).await;
     }
 
     /// Listens for the events of `targets` (those not listened for already), at once.
@@ -178,6 +191,7 @@ impl Fanout {
         notices: mpsc::Receiver<Notice>,
     ) {
         let node = self.cluster.node().to_owned();
+        self.journal.spawn(shutdown);
         self.spawn_publisher(shutdown, telephony, node.clone());
         self.spawn_notices_out(shutdown, notices, node.clone());
         self.spawn_notices_in(shutdown, node.clone());
@@ -197,31 +211,50 @@ impl Fanout {
         });
     }
 
+    /// The node's own events, in bus order: a batch of what is waiting goes to the shared
+    /// backlog, then to this node's hub and to the other nodes.
     fn spawn_publisher(&self, shutdown: &Shutdown, telephony: &Telephony, origin: String) {
         let mut events = telephony.events().subscribe();
-        let (cluster, stop) = (self.cluster.clone(), shutdown.clone());
+        let (fanout, stop) = (self.clone(), shutdown.clone());
         shutdown.spawn(async move {
+            let mut batch: Vec<(Arc<str>, Arc<TelephonyEvent>)> = Vec::with_capacity(PUBLISH_BATCH);
             loop {
-                let event = tokio::select! {
+                let first = tokio::select! {
                     _ = stop.cancelled() => break,
                     event = events.recv() => event,
                 };
-                let event = match event {
-                    Ok(event) => event,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(lost)) => {
-                        tracing::error!(lost, "publishing events to the cluster fell behind; events were lost");
-                        continue;
+                let mut next = Some(first);
+                while let Some(event) = next.take() {
+                    match event {
+                        Ok(event) => batch.push((Arc::from(uuid::Uuid::new_v4().to_string()), event)),
+                        Err(broadcast::error::RecvError::Lagged(lost)) => {
+                            tracing::error!(lost, "event delivery fell behind the telephony bus; events were lost");
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return,
                     }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                };
-                let published = Published {
-                    origin: origin.clone(),
-                    id: uuid::Uuid::new_v4().to_string(),
-                    body: &*event,
-                };
-                let payload = serde_json::to_vec(&published).unwrap_or_default();
-                if let Err(e) = cluster.publish(&event_subject(&event), payload).await {
-                    tracing::warn!(error = %e, user = %event.user_id, "an event did not reach the other nodes");
+                    if batch.len() < PUBLISH_BATCH {
+                        next = match events.try_recv() {
+                            Err(broadcast::error::TryRecvError::Empty) => None,
+                            Err(broadcast::error::TryRecvError::Closed) => None,
+                            Err(broadcast::error::TryRecvError::Lagged(lost)) => {
+                                Some(Err(broadcast::error::RecvError::Lagged(lost)))
+                            }
+                            Ok(event) => Some(Ok(event)),
+                        };
+                    }
+                }
+                fanout.journal.record(&batch).await;
+                for (id, event) in batch.drain(..) {
+                    fanout.hub.deliver_as(&event, Some(&id));
+                    let published = Published {
+                        origin: origin.clone(),
+                        id: id.to_string(),
+                        body: &*event,
+                    };
+                    let payload = serde_json::to_vec(&published).unwrap_or_default();
+                    if let Err(e) = fanout.cluster.publish(&event_subject(&event), payload).await {
+                        tracing::warn!(error = %e, user = %event.user_id, "an event did not reach the other nodes");
+                    }
                 }
             }
         });
@@ -329,8 +362,9 @@ impl Fanout {
                         if seen.contains_key(&published.id) {
                             continue;
                         }
+                        let id: Arc<str> = Arc::from(published.id.as_str());
                         seen.insert(published.id, ());
-                        hub.deliver(&published.body);
+                        hub.deliver_as(&published.body, Some(&id));
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "an unreadable event from another node; ignored")

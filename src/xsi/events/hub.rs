@@ -31,6 +31,7 @@
 
 mod channels;
 mod delivery;
+mod restore;
 mod state;
 mod subscriptions;
 mod timers;
@@ -45,6 +46,7 @@ use hyper::body::Bytes;
 use tokio::sync::mpsc;
 
 use crate::config::XsiEventsConfig;
+use crate::telephony::backlog::SetEventKey;
 use crate::telephony::{EventKind, ServiceName, Telephony, TelephonyError, TelephonyEvent};
 use crate::telephony::{SubscriptionRecord, SubscriptionTarget};
 
@@ -97,6 +99,9 @@ pub struct Opened {
     pub expires: u64,
     /// The documents to stream, the first being the `Channel` answer.
     pub stream: mpsc::Receiver<Bytes>,
+    /// The set is new on this node of a cluster: it waits for what the shared backlog
+    /// keeps for it ([`Hub::restore`]) before it sends anything.
+    pub restoring: bool,
 }
 
 /// A channel request.
@@ -167,6 +172,9 @@ pub struct Hub {
     node_id: Arc<str>,
     /// In a cluster, where [`Notice`]s for the other nodes go; `None` on a node alone.
     outbox: Option<mpsc::Sender<Notice>>,
+    /// In a cluster, where the shared backlog's entries that are done with go (see
+    /// `hub/restore.rs`).
+    settled: Option<mpsc::Sender<SetEventKey>>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -197,6 +205,21 @@ pub fn is_package(name: &str) -> bool {
     ServiceName::ALL.iter().any(|s| s.display_name() == name) || CALL_PACKAGES.contains(&name)
 }
 
+/// The event packages a telephony event belongs to, and what its documents carry.
+fn packages_and_data(event: &TelephonyEvent) -> (Vec<&'static str>, EventData) {
+    match &event.kind {
+        EventKind::ServiceChanged(settings) => (
+            vec![settings.name().display_name()],
+            EventData::Service(settings.clone()),
+        ),
+        EventKind::Call(call) => (
+            call.kind.packages().to_vec(),
+            EventData::Call(call.kind, Box::new(call.call.clone())),
+        ),
+        EventKind::HookStatus(status) => (CALL_PACKAGES.to_vec(), EventData::HookStatus(*status)),
+    }
+}
+
 impl Hub {
     /// A hub for this node, with the subscriptions the telephony model keeps.
     pub async fn load(
@@ -214,13 +237,20 @@ impl Hub {
             config: Arc::new(config),
             node_id: node_id.into(),
             outbox: None,
+            settled: None,
         })
     }
 
     /// This hub as one node of a cluster: it delivers only to the channel sets it holds,
-    /// and tells the other nodes of its subscriptions and sets through `outbox`.
-    pub fn in_cluster(mut self, outbox: mpsc::Sender<Notice>) -> Self {
+    /// tells the other nodes of its subscriptions and sets through `outbox`, and sends
+    /// the keys of the shared backlog's entries its sets are done with to `settled`.
+    pub fn in_cluster(
+        mut self,
+        outbox: mpsc::Sender<Notice>,
+        settled: mpsc::Sender<SetEventKey>,
+    ) -> Self {
         self.outbox = Some(outbox);
+        self.settled = Some(settled);
         self
     }
 
@@ -274,24 +304,26 @@ impl Hub {
     /// to the subscriptions of that service's package, a call event to those of a call
     /// package that carries it.
     pub fn deliver(&self, event: &TelephonyEvent) {
-        let service_package;
-        let (packages, data): (&[&str], EventData) = match &event.kind {
-            EventKind::ServiceChanged(settings) => {
-                service_package = [settings.name().display_name()];
-                (&service_package, EventData::Service(settings.clone()))
-            }
-            EventKind::Call(call) => (
-                call.kind.packages(),
-                EventData::Call(call.kind, Box::new(call.call.clone())),
-            ),
-            EventKind::HookStatus(status) => (&CALL_PACKAGES, EventData::HookStatus(*status)),
-        };
+        self.deliver_as(event, None);
+    }
+
+    /// [`Hub::deliver`] for an event the cluster knows by `origin` (its key in the shared
+    /// backlog).
+    pub fn deliver_as(&self, event: &TelephonyEvent, origin: Option<&Arc<str>>) {
+        let (packages, data) = packages_and_data(event);
         let mut state = self.state();
-        for subscription in state.matching(event, packages) {
+        for subscription in state.matching(event, &packages) {
             if !self.holds(&state, &subscription.channel_set_id) {
                 continue;
             }
-            self.enqueue(&mut state, &subscription, &event.user_id, data.clone());
+            let origin = origin.cloned();
+            self.enqueue(
+                &mut state,
+                &subscription,
+                &event.user_id,
+                data.clone(),
+                origin,
+            );
         }
     }
 
@@ -325,6 +357,19 @@ impl Hub {
             .filter_map(|id| state.subscriptions.get(id))
             .map(|s| s.target.clone())
             .collect()
+    }
+
+    /// `[xsi_events] backlog_max_events` and `backlog_max_age_secs`.
+    pub fn backlog_limits(&self) -> (usize, Duration) {
+        (
+            self.config.backlog_max_events.get(),
+            Duration::from_secs(self.config.backlog_max_age_secs),
+        )
+    }
+
+    /// Whether this hub is one node of a cluster.
+    pub fn is_clustered(&self) -> bool {
+        self.outbox.is_some()
     }
 
     /// Open channels on this node.

@@ -203,7 +203,32 @@ pub struct EventChannel {
     /// The affinity cookie the answer set (`name=value`).
     pub cookie: String,
     body: hyper::body::Incoming,
+    /// What was read past the last whole document (a chunk may arrive in pieces).
+    buffered: Vec<u8>,
     _sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+}
+
+/// The first whole document in `buffered`, taken out of it: up to its root element's end
+/// tag, or its start tag when that is self-closing.
+fn take_document(buffered: &mut Vec<u8>) -> Option<String> {
+    let text = std::str::from_utf8(buffered).ok()?;
+    let root_at = text.find("?>")? + text[text.find("?>")?..].find('<')?;
+    let name_len = text[root_at + 1..].find([' ', '>', '/'])?;
+    let name = &text[root_at + 1..root_at + 1 + name_len];
+    let start_tag_end = root_at + text[root_at..].find('>')?;
+    let end = if text[..start_tag_end].ends_with('/') {
+        start_tag_end + 1
+    } else {
+        let close = format!("</{name}>");
+        text.find(&close)? + close.len()
+    };
+    let document = text[..end].to_owned();
+    buffered.drain(..end);
+    assert!(
+        document.starts_with("<?xml") && !document.contains('\n'),
+        "one single-line document per chunk: {document:?}"
+    );
+    Some(document)
 }
 
 impl EventChannel {
@@ -245,6 +270,7 @@ impl EventChannel {
             expires: 0,
             cookie,
             body: response.into_body(),
+            buffered: Vec::new(),
             _sender: sender,
         };
         let first = channel.next().await.expect("the Channel document");
@@ -254,25 +280,23 @@ impl EventChannel {
         Ok(channel)
     }
 
-    /// The next chunk (one whole document), or `None` when the stream ended or stayed
-    /// silent for 5 s.
+    /// The next document (a chunk, read in as many pieces as it came in), or `None` when
+    /// the stream ended or stayed silent for 5 s.
     pub async fn next(&mut self) -> Option<String> {
         self.next_within(std::time::Duration::from_secs(5)).await
     }
 
     pub async fn next_within(&mut self, limit: std::time::Duration) -> Option<String> {
         loop {
+            if let Some(document) = take_document(&mut self.buffered) {
+                return Some(document);
+            }
             let frame = tokio::time::timeout(limit, self.body.frame())
                 .await
                 .ok()??
                 .ok()?;
             if let Ok(data) = frame.into_data() {
-                let document = String::from_utf8(data.to_vec()).unwrap();
-                assert!(
-                    document.starts_with("<?xml") && !document.contains('\n'),
-                    "one single-line document per chunk: {document:?}"
-                );
-                return Some(document);
+                self.buffered.extend_from_slice(&data);
             }
         }
     }

@@ -38,7 +38,8 @@ impl Hub {
         let mut state = self.state();
         // Checked under the same lock that adds the channel, so parallel opens cannot pass it.
         self.check_channel_quotas(&state, owner, &request.channel_set_id)?;
-        if !state.sets.contains_key(&request.channel_set_id) {
+        let claimed = !state.sets.contains_key(&request.channel_set_id);
+        if claimed {
             self.tell(Notice::SetClaimed {
                 set_id: request.channel_set_id.clone(),
             });
@@ -79,6 +80,10 @@ impl Hub {
         if request.application_id.is_some() {
             set.application_id = request.application_id.clone();
         }
+        // New here in a cluster: what the shared backlog keeps for the set goes first.
+        if claimed && self.settled.is_some() {
+            set.restoring = true;
+        }
         set.channels.push(Channel {
             id: channel_id.clone(),
             priority: request.priority,
@@ -90,15 +95,15 @@ impl Hub {
             unresponsive: false,
         });
         tracing::info!(owner = %owner.id, channel = %channel_id, set = %request.channel_set_id, "event channel opened");
-        // What waited for a channel goes out now, in order.
-        let waiting: Vec<Pending> = set.backlog.drain(..).collect();
-        for pending in waiting {
-            send(set, pending, &[], Instant::now());
+        let restoring = set.restoring;
+        if !restoring {
+            flush(set);
         }
         Ok(Opened {
             channel_id,
             expires,
             stream,
+            restoring,
         })
     }
 
@@ -222,6 +227,9 @@ impl Hub {
                 .ok_or_else(|| HubError::NotFound(format!("event {event_id}")))?;
             let now = Instant::now();
             crate::telemetry::xsi_event_acked(now.duration_since(unacked.sent_at));
+            if matches!(status, 200 | 400 | 481) {
+                self.settle(&unacked.pending);
+            }
             match status {
                 200 => {
                     if let Some(c) = set.channels.iter_mut().find(|c| c.id == unacked.channel_id) {
@@ -286,5 +294,13 @@ impl Hub {
             ));
         }
         Ok(())
+    }
+}
+
+/// What waited in the set's backlog goes out now, in order.
+pub(super) fn flush(set: &mut ChannelSet) {
+    let waiting: Vec<Pending> = set.backlog.drain(..).collect();
+    for pending in waiting {
+        send(set, pending, &[], Instant::now());
     }
 }

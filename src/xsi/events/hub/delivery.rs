@@ -37,15 +37,15 @@ pub(super) fn target_id(target: &SubscriptionTarget) -> String {
 impl Hub {
     /// Numbers the event in its subscription's set and sends it (or keeps it in the backlog,
     /// at most `[xsi_events] backlog_max_events`). Its id names this node, which holds its
-    /// acknowledgement.
+    /// acknowledgement; `origin` is its id in the cluster, if the shared backlog keeps it.
     pub(super) fn enqueue(
         &self,
         state: &mut State,
         subscription: &SubscriptionRecord,
         target: &str,
         data: EventData,
+        origin: Option<std::sync::Arc<str>>,
     ) {
-        let backlog_max = self.config.backlog_max_events.get();
         let owner = Owner {
             id: subscription.owner.clone(),
             is_client: subscription.owner_is_client,
@@ -70,20 +70,29 @@ impl Hub {
             data,
             queued_at: Instant::now(),
             written: false,
+            origin,
         };
-        if set
-            .channels
-            .iter()
-            .any(|c| !c.unresponsive && !c.queue.is_closed())
+        if !set.restoring
+            && set
+                .channels
+                .iter()
+                .any(|c| !c.unresponsive && !c.queue.is_closed())
         {
             send(set, pending, &[], Instant::now());
         } else {
             set.backlog.push_back(pending);
             crate::telemetry::xsi_events("backlogged", 1);
-            while set.backlog.len() > backlog_max {
-                set.backlog.pop_front();
-                crate::telemetry::xsi_events("dropped", 1);
+            self.cap_backlog(set);
+        }
+    }
+
+    /// Drops the oldest waiting events beyond `[xsi_events] backlog_max_events`.
+    pub(super) fn cap_backlog(&self, set: &mut ChannelSet) {
+        while set.backlog.len() > self.config.backlog_max_events.get() {
+            if let Some(dropped) = set.backlog.pop_front() {
+                self.settle(&dropped);
             }
+            crate::telemetry::xsi_events("dropped", 1);
         }
     }
 }

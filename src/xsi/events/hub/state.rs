@@ -35,6 +35,10 @@ pub(super) struct Pending {
     pub(super) queued_at: Instant,
     /// Written to a channel at least once (the delivery latency is measured once).
     pub(super) written: bool,
+    /// In a cluster, the telephony event's id there: with the subscription, its key in
+    /// the shared backlog. `None` for what the backlog does not keep (a subscription's
+    /// initial state and its end).
+    pub(super) origin: Option<std::sync::Arc<str>>,
 }
 
 pub(super) struct Unacked {
@@ -52,6 +56,9 @@ pub(super) struct ChannelSet {
     pub(super) next_sequence: u32,
     pub(super) backlog: VecDeque<Pending>,
     pub(super) unacked: HashMap<String, Unacked>,
+    /// New on this node of a cluster, waiting for the shared backlog: events queue up
+    /// and nothing is sent until [`Hub::restore`](super::Hub::restore).
+    pub(super) restoring: bool,
 }
 
 /// The hub's state, indexed so that no request or event walks every set or subscription.
@@ -102,6 +109,7 @@ impl State {
                 next_sequence: 1,
                 backlog: VecDeque::new(),
                 unacked: HashMap::new(),
+                restoring: false,
             })
     }
 

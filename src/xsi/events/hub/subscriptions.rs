@@ -147,6 +147,7 @@ impl Hub {
                 &record,
                 &target,
                 EventData::SubscriptionTerminated,
+                None,
             );
         }
         tracing::info!(subscription = %id, "subscription ended");
@@ -166,7 +167,7 @@ impl Hub {
     ) {
         if self.holds(state, &record.channel_set_id) {
             for (user, data) in initial {
-                self.enqueue(state, record, &user, data);
+                self.enqueue(state, record, &user, data, None);
             }
         }
     }
@@ -190,6 +191,7 @@ impl Hub {
                         &record,
                         &target,
                         EventData::SubscriptionTerminated,
+                        None,
                     );
                 }
             }

@@ -81,7 +81,9 @@ impl Hub {
                 .front()
                 .is_some_and(|p| now.duration_since(p.queued_at) >= backlog_age)
             {
-                set.backlog.pop_front();
+                if let Some(dropped) = set.backlog.pop_front() {
+                    self.settle(&dropped);
+                }
                 crate::telemetry::xsi_events("dropped", 1);
             }
         }
