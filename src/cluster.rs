@@ -36,6 +36,9 @@ pub enum Service {
     XsiChannel,
     /// An XMPP stanza for a connection on that node.
     Xmpp,
+    /// An XSI-Actions call request for the node that holds the call (or that can place
+    /// it, or that lists its calls).
+    XsiCall,
 }
 
 impl Service {
@@ -44,6 +47,7 @@ impl Service {
         match self {
             Service::XsiChannel => "xsi-channel",
             Service::Xmpp => "xmpp",
+            Service::XsiCall => "xsi-call",
         }
     }
 }
@@ -214,6 +218,26 @@ impl Cluster {
             async_nats::connection::State::Pending => Err("NATS: connecting".to_owned()),
             async_nats::connection::State::Disconnected => Err("NATS: disconnected".to_owned()),
         }
+    }
+
+    /// [`Cluster::request`], counted in `bridgehead_cluster_forwards_total` with its
+    /// outcome and timed.
+    pub async fn forward(
+        &self,
+        node: &str,
+        service: Service,
+        payload: Vec<u8>,
+    ) -> Result<Bytes, ClusterError> {
+        let started = std::time::Instant::now();
+        let answer = self.request(node, service, payload).await;
+        let outcome = match &answer {
+            Ok(_) => "answered",
+            Err(ClusterError::NodeGone(_)) => "gone",
+            Err(ClusterError::Timeout { .. }) => "timeout",
+            Err(ClusterError::Unavailable(_)) => "unavailable",
+        };
+        crate::telemetry::cluster_forward(service.label(), outcome, started.elapsed());
+        answer
     }
 
     /// Sends `payload` to `service` on `node` and waits for its answer.

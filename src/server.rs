@@ -172,6 +172,8 @@ pub struct Bound {
     router: Router,
     telephony: Telephony,
     hub: Hub,
+    /// XSI-Actions, which answers other nodes' call requests in a cluster.
+    actions: Option<Arc<crate::xsi::XsiActions>>,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     admin: Option<Listener>,
     component: Option<(Listener, Arc<ComponentService>)>,
@@ -404,7 +406,7 @@ impl Server {
             }
             None => (hub, None),
         };
-        let (https, cti) = if config.http.enabled {
+        let (https, cti, actions) = if config.http.enabled {
             let listener = bind_listener(
                 "https",
                 "http.listen",
@@ -420,7 +422,12 @@ impl Server {
                 Arc::clone(&xsi_config),
                 config.store.scram_iterations,
             );
-            let actions = crate::xsi::XsiActions::new(telephony.clone(), xsi_config, auth.clone());
+            let mut actions =
+                crate::xsi::XsiActions::new(telephony.clone(), xsi_config, auth.clone());
+            if let Some(cluster) = &cluster {
+                actions = actions.in_cluster(cluster.clone());
+            }
+            let actions = Arc::new(actions);
             let events: Arc<dyn crate::http::Handler> = Arc::new(crate::xsi::XsiEvents::new(
                 hub.clone(),
                 fanout.as_ref().map(|(fanout, _)| fanout.clone()),
@@ -429,7 +436,7 @@ impl Server {
                 &config.xsi.realm,
             ));
             let mut routes = Routes::default()
-                .mount(crate::xsi::actions::MOUNT, Arc::new(actions))
+                .mount(crate::xsi::actions::MOUNT, Arc::clone(&actions) as _)
                 .mount(crate::xsi::events::MOUNT, Arc::clone(&events))
                 .mount(crate::xsi::events::ASYNC_MOUNT, events);
             if config.xmpp.websocket_enabled {
@@ -466,9 +473,9 @@ impl Server {
             };
             let front =
                 HttpsFront::new("https", tls.https.clone(), routes, &config, limits.clone());
-            (Some((listener, Arc::new(front))), cti)
+            (Some((listener, Arc::new(front))), cti, Some(actions))
         } else {
-            (None, None)
+            (None, None, None)
         };
 
         let config = Arc::new(config);
@@ -495,6 +502,7 @@ impl Server {
             router,
             telephony,
             hub,
+            actions,
             metrics,
             admin,
             component,
@@ -644,6 +652,14 @@ impl Bound {
                 crate::xsi::events::serve_forwarded(self.hub.clone(), cluster, &shutdown).await
             {
                 tracing::error!(error = %e, "cannot answer other nodes' channel requests");
+            }
+            if let Some(actions) = &self.actions {
+                let actions = Arc::clone(actions);
+                if let Err(e) =
+                    crate::xsi::actions::serve_forwarded_calls(actions, cluster, &shutdown).await
+                {
+                    tracing::error!(error = %e, "cannot answer other nodes' call requests");
+                }
             }
         }
         if let Some((fanout, notices)) = self.fanout {

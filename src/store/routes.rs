@@ -110,6 +110,9 @@ pub trait RouteStore: Send + Sync + 'static {
         available: bool,
     ) -> Result<(), StoreError>;
 
+    /// The nodes whose lease still runs.
+    async fn live_nodes(&self) -> Result<Vec<String>, StoreError>;
+
     /// The live entries for `address` (or every live entry with `None`).
     async fn entries(&self, address: Option<&str>) -> Result<Vec<Route>, StoreError>;
 

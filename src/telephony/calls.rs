@@ -56,6 +56,12 @@ impl CallId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The node a call id names (`callhalf-<node>-<n>`), if it is one.
+    pub fn node_of(id: &str) -> Option<&str> {
+        let (node, n) = id.strip_prefix("callhalf-")?.rsplit_once('-')?;
+        (!node.is_empty() && n.parse::<u64>().is_ok()).then_some(node)
+    }
 }
 
 impl fmt::Display for CallId {

@@ -93,6 +93,11 @@ impl Routes {
             .await?)
     }
 
+    /// The nodes whose lease still runs.
+    pub async fn live_nodes(&self) -> Result<Vec<String>, TelephonyError> {
+        Ok(self.register()?.live_nodes().await?)
+    }
+
     /// The live connections of `address` (every one with `None`).
     pub async fn entries(&self, address: Option<&str>) -> Result<Vec<Route>, TelephonyError> {
         Ok(self.register()?.entries(address).await?)

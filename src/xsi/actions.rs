@@ -36,9 +36,13 @@ use super::error::ApiError;
 use super::model::{self, XSI_NS};
 use super::response::{basic_challenge, empty, ok, respond};
 use super::services;
+use calls::CallRequest;
 
 mod calls;
+mod forward;
 mod profile;
+
+pub use forward::serve_forwarded_calls;
 
 /// Where XSI-Actions is mounted on the HTTPS front.
 pub const MOUNT: &str = "/com.broadsoft.xsi-actions/";
@@ -65,6 +69,8 @@ pub struct XsiActions {
     auth: Authenticator,
     config: Arc<XsiConfig>,
     challenge: HeaderValue,
+    /// The other nodes, with `[cluster]` (see `actions/forward.rs`).
+    cluster: Option<crate::cluster::Cluster>,
 }
 
 impl std::fmt::Debug for XsiActions {
@@ -260,6 +266,7 @@ impl XsiActions {
             telephony,
             config,
             challenge,
+            cluster: None,
         }
     }
 
@@ -362,20 +369,34 @@ impl XsiActions {
             }
             Resource::Personal(_) => self.personal(request, context, &target, format).await,
             Resource::CallLogs(_, kind) => self.call_logs(&target, kind, format).await,
-            Resource::Calls(_) => self.calls(&target, format),
-            Resource::Call(_, id) => self.call(
-                request.method(),
-                request.uri().query(),
-                &target,
-                &id,
-                format,
-            ),
-            Resource::NewCall(_) => self.new_call(request.uri().query(), &target, format).await,
-            Resource::CallVerb(_, id, verb) => {
-                self.call_verb(request.uri().query(), &target, &id, verb)
+            Resource::Calls(_) => self.call_request(&target, CallRequest::List, format).await,
+            Resource::HookStatus(_) => {
+                self.call_request(&target, CallRequest::HookStatus, format)
                     .await
             }
-            Resource::HookStatus(_) => self.hook_status(&target, format),
+            Resource::NewCall(_) => {
+                let query = request.uri().query().map(str::to_owned);
+                self.call_request(&target, CallRequest::New { query }, format)
+                    .await
+            }
+            Resource::Call(_, call_id) => {
+                let query = request.uri().query().map(str::to_owned);
+                let call = if request.method() == Method::DELETE {
+                    CallRequest::Release { call_id, query }
+                } else {
+                    CallRequest::Get { call_id }
+                };
+                self.call_request(&target, call, format).await
+            }
+            Resource::CallVerb(_, call_id, verb) => {
+                let query = request.uri().query().map(str::to_owned);
+                let call = CallRequest::Verb {
+                    call_id,
+                    verb,
+                    query,
+                };
+                self.call_request(&target, call, format).await
+            }
         }
     }
 

@@ -21,14 +21,15 @@ const BRIDGE: &str = "rayo.localhost";
 
 /// What the scripted bridge does with a `dial`.
 #[derive(Clone, Copy)]
-enum OnDial {
+pub(crate) enum OnDial {
     Accept,
     Refuse,
 }
 
-/// Runs the bridge: answers disco#info (with Rayo) and dials; sends each dial's
-/// `(to, from)` on `dials`; sends what comes on `send` (its call events).
-async fn run_bridge(
+/// Runs the bridge: answers disco#info (with Rayo) and dials (its calls' references are
+/// at its own address); sends each dial's `(to, from)` on `dials`; sends what comes on
+/// `send` (its call events).
+pub(crate) async fn run_bridge(
     mut stream: component::Stream,
     on_dial: OnDial,
     dials: tokio::sync::mpsc::UnboundedSender<(String, String)>,
@@ -95,7 +96,7 @@ async fn run_bridge(
                     vec![Element::builder("ref", RAYO)
                         .attr(
                             rxml::xml_ncname!("uri").to_owned(),
-                            format!("xmpp:call{n}@{BRIDGE}"),
+                            format!("xmpp:call{n}@{to}"),
                         )
                         .build()],
                 ),

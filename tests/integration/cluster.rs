@@ -1085,3 +1085,108 @@ async fn xmpp_stanzas_reach_components_and_clients_on_other_nodes() {
     .await;
     assert_eq!(body(&got), "after the failover");
 }
+
+/// `method` on alice's `calls/{rest}` through `https`.
+async fn alice_calls(https: &Https, auth: &str, method: Method, rest: &str) -> Reply {
+    https
+        .request(
+            method,
+            &format!("/com.broadsoft.xsi-actions/v2.0/user/alice@localhost/calls{rest}"),
+            &[("authorization", auth)],
+            None,
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_through_a_bridge_on_another_node_are_placed_seen_and_ended_from_any_node() {
+    let farm = farm(&["n1", "n2"]).await;
+    let (node1, node2) = (&farm.nodes[0], &farm.nodes[1]);
+    let ca = node1.ca();
+    let alice = demo_auth(node1, 0);
+    let https2 = Https::new(node2.addr("https"), &ca);
+    // The call bridge is connected to node 1 only; alice works through node 2.
+    let (_, secret) = node1.demo();
+    let stream = crate::support::component::connect(
+        node1.addr("component"),
+        &ca,
+        "bridge.localhost",
+        &secret,
+    )
+    .await
+    .expect("the bridge connects to node 1");
+    let (dialed, mut dials) = tokio::sync::mpsc::unbounded_channel();
+    let (_send, to_send) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(crate::calls::run_bridge(
+        stream,
+        crate::calls::OnDial::Accept,
+        dialed,
+        to_send,
+    ));
+    let mut channel = EventChannel::open(
+        &https2,
+        &alice,
+        "<channelSetId>call-set</channelSetId><priority>1</priority><weight>50</weight><expires>600</expires>",
+    )
+    .await
+    .unwrap_or_else(|reply| panic!("channel refused: {reply:?}"));
+    let subscribed = post_xml(
+        &https2,
+        &alice,
+        &format!("{EVENTS}/user/alice@localhost"),
+        "<Subscription xmlns=\"http://schema.broadsoft.com/xsi\"><event>Basic Call</event><expires>600</expires><channelSetId>call-set</channelSetId><applicationId>test</applicationId></Subscription>",
+    )
+    .await;
+    assert_eq!(subscribed.status, 200, "{subscribed:?}");
+
+    // Placed through node 2: node 1's bridge dials it, and the call is node 1's.
+    let placed = alice_calls(&https2, &alice, Method::POST, "/new?address=bob@localhost").await;
+    assert_eq!(placed.status, 201, "{placed:?}");
+    let location = placed.header("location").expect("a Location").to_owned();
+    let call_id = location.rsplit('/').next().unwrap().to_owned();
+    assert!(call_id.starts_with("callhalf-n1-"), "{location}");
+    assert_eq!(
+        dials.recv().await.unwrap(),
+        (
+            "sip:bob@localhost".to_owned(),
+            "sip:alice@localhost".to_owned()
+        )
+    );
+    // Its event reaches alice's channel on node 2 (after the subscription's initial state).
+    let event = loop {
+        let event = channel.next().await.expect("the call's event");
+        if !event.contains("ChannelHeartBeat") && !event.contains("xsi:CallSubscriptionEvent") {
+            break event;
+        }
+    };
+    assert!(event.contains("CallOriginatedEvent"), "{event}");
+    assert!(event.contains(&call_id), "{event}");
+
+    // Seen through node 2: in the list, off hook, the call itself.
+    let listed = alice_calls(&https2, &alice, Method::GET, "").await;
+    assert!(
+        listed.body.contains(&format!("<callId>{call_id}</callId>")),
+        "{listed:?}"
+    );
+    let hook = alice_calls(&https2, &alice, Method::GET, "/HookStatus").await;
+    assert!(hook.body.contains("Off-Hook"), "{hook:?}");
+    let call = alice_calls(&https2, &alice, Method::GET, &format!("/{call_id}")).await;
+    assert_eq!(call.status, 200, "{call:?}");
+    assert!(call.body.contains("<state>Alerting</state>"), "{call:?}");
+    // An action the call's state does not allow is refused by node 1, as node 1 would.
+    let talk = alice_calls(&https2, &alice, Method::PUT, &format!("/{call_id}/Talk")).await;
+    assert_eq!(talk.status, 400, "{talk:?}");
+    assert!(talk.body.contains("120402"), "{talk:?}");
+
+    // Ended through node 2: the bridge hangs up, and the call is gone everywhere.
+    let ended = alice_calls(&https2, &alice, Method::DELETE, &format!("/{call_id}")).await;
+    assert_eq!(ended.status, 200, "{ended:?}");
+    assert_eq!(dials.recv().await.unwrap().0, "hangup");
+    let listed = alice_calls(&https2, &alice, Method::GET, "").await;
+    assert!(!listed.body.contains(&call_id), "{listed:?}");
+    let gone = alice_calls(&https2, &alice, Method::GET, &format!("/{call_id}")).await;
+    assert_eq!(gone.status, 404, "{gone:?}");
+    // A call id that names no live node is unknown, not an error.
+    let nowhere = alice_calls(&https2, &alice, Method::GET, "/callhalf-n9-1").await;
+    assert_eq!(nowhere.status, 404, "{nowhere:?}");
+}

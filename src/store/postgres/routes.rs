@@ -148,6 +148,18 @@ impl RouteStore for PostgresStore {
         Ok(())
     }
 
+    async fn live_nodes(&self) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT node FROM node_leases WHERE expires_at > now() ORDER BY node",
+                &[],
+            )
+            .await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
     async fn entries(&self, address: Option<&str>) -> Result<Vec<Route>, StoreError> {
         let client = self.client().await?;
         let rows = match address {

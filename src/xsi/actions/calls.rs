@@ -16,11 +16,15 @@
 //! The model (`telephony::calls`) decides what a call's state allows; a refusal is 400
 //! with errorCode 120402. A bridge that refuses or does not confirm an action is 502
 //! with errorCode 120403, and the call is unchanged.
+//!
+//! Each request is first a [`CallRequest`]; in a cluster `actions/forward.rs` decides
+//! which node answers it (the call id names the node that holds the call).
 
 use hyper::header::HeaderValue;
 use hyper::{Method, Response, StatusCode};
 
 use crate::http::ResponseBody;
+use crate::telephony::calls::HookStatus;
 use crate::telephony::User;
 
 use super::{user_uri, XsiActions};
@@ -30,7 +34,8 @@ use crate::xsi::model::{self, XSI_NS};
 use crate::xsi::response::{empty, ok};
 
 /// An action on one call (`PUT calls/{id}/{verb}`; the verb matched without regard to case).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub(super) enum CallVerb {
     /// Answer, or retrieve.
     Talk,
@@ -60,6 +65,54 @@ impl CallVerb {
     }
 }
 
+/// One request on the user's `calls` resource, as any node of a cluster can answer it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "resource")]
+pub(super) enum CallRequest {
+    /// `GET calls`.
+    List,
+    /// `GET calls/HookStatus`.
+    HookStatus,
+    /// `POST calls/new?address=…`.
+    New {
+        /// The request's query.
+        query: Option<String>,
+    },
+    /// `GET calls/{id}`.
+    Get {
+        /// The call.
+        call_id: String,
+    },
+    /// `DELETE calls/{id}[?decline=true]`.
+    Release {
+        /// The call.
+        call_id: String,
+        /// The request's query.
+        query: Option<String>,
+    },
+    /// `PUT calls/{id}/{verb}`.
+    Verb {
+        /// The call.
+        call_id: String,
+        /// What to do.
+        verb: CallVerb,
+        /// The request's query.
+        query: Option<String>,
+    },
+}
+
+impl CallRequest {
+    /// The call it names, if one.
+    pub(super) fn call_id(&self) -> Option<&str> {
+        match self {
+            CallRequest::Get { call_id }
+            | CallRequest::Release { call_id, .. }
+            | CallRequest::Verb { call_id, .. } => Some(call_id),
+            CallRequest::List | CallRequest::HookStatus | CallRequest::New { .. } => None,
+        }
+    }
+}
+
 /// The query parameter `name`, required.
 fn required(query: Option<&str>, name: &str, what: &str) -> Result<String, ApiError> {
     form_urlencoded::parse(query.unwrap_or_default().as_bytes())
@@ -72,6 +125,29 @@ fn required(query: Option<&str>, name: &str, what: &str) -> Result<String, ApiEr
 }
 
 impl XsiActions {
+    /// Answers `request` from this node's calls only.
+    pub(super) async fn call_request_here(
+        &self,
+        user: &User,
+        request: CallRequest,
+        format: Format,
+    ) -> Result<Response<ResponseBody>, ApiError> {
+        match request {
+            CallRequest::List => self.render_calls(user, self.call_ids_here(user), format),
+            CallRequest::HookStatus => self.render_hook_status(self.off_hook_here(user), format),
+            CallRequest::New { query } => self.new_call(query.as_deref(), user, format).await,
+            CallRequest::Get { call_id } => self.call(&Method::GET, None, user, &call_id, format),
+            CallRequest::Release { call_id, query } => {
+                self.call(&Method::DELETE, query.as_deref(), user, &call_id, format)
+            }
+            CallRequest::Verb {
+                call_id,
+                verb,
+                query,
+            } => self.call_verb(query.as_deref(), user, &call_id, verb).await,
+        }
+    }
+
     /// `PUT calls/{id}/{verb}`: 200 once the bridge confirmed.
     pub(super) async fn call_verb(
         &self,
@@ -99,35 +175,55 @@ impl XsiActions {
         Ok(empty(StatusCode::OK))
     }
 
-    pub(super) fn calls(
+    /// The ids of `user`'s calls on this node.
+    pub(super) fn call_ids_here(&self, user: &User) -> Vec<String> {
+        self.telephony
+            .calls()
+            .calls_of(&user.id)
+            .into_iter()
+            .map(|c| c.id.to_string())
+            .collect()
+    }
+
+    /// Whether `user` is off hook on this node.
+    pub(super) fn off_hook_here(&self, user: &User) -> bool {
+        self.telephony.calls().hook_status(&user.id) == HookStatus::OffHook
+    }
+
+    /// `GET calls`: the `Calls` of `call_ids`.
+    pub(super) fn render_calls(
         &self,
         user: &User,
+        call_ids: Vec<String>,
         format: Format,
     ) -> Result<Response<ResponseBody>, ApiError> {
         let calls = model::Calls {
             xmlns: XSI_NS,
-            call: self
-                .telephony
-                .calls()
-                .calls_of(&user.id)
+            call: call_ids
                 .into_iter()
-                .map(|c| model::CallEntry {
-                    uri: user_uri(&user.id, &format!("calls/{}", c.id)),
-                    call_id: c.id.to_string(),
+                .map(|call_id| model::CallEntry {
+                    uri: user_uri(&user.id, &format!("calls/{call_id}")),
+                    call_id,
                 })
                 .collect(),
         };
         Ok(ok(codec::render(&calls, None, format)?, format))
     }
 
-    pub(super) fn hook_status(
+    /// `GET calls/HookStatus`.
+    pub(super) fn render_hook_status(
         &self,
-        user: &User,
+        off_hook: bool,
         format: Format,
     ) -> Result<Response<ResponseBody>, ApiError> {
+        let status = if off_hook {
+            HookStatus::OffHook
+        } else {
+            HookStatus::OnHook
+        };
         let status = model::HookStatus {
             xmlns: XSI_NS,
-            hook_status: self.telephony.calls().hook_status(&user.id).as_str(),
+            hook_status: status.as_str(),
         };
         Ok(ok(codec::render(&status, None, format)?, format))
     }

@@ -17,8 +17,6 @@
 //! the authenticated owner, never the caller's credentials. Counted in
 //! `bridgehead_cluster_forwards_total{service="xsi-channel",outcome}`.
 
-use std::time::Instant;
-
 use hyper::body::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -150,15 +148,7 @@ pub(super) async fn channel_op(
         tracing::error!(error = %e, "cannot encode a forwarded channel request");
         ApiError::Internal
     })?;
-    let started = Instant::now();
-    let answer = cluster.request(&node, Service::XsiChannel, payload).await;
-    let outcome = match &answer {
-        Ok(_) => "answered",
-        Err(ClusterError::NodeGone(_)) => "gone",
-        Err(ClusterError::Timeout { .. }) => "timeout",
-        Err(ClusterError::Unavailable(_)) => "unavailable",
-    };
-    crate::telemetry::cluster_forward(Service::XsiChannel.label(), outcome, started.elapsed());
+    let answer = cluster.forward(&node, Service::XsiChannel, payload).await;
     let bytes = answer.map_err(|e| match e {
         ClusterError::NodeGone(_) => ApiError::UnknownEntry(format!("{id} (its node {node} is gone)")),
         other => {
