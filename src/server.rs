@@ -394,13 +394,12 @@ impl Server {
         let (hub, fanout) = match &cluster {
             Some(cluster) => {
                 let (outbox, notices) = tokio::sync::mpsc::channel(CLUSTER_OUTBOX);
-                let (settled, settled_rx) =
-                    tokio::sync::mpsc::channel(crate::xsi::events::SETTLED_QUEUE);
-                let hub = hub.in_cluster(outbox, settled);
+                let (writes, queue) = tokio::sync::mpsc::channel(crate::xsi::events::JOURNAL_QUEUE);
+                let hub = hub.in_cluster(outbox, writes.clone());
                 let backlog = telephony.backlog().ok_or_else(|| {
                     StoreError::Worker("a cluster's store shares no backlog".to_owned())
                 })?;
-                let journal = crate::xsi::events::Journal::new(backlog, hub.clone(), settled_rx);
+                let journal = crate::xsi::events::Journal::new(backlog, hub.clone(), writes, queue);
                 let fanout = crate::xsi::events::Fanout::new(cluster.clone(), hub.clone(), journal);
                 (hub, Some((fanout, notices)))
             }

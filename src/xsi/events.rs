@@ -29,7 +29,7 @@ mod journal;
 pub use background::spawn_background;
 pub use fanout::Fanout;
 pub use forward::serve_forwarded;
-pub use journal::{Journal, SETTLED_QUEUE};
+pub use journal::{Journal, JournalWrite, JOURNAL_QUEUE};
 
 use std::convert::Infallible;
 use std::pin::Pin;

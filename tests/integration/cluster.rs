@@ -510,10 +510,32 @@ async fn event_subjects(node: &Node) -> f64 {
 }
 
 fn subscription(user: &str, set: &str) -> (String, String) {
+    subscription_to(user, set, "Do Not Disturb")
+}
+
+/// The path and body of a subscription of `set` to `user`'s `package`.
+fn subscription_to(user: &str, set: &str, package: &str) -> (String, String) {
     (
         format!("{EVENTS}/user/{user}"),
-        format!("<Subscription xmlns=\"http://schema.broadsoft.com/xsi\"><event>Do Not Disturb</event><expires>600</expires><channelSetId>{set}</channelSetId><applicationId>test</applicationId></Subscription>"),
+        format!("<Subscription xmlns=\"http://schema.broadsoft.com/xsi\"><event>{package}</event><expires>600</expires><channelSetId>{set}</channelSetId><applicationId>test</applicationId></Subscription>"),
     )
+}
+
+/// The demo bridge (registered in the shared store by `demo`, the first node) logged in
+/// to `node`.
+async fn demo_bridge(
+    demo: &Node,
+    node: &Node,
+) -> Result<crate::support::component::Stream, String> {
+    let (_, secret) = demo.demo();
+    crate::support::component::connect(
+        node.addr("component"),
+        &demo.ca(),
+        "bridge.localhost",
+        &secret,
+    )
+    .await
+    .map_err(|e| format!("{e:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -648,26 +670,15 @@ async fn a_node_killed_under_load_loses_no_acknowledged_write_and_its_clients_re
     let https1 = Https::new(node1.addr("https"), &ca);
     let https2 = Https::new(node2.addr("https"), &ca);
     // The demo bridge, registered in the shared store by node 1, is connected to node 2.
-    let (_, secret) = node1.demo();
-    let bridge = crate::support::component::connect(
-        node2.addr("component"),
-        &ca,
-        "bridge.localhost",
-        &secret,
-    )
-    .await
-    .expect("the bridge connects to node 2");
+    let bridge = demo_bridge(node1, node2)
+        .await
+        .expect("the bridge connects to node 2");
     let channel_body = "<channelSetId>kill-set</channelSetId><priority>1</priority><weight>50</weight><expires>600</expires>";
     let mut channel = EventChannel::open(&https2, &alice, channel_body)
         .await
         .unwrap_or_else(|reply| panic!("channel refused: {reply:?}"));
-    let subscribed = post_xml(
-        &https2,
-        &alice,
-        &format!("{EVENTS}/user/alice@localhost"),
-        "<Subscription xmlns=\"http://schema.broadsoft.com/xsi\"><event>Call Forwarding Always</event><expires>600</expires><channelSetId>kill-set</channelSetId><applicationId>test</applicationId></Subscription>",
-    )
-    .await;
+    let (path, body) = subscription_to("alice@localhost", "kill-set", "Call Forwarding Always");
+    let subscribed = post_xml(&https2, &alice, &path, &body).await;
     assert_eq!(subscribed.status, 200, "{subscribed:?}");
     let initial = channel.next().await.expect("the initial state");
     assert!(ack(&https2, &alice, &initial).await, "{initial}");
@@ -798,13 +809,7 @@ async fn a_node_killed_under_load_loses_no_acknowledged_write_and_its_clients_re
 
     // The bridge's connection died with node 2; it reconnects to node 1.
     drop(bridge);
-    let again = crate::support::component::connect(
-        node1.addr("component"),
-        &ca,
-        "bridge.localhost",
-        &secret,
-    )
-    .await;
+    let again = demo_bridge(node1, node1).await;
     assert!(
         again.is_ok(),
         "the bridge reconnects to another node: {:?}",
@@ -1106,15 +1111,9 @@ async fn calls_through_a_bridge_on_another_node_are_placed_seen_and_ended_from_a
     let alice = demo_auth(node1, 0);
     let https2 = Https::new(node2.addr("https"), &ca);
     // The call bridge is connected to node 1 only; alice works through node 2.
-    let (_, secret) = node1.demo();
-    let stream = crate::support::component::connect(
-        node1.addr("component"),
-        &ca,
-        "bridge.localhost",
-        &secret,
-    )
-    .await
-    .expect("the bridge connects to node 1");
+    let stream = demo_bridge(node1, node1)
+        .await
+        .expect("the bridge connects to node 1");
     let (dialed, mut dials) = tokio::sync::mpsc::unbounded_channel();
     let (_send, to_send) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(crate::calls::run_bridge(
@@ -1130,13 +1129,8 @@ async fn calls_through_a_bridge_on_another_node_are_placed_seen_and_ended_from_a
     )
     .await
     .unwrap_or_else(|reply| panic!("channel refused: {reply:?}"));
-    let subscribed = post_xml(
-        &https2,
-        &alice,
-        &format!("{EVENTS}/user/alice@localhost"),
-        "<Subscription xmlns=\"http://schema.broadsoft.com/xsi\"><event>Basic Call</event><expires>600</expires><channelSetId>call-set</channelSetId><applicationId>test</applicationId></Subscription>",
-    )
-    .await;
+    let (path, body) = subscription_to("alice@localhost", "call-set", "Basic Call");
+    let subscribed = post_xml(&https2, &alice, &path, &body).await;
     assert_eq!(subscribed.status, 200, "{subscribed:?}");
 
     // Placed through node 2: node 1's bridge dials it, and the call is node 1's.

@@ -1,9 +1,9 @@
 //! XSI-Events across the nodes of a cluster, over NATS.
 //!
 //! ```text
-//! telephony bus (this node) ──► shared backlog (journal.rs), a batch at a time
-//!                           ──► local hub (sets held here)
-//!                           └─► publish bridgehead.events.<enterprise>.<group>.<user>
+//! telephony bus (this node) ──► shared backlog (journal.rs), a batch at a time, queued
+//!                           ──► local hub (sets held here), at once
+//!                           └─► once written: publish bridgehead.events.<e>.<g>.<user>
 //!                                 {origin, id, event}            (tokens: hex, lower case)
 //! hub notices (subscription put/removed, set claimed)
 //!                           ──► publish bridgehead.xsi.notices {origin, notice}
@@ -211,8 +211,8 @@ impl Fanout {
         });
     }
 
-    /// The node's own events, in bus order: a batch of what is waiting goes to the shared
-    /// backlog, then to this node's hub and to the other nodes.
+    /// The node's own events, in bus order: a batch of what is waiting is queued for the
+    /// shared backlog and delivered here, then, once written, published to the other nodes.
     fn spawn_publisher(&self, shutdown: &Shutdown, telephony: &Telephony, origin: String) {
         let mut events = telephony.events().subscribe();
         let (fanout, stop) = (self.clone(), shutdown.clone());
@@ -243,9 +243,12 @@ impl Fanout {
                         };
                     }
                 }
-                fanout.journal.record(&batch).await;
+                let written = fanout.journal.record(&batch).await;
+                for (id, event) in &batch {
+                    fanout.hub.deliver_as(event, Some(id));
+                }
+                let _ = written.await;
                 for (id, event) in batch.drain(..) {
-                    fanout.hub.deliver_as(&event, Some(&id));
                     let published = Published {
                         origin: origin.clone(),
                         id: id.to_string(),

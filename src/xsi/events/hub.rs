@@ -46,11 +46,11 @@ use hyper::body::Bytes;
 use tokio::sync::mpsc;
 
 use crate::config::XsiEventsConfig;
-use crate::telephony::backlog::SetEventKey;
 use crate::telephony::{EventKind, ServiceName, Telephony, TelephonyError, TelephonyEvent};
 use crate::telephony::{SubscriptionRecord, SubscriptionTarget};
 
 use super::documents::EventData;
+use super::journal::JournalWrite;
 use state::{Channel, ChannelSet, Pending, State, Unacked};
 
 /// `expires` that asks for a channel or subscription that never expires.
@@ -172,9 +172,9 @@ pub struct Hub {
     node_id: Arc<str>,
     /// In a cluster, where [`Notice`]s for the other nodes go; `None` on a node alone.
     outbox: Option<mpsc::Sender<Notice>>,
-    /// In a cluster, where the shared backlog's entries that are done with go (see
-    /// `hub/restore.rs`).
-    settled: Option<mpsc::Sender<SetEventKey>>,
+    /// In a cluster, the shared backlog's writer, where the keys of the entries that are
+    /// done with go (see `hub/restore.rs`).
+    journal: Option<mpsc::Sender<JournalWrite>>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -237,20 +237,20 @@ impl Hub {
             config: Arc::new(config),
             node_id: node_id.into(),
             outbox: None,
-            settled: None,
+            journal: None,
         })
     }
 
     /// This hub as one node of a cluster: it delivers only to the channel sets it holds,
-    /// tells the other nodes of its subscriptions and sets through `outbox`, and sends
-    /// the keys of the shared backlog's entries its sets are done with to `settled`.
+    /// tells the other nodes of its subscriptions and sets through `outbox`, and has
+    /// `journal` forget the shared backlog's entries its sets are done with.
     pub fn in_cluster(
         mut self,
         outbox: mpsc::Sender<Notice>,
-        settled: mpsc::Sender<SetEventKey>,
+        journal: mpsc::Sender<JournalWrite>,
     ) -> Self {
         self.outbox = Some(outbox);
-        self.settled = Some(settled);
+        self.journal = Some(journal);
         self
     }
 

@@ -3,11 +3,14 @@
 //!
 //! ```text
 //! fan-out publisher: a batch of telephony events (up to 256 that are waiting)
-//!   → Journal::record: one write of every (set, subscription, event) they cover
-//!   → then delivered here and published          (so what a node may miss is stored)
-//! hub settles (acknowledged, dropped) → queue (16,384) → one delete per batch
+//!   → Journal::record: every (set, subscription, event) they cover, queued
+//!   → delivered here at once; published to the other nodes once written (so what
+//!     another node may take is stored before it can take it)
+//! hub settles (acknowledged, dropped) → the same queue
+//! the writer: the queue (16,384) in order, each run of appends one insert, each run of
+//!   settles one delete — so this node never deletes an entry before it wrote it
 //! a set new on this node → Journal::restore: what waits for it (the newest
-//!   backlog_max_events), within 2 s, into the hub
+//!   backlog_max_events), read in the queue's order, within 2 s, into the hub
 //! every minute: entries older than [xsi_events] backlog_max_age_secs are deleted
 //! ```
 //!
@@ -20,15 +23,35 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::shutdown::Shutdown;
-use crate::telephony::backlog::{Backlog, Entry, SetEventKey};
+use crate::telephony::backlog::{Backlog, Entry, SetEventKey, WaitingEntry};
+use crate::telephony::TelephonyError;
 use crate::telephony::TelephonyEvent;
+use tokio::sync::oneshot;
 
 use super::hub::Hub;
 
-/// Settled keys waiting to be deleted.
-pub const SETTLED_QUEUE: usize = 16_384;
-/// Keys deleted in one statement, at most.
-const SETTLE_BATCH: usize = 1024;
+/// Writes waiting for the store.
+pub const JOURNAL_QUEUE: usize = 16_384;
+/// Writes taken off the queue at once, at most.
+const WRITE_BATCH: usize = 1024;
+
+/// One write to the shared backlog, in this node's order.
+#[derive(Debug)]
+pub enum JournalWrite {
+    /// Entries to keep; told when they are written (or failed).
+    Append(Vec<Entry>, oneshot::Sender<()>),
+    /// An entry a set is done with.
+    Settle(SetEventKey),
+    /// What waits for a set (the newest `limit`), read after every write queued before.
+    Waiting {
+        /// The set.
+        set_id: String,
+        /// How many, at most.
+        limit: usize,
+        /// Where the entries go.
+        answer: oneshot::Sender<Result<Vec<WaitingEntry>, TelephonyError>>,
+    },
+}
 /// How long a new set waits for the store before it sends without what it keeps.
 const RESTORE_DEADLINE: Duration = Duration::from_secs(2);
 /// Between deletions of entries past their age.
@@ -39,7 +62,8 @@ const TRIM_EVERY: Duration = Duration::from_secs(60);
 pub struct Journal {
     backlog: Backlog,
     hub: Hub,
-    settled: Arc<std::sync::Mutex<Option<mpsc::Receiver<SetEventKey>>>>,
+    writes: mpsc::Sender<JournalWrite>,
+    queue: Arc<std::sync::Mutex<Option<mpsc::Receiver<JournalWrite>>>>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -49,18 +73,29 @@ impl std::fmt::Debug for Journal {
 }
 
 impl Journal {
-    /// The journal of `hub` (made [`Hub::in_cluster`] with the sender of `settled`).
-    pub fn new(backlog: Backlog, hub: Hub, settled: mpsc::Receiver<SetEventKey>) -> Self {
+    /// The journal of `hub`, made [`Hub::in_cluster`] with `writes`, whose queue is
+    /// `queue`.
+    pub fn new(
+        backlog: Backlog,
+        hub: Hub,
+        writes: mpsc::Sender<JournalWrite>,
+        queue: mpsc::Receiver<JournalWrite>,
+    ) -> Self {
         Journal {
             backlog,
             hub,
-            settled: Arc::new(std::sync::Mutex::new(Some(settled))),
+            writes,
+            queue: Arc::new(std::sync::Mutex::new(Some(queue))),
         }
     }
 
-    /// Writes what `events` (with their cluster-wide ids) hold for every set that a
-    /// subscription covering them feeds.
-    pub async fn record(&self, events: &[(Arc<str>, Arc<TelephonyEvent>)]) {
+    /// Queues what `events` (with their cluster-wide ids) hold for every set that a
+    /// subscription covering them feeds; the answer comes once it is written.
+    pub async fn record(
+        &self,
+        events: &[(Arc<str>, Arc<TelephonyEvent>)],
+    ) -> oneshot::Receiver<()> {
+        let (written, answer) = oneshot::channel();
         let entries: Vec<Entry> = events
             .iter()
             .flat_map(|(id, event)| {
@@ -78,59 +113,67 @@ impl Journal {
             })
             .collect();
         if entries.is_empty() {
-            return;
+            let _ = written.send(());
+        } else if self
+            .writes
+            .send(JournalWrite::Append(entries, written))
+            .await
+            .is_err()
+        {
+            tracing::warn!("the shared backlog's writer has stopped; events are not kept");
         }
-        if let Err(e) = self.backlog.append(&entries).await {
-            tracing::warn!(error = %e, events = entries.len(), "the shared backlog cannot keep events; only the nodes holding their sets have them");
-        }
+        answer
     }
 
-    /// Fills set `set_id`, new on this node, with what the shared backlog keeps for it.
+    /// Fills set `set_id`, new on this node, with what the shared backlog keeps for it:
+    /// read after this node's writes queued before, so that none of its own events made
+    /// before the set came here is missed (another node's are written before they are
+    /// published, and this node listens for the set's events before it reads).
     pub async fn restore(&self, set_id: &str) {
         let (limit, _) = self.hub.backlog_limits();
-        let waiting = tokio::time::timeout(RESTORE_DEADLINE, self.backlog.waiting(set_id, limit));
-        let waiting = match waiting.await {
-            Ok(Ok(waiting)) => waiting,
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, set = set_id, "cannot read the set's shared backlog; it starts without it");
-                Vec::new()
-            }
-            Err(_) => {
-                tracing::warn!(
-                    set = set_id,
-                    "the set's shared backlog did not come in time; it starts without it"
-                );
-                Vec::new()
+        let (answer, waiting) = oneshot::channel();
+        let asked = JournalWrite::Waiting {
+            set_id: set_id.to_owned(),
+            limit,
+            answer,
+        };
+        let read = if self.writes.try_send(asked).is_err() {
+            Err("the shared backlog's writer is full or gone".to_owned())
+        } else {
+            match tokio::time::timeout(RESTORE_DEADLINE, waiting).await {
+                Ok(Ok(read)) => read.map_err(|e| e.to_string()),
+                Ok(Err(_)) => Err("the shared backlog's writer stopped".to_owned()),
+                Err(_) => Err("the shared backlog did not answer in time".to_owned()),
             }
         };
+        let waiting = read.unwrap_or_else(|why| {
+            tracing::warn!(
+                set = set_id,
+                why,
+                "cannot read the set's shared backlog; it starts without it"
+            );
+            Vec::new()
+        });
         self.hub.restore(set_id, waiting);
     }
 
-    /// The journal's tasks, until shutdown: deleting settled entries, trimming old ones.
+    /// The journal's tasks, until shutdown: the writer, and trimming old entries.
     pub fn spawn(&self, shutdown: &Shutdown) {
         let (_, max_age) = self.hub.backlog_limits();
-        let Some(mut settled) = self
-            .settled
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        else {
+        let Some(mut queue) = self.queue.lock().unwrap_or_else(|p| p.into_inner()).take() else {
             return;
         };
         let (backlog, stop) = (self.backlog.clone(), shutdown.clone());
         shutdown.spawn(async move {
-            let mut batch = Vec::with_capacity(SETTLE_BATCH);
+            let mut batch = Vec::with_capacity(WRITE_BATCH);
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => break,
-                    received = settled.recv_many(&mut batch, SETTLE_BATCH) => if received == 0 {
+                    received = queue.recv_many(&mut batch, WRITE_BATCH) => if received == 0 {
                         break;
                     },
                 }
-                if let Err(e) = backlog.settle(&batch).await {
-                    tracing::warn!(error = %e, events = batch.len(), "cannot forget settled events in the shared backlog; they may come again");
-                }
-                batch.clear();
+                write(&backlog, batch.drain(..)).await;
             }
         });
         let (backlog, stop) = (self.backlog.clone(), shutdown.clone());
@@ -152,4 +195,61 @@ impl Journal {
             }
         });
     }
+}
+
+/// Writes `batch` in order: each run of appends in one statement, each run of settles in
+/// another; then tells the appends' senders.
+async fn write(backlog: &Backlog, batch: impl Iterator<Item = JournalWrite>) {
+    let (mut entries, mut keys, mut told) = (Vec::new(), Vec::new(), Vec::new());
+    for write in batch {
+        match write {
+            JournalWrite::Append(more, written) => {
+                if !keys.is_empty() {
+                    settle(backlog, &mut keys).await;
+                }
+                entries.extend(more);
+                told.push(written);
+            }
+            JournalWrite::Settle(key) => {
+                if !entries.is_empty() {
+                    append(backlog, &mut entries).await;
+                }
+                keys.push(key);
+            }
+            JournalWrite::Waiting {
+                set_id,
+                limit,
+                answer,
+            } => {
+                append(backlog, &mut entries).await;
+                settle(backlog, &mut keys).await;
+                let _ = answer.send(backlog.waiting(&set_id, limit).await);
+            }
+        }
+    }
+    append(backlog, &mut entries).await;
+    settle(backlog, &mut keys).await;
+    for written in told {
+        let _ = written.send(());
+    }
+}
+
+async fn append(backlog: &Backlog, entries: &mut Vec<Entry>) {
+    if entries.is_empty() {
+        return;
+    }
+    if let Err(e) = backlog.append(entries).await {
+        tracing::warn!(error = %e, events = entries.len(), "the shared backlog cannot keep events; only the nodes holding their sets have them");
+    }
+    entries.clear();
+}
+
+async fn settle(backlog: &Backlog, keys: &mut Vec<SetEventKey>) {
+    if keys.is_empty() {
+        return;
+    }
+    if let Err(e) = backlog.settle(keys).await {
+        tracing::warn!(error = %e, events = keys.len(), "cannot forget settled events in the shared backlog; they may come again");
+    }
+    keys.clear();
 }

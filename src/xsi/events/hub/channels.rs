@@ -9,8 +9,8 @@ use tokio::sync::mpsc;
 
 use super::delivery::{redeliver_from, send, terminate};
 use super::{
-    bytes, quota, Channel, ChannelRequest, ChannelSet, Hub, HubError, Notice, Opened, Owner,
-    Pending, State, NEVER_EXPIRES,
+    bytes, quota, Channel, ChannelRequest, ChannelSet, Hub, HubError, Notice, Opened, Owner, State,
+    NEVER_EXPIRES,
 };
 
 use crate::xsi::events::documents::{self, TerminationReason};
@@ -81,7 +81,7 @@ impl Hub {
             set.application_id = request.application_id.clone();
         }
         // New here in a cluster: what the shared backlog keeps for the set goes first.
-        if claimed && self.settled.is_some() {
+        if claimed && self.journal.is_some() {
             set.restoring = true;
         }
         set.channels.push(Channel {
@@ -258,6 +258,7 @@ impl Hub {
                     )))
                 }
             }
+            flush(set);
         }
         if let Some(id) = drop_subscription {
             self.remove_subscription(&id, false).await?;
@@ -297,10 +298,28 @@ impl Hub {
     }
 }
 
-/// What waited in the set's backlog goes out now, in order.
+/// Room a draining backlog leaves in a channel's queue (for heartbeats, resends), at
+/// most; a quarter of a shorter queue.
+const FLUSH_RESERVE: usize = 8;
+
+/// What waits in the set's backlog goes out, in order, as far as its channels' queues
+/// have room; the rest follows as they drain (on the next acknowledgement or tick), so a
+/// backlog longer than a channel's queue does not end the channel as too slow.
 pub(super) fn flush(set: &mut ChannelSet) {
-    let waiting: Vec<Pending> = set.backlog.drain(..).collect();
-    for pending in waiting {
-        send(set, pending, &[], Instant::now());
+    if set.restoring {
+        return;
+    }
+    let now = Instant::now();
+    while !set.backlog.is_empty() {
+        let room = set
+            .channels
+            .iter()
+            .any(|c| !c.unresponsive && !c.queue.is_closed() && c.queue.capacity() > FLUSH_RESERVE);
+        if !room {
+            break;
+        }
+        if let Some(pending) = set.backlog.pop_front() {
+            send(set, pending, &[], now);
+        }
     }
 }

@@ -72,7 +72,9 @@ impl Hub {
             written: false,
             origin,
         };
+        // Behind what already waits (a backlog still draining), or sent now.
         if !set.restoring
+            && set.backlog.is_empty()
             && set
                 .channels
                 .iter()
@@ -83,6 +85,7 @@ impl Hub {
             set.backlog.push_back(pending);
             crate::telemetry::xsi_events("backlogged", 1);
             self.cap_backlog(set);
+            super::channels::flush(set);
         }
     }
 

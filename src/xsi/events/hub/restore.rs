@@ -4,8 +4,9 @@
 //! ```text
 //! a telephony event, on the node where it happened
 //!   Hub::covering → (set, subscription) for every subscription in the cluster that covers it
-//!   → written to the shared backlog, keyed (subscription, the event's cluster-wide id)
-//!   → delivered here and published to the nodes that hold the sets (Pending.origin = id)
+//!   → queued for the shared backlog, keyed (subscription, the event's cluster-wide id)
+//!   → delivered here; once written, published to the nodes that hold the sets
+//!     (Pending.origin = id)
 //! a set acknowledges (200), refuses (400), drops (481) an event, or its backlog
 //!   overflows or ages  → Hub::settle → the key goes to the journal, which deletes it
 //! a set's first channel opens on this node (new here: the old node died, or the client
@@ -17,14 +18,15 @@
 //!
 //! So an event is lost neither when the node holding its set dies (before or after it
 //! was sent, unacknowledged) nor while no node holds the set. An event acknowledged on a
-//! node that died before its acknowledgement reached the store comes once more.
+//! node that died before its acknowledgement reached the store comes once more; one whose
+//! node died in the millisecond between its local delivery and its write is lost.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::channels::flush;
-use super::{packages_and_data, Hub, Pending};
+use super::{packages_and_data, Hub, JournalWrite, Pending};
 use crate::telephony::backlog::{SetEventKey, WaitingEntry};
 use crate::telephony::TelephonyEvent;
 
@@ -42,14 +44,14 @@ impl Hub {
 
     /// The set is done with `pending`: the shared backlog forgets it.
     pub(super) fn settle(&self, pending: &Pending) {
-        let (Some(settled), Some(origin)) = (&self.settled, &pending.origin) else {
+        let (Some(journal), Some(origin)) = (&self.journal, &pending.origin) else {
             return;
         };
         let key = SetEventKey {
             subscription_id: pending.subscription_id.clone(),
             event_id: origin.to_string(),
         };
-        if settled.try_send(key).is_err() {
+        if journal.try_send(JournalWrite::Settle(key)).is_err() {
             tracing::warn!("the shared backlog's queue is full; an event done with may come again");
         }
     }
@@ -120,9 +122,9 @@ impl Hub {
                 "channel set restored from the shared backlog"
             );
         }
-        if let Some(settled) = &self.settled {
+        if let Some(journal) = &self.journal {
             for key in stale {
-                let _ = settled.try_send(key);
+                let _ = journal.try_send(JournalWrite::Settle(key));
             }
         }
     }

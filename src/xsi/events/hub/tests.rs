@@ -127,3 +127,36 @@ async fn a_channel_that_stops_reading_is_ended_and_others_are_not_held_up() {
     assert_eq!(state.sets["b-set"].channels.len(), 1);
     drop(stalled);
 }
+
+#[tokio::test]
+async fn a_backlog_longer_than_the_channels_queue_drains_without_ending_the_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = XsiEventsConfig {
+        channel_queue_len: 16.try_into().unwrap(),
+        ..XsiEventsConfig::default()
+    };
+    let (hub, users) = hub(dir.path(), config).await;
+    let a = &users[0];
+    subscribe(&hub, a, "set").await;
+    for n in 1..=50 {
+        hub.deliver(&dnd(a, n));
+    }
+    let mut opened = hub.open_channel(&owner(a), channel("set")).unwrap();
+    opened.stream.recv().await.expect("the Channel document");
+    // The client reads and acknowledges: every event comes, in order, on one channel.
+    for n in 1..=50u32 {
+        let document = String::from_utf8(opened.stream.recv().await.unwrap().to_vec()).unwrap();
+        assert!(
+            document.contains(&format!("<xsi:sequenceNumber>{n}</xsi:sequenceNumber>")),
+            "event {n}: {document}"
+        );
+        let event_id = document
+            .split("<xsi:eventID>")
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .unwrap()
+            .to_owned();
+        hub.event_response(&owner(a), &event_id, 200).await.unwrap();
+    }
+    assert_eq!(hub.channel_count(), 1, "the channel lives on");
+}

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::channels::flush;
 use super::delivery::{redeliver_from, resend, terminate};
 use super::Hub;
 use crate::xsi::events::documents::TerminationReason;
@@ -75,6 +76,8 @@ impl Hub {
                 }
                 resend(set, unacked, now);
             }
+            // What waits goes out as the channels' queues drain.
+            flush(set);
             // The backlog keeps events for a while only.
             while set
                 .backlog
