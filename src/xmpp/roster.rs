@@ -19,7 +19,9 @@
 //! Presence: a resource's first available presence goes to the user's available
 //! resources and to every contact with `from`/`both`, and the current presence of every
 //! local contact with `to`/`both` comes back (the probe, answered from the router's
-//! memory); unanswered requests to the user are delivered again. Unavailable presence (sent,
+//! memory; in a cluster, a probe goes to the other nodes that hold available resources of
+//! the contact, and each answers from its own); unanswered requests to the user are
+//! delivered again. Unavailable presence (sent,
 //! or the session ending) goes to the same contacts and to everyone the resource sent
 //! directed presence to.
 
@@ -451,6 +453,9 @@ impl Rosters {
                         stanza::set_address(&mut current, "to", session.full.as_str());
                         self.route(current);
                     }
+                    // In a cluster, the contact's resources on the other nodes answer too.
+                    let probe = presence(Some("probe"), session.full.as_str(), &item.jid);
+                    self.router.probe_other_nodes(&item.jid, probe);
                 }
                 if item.pending_in {
                     self.route(presence(
@@ -460,13 +465,15 @@ impl Rosters {
                     ));
                 }
             }
-            // The user's other resources.
+            // The user's other resources (those on other nodes answer a probe).
             for mut current in self.router.available_presences(session.bare.as_str()) {
                 if current.attr("from") != Some(session.full.as_str()) {
                     stanza::set_address(&mut current, "to", session.full.as_str());
                     self.route(current);
                 }
             }
+            let probe = presence(Some("probe"), session.full.as_str(), session.bare.as_str());
+            self.router.probe_other_nodes(session.bare.as_str(), probe);
         }
     }
 

@@ -180,14 +180,20 @@ async fn farm_with(names: &[&str], extra: &str, xmpp: &str) -> Farm {
 }
 
 /// HTTP Basic for demo user `index` (0 alice, 1 bob) of `node`'s demo data.
-fn demo_auth(node: &Node, index: usize) -> String {
+/// The id and password of the `index`th demo user.
+fn demo_user(node: &Node, index: usize) -> (String, String) {
     let text = std::fs::read_to_string(node.dir.join("data/demo-credentials.toml")).unwrap();
     let parsed: toml::Value = toml::from_str(&text).unwrap();
     let user = &parsed["users"][index];
-    basic(
-        user["id"].as_str().unwrap(),
-        user["password"].as_str().unwrap(),
+    (
+        user["id"].as_str().unwrap().to_owned(),
+        user["password"].as_str().unwrap().to_owned(),
     )
+}
+
+fn demo_auth(node: &Node, index: usize) -> String {
+    let (id, password) = demo_user(node, index);
+    basic(&id, &password)
 }
 
 async fn post_xml(https: &Https, auth: &str, path: &str, body: &str) -> Reply {
@@ -1183,4 +1189,91 @@ async fn calls_through_a_bridge_on_another_node_are_placed_seen_and_ended_from_a
     // A call id that names no live node is unknown, not an error.
     let nowhere = alice_calls(&https2, &alice, Method::GET, "/callhalf-n9-1").await;
     assert_eq!(nowhere.status, 404, "{nowhere:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roster_presence_at_login_comes_from_contacts_on_every_node() {
+    use tokio_xmpp::parsers::jid::BareJid;
+    use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
+    use tokio_xmpp::Stanza;
+    let farm = farm(&["n1", "n2"]).await;
+    let (node1, node2) = (&farm.nodes[0], &farm.nodes[1]);
+    let ca = node1.ca();
+    let (alice_id, alice_password) = demo_user(node1, 0);
+    let (bob_id, bob_password) = demo_user(node1, 1);
+    let login = |node: &Node, jid: String, password: String| {
+        let (addr, ca) = (node.addr("c2s"), ca.clone());
+        async move { crate::support::client::login(addr, &ca, &jid, &password).await }
+    };
+    let presence_from = |from: &tokio_xmpp::parsers::jid::Jid, kind: PresenceType| {
+        let from = from.clone();
+        move |stanza: &Stanza| match stanza {
+            Stanza::Presence(p) if p.type_ == kind && p.from.as_ref() == Some(&from) => Some(()),
+            _ => None,
+        }
+    };
+    let subscription_from = |from: &BareJid, kind: PresenceType| {
+        let from = from.clone();
+        move |stanza: &Stanza| match stanza {
+            Stanza::Presence(p)
+                if p.type_ == kind
+                    && p.from.as_ref().map(|f| f.to_bare()) == Some(from.clone()) =>
+            {
+                Some(())
+            }
+            _ => None,
+        }
+    };
+    // Alice on node 1, bob on node 2, both available.
+    let (mut alice, alice_jid) = login(node1, alice_id.clone(), alice_password.clone()).await;
+    let (mut bob, bob_jid) = login(node2, bob_id.clone(), bob_password.clone()).await;
+    for client in [&mut alice, &mut bob] {
+        client
+            .send_stanza(Presence::available().into())
+            .await
+            .unwrap();
+    }
+    let (alice_bare, bob_bare) = (alice_jid.to_bare(), bob_jid.to_bare());
+
+    // They subscribe to each other across the nodes.
+    alice
+        .send_stanza(Presence::subscribe().with_to(bob_bare.clone()).into())
+        .await
+        .unwrap();
+    crate::support::client::wait_for(
+        &mut bob,
+        subscription_from(&alice_bare, PresenceType::Subscribe),
+    )
+    .await;
+    bob.send_stanza(Presence::subscribed().with_to(alice_bare.clone()).into())
+        .await
+        .unwrap();
+    bob.send_stanza(Presence::subscribe().with_to(alice_bare.clone()).into())
+        .await
+        .unwrap();
+    crate::support::client::wait_for(&mut alice, presence_from(&bob_jid, PresenceType::None)).await;
+    alice
+        .send_stanza(Presence::subscribed().with_to(bob_bare.clone()).into())
+        .await
+        .unwrap();
+    crate::support::client::wait_for(&mut bob, presence_from(&alice_jid, PresenceType::None)).await;
+
+    // Bob's second resource, on node 2, gets alice's current presence from node 1 at once;
+    // alice's second resource, on node 2, gets her first one's from node 1.
+    let (mut bob2, _) = login(node2, format!("{bob_id}/second"), bob_password).await;
+    bob2.send_stanza(Presence::available().into())
+        .await
+        .unwrap();
+    crate::support::client::wait_for(&mut bob2, presence_from(&alice_jid, PresenceType::None))
+        .await;
+    let (mut alice2, _) = login(node2, format!("{alice_id}/second"), alice_password).await;
+    alice2
+        .send_stanza(Presence::available().into())
+        .await
+        .unwrap();
+    crate::support::client::wait_for(&mut alice2, presence_from(&alice_jid, PresenceType::None))
+        .await;
+    for mut client in [alice, bob, alice2, bob2] {
+        client.send_end().await.unwrap();
+    }
 }

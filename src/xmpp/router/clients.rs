@@ -120,6 +120,23 @@ impl Router {
             .unwrap_or_default()
     }
 
+    /// Sends `probe` (a presence probe for an account at this domain, from a session of
+    /// this node) to the other nodes that hold available resources of that account: each
+    /// answers it with their current presence.
+    pub fn probe_other_nodes(&self, bare: &str, probe: Element) {
+        let remote = self.remote_entries(&bare.to_lowercase(), Reach::Cluster);
+        let mut nodes: Vec<&str> = remote
+            .iter()
+            .filter(|e| e.available)
+            .map(|e| e.node.as_str())
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        for node in nodes {
+            let _ = self.forward(node, probe.clone());
+        }
+    }
+
     /// The full JIDs of an account's bound resources.
     pub fn bound_resources(&self, bare: &str) -> Vec<String> {
         self.clients()
@@ -179,7 +196,10 @@ impl Router {
                             .known
                             .is_known(&jid.domain().as_str().to_ascii_lowercase())
                     });
-                    if !from_component {
+                    // Another node's probe for a session of its own (a client's own
+                    // probes never leave its session), sent at that client's login.
+                    let from_other_node = reach == Reach::Here;
+                    if !from_component && !from_other_node {
                         return Delivery::Dropped;
                     }
                     let answers: Vec<Element> = sessions
