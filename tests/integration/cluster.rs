@@ -1273,7 +1273,7 @@ async fn roster_presence_at_login_comes_from_contacts_on_every_node() {
         .unwrap();
     crate::support::client::wait_for(&mut alice2, presence_from(&alice_jid, PresenceType::None))
         .await;
-    for mut client in [alice, bob, alice2, bob2] {
+    for client in [alice, bob, alice2, bob2] {
         client.send_end().await.unwrap();
     }
 }
