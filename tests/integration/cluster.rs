@@ -669,12 +669,14 @@ async fn ack(https: &Https, auth: &str, event: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_under_load_loses_no_acknowledged_write_and_its_clients_rebuild_elsewhere() {
-    let farm = farm(&["n1", "n2"]).await;
-    let (node1, node2) = (&farm.nodes[0], &farm.nodes[1]);
+    // Node 1 makes the events, node 2 holds the channel and dies, node 3 takes over.
+    let farm = farm(&["n1", "n2", "n3"]).await;
+    let (node1, node2, node3) = (&farm.nodes[0], &farm.nodes[1], &farm.nodes[2]);
     let ca = node1.ca();
     let alice = demo_auth(node1, 0);
     let https1 = Https::new(node1.addr("https"), &ca);
     let https2 = Https::new(node2.addr("https"), &ca);
+    let https3 = Https::new(node3.addr("https"), &ca);
     // The demo bridge, registered in the shared store by node 1, is connected to node 2.
     let bridge = demo_bridge(node1, node2)
         .await
@@ -767,8 +769,8 @@ async fn a_node_killed_under_load_loses_no_acknowledged_write_and_its_clients_re
     producer.await.unwrap();
     assert!(more, "node 1 went on making events");
 
-    // Every write node 2 acknowledged is in the store, read through node 1.
-    let list = https1.get(personal, &alice).await;
+    // Every write node 2 acknowledged is in the store, read through node 3.
+    let list = https3.get(personal, &alice).await;
     assert_eq!(list.status, 200, "{list:?}");
     let acknowledged = acknowledged.lock().unwrap().clone();
     for i in &acknowledged {
@@ -779,15 +781,15 @@ async fn a_node_killed_under_load_loses_no_acknowledged_write_and_its_clients_re
         );
     }
 
-    // The dead channel's requests through node 1 get 404 (its node is gone) at once, so
-    // the client opens a new one in the same set on node 1: every event the old channel
+    // The dead channel's requests through node 3 get 404 (its node is gone) at once, so
+    // the client opens a new one in the same set on node 3: every event the old channel
     // did not acknowledge comes, in order, those made while no node held the set too.
-    let stale = heartbeat(&https1, &alice, &old_channel).await;
+    let stale = heartbeat(&https3, &alice, &old_channel).await;
     assert_eq!(stale.status, 404, "{stale:?}");
-    let mut rebuilt = EventChannel::open(&https1, &alice, channel_body)
+    let mut rebuilt = EventChannel::open(&https3, &alice, channel_body)
         .await
         .unwrap_or_else(|reply| panic!("channel refused: {reply:?}"));
-    assert!(rebuilt.id.starts_with("n1:"), "{}", rebuilt.id);
+    assert!(rebuilt.id.starts_with("n3:"), "{}", rebuilt.id);
     let produced = produced.lock().unwrap().clone();
     let mut missing: std::collections::BTreeSet<u32> = produced
         .iter()
@@ -803,7 +805,7 @@ async fn a_node_killed_under_load_loses_no_acknowledged_write_and_its_clients_re
             continue;
         }
         let number = forwarded_number(&event);
-        assert!(ack(&https1, &alice, &event).await, "{event}");
+        assert!(ack(&https3, &alice, &event).await, "{event}");
         // An event node 2 had acknowledged but not yet forgotten may come once more.
         if !acked_before.contains(&number) {
             assert!(number > last, "in order: {number} after {last}: {event}");
@@ -813,9 +815,9 @@ async fn a_node_killed_under_load_loses_no_acknowledged_write_and_its_clients_re
         received.push(number);
     }
 
-    // The bridge's connection died with node 2; it reconnects to node 1.
+    // The bridge's connection died with node 2; it reconnects to node 3.
     drop(bridge);
-    let again = demo_bridge(node1, node1).await;
+    let again = demo_bridge(node1, node3).await;
     assert!(
         again.is_ok(),
         "the bridge reconnects to another node: {:?}",
