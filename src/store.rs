@@ -250,7 +250,9 @@ pub async fn open(
     use crate::config::StoreBackend;
     match (config.store.backend, &config.store.url) {
         (StoreBackend::Postgres, Some(url)) => {
-            let store = PostgresStore::connect(url.expose(), config.store.pool_size.get()).await?;
+            let tls = postgres::tls_for(url.expose(), config.store.ca.as_deref())?;
+            let store =
+                PostgresStore::connect(url.expose(), config.store.pool_size.get(), tls).await?;
             Ok((
                 std::sync::Arc::new(store),
                 postgres::place(url.expose()).to_owned(),

@@ -227,6 +227,16 @@ pub fn client_config(
     Ok(Arc::new(config))
 }
 
+/// A TLS 1.2+ client configuration trusting the certificates of the PEM bundle at
+/// `trust`, or the system's roots without one (Bridgehead's connection to PostgreSQL).
+pub fn client_config_trusting(
+    trust: Option<&std::path::Path>,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let roots: Vec<CertificateDer<'static>> =
+        pki::load_trust(trust)?.into_iter().map(|c| c.der).collect();
+    client_config(&roots)
+}
+
 /// A root store holding `roots`.
 fn root_store(roots: &[CertificateDer<'static>]) -> Result<rustls::RootCertStore, TlsError> {
     let mut store = rustls::RootCertStore::empty();

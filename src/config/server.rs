@@ -108,6 +108,9 @@ pub struct StoreConfig {
     pub url: Option<crate::config::Secret>,
     /// PostgreSQL connections this node keeps at most. Default 16.
     pub pool_size: std::num::NonZeroUsize,
+    /// CA certificates (PEM) PostgreSQL's certificate must chain to when `url` asks for
+    /// TLS (`sslmode=require`); the system's roots without it.
+    pub ca: Option<PathBuf>,
     /// PBKDF2 iteration count for new SCRAM verifiers (at least 4096). Default 4096.
     pub scram_iterations: u32,
 }
@@ -119,6 +122,7 @@ impl Default for StoreConfig {
             path: None,
             url: None,
             pool_size: std::num::NonZeroUsize::new(16).expect("16 > 0"),
+            ca: None,
             scram_iterations: 4096,
         }
     }

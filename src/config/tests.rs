@@ -183,6 +183,11 @@ fn the_postgres_backend_needs_a_url_and_only_it_takes_one() {
             .is_empty()
     );
     assert!(problems("[store]\nurl = \"postgres://u:p@db/bh\"\n")[0].contains("only used"));
+    assert!(problems("[store]\nca = \"/etc/ca.pem\"\n")[0].starts_with("store.ca: is only used"));
+    assert!(problems(
+        "[store]\nbackend = \"postgres\"\nurl = \"postgres://u:p@db/bh?sslmode=require\"\nca = \"/etc/ca.pem\"\n"
+    )
+    .is_empty());
     let secret = format!(
         "{:?}",
         parse("[store]\nbackend = \"postgres\"\nurl = \"postgres://u:hunter2@db/bh\"\n").unwrap()

@@ -103,6 +103,9 @@ impl Config {
             }
             _ => {}
         }
+        if self.store.ca.is_some() && self.store.backend != StoreBackend::Postgres {
+            problems.add("store.ca", "is only used with backend = \"postgres\"");
+        }
         components(&mut self.components, &domain, files, &mut problems);
         admin(&mut self.admin, files, &mut problems);
         if let Some(cluster) = &mut self.cluster {

@@ -16,8 +16,10 @@
 //! store's health ([`Store::health`](super::Store::health)): while it is down, `/healthz`
 //! says so.
 //!
-//! Connections are plain TCP today (NoTls): run PostgreSQL on the node's host or a
-//! private network.
+//! Connections use TLS (rustls, through tokio-postgres-rustls) when the URL says
+//! `sslmode=require`: PostgreSQL's certificate must chain to `[store] ca` (or the system's
+//! roots) and name the host. Without it they are plain TCP, as libpq's `disable`: run
+//! PostgreSQL on the node's host or a private network then.
 //!
 //! [`DirectoryStore::users_generation`]: super::DirectoryStore::users_generation
 //! [`SettingsStore::settings_generation`]: super::SettingsStore::settings_generation
@@ -36,6 +38,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
+use tokio_postgres_rustls::MakeRustlsConnect;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::routes::{RouteChanges, RouteStore};
@@ -78,17 +81,29 @@ impl PostgresStore {
     /// Connects to `url` (`postgres://user:password@host:port/db` or a key=value string)
     /// with a pool of up to `pool_size` connections, brings the schema up to date and
     /// starts listening for other nodes' user changes.
-    pub async fn connect(url: &str, pool_size: usize) -> Result<Self, StoreError> {
+    /// With `tls` every connection is TLS ([`tls_for`]).
+    pub async fn connect(
+        url: &str,
+        pool_size: usize,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Result<Self, StoreError> {
         let config: tokio_postgres::Config = url
             .parse()
             .map_err(|e: tokio_postgres::Error| open_error(url, e.to_string()))?;
-        let manager = deadpool_postgres::Manager::from_config(
-            config.clone(),
-            NoTls,
-            deadpool_postgres::ManagerConfig {
-                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = || deadpool_postgres::ManagerConfig {
+            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+        };
+        let connector = tls.map(|config| MakeRustlsConnect::new(Arc::unwrap_or_clone(config)));
+        let manager = match &connector {
+            Some(tls) => deadpool_postgres::Manager::from_config(
+                config.clone(),
+                tls.clone(),
+                manager_config(),
+            ),
+            None => {
+                deadpool_postgres::Manager::from_config(config.clone(), NoTls, manager_config())
+            }
+        };
         let pool = deadpool_postgres::Pool::builder(manager)
             .max_size(pool_size.max(1))
             .runtime(deadpool_postgres::Runtime::Tokio1)
@@ -97,7 +112,7 @@ impl PostgresStore {
         let mut client = pool
             .get()
             .await
-            .map_err(|e| open_error(url, e.to_string()))?;
+            .map_err(|e| open_error(url, with_causes(&e)))?;
         schema::migrate(&mut client).await?;
         drop(client);
         let generation = Arc::new(AtomicU64::new(0));
@@ -111,7 +126,7 @@ impl PostgresStore {
             settings_changes: Arc::clone(&settings_changes),
             route_changes: Arc::clone(&route_changes),
         };
-        tokio::spawn(listen(config, link, stop.clone()));
+        tokio::spawn(listen(config, connector, link, stop.clone()));
         Ok(PostgresStore {
             pool,
             generation,
@@ -205,6 +220,42 @@ pub(crate) fn place(url: &str) -> &str {
         .map_or("the configured PostgreSQL database", |(_, place)| place)
 }
 
+/// The TLS a connection to `url` uses: with `sslmode=require`, rustls trusting the PEM
+/// bundle `ca` (the system's roots without it); otherwise none.
+pub(super) fn tls_for(
+    url: &str,
+    ca: Option<&std::path::Path>,
+) -> Result<Option<Arc<rustls::ClientConfig>>, StoreError> {
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e: tokio_postgres::Error| open_error(url, e.to_string()))?;
+    if config.get_ssl_mode() != tokio_postgres::config::SslMode::Require {
+        return Ok(None);
+    }
+    crate::tls::client_config_trusting(ca)
+        .map(Some)
+        .map_err(|e| StoreError::Open {
+            path: "[store] ca".into(),
+            reason: e.to_string(),
+        })
+}
+
+/// `error` and what caused it, in one line (a TLS refusal says why the certificate was
+/// not accepted).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        let more = next.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = next.source();
+    }
+    text
+}
+
 fn open_error(url: &str, reason: String) -> StoreError {
     StoreError::Open {
         path: place(url).into(),
@@ -246,11 +297,22 @@ impl Link {
 
 /// Keeps one connection listening on [`USERS_CHANNEL`], bumping the generation for every
 /// notification and whenever the connection comes back (changes may have been missed).
-async fn listen(config: tokio_postgres::Config, link: Link, stop: CancellationToken) {
+async fn listen(
+    config: tokio_postgres::Config,
+    tls: Option<MakeRustlsConnect>,
+    link: Link,
+    stop: CancellationToken,
+) {
     loop {
+        let once = async {
+            match &tls {
+                Some(tls) => listen_once(&config, tls.clone(), &link).await,
+                None => listen_once(&config, NoTls, &link).await,
+            }
+        };
         tokio::select! {
             _ = stop.cancelled() => return,
-            ended = listen_once(&config, &link) => {
+            ended = once => {
                 link.listening.store(false, Ordering::Release);
                 match ended {
                     Ok(()) => tracing::warn!("the store's listening connection closed; reconnecting"),
@@ -267,12 +329,17 @@ async fn listen(config: tokio_postgres::Config, link: Link, stop: CancellationTo
 
 /// One listening connection, until it ends. Dropping the future drops the client, which
 /// ends the connection and its driver.
-async fn listen_once(
+async fn listen_once<T>(
     config: &tokio_postgres::Config,
+    tls: T,
     link: &Link,
-) -> Result<(), tokio_postgres::Error> {
+) -> Result<(), tokio_postgres::Error>
+where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
+    T::Stream: Send + 'static,
+{
     use futures_util::StreamExt;
-    let (client, mut connection) = config.connect(NoTls).await?;
+    let (client, mut connection) = config.connect(tls).await?;
     let notified = Link {
         generation: Arc::clone(&link.generation),
         listening: Arc::clone(&link.listening),

@@ -1,7 +1,7 @@
 //! The store contract against a real PostgreSQL (a throwaway server per test), and what
 //! only PostgreSQL has: nodes migrating together, a newer schema refused.
 
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -59,6 +59,12 @@ fn command(program: &Path, as_root: bool) -> Command {
 
 impl Throwaway {
     pub(crate) async fn start() -> Throwaway {
+        Self::start_with(None).await
+    }
+
+    /// A server that also speaks TLS with the development PKI's server certificate (its
+    /// names include 127.0.0.1).
+    async fn start_with(tls: Option<&crate::embedded::DevPki>) -> Throwaway {
         let bin = bin_dir();
         let dir = tempfile::tempdir().unwrap();
         let as_root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
@@ -98,12 +104,37 @@ impl Throwaway {
             .local_addr()
             .unwrap()
             .port();
-        let child = command(&bin.join("postgres"), as_root)
+        let mut settings = vec!["fsync=off".to_owned()];
+        if let Some(pki) = tls {
+            // PostgreSQL reads its key only when the server's user alone may.
+            for (from, to) in [
+                ("server-chain.pem", "server.crt"),
+                ("server.key", "server.key"),
+            ] {
+                let target = data.join(to);
+                std::fs::copy(pki.dir.join(from), &target).unwrap();
+                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+                if as_root {
+                    let owned = Command::new("chown")
+                        .args(["postgres:postgres"])
+                        .arg(&target)
+                        .status()
+                        .unwrap();
+                    assert!(owned.success());
+                }
+            }
+            settings.push("ssl=on".to_owned());
+        }
+        let mut postgres = command(&bin.join("postgres"), as_root);
+        postgres
             .arg("-D")
             .arg(&data)
             .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
-            .arg(dir.path())
-            .args(["-c", "fsync=off"])
+            .arg(dir.path());
+        for setting in settings {
+            postgres.args(["-c", &setting]);
+        }
+        let child = postgres
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -144,7 +175,7 @@ impl Backend for Throwaway {
     type Store = PostgresStore;
 
     async fn open(&self) -> PostgresStore {
-        PostgresStore::connect(&self.url(), 4).await.unwrap()
+        PostgresStore::connect(&self.url(), 4, None).await.unwrap()
     }
 }
 
@@ -155,9 +186,9 @@ async fn nodes_starting_together_migrate_once_and_a_newer_schema_is_refused() {
     let server = Throwaway::start().await;
     let url = server.url();
     let (a, b, c) = tokio::join!(
-        PostgresStore::connect(&url, 2),
-        PostgresStore::connect(&url, 2),
-        PostgresStore::connect(&url, 2)
+        PostgresStore::connect(&url, 2, None),
+        PostgresStore::connect(&url, 2, None),
+        PostgresStore::connect(&url, 2, None)
     );
     let (a, _b, _c) = (a.unwrap(), b.unwrap(), c.unwrap());
     assert!(a.users().await.unwrap().is_empty());
@@ -168,7 +199,7 @@ async fn nodes_starting_together_migrate_once_and_a_newer_schema_is_refused() {
         .await
         .unwrap();
     assert!(matches!(
-        PostgresStore::connect(&url, 2).await,
+        PostgresStore::connect(&url, 2, None).await,
         Err(StoreError::TooNew { found: 99, .. })
     ));
 }
@@ -181,7 +212,7 @@ async fn an_unreachable_database_is_an_open_error_without_the_password() {
         .unwrap()
         .port();
     let url = format!("postgres://bridgehead:hunter2@127.0.0.1:{port}/postgres");
-    let error = PostgresStore::connect(&url, 2).await.unwrap_err();
+    let error = PostgresStore::connect(&url, 2, None).await.unwrap_err();
     let text = error.to_string();
     assert!(matches!(error, StoreError::Open { .. }), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
@@ -318,4 +349,40 @@ async fn the_shared_backlog_keeps_what_a_set_has_not_settled_for_any_node_to_rea
     assert_eq!(b.trim(Duration::from_secs(3600)).await.unwrap(), 0);
     assert_eq!(b.trim(Duration::ZERO).await.unwrap(), 4);
     assert!(a.waiting("set-1", 10).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_sslmode_require_the_store_speaks_tls_and_checks_the_servers_certificate() {
+    let pki_dir = tempfile::tempdir().unwrap();
+    let pki = crate::embedded::DevPki::new(pki_dir.path().to_owned());
+    pki.ensure("localhost", "bridgehead.localhost").unwrap();
+    let server = Throwaway::start_with(Some(&pki)).await;
+    let url = format!("{}?sslmode=require", server.url());
+    // Trusting the server's CA: TLS, and the store works.
+    let tls = super::tls_for(&url, Some(&pki.ca_cert())).unwrap();
+    assert!(tls.is_some());
+    let store = PostgresStore::connect(&url, 2, tls).await.unwrap();
+    let client = store.client().await.unwrap();
+    let encrypted: bool = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(encrypted, "the connection is TLS");
+    // Trusting another CA: refused, and the error says why.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = crate::embedded::DevPki::new(other_dir.path().to_owned());
+    other.ensure("localhost", "bridgehead.localhost").unwrap();
+    let untrusted = super::tls_for(&url, Some(&other.ca_cert())).unwrap();
+    let refused = PostgresStore::connect(&url, 2, untrusted).await;
+    assert!(
+        matches!(&refused, Err(StoreError::Open { reason, .. }) if reason.contains("certificate")),
+        "{:?}",
+        refused.err()
+    );
+    // Without sslmode=require, no TLS is asked for.
+    assert!(super::tls_for(&server.url(), None).unwrap().is_none());
 }
