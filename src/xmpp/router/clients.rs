@@ -122,8 +122,17 @@ impl Router {
 
     /// Sends `probe` (a presence probe for an account at this domain, from a session of
     /// this node) to the other nodes that hold available resources of that account: each
-    /// answers it with their current presence.
-    pub fn probe_other_nodes(&self, bare: &str, probe: Element) {
+    /// answers it with their current presence, sent straight back to this node (its id
+    /// names it: the prober's session may not be in their copy of the register yet).
+    pub fn probe_other_nodes(&self, bare: &str, mut probe: Element) {
+        let Some(node) = self.node_name() else {
+            return;
+        };
+        probe.set_attr(
+            rxml::Namespace::NONE,
+            rxml::xml_ncname!("id").to_owned(),
+            format!("{node}~probe"),
+        );
         let remote = self.remote_entries(&bare.to_lowercase(), Reach::Cluster);
         let mut nodes: Vec<&str> = remote
             .iter()
@@ -197,9 +206,13 @@ impl Router {
                             .is_known(&jid.domain().as_str().to_ascii_lowercase())
                     });
                     // Another node's probe for a session of its own (a client's own
-                    // probes never leave its session), sent at that client's login.
-                    let from_other_node = reach == Reach::Here;
-                    if !from_component && !from_other_node {
+                    // probes never leave its session), sent at that client's login: the
+                    // answers go straight back to the node its id names.
+                    let asking_node = (reach == Reach::Here)
+                        .then(|| stanza.attr("id").and_then(|id| id.split_once('~')))
+                        .flatten()
+                        .map(|(node, _)| node.to_owned());
+                    if !from_component && asking_node.is_none() {
                         return Delivery::Dropped;
                     }
                     let answers: Vec<Element> = sessions
@@ -212,7 +225,14 @@ impl Router {
                         .collect();
                     drop(clients);
                     for answer in answers {
-                        self.route(answer);
+                        match &asking_node {
+                            Some(node) => {
+                                let _ = self.forward(node, answer);
+                            }
+                            None => {
+                                self.route(answer);
+                            }
+                        }
                     }
                     let mut asked: Vec<&str> =
                         available_remote().map(|e| e.node.as_str()).collect();

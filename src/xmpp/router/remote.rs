@@ -192,6 +192,11 @@ impl Router {
         self.inner.remote.get()
     }
 
+    /// This node's name in the cluster, if it is in one.
+    pub(super) fn node_name(&self) -> Option<&str> {
+        self.remote().map(|remote| &*remote.node)
+    }
+
     /// The other nodes' entries for `address`, when `reach` allows them.
     pub(super) fn remote_entries(&self, address: &str, reach: Reach) -> Vec<Route> {
         match (reach, self.remote()) {

@@ -247,7 +247,9 @@ impl Fanout {
                 for (id, event) in &batch {
                     fanout.hub.deliver_as(event, Some(id));
                 }
-                let _ = written.await;
+                if tokio::time::timeout(super::journal::WRITE_WAIT, written).await.is_err() {
+                    tracing::warn!(events = batch.len(), "the shared backlog did not write events within a second; publishing them anyway");
+                }
                 for (id, event) in batch.drain(..) {
                     let published = Published {
                         origin: origin.clone(),

@@ -14,19 +14,18 @@
 //! every minute: entries older than [xsi_events] backlog_max_age_secs are deleted
 //! ```
 //!
-//! A write that fails (the store is down) is logged and the events still go out: they are
-//! then kept only by the node that holds their set, as without a cluster.
+//! A write that fails (the store is down), or does not come within 1 s, or finds the
+//! queue full, is logged and the events still go out: they are then kept only by the
+//! node that holds their set, as without a cluster.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::shutdown::Shutdown;
 use crate::telephony::backlog::{Backlog, Entry, SetEventKey, WaitingEntry};
-use crate::telephony::TelephonyError;
-use crate::telephony::TelephonyEvent;
-use tokio::sync::oneshot;
+use crate::telephony::{TelephonyError, TelephonyEvent};
 
 use super::hub::Hub;
 
@@ -52,6 +51,8 @@ pub enum JournalWrite {
         answer: oneshot::Sender<Result<Vec<WaitingEntry>, TelephonyError>>,
     },
 }
+/// How long the publisher waits for a write before it publishes anyway.
+pub(super) const WRITE_WAIT: Duration = Duration::from_secs(1);
 /// How long a new set waits for the store before it sends without what it keeps.
 const RESTORE_DEADLINE: Duration = Duration::from_secs(2);
 /// Between deletions of entries past their age.
@@ -90,7 +91,8 @@ impl Journal {
     }
 
     /// Queues what `events` (with their cluster-wide ids) hold for every set that a
-    /// subscription covering them feeds; the answer comes once it is written.
+    /// subscription covering them feeds; the answer comes once it is written (at once
+    /// when the queue is full: then they are not kept).
     pub async fn record(
         &self,
         events: &[(Arc<str>, Arc<TelephonyEvent>)],
@@ -116,11 +118,11 @@ impl Journal {
             let _ = written.send(());
         } else if self
             .writes
-            .send(JournalWrite::Append(entries, written))
-            .await
+            .try_send(JournalWrite::Append(entries, written))
             .is_err()
         {
-            tracing::warn!("the shared backlog's writer has stopped; events are not kept");
+            // Dropping `written` answers the caller at once.
+            tracing::warn!("the shared backlog's queue is full (the store is slow or down); events are not kept");
         }
         answer
     }
