@@ -754,7 +754,7 @@ async fn a_node_killed_under_load_loses_no_acknowledged_write_and_its_clients_re
     })
     .await;
     assert!(loaded, "node 2 took writes and node 1 made events");
-    node2.signal("KILL");
+    node2.kill_and_wait().await;
     writer.await.unwrap();
     // The old channel ends with its node.
     let acked_before = reader.await.unwrap();
@@ -1058,7 +1058,7 @@ async fn xmpp_stanzas_reach_components_and_clients_on_other_nodes() {
     // Node 2 dies: stanzas for its component bounce with service-unavailable (NATS has
     // nobody on its subject), until the component reconnects to node 1, which takes it
     // once node 2's lease has run out.
-    node2.signal("KILL");
+    node2.kill_and_wait().await;
     drop(strict);
     let mut bounced = false;
     for attempt in 0..20 {

@@ -141,6 +141,21 @@ impl Node {
         assert!(status.success());
     }
 
+    /// `kill -9`, then waits (up to 10 s) until the process is dead: a zombie or gone, so
+    /// that it answers nothing more.
+    pub async fn kill_and_wait(&self) {
+        self.signal("KILL");
+        let stat = format!("/proc/{}/stat", self.child.id());
+        let dead = crate::support::wait_until(std::time::Duration::from_secs(10), || {
+            std::fs::read_to_string(&stat).map_or(true, |text| {
+                text.rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+            })
+        })
+        .await;
+        assert!(dead, "the node did not die");
+    }
+
     /// The demo credentials: (alice's password, the bridge component's secret).
     pub fn demo(&self) -> (String, String) {
         let text = std::fs::read_to_string(self.dir.join("data/demo-credentials.toml")).unwrap();
