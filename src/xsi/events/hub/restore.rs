@@ -9,6 +9,7 @@
 //!     (Pending.origin = id)
 //! a set acknowledges (200), refuses (400), drops (481) an event, or its backlog
 //!   overflows or ages  → Hub::settle → the key goes to the journal, which deletes it
+//!   (after that event's write: one queue keeps this node's writes in order)
 //! a set's first channel opens on this node (new here: the old node died, or the client
 //!   moved)  → the set is restoring: events queue, nothing is sent
 //!   → the journal reads what waits for the set → Hub::restore: what the set does not
