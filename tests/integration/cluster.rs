@@ -1279,3 +1279,50 @@ async fn roster_presence_at_login_comes_from_contacts_on_every_node() {
         client.send_end().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_conflict_reject_counts_the_bindings_of_every_node() {
+    use crate::support::client::{raw_login, raw_next, BIND, CLIENT_NS};
+    use futures::SinkExt;
+    let farm = farm_with(&["n1", "n2"], "", "resource_conflict = \"reject\"\n").await;
+    let (node1, node2) = (&farm.nodes[0], &farm.nodes[1]);
+    let ca = node1.ca();
+    let (alice, password) = demo_user(node1, 0);
+    let user = alice.split('@').next().unwrap().to_owned();
+    // Alice binds `resource` on `node`: the stream and the bind's answer.
+    let bind = |node: &Node, resource: &'static str| {
+        let (addr, ca, user, password) =
+            (node.addr("c2s"), ca.clone(), user.clone(), password.clone());
+        async move {
+            let (mut stream, _) = raw_login(addr, &ca, "localhost", &user, &password).await;
+            let request = minidom::Element::builder("iq", CLIENT_NS)
+                .attr(rxml::xml_ncname!("type").to_owned(), "set")
+                .attr(rxml::xml_ncname!("id").to_owned(), "bind1")
+                .append(
+                    minidom::Element::builder("bind", BIND)
+                        .append(
+                            minidom::Element::builder("resource", BIND)
+                                .append(resource)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build();
+            stream.send(&request).await.unwrap();
+            let answer = raw_next(&mut stream).await.unwrap();
+            (stream, answer)
+        }
+    };
+    let (_phone, bound) = bind(node1, "phone").await;
+    assert_eq!(bound.attr("type"), Some("result"), "{bound:?}");
+    // Node 2 refuses the same resource once it has node 1's binding (milliseconds).
+    let refused = crate::support::wait_until_async(Duration::from_secs(5), || async {
+        let (_stream, answer) = bind(node2, "phone").await;
+        answer.attr("type") == Some("error")
+            && crate::support::component::stanza_error(&answer).as_deref() == Some("conflict")
+    })
+    .await;
+    assert!(refused, "the same resource on another node is refused");
+    let (_desk, other) = bind(node2, "desk").await;
+    assert_eq!(other.attr("type"), Some("result"), "{other:?}");
+}

@@ -15,6 +15,7 @@ use super::{
     Write,
 };
 use crate::config::ResourceConflict;
+use crate::telephony::routes::RouteKind;
 use crate::xmpp::error::StreamCondition;
 use crate::xmpp::stanza;
 use std::sync::Arc;
@@ -35,6 +36,20 @@ impl Router {
         conflict: ResourceConflict,
         info: Arc<ConnectionInfo>,
     ) -> Result<Attachment, AttachError> {
+        // `reject` counts the other nodes' bindings too, as this node's copy of the
+        // register has them (milliseconds behind); `replace` takes over on this node only.
+        if conflict == ResourceConflict::Reject
+            && self
+                .remote_entries(bare, Reach::Cluster)
+                .iter()
+                .any(|e| e.kind == RouteKind::Client && e.resource == resource)
+        {
+            return Err(AttachError::Conflict {
+                name: format!("{bare}/{resource}"),
+                live: 1,
+                policy: "reject",
+            });
+        }
         let (tx, rx) = mpsc::channel(self.inner.queue_len);
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let mut clients = self.clients();
