@@ -311,10 +311,10 @@ pub(super) fn flush(set: &mut ChannelSet) {
     }
     let now = Instant::now();
     while !set.backlog.is_empty() {
-        let room = set
-            .channels
-            .iter()
-            .any(|c| !c.unresponsive && !c.queue.is_closed() && c.queue.capacity() > FLUSH_RESERVE);
+        let room = set.channels.iter().any(|c| {
+            let reserve = (c.queue.max_capacity() / 4).min(FLUSH_RESERVE);
+            !c.unresponsive && !c.queue.is_closed() && c.queue.capacity() > reserve
+        });
         if !room {
             break;
         }
