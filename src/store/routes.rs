@@ -113,6 +113,9 @@ pub trait RouteStore: Send + Sync + 'static {
     /// The nodes whose lease still runs.
     async fn live_nodes(&self) -> Result<Vec<String>, StoreError>;
 
+    /// The live nodes with at least one component connected, in order.
+    async fn component_nodes(&self) -> Result<Vec<String>, StoreError>;
+
     /// The live entries for `address` (or every live entry with `None`).
     async fn entries(&self, address: Option<&str>) -> Result<Vec<Route>, StoreError>;
 

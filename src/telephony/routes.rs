@@ -98,6 +98,11 @@ impl Routes {
         Ok(self.register()?.live_nodes().await?)
     }
 
+    /// The live nodes with a component connected.
+    pub async fn component_nodes(&self) -> Result<Vec<String>, TelephonyError> {
+        Ok(self.register()?.component_nodes().await?)
+    }
+
     /// The live connections of `address` (every one with `None`).
     pub async fn entries(&self, address: Option<&str>) -> Result<Vec<Route>, TelephonyError> {
         Ok(self.register()?.entries(address).await?)

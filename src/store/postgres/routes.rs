@@ -160,6 +160,21 @@ impl RouteStore for PostgresStore {
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
+    async fn component_nodes(&self) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!(
+                    "SELECT DISTINCT r.node FROM xmpp_routes r {LIVE}
+                     WHERE r.kind = 'component' ORDER BY r.node"
+                ),
+                &[],
+            )
+            .await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
     async fn entries(&self, address: Option<&str>) -> Result<Vec<Route>, StoreError> {
         let client = self.client().await?;
         let rows = match address {

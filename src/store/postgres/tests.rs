@@ -265,6 +265,7 @@ async fn the_route_register_holds_limits_across_nodes_and_forgets_a_node_whose_l
         b.entries(Some("bridge")).await.unwrap(),
         vec![component("b", 8, "bridge")]
     );
+    assert_eq!(a.component_nodes().await.unwrap(), ["a", "b"]);
 
     // A client's presence is recorded; removing an entry removes it.
     let mut client = component("a", 3, "alice@localhost");

@@ -32,7 +32,6 @@ use super::XsiActions;
 use crate::cluster::{Cluster, ClusterError, Service};
 use crate::http::ResponseBody;
 use crate::telephony::calls::CallId;
-use crate::telephony::routes::RouteKind;
 use crate::telephony::User;
 use crate::xsi::codec::Format;
 use crate::xsi::error::ApiError;
@@ -197,27 +196,15 @@ impl XsiActions {
         request: CallRequest,
         format: Format,
     ) -> Result<Response<ResponseBody>, ApiError> {
-        let mut nodes: Vec<String> = match self.telephony.routes() {
-            Some(routes) => match routes.entries(None).await {
-                Ok(entries) => entries
-                    .into_iter()
-                    .filter(|e| e.kind == RouteKind::Component && e.node != cluster.node())
-                    .map(|e| e.node)
-                    .collect(),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read where the call bridges are");
-                    Vec::new()
-                }
-            },
+        let nodes = match self.telephony.routes() {
+            Some(routes) => routes.component_nodes().await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot read where the call bridges are");
+                Vec::new()
+            }),
             None => Vec::new(),
         };
-        nodes.sort();
-        nodes.dedup();
-        for node in nodes {
-            match self
-                .ask(cluster, &node, user, request.clone(), format)
-                .await
-            {
+        for node in nodes.iter().filter(|node| *node != cluster.node()) {
+            match self.ask(cluster, node, user, request.clone(), format).await {
                 Ok(Answer::NoCallBridge) => continue,
                 Ok(answer) => return answer.into_response(),
                 Err(e) => {

@@ -7,7 +7,7 @@ use std::time::Instant;
 use hyper::body::Bytes;
 use tokio::sync::mpsc;
 
-use super::delivery::{redeliver_from, send, terminate};
+use super::delivery::{flush, redeliver_from, send, terminate};
 use super::{
     bytes, quota, Channel, ChannelRequest, ChannelSet, Hub, HubError, Notice, Opened, Owner, State,
     NEVER_EXPIRES,
@@ -295,31 +295,5 @@ impl Hub {
             ));
         }
         Ok(())
-    }
-}
-
-/// Room a draining backlog leaves in a channel's queue (for heartbeats, resends), at
-/// most; a quarter of a shorter queue.
-const FLUSH_RESERVE: usize = 8;
-
-/// What waits in the set's backlog goes out, in order, as far as its channels' queues
-/// have room; the rest follows as they drain (on the next acknowledgement or tick), so a
-/// backlog longer than a channel's queue does not end the channel as too slow.
-pub(super) fn flush(set: &mut ChannelSet) {
-    if set.restoring {
-        return;
-    }
-    let now = Instant::now();
-    while !set.backlog.is_empty() {
-        let room = set.channels.iter().any(|c| {
-            let reserve = (c.queue.max_capacity() / 4).min(FLUSH_RESERVE);
-            !c.unresponsive && !c.queue.is_closed() && c.queue.capacity() > reserve
-        });
-        if !room {
-            break;
-        }
-        if let Some(pending) = set.backlog.pop_front() {
-            send(set, pending, &[], now);
-        }
     }
 }

@@ -56,11 +56,7 @@ impl Hub {
             subscription.application_id.clone(),
         );
         let sequence = set.next_sequence;
-        set.next_sequence = if sequence >= MAX_SEQUENCE {
-            1
-        } else {
-            sequence + 1
-        };
+        set.next_sequence = next_sequence(sequence);
         let pending = Pending {
             event_id: self.new_owned_id(),
             sequence,
@@ -75,17 +71,14 @@ impl Hub {
         // Behind what already waits (a backlog still draining), or sent now.
         if !set.restoring
             && set.backlog.is_empty()
-            && set
-                .channels
-                .iter()
-                .any(|c| !c.unresponsive && !c.queue.is_closed())
+            && set.channels.iter().any(Channel::takes_events)
         {
             send(set, pending, &[], Instant::now());
         } else {
             set.backlog.push_back(pending);
             crate::telemetry::xsi_events("backlogged", 1);
             self.cap_backlog(set);
-            super::channels::flush(set);
+            flush(set);
         }
     }
 
@@ -100,13 +93,22 @@ impl Hub {
     }
 }
 
+/// The sequence number after `sequence` (2147483647 → 1).
+pub(super) fn next_sequence(sequence: u32) -> u32 {
+    if sequence >= MAX_SEQUENCE {
+        1
+    } else {
+        sequence + 1
+    }
+}
+
 /// Picks a channel: lowest priority value among responsive channels not yet tried, then a
 /// weighted draw (weight 0 only when nothing else is left).
 pub(super) fn choose(set: &ChannelSet, tried: &[String]) -> Option<usize> {
     let candidates: Vec<usize> = (0..set.channels.len())
         .filter(|&i| {
             let c = &set.channels[i];
-            !c.unresponsive && !c.queue.is_closed() && !tried.contains(&c.id)
+            c.takes_events() && !tried.contains(&c.id)
         })
         .collect();
     let best = candidates.iter().map(|&i| set.channels[i].priority).min()?;
@@ -223,4 +225,30 @@ pub(super) fn terminate(channel: &Channel, reason: TerminationReason) {
         .queue
         .try_send(bytes(documents::channel_terminated(&channel.id, reason)));
     tracing::info!(channel = %channel.id, reason = reason.as_str(), "event channel ended");
+}
+
+/// Room a draining backlog leaves in a channel's queue (for heartbeats, resends), at
+/// most; a quarter of a shorter queue.
+const FLUSH_RESERVE: usize = 8;
+
+/// What waits in the set's backlog goes out, in order, as far as its channels' queues
+/// have room; the rest follows as they drain (on the next acknowledgement or tick), so a
+/// backlog longer than a channel's queue does not end the channel as too slow.
+pub(super) fn flush(set: &mut ChannelSet) {
+    if set.restoring {
+        return;
+    }
+    let now = Instant::now();
+    while !set.backlog.is_empty() {
+        let room = set.channels.iter().any(|c| {
+            let reserve = (c.queue.max_capacity() / 4).min(FLUSH_RESERVE);
+            c.takes_events() && c.queue.capacity() > reserve
+        });
+        if !room {
+            break;
+        }
+        if let Some(pending) = set.backlog.pop_front() {
+            send(set, pending, &[], now);
+        }
+    }
 }

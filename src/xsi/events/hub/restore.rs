@@ -26,7 +26,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::channels::flush;
+use super::delivery::{flush, next_sequence};
 use super::{packages_and_data, Hub, JournalWrite, Pending};
 use crate::telephony::backlog::{SetEventKey, WaitingEntry};
 use crate::telephony::TelephonyEvent;
@@ -104,11 +104,7 @@ impl Hub {
         let queued: Vec<Pending> = set.backlog.drain(..).collect();
         for mut pending in restored.into_iter().chain(queued) {
             pending.sequence = sequence;
-            sequence = if sequence >= super::MAX_SEQUENCE {
-                1
-            } else {
-                sequence + 1
-            };
+            sequence = next_sequence(sequence);
             set.backlog.push_back(pending);
         }
         set.next_sequence = sequence;

@@ -24,6 +24,13 @@ pub(super) struct Channel {
     pub(super) unresponsive: bool,
 }
 
+impl Channel {
+    /// Whether events may be sent to it: responsive and its client still reading.
+    pub(super) fn takes_events(&self) -> bool {
+        !self.unresponsive && !self.queue.is_closed()
+    }
+}
+
 #[derive(Clone)]
 pub(super) struct Pending {
     pub(super) event_id: String,

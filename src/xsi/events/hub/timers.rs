@@ -3,8 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::channels::flush;
-use super::delivery::{redeliver_from, resend, terminate};
+use super::delivery::{flush, redeliver_from, resend, terminate};
 use super::Hub;
 use crate::xsi::events::documents::TerminationReason;
 
