@@ -36,6 +36,9 @@ pub enum Service {
     XsiChannel,
     /// An XMPP stanza for a connection on that node.
     Xmpp,
+    /// A client session on that node that a bind elsewhere takes over
+    /// (`resource_conflict = "replace"`).
+    XmppTakeover,
     /// An XSI-Actions call request for the node that holds the call (or that can place
     /// it, or that lists its calls).
     XsiCall,
@@ -47,6 +50,7 @@ impl Service {
         match self {
             Service::XsiChannel => "xsi-channel",
             Service::Xmpp => "xmpp",
+            Service::XmppTakeover => "xmpp-takeover",
             Service::XsiCall => "xsi-call",
         }
     }

@@ -33,7 +33,7 @@
 //! | `bridgehead_cti_refusals_total` | counter | `rule` | CTI client certificates refused |
 //! | `bridgehead_limit_refusals_total` | counter | `limit` = xml_depth | input refused for breaking a `[limits]` bound |
 //! | `bridgehead_quota_refusals_total` | counter | `quota` = a `[quotas]` key | writes refused for a per-user quota |
-//! | `bridgehead_cluster_forwards_total` | counter | `service` = xsi-channel, xsi-call, xmpp; `outcome` = answered, gone, timeout, unavailable | requests that reached a node which does not own what they name, forwarded to the owner; stanzas sent to the node that holds their connection |
+//! | `bridgehead_cluster_forwards_total` | counter | `service` = xsi-channel, xsi-call, xmpp, xmpp-takeover; `outcome` = answered, gone, timeout, unavailable | requests that reached a node which does not own what they name, forwarded to the owner; stanzas sent to the node that holds their connection; sessions another node's bind takes over |
 //! | `bridgehead_cluster_forward_seconds` | histogram | `service` | a forwarded request's round trip to its owner |
 //! | `bridgehead_cluster_event_subjects` | gauge | — | NATS subjects this node listens on for other nodes' events |
 //! | `bridgehead_preauth_refusals_total` | counter | `listener`, `reason` = per_address, evicted | connections dropped before authenticating |

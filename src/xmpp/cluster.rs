@@ -10,6 +10,10 @@
 //! - **Copy**: every change notified by the register is read back and handed to the
 //!   router (other nodes' entries; this node's pushed-out components), and everything
 //!   once a lease period. A node NATS finds nobody listening for is forgotten at once.
+//! - **Takeovers**: a bind under `resource_conflict = "replace"` of a full JID that
+//!   another node has bound (in this node's copy of the register) sends that node a
+//!   request to `bridgehead.node.<node>.xmpp-takeover` naming the session's connection;
+//!   the node closes it with `conflict` (unless a newer bind there replaced it already).
 //! - **Stanzas**: stanzas for other nodes leave in order over one NATS pipeline, each as
 //!   a request to `bridgehead.node.<node>.xmpp`; the node routes it among its own
 //!   connections and answers. NATS's "no responders" (the node is gone) bounces the
@@ -28,7 +32,7 @@ use crate::cluster::{Answer, Cluster, ClusterError, Service};
 use crate::shutdown::Shutdown;
 use crate::telephony::routes::{Changed, Routes};
 use crate::xmpp::error::StanzaCondition;
-use crate::xmpp::router::{Forward, Remote, RemoteQueues, Router, Write};
+use crate::xmpp::router::{Forward, Remote, RemoteQueues, Router, Takeover, Write};
 
 /// How long a node's entries outlive its last lease renewal.
 pub const LEASE: Duration = Duration::from_secs(15);
@@ -47,7 +51,11 @@ pub async fn start(
     let Some((remote, queues)) = router.join_cluster(cluster.node(), routes) else {
         return Ok(());
     };
-    let RemoteQueues { forwards, writes } = queues;
+    let RemoteQueues {
+        forwards,
+        writes,
+        takeovers,
+    } = queues;
     // A node that starts again has nothing live yet: its previous life's entries go.
     if let Err(e) = remote.routes().clear_node(remote.node()).await {
         tracing::warn!(error = %e, "cannot clear this node's old XMPP routes");
@@ -77,6 +85,24 @@ pub async fn start(
         timeout,
         shutdown.clone(),
     ));
+    shutdown.spawn(take_over(cluster.clone(), takeovers, shutdown.clone()));
+    let here = router.clone();
+    cluster
+        .serve(
+            Service::XmppTakeover,
+            move |payload| {
+                let closed = match serde_json::from_slice::<Takeover>(&payload) {
+                    Ok(takeover) => here.taken_over(&takeover),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a takeover from another node does not parse; dropped");
+                        false
+                    }
+                };
+                std::future::ready(if closed { b"closed".to_vec() } else { Vec::new() })
+            },
+            shutdown,
+        )
+        .await?;
     let here = router.clone();
     cluster
         .serve(
@@ -100,6 +126,36 @@ fn receive(router: &Router, payload: &[u8]) {
             router.route_here(stanza);
         }
         Err(e) => tracing::warn!(error = %e, "a stanza from another node does not parse; dropped"),
+    }
+}
+
+/// Sends each takeover to the node that holds the session, one at a time.
+async fn take_over(
+    cluster: Cluster,
+    mut takeovers: tokio::sync::mpsc::Receiver<Takeover>,
+    shutdown: Shutdown,
+) {
+    loop {
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            next = takeovers.recv() => next,
+        };
+        let Some(takeover) = next else { break };
+        let payload = serde_json::to_vec(&takeover).unwrap_or_default();
+        match cluster
+            .forward(&takeover.node, Service::XmppTakeover, payload)
+            .await
+        {
+            Ok(answer) if !answer.is_empty() => {
+                tracing::info!(node = %takeover.node, jid = %format_args!("{}/{}", takeover.bare, takeover.resource), "took a session over from another node");
+            }
+            Ok(_) => {}
+            // A node that is gone takes its sessions with it.
+            Err(ClusterError::NodeGone(_)) => {}
+            Err(e) => {
+                tracing::warn!(node = %takeover.node, error = %e, "cannot ask another node to close a session this bind replaces");
+            }
+        }
     }
 }
 

@@ -25,7 +25,7 @@ mod remote;
 mod requests;
 
 pub use live::{ConnectionInfo, ConnectionView};
-pub use remote::{Forward, Reach, Remote, RemoteQueues, Write};
+pub use remote::{Forward, Reach, Remote, RemoteQueues, Takeover, Write};
 
 use crate::xmpp::error::StanzaCondition;
 use std::collections::{HashMap, VecDeque};

@@ -1326,3 +1326,100 @@ async fn resource_conflict_reject_counts_the_bindings_of_every_node() {
     let (_desk, other) = bind(node2, "desk").await;
     assert_eq!(other.attr("type"), Some("result"), "{other:?}");
 }
+
+/// Sends chat messages from `client` to `to` until `stream` gets one (a node may not know
+/// of a binding yet); fails after 5 s.
+async fn raw_gets_from(
+    client: &mut tokio_xmpp::Client,
+    stream: &mut crate::support::client::Raw,
+    to: &str,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    for attempt in 0.. {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{to} never got a message"
+        );
+        let text = format!("hello-{attempt}");
+        client
+            .send_stanza(chat(None, to, &text).try_into().unwrap())
+            .await
+            .unwrap();
+        let got = tokio::time::timeout(Duration::from_millis(250), async {
+            loop {
+                match crate::support::client::raw_next(stream).await {
+                    Some(element) if element.name() == "message" => break true,
+                    Some(_) => continue,
+                    None => break false,
+                }
+            }
+        })
+        .await;
+        if got == Ok(true) {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_conflict_replace_takes_over_a_binding_on_another_node() {
+    use crate::support::client::{raw_next, raw_session};
+    use crate::support::component::stream_error;
+    let farm = farm(&["n1", "n2"]).await;
+    let (node1, node2) = (&farm.nodes[0], &farm.nodes[1]);
+    let ca = node1.ca();
+    let (alice, password) = demo_user(node1, 0);
+    let user = alice.split('@').next().unwrap().to_owned();
+    let (bob, bob_password) = demo_user(node1, 1);
+    let phone = format!("{alice}/phone");
+
+    // Alice's phone binds on node 1, and node 2 routes to it.
+    let mut first = raw_session(
+        node1.addr("c2s"),
+        &ca,
+        "localhost",
+        &user,
+        &password,
+        "phone",
+    )
+    .await;
+    let (mut bob2, _) =
+        crate::support::client::login(node2.addr("c2s"), &ca, &bob, &bob_password).await;
+    raw_gets_from(&mut bob2, &mut first, &phone).await;
+
+    // The same resource binds on node 2: node 1's session ends with `conflict`.
+    let mut second = raw_session(
+        node2.addr("c2s"),
+        &ca,
+        "localhost",
+        &user,
+        &password,
+        "phone",
+    )
+    .await;
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match raw_next(&mut first).await {
+                Some(element) if element.name() == "error" => break stream_error(&element),
+                Some(_) => continue,
+                None => break None,
+            }
+        }
+    })
+    .await
+    .expect("node 1's session ends");
+    assert_eq!(ended.as_deref(), Some("conflict"));
+
+    // A client on node 1 now reaches the new session on node 2.
+    let (mut bob1, _) = crate::support::client::login(
+        node1.addr("c2s"),
+        &ca,
+        &format!("{bob}/desk"),
+        &bob_password,
+    )
+    .await;
+    raw_gets_from(&mut bob1, &mut second, &phone).await;
+    for client in [bob1, bob2] {
+        client.send_end().await.unwrap();
+    }
+}

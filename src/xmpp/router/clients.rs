@@ -36,8 +36,9 @@ impl Router {
         conflict: ResourceConflict,
         info: Arc<ConnectionInfo>,
     ) -> Result<Attachment, AttachError> {
-        // `reject` counts the other nodes' bindings too, as this node's copy of the
-        // register has them (milliseconds behind); `replace` takes over on this node only.
+        // Both policies hold across the cluster as far as this node's copy of the register
+        // goes (milliseconds behind): `reject` counts the other nodes' bindings, `replace`
+        // asks those nodes to close theirs once this one is bound.
         if conflict == ResourceConflict::Reject
             && self
                 .remote_entries(bare, Reach::Cluster)
@@ -69,6 +70,8 @@ impl Router {
             let _ = old
                 .queue
                 .try_send(Outbound::Close(StreamCondition::Conflict));
+            // Its own detach finds nothing left to remove: the register hears of it here.
+            self.client_written(|_| Write::Remove(old.id));
         }
         sessions.push(ClientConnection {
             id,
@@ -80,6 +83,9 @@ impl Router {
         });
         drop(clients);
         self.client_written(|remote| Router::client_route(remote, id, bare, resource));
+        if conflict == ResourceConflict::Replace {
+            self.take_over_elsewhere(bare, resource);
+        }
         Ok(Attachment { id, queue: rx })
     }
 

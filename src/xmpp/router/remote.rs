@@ -66,6 +66,21 @@ pub enum Write {
     },
 }
 
+/// A client session of another node that a bind here takes over
+/// (`resource_conflict = "replace"`): that node closes it with `conflict`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Takeover {
+    /// The node that holds the session (not sent: it is the message's subject).
+    #[serde(skip)]
+    pub node: Arc<str>,
+    /// The session's connection id on that node.
+    pub connection: u64,
+    /// The account (lower-case bare JID).
+    pub bare: String,
+    /// The resource.
+    pub resource: String,
+}
+
 /// The router's cluster side.
 #[derive(Debug)]
 pub struct Remote {
@@ -75,6 +90,7 @@ pub struct Remote {
     others: RwLock<HashMap<String, Vec<Route>>>,
     forwards: mpsc::Sender<Forward>,
     writes: mpsc::Sender<Write>,
+    takeovers: mpsc::Sender<Takeover>,
     /// A write was lost (its queue was full): the register needs all of this node's
     /// entries again.
     resync: AtomicBool,
@@ -87,12 +103,16 @@ pub struct RemoteQueues {
     pub forwards: mpsc::Receiver<Forward>,
     /// Register writes, in order.
     pub writes: mpsc::Receiver<Write>,
+    /// Other nodes' sessions to close.
+    pub takeovers: mpsc::Receiver<Takeover>,
 }
 
 /// Stanzas waiting to leave for other nodes.
 const FORWARD_QUEUE: usize = 16_384;
 /// Register writes waiting.
 const WRITE_QUEUE: usize = 16_384;
+/// Takeovers waiting to leave.
+const TAKEOVER_QUEUE: usize = 1_024;
 
 impl Remote {
     /// This node's name.
@@ -170,12 +190,14 @@ impl Router {
     pub fn join_cluster(&self, node: &str, routes: Routes) -> Option<(Arc<Remote>, RemoteQueues)> {
         let (forwards, forward_rx) = mpsc::channel(FORWARD_QUEUE);
         let (writes, write_rx) = mpsc::channel(WRITE_QUEUE);
+        let (takeovers, takeover_rx) = mpsc::channel(TAKEOVER_QUEUE);
         let remote = Arc::new(Remote {
             node: node.into(),
             routes,
             others: RwLock::default(),
             forwards,
             writes,
+            takeovers,
             resync: AtomicBool::new(false),
         });
         self.inner.remote.set(Arc::clone(&remote)).ok()?;
@@ -184,6 +206,7 @@ impl Router {
             RemoteQueues {
                 forwards: forward_rx,
                 writes: write_rx,
+                takeovers: takeover_rx,
             },
         ))
     }
@@ -351,6 +374,52 @@ impl Router {
         if let Some(remote) = self.remote() {
             remote.write(write(remote));
         }
+    }
+
+    /// Asks the other nodes that hold a session of `bare/resource` (in this node's copy of
+    /// the register) to close it: a bind here took the resource over.
+    pub(super) fn take_over_elsewhere(&self, bare: &str, resource: &str) {
+        let Some(remote) = self.remote() else { return };
+        for entry in remote.entries(bare) {
+            if entry.kind != RouteKind::Client || entry.resource != resource {
+                continue;
+            }
+            let takeover = Takeover {
+                node: entry.node.as_str().into(),
+                connection: entry.connection,
+                bare: bare.to_owned(),
+                resource: entry.resource,
+            };
+            if remote.takeovers.try_send(takeover).is_err() {
+                tracing::warn!(jid = %format_args!("{bare}/{resource}"), "the queue of takeovers for other nodes is full; the other session stays");
+            }
+        }
+    }
+
+    /// Closes this node's session that a bind on another node took over, if it is still
+    /// the one named (a newer bind here keeps its session). Returns whether one closed.
+    pub fn taken_over(&self, takeover: &Takeover) -> bool {
+        let mut clients = self.clients();
+        let Some(sessions) = clients.get_mut(&takeover.bare) else {
+            return false;
+        };
+        let Some(index) = sessions
+            .iter()
+            .position(|c| c.id == takeover.connection && c.resource == takeover.resource)
+        else {
+            return false;
+        };
+        let old = sessions.remove(index);
+        if sessions.is_empty() {
+            clients.remove(&takeover.bare);
+        }
+        drop(clients);
+        tracing::info!(jid = %format_args!("{}/{}", takeover.bare, takeover.resource), "a bind on another node took this session over");
+        let _ = old
+            .queue
+            .try_send(Outbound::Close(StreamCondition::Conflict));
+        self.client_written(|_| Write::Remove(old.id));
+        true
     }
 
     /// The register entry of a newly bound client session.
