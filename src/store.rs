@@ -240,6 +240,25 @@ pub trait RosterStore: Send + Sync + 'static {
 
     /// Removes a roster item; false if there was none.
     async fn remove_roster_item(&self, user_id: &str, jid: &str) -> Result<bool, StoreError>;
+
+    /// Holds the pair of rosters of `user_id` and `contact` against changes from other
+    /// nodes until released; `None` when the store serves one node (that node's own lock
+    /// is enough).
+    async fn lock_roster_pair(
+        &self,
+        _user_id: &str,
+        _contact: &str,
+    ) -> Result<Option<Box<dyn HeldLock>>, StoreError> {
+        Ok(None)
+    }
+}
+
+/// A lock the store holds for this node until it is released; one dropped unreleased is
+/// let go too (its connection closes).
+#[async_trait]
+pub trait HeldLock: Send {
+    /// Lets the lock go.
+    async fn release(self: Box<Self>);
 }
 
 /// Opens the store `config` names: its SQLite file, or its PostgreSQL database (migrated,

@@ -31,6 +31,7 @@ pub mod events;
 pub mod model;
 mod records;
 mod rosters;
+pub use rosters::RosterLock;
 pub mod routes;
 pub mod services;
 mod subscriptions;

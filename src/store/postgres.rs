@@ -186,6 +186,12 @@ impl std::ops::DerefMut for Connection {
 }
 
 impl Connection {
+    /// Closes the connection rather than giving it back to the pool (what it holds, such
+    /// as a session lock, ends with it).
+    pub(super) fn discard(self) {
+        drop(deadpool_postgres::Client::take(self.0));
+    }
+
     pub(super) async fn execute(
         &self,
         sql: &str,

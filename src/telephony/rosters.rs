@@ -3,7 +3,20 @@
 //! protocol (roster get/set/push, presence subscriptions) is `xmpp::roster`'s.
 
 use super::{RosterItem, Telephony, TelephonyError};
-use crate::store::StoreError;
+use crate::store::{HeldLock, StoreError};
+
+/// A pair of rosters held across the cluster (nothing to hold on a node alone).
+#[must_use = "a roster lock is held until it is released"]
+pub struct RosterLock(Option<Box<dyn HeldLock>>);
+
+impl RosterLock {
+    /// Lets the pair go.
+    pub async fn release(self) {
+        if let Some(lock) = self.0 {
+            lock.release().await;
+        }
+    }
+}
 
 impl Telephony {
     /// A user's roster, ordered by contact JID.
@@ -38,6 +51,19 @@ impl Telephony {
             }
             stored => Ok(stored?),
         }
+    }
+
+    /// Holds the rosters of `user_id` and `contact` against changes from other nodes (a
+    /// cluster's store) until [`RosterLock::release`]: a subscription change reads and
+    /// writes both, and two nodes changing one pair at once would lose one's change.
+    pub async fn lock_roster_pair(
+        &self,
+        user_id: &str,
+        contact: &str,
+    ) -> Result<RosterLock, TelephonyError> {
+        Ok(RosterLock(
+            self.store.lock_roster_pair(user_id, contact).await?,
+        ))
     }
 
     /// Removes a roster item; false if there was none.

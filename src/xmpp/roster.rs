@@ -330,10 +330,24 @@ impl Rosters {
 
     /// The user sent a subscription stanza of `kind` to `contact` (both bare).
     pub async fn subscription(&self, user: &str, kind: &str, contact: &str) {
+        if !matches!(
+            kind,
+            "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed"
+        ) {
+            return;
+        }
         let local = self.is_local(contact);
         let mut deliver = true;
         {
             let _guard = self.changes.lock().await;
+            // Other nodes may change the same pair at once: the store holds it for us.
+            let pair = match self.telephony.lock_roster_pair(user, contact).await {
+                Ok(pair) => Some(pair),
+                Err(e) => {
+                    tracing::warn!(error = %e, user, contact, "cannot hold a roster pair; changing it anyway");
+                    None
+                }
+            };
             let mine = self.item(user, contact).await;
             let theirs = if local {
                 Some(self.item(contact, user).await)
@@ -377,7 +391,7 @@ impl Rosters {
                         t.ask_out = false;
                     }
                 }
-                _ => return,
+                _ => {}
             }
             let exists = mine
                 != RosterItem {
@@ -389,6 +403,9 @@ impl Rosters {
             }
             if let (Some(before), Some(after)) = (theirs, new_theirs) {
                 self.save(contact, &before, after).await;
+            }
+            if let Some(pair) = pair {
+                pair.release().await;
             }
         }
         if !deliver {

@@ -353,6 +353,48 @@ async fn the_shared_backlog_keeps_what_a_set_has_not_settled_for_any_node_to_rea
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_roster_pair_held_by_one_node_waits_for_it_on_another_either_way_round() {
+    use crate::store::RosterStore;
+    let server = Throwaway::start().await;
+    let (a, b) = (server.open().await, server.open().await);
+    let held = a
+        .lock_roster_pair("Alice@x", "bob@x")
+        .await
+        .unwrap()
+        .unwrap();
+    // Another pair is free.
+    b.lock_roster_pair("alice@x", "carol@x")
+        .await
+        .unwrap()
+        .unwrap()
+        .release()
+        .await;
+    // The same pair, named the other way round, waits until node a lets it go.
+    let mut waiting = tokio::spawn(async move {
+        b.lock_roster_pair("bob@x", "alice@x")
+            .await
+            .unwrap()
+            .unwrap()
+    });
+    let early = tokio::time::timeout(Duration::from_millis(300), &mut waiting).await;
+    assert!(early.is_err(), "the pair was taken while node a held it");
+    held.release().await;
+    let second = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the pair is free once released")
+        .unwrap();
+    // A lock dropped without release goes with its connection.
+    drop(second);
+    let again = tokio::time::timeout(
+        Duration::from_secs(5),
+        a.lock_roster_pair("alice@x", "bob@x"),
+    )
+    .await
+    .expect("a dropped lock lets go");
+    again.unwrap().unwrap().release().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_sslmode_require_the_store_speaks_tls_and_checks_the_servers_certificate() {
     let pki_dir = tempfile::tempdir().unwrap();
     let pki = crate::embedded::DevPki::new(pki_dir.path().to_owned());

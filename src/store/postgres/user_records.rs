@@ -295,6 +295,30 @@ impl RosterStore for PostgresStore {
         Ok(())
     }
 
+    async fn lock_roster_pair(
+        &self,
+        user_id: &str,
+        contact: &str,
+    ) -> Result<Option<Box<dyn crate::store::HeldLock>>, StoreError> {
+        let (a, b) = (user_id.to_lowercase(), contact.to_lowercase());
+        let key = if a <= b {
+            format!("{a} {b}")
+        } else {
+            format!("{b} {a}")
+        };
+        let connection = self.client().await?;
+        connection
+            .execute(
+                "SELECT pg_advisory_lock(hashtext('roster-pair:' || $1))",
+                &[&key],
+            )
+            .await?;
+        Ok(Some(Box::new(PairLock {
+            connection: Some(connection),
+            key,
+        })))
+    }
+
     async fn remove_roster_item(&self, user_id: &str, jid: &str) -> Result<bool, StoreError> {
         let removed = self
             .client()
@@ -305,5 +329,39 @@ impl RosterStore for PostgresStore {
             )
             .await?;
         Ok(removed > 0)
+    }
+}
+
+/// A session advisory lock on a pair of rosters, on its own pooled connection.
+struct PairLock {
+    connection: Option<super::Connection>,
+    key: String,
+}
+
+#[async_trait]
+impl crate::store::HeldLock for PairLock {
+    async fn release(mut self: Box<Self>) {
+        let Some(connection) = self.connection.take() else {
+            return;
+        };
+        let unlocked = connection
+            .execute(
+                "SELECT pg_advisory_unlock(hashtext('roster-pair:' || $1))",
+                &[&self.key],
+            )
+            .await;
+        if let Err(e) = unlocked {
+            tracing::warn!(error = %e, "cannot let a roster lock go; its connection closes");
+            connection.discard();
+        }
+    }
+}
+
+impl Drop for PairLock {
+    fn drop(&mut self) {
+        // Not released (the task was cancelled): the session lock ends with its connection.
+        if let Some(connection) = self.connection.take() {
+            connection.discard();
+        }
     }
 }
