@@ -51,6 +51,9 @@ pub const MOUNT: &str = "/com.broadsoft.xsi-actions/";
 const VERSION_ROOT: &str = "/com.broadsoft.xsi-actions/v2.0";
 /// The same, relative to the Xsi-Actions root, as URIs in documents are written.
 const RELATIVE_ROOT: &str = "/v2.0";
+/// How long a change's answer waits for its events to be kept, at most (the fan-out
+/// gives up on a write after a second).
+const KEPT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Characters escaped in a user id placed in a URI path segment.
 const SEGMENT: &AsciiSet = &CONTROLS
@@ -688,7 +691,13 @@ impl Handler for XsiActions {
         context: &RequestContext,
     ) -> Response<ResponseBody> {
         let format = Format::for_response(request.uri().query(), request.headers());
+        let changes = !matches!(*request.method(), Method::GET | Method::HEAD);
         let result = self.serve(request, context, format).await;
+        // In a cluster a change is answered once its events are in the shared backlog,
+        // so that they outlive this node (at most a second; see `EventBus::kept`).
+        if changes && !self.telephony.events().kept(KEPT_WAIT).await {
+            tracing::warn!("a change is answered before its events were kept");
+        }
         respond(result, format, &self.challenge)
     }
 }

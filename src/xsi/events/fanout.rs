@@ -3,7 +3,9 @@
 //! ```text
 //! telephony bus (this node) ──► shared backlog (journal.rs), a batch at a time, queued
 //!                           ──► local hub (sets held here), at once
-//!                           └─► once written: publish bridgehead.events.<e>.<g>.<user>
+//!                           └─► once written: the bus marks them kept (the request that
+//!                                 made a change waits for that, at most a second), and
+//!                                 publish bridgehead.events.<e>.<g>.<user>
 //!                                 {origin, id, event}            (tokens: hex, lower case)
 //! hub notices (subscription put/removed, set claimed)
 //!                           ──► publish bridgehead.xsi.notices {origin, notice}
@@ -215,6 +217,8 @@ impl Fanout {
     /// shared backlog and delivered here, then, once written, published to the other nodes.
     fn spawn_publisher(&self, shutdown: &Shutdown, telephony: &Telephony, origin: String) {
         let mut events = telephony.events().subscribe();
+        // Answered changes wait for their events' write (`EventBus::kept`).
+        let keeper = telephony.events().keeper();
         let (fanout, stop) = (self.clone(), shutdown.clone());
         shutdown.spawn(async move {
             let mut batch: Vec<(Arc<str>, Arc<TelephonyEvent>)> = Vec::with_capacity(PUBLISH_BATCH);
@@ -249,6 +253,9 @@ impl Fanout {
                 }
                 if tokio::time::timeout(super::journal::WRITE_WAIT, written).await.is_err() {
                     tracing::warn!(events = batch.len(), "the shared backlog did not write events within a second; publishing them anyway");
+                }
+                if let Some((_, last)) = batch.last() {
+                    keeper.kept(last.index);
                 }
                 for (id, event) in batch.drain(..) {
                     let published = Published {

@@ -111,7 +111,25 @@ impl Https {
         headers: &[(&str, &str)],
         body: Option<&str>,
     ) -> Reply {
-        let tls = self.tls_stream().await;
+        self.try_request(method, path, headers, body)
+            .await
+            .unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// [`Https::request`], with a connection that fails (a node that dies under it) as
+    /// an error rather than a panic.
+    pub async fn try_request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Result<Reply, String> {
+        let failed = |what: &str, e: &dyn std::fmt::Display| format!("{what} {path}: {e}");
+        let tls = self
+            .try_tls_stream()
+            .await
+            .map_err(|e| failed("TLS handshake with the HTTPS front for", &e))?;
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
         let mut builder = Request::builder().method(method).uri(path);
         if !h2 {
@@ -129,20 +147,26 @@ impl Https {
             let (mut sender, connection) =
                 hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
                     .await
-                    .unwrap();
+                    .map_err(|e| failed("HTTP/2 handshake for", &e))?;
             tokio::spawn(connection);
-            sender.send_request(request).await.unwrap()
+            sender.send_request(request).await
         } else {
             let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
                 .await
-                .unwrap();
+                .map_err(|e| failed("HTTP/1.1 handshake for", &e))?;
             tokio::spawn(connection);
-            sender.send_request(request).await.unwrap()
-        };
+            sender.send_request(request).await
+        }
+        .map_err(|e| failed("no answer to", &e))?;
         let status = response.status().as_u16();
         let version = response.version();
         let headers = response.headers().clone();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| failed("the body of", &e))?
+            .to_bytes();
         let reply = Reply {
             status,
             headers,
@@ -157,7 +181,7 @@ impl Https {
                 && cookie.contains("Path=/"),
             "every response carries the affinity cookie: {reply:?}"
         );
-        reply
+        Ok(reply)
     }
 
     pub async fn get(&self, path: &str, auth: &str) -> Reply {

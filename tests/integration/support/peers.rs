@@ -72,11 +72,19 @@ pub async fn haproxy_round_robin(dir: &Path, backends: &[std::net::SocketAddr]) 
     let servers: String = backends
         .iter()
         .enumerate()
-        .map(|(i, addr)| format!("  server node{} {addr}\n", i + 1))
+        .map(|(i, addr)| {
+            format!(
+                "  server node{} {addr} check inter 250ms fall 1 rise 2\n",
+                i + 1
+            )
+        })
         .collect();
+    // A node that refuses connections is taken out at once (a check every 250 ms; a
+    // connection it refuses meanwhile is tried on the next node).
     let config = format!(
         "global\n  maxconn 1000\n  stats socket {socket} level admin\n\
          defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 60s\n  timeout server 60s\n\
+           retries 2\n  option redispatch 1\n\
          frontend xsi\n  bind 127.0.0.1:{port}\n  default_backend nodes\n\
          backend nodes\n  balance roundrobin\n{servers}",
         socket = dir.join("haproxy.sock").display()

@@ -54,6 +54,7 @@ fn dnd(user: &User, sequence: u64) -> TelephonyEvent {
             active: sequence % 2 == 1,
             ring_splash: false,
         })),
+        index: 0,
     }
 }
 
