@@ -273,6 +273,15 @@ impl XsiActions {
         }
     }
 
+    /// In a cluster a change is answered once the events made so far on this node are in
+    /// the shared backlog, so that they outlive it (at most [`KEPT_WAIT`]; see
+    /// `EventBus::kept`).
+    async fn events_kept(&self) {
+        if !self.telephony.events().kept(KEPT_WAIT).await {
+            tracing::warn!("a change is answered before its events were kept");
+        }
+    }
+
     /// The user whose resource is asked for, if `caller` may reach it. A caller without an
     /// admin role learns nothing about other users: it gets 403 whether they exist or not.
     /// A CTI application (`None`) has application rights: every user.
@@ -693,10 +702,8 @@ impl Handler for XsiActions {
         let format = Format::for_response(request.uri().query(), request.headers());
         let changes = !matches!(*request.method(), Method::GET | Method::HEAD);
         let result = self.serve(request, context, format).await;
-        // In a cluster a change is answered once its events are in the shared backlog,
-        // so that they outlive this node (at most a second; see `EventBus::kept`).
-        if changes && !self.telephony.events().kept(KEPT_WAIT).await {
-            tracing::warn!("a change is answered before its events were kept");
+        if changes {
+            self.events_kept().await;
         }
         respond(result, format, &self.challenge)
     }

@@ -282,10 +282,14 @@ impl XsiActions {
         match forwarded.request {
             CallRequest::List => Answer::Calls(self.call_ids_here(&user)),
             CallRequest::HookStatus => Answer::OffHook(self.off_hook_here(&user)),
-            request => match self.call_request_here(&user, request, format).await {
-                Err(ApiError::NoCallBridge) => Answer::NoCallBridge,
-                result => Answer::rendered(respond(result, format, &self.challenge)).await,
-            },
+            request => {
+                let result = self.call_request_here(&user, request, format).await;
+                self.events_kept().await;
+                match result {
+                    Err(ApiError::NoCallBridge) => Answer::NoCallBridge,
+                    result => Answer::rendered(respond(result, format, &self.challenge)).await,
+                }
+            }
         }
     }
 }
