@@ -54,6 +54,17 @@ pub trait BacklogStore: Send + Sync + 'static {
     /// were written).
     async fn waiting(&self, set_id: &str, limit: usize) -> Result<Vec<Waiting>, StoreError>;
 
-    /// Forgets every event older than `age`; how many.
+    /// Forgets every event older than `age`, and the sequence numbers of sets that have
+    /// not moved them for [`SEQUENCE_KEPT`]; how many events.
     async fn trim(&self, age: Duration) -> Result<u64, StoreError>;
+
+    /// Keeps each set's next sequence number (each set at most once; a number lower than
+    /// the one kept replaces it too: a set that wraps starts at 1 again).
+    async fn save_sequences(&self, sets: &[(String, u32)]) -> Result<(), StoreError>;
+
+    /// The next sequence number kept for `set_id`, if one is.
+    async fn sequence(&self, set_id: &str) -> Result<Option<u32>, StoreError>;
 }
+
+/// How long a set's sequence number is kept after its last acknowledgement.
+pub const SEQUENCE_KEPT: Duration = Duration::from_secs(30 * 24 * 3600);

@@ -108,6 +108,16 @@ impl Backlog {
         Ok(entries)
     }
 
+    /// Keeps each set's next sequence number (each set at most once).
+    pub async fn save_sequences(&self, sets: &[(String, u32)]) -> Result<(), TelephonyError> {
+        Ok(self.store()?.save_sequences(sets).await?)
+    }
+
+    /// The next sequence number kept for `set_id`, if one is.
+    pub async fn sequence(&self, set_id: &str) -> Result<Option<u32>, TelephonyError> {
+        Ok(self.store()?.sequence(set_id).await?)
+    }
+
     /// Forgets entries older than `age`; how many.
     pub async fn trim(&self, age: Duration) -> Result<u64, TelephonyError> {
         Ok(self.store()?.trim(age).await?)

@@ -826,6 +826,11 @@ async fn a_node_killed_under_load_loses_no_acknowledged_write_and_its_clients_re
         "{}",
         rebuilt.id
     );
+    let sequence_of = |event: &str| -> u32 {
+        between(event, "<xsi:sequenceNumber>", "</xsi:sequenceNumber>")
+            .parse()
+            .unwrap_or(0)
+    };
     let produced = produced.lock().unwrap().clone();
     let mut missing: std::collections::BTreeSet<u32> = produced
         .iter()
@@ -841,6 +846,13 @@ async fn a_node_killed_under_load_loses_no_acknowledged_write_and_its_clients_re
             continue;
         }
         let number = forwarded_number(&event);
+        // The set numbers on from where its last acknowledgement left it, not from 1.
+        if received.is_empty() {
+            assert!(
+                sequence_of(&event) > acked_before.len() as u32 / 2,
+                "the rebuilt set numbers on: {event}"
+            );
+        }
         assert!(ack(&balanced, &alice, &event).await, "{event}");
         // An event the old node had acknowledged but not yet forgotten may come again.
         if !acked_before.contains(&number) {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::PostgresStore;
-use crate::store::backlog::{BacklogStore, SetEvent, SetEventKey, Waiting};
+use crate::store::backlog::{BacklogStore, SetEvent, SetEventKey, Waiting, SEQUENCE_KEPT};
 use crate::store::StoreError;
 
 #[async_trait]
@@ -84,13 +84,49 @@ impl BacklogStore for PostgresStore {
     }
 
     async fn trim(&self, age: Duration) -> Result<u64, StoreError> {
-        Ok(self
-            .client()
-            .await?
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM set_sequences WHERE updated_at < now() - make_interval(secs => $1)",
+                &[&SEQUENCE_KEPT.as_secs_f64()],
+            )
+            .await?;
+        Ok(client
             .execute(
                 "DELETE FROM set_events WHERE queued_at < now() - make_interval(secs => $1)",
                 &[&age.as_secs_f64()],
             )
             .await?)
+    }
+
+    async fn save_sequences(&self, sets: &[(String, u32)]) -> Result<(), StoreError> {
+        if sets.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = sets.iter().map(|(id, _)| id.as_str()).collect();
+        let numbers: Vec<i64> = sets.iter().map(|(_, n)| i64::from(*n)).collect();
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO set_sequences (set_id, next_sequence)
+                 SELECT * FROM unnest($1::text[], $2::bigint[])
+                 ON CONFLICT (set_id) DO UPDATE SET
+                   next_sequence = excluded.next_sequence, updated_at = now()",
+                &[&ids, &numbers],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn sequence(&self, set_id: &str) -> Result<Option<u32>, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT next_sequence FROM set_sequences WHERE set_id = $1",
+                &[&set_id],
+            )
+            .await?;
+        Ok(row.and_then(|row| u32::try_from(row.get::<_, i64>(0)).ok()))
     }
 }

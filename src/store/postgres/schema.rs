@@ -151,6 +151,14 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX set_events_set ON set_events (set_id, seq);
      CREATE INDEX set_events_age ON set_events (queued_at);",
+    // 4: each set's next sequence number as of its last acknowledgement, so that a set
+    // that moves to another node numbers on from there.
+    "CREATE TABLE set_sequences (
+         set_id        TEXT PRIMARY KEY,
+         next_sequence BIGINT NOT NULL,
+         updated_at    TIMESTAMPTZ NOT NULL DEFAULT now()
+     );
+     CREATE INDEX set_sequences_age ON set_sequences (updated_at);",
 ];
 
 pub(super) async fn migrate(client: &mut deadpool_postgres::Client) -> Result<(), StoreError> {

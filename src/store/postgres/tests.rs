@@ -350,6 +350,20 @@ async fn the_shared_backlog_keeps_what_a_set_has_not_settled_for_any_node_to_rea
     assert_eq!(b.trim(Duration::from_secs(3600)).await.unwrap(), 0);
     assert_eq!(b.trim(Duration::ZERO).await.unwrap(), 4);
     assert!(a.waiting("set-1", 10).await.unwrap().is_empty());
+    // A set's next sequence number, kept by one node, read by another; a later one (or
+    // one that wrapped) replaces it.
+    assert_eq!(b.sequence("set-1").await.unwrap(), None);
+    a.save_sequences(&[("set-1".into(), 41), ("set-2".into(), 7)])
+        .await
+        .unwrap();
+    a.save_sequences(&[("set-1".into(), 42)]).await.unwrap();
+    assert_eq!(b.sequence("set-1").await.unwrap(), Some(42));
+    assert_eq!(b.sequence("set-2").await.unwrap(), Some(7));
+    a.save_sequences(&[("set-1".into(), 1)]).await.unwrap();
+    assert_eq!(b.sequence("set-1").await.unwrap(), Some(1));
+    // Trimming events leaves sets' recent numbers alone.
+    b.trim(Duration::ZERO).await.unwrap();
+    assert_eq!(b.sequence("set-2").await.unwrap(), Some(7));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

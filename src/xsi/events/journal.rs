@@ -6,11 +6,14 @@
 //!   → Journal::record: every (set, subscription, event) they cover, queued
 //!   → delivered here at once; published to the other nodes once written (so what
 //!     another node may take is stored before it can take it)
-//! hub settles (acknowledged, dropped) → the same queue
+//! hub settles (acknowledged, dropped) → the same queue; an acknowledgement also queues
+//!   its set's next sequence number
 //! the writer: the queue (16,384) in order, each run of appends one insert, each run of
-//!   settles one delete — so this node never deletes an entry before it wrote it
+//!   settles one delete — so this node never deletes an entry before it wrote it — and
+//!   per batch one upsert of the latest sequence number of each set acknowledged in it
 //! a set new on this node → Journal::restore: what waits for it (the newest
-//!   backlog_max_events), read in the queue's order, within 2 s, into the hub
+//!   backlog_max_events) and its kept sequence number, read in the queue's order, within
+//!   2 s, into the hub
 //! every minute: entries older than [xsi_events] backlog_max_age_secs are deleted
 //! ```
 //!
@@ -18,6 +21,7 @@
 //! queue full, is logged and the events still go out: they are then kept only by the
 //! node that holds their set, as without a cluster.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,15 +45,32 @@ pub enum JournalWrite {
     Append(Vec<Entry>, oneshot::Sender<()>),
     /// An entry a set is done with.
     Settle(SetEventKey),
-    /// What waits for a set (the newest `limit`), read after every write queued before.
+    /// A set's next sequence number, after an acknowledgement.
+    Sequence {
+        /// The set.
+        set_id: String,
+        /// Its next number.
+        next: u32,
+    },
+    /// What waits for a set (the newest `limit`), and its next sequence number, read
+    /// after every write queued before.
     Waiting {
         /// The set.
         set_id: String,
         /// How many, at most.
         limit: usize,
         /// Where the entries go.
-        answer: oneshot::Sender<Result<Vec<WaitingEntry>, TelephonyError>>,
+        answer: oneshot::Sender<Result<Kept, TelephonyError>>,
     },
+}
+
+/// What the shared backlog keeps for a set.
+#[derive(Debug, Default)]
+pub struct Kept {
+    /// Its waiting entries, oldest first.
+    pub waiting: Vec<WaitingEntry>,
+    /// Its next sequence number as of its last acknowledgement anywhere.
+    pub next_sequence: Option<u32>,
 }
 /// How long the publisher waits for a write before it publishes anyway.
 pub(super) const WRITE_WAIT: Duration = Duration::from_secs(1);
@@ -148,15 +169,15 @@ impl Journal {
                 Err(_) => Err("the shared backlog did not answer in time".to_owned()),
             }
         };
-        let waiting = read.unwrap_or_else(|why| {
+        let kept = read.unwrap_or_else(|why| {
             tracing::warn!(
                 set = set_id,
                 why,
                 "cannot read the set's shared backlog; it starts without it"
             );
-            Vec::new()
+            Kept::default()
         });
-        self.hub.restore(set_id, waiting);
+        self.hub.restore(set_id, kept);
     }
 
     /// The journal's tasks, until shutdown: the writer, and trimming old entries.
@@ -200,9 +221,10 @@ impl Journal {
 }
 
 /// Writes `batch` in order: each run of appends in one statement, each run of settles in
-/// another; then tells the appends' senders.
+/// another, the sets' latest sequence numbers in a third; then tells the appends' senders.
 async fn write(backlog: &Backlog, batch: impl Iterator<Item = JournalWrite>) {
     let (mut entries, mut keys, mut told) = (Vec::new(), Vec::new(), Vec::new());
+    let mut sequences = HashMap::new();
     for write in batch {
         match write {
             JournalWrite::Append(more, written) => {
@@ -218,6 +240,9 @@ async fn write(backlog: &Backlog, batch: impl Iterator<Item = JournalWrite>) {
                 }
                 keys.push(key);
             }
+            JournalWrite::Sequence { set_id, next } => {
+                sequences.insert(set_id, next);
+            }
             JournalWrite::Waiting {
                 set_id,
                 limit,
@@ -225,12 +250,21 @@ async fn write(backlog: &Backlog, batch: impl Iterator<Item = JournalWrite>) {
             } => {
                 append(backlog, &mut entries).await;
                 settle(backlog, &mut keys).await;
-                let _ = answer.send(backlog.waiting(&set_id, limit).await);
+                save_sequences(backlog, &mut sequences).await;
+                let kept = match backlog.waiting(&set_id, limit).await {
+                    Ok(waiting) => backlog.sequence(&set_id).await.map(|next_sequence| Kept {
+                        waiting,
+                        next_sequence,
+                    }),
+                    Err(e) => Err(e),
+                };
+                let _ = answer.send(kept);
             }
         }
     }
     append(backlog, &mut entries).await;
     settle(backlog, &mut keys).await;
+    save_sequences(backlog, &mut sequences).await;
     for written in told {
         let _ = written.send(());
     }
@@ -254,4 +288,14 @@ async fn settle(backlog: &Backlog, keys: &mut Vec<SetEventKey>) {
         tracing::warn!(error = %e, events = keys.len(), "cannot forget settled events in the shared backlog; they may come again");
     }
     keys.clear();
+}
+
+async fn save_sequences(backlog: &Backlog, sequences: &mut HashMap<String, u32>) {
+    if sequences.is_empty() {
+        return;
+    }
+    let sets: Vec<(String, u32)> = sequences.drain().collect();
+    if let Err(e) = backlog.save_sequences(&sets).await {
+        tracing::warn!(error = %e, sets = sets.len(), "cannot keep sets' sequence numbers in the shared backlog; a set that moves may number from further back");
+    }
 }

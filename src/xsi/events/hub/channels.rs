@@ -229,6 +229,7 @@ impl Hub {
             crate::telemetry::xsi_event_acked(now.duration_since(unacked.sent_at));
             if matches!(status, 200 | 400 | 481) {
                 self.settle(&unacked.pending);
+                self.keep_sequence(&set_id, set.next_sequence);
             }
             match status {
                 200 => {

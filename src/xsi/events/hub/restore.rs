@@ -14,7 +14,8 @@
 //!   moved)  → the set is restoring: events queue, nothing is sent
 //!   → the journal reads what waits for the set → Hub::restore: what the set does not
 //!     have already goes first, in the order it was written, then what queued meanwhile;
-//!     numbered anew from there; then the set sends as usual
+//!     numbered anew from the set's next sequence number as of its last acknowledgement
+//!     anywhere (kept with the backlog); then the set sends as usual
 //! ```
 //!
 //! So an event is lost neither when the node holding its set dies (before or after it
@@ -27,9 +28,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::delivery::{flush, next_sequence};
-use super::{packages_and_data, Hub, JournalWrite, Pending};
-use crate::telephony::backlog::{SetEventKey, WaitingEntry};
+use super::{packages_and_data, Hub, JournalWrite, Pending, MAX_SEQUENCE};
+use crate::telephony::backlog::SetEventKey;
 use crate::telephony::TelephonyEvent;
+use crate::xsi::events::journal::Kept;
 
 impl Hub {
     /// The (set, subscription) pairs of every subscription this node knows of (every one
@@ -57,11 +59,27 @@ impl Hub {
         }
     }
 
-    /// Ends set `set_id`'s restoring with what the shared backlog keeps for it
-    /// (`waiting`, oldest first): each event the set does not have already goes first,
-    /// then what queued meanwhile, all numbered anew; then the set sends. Entries for a
-    /// subscription that no longer feeds the set are settled.
-    pub fn restore(&self, set_id: &str, waiting: Vec<WaitingEntry>) {
+    /// The set acknowledged an event: the shared backlog keeps its next sequence number,
+    /// so that a node it moves to numbers on from there.
+    pub(super) fn keep_sequence(&self, set_id: &str, next: u32) {
+        if let Some(journal) = &self.journal {
+            let _ = journal.try_send(JournalWrite::Sequence {
+                set_id: set_id.to_owned(),
+                next,
+            });
+        }
+    }
+
+    /// Ends set `set_id`'s restoring with what the shared backlog keeps for it: each
+    /// waiting event (oldest first) the set does not have already goes first, then what
+    /// queued meanwhile, all numbered anew from the set's kept sequence number (from 1
+    /// without one); then the set sends. Entries for a subscription that no longer feeds
+    /// the set are settled.
+    pub fn restore(&self, set_id: &str, kept: Kept) {
+        let Kept {
+            waiting,
+            next_sequence: kept_sequence,
+        } = kept;
         let now = Instant::now();
         let mut state = self.state();
         let mut restored = Vec::new();
@@ -97,10 +115,13 @@ impl Hub {
             .collect();
         restored.retain(|p| p.origin.as_ref().is_some_and(|o| !known.contains(o)));
         let count = restored.len();
-        let mut sequence = set
-            .backlog
-            .front()
-            .map_or(set.next_sequence, |p| p.sequence);
+        let mut sequence = kept_sequence
+            .filter(|n| (1..=MAX_SEQUENCE).contains(n))
+            .unwrap_or_else(|| {
+                set.backlog
+                    .front()
+                    .map_or(set.next_sequence, |p| p.sequence)
+            });
         let queued: Vec<Pending> = set.backlog.drain(..).collect();
         for mut pending in restored.into_iter().chain(queued) {
             pending.sequence = sequence;
