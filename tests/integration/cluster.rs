@@ -1358,8 +1358,8 @@ async fn roster_presence_at_login_comes_from_contacts_on_every_node() {
     let (alice_bare, bob_bare) = (alice_jid.to_bare(), bob_jid.to_bare());
     // Each node's copy of the register has the other's available session (milliseconds
     // behind, longer on a busy machine): a message to the bare JID reaches it.
-    chat_until_received(&mut alice, &mut bob, bob_bare.as_str()).await;
-    chat_until_received(&mut bob, &mut alice, alice_bare.as_str()).await;
+    chat_until_received(&mut alice, Receiver::Client(&mut bob), bob_bare.as_str()).await;
+    chat_until_received(&mut bob, Receiver::Client(&mut alice), alice_bare.as_str()).await;
 
     // They subscribe to each other across the nodes.
     alice
@@ -1473,12 +1473,47 @@ async fn resource_conflict_reject_counts_the_bindings_of_every_node() {
     assert_eq!(other.attr("type"), Some("result"), "{other:?}");
 }
 
+/// Who should get a chat message: a tokio-xmpp client or a raw stream.
+enum Receiver<'a> {
+    Client(&'a mut tokio_xmpp::Client),
+    Raw(&'a mut crate::support::client::Raw),
+}
+
+impl Receiver<'_> {
+    /// Whether the message with body `text` arrives within 250 ms.
+    async fn gets(&mut self, text: &str) -> bool {
+        let within = Duration::from_millis(250);
+        match self {
+            Receiver::Client(client) => tokio::time::timeout(within, client_gets(client, text))
+                .await
+                .is_ok(),
+            Receiver::Raw(stream) => {
+                let got = tokio::time::timeout(within, async {
+                    loop {
+                        match crate::support::client::raw_next(stream).await {
+                            Some(element)
+                                if element.name() == "message" && body(&element) == text =>
+                            {
+                                break true
+                            }
+                            Some(_) => continue,
+                            None => break false,
+                        }
+                    }
+                })
+                .await;
+                got == Ok(true)
+            }
+        }
+    }
+}
+
 /// Sends chat messages from `sender` to `to` until `receiver` gets one (a node may not
 /// know of a session yet; a message for an account it thinks offline is stored for
 /// later); fails after 5 s.
 async fn chat_until_received(
     sender: &mut tokio_xmpp::Client,
-    receiver: &mut tokio_xmpp::Client,
+    mut receiver: Receiver<'_>,
     to: &str,
 ) {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -1492,44 +1527,7 @@ async fn chat_until_received(
             .send_stanza(chat(None, to, &text).try_into().unwrap())
             .await
             .unwrap();
-        if tokio::time::timeout(Duration::from_millis(250), client_gets(receiver, &text))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-    }
-}
-
-/// Sends chat messages from `client` to `to` until `stream` gets one (a node may not know
-/// of a binding yet); fails after 5 s.
-async fn raw_gets_from(
-    client: &mut tokio_xmpp::Client,
-    stream: &mut crate::support::client::Raw,
-    to: &str,
-) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    for attempt in 0.. {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{to} never got a message"
-        );
-        let text = format!("hello-{attempt}");
-        client
-            .send_stanza(chat(None, to, &text).try_into().unwrap())
-            .await
-            .unwrap();
-        let got = tokio::time::timeout(Duration::from_millis(250), async {
-            loop {
-                match crate::support::client::raw_next(stream).await {
-                    Some(element) if element.name() == "message" => break true,
-                    Some(_) => continue,
-                    None => break false,
-                }
-            }
-        })
-        .await;
-        if got == Ok(true) {
+        if receiver.gets(&text).await {
             return;
         }
     }
@@ -1559,7 +1557,7 @@ async fn resource_conflict_replace_takes_over_a_binding_on_another_node() {
     .await;
     let (mut bob2, _) =
         crate::support::client::login(node2.addr("c2s"), &ca, &bob, &bob_password).await;
-    raw_gets_from(&mut bob2, &mut first, &phone).await;
+    chat_until_received(&mut bob2, Receiver::Raw(&mut first), &phone).await;
 
     // The same resource binds on node 2: node 1's session ends with `conflict`.
     let mut second = raw_session(
@@ -1592,7 +1590,7 @@ async fn resource_conflict_replace_takes_over_a_binding_on_another_node() {
         &bob_password,
     )
     .await;
-    raw_gets_from(&mut bob1, &mut second, &phone).await;
+    chat_until_received(&mut bob1, Receiver::Raw(&mut second), &phone).await;
     for client in [bob1, bob2] {
         client.send_end().await.unwrap();
     }
