@@ -430,7 +430,7 @@ impl Server {
             let events: Arc<dyn crate::http::Handler> = Arc::new(crate::xsi::XsiEvents::new(
                 hub.clone(),
                 fanout.as_ref().map(|(fanout, _)| fanout.clone()),
-                telephony.clone(),
+                Arc::clone(&actions),
                 auth,
                 &config.xsi.realm,
             ));

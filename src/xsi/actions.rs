@@ -273,6 +273,11 @@ impl XsiActions {
         }
     }
 
+    /// The telephony model it serves.
+    pub fn telephony(&self) -> &Telephony {
+        &self.telephony
+    }
+
     /// In a cluster a change is answered once the events made so far on this node are in
     /// the shared backlog, so that they outlive it (at most [`KEPT_WAIT`]; see
     /// `EventBus::kept`).

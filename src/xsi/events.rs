@@ -33,6 +33,7 @@ pub use journal::{Journal, JournalWrite, JOURNAL_QUEUE};
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use async_trait::async_trait;
@@ -43,12 +44,14 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::mpsc;
 
 use crate::http::{self, Handler, RequestContext, ResponseBody};
+use crate::telephony::calls::HookStatus;
 use crate::telephony::{may_reach, Reach, ServiceName, Telephony};
 use crate::telephony::{SubscriptionRecord, SubscriptionTarget, User};
 
 use self::documents::EventData;
 use self::forward::{Applied, ChannelOp};
 use self::hub::{ChannelRequest, Hub, HubError, Owner, SubscribeRequest};
+use super::actions::XsiActions;
 use super::auth::Authenticator;
 use super::codec::{self, Format};
 use super::error::ApiError;
@@ -69,6 +72,9 @@ pub struct XsiEvents {
     /// The other nodes, with `[cluster]`.
     fanout: Option<Fanout>,
     telephony: Telephony,
+    /// XSI-Actions, for the user's calls on every node (a call subscription's initial
+    /// state).
+    calls: Arc<XsiActions>,
     auth: Authenticator,
     challenge: HeaderValue,
 }
@@ -256,11 +262,12 @@ fn describe(record: &SubscriptionRecord, expires: Option<u64>) -> documents::Sub
 
 impl XsiEvents {
     /// The handler; with `fanout` (a cluster), requests for other nodes' channels go to
-    /// them and events come from them.
+    /// them and events come from them. `calls` answers what calls a user has (on every
+    /// node, in a cluster); its telephony model is this handler's too.
     pub fn new(
         hub: Hub,
         fanout: Option<Fanout>,
-        telephony: Telephony,
+        calls: Arc<XsiActions>,
         auth: Authenticator,
         realm: &str,
     ) -> Self {
@@ -268,7 +275,8 @@ impl XsiEvents {
         XsiEvents {
             hub,
             fanout,
-            telephony,
+            telephony: calls.telephony().clone(),
+            calls,
             auth,
             challenge,
         }
@@ -561,13 +569,16 @@ impl XsiEvents {
                 .iter()
                 .any(|e| hub::CALL_PACKAGES.contains(&e.as_str()))
             {
-                let calls = self.telephony.calls();
+                // Every node's calls of the user (a call lives on its bridge's node).
+                let calls = self.calls.calls_everywhere(user).await;
+                let hook_status = if calls.is_empty() {
+                    HookStatus::OnHook
+                } else {
+                    HookStatus::OffHook
+                };
                 initial.push((
                     user.id.clone(),
-                    EventData::CallSubscription {
-                        hook_status: calls.hook_status(&user.id),
-                        calls: calls.calls_of(&user.id),
-                    },
+                    EventData::CallSubscription { hook_status, calls },
                 ));
             }
         }

@@ -1299,6 +1299,25 @@ async fn calls_through_a_bridge_on_another_node_are_placed_seen_and_ended_from_a
     let talk = alice_calls(&https2, &alice, Method::PUT, &format!("/{call_id}/Talk")).await;
     assert_eq!(talk.status, 400, "{talk:?}");
     assert!(talk.body.contains("120402"), "{talk:?}");
+    // A call subscription made now through node 2 starts with node 1's call, off hook.
+    let mut late = EventChannel::open(
+        &https2,
+        &alice,
+        "<channelSetId>late-set</channelSetId><priority>1</priority><weight>50</weight><expires>600</expires>",
+    )
+    .await
+    .unwrap_or_else(|reply| panic!("channel refused: {reply:?}"));
+    let (path, body) = subscription_to("alice@localhost", "late-set", "Basic Call");
+    let subscribed = post_xml(&https2, &alice, &path, &body).await;
+    assert_eq!(subscribed.status, 200, "{subscribed:?}");
+    let initial = loop {
+        let event = late.next().await.expect("the subscription's initial state");
+        if event.contains("xsi:CallSubscriptionEvent") {
+            break event;
+        }
+    };
+    assert!(initial.contains(&call_id), "{initial}");
+    assert!(initial.contains("Off-Hook"), "{initial}");
 
     // Ended through node 2: the bridge hangs up, and the call is gone everywhere.
     let ended = alice_calls(&https2, &alice, Method::DELETE, &format!("/{call_id}")).await;

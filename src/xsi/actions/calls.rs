@@ -73,6 +73,9 @@ pub(super) enum CallRequest {
     List,
     /// `GET calls/HookStatus`.
     HookStatus,
+    /// The user's calls as they are (for a call subscription's initial state; only ever
+    /// forwarded to another node).
+    Snapshot,
     /// `POST calls/new?address=…`.
     New {
         /// The request's query.
@@ -108,7 +111,10 @@ impl CallRequest {
             CallRequest::Get { call_id }
             | CallRequest::Release { call_id, .. }
             | CallRequest::Verb { call_id, .. } => Some(call_id),
-            CallRequest::List | CallRequest::HookStatus | CallRequest::New { .. } => None,
+            CallRequest::List
+            | CallRequest::HookStatus
+            | CallRequest::Snapshot
+            | CallRequest::New { .. } => None,
         }
     }
 }
@@ -133,7 +139,9 @@ impl XsiActions {
         format: Format,
     ) -> Result<Response<ResponseBody>, ApiError> {
         match request {
-            CallRequest::List => self.render_calls(user, self.call_ids_here(user), format),
+            CallRequest::List | CallRequest::Snapshot => {
+                self.render_calls(user, self.call_ids_here(user), format)
+            }
             CallRequest::HookStatus => self.render_hook_status(self.off_hook_here(user), format),
             CallRequest::New { query } => self.new_call(query.as_deref(), user, format).await,
             CallRequest::Get { call_id } => self.call(&Method::GET, None, user, &call_id, format),

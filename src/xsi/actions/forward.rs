@@ -9,7 +9,7 @@
 //! calls/new    placed here if a bridge here dials it; else (no bridge here, or every one
 //!              refused) → each other node with a component connected (route register),
 //!              in turn, until one places it → its answer; none → 503 (120401)
-//! calls, calls/HookStatus
+//! calls, calls/HookStatus, a call subscription's initial state (XSI-Events)
 //!              this node's calls + those of every other live node (node leases), merged;
 //!              a node that does not answer is left out, and logged
 //! ```
@@ -31,7 +31,7 @@ use super::calls::CallRequest;
 use super::XsiActions;
 use crate::cluster::{Cluster, ClusterError, Service};
 use crate::http::ResponseBody;
-use crate::telephony::calls::CallId;
+use crate::telephony::calls::{Call, CallId};
 use crate::telephony::User;
 use crate::xsi::codec::Format;
 use crate::xsi::error::ApiError;
@@ -60,6 +60,8 @@ enum Answer {
     Calls(Vec<String>),
     /// Whether the user is off hook there (for a hook status).
     OffHook(bool),
+    /// The user's calls there (for a call subscription's initial state).
+    Snapshot(Vec<Call>),
     /// No bridge there placed the call.
     NoCallBridge,
 }
@@ -187,6 +189,23 @@ impl XsiActions {
         }
     }
 
+    /// `user`'s calls on every live node of the cluster, this one's first (this node's
+    /// alone without a cluster): a call subscription's initial state.
+    pub(crate) async fn calls_everywhere(&self, user: &User) -> Vec<Call> {
+        let mut calls = self.telephony.calls().calls_of(&user.id);
+        if let Some(cluster) = &self.cluster {
+            let asked = self
+                .ask_every_node(cluster, user, &CallRequest::Snapshot, Format::Xml)
+                .await;
+            for answer in asked {
+                if let Answer::Snapshot(more) = answer {
+                    calls.extend(more);
+                }
+            }
+        }
+        calls
+    }
+
     /// Places the call through another node's bridge: the first node with a component
     /// connected whose bridge dials it.
     async fn place_elsewhere(
@@ -282,6 +301,7 @@ impl XsiActions {
         match forwarded.request {
             CallRequest::List => Answer::Calls(self.call_ids_here(&user)),
             CallRequest::HookStatus => Answer::OffHook(self.off_hook_here(&user)),
+            CallRequest::Snapshot => Answer::Snapshot(self.telephony.calls().calls_of(&user.id)),
             request => {
                 let result = self.call_request_here(&user, request, format).await;
                 self.events_kept().await;
