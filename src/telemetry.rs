@@ -36,6 +36,8 @@
 //! | `bridgehead_cluster_forwards_total` | counter | `service` = xsi-channel, xsi-call, xmpp, xmpp-takeover; `outcome` = answered, gone, timeout, unavailable | requests that reached a node which does not own what they name, forwarded to the owner; stanzas sent to the node that holds their connection; sessions another node's bind takes over |
 //! | `bridgehead_cluster_forward_seconds` | histogram | `service` | a forwarded request's round trip to its owner |
 //! | `bridgehead_cluster_event_subjects` | gauge | — | NATS subjects this node listens on for other nodes' events |
+//! | `bridgehead_xsi_standby_sets` | gauge | — | channel sets with channels on this node whose events another node delivers |
+//! | `bridgehead_xsi_set_takeovers_total` | counter | — | channel sets this node took over from a node that no longer delivered them (its last channel ended, or it died) |
 //! | `bridgehead_preauth_refusals_total` | counter | `listener`, `reason` = per_address, evicted | connections dropped before authenticating |
 //! | `bridgehead_throttled_attempts_total` | counter | `kind` = sasl, xsi, component | credential checks refused by the login limiter |
 //! | `bridgehead_reloads_total` | counter | `result` = ok, refused | configuration and certificate reloads |
@@ -224,6 +226,14 @@ fn describe() {
     counter!(
         "bridgehead_cluster_forwards_total",
         "Requests forwarded to the node that owns what they name, by service and outcome"
+    );
+    gauge!(
+        "bridgehead_xsi_standby_sets",
+        "Channel sets with channels on this node whose events another node delivers"
+    );
+    counter!(
+        "bridgehead_xsi_set_takeovers_total",
+        "Channel sets this node took over from a node that no longer delivered them"
     );
     gauge!(
         "bridgehead_cluster_event_subjects",
@@ -465,6 +475,17 @@ pub fn limit_refusal(limit: &'static str) {
 /// How many NATS subjects this node listens on for other nodes' events.
 pub fn cluster_event_subjects(count: usize) {
     metrics::gauge!("bridgehead_cluster_event_subjects").set(count as f64);
+}
+
+/// How many channel sets this node stands by for (it has channels of them, another node
+/// delivers their events).
+pub fn xsi_standby_sets(count: usize) {
+    metrics::gauge!("bridgehead_xsi_standby_sets").set(count as f64);
+}
+
+/// This node took a channel set over from the node that delivered it.
+pub fn xsi_set_taken_over() {
+    metrics::counter!("bridgehead_xsi_set_takeovers_total").increment(1);
 }
 
 /// A request for `service` was forwarded to its owner: `outcome` and the round trip.

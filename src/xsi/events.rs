@@ -400,7 +400,7 @@ impl XsiEvents {
                 };
                 let granted = match self.channel_op(&owner, update).await? {
                     Applied::Granted(granted) => granted,
-                    Applied::Done => expires,
+                    Applied::Done | Applied::Delivers(_) => expires,
                 };
                 let answer = documents::Channel {
                     xmlns: XSI_NS,

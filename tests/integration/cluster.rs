@@ -15,6 +15,8 @@ use crate::support::server::http_get;
 use crate::support::services::{Nats, Postgres};
 use crate::support::wait_until_async;
 
+mod sets;
+
 const DND: &str = "/com.broadsoft.xsi-actions/v2.0/user/alice@localhost/services/DoNotDisturb";
 
 /// Starts node `name` in a directory of its own, on the shared store at `url`, with
@@ -512,14 +514,19 @@ async fn next_event(channel: &mut EventChannel, https: &Https, auth: &str) -> (u
     }
 }
 
-/// The value of the `bridgehead_cluster_event_subjects` gauge on `node`.
-async fn event_subjects(node: &Node) -> f64 {
+/// The value of the unlabelled gauge or counter `name` on `node` (0 when absent).
+async fn metric(node: &Node, name: &str) -> f64 {
     let (_, metrics) = http_get(node.addr("admin"), "/metrics").await;
     metrics
         .lines()
-        .find_map(|line| line.strip_prefix("bridgehead_cluster_event_subjects "))
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|value| value.parse().ok())
         .unwrap_or(0.0)
+}
+
+/// The value of the `bridgehead_cluster_event_subjects` gauge on `node`.
+async fn event_subjects(node: &Node) -> f64 {
+    metric(node, "bridgehead_cluster_event_subjects").await
 }
 
 fn subscription(user: &str, set: &str) -> (String, String) {

@@ -16,13 +16,16 @@
 //!   or a subscription is made here or arrives from another node (before its first
 //!   event is queued, so that no later event slips past); a sweep every 250 ms drops
 //!   what no held set needs any more
+//! every second: each set this node stands by for asks its holder (hub/standby.rs)
 //! interest messages ──► drop own origin, drop an id seen already (overlapping subjects)
 //!                   ──► hub.deliver (only to the sets held here)
 //! ```
 //!
 //! So an event reaches exactly the nodes that hold a set subscribed to it, not every node.
-//! Each set is delivered by the one node that holds it (a channel of it was opened there;
-//! opening one on another node moves the set, and the old node forgets it). Before a
+//! Each set is delivered by one node: the last to claim it (it opened the set's first
+//! channel there). A node that kept the set without a channel forgets it; one with
+//! channels of it stands by until the holder has none left or dies, then takes it over
+//! (`hub/standby.rs`). Before a
 //! node's own events go anywhere, the shared backlog has them (`journal.rs`): a set that
 //! moves, or whose node dies, starts on its new node with every event it had not
 //! acknowledged, and with those that came while no node held it.
@@ -35,11 +38,12 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::cluster::{token, Cluster};
+use crate::cluster::{token, Cluster, ClusterError};
 use crate::shutdown::Shutdown;
 use crate::telephony::{SubscriptionTarget, Telephony, TelephonyEvent};
 
-use super::hub::{Hub, Notice};
+use super::forward::holder_delivers;
+use super::hub::{Hub, Notice, StandbySet, STANDBY_CHECK};
 use super::journal::Journal;
 
 /// Between interest refreshes.
@@ -51,6 +55,8 @@ const SEEN: u64 = 65_536;
 const NOTICES: &str = "xsi.notices";
 /// The node's own events written to the shared backlog in one statement, at most.
 const PUBLISH_BATCH: usize = 256;
+/// Standby sets asking their holders at once, at most.
+const STANDBY_ASKS: usize = 32;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Published<T> {
@@ -198,6 +204,7 @@ impl Fanout {
         self.spawn_notices_out(shutdown, notices, node.clone());
         self.spawn_notices_in(shutdown, node.clone());
         self.spawn_delivery(shutdown, node);
+        self.spawn_standby_checks(shutdown);
         let (fanout, stop) = (self.clone(), shutdown.clone());
         shutdown.spawn(async move {
             let mut tick = tokio::time::interval(REFRESH);
@@ -211,6 +218,45 @@ impl Fanout {
                 reader.abort();
             }
         });
+    }
+
+    /// Every [`STANDBY_CHECK`], the sets this node stands by for ask their holders
+    /// whether they still deliver them; a set whose holder does not (or is gone) is taken
+    /// over (`hub/standby.rs`).
+    fn spawn_standby_checks(&self, shutdown: &Shutdown) {
+        let (fanout, stop) = (self.clone(), shutdown.clone());
+        shutdown.spawn(async move {
+            let mut tick = tokio::time::interval(STANDBY_CHECK);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                let sets = fanout.hub.standby_sets();
+                crate::telemetry::xsi_standby_sets(sets.len());
+                futures_util::stream::iter(sets)
+                    .for_each_concurrent(STANDBY_ASKS, |standby| fanout.check_standby(standby))
+                    .await;
+            }
+        });
+    }
+
+    async fn check_standby(&self, standby: StandbySet) {
+        let holder = &standby.holder.node;
+        match holder_delivers(&self.cluster, holder, &standby.owner, &standby.set_id).await {
+            Ok(true) => return,
+            Ok(false) | Err(ClusterError::NodeGone(_)) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, set = %standby.set_id, holder = %holder, "cannot ask the node that delivers a channel set whether it still does; asking again");
+                return;
+            }
+        }
+        if self.hub.take_over(&standby) {
+            crate::telemetry::xsi_set_taken_over();
+            self.listen_for(&self.hub.targets_of_set(&standby.set_id))
+                .await;
+            self.restore(&standby.set_id).await;
+        }
     }
 
     /// The node's own events, in bus order: a batch of what is waiting is queued for the

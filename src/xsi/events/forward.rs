@@ -13,6 +13,9 @@
 //! names another, one node    → 404, as before clustering
 //! ```
 //!
+//! A node that stands by for a set another node delivers asks that node the same way
+//! whether it still does ([`ChannelOp::Delivers`], `hub/standby.rs`).
+//!
 //! The owner checks ownership as it does for its own requests: the forwarding node sends
 //! the authenticated owner, never the caller's credentials. Counted in
 //! `bridgehead_cluster_forwards_total{service="xsi-channel",outcome}`.
@@ -53,6 +56,12 @@ pub(super) enum ChannelOp {
         /// The client's status for it.
         status_code: u16,
     },
+    /// Between nodes only: does the holder still deliver the set (a standby node asks;
+    /// `hub/standby.rs`)?
+    Delivers {
+        /// The set.
+        set_id: String,
+    },
 }
 
 impl ChannelOp {
@@ -63,6 +72,7 @@ impl ChannelOp {
             | ChannelOp::Update { channel_id, .. }
             | ChannelOp::Delete { channel_id } => channel_id,
             ChannelOp::EventResponse { event_id, .. } => event_id,
+            ChannelOp::Delivers { set_id } => set_id,
         }
     }
 }
@@ -75,6 +85,8 @@ pub(super) enum Applied {
     Done,
     /// The channel's granted lifetime (an update).
     Granted(u64),
+    /// Whether the node delivers the set ([`ChannelOp::Delivers`]).
+    Delivers(bool),
 }
 
 /// A refusal, as it travels back from the owner.
@@ -115,6 +127,7 @@ pub(super) async fn apply(hub: &Hub, owner: &Owner, op: ChannelOp) -> Result<App
             .event_response(owner, &event_id, status_code)
             .await
             .map(|()| Applied::Done),
+        ChannelOp::Delivers { set_id } => Ok(Applied::Delivers(hub.delivers(owner, &set_id))),
     }
 }
 
@@ -140,25 +153,12 @@ pub(super) async fn channel_op(
     };
     let node = node.to_owned();
     let id = op.owned_id().to_owned();
-    let request = Forwarded {
-        owner: owner.clone(),
-        op,
-    };
-    let payload = serde_json::to_vec(&request).map_err(|e| {
-        tracing::error!(error = %e, "cannot encode a forwarded channel request");
-        ApiError::Internal
-    })?;
-    let answer = cluster.forward(&node, Service::XsiChannel, payload).await;
-    let bytes = answer.map_err(|e| match e {
+    let answer = forward(cluster, &node, owner, op).await.map_err(|e| match e {
         ClusterError::NodeGone(_) => ApiError::UnknownEntry(format!("{id} (its node {node} is gone)")),
         other => {
             tracing::warn!(error = %other, node = %node, "a channel request for another node was not answered");
             ApiError::NodeUnavailable(other.to_string())
         }
-    })?;
-    let answer: Result<Applied, Refusal> = serde_json::from_slice(&bytes).map_err(|e| {
-        tracing::error!(error = %e, node = %node, "node answered a forwarded channel request with nonsense");
-        ApiError::Internal
     })?;
     answer.map_err(|refusal| match refusal {
         Refusal::NotFound(what) => ApiError::UnknownEntry(what),
@@ -167,6 +167,44 @@ pub(super) async fn channel_op(
             reason: why,
         },
         Refusal::Failed => ApiError::Internal,
+    })
+}
+
+/// Whether `node` still delivers `owner`'s set `set_id` (a standby node asks its holder).
+pub(super) async fn holder_delivers(
+    cluster: &Cluster,
+    node: &str,
+    owner: &Owner,
+    set_id: &str,
+) -> Result<bool, ClusterError> {
+    let op = ChannelOp::Delivers {
+        set_id: set_id.to_owned(),
+    };
+    Ok(matches!(
+        forward(cluster, node, owner, op).await?,
+        Ok(Applied::Delivers(true))
+    ))
+}
+
+/// Has `node` apply `op` for `owner`; its answer.
+async fn forward(
+    cluster: &Cluster,
+    node: &str,
+    owner: &Owner,
+    op: ChannelOp,
+) -> Result<Result<Applied, Refusal>, ClusterError> {
+    let request = Forwarded {
+        owner: owner.clone(),
+        op,
+    };
+    let payload = serde_json::to_vec(&request).map_err(|e| {
+        tracing::error!(error = %e, "cannot encode a forwarded channel request");
+        ClusterError::Unavailable(format!("{node}: {e}"))
+    })?;
+    let bytes = cluster.forward(node, Service::XsiChannel, payload).await?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        tracing::error!(error = %e, node, "node answered a forwarded channel request with nonsense");
+        ClusterError::Unavailable(format!("{node}: {e}"))
     })
 }
 

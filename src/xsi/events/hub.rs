@@ -27,16 +27,20 @@
 //! The files: this one holds the hub's handle, its public requests and `deliver`;
 //! `hub/state.rs` the state and its indexes, `hub/channels.rs` a channel's life,
 //! `hub/subscriptions.rs` subscriptions, `hub/delivery.rs` how an event reaches a channel
-//! of its set and its acknowledgement, `hub/timers.rs` the timer sweep and shutdown.
+//! of its set and its acknowledgement, `hub/timers.rs` the timer sweep and shutdown; in a
+//! cluster, `hub/restore.rs` the shared backlog and `hub/standby.rs` the one node that
+//! delivers a set with channels on several.
 
 mod channels;
 mod delivery;
 mod restore;
+mod standby;
 mod state;
 mod subscriptions;
 mod timers;
 mod views;
 
+pub use standby::{Claim, StandbySet, STANDBY_CHECK};
 pub use views::{ChannelView, SubscriptionView};
 
 use std::sync::{Arc, Mutex};
@@ -155,11 +159,16 @@ pub enum Notice {
         /// Whether its set is told.
         announce: bool,
     },
-    /// This node opened the first channel of a set here: another node that still keeps
-    /// that set without a channel forgets it.
+    /// This node delivers a set's events now (it opened the set's first channel here, or
+    /// took the set over from a holder without channels): another node that still keeps
+    /// that set without a channel forgets it; one with channels of it stands by, or, if its
+    /// own claim is the later one, answers with it (see `hub/standby.rs`).
     SetClaimed {
         /// The set.
         set_id: String,
+        /// When and by whom (absent from a node of an older version: the earliest claim).
+        #[serde(default)]
+        claim: Claim,
     },
 }
 
@@ -266,9 +275,14 @@ impl Hub {
     }
 
     /// Whether this node delivers the events of `set_id`: always on a node alone; in a
-    /// cluster, when the set is here (a channel of it was opened here).
+    /// cluster, when the set is here (a channel of it was opened here) and this node does
+    /// not stand by for another that delivers it.
     fn holds(&self, state: &State, set_id: &str) -> bool {
-        self.outbox.is_none() || state.sets.contains_key(set_id)
+        self.outbox.is_none()
+            || state
+                .sets
+                .get(set_id)
+                .is_some_and(ChannelSet::delivers_here)
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -327,9 +341,9 @@ impl Hub {
         }
     }
 
-    /// Whether this node holds set `set_id`.
+    /// Whether this node holds set `set_id` (and delivers its events).
     pub fn holds_set(&self, set_id: &str) -> bool {
-        self.state().sets.contains_key(set_id)
+        self.holds(&self.state(), set_id)
     }
 
     /// The targets of set `set_id`'s subscriptions.
@@ -351,8 +365,9 @@ impl Hub {
         let state = self.state();
         state
             .sets
-            .keys()
-            .filter_map(|set_id| state.set_subscriptions.get(set_id))
+            .iter()
+            .filter(|(_, set)| set.delivers_here())
+            .filter_map(|(set_id, _)| state.set_subscriptions.get(set_id))
             .flatten()
             .filter_map(|id| state.subscriptions.get(id))
             .map(|s| s.target.clone())

@@ -38,10 +38,12 @@ impl Hub {
         let mut state = self.state();
         // Checked under the same lock that adds the channel, so parallel opens cannot pass it.
         self.check_channel_quotas(&state, owner, &request.channel_set_id)?;
-        let claimed = !state.sets.contains_key(&request.channel_set_id);
-        if claimed {
+        // New here: this node delivers the set's events now (see `hub/standby.rs`).
+        let claim = (!state.sets.contains_key(&request.channel_set_id)).then(|| self.claim_now());
+        if let Some(claim) = &claim {
             self.tell(Notice::SetClaimed {
                 set_id: request.channel_set_id.clone(),
+                claim: claim.clone(),
             });
         }
         // One set per owner and application: a second one ends the first one's channels.
@@ -81,8 +83,9 @@ impl Hub {
             set.application_id = request.application_id.clone();
         }
         // New here in a cluster: what the shared backlog keeps for the set goes first.
-        if claimed && self.journal.is_some() {
-            set.restoring = true;
+        if let Some(claim) = claim {
+            set.claim = claim;
+            set.restoring = self.journal.is_some();
         }
         set.channels.push(Channel {
             id: channel_id.clone(),

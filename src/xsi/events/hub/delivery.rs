@@ -134,6 +134,10 @@ pub(super) fn choose(set: &ChannelSet, tried: &[String]) -> Option<usize> {
 /// Sends `pending` on the best channel not in `tried`; a channel that cannot take it ends
 /// and the next is tried. With no channel left, the event waits in the backlog.
 pub(super) fn send(set: &mut ChannelSet, mut pending: Pending, tried: &[String], now: Instant) {
+    // Standing by, nothing goes out: the holder sends it (`hub/standby.rs`).
+    if !set.delivers_here() {
+        return;
+    }
     let mut tried = tried.to_vec();
     loop {
         let Some(index) = choose(set, &tried) else {
@@ -235,7 +239,7 @@ const FLUSH_RESERVE: usize = 8;
 /// have room; the rest follows as they drain (on the next acknowledgement or tick), so a
 /// backlog longer than a channel's queue does not end the channel as too slow.
 pub(super) fn flush(set: &mut ChannelSet) {
-    if set.restoring {
+    if set.restoring || !set.delivers_here() {
         return;
     }
     let now = Instant::now();

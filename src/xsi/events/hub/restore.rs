@@ -107,6 +107,10 @@ impl Hub {
         let Some(set) = state.sets.get_mut(set_id) else {
             return;
         };
+        if !set.delivers_here() {
+            // Another node's later claim came first: it sends what waits.
+            return;
+        }
         let known: HashSet<Arc<str>> = set
             .backlog
             .iter()

@@ -9,7 +9,7 @@ use hyper::body::Bytes;
 use tokio::sync::mpsc;
 
 use super::delivery::covers;
-use super::Owner;
+use super::{Claim, Owner};
 use crate::telephony::{SubscriptionRecord, SubscriptionTarget, TelephonyEvent};
 use crate::xsi::events::documents::EventData;
 
@@ -66,6 +66,18 @@ pub(super) struct ChannelSet {
     /// New on this node of a cluster, waiting for the shared backlog: events queue up
     /// and nothing is sent until [`Hub::restore`](super::Hub::restore).
     pub(super) restoring: bool,
+    /// In a cluster, this node's claim on the set (when it began to deliver it).
+    pub(super) claim: Claim,
+    /// In a cluster, the other node's claim this node stands by for: it has channels of
+    /// the set too, but that node delivers the set's events (see `hub/standby.rs`).
+    pub(super) standby: Option<Claim>,
+}
+
+impl ChannelSet {
+    /// Whether this node delivers the set's events (it does not stand by for another).
+    pub(super) fn delivers_here(&self) -> bool {
+        self.standby.is_none()
+    }
 }
 
 /// The hub's state, indexed so that no request or event walks every set or subscription.
@@ -117,6 +129,8 @@ impl State {
                 backlog: VecDeque::new(),
                 unacked: HashMap::new(),
                 restoring: false,
+                claim: Claim::default(),
+                standby: None,
             })
     }
 

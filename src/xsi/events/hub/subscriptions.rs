@@ -195,16 +195,7 @@ impl Hub {
                     );
                 }
             }
-            Notice::SetClaimed { set_id } => {
-                if state
-                    .sets
-                    .get(&set_id)
-                    .is_some_and(|set| set.channels.is_empty())
-                {
-                    state.remove_set(&set_id);
-                    tracing::info!(set = %set_id, "channel set moved to another node; forgotten here");
-                }
-            }
+            Notice::SetClaimed { set_id, claim } => self.apply_claim(&mut state, &set_id, claim),
         }
     }
 }

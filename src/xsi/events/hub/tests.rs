@@ -161,3 +161,75 @@ async fn a_backlog_longer_than_the_channels_queue_drains_without_ending_the_chan
     }
     assert_eq!(hub.channel_count(), 1, "the channel lives on");
 }
+
+/// The claim in the next SetClaimed notice `outbox` has.
+fn told_claim(outbox: &mut mpsc::Receiver<Notice>) -> Claim {
+    match outbox.try_recv() {
+        Ok(Notice::SetClaimed { claim, .. }) => claim,
+        other => panic!("expected a SetClaimed notice, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn of_two_nodes_with_channels_of_a_set_the_later_claim_delivers_and_the_other_stands_by() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, users) = hub(dir.path(), XsiEventsConfig::default()).await;
+    let (outbox, mut told) = mpsc::channel(16);
+    let (journal, _writes) = mpsc::channel(16);
+    let hub = hub.in_cluster(outbox, journal);
+    let a = &users[0];
+    subscribe(&hub, a, "set").await;
+    let _ = told.try_recv(); // the subscription
+    let mut opened = hub.open_channel(&owner(a), channel("set")).unwrap();
+    opened.stream.recv().await.expect("the Channel document");
+    let mine = told_claim(&mut told);
+    assert_eq!(mine.node, "node");
+    hub.restore("set", crate::xsi::events::journal::Kept::default());
+
+    // An earlier claim from another node: this node answers with its own.
+    let earlier = Claim {
+        at_ms: mine.at_ms - 1,
+        node: "other".into(),
+    };
+    hub.apply_notice(Notice::SetClaimed {
+        set_id: "set".into(),
+        claim: earlier,
+    });
+    assert_eq!(told_claim(&mut told), mine);
+    assert!(hub.holds_set("set"));
+
+    // A later one: this node stands by, keeps its channel and sends nothing.
+    let later = Claim {
+        at_ms: mine.at_ms + 1,
+        node: "other".into(),
+    };
+    hub.apply_notice(Notice::SetClaimed {
+        set_id: "set".into(),
+        claim: later.clone(),
+    });
+    assert!(told.try_recv().is_err(), "nothing to answer");
+    assert!(!hub.holds_set("set"));
+    assert!(!hub.delivers(&owner(a), "set"));
+    assert!(hub.held_targets().is_empty(), "no interest in its events");
+    hub.deliver(&dnd(a, 1));
+    assert!(opened.stream.try_recv().is_err(), "the holder sends it");
+    hub.heartbeat(&owner(a), &opened.channel_id).unwrap();
+    assert!(
+        opened.stream.try_recv().is_ok(),
+        "the heartbeat is answered here"
+    );
+    let standby = hub.standby_sets();
+    assert_eq!(standby.len(), 1);
+    assert_eq!(standby[0].holder, later);
+
+    // The holder lets go: this node takes over with a new claim, and restores.
+    assert!(hub.take_over(&standby[0]));
+    assert!(!hub.take_over(&standby[0]), "once");
+    assert!(told_claim(&mut told) > later);
+    assert!(hub.holds_set("set"));
+    hub.restore("set", crate::xsi::events::journal::Kept::default());
+    hub.deliver(&dnd(a, 2));
+    let document = String::from_utf8(opened.stream.recv().await.unwrap().to_vec()).unwrap();
+    assert!(document.contains("SubscriptionEvent"), "{document}");
+    assert!(hub.delivers(&owner(a), "set"));
+}

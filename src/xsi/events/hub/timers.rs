@@ -48,10 +48,12 @@ impl Hub {
             for id in ended {
                 redeliver_from(set, &id, now);
             }
-            // Unacknowledged events: send again, or give up on the channel.
+            // Unacknowledged events: send again, or give up on the channel (standing by,
+            // they wait for a late acknowledgement: the holder sends them again).
             let overdue: Vec<String> = set
                 .unacked
                 .iter()
+                .filter(|_| set.delivers_here())
                 .filter(|(_, u)| now.duration_since(u.sent_at) >= ack_timeout)
                 .map(|(id, _)| id.clone())
                 .collect();
