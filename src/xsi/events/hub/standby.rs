@@ -94,6 +94,7 @@ impl Hub {
             set.restoring = false;
             tracing::info!(set = %set_id, holder = %claim.node, dropped, "another node delivers the channel set now; its channels here stand by");
             set.standby = Some(claim);
+            state.standby_sets.insert(set_id.to_owned());
         } else {
             self.tell(Notice::SetClaimed {
                 set_id: set_id.to_owned(),
@@ -104,9 +105,11 @@ impl Hub {
 
     /// The sets this node stands by for that have an open channel here.
     pub fn standby_sets(&self) -> Vec<StandbySet> {
-        self.state()
-            .sets
+        let state = self.state();
+        state
+            .standby_sets
             .iter()
+            .filter_map(|id| Some((id, state.sets.get(id)?)))
             .filter(|(_, set)| set.channels.iter().any(|c| !c.queue.is_closed()))
             .filter_map(|(id, set)| {
                 set.standby.as_ref().map(|holder| StandbySet {
@@ -145,6 +148,7 @@ impl Hub {
         set.standby = None;
         set.claim = claim.clone();
         set.restoring = true;
+        state.standby_sets.remove(&standby.set_id);
         drop(state);
         tracing::info!(set = %standby.set_id, from = %standby.holder.node, "this node delivers the channel set now");
         self.tell(Notice::SetClaimed {

@@ -95,6 +95,8 @@ pub(super) struct State {
     pub(super) broad_subscriptions: HashSet<String>,
     /// Set id → the subscriptions that deliver to it.
     pub(super) set_subscriptions: HashMap<String, HashSet<String>>,
+    /// The sets this node stands by for (`ChannelSet::standby`).
+    pub(super) standby_sets: HashSet<String>,
     /// Set ids in the order the timer sweep visits them, and where it stands.
     pub(super) sweep_order: Vec<String>,
     pub(super) sweep_cursor: usize,
@@ -263,6 +265,7 @@ impl State {
         let Some(set) = self.sets.remove(id) else {
             return;
         };
+        self.standby_sets.remove(id);
         if let Some(ids) = self.owner_sets.get_mut(&set.owner.id) {
             ids.remove(id);
             if ids.is_empty() {
