@@ -5,7 +5,7 @@
 //! a set's first channel on a node (or a take-over, below) → a claim {at_ms, node},
 //!   told to every node (Notice::SetClaimed)
 //! a node that hears a claim for a set it has:
-//!   no channel of it               → forgets the set (it moved)
+//!   no open channel of it          → forgets the set (it moved)
 //!   channels, and the claim is later than its own (at_ms, then node name)
 //!                                  → stands by: it keeps its channels (heartbeats,
 //!                                    updates, deletes, acknowledgements of what it sent
@@ -27,7 +27,8 @@
 //! Every node orders claims the same way, so they agree on one holder whichever claim
 //! they hear first; a clock that runs behind only decides which node that is. While two
 //! nodes' claims cross (milliseconds) both may send the same event once each: a client
-//! sees it twice rather than never. The set's channels on the standby node get no events
+//! sees it twice rather than never. A standby set whose channels here all end is forgotten
+//! with the timer sweep's next full pass. The set's channels on the standby node get no events
 //! until it takes over, at most about a second (and one NATS round trip) after the
 //! holder's last channel ends or its node dies.
 
@@ -76,7 +77,7 @@ impl Hub {
         let Some(set) = state.sets.get_mut(set_id) else {
             return;
         };
-        if set.channels.is_empty() {
+        if !set.channels.iter().any(|c| !c.queue.is_closed()) {
             state.remove_set(set_id);
             tracing::info!(set = %set_id, node = %claim.node, "channel set moved to another node; forgotten here");
             return;

@@ -231,7 +231,7 @@ impl State {
     }
 
     /// Drops sets that hold nothing: no channel, no waiting or unacknowledged event, no
-    /// subscription.
+    /// subscription; and sets this node stood by for whose channels here all ended.
     pub(super) fn forget_empty_sets(&mut self) {
         let subscribed = &self.set_subscriptions;
         let empty: Vec<String> = self
@@ -239,9 +239,10 @@ impl State {
             .iter()
             .filter(|(id, set)| {
                 set.channels.is_empty()
-                    && set.backlog.is_empty()
-                    && set.unacked.is_empty()
-                    && !subscribed.contains_key(id.as_str())
+                    && (!set.delivers_here()
+                        || set.backlog.is_empty()
+                            && set.unacked.is_empty()
+                            && !subscribed.contains_key(id.as_str()))
             })
             .map(|(id, _)| id.clone())
             .collect();

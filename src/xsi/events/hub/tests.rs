@@ -232,4 +232,18 @@ async fn of_two_nodes_with_channels_of_a_set_the_later_claim_delivers_and_the_ot
     let document = String::from_utf8(opened.stream.recv().await.unwrap().to_vec()).unwrap();
     assert!(document.contains("SubscriptionEvent"), "{document}");
     assert!(hub.delivers(&owner(a), "set"));
+
+    // Standing by again, its channel here ends: the set is forgotten with the next sweep.
+    let latest = Claim {
+        at_ms: u64::MAX,
+        node: "other".into(),
+    };
+    hub.apply_notice(Notice::SetClaimed {
+        set_id: "set".into(),
+        claim: latest,
+    });
+    hub.delete_channel(&owner(a), &opened.channel_id).unwrap();
+    hub.tick(Instant::now());
+    assert!(!hub.state().sets.contains_key("set"));
+    assert!(hub.standby_sets().is_empty());
 }
